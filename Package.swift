@@ -1,0 +1,33 @@
+// swift-tools-version:5.10
+// GreenPrune: measure what compressing an LLM saves (energy, memory, time) and what it costs (accuracy).
+import PackageDescription
+
+let package = Package(
+    name: "GreenPrune",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "greenprune", targets: ["greenprune"]),
+        .library(name: "GreenPrune", targets: ["GreenPrune"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+    ],
+    targets: [
+        // System libraries found through pkg-config (Debian: libopenblas-dev, libhdf5-dev).
+        .systemLibrary(name: "COpenBLAS", path: "Sources/COpenBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5",
+                       providers: [.apt(["libhdf5-dev"])]),
+        .target(
+            name: "GreenPrune",
+            dependencies: ["COpenBLAS", "CHDF5", .product(name: "Yams", package: "Yams")],
+            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+        ),
+        .executableTarget(
+            name: "greenprune",
+            dependencies: ["GreenPrune", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .testTarget(name: "GreenPruneTests", dependencies: ["GreenPrune"]),
+    ]
+)

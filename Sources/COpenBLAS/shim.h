@@ -1,0 +1,5 @@
+// OpenBLAS's CBLAS interface (Debian: libopenblas-dev; pkg-config adds the include path).
+#include <cblas.h>
+// Exported by OpenBLAS, declared in its cblas.h on most builds; repeated so the module always sees them.
+void openblas_set_num_threads(int num_threads);
+int openblas_get_num_threads(void);
