@@ -1,0 +1,14 @@
+/// y = x · Wᵀ (+ b) over a batch of rows: the one operation every projection in a model does.
+///
+/// Dense float32 weights (`cblas_sgemm`) and quantized weights (packed int8/int4, dequantized
+/// tile by tile or run through int8 kernels) both conform, so a model runs either unchanged.
+public protocol LinearLayer: AnyObject {
+    /// Input width (columns of W).
+    var inFeatures: Int { get }
+    /// Output width (rows of W).
+    var outFeatures: Int { get }
+    /// out (M, outFeatures) = x (M, inFeatures) · Wᵀ + bias; both row-major and contiguous.
+    func forward(_ x: UnsafePointer<Float>, rows m: Int, into out: UnsafeMutablePointer<Float>)
+    /// Bytes the weights (and scales, bias) occupy in memory while the model runs.
+    var residentBytes: Int { get }
+}
