@@ -78,3 +78,40 @@ enum TokenizerFixtures {
         }
     }
 }
+
+/// Hard strings (digits, whitespace runs, accents, CJK, emoji, code, URLs, contractions,
+/// special tokens in text) against ids and decodes from the Python `tokenizers` library,
+/// written by scripts/make_tokenizer_fixtures.py.
+@Suite struct TokenizerFixtureTests {
+    struct Case {
+        let text: String
+        let ids: [Int]
+        let idsNoSpecial: [Int]
+        let decoded: String
+        let decodedSkipSpecial: String
+    }
+
+    static func cases(_ name: String) throws -> [Case] {
+        let url = TokenizerFixtures.fixtureDirectory.appendingPathComponent("expected.json")
+        let root = try TokenizerFixtures.json(url) as? [String: Any]
+        let rows = (root?["tokenizers"] as? [String: Any])?[name] as? [[String: Any]] ?? []
+        return rows.compactMap { r in
+            guard let t = r["text"] as? String, let a = r["ids"] as? [Int], let b = r["ids_no_special"] as? [Int],
+                  let d = r["decoded"] as? String, let s = r["decoded_skip_special"] as? String else { return nil }
+            return Case(text: t, ids: a, idsNoSpecial: b, decoded: d, decodedSkipSpecial: s)
+        }
+    }
+
+    @Test(arguments: ["smollm2", "minilm", "sp-bpe", "sp-metaspace", "llama3", "qwen2"])
+    func hardStrings(tokenizer name: String) throws {
+        let tok = try TokenizerFixtures.tokenizer(name)
+        let cases = try Self.cases(name)
+        #expect(cases.count >= 50, "expected.json has the cases of \(name)")
+        for c in cases {
+            #expect(try tok.encode(c.text, addSpecialTokens: true) == c.ids, "\(name) ids: \(c.text.debugDescription)")
+            #expect(try tok.encode(c.text, addSpecialTokens: false) == c.idsNoSpecial, "\(name) ids (no special): \(c.text.debugDescription)")
+            #expect(tok.decode(c.ids, skipSpecialTokens: false) == c.decoded, "\(name) decode: \(c.text.debugDescription)")
+            #expect(tok.decode(c.ids, skipSpecialTokens: true) == c.decodedSkipSpecial, "\(name) decode (skip special): \(c.text.debugDescription)")
+        }
+    }
+}

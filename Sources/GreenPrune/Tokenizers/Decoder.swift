@@ -103,7 +103,12 @@ struct WordPieceDecoder: TokenDecoder {
         tokens.enumerated().map { i, t in
             var s = t
             if i != 0 {
-                if s.hasPrefix(prefix) { s = String(s.dropFirst(prefix.count)) } else { s = " " + s }
+                let u = s.unicodeScalars, p = prefix.unicodeScalars
+                if u.starts(with: p) {
+                    s = String(String.UnicodeScalarView(u.dropFirst(p.count)))
+                } else {
+                    s = " " + s
+                }
             }
             return cleanup ? Self.cleanUp(s) : s
         }
@@ -114,7 +119,7 @@ struct WordPieceDecoder: TokenDecoder {
         var s = s
         for (a, b) in [(" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"),
                        (" 'm", "'m"), (" do not", " don't"), (" 's", "'s"), (" 've", "'ve"), (" 're", "'re")] {
-            s = s.replacingOccurrences(of: a, with: b)
+            s = replacingScalars(s, a, b)
         }
         return s
     }
@@ -149,7 +154,8 @@ struct ByteFallbackDecoder: TokenDecoder {
         }
         for t in tokens {
             let u = Array(t.utf8)
-            if u.count == 6, t.hasPrefix("<0x"), t.hasSuffix(">"), let b = UInt8(String(t.dropFirst(3).prefix(2)), radix: 16) {
+            if u.count == 6, u[0] == 0x3C, u[1] == 0x30, u[2] == 0x78, u[5] == 0x3E,
+               let b = UInt8(String(decoding: u[3...4], as: UTF8.self), radix: 16) {
                 pending.append(b)
             } else {
                 flush()
@@ -205,7 +211,15 @@ struct BPESuffixDecoder: TokenDecoder {
     let suffix: String
     func decodeChain(_ tokens: [String]) -> [String] {
         tokens.enumerated().map { i, t in
-            t.replacingOccurrences(of: suffix, with: i == tokens.count - 1 ? "" : " ")
+            replacingScalars(t, suffix, i == tokens.count - 1 ? "" : " ")
         }
     }
+}
+
+/// Every occurrence of `a` in `s` replaced by `b`, compared scalar by scalar (String's own
+/// comparisons work on grapheme clusters, so "##" would not be a prefix of "##िय").
+func replacingScalars(_ s: String, _ a: String, _ b: String) -> String {
+    let pattern = LiteralPattern(needle: Array(a.unicodeScalars))
+    let out = ReplaceNormalizer(pattern: pattern, content: Array(b.unicodeScalars)).normalize(Array(s.unicodeScalars))
+    return String(String.UnicodeScalarView(out))
 }
