@@ -1,16 +1,15 @@
 import Foundation
 
 /// One value inside tokenizer.json, with typed accessors whose errors name the file and the
-/// key path (`tokenizer.json: pre_tokenizer.pretokenizers[1].pattern must be an object`).
+/// key path (`tokenizer.json: pre_tokenizer.pretokenizers[1] must be an object`).
 public struct JSONNode {
-    /// The decoded value (`[String: Any]`, `[Any]`, `String`, `NSNumber`, `NSNull`).
-    public let value: Any
+    public let value: JSONValue
     /// The file the value came from.
     public let file: String
     /// Where in the file (dotted key path).
     public let path: String
 
-    public init(value: Any, file: String, path: String) {
+    public init(value: JSONValue, file: String, path: String) {
         self.value = value
         self.file = file
         self.path = path
@@ -19,10 +18,9 @@ public struct JSONNode {
     /// Parses a whole file.
     public static func parse(_ data: Data, file: String) throws -> JSONNode {
         do {
-            let v = try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
-            return JSONNode(value: v, file: file, path: "")
-        } catch {
-            throw InputError(file, "not valid JSON")
+            return JSONNode(value: try JSONParser.parse([UInt8](data)), file: file, path: "")
+        } catch let f as JSONParser.Failure {
+            throw InputError(file, "not valid JSON (\(f.problem) at byte \(f.offset))")
         }
     }
 
@@ -32,17 +30,19 @@ public struct JSONNode {
 
     private func child(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
 
-    var isNull: Bool { value is NSNull }
+    var isNull: Bool { if case .null = value { return true } else { return false } }
 
-    /// The value as an object.
-    func object() throws -> [String: Any] {
-        guard let o = value as? [String: Any] else { throw error("must be a JSON object") }
-        return o
+    /// The members of an object.
+    func members() throws -> [(key: String, value: JSONValue)] {
+        guard case .object(let m) = value else { throw error("must be a JSON object") }
+        return m
     }
 
     /// A field, nil when absent or null.
     func field(_ key: String) throws -> JSONNode? {
-        guard let v = try object()[key], !(v is NSNull) else { return nil }
+        guard case .object(let m) = value else { throw error("must be a JSON object") }
+        guard let v = m.first(where: { $0.key == key })?.value else { return nil }
+        if case .null = v { return nil }
         return JSONNode(value: v, file: file, path: child(key))
     }
 
@@ -53,23 +53,22 @@ public struct JSONNode {
     }
 
     func string() throws -> String {
-        guard let s = value as? String else { throw error("must be a string") }
+        guard case .string(let s) = value else { throw error("must be a string") }
         return s
     }
 
     func int() throws -> Int {
-        if let i = value as? Int { return i }
-        if let n = value as? NSNumber, let i = Int(exactly: n.doubleValue) { return i }
-        throw error("must be an integer")
+        guard case .number(let d) = value, let i = Int(exactly: d) else { throw error("must be an integer") }
+        return i
     }
 
     func bool() throws -> Bool {
-        guard let b = value as? Bool else { throw error("must be true or false") }
+        guard case .bool(let b) = value else { throw error("must be true or false") }
         return b
     }
 
     func array() throws -> [JSONNode] {
-        guard let a = value as? [Any] else { throw error("must be an array") }
+        guard case .array(let a) = value else { throw error("must be an array") }
         return a.enumerated().map { JSONNode(value: $1, file: file, path: "\(path)[\($0)]") }
     }
 

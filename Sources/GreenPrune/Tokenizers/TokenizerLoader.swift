@@ -26,7 +26,7 @@ public enum TokenizerLoader {
     public static func load(tokenizerJSON: URL, config: URL?, generationConfig: URL?) throws -> PreTrainedTokenizer {
         let file = tokenizerJSON.path
         let root = try JSONNode.parse(try read(tokenizerJSON), file: file)
-        _ = try root.object()
+        _ = try root.members()
         let model = try makeModel(try root.required("model"))
         let normalizer = try makeNormalizer(try root.field("normalizer"))
         let preTokenizer = try makePreTokenizer(try root.field("pre_tokenizer"))
@@ -38,7 +38,7 @@ public enum TokenizerLoader {
         var bosName: String?, eosName: String?, addBos: Bool?, addEos: Bool?
         if let config {
             let c = try JSONNode.parse(try read(config), file: config.path)
-            _ = try c.object()
+            _ = try c.members()
             bosName = try tokenName(c.field("bos_token"))
             eosName = try tokenName(c.field("eos_token"))
             addBos = try c.field("add_bos_token")?.bool()
@@ -71,14 +71,14 @@ public enum TokenizerLoader {
     /// `"bos_token": "<s>"` or `{"content": "<s>", …}`.
     private static func tokenName(_ node: JSONNode?) throws -> String? {
         guard let node else { return nil }
-        if let s = node.value as? String { return s }
+        if case .string(let s) = node.value { return s }
         return try node.string("content")
     }
 
     /// An id or a list of ids (the first is taken).
     private static func firstInt(_ node: JSONNode?) throws -> Int? {
         guard let node else { return nil }
-        if node.value is [Any] { return try node.array().first?.int() }
+        if case .array = node.value { return try node.array().first?.int() }
         return try node.int()
     }
 }
