@@ -59,7 +59,7 @@ HARD_STRINGS = [
     # wikitext-isms and punctuation
     " = Robert Boulter = \n", "a @-@ b @,@ c", "...!!!???", "Hello, world!",
     # odd characters
-    "bell\u0007char", "nul\u0000char", "replacement\ufffdchar", "supercalifragilisticexpialidocious",
+    "vertical\u000btab\u0085nel\u2028line sep", "it'ſ long-s (folds to s)", "bell\u0007char", "nul\u0000char", "replacement\ufffdchar", "supercalifragilisticexpialidocious",
     "a" * 120, "x" + "y" * 30 + "!",
 ]
 

@@ -37,6 +37,9 @@ struct AddedTokenMatcher {
     private struct Entry { let id: Int; let scalars: [Unicode.Scalar]; let token: AddedToken }
     /// First scalar → candidate tokens, longest first.
     private let byFirst: [Unicode.Scalar: [Entry]]
+    /// Whether an ASCII scalar starts some token; non-ASCII first scalars go to the dictionary.
+    private let asciiFirst: [Bool]
+    private let nonASCIIFirst: Bool
 
     init(_ tokens: [AddedToken], normalizer: Normalizer?) {
         var d = [Unicode.Scalar: [Entry]]()
@@ -47,6 +50,8 @@ struct AddedTokenMatcher {
             d[f, default: []].append(Entry(id: t.id, scalars: s, token: t))
         }
         byFirst = d.mapValues { $0.sorted { $0.scalars.count > $1.scalars.count } }
+        asciiFirst = (0..<128).map { d[Unicode.Scalar(UInt8($0))] != nil }
+        nonASCIIFirst = d.keys.contains { $0.value >= 128 }
     }
 
     var isEmpty: Bool { byFirst.isEmpty }
@@ -58,7 +63,9 @@ struct AddedTokenMatcher {
         var textStart = 0
         var i = 0
         while i < s.count {
-            guard let cands = byFirst[s[i]], let e = cands.first(where: { matches($0, s, i) }) else {
+            let v = s[i].value
+            guard v < 128 ? asciiFirst[Int(v)] : nonASCIIFirst,
+                  let cands = byFirst[s[i]], let e = cands.first(where: { matches($0, s, i) }) else {
                 i += 1
                 continue
             }
