@@ -55,7 +55,7 @@ HARD_STRINGS = [
     "I'm sure it's 'quoted' they'll we've you'd", "DON'T I'M HE'S THEY'RE", "rock'n'roll ''s",
     # special tokens in text
     "<|im_start|>user\nhi<|im_end|>\n", "[CLS] hello [SEP] [MASK]x", "<s> hi </s>",
-    "<|begin_of_text|>x<|end_of_text|> y", "a<unk>b",
+    "<|begin_of_text|>x<|end_of_text|> y", "a<unk>b", "a  <mask>  b<mask>c", "cat concat cats cat. (cat)",
     # wikitext-isms and punctuation
     " = Robert Boulter = \n", "a @-@ b @,@ c", "...!!!???", "Hello, world!",
     # odd characters
@@ -152,6 +152,12 @@ def build_llama3(corpus):
     qwen2["post_processor"] = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False}
     qwen2["model"]["ignore_merges"] = False
     qwen2["added_tokens"][3]["special"] = False      # a non-special added token: kept by skip_special_tokens
+    # Added-token options: lstrip/rstrip swallow neighbouring whitespace, single_word needs word
+    # boundaries, normalized=true tokens are matched after the normalizer.
+    qwen2["added_tokens"] += [
+        dict(added(n + 4, "<mask>"), lstrip=True, rstrip=True),
+        dict(added(n + 5, "cat"), single_word=True, special=False, normalized=True),
+    ]
     config = {"bos_token": "<|begin_of_text|>", "eos_token": "<|end_of_text|>"}
     return llama3, config, qwen2, {"eos_token": "<|end_of_text|>"}
 
