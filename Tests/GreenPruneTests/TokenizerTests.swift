@@ -102,7 +102,7 @@ enum TokenizerFixtures {
         }
     }
 
-    @Test(arguments: ["smollm2", "minilm", "sp-bpe", "sp-metaspace", "llama3", "qwen2"])
+    @Test(arguments: ["smollm2", "minilm", "sp-bpe", "sp-metaspace", "llama3", "qwen2", "roberta"])
     func hardStrings(tokenizer name: String) throws {
         let tok = try TokenizerFixtures.tokenizer(name)
         let cases = try Self.cases(name)
