@@ -316,3 +316,31 @@ enum TokenizerFixtures {
         #expect(tok.decode([2, 2], skipSpecialTokens: false) == "ab ab")
     }
 }
+
+/// One tokenizer shared by many threads (the BPE word cache is locked) gives the ids a
+/// single thread gives.
+@Suite struct TokenizerConcurrencyTests {
+    @Test func concurrentEncodeMatchesSerial() throws {
+        let tok = try TokenizerFixtures.tokenizer("smollm2")
+        let url = Paths.dataDirectory().appendingPathComponent("wikitext2/wiki.test.raw")
+        let text = try String(contentsOf: url, encoding: .utf8)
+        let lines = Array(text.split(separator: "\n").prefix(400).map(String.init))
+        #expect(lines.count == 400)
+        // A fresh tokenizer, so the threads fill its empty word cache concurrently.
+        let fresh = try TokenizerLoader.load(directory: TokenizerFixtures.directory(TokenizerFixtures.smolDirectory))
+        let results = ResultBox(count: lines.count)
+        DispatchQueue.concurrentPerform(iterations: lines.count) { i in
+            results.set(i, (try? fresh.encode(lines[i], addSpecialTokens: false)) ?? [-1])
+        }
+        let serial = try lines.map { try tok.encode($0, addSpecialTokens: false) }
+        #expect(results.values == serial)
+        #expect(serial.joined().count > 10_000)
+    }
+
+    final class ResultBox: @unchecked Sendable {
+        private let lock = NSLock()
+        private(set) var values: [[Int]]
+        init(count: Int) { values = Array(repeating: [], count: count) }
+        func set(_ i: Int, _ v: [Int]) { lock.lock(); values[i] = v; lock.unlock() }
+    }
+}
