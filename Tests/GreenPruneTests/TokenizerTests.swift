@@ -255,6 +255,7 @@ enum TokenizerFixtures {
         ("bad-merge", #"{"model": {"type": "BPE", "vocab": {"a": 0}, "merges": [7]}}"#, "model.merges[0]"),
         ("negative-id", #"{"model": {"type": "BPE", "vocab": {"a": -1}, "merges": []}}"#, "must map to an id"),
         ("huge-id", #"{"model": {"type": "BPE", "vocab": {"a": 1e300}, "merges": []}}"#, "must map to an id"),
+        ("sparse-ids", #"{"model": {"type": "BPE", "vocab": {"a": 0, "b": 16000000}, "merges": []}}"#, "sparse"),
         ("string-id", #"{"model": {"type": "WordPiece", "vocab": {"a": "0"}}}"#, "must map to an id"),
         ("no-type", #"{"model": {"vocab": {"a": 0}}}"#, "has no 'type'"),
         ("bad-unk", #"{"model": {"type": "WordPiece", "unk_token": "[UNK]", "vocab": {"a": 0}}}"#, "unk_token '[UNK]'"),

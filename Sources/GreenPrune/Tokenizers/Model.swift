@@ -60,6 +60,10 @@ struct Vocabulary {
             ids[Array(k.unicodeScalars)] = id
             maxId = max(maxId, id)
         }
+        // Real vocabularies are dense; a few huge ids must not make us allocate millions of slots.
+        guard maxId < 2 * ids.count + 65_536 else {
+            throw node.error("vocab ids are sparse (largest \(maxId) for \(ids.count) tokens)")
+        }
         var tokens = [String?](repeating: nil, count: maxId + 1)
         for (k, id) in ids { tokens[id] = String(String.UnicodeScalarView(k)) }
         self.ids = ids
