@@ -118,8 +118,8 @@ enum TokenizerFixtures {
 
 /// Small literal cases per stage, and the hand-written regex scanners against ICU's engine.
 @Suite struct TokenizerStageTests {
-    static func node(_ json: String) throws -> JSONNode {
-        try JSONNode.parse(Data(json.utf8), file: "inline.json")
+    static func node(_ json: String) throws -> JSONField {
+        try JSONField.parse(Data(json.utf8), file: "inline.json")
     }
 
     static func pieces(_ preTokenizerJSON: String, _ text: String) throws -> [String] {

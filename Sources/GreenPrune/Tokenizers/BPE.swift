@@ -26,7 +26,7 @@ final class BPEModel: TokenizationModel {
     private let lock = NSLock()
     private static let cacheLimit = 200_000
 
-    init(_ node: JSONNode) throws {
+    init(_ node: JSONField) throws {
         vocab = try Vocabulary(node)
         fuseUnk = try node.bool("fuse_unk", default: false)
         byteFallback = try node.bool("byte_fallback", default: false)

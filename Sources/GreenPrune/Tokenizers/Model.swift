@@ -21,7 +21,7 @@ public enum ModelType: String, CaseIterable {
 
 /// Builds the model described by `node`. Old files without `"type"` are recognised by their
 /// fields (merges → BPE, a subword prefix without merges → WordPiece).
-public func makeModel(_ node: JSONNode) throws -> TokenizationModel {
+public func makeModel(_ node: JSONField) throws -> TokenizationModel {
     let name: String
     if let t = try node.optionalString("type") {
         name = t
@@ -49,7 +49,7 @@ struct Vocabulary {
     let ids: [ScalarKey: Int]
     let tokens: [String?]
 
-    init(_ node: JSONNode) throws {
+    init(_ node: JSONField) throws {
         let members = try node.required("vocab").members()
         var ids = [ScalarKey: Int](minimumCapacity: members.count)
         var maxId = -1
@@ -79,7 +79,7 @@ final class WordLevelModel: TokenizationModel {
     let vocab: Vocabulary
     let unkId: Int?
 
-    init(_ node: JSONNode) throws {
+    init(_ node: JSONField) throws {
         vocab = try Vocabulary(node)
         if let u = try node.optionalString("unk_token") {
             guard let id = vocab.id(u) else { throw node.error("unk_token '\(u)' is not in the vocabulary") }

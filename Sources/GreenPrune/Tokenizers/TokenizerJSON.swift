@@ -2,24 +2,24 @@ import Foundation
 
 /// One value inside tokenizer.json, with typed accessors whose errors name the file and the
 /// key path (`tokenizer.json: pre_tokenizer.pretokenizers[1] must be an object`).
-public struct JSONNode {
-    public let value: JSONValue
+public struct JSONField {
+    public let value: JSONTree
     /// The file the value came from.
     public let file: String
     /// Where in the file (dotted key path).
     public let path: String
 
-    public init(value: JSONValue, file: String, path: String) {
+    public init(value: JSONTree, file: String, path: String) {
         self.value = value
         self.file = file
         self.path = path
     }
 
     /// Parses a whole file.
-    public static func parse(_ data: Data, file: String) throws -> JSONNode {
+    public static func parse(_ data: Data, file: String) throws -> JSONField {
         do {
-            return JSONNode(value: try JSONParser.parse([UInt8](data)), file: file, path: "")
-        } catch let f as JSONParser.Failure {
+            return JSONField(value: try JSONTreeParser.parse([UInt8](data)), file: file, path: "")
+        } catch let f as JSONTreeParser.Failure {
             throw InputError(file, "not valid JSON (\(f.problem) at byte \(f.offset))")
         }
     }
@@ -33,21 +33,21 @@ public struct JSONNode {
     var isNull: Bool { if case .null = value { return true } else { return false } }
 
     /// The members of an object.
-    func members() throws -> [(key: String, value: JSONValue)] {
+    func members() throws -> [(key: String, value: JSONTree)] {
         guard case .object(let m) = value else { throw error("must be a JSON object") }
         return m
     }
 
     /// A field, nil when absent or null.
-    func field(_ key: String) throws -> JSONNode? {
+    func field(_ key: String) throws -> JSONField? {
         guard case .object(let m) = value else { throw error("must be a JSON object") }
         guard let v = m.first(where: { $0.key == key })?.value else { return nil }
         if case .null = v { return nil }
-        return JSONNode(value: v, file: file, path: child(key))
+        return JSONField(value: v, file: file, path: child(key))
     }
 
     /// A field that must be present.
-    func required(_ key: String) throws -> JSONNode {
+    func required(_ key: String) throws -> JSONField {
         guard let n = try field(key) else { throw error("is missing '\(key)'") }
         return n
     }
@@ -67,9 +67,9 @@ public struct JSONNode {
         return b
     }
 
-    func array() throws -> [JSONNode] {
+    func array() throws -> [JSONField] {
         guard case .array(let a) = value else { throw error("must be an array") }
-        return a.enumerated().map { JSONNode(value: $1, file: file, path: "\(path)[\($0)]") }
+        return a.enumerated().map { JSONField(value: $1, file: file, path: "\(path)[\($0)]") }
     }
 
     func string(_ key: String) throws -> String { try required(key).string() }
@@ -90,6 +90,6 @@ public struct JSONNode {
 }
 
 /// The error for a stage whose `"type"` GreenPrune does not implement.
-func unsupported(_ stage: String, _ type: String, _ node: JSONNode) -> InputError {
+func unsupported(_ stage: String, _ type: String, _ node: JSONField) -> InputError {
     InputError(node.file, "unsupported \(stage) type '\(type)'" + (node.path.isEmpty ? "" : " at \(node.path)"))
 }

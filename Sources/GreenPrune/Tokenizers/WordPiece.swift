@@ -7,7 +7,7 @@ final class WordPieceModel: TokenizationModel {
     let prefix: [Unicode.Scalar]
     let maxChars: Int
 
-    init(_ node: JSONNode) throws {
+    init(_ node: JSONField) throws {
         vocab = try Vocabulary(node)
         let unk = try node.optionalString("unk_token") ?? "[UNK]"
         guard let u = vocab.id(unk) else { throw node.error("unk_token '\(unk)' is not in the vocabulary") }

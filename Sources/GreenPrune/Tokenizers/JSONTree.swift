@@ -1,16 +1,16 @@
 /// A parsed JSON value. Objects keep their members in file order as (key, value) pairs:
 /// vocabularies are iterated, not searched, and two keys that differ only by Unicode
 /// normalization (which Swift's `String ==` would merge) stay distinct, as in Rust.
-public indirect enum JSONValue {
+public indirect enum JSONTree {
     case null
     case bool(Bool)
     case number(Double)
     case string(String)
-    case array([JSONValue])
-    case object([(key: String, value: JSONValue)])
+    case array([JSONTree])
+    case object([(key: String, value: JSONTree)])
 
     /// The member named `key` of an object (first occurrence), nil otherwise.
-    public subscript(key: String) -> JSONValue? {
+    public subscript(key: String) -> JSONTree? {
         guard case .object(let members) = self else { return nil }
         return members.first(where: { $0.key == key })?.value
     }
@@ -18,7 +18,7 @@ public indirect enum JSONValue {
 
 /// A strict, bounded JSON parser over UTF-8 bytes (RFC 8259), much faster than
 /// JSONSerialization for tokenizer.json (no NSDictionary bridging). Errors carry a byte offset.
-public struct JSONParser {
+public struct JSONTreeParser {
     public struct Failure: Error {
         public let offset: Int
         public let problem: String
@@ -30,8 +30,8 @@ public struct JSONParser {
     private static let maxDepth = 256
 
     /// Parses one JSON document (surrounding whitespace allowed, nothing else).
-    public static func parse(_ bytes: [UInt8]) throws -> JSONValue {
-        var p = JSONParser(b: bytes)
+    public static func parse(_ bytes: [UInt8]) throws -> JSONTree {
+        var p = JSONTreeParser(b: bytes)
         p.skipSpace()
         let v = try p.value()
         p.skipSpace()
@@ -54,7 +54,7 @@ public struct JSONParser {
         }
     }
 
-    private mutating func value() throws -> JSONValue {
+    private mutating func value() throws -> JSONTree {
         guard i < b.count else { throw fail("unexpected end of data") }
         switch b[i] {
         case UInt8(ascii: "{"): return try object()
@@ -73,10 +73,10 @@ public struct JSONParser {
         guard depth <= Self.maxDepth else { throw fail("nested deeper than \(Self.maxDepth) levels") }
     }
 
-    private mutating func object() throws -> JSONValue {
+    private mutating func object() throws -> JSONTree {
         try enter(); defer { depth -= 1 }
         i += 1
-        var members = [(key: String, value: JSONValue)]()
+        var members = [(key: String, value: JSONTree)]()
         skipSpace()
         if i < b.count, b[i] == UInt8(ascii: "}") { i += 1; return .object(members) }
         while true {
@@ -96,10 +96,10 @@ public struct JSONParser {
         }
     }
 
-    private mutating func array() throws -> JSONValue {
+    private mutating func array() throws -> JSONTree {
         try enter(); defer { depth -= 1 }
         i += 1
-        var items = [JSONValue]()
+        var items = [JSONTree]()
         skipSpace()
         if i < b.count, b[i] == UInt8(ascii: "]") { i += 1; return .array(items) }
         while true {
