@@ -205,6 +205,30 @@ enum TokenizerFixtures {
         #expect(try run(llama2, ["▁Hello", "▁wor", "ld", "<0x21>"]) == "Hello world!")
     }
 
+    /// A hand-made WordPiece tokenizer with BertProcessing: greedy longest match, `##`
+    /// continuations, [UNK] for unmatchable and over-long words, [CLS]/[SEP] around.
+    @Test func wordPieceWithBertProcessing() throws {
+        let json = ###"""
+        {"added_tokens": [{"id": 0, "content": "[UNK]", "special": true}, {"id": 1, "content": "[CLS]", "special": true},
+                          {"id": 2, "content": "[SEP]", "special": true}],
+         "normalizer": {"type": "BertNormalizer", "lowercase": true},
+         "pre_tokenizer": {"type": "BertPreTokenizer"},
+         "post_processor": {"type": "BertProcessing", "sep": ["[SEP]", 2], "cls": ["[CLS]", 1]},
+         "decoder": {"type": "WordPiece", "prefix": "##", "cleanup": true},
+         "model": {"type": "WordPiece", "unk_token": "[UNK]", "max_input_chars_per_word": 9,
+                   "vocab": {"[UNK]": 0, "[CLS]": 1, "[SEP]": 2, "un": 3, "##aff": 4, "##able": 5, "aff": 6, "!": 7, "a": 8}}}
+        """###
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gp-wp-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try Data(json.utf8).write(to: dir.appendingPathComponent("tokenizer.json"))
+        let tok = try TokenizerLoader.load(directory: dir)
+        // "unaffable" = un ##aff ##able; "Un" lower-cased; "xyz" and the 10-letter "aaaaaaaaaa" are [UNK] (ids checked with tokenizers 0.23).
+        #expect(try tok.encode("Unaffable! xyz aaaaaaaaaa a", addSpecialTokens: true) == [1, 3, 4, 5, 7, 0, 0, 8, 2])
+        #expect(try tok.encode("[CLS]un", addSpecialTokens: false) == [1, 3])
+        #expect(tok.decode([1, 3, 4, 5, 7, 8, 2], skipSpecialTokens: true) == "unaffable! a")
+    }
+
     /// MiniLM's tokenizer.json pads to 128 and truncates at 128; encode does neither.
     @Test func paddingAndTruncationDoNotLeak() throws {
         let tok = try TokenizerFixtures.tokenizer("minilm")
