@@ -210,6 +210,11 @@ fileprivate enum SmolLM2Conversion {
         // hd = 8: GGUF rows (a0 b0 a1 b1 a2 b2 a3 b3) → (a0 a1 a2 a3 b0 b1 b2 b3) = 0 2 4 6 1 3 5 7.
         let v = GGUFImporter.unpermuteRotaryRows((0..<8).map(Float.init), rows: 8, columns: 1, heads: 1)
         #expect(v == [0, 2, 4, 6, 1, 3, 5, 7])
+        // permuteRotaryRows is its inverse (heads 3, hd 6, 2 columns).
+        let x = (0..<36).map(Float.init)
+        #expect(GGUFImporter.unpermuteRotaryRows(GGUFImporter.permuteRotaryRows(x, rows: 18, columns: 2, heads: 3),
+                                                 rows: 18, columns: 2, heads: 3) == x)
+        #expect(GGUFImporter.permuteRotaryRows((0..<4).map(Float.init), rows: 4, columns: 1, heads: 1) == [0, 2, 1, 3])
     }
 
     @Test func tensorNamesMapToTransformers() {
@@ -221,6 +226,11 @@ fileprivate enum SmolLM2Conversion {
         #expect(GGUFImporter.huggingFaceName("blk.01.attn_q.weight") == nil)
         #expect(GGUFImporter.huggingFaceName("blk.x.attn_q.weight") == nil)
         #expect(GGUFImporter.huggingFaceName("rope_freqs.weight") == nil)
+        for name in ["token_embd.weight", "output.weight", "output_norm.weight", "blk.7.attn_output.weight",
+                     "blk.29.ffn_down.weight", "blk.0.attn_v.bias", "blk.2.attn_norm.weight"] {
+            #expect(GGUFImporter.huggingFaceName(name).flatMap(GGUFImporter.ggufName) == name)
+        }
+        #expect(GGUFImporter.ggufName("model.layers.1.mlp.act.weight") == nil)
     }
 
     // MARK: SafeTensorsWriter
