@@ -233,6 +233,60 @@ fileprivate enum SmolLM2Conversion {
         #expect(GGUFImporter.ggufName("model.layers.1.mlp.act.weight") == nil)
     }
 
+    /// Export is the inverse of import on the real file: the converted directory's metadata and
+    /// weights (q/k re-permuted, re-quantized with the GGUF's own types) written with GGUFWriter
+    /// give back the original GGUF's llama/tokenizer metadata and tensor bytes.
+    @Test func exportingTheConvertedModelGivesBackTheOriginalGGUF() throws {
+        let dir = try SmolLM2Conversion.result.get()
+        let original = try GGUFFile(url: SmolLM2Conversion.gguf)
+        let kvs = try GGUFLlamaMetadata.make(modelDirectory: dir, weightsType: .q4_1)
+        var compared = 0
+        for (key, value) in kvs where key.hasPrefix("llama.") || key.hasPrefix("tokenizer.") || key == "general.file_type"
+            || key == "general.architecture" || key == "general.quantization_version" {
+            #expect(original[key] == value, "\(key)")
+            compared += 1
+        }
+        let keys = Set(kvs.map(\.key))
+        for (key, _) in original.metadata where key.hasPrefix("llama.") || key.hasPrefix("tokenizer.") {
+            #expect(keys.contains(key), "\(key) not exported")
+        }
+        #expect(compared >= 25)
+
+        let st = try TestSafeTensors(dir.appendingPathComponent("model.safetensors"))
+        var w = try GGUFWriter()
+        for (k, v) in kvs { try w.set(k, v) }
+        let config = try jsonFile(dir.appendingPathComponent("config.json"))
+        let heads = try #require(config["num_attention_heads"] as? Int), kvHeads = try #require(config["num_key_value_heads"] as? Int)
+        for t in original.tensors {
+            let hf = try #require(GGUFImporter.huggingFaceName(t.name))
+            #expect(GGUFImporter.ggufName(hf) == t.name)
+            var x = try #require(st.floats(hf))
+            let shape = try #require(st.entries[hf]?.shape)
+            if t.name.contains("attn_q.") || t.name.contains("attn_k.") {
+                x = GGUFImporter.permuteRotaryRows(x, rows: shape[0], columns: shape.count > 1 ? shape[1] : 1,
+                                                   heads: t.name.contains("attn_q.") ? heads : kvHeads)
+            }
+            try w.addTensor(name: t.name, shape: shape, type: t.type, floats: x)
+        }
+        let url = SmolLM2Conversion.root.appendingPathComponent("roundtrip.gguf")
+        try w.write(to: url)
+        let back = try GGUFFile(url: url)
+        #expect(back.tensors.map(\.name) == original.tensors.map(\.name))
+        var blocks = 0, same = 0
+        for t in original.tensors {
+            let u = try #require(back.tensor(t.name))
+            #expect(u.shape == t.shape && u.type == t.type)
+            let bs = t.type.blockBytes
+            let a = original.withBytes(of: t) { Array($0) }, b = back.withBytes(of: u) { Array($0) }
+            for i in stride(from: 0, to: a.count, by: bs) {
+                blocks += 1
+                if a[i..<(i + bs)] == b[i..<(i + bs)] { same += 1 }
+            }
+        }
+        print("GGUF export round trip: \(same)/\(blocks) blocks identical to the original file")
+        #expect(Double(same) >= 0.999 * Double(blocks))
+    }
+
     // MARK: SafeTensorsWriter
 
     @Test func safetensorsWriterLayout() throws {
