@@ -287,6 +287,53 @@ fileprivate enum SmolLM2Conversion {
         #expect(Double(same) >= 0.999 * Double(blocks))
     }
 
+    @Test func ggufMetadataForPrunedLayersAndUnsupportedInput() throws {
+        let config: [String: Any] = ["model_type": "llama", "hidden_size": 8, "num_attention_heads": 2,
+                                     "num_key_value_heads": 1, "num_hidden_layers": 2, "intermediate_size": 16,
+                                     "max_position_embeddings": 32, "rms_norm_eps": 1e-5, "rope_theta": 500.0,
+                                     "bos_token_id": 1, "eos_token_id": 0]
+        let tokenizer: [String: Any] = [
+            "added_tokens": [["id": 0, "content": "<e>", "special": true], ["id": 3, "content": "<u>", "special": false]],
+            "pre_tokenizer": ["type": "ByteLevel", "add_prefix_space": true],
+            "post_processor": ["type": "TemplateProcessing", "single": [["SpecialToken": ["id": "<s>"]], ["Sequence": ["id": "A"]]]],
+            "model": ["type": "BPE", "vocab": ["<s>": 1, "a": 2], "merges": ["a a", ["a", "b"]]],
+        ]
+        let shapes = [GGUFLlamaMetadata.LayerShape(heads: 2, kvHeads: 1, intermediateSize: 16),
+                      GGUFLlamaMetadata.LayerShape(heads: 1, kvHeads: 1, intermediateSize: 12)]
+        let kv = try GGUFLlamaMetadata.make(config: config, tokenizer: tokenizer, tokenizerConfig: nil,
+                                            weightsType: .q8_0, name: "t", layers: shapes)
+        let m = Dictionary(kv.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
+        #expect(m["llama.attention.head_count"] == .array(elementType: 4, values: [.uint32(2), .uint32(1)]))
+        #expect(m["llama.feed_forward_length"] == .array(elementType: 4, values: [.uint32(16), .uint32(12)]))
+        #expect(m["llama.rope.freq_base"] == .float32(500))
+        #expect(m["general.file_type"] == .uint32(7))
+        #expect(m["tokenizer.ggml.pre"] == .string("gpt2"))
+        #expect(m["tokenizer.ggml.add_space_prefix"] == .bool(true) && m["tokenizer.ggml.add_bos_token"] == .bool(true))
+        #expect(m["tokenizer.ggml.tokens"] == .array(elementType: 8, values: ["<e>", "<s>", "a", "<u>"].map { .string($0) }))
+        #expect(m["tokenizer.ggml.token_type"] == .array(elementType: 5, values: [3, 1, 1, 4].map { .int32($0) }))
+        #expect(m["tokenizer.ggml.merges"] == .array(elementType: 8, values: [.string("a a"), .string("a b")]))
+        // Uniform layers: plain scalars.
+        let uniform = try GGUFLlamaMetadata.make(config: config, tokenizer: tokenizer, tokenizerConfig: nil,
+                                                 weightsType: .q8_0, name: "t", layers: [shapes[0], shapes[0]])
+        #expect(uniform.first { $0.key == "llama.attention.head_count" }?.value == .uint32(2))
+        // A writer accepts the arrays.
+        var w = try GGUFWriter()
+        for (k, v) in kv { try w.set(k, v) }
+
+        var qwen = config; qwen["model_type"] = "qwen2"
+        #expect(throws: InputError.self) {
+            _ = try GGUFLlamaMetadata.make(config: qwen, tokenizer: tokenizer, tokenizerConfig: nil, weightsType: .q8_0, name: "t")
+        }
+        var gap = tokenizer; gap["added_tokens"] = [["id": 5, "content": "<x>", "special": true]]
+        #expect(throws: InputError.self) {
+            _ = try GGUFLlamaMetadata.make(config: config, tokenizer: gap, tokenizerConfig: nil, weightsType: .q8_0, name: "t")
+        }
+        var split = tokenizer; split["pre_tokenizer"] = ["type": "Split"]
+        #expect(throws: InputError.self) {
+            _ = try GGUFLlamaMetadata.make(config: config, tokenizer: split, tokenizerConfig: nil, weightsType: .q8_0, name: "t")
+        }
+    }
+
     // MARK: SafeTensorsWriter
 
     @Test func safetensorsWriterLayout() throws {
