@@ -369,3 +369,26 @@ enum TokenizerFixtures {
         func set(_ i: Int, _ v: [Int]) { lock.lock(); values[i] = v; lock.unlock() }
     }
 }
+
+/// The tokenizer.json `greenprune convert` writes from the GGUF tokenizes like the reference one.
+@Suite struct ImportedTokenizerTests {
+    @Test func importedSmolLM2MatchesReference() throws {
+        let imported = try TokenizerLoader.load(directory: TokenizerFixtures.directory(Paths.defaultDecoder))
+        let cases = try TokenizerFixtureTests.cases("smollm2")
+        #expect(cases.count >= 50)
+        for c in cases {
+            #expect(try imported.encode(c.text, addSpecialTokens: true) == c.ids, "imported: \(c.text.debugDescription)")
+            #expect(imported.decode(c.ids, skipSpecialTokens: true) == c.decodedSkipSpecial)
+        }
+        for (text, ids) in try TokenizerFixtures.reference("smollm2_ref.json") {
+            #expect(try imported.encode(text, addSpecialTokens: true) == ids)
+        }
+        let reference = try TokenizerFixtures.tokenizer("smollm2")
+        #expect(imported.vocabularySize == reference.vocabularySize)
+        #expect(imported.bosTokenId == reference.bosTokenId && imported.eosTokenId == reference.eosTokenId)
+        #expect(imported.addsBosByDefault == reference.addsBosByDefault)
+        let wiki = try String(contentsOf: Paths.dataDirectory().appendingPathComponent("wikitext2/wiki.test.raw"), encoding: .utf8)
+        let sample = String(wiki.prefix(100_000))
+        #expect(try imported.encode(sample, addSpecialTokens: false) == reference.encode(sample, addSpecialTokens: false))
+    }
+}
