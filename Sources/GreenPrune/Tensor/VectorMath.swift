@@ -3,10 +3,11 @@
 public typealias Vec = SIMD8<Float>
 
 /// eˣ on 8 lanes: x = n·ln2 + r with |r| ≤ ln2/2, eʳ by the Cephes `expf` polynomial (≈1 ulp),
-/// times 2ⁿ built in the exponent bits. Inputs are clamped to [-87.3, 88.7] (no inf/denormals).
+/// times 2ⁿ built in the exponent bits. Inputs are clamped to [-87.3, 88.3] so 2ⁿ stays a normal
+/// float (no inf, no denormals); e⁸⁸·³ ≈ 2¹²⁷·⁴ is near FLT_MAX anyway.
 @inline(__always)
 public func vexp(_ x: Vec) -> Vec {
-    var x = x.clamped(lowerBound: Vec(repeating: -87.3), upperBound: Vec(repeating: 88.7))
+    var x = x.clamped(lowerBound: Vec(repeating: -87.3), upperBound: Vec(repeating: 88.3))
     let n = (x * 1.44269504088896341).rounded(.toNearestOrEven)
     x = x - n * 0.693359375          // ln2 split in two for an exact reduction
     x = x + n * 2.12194440e-4
