@@ -10,6 +10,11 @@ struct GreenPruneCommand: ParsableCommand {
         version: GreenPruneInfo.version,
         subcommands: [
             // One line per subcommand, each in its own file.
+            Inspect.self,
+            Score.self,
+            Embed.self,
+            Generate.self,
+            Bench.self,
         ]
     )
 }

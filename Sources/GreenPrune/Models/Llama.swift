@@ -53,6 +53,34 @@ public final class LlamaModel: TokenScorer {
         var ids: [Int32] = []
     }
 
+    /// Bytes of activation buffers one forward over B·T = `rows` tokens of length `time`
+    /// allocates (x, xn, tmp: C; q, att: max H·D; k, v: max G·D; gate, up: max F per row; one
+    /// head's T×T scores; a logits chunk), i.e. what scoring needs beyond the weights.
+    public func activationBytes(rows n: Int, time t: Int) -> Int {
+        let l = weights.layers
+        let perRow = 3 * hiddenSize + 2 * (l.map { $0.qProj.outFeatures }.max() ?? 0)
+            + 2 * (l.map { $0.kProj.outFeatures }.max() ?? 0) + 2 * (l.map { $0.gateProj.outFeatures }.max() ?? 0)
+        let chunk = min(logitChunkRows, n)
+        return 4 * (n * perRow + t * t + chunk * (vocabularySize + hiddenSize) + t * config.headDim)
+    }
+
+    /// Matmul FLOPs (2 per multiply-add) of one forward over B sequences of T tokens with the
+    /// output layer evaluated at `headRows` rows: every projection 2·B·T·in·out; attention
+    /// QKᵀ and P·V over the causal triangle only, 2·2·D·H_l·T(T+1)/2 per sequence and layer
+    /// (the useful work; the kernels may compute more of the square).
+    public func forwardFLOPs(batch b: Int, time t: Int, headRows: Int) -> Double {
+        let n = Double(b * t)
+        var f = 0.0
+        for l in weights.layers {
+            for (_, lin) in l.linears { f += 2 * n * Double(lin.inFeatures * lin.outFeatures) }
+            f += Double(b) * 4 * Double(config.headDim * l.numHeads) * Double(t * (t + 1) / 2)
+        }
+        return f + 2 * Double(headRows) * Double(weights.lmHead.inFeatures * weights.lmHead.outFeatures)
+    }
+
+    /// Bytes a KV cache holds per cached position (all layers, keys and values).
+    public var kvBytesPerPosition: Int { 2 * 4 * weights.layers.reduce(0) { $0 + $1.kProj.outFeatures } }
+
     // MARK: forward
 
     /// Runs the decoder over `tokens` (B·T ids, sequence b at [b·T, (b+1)·T), right-padded;
