@@ -116,8 +116,8 @@ struct Bench: ParsableCommand {
         }
         print("machine:   \(cores) cores, OpenBLAS on \(BLAS.threads) threads")
         print("sgemm (OpenBLAS cblas_sgemm, float32):")
-        for (name, r) in rates { print(String(format: "  %-34@ %7.1f GFLOP/s", name as NSString, r)) }
-        print(String(format: "  all shapes together                %7.1f GFLOP/s (peak %.1f)", sgemmRate, peakSgemm))
+        for (name, r) in rates { print("  " + name.padding(toLength: 34, withPad: " ", startingAt: 0) + String(format: " %7.1f GFLOP/s", r)) }
+        print("  " + "all shapes together".padding(toLength: 34, withPad: " ", startingAt: 0) + String(format: " %7.1f GFLOP/s (peak %.1f)", sgemmRate, peakSgemm))
         print("forward:   \(dir.lastPathComponent), \(batch) × \(time) tokens, float32, every position scored")
         print(String(format: "  %.2f s → %.1f tokens/s; %.1f GFLOP of matmuls → %.1f GFLOP/s", best, tokens / best, flops / 1e9, modelRate))
         print(String(format: "  %.1f%% of the sgemm rate (%.1f%% of peak); target ≥ 80%%, PyTorch ≈ 70%% (~490 tokens/s on 2 threads)",

@@ -148,6 +148,47 @@ import GreenPrune
         #expect(Self.close([out[0], out[1]], cached, 1e-5))
     }
 
+    /// Blocked causal attention over several query blocks, GQA, padding and a cached past, against
+    /// the textbook formula evaluated naively in double precision (tolerance 1e-5).
+    @Test(arguments: [(300, 0, 300), (200, 37, 150), (1, 90, 1)])
+    func attentionMatchesNaiveFormula(_ c: (t: Int, past: Int, length: Int)) {
+        let (t, past, length) = c
+        let b = 2, h = 4, g = 2, d = 8, s = past + t + 3, l = past + t
+        var seed: UInt32 = 7
+        func rnd() -> Float { seed = seed &* 1664525 &+ 1013904223; return Float(Int(seed >> 9) % 2001 - 1000) / 500 }
+        let q = (0..<(b * t * h * d)).map { _ in rnd() }
+        let k = (0..<(b * s * g * d)).map { _ in rnd() }
+        let v = (0..<(b * s * g * d)).map { _ in rnd() }
+        let lengths = [t, length]
+        var out = [Float](repeating: 0, count: b * t * h * d), scratch = [Float](repeating: 0, count: t * l)
+        attentionForward(&out, probs: nil, q: q, k: k, v: v, lengths: lengths, b: b, t: t, past: past, s: s,
+                         heads: h, kvHeads: g, d: d, qStride: h * d, kvStride: g * d, causal: true, scratch: &scratch)
+        var worst = 0.0
+        for bi in 0..<b {
+            for i in 0..<min(t, lengths[bi]) {        // padded query rows are ignored by callers
+                for hh in 0..<h {
+                    let gg = hh / (h / g)
+                    let keys = min(past + i + 1, past + lengths[bi])
+                    var sc = [Double](repeating: 0, count: keys)
+                    for j in 0..<keys {
+                        var dot = 0.0
+                        for x in 0..<d { dot += Double(q[(bi * t + i) * h * d + hh * d + x]) * Double(k[(bi * s + j) * g * d + gg * d + x]) }
+                        sc[j] = dot / Double(d).squareRoot()
+                    }
+                    let m = sc.max()!
+                    let e = sc.map { Foundation.exp($0 - m) }
+                    let z = e.reduce(0, +)
+                    for x in 0..<d {
+                        var acc = 0.0
+                        for j in 0..<keys { acc += e[j] / z * Double(v[(bi * s + j) * g * d + gg * d + x]) }
+                        worst = max(worst, abs(acc - Double(out[(bi * t + i) * h * d + hh * d + x])))
+                    }
+                }
+            }
+        }
+        #expect(worst < 1e-5, "max |Δ| = \(worst)")
+    }
+
     @Test func parallelForCoversEveryIndexOnce() {
         var hits = [Int](repeating: 0, count: 10_007)
         hits.withUnsafeMutableBufferPointer { h in

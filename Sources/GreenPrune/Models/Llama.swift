@@ -16,7 +16,9 @@ public final class LlamaModel: TokenScorer {
     /// Largest B·T one forward takes when scoring (more requests are split into batches).
     public var maxBatchTokens = 4096
     /// Rows of logits computed at once: chunk·V floats at a time.
-    public var logitChunkRows = 128
+    public var logitChunkRows = 64
+    /// Rows the MLP processes at once (its (rows, F) gate/up buffers are the largest activations).
+    public var mlpChunkRows = 1024
 
     private let invFreq: [Float]
     private let state = RunState()
@@ -34,17 +36,19 @@ public final class LlamaModel: TokenScorer {
     public var hiddenSize: Int { weights.hiddenSize }
 
     /// Scratch activations for one forward over N = B·T rows (llm.c's activation struct,
-    /// without what only a backward keeps). Widths are the maxima over layers.
+    /// without what only a backward keeps). Widths are the maxima over layers. A backward pass
+    /// would keep, per layer: the rmsnorm inputs and 1/rms, q/k after rope, v, the attention
+    /// probabilities (B, H, T, L), the attention output, and gate/up before silu.
     final class RunState {
         let x = ScratchBuffer()      // (N, C) residual stream
         let xn = ScratchBuffer()     // (N, C) normed input of the current block / final norm
-        let tmp = ScratchBuffer()    // (N, C) projection output before the residual add
+        let tmp = ScratchBuffer()    // (N, C) projection output before the residual add (non-dense layers only)
         let q = ScratchBuffer()      // (N, H·D)
         let k = ScratchBuffer()      // (N, G·D)
         let v = ScratchBuffer()      // (N, G·D)
         let att = ScratchBuffer()    // (N, H·D) attention output
-        let gate = ScratchBuffer()   // (N, F) gate, then silu(gate)·up
-        let up = ScratchBuffer()     // (N, F)
+        let gate = ScratchBuffer()   // (mlpRows, F) gate, then silu(gate)·up
+        let up = ScratchBuffer()     // (mlpRows, F)
         let scores = ScratchBuffer() // (T, L) one head's attention probabilities
         let cos = ScratchBuffer()    // (T, D/2)
         let sin = ScratchBuffer()    // (T, D/2)
@@ -54,14 +58,15 @@ public final class LlamaModel: TokenScorer {
     }
 
     /// Bytes of activation buffers one forward over B·T = `rows` tokens of length `time`
-    /// allocates (x, xn, tmp: C; q, att: max H·D; k, v: max G·D; gate, up: max F per row; one
+    /// allocates (x, xn: C; q, att: max H·D; k, v: max G·D; gate, up: max F per row; one
     /// head's T×T scores; a logits chunk), i.e. what scoring needs beyond the weights.
     public func activationBytes(rows n: Int, time t: Int) -> Int {
         let l = weights.layers
-        let perRow = 3 * hiddenSize + 2 * (l.map { $0.qProj.outFeatures }.max() ?? 0)
-            + 2 * (l.map { $0.kProj.outFeatures }.max() ?? 0) + 2 * (l.map { $0.gateProj.outFeatures }.max() ?? 0)
+        let perRow = 2 * hiddenSize + 2 * (l.map { $0.qProj.outFeatures }.max() ?? 0)
+            + 2 * (l.map { $0.kProj.outFeatures }.max() ?? 0)
+        let mlp = 2 * min(n, mlpChunkRows) * (l.map { $0.gateProj.outFeatures }.max() ?? 0)
         let chunk = min(logitChunkRows, n)
-        return 4 * (n * perRow + t * t + chunk * (vocabularySize + hiddenSize) + t * config.headDim)
+        return 4 * (n * perRow + mlp + t * t + chunk * (vocabularySize + hiddenSize) + t * config.headDim)
     }
 
     /// Matmul FLOPs (2 per multiply-add) of one forward over B sequences of T tokens with the
@@ -97,10 +102,11 @@ public final class LlamaModel: TokenScorer {
         let maxQ = layers.map { $0.qProj.outFeatures }.max() ?? 0
         let maxKV = layers.map { $0.kProj.outFeatures }.max() ?? 0
         let maxF = layers.map { $0.gateProj.outFeatures }.max() ?? 0
-        let x = state.x.reserve(n * c), xn = state.xn.reserve(n * c), tmp = state.tmp.reserve(n * c)
+        let x = state.x.reserve(n * c), xn = state.xn.reserve(n * c)
         let q = state.q.reserve(n * maxQ), att = state.att.reserve(n * maxQ)
         let k = state.k.reserve(n * maxKV), v = state.v.reserve(n * maxKV)
-        let gate = state.gate.reserve(n * maxF), up = state.up.reserve(n * maxF)
+        let mlpRows = min(n, mlpChunkRows)
+        let gate = state.gate.reserve(mlpRows * maxF), up = state.up.reserve(mlpRows * maxF)
         let scores = state.scores.reserve(t * (past + t))
         let cosT = state.cos.reserve(t * d / 2), sinT = state.sin.reserve(t * d / 2)
         ropeTables(cosT, sinT, invFreq: invFreq, start: past, t: t)
@@ -131,20 +137,37 @@ public final class LlamaModel: TokenScorer {
             attentionForward(att, probs: nil, q: q, k: kSrc, v: vSrc, lengths: lengths, b: b, t: t,
                              past: past, s: s, heads: layer.numHeads, kvHeads: layer.numKVHeads, d: d,
                              qStride: qw, kvStride: kvw, causal: true, scratch: scores)
-            layer.oProj.forward(att, rows: n, into: tmp)
-            residualForward(x, tmp, count: n * c)
-            // MLP block (SwiGLU).
+            addProjection(layer.oProj, att, rows: n, into: x)
+            // MLP block (SwiGLU), in row chunks so gate/up stay (mlpRows, F).
             rmsnormForward(xn, nil, x, layer.postAttentionLayernorm.pointer, n: n, c: c, eps: config.rmsNormEps)
             let f = layer.gateProj.outFeatures
-            layer.gateProj.forward(xn, rows: n, into: gate)
-            layer.upProj.forward(xn, rows: n, into: up)
-            siluMulForward(gate, gate, up, count: n * f)
-            layer.downProj.forward(gate, rows: n, into: tmp)
-            residualForward(x, tmp, count: n * c)
+            var r0 = 0
+            while r0 < n {
+                let rows = min(mlpRows, n - r0)
+                layer.gateProj.forward(xn + r0 * c, rows: rows, into: gate)
+                layer.upProj.forward(xn + r0 * c, rows: rows, into: up)
+                siluMulForward(gate, gate, up, count: rows * f)
+                addProjection(layer.downProj, gate, rows: rows, into: x + r0 * c)
+                r0 += rows
+            }
         }
         rmsnormForward(xn, nil, x, weights.norm.pointer, n: n, c: c, eps: config.rmsNormEps)
         cache?.length = past + t
         return UnsafePointer(xn)
+    }
+
+    /// x (rows, out) += input (rows, in) · Wᵀ (+ b): straight into the residual stream with
+    /// sgemm's beta = 1 for a bias-free dense layer, else through a scratch buffer (quantized
+    /// layers, biases).
+    private func addProjection(_ layer: any LinearLayer, _ input: UnsafePointer<Float>, rows: Int,
+                               into x: UnsafeMutablePointer<Float>) {
+        if let d = layer as? DenseLinear, d.bias == nil {
+            matmulLinear(x, input, d.weight.pointer, m: rows, n: d.outFeatures, k: d.inFeatures, accumulate: true)
+        } else {
+            let tmp = state.tmp.reserve(rows * layer.outFeatures)
+            layer.forward(input, rows: rows, into: tmp)
+            residualForward(x, tmp, count: rows * layer.outFeatures)
+        }
     }
 
     // MARK: output layer

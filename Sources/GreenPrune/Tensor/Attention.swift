@@ -14,7 +14,8 @@ import Foundation
 /// j < past + lengths[b] (right padding of the new tokens) and, if `causal`, j ≤ past + t.
 /// `lengths[b] ≥ 1`. Padded query rows get well-defined (ignored) outputs.
 ///
-/// `scratch` holds T·L floats. `probs`, if given, receives P for every (b, h) as
+/// Causal attention runs in blocks of `attentionQueryBlock` queries, each multiplying only the
+/// keys its last query can see. `scratch` holds T·L floats. `probs`, if given, receives P for every (b, h) as
 /// (B, H, T, L): with q, k, v it is what the backward needs.
 public func attentionForward(_ out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>?,
                              q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
@@ -25,30 +26,43 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, probs: UnsafeMu
     guard heads > 0, kvHeads > 0, t > 0 else { return }
     let group = heads / kvHeads
     let scale = 1 / Float(d).squareRoot()
+    // Causal: queries go in blocks of `block` rows, and a block's products stop at the last key
+    // its final row can see, so about half of the T×T square is never computed.
+    let block = causal ? attentionQueryBlock : t
     for bi in 0..<b {
         let valid = past + min(max(lengths[bi], 1), t)
-        // Keys beyond the longest visible one never enter the product.
         for h in 0..<heads {
             let g = h / group
             let qh = q + bi * t * qStride + h * d
             let kh = k + bi * s * kvStride + g * d
             let vh = v + bi * s * kvStride + g * d
             let p = probs.map { $0 + ((bi * heads + h) * t) * l } ?? scratch
-            sgemm(transB: true, m: t, n: valid, k: d, alpha: scale, a: qh, lda: qStride,
-                  b: kh, ldb: kvStride, beta: 0, c: p, ldc: l)
-            parallelFor(t, grain: 16) { rows in
-                for i in rows {
-                    let row = p + i * l
-                    let visible = causal ? min(valid, past + i + 1) : valid
-                    let m = vmax(row, visible)
-                    let sum = vexpShiftSum(row, row, visible, shift: m)
-                    let inv = 1 / sum
-                    for j in 0..<visible { row[j] *= inv }
-                    for j in visible..<l { row[j] = 0 }
+            var i0 = 0
+            while i0 < t {
+                let i1 = min(t, i0 + block)
+                let keys = causal ? min(valid, past + i1) : valid
+                let pb = p + i0 * l
+                sgemm(transB: true, m: i1 - i0, n: keys, k: d, alpha: scale, a: qh + i0 * qStride, lda: qStride,
+                      b: kh, ldb: kvStride, beta: 0, c: pb, ldc: l)
+                parallelFor(i1 - i0, grain: 16) { rows in
+                    for r in rows {
+                        let i = i0 + r
+                        let row = pb + r * l
+                        let visible = causal ? min(valid, past + i + 1) : valid
+                        let m = vmax(row, visible)
+                        let sum = vexpShiftSum(row, row, visible, shift: m)
+                        let inv = 1 / sum
+                        for j in 0..<visible { row[j] *= inv }
+                        for j in visible..<l { row[j] = 0 }
+                    }
                 }
+                sgemm(m: i1 - i0, n: d, k: keys, a: pb, lda: l, b: vh, ldb: kvStride,
+                      beta: 0, c: out + (bi * t + i0) * qStride + h * d, ldc: qStride)
+                i0 = i1
             }
-            sgemm(m: t, n: d, k: valid, a: p, lda: l, b: vh, ldb: kvStride,
-                  beta: 0, c: out + bi * t * qStride + h * d, ldc: qStride)
         }
     }
 }
+
+/// Query rows per block in causal attention (see `attentionForward`).
+public let attentionQueryBlock = 128
