@@ -35,6 +35,9 @@ struct Bench: ParsableCommand {
     @Flag(help: "Print one JSON object.")
     var json = false
 
+    @Flag(help: "Run attention heads one after another with multi-threaded sgemm (default: heads in parallel).")
+    var serialHeads = false
+
     func validate() throws {
         guard batch >= 1, time >= 2, `repeat` >= 1 else { throw ValidationError("--batch ≥ 1, --time ≥ 2, --repeat ≥ 1") }
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
@@ -63,12 +66,18 @@ struct Bench: ParsableCommand {
             }, scoreFrom: 1)
         }
         lm.maxBatchTokens = max(lm.maxBatchTokens, batch * time)
+        attentionParallelOverHeads = !serialHeads
         _ = try lm.score([requests[0]])   // warm-up: pages the weights in, allocates buffers
         var best = Double.infinity
+        var phases: [(String, Double)] = []
         for _ in 0..<`repeat` {
+            let profile = ForwardProfile()
+            lm.profile = profile
             let t0 = Self.now()
             _ = try lm.score(requests)
-            best = min(best, Self.now() - t0)
+            let t = Self.now() - t0
+            lm.profile = nil
+            if t < best { best = t; phases = profile.order.map { ($0, profile.seconds[$0] ?? 0) } }
         }
         let peak = Self.peakRSS()
         let status = Self.procStatus()
@@ -109,6 +118,8 @@ struct Bench: ParsableCommand {
                 "rss_before_load_bytes": rssBefore, "rss_after_load_bytes": rssLoaded,
                 "rss_anon_bytes": status["RssAnon"] ?? 0, "rss_file_bytes": status["RssFile"] ?? 0,
                 "mapped_weight_bytes": summary.mappedWeightBytes, "weights_mmapped": allMapped,
+                "phase_seconds": Dictionary(uniqueKeysWithValues: phases.map { ($0.0, $0.1) }),
+                "attention_heads_parallel": !serialHeads,
             ]
             let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .withoutEscapingSlashes])
             print(String(decoding: data, as: UTF8.self))
@@ -122,6 +133,8 @@ struct Bench: ParsableCommand {
         print(String(format: "  %.2f s → %.1f tokens/s; %.1f GFLOP of matmuls → %.1f GFLOP/s", best, tokens / best, flops / 1e9, modelRate))
         print(String(format: "  %.1f%% of the sgemm rate (%.1f%% of peak); target ≥ 80%%, PyTorch ≈ 70%% (~490 tokens/s on 2 threads)",
                      100 * modelRate / sgemmRate, 100 * modelRate / peakSgemm))
+        let accounted = phases.reduce(0) { $0 + $1.1 }
+        print("  time by phase: " + (phases + [("other", max(0, best - accounted))]).map { String(format: "%@ %.1f%%", $0.0, 100 * $0.1 / best) }.joined(separator: ", "))
         print("memory:")
         print(String(format: "  peak RSS while scoring %@ = %.2f × the weights' %@ (target ≤ 1.3×)",
                      humanBytes(peak), Double(peak) / Double(weightBytes), humanBytes(weightBytes)))

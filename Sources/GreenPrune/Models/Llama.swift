@@ -20,6 +20,9 @@ public final class LlamaModel: TokenScorer {
     /// Rows the MLP processes at once (its (rows, F) gate/up buffers are the largest activations).
     public var mlpChunkRows = 1024
 
+    /// Attach to time the phases of each forward (benchmark breakdown).
+    public var profile: ForwardProfile?
+
     private let invFreq: [Float]
     private let state = RunState()
 
@@ -118,12 +121,16 @@ public final class LlamaModel: TokenScorer {
         for (li, layer) in layers.enumerated() {
             let qw = layer.qProj.outFeatures, kvw = layer.kProj.outFeatures
             // Attention block.
-            rmsnormForward(xn, nil, x, layer.inputLayernorm.pointer, n: n, c: c, eps: config.rmsNormEps)
-            layer.qProj.forward(xn, rows: n, into: q)
-            layer.kProj.forward(xn, rows: n, into: k)
-            layer.vProj.forward(xn, rows: n, into: v)
-            ropeForward(q, cos: cosT, sin: sinT, b: b, t: t, heads: layer.numHeads, d: d, rowStride: qw)
-            ropeForward(k, cos: cosT, sin: sinT, b: b, t: t, heads: layer.numKVHeads, d: d, rowStride: kvw)
+            profile.time("rmsnorm") { rmsnormForward(xn, nil, x, layer.inputLayernorm.pointer, n: n, c: c, eps: config.rmsNormEps) }
+            profile.time("q/k/v projections") {
+                layer.qProj.forward(xn, rows: n, into: q)
+                layer.kProj.forward(xn, rows: n, into: k)
+                layer.vProj.forward(xn, rows: n, into: v)
+            }
+            profile.time("rope") {
+                ropeForward(q, cos: cosT, sin: sinT, b: b, t: t, heads: layer.numHeads, d: d, rowStride: qw)
+                ropeForward(k, cos: cosT, sin: sinT, b: b, t: t, heads: layer.numKVHeads, d: d, rowStride: kvw)
+            }
             var kSrc = UnsafePointer(k), vSrc = UnsafePointer(v), s = t
             if let cache {
                 // Append the new keys/values at positions past..<past+T of each sequence.
@@ -134,20 +141,24 @@ public final class LlamaModel: TokenScorer {
                 }
                 kSrc = UnsafePointer(kc); vSrc = UnsafePointer(vc); s = cap
             }
-            attentionForward(att, probs: nil, q: q, k: kSrc, v: vSrc, lengths: lengths, b: b, t: t,
-                             past: past, s: s, heads: layer.numHeads, kvHeads: layer.numKVHeads, d: d,
-                             qStride: qw, kvStride: kvw, causal: true, scratch: scores)
-            addProjection(layer.oProj, att, rows: n, into: x)
+            profile.time("attention") {
+                attentionForward(att, probs: nil, q: q, k: kSrc, v: vSrc, lengths: lengths, b: b, t: t,
+                                 past: past, s: s, heads: layer.numHeads, kvHeads: layer.numKVHeads, d: d,
+                                 qStride: qw, kvStride: kvw, causal: true, scratch: scores)
+            }
+            profile.time("o projection") { addProjection(layer.oProj, att, rows: n, into: x) }
             // MLP block (SwiGLU), in row chunks so gate/up stay (mlpRows, F).
-            rmsnormForward(xn, nil, x, layer.postAttentionLayernorm.pointer, n: n, c: c, eps: config.rmsNormEps)
+            profile.time("rmsnorm") { rmsnormForward(xn, nil, x, layer.postAttentionLayernorm.pointer, n: n, c: c, eps: config.rmsNormEps) }
             let f = layer.gateProj.outFeatures
             var r0 = 0
             while r0 < n {
                 let rows = min(mlpRows, n - r0)
-                layer.gateProj.forward(xn + r0 * c, rows: rows, into: gate)
-                layer.upProj.forward(xn + r0 * c, rows: rows, into: up)
-                siluMulForward(gate, gate, up, count: rows * f)
-                addProjection(layer.downProj, gate, rows: rows, into: x + r0 * c)
+                profile.time("gate/up projections") {
+                    layer.gateProj.forward(xn + r0 * c, rows: rows, into: gate)
+                    layer.upProj.forward(xn + r0 * c, rows: rows, into: up)
+                }
+                profile.time("silu·up") { siluMulForward(gate, gate, up, count: rows * f) }
+                profile.time("down projection") { addProjection(layer.downProj, gate, rows: rows, into: x + r0 * c) }
                 r0 += rows
             }
         }
@@ -185,8 +196,8 @@ public final class LlamaModel: TokenScorer {
         while start < rows.count {
             let m = min(chunk, rows.count - start)
             for i in 0..<m { (buf + i * c).update(from: hidden + rows[start + i] * c, count: c) }
-            weights.lmHead.forward(buf, rows: m, into: logits)
-            out.withUnsafeMutableBufferPointer { res in
+            profile.time("lm_head") { weights.lmHead.forward(buf, rows: m, into: logits) }
+            profile.time("log-softmax") { out.withUnsafeMutableBufferPointer { res in
                 parallelFor(m, grain: 1) { r in
                     for i in r {
                         let row = UnsafePointer(logits + i * vocab)
@@ -195,7 +206,7 @@ public final class LlamaModel: TokenScorer {
                         res[start + i] = (row[target] - lse, argmaxFirst(row, vocab) == target)
                     }
                 }
-            }
+            } }
             start += m
         }
         return out
