@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// A Llama-family decoder (llama, mistral, qwen2, SmolLM) running on float32 weights with
@@ -360,8 +361,5 @@ public final class LlamaModel: TokenScorer {
 /// Index of the first maximum of `n` floats (torch.argmax's tie rule).
 @inline(__always)
 public func argmaxFirst(_ p: UnsafePointer<Float>, _ n: Int) -> Int {
-    var best = 0
-    var m = p[0]
-    for i in 1..<max(n, 1) where p[i] > m { m = p[i]; best = i }
-    return best
+    gpk_argmax(p, max(n, 1))
 }

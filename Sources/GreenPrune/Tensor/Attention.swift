@@ -51,9 +51,8 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, probs: UnsafeMu
                     let row = pb + r * l
                     let visible = causal ? min(valid, past + i0 + r + 1) : valid
                     let m = vmax(row, visible)
-                    let inv = 1 / vexpShiftSum(row, row, visible, shift: m)
-                    for j in 0..<visible { row[j] *= inv }
-                    for j in visible..<l { row[j] = 0 }
+                    vscale(row, visible, 1 / vexpShiftSum(row, row, visible, shift: m))
+                    if visible < l { (row + visible).update(repeating: 0, count: l - visible) }
                 }
             }
             if rowsParallel { parallelFor(i1 - i0, grain: 16, softmaxRows) } else { softmaxRows(0..<(i1 - i0)) }
