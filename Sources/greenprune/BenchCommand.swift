@@ -14,7 +14,7 @@ struct Bench: ParsableCommand {
             scored (the output layer at B·(T-1) rows, in chunks). Model FLOPs count every \
             projection, the output layer and the causal half of attention. The sgemm rate is \
             measured in the same process on 1024³ and on the model's own projection shapes \
-            (M = B·T), after the forward, so it does not inflate the peak memory.
+            (M = B·T), before and after the forward (averaged); peak RSS is read right after the forward.
             """)
 
     @Option(help: "Decoder model directory (default: the imported SmolLM2-135M).")
@@ -66,6 +66,24 @@ struct Bench: ParsableCommand {
             }, scoreFrom: 1)
         }
         lm.maxBatchTokens = max(lm.maxBatchTokens, batch * time)
+        // sgemm on 1024³ and the model's projection shapes at M = B·T, measured before and
+        // after the forward (averaged, so a change in machine load hits both sides alike).
+        var shapes: [(String, Int, Int, Int)] = [("1024x1024x1024", 1024, 1024, 1024)]
+        let m = batch * time
+        var seen = Set<String>()
+        for (name, lin) in lm.weights.layers[0].linears {
+            let key = "\(m)x\(lin.outFeatures)x\(lin.inFeatures)"
+            if seen.insert(key).inserted { shapes.append((key + " (\(name.split(separator: ".").last ?? ""))", m, lin.outFeatures, lin.inFeatures)) }
+        }
+        shapes.append(("\(lm.logitChunkRows)x\(vocab)x\(lm.hiddenSize) (lm_head chunk)", lm.logitChunkRows, vocab, lm.hiddenSize))
+        var shapeFlops = [Double](repeating: 0, count: shapes.count), shapeTime = [Double](repeating: 0, count: shapes.count)
+        func measureSgemm() {
+            for (i, (_, mm, n, k)) in shapes.enumerated() {
+                let (f, t) = Self.sgemmRate(m: mm, n: n, k: k)
+                shapeFlops[i] += f; shapeTime[i] += t
+            }
+        }
+        measureSgemm()
         attentionParallelOverHeads = !serialHeads
         _ = try lm.score([requests[0]])   // warm-up: pages the weights in, allocates buffers
         var best = Double.infinity
@@ -85,23 +103,9 @@ struct Bench: ParsableCommand {
         let flops = lm.forwardFLOPs(batch: batch, time: time, headRows: batch * (time - 1))
         let modelRate = flops / best / 1e9
 
-        // sgemm on 1024³ and the model's projection shapes at M = B·T.
-        var shapes: [(String, Int, Int, Int)] = [("1024x1024x1024", 1024, 1024, 1024)]
-        let m = batch * time
-        var seen = Set<String>()
-        for (name, lin) in lm.weights.layers[0].linears {
-            let key = "\(m)x\(lin.outFeatures)x\(lin.inFeatures)"
-            if seen.insert(key).inserted { shapes.append((key + " (\(name.split(separator: ".").last ?? ""))", m, lin.outFeatures, lin.inFeatures)) }
-        }
-        shapes.append(("\(lm.logitChunkRows)x\(vocab)x\(lm.hiddenSize) (lm_head chunk)", lm.logitChunkRows, vocab, lm.hiddenSize))
-        var rates: [(String, Double)] = []
-        var totalFlops = 0.0, totalTime = 0.0
-        for (name, mm, n, k) in shapes {
-            let (f, t) = Self.sgemmRate(m: mm, n: n, k: k)
-            rates.append((name, f / t / 1e9))
-            totalFlops += f; totalTime += t
-        }
-        let sgemmRate = totalFlops / totalTime / 1e9
+        measureSgemm()
+        let rates = shapes.indices.map { (shapes[$0].0, shapeFlops[$0] / shapeTime[$0] / 1e9) }
+        let sgemmRate = shapeFlops.reduce(0, +) / shapeTime.reduce(0, +) / 1e9
         let peakSgemm = rates.map(\.1).max() ?? sgemmRate
         let weightBytes = summary.weightBytesInMemory
         let allMapped = summary.mappedWeightBytes == weightBytes
