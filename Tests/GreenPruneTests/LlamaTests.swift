@@ -66,7 +66,7 @@ import GreenPrune
         let model = try Self.shared.get()
         let (ids, _, _) = try Self.reference()
         let prefix = ids[4]
-        let conts = [ids[0], Array(ids[1].prefix(3)), [42], ids[3]]
+        let conts = [ids[0], Array(ids[1].prefix(3)), [42], [], ids[3]]
         let cached = try model.score(prefix: prefix, continuations: conts)
         let plain = try model.score(conts.map { ScoreRequest(tokens: prefix + $0, scoreFrom: prefix.count) })
         for i in conts.indices {

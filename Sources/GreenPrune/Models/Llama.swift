@@ -285,6 +285,14 @@ public final class LlamaModel: TokenScorer {
         if prefix.isEmpty || continuations.isEmpty {
             return try score(continuations.map { ScoreRequest(tokens: prefix + $0, scoreFrom: max(1, prefix.count)) })
         }
+        if continuations.contains(where: \.isEmpty) {
+            // An empty continuation scores nothing; run the others.
+            let kept = continuations.indices.filter { !continuations[$0].isEmpty }
+            let scored = try score(prefix: prefix, continuations: kept.map { continuations[$0] })
+            var out = [ScoreResult](repeating: ScoreResult(logprobs: [], greedy: []), count: continuations.count)
+            for (k, i) in kept.enumerated() { out[i] = scored[k] }
+            return out
+        }
         try check(prefix, what: "prefix")
         for (i, c) in continuations.enumerated() {
             try check(c, what: "continuation \(i)")
