@@ -17,7 +17,7 @@ public final class LlamaModel: TokenScorer {
     /// Largest B·T one forward takes when scoring (more requests are split into batches).
     public var maxBatchTokens = 4096
     /// Rows of logits computed at once: chunk·V floats at a time.
-    public var logitChunkRows = 64
+    public var logitChunkRows = 128
     /// Rows the MLP processes at once (its (rows, F) gate/up buffers are the largest activations).
     public var mlpChunkRows = 1024
 
