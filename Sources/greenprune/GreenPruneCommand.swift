@@ -12,6 +12,11 @@ struct GreenPruneCommand: ParsableCommand {
             // One line per subcommand, each in its own file.
             Convert.self,
             Tokenize.self,
+            Inspect.self,
+            Score.self,
+            Embed.self,
+            Generate.self,
+            Bench.self,
         ]
     )
 }
