@@ -16,6 +16,8 @@ public struct MeterChannel: Codable, Equatable, Sendable {
     /// True when the figure comes from a model (TDP, DIMM count) rather than a hardware counter.
     public var isEstimate: Bool
 
+    enum CodingKeys: String, CodingKey { case name, component, method, isEstimate = "estimate" }
+
     public init(name: String, component: EnergyComponent, method: String, isEstimate: Bool) {
         self.name = name
         self.component = component
