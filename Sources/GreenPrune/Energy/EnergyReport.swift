@@ -18,6 +18,16 @@ public struct ComponentEnergy: Codable, Equatable, Sendable {
         case component, energyJ = "energy_j", energyKWh = "energy_kwh", averagePowerW = "average_power_w"
         case methods, isEstimate = "estimate"
     }
+
+    public init(component: EnergyComponent, energyJ: Double, energyKWh: Double, averagePowerW: Double,
+                methods: [String], isEstimate: Bool) {
+        self.component = component
+        self.energyJ = energyJ
+        self.energyKWh = energyKWh
+        self.averagePowerW = averagePowerW
+        self.methods = methods
+        self.isEstimate = isEstimate
+    }
 }
 
 /// A named span of work inside a tracked run (`prune`, `eval:hellaswag`).
@@ -32,6 +42,12 @@ public struct PhaseEnergy: Codable, Equatable, Sendable {
     /// kg CO2eq.
     public var emissionsKg: Double
     public var durationS: Double { endS - startS }
+
+    /// The component's figures in this phase (zero when not tracked).
+    public func component(_ c: EnergyComponent) -> ComponentEnergy {
+        components.first { $0.component == c }
+            ?? ComponentEnergy(component: c, energyJ: 0, energyKWh: 0, averagePowerW: 0, methods: [], isEstimate: false)
+    }
 
     enum CodingKeys: String, CodingKey {
         case name, startS = "start_s", endS = "end_s", components, energyKWh = "energy_kwh", emissionsKg = "emissions_kg"
