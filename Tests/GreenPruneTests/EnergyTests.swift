@@ -178,9 +178,9 @@ let testHost = HostInfo(cpuModel: "Intel(R) Xeon(R) Processor", threads: 4, sock
         try pc.set("intel-rapl:1", 2_500_000)          // +0.5 J after
         let r = try t.stop()
         let cpu = r.component(.cpu)
-        #expect(abs(cpu.energyJ - 5.5) < 1e-6)
+        #expect(abs(cpu.energyJ - 6.5) < 1e-6)     // 4 J on package-0, 2.5 J on package-1
         #expect(cpu.methods == ["rapl:package-0", "rapl:package-1"] && !cpu.isEstimate)
-        #expect(abs(cpu.energyKWh - 5.5 / 3.6e6 * 1.5) < 1e-15)
+        #expect(abs(cpu.energyKWh - 6.5 / 3.6e6 * 1.5) < 1e-15)
         #expect(r.phases.count == 1 && r.phases[0].name == "prune")
         #expect(abs(r.phases[0].component(.cpu).energyJ - 5.0) < 1e-6)
         // RAM at a fixed 10 W over the run, PUE included, emissions at France's 56 g/kWh.
