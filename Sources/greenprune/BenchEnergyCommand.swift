@@ -22,7 +22,7 @@ struct BenchEnergy: ParsableCommand {
 
     func validate() throws {
         guard seconds >= 1, seconds <= 3600 else { throw ValidationError("--seconds must be between 1 and 3600") }
-        guard interval >= 0.001 else { throw ValidationError("--interval must be at least 0.001 s") }
+        guard interval >= 0.01 else { throw ValidationError("--interval must be at least 0.01 s") }
     }
 
     func run() throws {

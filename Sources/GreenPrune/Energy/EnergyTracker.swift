@@ -66,7 +66,15 @@ public final class EnergyTracker {
         rows = [Array(repeating: 0, count: setup.channels.count)]
         sampleMemory()
         state = .running
-        let t = Thread { [weak self] in self?.runSampler() }
+        // The thread holds the tracker only while it samples, so a tracker dropped without
+        // stop() is freed and its thread ends at the next tick.
+        let t = Thread { [weak self] in
+            while true {
+                guard let s = self else { return }
+                guard s.waitForTick() else { s.sampler.signal(); return }
+                s.tick()
+            }
+        }
         t.name = "greenprune-energy-sampler"
         t.qualityOfService = .utility
         thread = t
@@ -128,20 +136,19 @@ public final class EnergyTracker {
 
     // MARK: - sampling
 
-    private func runSampler() {
+    /// Waits one interval; false once `stop()` has been called.
+    private func waitForTick() -> Bool {
         wake.lock()
-        while !stopping {
-            let deadline = Date(timeIntervalSinceNow: options.interval)
-            while !stopping && wake.wait(until: deadline) {}   // spurious wake-ups: wait again
-            if stopping { break }
-            wake.unlock()
-            lock.lock()
-            if state == .running { takeSample() }
-            lock.unlock()
-            wake.lock()
-        }
-        wake.unlock()
-        sampler.signal()
+        defer { wake.unlock() }
+        let deadline = Date(timeIntervalSinceNow: options.interval)
+        while !stopping && wake.wait(until: deadline) {}   // spurious wake-ups: wait again
+        return !stopping
+    }
+
+    private func tick() {
+        lock.lock()
+        defer { lock.unlock() }
+        if state == .running { takeSample() }
     }
 
     /// Reads every meter (caller holds `lock`). A failed read keeps that meter's last values and
