@@ -58,12 +58,32 @@ struct BenchEnergy: ParsableCommand {
         print(String(format: "untracked %.3f s, tracked %.3f s (%d samples at %.3g s), ratio %.4f (%+.2f%%) %@",
                      plain, tracked, samples, interval, ratio, (ratio - 1) * 100, ratio < 1.01 ? "OK (< 1%)" : "OVER 1%"))
         if checksum == 42 { print("") }   // keep the work observable
+
+        // The sampler's own cost, independent of machine noise: CPU time of this process while a
+        // tracker samples every 10 ms and the main thread sleeps, per sample.
+        var fast = options
+        fast.interval = 0.01
+        let tracker = try EnergyTracker(fast)
+        let cpu0 = BenchEnergy.processCPUSeconds()
+        try tracker.start()
+        usleep(2_000_000)
+        let r = try tracker.stop()
+        let perSample = (BenchEnergy.processCPUSeconds() - cpu0) / Double(max(r.samples, 1))
+        print(String(format: "sampler cost: %.1f us CPU per sample (%d samples) = %.4f%% of one core at a %.3g s interval",
+                     perSample * 1e6, r.samples, perSample / interval * 100, interval))
     }
 
     private func time(_ body: () -> Void) -> Double {
         let a = MonotonicClock.now()
         body()
         return MonotonicClock.now() - a
+    }
+
+    /// User + system CPU seconds of this process (all threads).
+    static func processCPUSeconds() -> Double {
+        var u = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &u)
+        return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-6
     }
 
     /// A dependent chain of xorshift steps and float adds: pure CPU, no memory traffic.
