@@ -34,7 +34,7 @@ public final class EnergyTracker {
     private var notes: [String] = []
     private var ramUsed: [Double] = [], ramPercent: [Double] = []
     private var ticksAtStart: (busy: UInt64, total: UInt64)?
-    private enum State { case idle, running, stopped }
+    private enum State { case idle, running, stopping, stopped }
     private var state = State.idle
     private let wake = NSCondition()
     private var stopping = false
@@ -119,6 +119,7 @@ public final class EnergyTracker {
             lock.unlock()
             throw InputError("EnergyTracker", "stop() called on a tracker that is not running")
         }
+        state = .stopping   // a second stop() now throws instead of waiting forever
         lock.unlock()
         wake.lock()
         stopping = true
