@@ -358,6 +358,31 @@ func buildFakeNVML(_ dir: TempDir) throws -> String {
         #expect(model.channels[0].method.hasPrefix("estimate:ram dimms=4 power=20 W"))
     }
 
+    @Test func backgroundSamplerSamplesAndPhasesNest() throws {
+        var o = EnergyOptions()
+        o.announce = false
+        o.interval = 0.02
+        o.ramWatts = 7
+        o.powercapRoot = "/nonexistent"
+        let t = try EnergyTracker(o, host: testHost)
+        try t.start()
+        try t.phase("outer") {
+            try t.phase("inner") { usleep(200_000) }
+            usleep(100_000)
+        }
+        let r = try t.stop()
+        // start, 2 phase begins, 2 phase ends, stop = 6 samples; the sampler adds ~15 more at 20 ms
+        // (at least 3 even on a loaded machine).
+        #expect(r.samples >= 9)
+        #expect(r.phases.map(\.name) == ["inner", "outer"])
+        let inner = r.phases[0], outer = r.phases[1]
+        #expect(inner.startS >= outer.startS && inner.endS <= outer.endS)
+        #expect(inner.durationS >= 0.2 && outer.durationS >= 0.3)
+        // RAM at 7 W: a phase's energy is 7 W times its duration, to rounding.
+        #expect(abs(outer.component(.ram).energyJ - 7 * outer.durationS) < 1e-9)
+        #expect(throws: InputError.self) { try t.stop() }
+    }
+
     @Test func carbonIntensityTableAndDefaults() {
         #expect(CarbonIntensity.resolve(country: "ita").gramsPerKWh == 331)
         #expect(CarbonIntensity.resolve(country: "XYZ").gramsPerKWh == 475)
