@@ -475,6 +475,25 @@ func buildFakeNVML(_ dir: TempDir) throws -> String {
         #expect(backups.count == 1)
     }
 
+    @Test func measureWrapsABodyAndWritesTheFiles() throws {
+        let t = try TempDir("measure")
+        var o = EnergyOptions()
+        o.announce = false
+        o.meter = .none
+        let (value, r) = try EnergyTracker.measure(o, writingTo: t.url) { tr in
+            try tr.phase("work") { 6 * 7 }
+        }
+        #expect(value == 42 && r.phases.map(\.name) == ["work"])
+        #expect(r.components.isEmpty && r.energyKWh == 0 && r.summary().contains("nothing metered"))
+        for f in ["emissions.csv", "energy.json", "power.h5"] {
+            #expect(FileManager.default.fileExists(atPath: t.url.appendingPathComponent(f).path), "\(f)")
+        }
+        struct Boom: Error {}
+        let out = t.url.appendingPathComponent("failed")
+        #expect(throws: Boom.self) { try EnergyTracker.measure(o, writingTo: out) { _ in throw Boom() } }
+        #expect(!FileManager.default.fileExists(atPath: out.path))
+    }
+
     @Test func energyJSONAndPowerH5AgreeWithTheReport() throws {
         let t = try TempDir("out")
         let r = try report(t)

@@ -141,7 +141,8 @@ public struct EnergyReport: Codable, Sendable {
     /// A few lines for stderr: energy and emissions per component, labelled when estimated.
     public func summary() -> String {
         var lines: [String] = []
-        let label = isEstimate ? " (ESTIMATE: no hardware counter for some components)" : " (measured)"
+        let label = components.isEmpty ? " (nothing metered: --energy-meter none)"
+            : isEstimate ? " (ESTIMATE: no hardware counter for some components)" : " (measured)"
         lines.append(String(format: "energy: %.6f kWh, %.6f kg CO2eq over %.1f s%@", energyKWh, emissionsKg, durationS, label))
         for c in components {
             lines.append(String(format: "  %@: %.1f J (%.6f kWh), %.2f W avg  [%@]%@", c.component.rawValue, c.energyJ,

@@ -11,6 +11,7 @@ import Foundation
 /// try tracker.phase("eval:hellaswag") { try evaluate(model) }
 /// let report = try tracker.stop()          // energy per component and phase, emissions
 /// try report.write(to: outputDirectory)    // energy.json, emissions.csv (appended), power.h5
+/// // or, in one call: let (model, report) = try EnergyTracker.measure(options, writingTo: dir) { t in ... }
 /// ```
 ///
 /// A background thread samples every meter each `options.interval` seconds (1 s by default);
@@ -133,6 +134,25 @@ public final class EnergyTracker {
         openPhases = [:]
         state = .stopped
         return makeReport()
+    }
+
+    /// Runs `body` under a new tracker, then writes energy.json, emissions.csv and power.h5 to
+    /// `dir` (when given) and returns the body's result with the report. If `body` throws, the
+    /// tracker is stopped, nothing is written, and the error is rethrown.
+    public static func measure<T>(_ options: EnergyOptions, writingTo dir: URL? = nil,
+                                  _ body: (EnergyTracker) throws -> T) throws -> (result: T, report: EnergyReport) {
+        let tracker = try EnergyTracker(options)
+        try tracker.start()
+        let result: T
+        do {
+            result = try body(tracker)
+        } catch {
+            _ = try? tracker.stop()
+            throw error
+        }
+        let report = try tracker.stop()
+        if let d = dir { try report.write(to: d) }
+        return (result, report)
     }
 
     // MARK: - sampling
