@@ -73,17 +73,23 @@ struct BenchEnergy: ParsableCommand {
         if checksum == 42 { print("") }   // keep the work observable
 
         // The sampler's own cost, independent of machine noise: CPU time of this process while a
-        // tracker samples every 10 ms and the main thread sleeps, per sample.
+        // tracker samples every 10 ms and the main thread sleeps, for a 0.5 s and a 2.5 s run; the
+        // difference over the difference in samples removes fixed costs (start, stop, report).
         var fast = options
         fast.interval = 0.01
-        let tracker = try EnergyTracker(fast)
-        let cpu0 = BenchEnergy.processCPUSeconds()
-        try tracker.start()
-        usleep(2_000_000)
-        let r = try tracker.stop()
-        let perSample = (BenchEnergy.processCPUSeconds() - cpu0) / Double(max(r.samples, 1))
-        print(String(format: "sampler cost: %.1f us CPU per sample (%d samples) = %.4f%% of one core at a %.3g s interval",
-                     perSample * 1e6, r.samples, perSample / interval * 100, interval))
+        func idleRun(_ us: UInt32) throws -> (cpu: Double, samples: Int) {
+            let tracker = try EnergyTracker(fast)
+            let cpu0 = BenchEnergy.processCPUSeconds()
+            try tracker.start()
+            usleep(us)
+            let r = try tracker.stop()
+            return (BenchEnergy.processCPUSeconds() - cpu0, r.samples)
+        }
+        _ = try idleRun(100_000)   // warm-up: first-use costs (locale data, thread pools)
+        let short = try idleRun(500_000), long = try idleRun(2_500_000)
+        let perSample = max(long.cpu - short.cpu, 0) / Double(max(long.samples - short.samples, 1))
+        print(String(format: "sampler cost: %.1f us CPU per sample (%d vs %d samples) = %.4f%% of one core at a %.3g s interval",
+                     perSample * 1e6, long.samples, short.samples, perSample / interval * 100, interval))
     }
 
     /// Wall seconds and this thread's CPU seconds spent in `body`.

@@ -18,9 +18,9 @@ public struct ProcFS: Sendable {
     public func machineTicks() throws -> (busy: UInt64, total: UInt64) {
         let path = root + "/stat"
         let text = try SysfsFile.read(path)
-        guard let line = text.split(separator: "\n").first(where: { $0.hasPrefix("cpu ") }) else {
-            throw SysfsError.malformed(path, "no 'cpu ' line")
-        }
+        // The aggregate line comes first; do not split the whole file (it is long on big machines).
+        let line = text.prefix(while: { $0 != "\n" })
+        guard line.hasPrefix("cpu ") else { throw SysfsError.malformed(path, "first line is not the 'cpu ' line") }
         let f = line.split(separator: " ").dropFirst().compactMap { UInt64($0) }
         guard f.count >= 4 else { throw SysfsError.malformed(path, "'cpu ' line has \(f.count) fields") }
         func at(_ i: Int) -> UInt64 { i < f.count ? f[i] : 0 }
@@ -93,11 +93,13 @@ public struct ProcFS: Sendable {
         let path = root + "/meminfo"
         let text = try SysfsFile.read(path)
         var total: Double?, avail: Double?
+        // MemTotal and MemAvailable are among the first lines: stop as soon as both are seen.
         for line in text.split(separator: "\n") {
+            guard line.hasPrefix("MemTotal:") || line.hasPrefix("MemAvailable:") else { continue }
             let parts = line.split(separator: " ", omittingEmptySubsequences: true)
             guard parts.count >= 2, let v = Double(parts[1]) else { continue }
-            if parts[0] == "MemTotal:" { total = v * 1024 }
-            if parts[0] == "MemAvailable:" { avail = v * 1024 }
+            if parts[0] == "MemTotal:" { total = v * 1024 } else { avail = v * 1024 }
+            if total != nil && avail != nil { break }
         }
         guard let t = total else { throw SysfsError.malformed(path, "no MemTotal line") }
         return (t, avail ?? t)
