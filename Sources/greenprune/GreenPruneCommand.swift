@@ -17,6 +17,8 @@ struct GreenPruneCommand: ParsableCommand {
             Embed.self,
             Generate.self,
             Bench.self,
+            Energy.self,
+            BenchEnergy.self,
         ]
     )
 }
