@@ -81,6 +81,11 @@ public enum ModelLoader {
         }
         let config = try ModelConfig.load(configURL)
         let family = try config.family(path: configURL.path)
+        // Validate config.json before touching the weights, so its errors come first.
+        switch family {
+        case .llama: _ = try config.llama(path: configURL.path)
+        case .bert: _ = try config.bert(path: configURL.path)
+        }
         let checkpoint = try SafeTensorsReader(directory)
         var tokenizer: (any Tokenizer)?
         if loadTokenizer, FileManager.default.fileExists(atPath: directory.appendingPathComponent("tokenizer.json").path) {
