@@ -44,6 +44,11 @@ public struct ProcessStepExecutor: StepExecutor {
     /// this process's own executable.
     public static func defaultBinary() -> String {
         if let b = ProcessInfo.processInfo.environment["GREENPRUNE_SWEEP_BINARY"], !b.isEmpty { return b }
+        return ownExecutable()
+    }
+
+    /// The path of the running executable.
+    public static func ownExecutable() -> String {
         if let p = try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe") { return p }
         return Bundle.main.executablePath ?? CommandLine.arguments[0]
     }
@@ -59,7 +64,7 @@ public struct ProcessStepExecutor: StepExecutor {
 
     public func run(_ step: SweepStep) throws -> Int32 {
         let argv = commandLine(step)
-        FileManager.default.createFile(atPath: step.log.path, contents: Data(("$ " + argv.joined(separator: " ") + "\n").utf8))
+        _ = FileManager.default.createFile(atPath: step.log.path, contents: Data(("$ " + argv.joined(separator: " ") + "\n").utf8))
         guard let out = FileHandle(forWritingAtPath: step.log.path) else { throw InputError(step.log.path, "cannot write the log") }
         defer { try? out.close() }
         out.seekToEndOfFile()
