@@ -51,13 +51,14 @@ enum ReportFixture {
             // Two rows: the table sums them.
             try "\(emissionsHeader)\nt,\(r.id)/evaluate,x,1,\(r.evalKg! / 4),\(e / 4),FRA\nt,\(r.id)/evaluate,y,1,\(r.evalKg! * 3 / 4),\(e * 3 / 4),FRA\n"
                 .write(to: s.appendingPathComponent("emissions.csv"), atomically: true, encoding: .utf8)
-            try #"{"cpu": {"method": "rapl", "measured": true}, "ram": {"method": "3 W per 8 GB", "estimated": true}}"#
+            try #"{"components": [{"component": "cpu", "energy_j": 1, "methods": ["rapl:package-0"], "estimate": false}, {"component": "gpu", "energy_j": 0, "methods": [], "estimate": false}, {"component": "ram", "energy_j": 1, "methods": ["estimate:ram 3 W/8 GB"], "estimate": true}], "notes": ["RAPL DRAM zone not readable"]}"#
                 .write(to: s.appendingPathComponent("energy.json"), atomically: true, encoding: .utf8)
         }
         if let (t, p) = r.power {
             let w = try HDF5Writer(url: d.appendingPathComponent("power.h5"))
-            try w.write("time", t, shape: [t.count])
-            try w.write("power", p, shape: [p.count])
+            // greenprune energy's layout: /time_s (N), /power_w (N, C) with C = 2 channels.
+            try w.write("time_s", t, shape: [t.count])
+            try w.write("power_w", p.flatMap { [$0 * 0.75, $0 * 0.25] }, shape: [p.count, 2])
             try w.close()
         }
     }
@@ -75,7 +76,7 @@ enum ReportFixture {
                 results: ["piqa": ["acc": 0.70, "acc_norm": 0.72], "hellaswag": ["acc": 0.38, "acc_norm": 0.40],
                           "wikitext2_chunked": ["perplexity": 20]],
                 params: 1000, bytes: 4000, rss: 8000, tps: 100, wall: 10, evalKWh: 0.001, evalKg: 0.0005,
-                power: ([100, 100.5, 101, 101.5], [10, 12, 11, 13])),
+                power: ([0, 0.5, 1, 1.5, 2], [0, 10, 12, 11, 13])),
             Run(id: "m__p20", index: 1, model: "m", variant: .init(name: "p20", prune: prune), tasks: dec,
                 results: ["piqa": ["acc": 0.65, "acc_norm": 0.66], "hellaswag": ["acc": 0.33, "acc_norm": 0.35],
                           "wikitext2_chunked": ["perplexity": 25]],
@@ -144,7 +145,8 @@ enum ReportFixture {
         #expect(cell(m, "q8", "avg_acc")?.text == "55.0 (+0.0)")
         #expect(cell(m, "bad", "params_pct")?.text == "failed")
         #expect(m.notes.contains { $0.contains("bad failed: quantize: exited with status 3") })
-        #expect(m.notes.contains { $0.contains("cpu: measured, rapl") && $0.contains("ram: estimated, 3 W per 8 GB") })
+        #expect(m.notes.contains { $0.contains("cpu: measured (rapl:package-0); ram: estimated (estimate:ram 3 W/8 GB); RAPL DRAM zone not readable") })
+        #expect(!m.notes.contains { $0.contains("gpu") })
         let e = tables[1]
         #expect(!e.keys.contains("avg_acc"))
         #expect(cell(e, "q4", "size_pct")?.text == "12.5")
@@ -210,8 +212,8 @@ enum ReportFixture {
         let dir = try ReportFixture.make()
         defer { try? FileManager.default.removeItem(at: dir) }
         let pts = try #require(Plots.readPower(dir.appendingPathComponent("runs/m__baseline/power.h5")))
-        #expect(pts.map(\.x) == [0, 0.5, 1, 1.5])  // seconds since the first sample
-        #expect(pts.map(\.y) == [10, 12, 11, 13])
+        #expect(pts.map(\.x) == [0.5, 1, 1.5, 2])  // sample 0 has no interval
+        #expect(pts.map(\.y) == [10, 12, 11, 13])  // the two channels summed
     }
 
     @Test func reportCommandPrintsTheChosenFormat() throws {

@@ -70,18 +70,16 @@ public enum Plots {
                        yLabel: "perplexity (lower is better)", series: series).render()
     }
 
-    /// Candidate dataset names in power.h5 for time (s) and power (W).
-    static let timeNames = ["/time", "/time_s", "/t", "/seconds", "/timestamp", "/timestamps", "/elapsed"]
-    static let powerNames = ["/power", "/power_w", "/total_power", "/watts", "/power/total", "/cpu_power", "/package_power", "/cpu"]
-
-    /// Reads (seconds since start, watts) from a power.h5 trace.
+    /// Reads (seconds since start, watts) from a power.h5 trace written by `greenprune energy`:
+    /// `/time_s` (N) and `/power_w` (N, C), the mean power of each channel over the interval
+    /// ending at each sample; the channels are summed and sample 0 (no interval) is dropped.
     public static func readPower(_ url: URL) -> [(x: Double, y: Double)]? {
-        guard let r = try? HDF5Reader(url: url) else { return nil }
-        guard let p = powerNames.lazy.compactMap({ try? r.readDoubles($0) }).first(where: { !$0.isEmpty }) else { return nil }
-        var t = timeNames.lazy.compactMap({ try? r.readDoubles($0) }).first(where: { $0.count == p.count })
-            ?? (0..<p.count).map(Double.init)
-        if let t0 = t.first { t = t.map { $0 - t0 } }
-        return zip(t, p).map { ($0, $1) }
+        guard let r = try? HDF5Reader(url: url), let t = try? r.readDoubles("/time_s"),
+              let shape = try? r.shape("/power_w"), let p = try? r.readDoubles("/power_w"),
+              let n = shape.first, n == t.count, n > 1 else { return nil }
+        let c = shape.count > 1 ? shape[1] : 1
+        guard c > 0, p.count == n * c else { return nil }
+        return (1..<n).map { i in (t[i], (0..<c).reduce(0.0) { $0 + p[i * c + $1] }) }
     }
 
     /// Power over time for each run of the model that kept a power trace.

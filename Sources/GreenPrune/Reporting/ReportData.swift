@@ -22,9 +22,13 @@ public struct ReportRun {
     public var variant: String { record.variant.name }
     public var isBaseline: Bool { record.variant.isBaseline }
 
-    /// Tokens read by the evaluation: the block's `tokens` if given, else speed × wall time.
+    /// Tokens the evaluation scored: the sum of the block's per-task `tokens` (as `evaluate`
+    /// writes them), else speed × wall time.
     public var tokens: Double? {
-        if let t = results.number("tokens") { return t }
+        if let tasks = results.greenprune["tasks"] as? [String: Any] {
+            let t = tasks.values.compactMap { ($0 as? [String: Any]).flatMap { RunResults.number($0["tokens"] as Any) } }
+            if !t.isEmpty { return t.reduce(0, +) }
+        }
         guard let s = results.number("tokens_per_second"), let w = results.number("wall_seconds") else { return nil }
         return s * w
     }
@@ -119,26 +123,20 @@ public struct ReportData {
         return run
     }
 
-    /// Words that say how a component's energy was obtained, as `component: how`.
-    /// Accepts energy.json's per-component objects (`{"cpu": {"method": "rapl", "measured": true, …}}`,
-    /// optionally under `components`) and keeps their string fields and measured/estimated flags.
+    /// How each component's energy was obtained, as `cpu: measured (rapl:package-0)` or
+    /// `ram: estimated (estimate:…)`, from energy.json's `components` (written by `greenprune energy`:
+    /// each with `component`, `methods` and `estimate`), followed by its `notes`.
     static func energyNotes(_ obj: Any) -> [String] {
-        guard var dict = obj as? [String: Any] else { return [] }
-        if let c = dict["components"] as? [String: Any] { dict = c }
-        if let c = dict["components"] as? [[String: Any]] {
-            dict = [:]
-            for (i, e) in c.enumerated() { dict[(e["name"] as? String) ?? (e["component"] as? String) ?? "component \(i)"] = e }
-        }
+        guard let dict = obj as? [String: Any] else { return [] }
         var notes: [String] = []
-        for key in dict.keys.sorted() {
-            guard let comp = dict[key] as? [String: Any] else { continue }
-            var words: [String] = []
-            for k in ["measured", "estimated"] { if let b = comp[k] as? Bool, b { words.append(k) } }
-            for k in comp.keys.sorted() where !["name", "component", "unit", "units"].contains(k) {
-                if let s = comp[k] as? String, s.count < 80 { words.append(s) }
-            }
-            if !words.isEmpty { notes.append("\(key): \(words.joined(separator: ", "))") }
+        for c in (dict["components"] as? [[String: Any]]) ?? [] {
+            guard let name = c["component"] as? String else { continue }
+            let methods = (c["methods"] as? [String]) ?? []
+            if methods.isEmpty && ((c["energy_j"] as? NSNumber)?.doubleValue ?? 0) == 0 { continue }  // not tracked
+            let how = (c["estimate"] as? Bool) == true ? "estimated" : "measured"
+            notes.append("\(name): \(how)" + (methods.isEmpty ? "" : " (\(methods.joined(separator: ", ")))"))
         }
+        for n in (dict["notes"] as? [String]) ?? [] { notes.append(n) }
         return notes
     }
 }

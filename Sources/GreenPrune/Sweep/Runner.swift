@@ -231,16 +231,29 @@ enum ResultsMerge {
                 }
             }
         }
-        // The greenprune block: model facts from the first part, timings summed, speed as total
-        // tokens over total time, peak memory the maximum.
+        // The greenprune block: model facts from the first part; per-task figures merged; wall
+        // time summed; speed as all tokens over all token-seconds (each part's tokens / speed);
+        // peak memory the maximum.
         let blocks = parts.compactMap { $0["greenprune"] as? [String: Any] }
         if var g = blocks.first, blocks.count > 1 {
-            let walls = blocks.map { ($0["wall_seconds"] as? Double) ?? 0 }
-            let tps = blocks.map { ($0["tokens_per_second"] as? Double) ?? 0 }
-            let wall = walls.reduce(0, +)
-            g["wall_seconds"] = wall
-            if wall > 0 { g["tokens_per_second"] = zip(walls, tps).map { $0 * $1 }.reduce(0, +) / wall }
-            g["peak_rss_bytes"] = blocks.compactMap { ($0["peak_rss_bytes"] as? NSNumber)?.doubleValue }.max()
+            for key in ["tasks", "wall_seconds_by_task"] {
+                var merged: [String: Any] = [:]
+                for b in blocks { for (k, v) in (b[key] as? [String: Any]) ?? [:] { merged[k] = v } }
+                if !merged.isEmpty { g[key] = merged }
+            }
+            let num = { (v: Any?) -> Double in (v as? NSNumber)?.doubleValue ?? 0 }
+            g["wall_seconds"] = blocks.map { num($0["wall_seconds"]) }.reduce(0, +)
+            let tokens = blocks.map { b in ((b["tasks"] as? [String: Any]) ?? [:]).values.map { num(($0 as? [String: Any])?["tokens"]) }.reduce(0, +) }
+            let speeds = blocks.map { num($0["tokens_per_second"]) }
+            let seconds = zip(tokens, speeds).map { $1 > 0 ? $0 / $1 : 0 }.reduce(0, +)
+            if seconds > 0 {
+                g["tokens_per_second"] = tokens.reduce(0, +) / seconds
+            } else {
+                let walls = blocks.map { num($0["wall_seconds"]) }
+                let wall = walls.reduce(0, +)
+                if wall > 0 { g["tokens_per_second"] = zip(walls, speeds).map { $0 * $1 }.reduce(0, +) / wall }
+            }
+            g["peak_rss_bytes"] = blocks.map { num($0["peak_rss_bytes"]) }.max()
             out["greenprune"] = g
         }
         return out

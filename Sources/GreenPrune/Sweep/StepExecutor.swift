@@ -56,10 +56,8 @@ public struct ProcessStepExecutor: StepExecutor {
     /// The full command line of a step.
     public func commandLine(_ step: SweepStep) -> [String] {
         guard let dir = step.energyDirectory else { return [binary] + step.arguments }
-        var a = [binary, "energy", "--output-dir", dir.path, "--project-name", step.projectName]
-        if let m = energy.meter { a += ["--energy-meter", m] }
-        if let c = energy.country { a += ["--country", c] }
-        return a + ["--", binary] + step.arguments
+        return [binary, "energy", "--output-dir", dir.path, "--project-name", step.projectName] + energy.arguments
+            + ["--", binary] + step.arguments
     }
 
     public func run(_ step: SweepStep) throws -> Int32 {

@@ -5,7 +5,7 @@ import Foundation
 ///
 /// ```yaml
 /// output: results/default          # the sweep's folder (relative to the working directory)
-/// energy: {enabled: true, meter: auto, country: FRA, measure_build: true}
+/// energy: {enabled: true, meter: auto, country: FRA, interval: 1, pue: 1, measure_build: true}
 /// tasks: [{name: hellaswag, limit: 40}, piqa]        # default tasks for every model
 /// models:
 ///   - name: smollm2                # smollm2 | minilm (the imported defaults) or any name + path
@@ -36,11 +36,32 @@ public struct SweepConfig: Codable, Equatable {
         public var meter: String?
         /// `--country` ISO code for the carbon intensity (nil: the tracker's default).
         public var country: String?
+        /// `--interval`: seconds between power samples.
+        public var interval: Double?
+        /// `--pue`: the data centre's power usage effectiveness.
+        public var pue: Double?
+        /// `--tracking-mode machine|process`.
+        public var trackingMode: String?
         /// Also measure the build steps (prune, quantize), not only evaluation.
         public var measureBuild: Bool = true
+        /// Extra `greenprune energy` arguments.
+        public var args: [String] = []
 
         public init() {}
-        enum CodingKeys: String, CodingKey { case enabled, meter, country, measureBuild = "measure_build" }
+        enum CodingKeys: String, CodingKey {
+            case enabled, meter, country, interval, pue, trackingMode = "tracking_mode", measureBuild = "measure_build", args
+        }
+
+        /// The `greenprune energy` flags besides the output folder and project name.
+        public var arguments: [String] {
+            var a: [String] = []
+            if let m = meter { a += ["--energy-meter", m] }
+            if let c = country { a += ["--country", c] }
+            if let i = interval { a += ["--interval", SweepConfig.format(i)] }
+            if let p = pue { a += ["--pue", SweepConfig.format(p)] }
+            if let t = trackingMode { a += ["--tracking-mode", t] }
+            return a + args
+        }
     }
 
     /// One model and the variants built from it.
@@ -162,11 +183,29 @@ public struct SweepConfig: Codable, Equatable {
         guard let output = top["output"] else { throw root.error("missing key 'output' (the sweep folder)") }
         var energy = EnergySettings()
         if let e = top["energy"], !e.isNull {
-            let m = try e.mapping(allowed: ["enabled", "meter", "country", "measure_build"])
+            let m = try e.mapping(allowed: ["enabled", "meter", "country", "interval", "pue", "tracking_mode", "measure_build", "args"])
             if let v = m["enabled"] { energy.enabled = try v.bool() }
-            if let v = m["meter"] { energy.meter = try v.string() }
-            if let v = m["country"] { energy.country = try v.string() }
+            if let v = m["meter"] { energy.meter = try v.choice(["auto", "rapl", "nvml", "estimate", "none"]) }
+            if let v = m["country"] {
+                let c = try v.string()
+                guard c.count == 3, c.allSatisfy({ $0.isASCII && $0.isLetter }) else {
+                    throw v.error("energy.country must be an ISO 3166-1 alpha-3 code such as FRA, got '\(c)'")
+                }
+                energy.country = c
+            }
+            if let v = m["interval"] {
+                let x = try v.double()
+                guard x > 0 else { throw v.error("energy.interval must be positive, got \(SweepConfig.format(x))") }
+                energy.interval = x
+            }
+            if let v = m["pue"] {
+                let x = try v.double()
+                guard x >= 1 else { throw v.error("energy.pue must be ≥ 1, got \(SweepConfig.format(x))") }
+                energy.pue = x
+            }
+            if let v = m["tracking_mode"] { energy.trackingMode = try v.choice(["machine", "process"]) }
             if let v = m["measure_build"] { energy.measureBuild = try v.bool() }
+            if let v = m["args"] { energy.args = try v.strings() }
         }
         let defaultTasks = try top["tasks"].map(parseTasks) ?? []
         guard let modelsNode = top["models"] else { throw root.error("missing key 'models'") }

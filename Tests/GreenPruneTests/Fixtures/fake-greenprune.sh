@@ -27,7 +27,8 @@ energy)
   f="$out/emissions.csv"
   [ -f "$f" ] || echo "timestamp,project_name,run_id,experiment_id,duration,emissions,emissions_rate,cpu_power,gpu_power,ram_power,cpu_energy,gpu_energy,ram_energy,energy_consumed,country_name,country_iso_code" > "$f"
   echo "2026-01-01T00:00:00,$project,00000000-0000-0000-0000-000000000000,5b0fa12a-3dd7-45bb-9766-cc326314d9f1,1.0,$(calc "$kwh * 0.056"),0.0,10.0,0.0,1.0,$kwh,0.0,0.0,$kwh,France,FRA" >> "$f"
-  echo '{"cpu": {"method": "fake", "estimated": true}, "ram": {"method": "fake", "estimated": true}}' > "$out/energy.json"
+  j="$(calc "$kwh * 3.6e6")"
+  echo "{\"energy_kwh\": $kwh, \"estimate\": true, \"components\": [{\"component\": \"cpu\", \"energy_j\": $j, \"methods\": [\"fake:constant\"], \"estimate\": true}], \"notes\": []}" > "$out/energy.json"
   exit $rc ;;
 prune)
   src="$1"; out="$(arg --out "$@")"
