@@ -48,17 +48,20 @@ enum SweepFixtures {
         p.arguments = Array(argv.dropFirst())
         p.currentDirectoryURL = cwd
         p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
-        let out = Pipe(), err = Pipe()
+        // Files, not pipes: nothing to drain concurrently, no deadlock on large outputs.
+        let tmp = FileManager.default.temporaryDirectory.appendingPathComponent("gp-run-\(UUID().uuidString)")
+        let outURL = tmp.appendingPathExtension("out"), errURL = tmp.appendingPathExtension("err")
+        FileManager.default.createFile(atPath: outURL.path, contents: nil)
+        FileManager.default.createFile(atPath: errURL.path, contents: nil)
+        defer { try? FileManager.default.removeItem(at: outURL); try? FileManager.default.removeItem(at: errURL) }
+        let out = try FileHandle(forWritingTo: outURL), err = try FileHandle(forWritingTo: errURL)
         p.standardOutput = out
         p.standardError = err
         try p.run()
-        var o = Data(), e = Data()
-        let group = DispatchGroup()
-        group.enter()
-        DispatchQueue.global().async { e = err.fileHandleForReading.readDataToEndOfFile(); group.leave() }
-        o = out.fileHandleForReading.readDataToEndOfFile()
-        group.wait()
         p.waitUntilExit()
+        try out.close()
+        try err.close()
+        let o = (try? Data(contentsOf: outURL)) ?? Data(), e = (try? Data(contentsOf: errURL)) ?? Data()
         return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
     }
 }

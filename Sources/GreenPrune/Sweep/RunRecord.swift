@@ -10,6 +10,11 @@ public struct RunRecord: Codable, Equatable {
         public var name: String
         public var exitCode: Int32
         public var seconds: Double
+        public init(name: String, exitCode: Int32, seconds: Double) {
+            self.name = name
+            self.exitCode = exitCode
+            self.seconds = seconds
+        }
         enum CodingKeys: String, CodingKey { case name, exitCode = "exit_code", seconds }
     }
 
@@ -32,6 +37,24 @@ public struct RunRecord: Codable, Equatable {
     enum CodingKeys: String, CodingKey {
         case id, index, model, modelPath = "model_path", variant, tasks, settingsHash = "settings_hash", status, error,
              startedAt = "started_at", finishedAt = "finished_at", steps, greenpruneVersion = "greenprune_version"
+    }
+
+    public init(id: String, index: Int, model: String, modelPath: String, variant: SweepConfig.VariantSpec,
+                tasks: [SweepConfig.TaskSpec], settingsHash: String, status: Status, error: String?, startedAt: String,
+                finishedAt: String, steps: [StepRecord], greenpruneVersion: String) {
+        self.id = id
+        self.index = index
+        self.model = model
+        self.modelPath = modelPath
+        self.variant = variant
+        self.tasks = tasks
+        self.settingsHash = settingsHash
+        self.status = status
+        self.error = error
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.steps = steps
+        self.greenpruneVersion = greenpruneVersion
     }
 
     public static let fileName = "run.json"

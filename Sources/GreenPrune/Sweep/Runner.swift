@@ -17,6 +17,11 @@ public final class SweepRunner {
 
     public struct Summary: Equatable {
         public var done = 0, failed = 0, skipped = 0
+        public init(done: Int = 0, failed: Int = 0, skipped: Int = 0) {
+            self.done = done
+            self.failed = failed
+            self.skipped = skipped
+        }
     }
 
     public init(plan: SweepPlan, output: URL, executor: StepExecutor) {

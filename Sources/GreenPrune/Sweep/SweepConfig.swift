@@ -92,6 +92,12 @@ public struct SweepConfig: Codable, Equatable {
         /// Extra arguments passed to `greenprune evaluate`.
         public var evaluateArgs: [String] = []
         public var isBaseline: Bool { prune == nil && quantize == nil }
+        public init(name: String, prune: PruneOptions? = nil, quantize: QuantizeOptions? = nil, evaluateArgs: [String] = []) {
+            self.name = name
+            self.prune = prune
+            self.quantize = quantize
+            self.evaluateArgs = evaluateArgs
+        }
         enum CodingKeys: String, CodingKey { case name, prune, quantize, evaluateArgs = "evaluate_args" }
     }
 
@@ -107,6 +113,7 @@ public struct SweepConfig: Codable, Equatable {
         public var calibrationLen: Int?
         /// Extra arguments appended verbatim.
         public var args: [String] = []
+        public init() {}
         enum CodingKeys: String, CodingKey {
             case ratio, targetParams = "target_params", importance, taylor, skipFirst = "skip_first",
                  skipLast = "skip_last", numExamples = "num_examples", calibrationLen = "calibration_len", args
@@ -135,6 +142,7 @@ public struct SweepConfig: Codable, Equatable {
         public var scheme: String?
         public var format: String?
         public var args: [String] = []
+        public init(bits: Int) { self.bits = bits }
         enum CodingKeys: String, CodingKey {
             case bits, granularity, groupSize = "group_size", scheme, format, args
         }

@@ -2,7 +2,7 @@
 """Pixel statistics of an 8-bit RGB/RGBA non-interlaced PNG, standard library only (zlib).
 
 Prints JSON: width, height, the fraction of pixels that are not near-white, and counts of pixels
-close to given colours (#RRGGBB arguments, per-channel tolerance 40). Used by ReportTests to
+close to given colours (#RRGGBB arguments, per-channel tolerance 12). Used by ReportTests to
 check a headless-Chromium screenshot is not blank and shows the plots' colours.
 """
 import json, struct, sys, zlib
@@ -46,5 +46,5 @@ for line in rows:
         r, g, b = line[x], line[x + 1], line[x + 2]
         if r < 235 or g < 235 or b < 235: nonwhite += 1
         for k, (tr, tg, tb) in enumerate(targets):
-            if abs(r - tr) <= 40 and abs(g - tg) <= 40 and abs(b - tb) <= 40: counts[k] += 1
+            if abs(r - tr) <= 12 and abs(g - tg) <= 12 and abs(b - tb) <= 12: counts[k] += 1
 print(json.dumps({"width": w, "height": h, "nonwhite": nonwhite / (w * h), "counts": counts}))
