@@ -92,6 +92,8 @@ public enum Plots {
             series.append(s)
         }
         guard !series.isEmpty else { return nil }
-        return SVGPlot(title: "\(table.model): power during evaluation", xLabel: "time (s)", yLabel: "power (W)", series: series).render()
+        var plot = SVGPlot(title: "\(table.model): power during evaluation", xLabel: "time (s)", yLabel: "power (W)", series: series)
+        plot.includeZeroY = true
+        return plot.render()
     }
 }

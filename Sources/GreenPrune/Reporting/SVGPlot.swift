@@ -29,6 +29,8 @@ public struct SVGPlot {
     public var series: [SVGSeries]
     public var width = 760.0
     public var height = 400.0
+    /// Extend the y axis down (or up) to 0, for quantities such as power.
+    public var includeZeroY = false
 
     public static let palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
                                  "#bcbd22", "#17becf"]
@@ -68,6 +70,7 @@ public struct SVGPlot {
         let all = series.flatMap(\.points).filter { $0.x.isFinite && $0.y.isFinite }
         var x0 = all.map(\.x).min() ?? 0, x1 = all.map(\.x).max() ?? 1
         var y0 = all.map(\.y).min() ?? 0, y1 = all.map(\.y).max() ?? 1
+        if includeZeroY { y0 = min(y0, 0); y1 = max(y1, 0) }
         if x1 - x0 < 1e-12 { x0 -= max(abs(x0) * 0.1, 1); x1 += max(abs(x1) * 0.1, 1) }
         if y1 - y0 < 1e-12 { y0 -= max(abs(y0) * 0.1, 1); y1 += max(abs(y1) * 0.1, 1) }
         let padX = (x1 - x0) * 0.06, padY = (y1 - y0) * 0.08
