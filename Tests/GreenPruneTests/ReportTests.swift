@@ -277,3 +277,30 @@ final class ElementCounter: NSObject, XMLParserDelegate {
         count[name, default: 0] += 1
     }
 }
+
+/// The main job's report after `bash scripts/run.sh` (set GREENPRUNE_DEFAULT_RESULTS=results/default):
+/// every variant of configs/default.yaml has a row with the seed's columns, and nothing failed.
+@Suite struct DefaultJobReportTests {
+    @Test(.enabled(if: ProcessInfo.processInfo.environment["GREENPRUNE_DEFAULT_RESULTS"] != nil,
+                   "run scripts/run.sh, then set GREENPRUNE_DEFAULT_RESULTS=results/default"))
+    func defaultJobReportHasEveryVariantAndColumn() throws {
+        let dir = URL(fileURLWithPath: ProcessInfo.processInfo.environment["GREENPRUNE_DEFAULT_RESULTS"]!)
+        let config = try SweepConfig.load(SweepFixtures.packageRoot.appendingPathComponent("configs/default.yaml"))
+        let tables = Tables.build(try ReportData.load(dir))
+        #expect(tables.map(\.model) == config.models.map(\.name))
+        for (t, m) in zip(tables, config.models) {
+            #expect(t.rows.map { $0[0].text } == m.variants.map(\.name))
+            #expect(t.rows.allSatisfy { $0[1].text != "failed" }, "\(t.notes)")
+            for k in ["params_pct", "size_pct", "peak_memory_pct", "tokens_per_second_pct", "energy_pct", "joules_per_token", "co2eq_g"] {
+                #expect(t.keys.contains(k))
+                #expect(t.rows.allSatisfy { $0[t.column(k)!].value != nil }, "\(t.model): missing \(k)")
+            }
+            for task in m.tasks { #expect(t.keys.contains { $0.hasPrefix(task.name + ".") }, "\(t.model): no column for \(task.name)") }
+            if m.name == "smollm2" { #expect(t.keys.contains("avg_acc")) }
+            #expect(t.rows.first.map { $0[t.column("params_pct")!].text } == "100.0")
+        }
+        for f in ["report.md", "report.html", "plots/accuracy-vs-energy-smollm2.svg", "plots/perplexity-vs-parameters-smollm2.svg"] {
+            #expect(FileManager.default.fileExists(atPath: dir.appendingPathComponent(f).path), "\(f)")
+        }
+    }
+}
