@@ -83,6 +83,8 @@ enum SweepFixtures {
          4, "unknown task 'hellaswagg'"),
         ("output: o\ntasks: [piqa]\nmodels:\n  - name: m\n    path: /\n    variants:\n      - name: q\n        quantize:\n          bits: 3\n",
          9, "bits must be 8 or 4"),
+        ("output: o\ntasks: [piqa]\nmodels:\n  - name: m\n    path: /\n    variants:\n      - name: t\n        prune:\n          importance: taylor\n          target_params: 30\n",
+         10, "target_params (the fraction of all parameters to remove) must be in (0, 1)"),
         ("output: o\ntasks: [{name: piqa, limit: 0}]\nmodels:\n  - name: m\n    path: /\n    variants: [{name: b}]\n",
          2, "limit must be positive"),
         ("output: o\ntasks: [piqa]\nmodels:\n  - name: m\n    path: /\n    variants:\n      - name: b\n      - name: b\n",
@@ -125,7 +127,7 @@ enum SweepFixtures {
               - name: t20
                 prune: {ratio: 0.2, importance: taylor, taylor: param_first, skip_first: 1, skip_last: 1, num_examples: 10, calibration_len: 64}
               - name: t20-int8
-                prune: {target_params: 100000000, importance: l2}
+                prune: {target_params: 0.25, importance: l2}
                 quantize: {bits: 8, granularity: group, group_size: 32, scheme: asymmetric}
         """
         let c = try SweepConfig.parse(yaml, file: "c.yaml", defaults: Self.models)
@@ -137,7 +139,7 @@ enum SweepFixtures {
         #expect(m.variants[1].prune?.arguments == ["--ratio", "0.2", "--importance", "taylor", "--taylor", "param_first",
                                                    "--skip-first", "1", "--skip-last", "1", "--num-examples", "10",
                                                    "--calibration-len", "64"])
-        #expect(m.variants[2].prune?.arguments == ["--target-params", "100000000", "--importance", "l2"])
+        #expect(m.variants[2].prune?.arguments == ["--target-params", "0.25", "--importance", "l2"])
         #expect(m.variants[2].quantize?.arguments == ["--bits", "8", "--granularity", "group", "--group-size", "32",
                                                      "--scheme", "asymmetric"])
     }

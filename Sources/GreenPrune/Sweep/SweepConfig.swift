@@ -103,7 +103,9 @@ public struct SweepConfig: Codable, Equatable {
 
     /// `greenprune prune` options (docs/CLI.md).
     public struct PruneOptions: Codable, Equatable {
+        /// `--ratio`: the fraction of each pruned layer's units to remove.
         public var ratio: Double?
+        /// `--target-params`: the fraction of all parameters to remove (the per-layer ratio is solved for).
         public var targetParams: Double?
         public var importance: String?
         public var taylor: String?
@@ -163,6 +165,17 @@ public struct SweepConfig: Codable, Equatable {
         "hellaswag", "piqa", "arc_easy", "arc_challenge", "boolq", "openbookqa", "winogrande",
         "lambada_openai", "wikitext", "wikitext2_chunked", "ptb_chunked", "stsb", "embedding_drift",
     ]
+    /// The built-in tasks plus those described by `*.yaml` files in `$GREENPRUNE_TASKS`, else
+    /// `./configs/tasks` (where `evaluate` finds task descriptions).
+    public static func availableTasks() -> [String] {
+        let env = ProcessInfo.processInfo.environment["GREENPRUNE_TASKS"]
+        let dir = env.flatMap { $0.isEmpty ? nil : URL(fileURLWithPath: $0) }
+            ?? URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent("configs/tasks")
+        let described = ((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? [])
+            .filter { $0.hasSuffix(".yaml") }.map { String($0.dropLast(5)) }.sorted()
+        return knownTasks + described.filter { !knownTasks.contains($0) }
+    }
+
     /// The zero-shot multiple-choice tasks averaged as pruning papers do (LLM-Pruner's seven).
     public static let zeroShotTasks = ["boolq", "piqa", "hellaswag", "winogrande", "arc_easy", "arc_challenge", "openbookqa"]
     public static let importanceChoices = ["taylor", "l1", "l2", "random", "bi"]
@@ -286,8 +299,9 @@ public struct SweepConfig: Codable, Equatable {
                 nameNode = t
                 spec = TaskSpec(name: try t.string())
             }
-            guard knownTasks.contains(spec.name) else {
-                throw nameNode.error("unknown task '\(spec.name)' (known: \(knownTasks.joined(separator: ", ")))")
+            let available = availableTasks()
+            guard available.contains(spec.name) else {
+                throw nameNode.error("unknown task '\(spec.name)' (known: \(available.joined(separator: ", ")))")
             }
             guard !tasks.contains(where: { $0.name == spec.name }) else { throw nameNode.error("task '\(spec.name)' listed twice") }
             tasks.append(spec)
@@ -318,7 +332,7 @@ public struct SweepConfig: Codable, Equatable {
         }
         if let t = m["target_params"] {
             let v = try t.double()
-            guard v > 0 else { throw t.error("prune.target_params must be positive, got \(SweepConfig.format(v))") }
+            guard v > 0, v < 1 else { throw t.error("prune.target_params (the fraction of all parameters to remove) must be in (0, 1), got \(SweepConfig.format(v))") }
             p.targetParams = v
         }
         switch (p.ratio, p.targetParams) {
