@@ -130,7 +130,8 @@ public final class SweepRunner {
         return String(line.prefix(300))
     }
 
-    /// Prune and/or quantize into `att/model`; the baseline's `model` is a link to its source.
+    /// Prune and/or quantize into `att/model` and return the folder to evaluate; the baseline's
+    /// `model` is a link to its source.
     private func build(_ run: PlannedRun, in att: URL, steps: inout [RunRecord.StepRecord]) throws -> URL {
         let model = att.appendingPathComponent("model")
         let measure = plan.energy.enabled && plan.energy.measureBuild
@@ -151,7 +152,10 @@ public final class SweepRunner {
             }
         }
         if run.variant.isBaseline {
+            // A link for whoever browses the folder; evaluate reads the source itself (sizes on
+            // disk are counted on real files, not through a link).
             try FileManager.default.createSymbolicLink(atPath: model.path, withDestinationPath: run.modelPath)
+            return URL(fileURLWithPath: run.modelPath)
         }
         return model
     }
