@@ -125,7 +125,7 @@ enum SweepFixtures {
             variants:
               - name: baseline
               - name: t20
-                prune: {ratio: 0.2, importance: taylor, taylor: param_first, skip_first: 1, skip_last: 1, num_examples: 10, calibration_len: 64}
+                prune: {ratio: 0.2, importance: taylor, taylor: param_first, skip_first: 1, skip_last: 1, num_examples: 10, calibration_len: 64, round_to: 32}
               - name: t20-int8
                 prune: {target_params: 0.25, importance: l2}
                 quantize: {bits: 8, granularity: group, group_size: 32, scheme: asymmetric}
@@ -138,7 +138,7 @@ enum SweepFixtures {
         #expect(m.variants[0].isBaseline)
         #expect(m.variants[1].prune?.arguments == ["--ratio", "0.2", "--importance", "taylor", "--taylor", "param_first",
                                                    "--skip-first", "1", "--skip-last", "1", "--num-examples", "10",
-                                                   "--calibration-len", "64"])
+                                                   "--calibration-len", "64", "--round-to", "32"])
         #expect(m.variants[2].prune?.arguments == ["--target-params", "0.25", "--importance", "l2"])
         #expect(m.variants[2].quantize?.arguments == ["--bits", "8", "--granularity", "group", "--group-size", "32",
                                                      "--scheme", "asymmetric"])

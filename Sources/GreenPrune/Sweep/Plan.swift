@@ -89,39 +89,43 @@ public struct SweepPlan: Codable, Equatable {
     }
 }
 
-/// A rough work model for `--dry-run`: tokens each task reads per document, the speed of a
-/// forward pass, and the cost of building each variant. The figures are for SmolLM2-135M on two
-/// cores (f32 OpenBLAS); MiniLM's encoder is about 6× cheaper per token.
+/// A rough work model for `--dry-run`, from `greenprune evaluate`/`prune` runs of the default
+/// models (measured as CPU time on a shared machine, so on two free cores it errs long):
+/// SmolLM2-135M reads ≈ 50 tokens per CPU-second (≈ 90 tokens/s on two cores, OpenBLAS f32),
+/// and each task reads the tokens below per document with shared-context KV reuse (lm-eval
+/// request tokens are 1.5–3× more). MiniLM tasks are timed per document.
 public enum WorkEstimate {
-    /// Forward tokens per second of a 135M-parameter decoder on two cores (≈ 0.27 GFLOP/token).
-    public static var decoderTokensPerSecond = 400.0
-    public static var encoderTokensPerSecond = 2400.0
-    /// Tokens read per document: (choices × (context + continuation)), lm-eval scores each pair.
+    /// Tokens read per second by a 135M-parameter decoder on two cores.
+    public static var decoderTokensPerSecond = 90.0
+    /// Tokens read per document (per 128-token window for the chunked perplexities), measured.
     public static let tokensPerDocument: [String: Double] = [
-        "hellaswag": 4 * 95, "piqa": 2 * 55, "arc_easy": 4 * 40, "arc_challenge": 4 * 45, "boolq": 2 * 150,
-        "openbookqa": 4 * 25, "winogrande": 2 * 30, "lambada_openai": 95, "wikitext": 8000,
-        "wikitext2_chunked": 128, "ptb_chunked": 128, "stsb": 2 * 15, "embedding_drift": 2 * 2 * 15,
+        "boolq": 175, "hellaswag": 60, "piqa": 41, "arc_easy": 39, "arc_challenge": 74, "openbookqa": 30,
+        "winogrande": 36, "lambada_openai": 86, "wikitext": 5200, "wikitext2_chunked": 128, "ptb_chunked": 128,
     ]
-    /// Documents in each full set (windows of 128 tokens for the chunked perplexities).
+    /// Seconds per document of the encoder tasks on two cores (all-MiniLM-L6-v2; the drift embeds twice).
+    public static let encoderSecondsPerDocument: [String: Double] = ["stsb": 0.025, "embedding_drift": 0.02]
+    /// Documents in each full set (128-token windows for the chunked perplexities).
     public static let documents: [String: Double] = [
         "hellaswag": 10042, "piqa": 1838, "arc_easy": 2376, "arc_challenge": 1172, "boolq": 3270,
         "openbookqa": 500, "winogrande": 1267, "lambada_openai": 5153, "wikitext": 62,
         "wikitext2_chunked": 2240, "ptb_chunked": 900, "stsb": 1379, "embedding_drift": 1379,
     ]
-    public static let assumptions = "decoder 400 tok/s, encoder 2400 tok/s, Taylor pruning ≈ 3 passes over its calibration tokens"
+    public static let assumptions = "SmolLM2 90 tokens/s read, MiniLM per document, Taylor pruning ≈ 3 passes over its calibration tokens"
 
     public static func seconds(variant: SweepConfig.VariantSpec, tasks: [SweepConfig.TaskSpec]) -> Double {
-        let encoder = tasks.contains { $0.name == "stsb" || $0.name == "embedding_drift" }
-        let speed = encoder ? encoderTokensPerSecond : decoderTokensPerSecond
-        var s = 3.0  // process start, model load
+        var s = 0.0
+        var groups = Set<Int?>()
         for t in tasks {
+            groups.insert(t.limit)
             let docs = min(Double(t.limit ?? Int.max), documents[t.name] ?? 100)
-            s += docs * (tokensPerDocument[t.name] ?? 100) / speed
+            if let e = encoderSecondsPerDocument[t.name] { s += docs * e }
+            else { s += docs * (tokensPerDocument[t.name] ?? 100) / decoderTokensPerSecond }
         }
+        s += 3 * Double(groups.count)  // start, model load per evaluate call
         if let p = variant.prune {
             let calib = Double((p.numExamples ?? 10) * (p.calibrationLen ?? 64))
             let gradient = ["taylor", nil].contains(p.importance)
-            s += 5 + (gradient ? 3 * calib / speed : 0)
+            s += 8 + (gradient ? 3 * calib / decoderTokensPerSecond : 0)
         }
         if variant.quantize != nil { s += 5 }
         return s

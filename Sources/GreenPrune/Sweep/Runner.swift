@@ -120,13 +120,18 @@ public final class SweepRunner {
         let code = try executor.run(s)
         steps.append(.init(name: name, exitCode: code, seconds: Date().timeIntervalSince(t0)))
         guard code == 0 else {
-            throw InputError(name, "exited with status \(code): \(lastLine(of: s.log)) (log: logs/\(k)-\(name).log)")
+            throw InputError(name, "exited with status \(code): \(errorLine(of: s.log)) (log: logs/\(k)-\(name).log)")
         }
     }
 
-    private func lastLine(of url: URL) -> String {
+    /// The line of a step's log that says why it failed: the last `Error: …` line (how every
+    /// command reports), else the last line that is not the energy tracker's summary.
+    private func errorLine(of url: URL) -> String {
         let text = String(decoding: FileManager.default.contents(atPath: url.path) ?? Data(), as: UTF8.self)
-        let line = text.split(whereSeparator: \.isNewline).last.map(String.init) ?? "no output"
+        let lines = text.split(whereSeparator: \.isNewline).map(String.init).filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+        let line = lines.last { $0.hasPrefix("Error:") }.map { String($0.dropFirst(6)).trimmingCharacters(in: .whitespaces) }
+            ?? lines.last { !$0.hasPrefix("energy:") && !$0.hasPrefix(" ") && !$0.hasPrefix("$ ") }
+            ?? "no output"
         return String(line.prefix(300))
     }
 

@@ -113,12 +113,15 @@ public struct SweepConfig: Codable, Equatable {
         public var skipLast: Int?
         public var numExamples: Int?
         public var calibrationLen: Int?
+        /// `--round-to`: kept MLP widths rounded up to a multiple (for INT4 group sizes).
+        public var roundTo: Int?
         /// Extra arguments appended verbatim.
         public var args: [String] = []
         public init() {}
         enum CodingKeys: String, CodingKey {
             case ratio, targetParams = "target_params", importance, taylor, skipFirst = "skip_first",
-                 skipLast = "skip_last", numExamples = "num_examples", calibrationLen = "calibration_len", args
+                 skipLast = "skip_last", numExamples = "num_examples", calibrationLen = "calibration_len",
+                 roundTo = "round_to", args
         }
 
         /// The command-line flags for `greenprune prune`.
@@ -132,6 +135,7 @@ public struct SweepConfig: Codable, Equatable {
             if let s = skipLast { a += ["--skip-last", String(s)] }
             if let n = numExamples { a += ["--num-examples", String(n)] }
             if let n = calibrationLen { a += ["--calibration-len", String(n)] }
+            if let n = roundTo { a += ["--round-to", String(n)] }
             return a + args
         }
     }
@@ -323,7 +327,7 @@ public struct SweepConfig: Codable, Equatable {
 
     private static func parsePrune(_ node: ConfigNode) throws -> PruneOptions {
         let m = try node.mapping(allowed: ["ratio", "target_params", "importance", "taylor", "skip_first",
-                                           "skip_last", "num_examples", "calibration_len", "args"])
+                                           "skip_last", "num_examples", "calibration_len", "round_to", "args"])
         var p = PruneOptions()
         if let r = m["ratio"] {
             let v = try r.double()
@@ -349,7 +353,7 @@ public struct SweepConfig: Codable, Equatable {
                 p[keyPath: kp] = v
             }
         }
-        for (key, kp) in [("num_examples", \PruneOptions.numExamples), ("calibration_len", \.calibrationLen)] {
+        for (key, kp) in [("num_examples", \PruneOptions.numExamples), ("calibration_len", \.calibrationLen), ("round_to", \.roundTo)] {
             if let s = m[key] {
                 let v = try s.int()
                 guard v > 0 else { throw s.error("prune.\(key) must be positive, got \(v)") }
