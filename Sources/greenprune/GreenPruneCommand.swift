@@ -12,6 +12,8 @@ struct GreenPruneCommand: ParsableCommand {
             // One line per subcommand, each in its own file.
             Sweep.self,
             ReportCmd.self,
+            Convert.self,
+            Tokenize.self,
         ]
     )
 }
