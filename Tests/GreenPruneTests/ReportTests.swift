@@ -181,6 +181,22 @@ enum ReportFixture {
         #expect(SVGPlot.ticks(13, 87, count: 4) == [20, 40, 60, 80])
     }
 
+    /// A log axis puts y = 10, 100, 1000, 10000 at equal steps, labelled with the values.
+    @Test func logAxisSpacesDecadesEvenly() throws {
+        var plot = SVGPlot(title: "t", xLabel: "x", yLabel: "y",
+                           series: [SVGSeries(name: "s", points: [(1, 10), (2, 100), (3, 1000), (4, 10000)], color: "#000000")])
+        plot.logY = true
+        let svg = plot.render()
+        let cys = svg.components(separatedBy: "<circle ").dropFirst().compactMap { c -> Double? in
+            guard let r = c.range(of: "cy=\""), let e = c[r.upperBound...].firstIndex(of: "\"") else { return nil }
+            return Double(c[r.upperBound..<e])
+        }
+        #expect(cys.count == 4)
+        let steps = zip(cys, cys.dropFirst()).map { $0 - $1 }
+        #expect(steps.allSatisfy { abs($0 - steps[0]) < 0.02 && $0 > 0 }, "\(cys)")
+        for label in [">10<", ">100<", ">1000<", ">10000<"] { #expect(svg.contains(label)) }
+    }
+
     /// Every plot parses as XML with an <svg> root, and holds one marker per point.
     @Test func plotsAreWellFormedSVG() throws {
         let dir = try ReportFixture.make()

@@ -66,8 +66,15 @@ public enum Plots {
         }
         guard series.contains(where: { !$0.points.isEmpty }) else { return nil }
         let task = pk.split(separator: ".").first.map(String.init) ?? pk
-        return SVGPlot(title: "\(table.model): \(task) perplexity vs parameters kept", xLabel: "parameters kept (% of baseline)",
-                       yLabel: "perplexity (lower is better)", series: series).render()
+        var plot = SVGPlot(title: "\(table.model): \(task) perplexity vs parameters kept", xLabel: "parameters kept (% of baseline)",
+                           yLabel: "perplexity (lower is better)", series: series)
+        // Pruned models' perplexities can be orders of magnitude above the baseline's.
+        let ys = series.flatMap(\.points).map(\.y).filter { $0 > 0 }
+        if let lo = ys.min(), let hi = ys.max(), hi / lo > 20 {
+            plot.logY = true
+            plot.yLabel = "perplexity, log scale (lower is better)"
+        }
+        return plot.render()
     }
 
     /// Reads (seconds since start, watts) from a power.h5 trace written by `greenprune energy`:

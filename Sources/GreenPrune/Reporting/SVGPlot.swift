@@ -31,6 +31,8 @@ public struct SVGPlot {
     public var height = 400.0
     /// Extend the y axis down (or up) to 0, for quantities such as power.
     public var includeZeroY = false
+    /// A logarithmic y axis (positive values only), for perplexities that explode.
+    public var logY = false
 
     public static let palette = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
                                  "#bcbd22", "#17becf"]
@@ -67,7 +69,9 @@ public struct SVGPlot {
     public func render() -> String {
         let ml = 70.0, mr = 170.0, mt = 40.0, mb = 55.0
         let pw = width - ml - mr, ph = height - mt - mb
-        let all = series.flatMap(\.points).filter { $0.x.isFinite && $0.y.isFinite }
+        // On a log axis every y is drawn as log10(y); ticks are labelled with the values.
+        let ty: (Double) -> Double = logY ? { $0 > 0 ? log10($0) : .nan } : { $0 }
+        let all = series.flatMap(\.points).map { (x: $0.x, y: ty($0.y)) }.filter { $0.x.isFinite && $0.y.isFinite }
         var x0 = all.map(\.x).min() ?? 0, x1 = all.map(\.x).max() ?? 1
         var y0 = all.map(\.y).min() ?? 0, y1 = all.map(\.y).max() ?? 1
         if includeZeroY { y0 = min(y0, 0); y1 = max(y1, 0) }
@@ -85,23 +89,28 @@ public struct SVGPlot {
 
         """
         s += "<g stroke=\"#dddddd\" stroke-width=\"1\">\n"
-        let xt = Self.ticks(x0, x1), yt = Self.ticks(y0, y1)
+        let xt = Self.ticks(x0, x1)
+        var yt = Self.ticks(y0, y1)
+        if logY {  // powers of ten when the axis spans at least two
+            let decades = stride(from: ceil(y0), through: floor(y1), by: 1).map { $0 }
+            if decades.count >= 2 { yt = decades }
+        }
         for t in xt { s += "<line x1=\"\(Self.num(sx(t)))\" y1=\"\(Self.num(mt))\" x2=\"\(Self.num(sx(t)))\" y2=\"\(Self.num(mt + ph))\"/>\n" }
         for t in yt { s += "<line x1=\"\(Self.num(ml))\" y1=\"\(Self.num(sy(t)))\" x2=\"\(Self.num(ml + pw))\" y2=\"\(Self.num(sy(t)))\"/>\n" }
         s += "</g>\n<rect x=\"\(Self.num(ml))\" y=\"\(Self.num(mt))\" width=\"\(Self.num(pw))\" height=\"\(Self.num(ph))\" fill=\"none\" stroke=\"#333333\"/>\n"
         for t in xt { s += "<text x=\"\(Self.num(sx(t)))\" y=\"\(Self.num(mt + ph + 16))\" text-anchor=\"middle\">\(Self.tickText(t))</text>\n" }
-        for t in yt { s += "<text x=\"\(Self.num(ml - 6))\" y=\"\(Self.num(sy(t) + 4))\" text-anchor=\"end\">\(Self.tickText(t))</text>\n" }
+        for t in yt { s += "<text x=\"\(Self.num(ml - 6))\" y=\"\(Self.num(sy(t) + 4))\" text-anchor=\"end\">\(Self.tickText(logY ? pow(10, t) : t))</text>\n" }
         s += "<text x=\"\(Self.num(ml + pw / 2))\" y=\"\(Self.num(height - 12))\" text-anchor=\"middle\">\(HTML.escape(xLabel))</text>\n"
         s += "<text transform=\"translate(16 \(Self.num(mt + ph / 2))) rotate(-90)\" text-anchor=\"middle\">\(HTML.escape(yLabel))</text>\n"
         for (i, se) in series.enumerated() {
-            let pts = se.points.filter { $0.x.isFinite && $0.y.isFinite }
+            let pts = se.points.map { (x: $0.x, y: ty($0.y)) }.filter { $0.x.isFinite && $0.y.isFinite }
             s += "<g class=\"series\" data-name=\"\(HTML.escape(se.name))\">\n"
             if se.line, pts.count > 1 {
                 let d = pts.enumerated().map { ($0.offset == 0 ? "M" : "L") + Self.num(sx($0.element.x)) + " " + Self.num(sy($0.element.y)) }.joined(separator: " ")
                 s += "<path d=\"\(d)\" fill=\"none\" stroke=\"\(se.color)\" stroke-width=\"1.8\"\(se.dashed ? " stroke-dasharray=\"5 3\"" : "")/>\n"
             }
             if se.markers {
-                for (j, p) in se.points.enumerated() where p.x.isFinite && p.y.isFinite {
+                for (j, p) in se.points.map({ (x: $0.x, y: ty($0.y)) }).enumerated() where p.x.isFinite && p.y.isFinite {
                     s += "<circle cx=\"\(Self.num(sx(p.x)))\" cy=\"\(Self.num(sy(p.y)))\" r=\"4.5\" fill=\"\(se.filled ? se.color : "#ffffff")\" stroke=\"\(se.color)\" stroke-width=\"1.8\"/>\n"
                     if j < se.labels.count {
                         s += "<text x=\"\(Self.num(sx(p.x) + 7))\" y=\"\(Self.num(sy(p.y) - 6))\" font-size=\"10\" fill=\"#333333\">\(HTML.escape(se.labels[j]))</text>\n"
