@@ -10,6 +10,8 @@ struct GreenPruneCommand: ParsableCommand {
         version: GreenPruneInfo.version,
         subcommands: [
             // One line per subcommand, each in its own file.
+            Sweep.self,
+            ReportCmd.self,
             Convert.self,
             Tokenize.self,
             Inspect.self,
