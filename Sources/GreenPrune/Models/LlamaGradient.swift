@@ -1,0 +1,279 @@
+import Foundation
+
+/// A float32 buffer allocated once and freed with its owner (activations, gradients).
+public final class GradBuffer {
+    public let pointer: UnsafeMutablePointer<Float>
+    public let count: Int
+
+    public init(_ count: Int) {
+        self.count = count
+        pointer = .allocate(capacity: max(count, 1))
+        pointer.initialize(repeating: 0, count: max(count, 1))
+    }
+
+    deinit { pointer.deallocate() }
+
+    public func zero() { pointer.update(repeating: 0, count: count) }
+    /// A copy as an array.
+    public var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
+}
+
+/// Forward with saved activations, then backward, of a Hugging Face Llama on a checkpoint
+/// held as a `StateDict` (per-layer widths from the tensor shapes, so pruned models work).
+///
+/// The loss is Hugging Face's causal-LM loss: the mean over the B·(T−1) predicted tokens of
+/// −log softmax(logits[b, t−1])[ids[b, t]]. `accumulate` adds scale-weighted gradients of the
+/// token-loss SUM into the buffers of the weights asked for, so a caller splits a batch into
+/// micro-batches (or single samples, for per-sample gradients) and sums. Weights not asked for
+/// get no buffer; backward stops at the lowest layer that still needs one.
+public final class LlamaGradient {
+    public let geometry: PruneGeometry
+    public let state: StateDict
+    public let rmsEps: Float
+    /// Rotary inverse frequencies (D/2): 1 / θ^(2i/D) in float32, as transformers computes them.
+    public let invFreq: [Float]
+    /// Gradient buffers by parameter name (embedding: `model.embed_tokens.weight`, which also
+    /// collects the tied head's part).
+    public private(set) var gradients: [String: GradBuffer] = [:]
+
+    /// `wanted`: parameter names whose gradients are kept.
+    public init(state: StateDict, geometry: PruneGeometry, ropeTheta: Double, rmsEps: Float, wanted: Set<String>) throws {
+        self.state = state
+        self.geometry = geometry
+        self.rmsEps = rmsEps
+        let d = geometry.headDim
+        invFreq = (0..<(d / 2)).map { 1 / powf(Float(ropeTheta), Float(2 * $0) / Float(d)) }
+        for name in wanted {
+            guard let t = state[name] else { throw InputError(name, "no such parameter for a gradient") }
+            gradients[name] = GradBuffer(t.values.count)
+        }
+        if !geometry.tiedEmbeddings && state["lm_head.weight"] == nil {
+            throw InputError("lm_head.weight", "missing and tie_word_embeddings is false")
+        }
+    }
+
+    /// Sets every gradient buffer to 0.
+    public func zeroGradients() { for g in gradients.values { g.zero() } }
+
+    /// Every Llama parameter name this model has, in Hugging Face order.
+    public static func parameterNames(layers: Int, tied: Bool) -> [String] {
+        var n = ["model.embed_tokens.weight"]
+        for l in 0..<layers {
+            n += [LlamaNames.q(l), LlamaNames.k(l), LlamaNames.v(l), LlamaNames.o(l),
+                  LlamaNames.gate(l), LlamaNames.up(l), LlamaNames.down(l),
+                  LlamaNames.layer(l) + "input_layernorm.weight", LlamaNames.layer(l) + "post_attention_layernorm.weight"]
+        }
+        n.append("model.norm.weight")
+        if !tied { n.append("lm_head.weight") }
+        return n
+    }
+
+    private func weight<R>(_ name: String, _ body: (UnsafePointer<Float>) -> R) throws -> R {
+        guard let t = state[name] else { throw InputError(name, "weight missing from the model") }
+        return t.values.withUnsafeBufferPointer { body($0.baseAddress!) }
+    }
+
+    private func grad(_ name: String) -> UnsafeMutablePointer<Float>? { gradients[name]?.pointer }
+
+    /// Activations one layer's backward needs (N = B·T rows).
+    private struct LayerActs {
+        let x: GradBuffer       // (N, C) residual entering the layer
+        let ln1: GradBuffer     // (N, C) input_layernorm output
+        let rstd1: GradBuffer   // (N)
+        let q: GradBuffer       // (N, H·D) after RoPE
+        let k: GradBuffer       // (N, G·D) after RoPE
+        let v: GradBuffer       // (N, G·D)
+        let probs: GradBuffer   // (B, H, T, T) attention probabilities
+        let y: GradBuffer       // (N, H·D) attention output before o_proj
+        let x1: GradBuffer      // (N, C) residual after attention
+        let ln2: GradBuffer     // (N, C) post_attention_layernorm output
+        let rstd2: GradBuffer   // (N)
+        let gate: GradBuffer    // (N, F)
+        let up: GradBuffer      // (N, F)
+        let act: GradBuffer     // (N, F) silu(gate) · up
+    }
+
+    /// Runs the forward, saving activations; `hidden(l, input, output)` sees the residual stream
+    /// around each layer (Block Influence). Returns the activations and the final residual.
+    private func forward(ids: [Int32], b: Int, t: Int, cos: UnsafePointer<Float>, sin: UnsafePointer<Float>,
+                         saveFrom: Int, hidden: (Int, UnsafePointer<Float>, UnsafePointer<Float>) -> Void) throws -> ([Int: LayerActs], GradBuffer) {
+        let g = geometry, c = g.hidden, d = g.headDim, n = b * t
+        var x = GradBuffer(n * c)
+        try ids.withUnsafeBufferPointer { idp in
+            try weight("model.embed_tokens.weight") { embeddingForward(x.pointer, ids: idp.baseAddress!, table: $0, n: n, c: c) }
+        }
+        var saved: [Int: LayerActs] = [:]
+        let scratch = GradBuffer(t * t)
+        for (l, dims) in g.layers.enumerated() {
+            let h = dims.numHeads, kv = dims.numKVHeads, f = dims.intermediate
+            let a = LayerActs(x: x, ln1: GradBuffer(n * c), rstd1: GradBuffer(n), q: GradBuffer(n * h * d),
+                              k: GradBuffer(n * kv * d), v: GradBuffer(n * kv * d), probs: GradBuffer(b * h * t * t),
+                              y: GradBuffer(n * h * d), x1: GradBuffer(n * c), ln2: GradBuffer(n * c), rstd2: GradBuffer(n),
+                              gate: GradBuffer(n * f), up: GradBuffer(n * f), act: GradBuffer(n * f))
+            let p = LlamaNames.layer(l)
+            try weight(p + "input_layernorm.weight") { rmsnormForward(a.ln1.pointer, a.rstd1.pointer, a.x.pointer, $0, n: n, c: c, eps: rmsEps) }
+            try weight(LlamaNames.q(l)) { matmulLinear(a.q.pointer, a.ln1.pointer, $0, m: n, n: h * d, k: c) }
+            try weight(LlamaNames.k(l)) { matmulLinear(a.k.pointer, a.ln1.pointer, $0, m: n, n: kv * d, k: c) }
+            try weight(LlamaNames.v(l)) { matmulLinear(a.v.pointer, a.ln1.pointer, $0, m: n, n: kv * d, k: c) }
+            try addBiasIfPresent(LlamaNames.q(l), a.q.pointer, n: n)
+            try addBiasIfPresent(LlamaNames.k(l), a.k.pointer, n: n)
+            try addBiasIfPresent(LlamaNames.v(l), a.v.pointer, n: n)
+            ropeForward(a.q.pointer, cos: cos, sin: sin, b: b, t: t, heads: h, d: d, rowStride: h * d)
+            ropeForward(a.k.pointer, cos: cos, sin: sin, b: b, t: t, heads: kv, d: d, rowStride: kv * d)
+            attentionForward(a.y.pointer, probs: a.probs.pointer, q: a.q.pointer, k: a.k.pointer, v: a.v.pointer,
+                             lengths: Array(repeating: t, count: b), b: b, t: t, past: 0, s: t, heads: h, kvHeads: kv,
+                             d: d, qStride: h * d, kvStride: kv * d, causal: true, scratch: scratch.pointer)
+            try weight(LlamaNames.o(l)) { matmulLinear(a.x1.pointer, a.y.pointer, $0, m: n, n: c, k: h * d) }
+            try addBiasIfPresent(LlamaNames.o(l), a.x1.pointer, n: n)
+            residualForward(a.x1.pointer, a.x.pointer, count: n * c)
+            try weight(p + "post_attention_layernorm.weight") { rmsnormForward(a.ln2.pointer, a.rstd2.pointer, a.x1.pointer, $0, n: n, c: c, eps: rmsEps) }
+            try weight(LlamaNames.gate(l)) { matmulLinear(a.gate.pointer, a.ln2.pointer, $0, m: n, n: f, k: c) }
+            try weight(LlamaNames.up(l)) { matmulLinear(a.up.pointer, a.ln2.pointer, $0, m: n, n: f, k: c) }
+            try addBiasIfPresent(LlamaNames.gate(l), a.gate.pointer, n: n)
+            try addBiasIfPresent(LlamaNames.up(l), a.up.pointer, n: n)
+            siluMulForward(a.act.pointer, a.gate.pointer, a.up.pointer, count: n * f)
+            let out = GradBuffer(n * c)
+            try weight(LlamaNames.down(l)) { matmulLinear(out.pointer, a.act.pointer, $0, m: n, n: c, k: f) }
+            try addBiasIfPresent(LlamaNames.down(l), out.pointer, n: n)
+            residualForward(out.pointer, a.x1.pointer, count: n * c)
+            hidden(l, a.x.pointer, out.pointer)
+            if l >= saveFrom { saved[l] = a }
+            x = out
+        }
+        return (saved, x)
+    }
+
+    private func addBiasIfPresent(_ weightName: String, _ out: UnsafeMutablePointer<Float>, n: Int) throws {
+        guard let bias = state[LlamaNames.bias(weightName)] else { return }
+        bias.values.withUnsafeBufferPointer { addBias(out, $0.baseAddress!, n: n, c: bias.values.count) }
+    }
+
+    /// Validates a batch: equal lengths T ≥ 2, ids inside the vocabulary.
+    private func flatten(_ batch: [[Int]]) throws -> (ids: [Int32], b: Int, t: Int) {
+        guard let t = batch.first?.count, t >= 2, batch.allSatisfy({ $0.count == t }) else {
+            throw InputError("calibration", "batch needs sequences of one length ≥ 2")
+        }
+        var ids: [Int32] = []
+        ids.reserveCapacity(batch.count * t)
+        for s in batch {
+            for id in s {
+                guard id >= 0, id < geometry.vocab else { throw InputError("calibration", "token id \(id) outside the vocabulary") }
+                ids.append(Int32(id))
+            }
+        }
+        return (ids, batch.count, t)
+    }
+
+    private func ropeTablesFor(t: Int) -> (GradBuffer, GradBuffer) {
+        let half = geometry.headDim / 2
+        let cos = GradBuffer(t * half), sin = GradBuffer(t * half)
+        ropeTables(cos.pointer, sin.pointer, invFreq: invFreq, start: 0, t: t)
+        return (cos, sin)
+    }
+
+    /// Forward and backward on `batch` (B sequences of T ids): adds `scale` · ∂(Σ token losses)/∂W
+    /// to every kept gradient and returns Σ token losses (B·(T−1) tokens, in double).
+    /// For the mean loss of the whole calibration set, scale = 1 / (total predicted tokens).
+    @discardableResult
+    public func accumulate(batch: [[Int]], scale: Float) throws -> Double {
+        let (ids, b, t) = try flatten(batch)
+        let g = geometry, c = g.hidden, d = g.headDim, n = b * t, vocab = g.vocab
+        let (cos, sin) = ropeTablesFor(t: t)
+        // Lowest layer whose backward is needed.
+        var lowest = g.layers.count
+        if gradients["model.embed_tokens.weight"] != nil { lowest = 0 }
+        for name in gradients.keys { if let l = Surgery.layerIndex(name) { lowest = min(lowest, l) } }
+        let (acts, xL) = try forward(ids: ids, b: b, t: t, cos: cos.pointer, sin: sin.pointer, saveFrom: lowest, hidden: { _, _, _ in })
+
+        // Final norm and head, predicted rows only: sample s, positions 0 ..< T−1.
+        let lnf = GradBuffer(n * c), rstdf = GradBuffer(n)
+        try weight("model.norm.weight") { rmsnormForward(lnf.pointer, rstdf.pointer, xL.pointer, $0, n: n, c: c, eps: rmsEps) }
+        let rowsPer = t - 1, m = b * rowsPer
+        let logits = GradBuffer(m * vocab)
+        var targets = [Int32](repeating: 0, count: m)
+        let headName = g.tiedEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight"
+        try weight(headName) { e in
+            for s in 0..<b {
+                matmulLinear(logits.pointer + s * rowsPer * vocab, lnf.pointer + s * t * c, e, m: rowsPer, n: vocab, k: c)
+                for i in 0..<rowsPer { targets[s * rowsPer + i] = ids[s * t + i + 1] }
+            }
+        }
+        let loss = targets.withUnsafeBufferPointer {
+            crossEntropyForwardBackward(logits.pointer, targets: $0.baseAddress!, n: m, v: vocab, scale: scale)
+        }
+        // dlnf for predicted rows (the last position of each sample gets no gradient).
+        let dlnf = GradBuffer(n * c)
+        try weight(headName) { e in
+            for s in 0..<b {
+                matmulLinearBackward(dlnf.pointer + s * t * c, grad(headName).map { $0 }, logits.pointer + s * rowsPer * vocab,
+                                     lnf.pointer + s * t * c, e, m: rowsPer, n: vocab, k: c)
+            }
+        }
+        var dx = GradBuffer(n * c)
+        try weight("model.norm.weight") { rmsnormBackward(dx.pointer, grad("model.norm.weight"), dlnf.pointer, xL.pointer, $0, rstdf.pointer, n: n, c: c) }
+
+        // Layers in reverse, down to the lowest one needed.
+        let scratch = GradBuffer(t * t)
+        for l in stride(from: g.layers.count - 1, through: lowest, by: -1) {
+            guard let a = acts[l] else { break }
+            let dims = g.layers[l], h = dims.numHeads, kv = dims.numKVHeads, f = dims.intermediate
+            let p = LlamaNames.layer(l)
+            // dx holds ∂/∂(layer output); the residual passes it to x1 unchanged.
+            let dx1 = dx
+            let dact = GradBuffer(n * f)
+            try weight(LlamaNames.down(l)) { matmulLinearBackward(dact.pointer, grad(LlamaNames.down(l)), dx.pointer, a.act.pointer, $0, m: n, n: c, k: f) }
+            try biasBackward(LlamaNames.down(l), dx.pointer, n: n)
+            let dgate = GradBuffer(n * f), dup = GradBuffer(n * f)
+            siluMulBackward(dgate.pointer, dup.pointer, dact.pointer, a.gate.pointer, a.up.pointer, count: n * f)
+            let dln2 = GradBuffer(n * c)
+            try weight(LlamaNames.gate(l)) { matmulLinearBackward(dln2.pointer, grad(LlamaNames.gate(l)), dgate.pointer, a.ln2.pointer, $0, m: n, n: f, k: c) }
+            try weight(LlamaNames.up(l)) { matmulLinearBackward(dln2.pointer, grad(LlamaNames.up(l)), dup.pointer, a.ln2.pointer, $0, m: n, n: f, k: c) }
+            try biasBackward(LlamaNames.gate(l), dgate.pointer, n: n)
+            try biasBackward(LlamaNames.up(l), dup.pointer, n: n)
+            try weight(p + "post_attention_layernorm.weight") {
+                rmsnormBackward(dx1.pointer, grad(p + "post_attention_layernorm.weight"), dln2.pointer, a.x1.pointer, $0, a.rstd2.pointer, n: n, c: c)
+            }
+            // Attention: dx1 flows to x through the residual and through o_proj ∘ attention.
+            let dy = GradBuffer(n * h * d)
+            try weight(LlamaNames.o(l)) { matmulLinearBackward(dy.pointer, grad(LlamaNames.o(l)), dx1.pointer, a.y.pointer, $0, m: n, n: c, k: h * d) }
+            try biasBackward(LlamaNames.o(l), dx1.pointer, n: n)
+            let dq = GradBuffer(n * h * d), dk = GradBuffer(n * kv * d), dv = GradBuffer(n * kv * d)
+            attentionBackward(dq: dq.pointer, dk: dk.pointer, dv: dv.pointer, dout: dy.pointer, q: a.q.pointer, k: a.k.pointer,
+                              v: a.v.pointer, probs: a.probs.pointer, b: b, t: t, heads: h, kvHeads: kv, d: d,
+                              qStride: h * d, kvStride: kv * d, scratch: scratch.pointer)
+            ropeBackward(dq.pointer, cos: cos.pointer, sin: sin.pointer, b: b, t: t, heads: h, d: d, rowStride: h * d)
+            ropeBackward(dk.pointer, cos: cos.pointer, sin: sin.pointer, b: b, t: t, heads: kv, d: d, rowStride: kv * d)
+            let dln1 = GradBuffer(n * c)
+            try weight(LlamaNames.q(l)) { matmulLinearBackward(dln1.pointer, grad(LlamaNames.q(l)), dq.pointer, a.ln1.pointer, $0, m: n, n: h * d, k: c) }
+            try weight(LlamaNames.k(l)) { matmulLinearBackward(dln1.pointer, grad(LlamaNames.k(l)), dk.pointer, a.ln1.pointer, $0, m: n, n: kv * d, k: c) }
+            try weight(LlamaNames.v(l)) { matmulLinearBackward(dln1.pointer, grad(LlamaNames.v(l)), dv.pointer, a.ln1.pointer, $0, m: n, n: kv * d, k: c) }
+            try biasBackward(LlamaNames.q(l), dq.pointer, n: n)
+            try biasBackward(LlamaNames.k(l), dk.pointer, n: n)
+            try biasBackward(LlamaNames.v(l), dv.pointer, n: n)
+            try weight(p + "input_layernorm.weight") {
+                rmsnormBackward(dx1.pointer, grad(p + "input_layernorm.weight"), dln1.pointer, a.x.pointer, $0, a.rstd1.pointer, n: n, c: c)
+            }
+            dx = dx1
+        }
+        if lowest == 0, let de = grad("model.embed_tokens.weight") {
+            ids.withUnsafeBufferPointer { embeddingBackward(de, dx.pointer, ids: $0.baseAddress!, n: n, c: c) }
+        }
+        return loss
+    }
+
+    /// dbias (C) += Σ_rows dout (N, C), when the weight has a bias and its gradient is kept.
+    private func biasBackward(_ weightName: String, _ dout: UnsafePointer<Float>, n: Int) throws {
+        let name = LlamaNames.bias(weightName)
+        guard let db = grad(name), let bias = state[name] else { return }
+        let c = bias.values.count
+        for i in 0..<n { for j in 0..<c { db[j] += dout[i * c + j] } }
+    }
+
+    /// Forward only: feeds the residual stream around every layer to `hidden` (layer, input
+    /// (B·T, C), output (B·T, C)) — what Block Influence needs.
+    public func hiddenStates(batch: [[Int]], _ hidden: (Int, UnsafePointer<Float>, UnsafePointer<Float>) -> Void) throws {
+        let (ids, b, t) = try flatten(batch)
+        let (cos, sin) = ropeTablesFor(t: t)
+        _ = try forward(ids: ids, b: b, t: t, cos: cos.pointer, sin: sin.pointer, saveFrom: Int.max, hidden: hidden)
+    }
+}
