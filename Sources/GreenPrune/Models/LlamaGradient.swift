@@ -30,19 +30,20 @@ public final class LlamaGradient {
     public let geometry: PruneGeometry
     public let state: StateDict
     public let rmsEps: Float
-    /// Rotary inverse frequencies (D/2): 1 / θ^(2i/D) in float32, as transformers computes them.
+    /// Rotary inverse frequencies (D/2).
     public let invFreq: [Float]
     /// Gradient buffers by parameter name (embedding: `model.embed_tokens.weight`, which also
     /// collects the tied head's part).
     public private(set) var gradients: [String: GradBuffer] = [:]
 
     /// `wanted`: parameter names whose gradients are kept.
-    public init(state: StateDict, geometry: PruneGeometry, ropeTheta: Double, rmsEps: Float, wanted: Set<String>) throws {
+    /// `invFreq` (D/2) from `RopeConfig.inverseFrequencies`.
+    public init(state: StateDict, geometry: PruneGeometry, invFreq: [Float], rmsEps: Float, wanted: Set<String>) throws {
         self.state = state
         self.geometry = geometry
         self.rmsEps = rmsEps
-        let d = geometry.headDim
-        invFreq = (0..<(d / 2)).map { 1 / powf(Float(ropeTheta), Float(2 * $0) / Float(d)) }
+        guard invFreq.count * 2 == geometry.headDim else { throw InputError("rope", "\(invFreq.count) frequencies for head_dim \(geometry.headDim)") }
+        self.invFreq = invFreq
         for name in wanted {
             guard let t = state[name] else { throw InputError(name, "no such parameter for a gradient") }
             gradients[name] = GradBuffer(t.values.count)
