@@ -11,6 +11,8 @@ struct GreenPruneCommand: ParsableCommand {
         subcommands: [
             // One line per subcommand, each in its own file.
             Convert.self,
+            Energy.self,
+            BenchEnergy.self,
         ]
     )
 }
