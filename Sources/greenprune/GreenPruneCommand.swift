@@ -13,6 +13,7 @@ struct GreenPruneCommand: ParsableCommand {
             Convert.self,
             Energy.self,
             BenchEnergy.self,
+            Prune.self,
         ]
     )
 }

@@ -270,6 +270,21 @@ public final class LlamaGradient {
         for i in 0..<n { for j in 0..<c { db[j] += dout[i * c + j] } }
     }
 
+    /// Forward only: logits (B·T, V) of every position, row-major.
+    public func logits(batch: [[Int]]) throws -> [Float] {
+        let (ids, b, t) = try flatten(batch)
+        let (cos, sin) = ropeTablesFor(t: t)
+        let (_, xL) = try forward(ids: ids, b: b, t: t, cos: cos.pointer, sin: sin.pointer, saveFrom: Int.max, hidden: { _, _, _ in })
+        let n = b * t, c = geometry.hidden
+        let lnf = GradBuffer(n * c)
+        try weight("model.norm.weight") { rmsnormForward(lnf.pointer, nil, xL.pointer, $0, n: n, c: c, eps: rmsEps) }
+        var out = [Float](repeating: 0, count: n * geometry.vocab)
+        try weight(geometry.tiedEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight") { e in
+            out.withUnsafeMutableBufferPointer { matmulLinear($0.baseAddress!, lnf.pointer, e, m: n, n: geometry.vocab, k: c) }
+        }
+        return out
+    }
+
     /// Forward only: feeds the residual stream around every layer to `hidden` (layer, input
     /// (B·T, C), output (B·T, C)) — what Block Influence needs.
     public func hiddenStates(batch: [[Int]], _ hidden: (Int, UnsafePointer<Float>, UnsafePointer<Float>) -> Void) throws {

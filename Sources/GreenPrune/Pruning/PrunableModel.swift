@@ -50,8 +50,9 @@ public struct PrunableModel {
     /// Writes a loadable model directory at `out`: model.safetensors (float32), config.json,
     /// the tokenizer files, and `extra` files (name → bytes); built under a temporary name and
     /// renamed into place.
+    /// `also` writes further files into the (temporary) directory before it is renamed.
     public func save(to out: URL, configJSON config: [String: Any], extra: [String: Data] = [:],
-                     progress: ProgressBar? = nil) throws {
+                     progress: ProgressBar? = nil, also: (URL) throws -> Void = { _ in }) throws {
         let fm = FileManager.default
         try fm.createDirectory(at: out.deletingLastPathComponent(), withIntermediateDirectories: true)
         let tmp = AtomicFile.temporarySibling(of: out)
@@ -69,6 +70,7 @@ public struct PrunableModel {
                 if fm.fileExists(atPath: src.path) { try fm.copyItem(at: src, to: tmp.appendingPathComponent(f)) }
             }
             for (name, data) in extra { try data.write(to: tmp.appendingPathComponent(name)) }
+            try also(tmp)
             try AtomicFile.commit(tmp, to: out)
         } catch {
             try? fm.removeItem(at: tmp)
