@@ -59,6 +59,11 @@ public struct LayerScores: Equatable, Sendable {
     public var mlp: [Double]
     /// [numKVHeads] for `kv-group`, [numHeads] for `query-head`.
     public var attention: [Double]
+
+    public init(mlp: [Double], attention: [Double]) {
+        self.mlp = mlp
+        self.attention = attention
+    }
 }
 
 /// Builds an estimator from the command-line choices; `bi` is scored by `BlockInfluence`.

@@ -100,6 +100,12 @@ public struct PrunePolicy: Codable, Equatable, Sendable {
         public var attention: Int
         /// MLP channels removed.
         public var mlp: Int
+
+        public init(layer: Int, attention: Int, mlp: Int) {
+            self.layer = layer
+            self.attention = attention
+            self.mlp = mlp
+        }
     }
 
     /// Per-layer removal counts at `ratio`; `current` are the widths now, `original` those
