@@ -47,7 +47,12 @@ struct TaylorImportanceTests {
             for (label, ours, want) in checks {
                 let e = PruningFixtures.relMaxError(ours, want)
                 #expect(e < 1e-3, "\(v.rawValue) \(label): max error \(e) of max |value|")
-                #expect(argsort(ours) == argsort(want), "\(v.rawValue) \(label): ranking differs")
+                // Ranking: identical, except that items whose reference scores differ by less than
+                // 1e-5 of the max (float32 summation-order ties) may trade places.
+                let tieTol = 1e-5 * (want.map(abs).max() ?? 0)
+                let a = argsort(ours), b = argsort(want)
+                let misplaced = zip(a, b).filter { $0 != $1 && abs(want[$0] - want[$1]) > tieTol }
+                #expect(misplaced.isEmpty, "\(v.rawValue) \(label): \(misplaced.count) positions differ beyond near-ties")
             }
         }
     }
