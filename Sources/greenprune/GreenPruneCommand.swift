@@ -14,6 +14,7 @@ struct GreenPruneCommand: ParsableCommand {
             Energy.self,
             BenchEnergy.self,
             Prune.self,
+            BenchPrune.self,
         ]
     )
 }

@@ -191,6 +191,18 @@ struct Prune: ParsableCommand {
                      Date().timeIntervalSince(start)))
     }
 
+    /// Peak resident set of this process so far (getrusage ru_maxrss, KiB on Linux).
+    func peakRSSBytes() -> Int {
+        var u = rusage()
+        #if os(Linux)
+        getrusage(RUSAGE_SELF.rawValue, &u)
+        return Int(u.ru_maxrss) * 1024
+        #else
+        getrusage(RUSAGE_SELF, &u)
+        return Int(u.ru_maxrss)
+        #endif
+    }
+
     func makePolicy(layers n: Int) -> PrunePolicy {
         let def = uniform ? LayerRange(start: 0, end: n) : PrunePolicy.range(skipFirst: skipFirst, skipLast: skipLast, layers: n)
         return PrunePolicy(ratio: ratio, targetParams: targetParams,
@@ -243,6 +255,7 @@ struct Prune: ParsableCommand {
             "parameters": ["before": before, "after": after,
                            "removed_fraction": Double(before - after) / Double(max(before, 1))] as [String: Any],
             "wall_seconds": seconds,
+            "peak_rss_bytes": peakRSSBytes(),
             "phase_seconds": ["gradients": o.gradientSeconds, "surgery": o.surgerySeconds, "save": saveSeconds],
         ]
         r["layers"] = o.keeps.map { k -> [String: Any] in
