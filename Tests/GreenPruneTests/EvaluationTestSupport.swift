@@ -6,18 +6,20 @@ final class CharTokenizer: Tokenizer {
     var bos: Int? = 1
     var eos: Int? = 2
     var addsBos = false
-    init(bos: Int? = 1, eos: Int? = 2, addsBos: Bool = false) {
-        self.bos = bos; self.eos = eos; self.addsBos = addsBos
+    /// Ids that replace the default for some scalars.
+    var remap: [Unicode.Scalar: Int]
+    init(bos: Int? = 1, eos: Int? = 2, addsBos: Bool = false, remap: [Unicode.Scalar: Int] = [:]) {
+        self.bos = bos; self.eos = eos; self.addsBos = addsBos; self.remap = remap
     }
     func encode(_ text: String, addSpecialTokens: Bool) throws -> [Int] {
-        let ids = text.unicodeScalars.map { Int($0.value) + 3 }
+        let ids = text.unicodeScalars.map { remap[$0] ?? Int($0.value) + 3 }
         return (addSpecialTokens && addsBos ? [bos ?? 1] : []) + ids
     }
     func decode(_ ids: [Int], skipSpecialTokens: Bool) -> String {
         String(String.UnicodeScalarView(ids.compactMap { $0 >= 3 ? Unicode.Scalar(UInt32($0 - 3)) : nil }))
     }
     func token(for id: Int) -> String? { decode([id], skipSpecialTokens: false) }
-    func id(for token: String) -> Int? { token.unicodeScalars.count == 1 ? Int(token.unicodeScalars.first!.value) + 3 : nil }
+    func id(for token: String) -> Int? { token.unicodeScalars.count == 1 ? token.unicodeScalars.first.map { Int($0.value) + 3 } : nil }
     var vocabularySize: Int { 512 }
     var bosTokenId: Int? { bos }
     var eosTokenId: Int? { eos }
