@@ -5,6 +5,11 @@ public struct STSPair: Sendable, Equatable {
     public var score: Double
     public var sentence1: String
     public var sentence2: String
+    public init(score: Double, sentence1: String, sentence2: String) {
+        self.score = score
+        self.sentence1 = sentence1
+        self.sentence2 = sentence2
+    }
 }
 
 /// What an encoder task produced.
