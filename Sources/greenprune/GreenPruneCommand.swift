@@ -15,6 +15,7 @@ struct GreenPruneCommand: ParsableCommand {
             BenchEnergy.self,
             Prune.self,
             BenchPrune.self,
+            Evaluate.self,
         ]
     )
 }
