@@ -218,13 +218,16 @@ struct Prune: ParsableCommand {
             return
         }
         let unit = o.policy.unit == .kvGroup ? "kv_groups" : "q_heads/group"
-        print(String(format: "%-6@ %14@ %8@ %8@ %12@ %14@", "layer" as NSString, unit as NSString, "q_heads" as NSString,
-                     "kv_heads" as NSString, "mlp_channels" as NSString, "parameters" as NSString))
+        func pad(_ x: Any, _ w: Int) -> String {
+            let t = "\(x)"
+            return String(repeating: " ", count: max(0, w - t.count)) + t
+        }
+        print("layer" + pad(unit, 15) + pad("q_heads", 9) + pad("kv_heads", 9) + pad("mlp_channels", 13) + pad("parameters", 12))
         var removed = 0
         for r in plan where r.parameters > 0 {
             removed += r.parameters
-            print(String(format: "%-6d %14d %8d %8d %12d %14d", r.layer, r.attentionUnits, r.queryHeadsRemoved,
-                         r.kvHeadsRemoved, r.mlpChannels, r.parameters))
+            print(pad(r.layer, 5) + pad(r.attentionUnits, 15) + pad(r.queryHeadsRemoved, 9) + pad(r.kvHeadsRemoved, 9)
+                  + pad(r.mlpChannels, 13) + pad(r.parameters, 12))
         }
         print(String(format: "total: %d of %d parameters removed (%.2f%%), %d left", removed, total,
                      100 * Double(removed) / Double(total), total - removed))
