@@ -39,16 +39,29 @@ struct BenchPrune: ParsableCommand {
         let engine = try LlamaGradient(state: m.state, geometry: g, invFreq: m.config.rope.inverseFrequencies(headDim: m.config.headDim),
                                        rmsEps: m.config.rmsNormEps, wanted: Set(names))
         _ = try engine.accumulate(batch: ids, scale: 1)
-        var times: [Double] = []
+        var times: [Double] = [], cpu: [Double] = []
         for _ in 0..<repeats {
             engine.zeroGradients()
-            let t0 = Date()
+            let t0 = Date(), c0 = processCPUSeconds()
             _ = try engine.accumulate(batch: ids, scale: 1)
             times.append(Date().timeIntervalSince(t0))
+            cpu.append(processCPUSeconds() - c0)
         }
         let best = times.min() ?? 0, mean = times.reduce(0, +) / Double(times.count)
-        print(String(format: "forward+backward %d x %d tokens (%@ gradients): best %.3f s, mean %.3f s over %d runs, %d threads",
+        // CPU seconds (all threads) tell the work apart from a machine shared with other jobs.
+        print(String(format: "forward+backward %d x %d tokens (%@ gradients): best %.3f s, mean %.3f s over %d runs, cpu %.3f s per run, %d cores",
                      batch, seqLen, allParameters ? "all" : "prunable", best, mean, repeats,
-                     ProcessInfo.processInfo.activeProcessorCount))
+                     (cpu.min() ?? 0), ProcessInfo.processInfo.activeProcessorCount))
+    }
+
+    /// User + system CPU time of this process (all threads), seconds.
+    func processCPUSeconds() -> Double {
+        var u = rusage()
+        #if os(Linux)
+        getrusage(RUSAGE_SELF.rawValue, &u)
+        #else
+        getrusage(RUSAGE_SELF, &u)
+        #endif
+        return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6
     }
 }

@@ -203,6 +203,17 @@ struct Prune: ParsableCommand {
         #endif
     }
 
+    /// User + system CPU seconds of this process so far (all threads).
+    func cpuSeconds() -> Double {
+        var u = rusage()
+        #if os(Linux)
+        getrusage(RUSAGE_SELF.rawValue, &u)
+        #else
+        getrusage(RUSAGE_SELF, &u)
+        #endif
+        return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6
+    }
+
     func makePolicy(layers n: Int) -> PrunePolicy {
         let def = uniform ? LayerRange(start: 0, end: n) : PrunePolicy.range(skipFirst: skipFirst, skipLast: skipLast, layers: n)
         return PrunePolicy(ratio: ratio, targetParams: targetParams,
@@ -259,6 +270,7 @@ struct Prune: ParsableCommand {
                            "removed_fraction": Double(before - after) / Double(max(before, 1))] as [String: Any],
             "wall_seconds": seconds,
             "peak_rss_bytes": peakRSSBytes(),
+            "cpu_seconds": cpuSeconds(),
             "phase_seconds": ["gradients": o.gradientSeconds, "surgery": o.surgerySeconds, "save": saveSeconds],
         ]
         r["layers"] = o.keeps.map { k -> [String: Any] in
