@@ -70,8 +70,11 @@ public final class LlamaGradient {
     }
 
     private func weight<R>(_ name: String, _ body: (UnsafePointer<Float>) -> R) throws -> R {
-        guard let t = state[name] else { throw InputError(name, "weight missing from the model") }
-        return t.values.withUnsafeBufferPointer { body($0.baseAddress!) }
+        guard let t = state[name], !t.values.isEmpty else { throw InputError(name, "weight missing from the model or empty") }
+        return try t.values.withUnsafeBufferPointer { buf in
+            guard let base = buf.baseAddress else { throw InputError(name, "empty weight") }
+            return body(base)
+        }
     }
 
     private func grad(_ name: String) -> UnsafeMutablePointer<Float>? { gradients[name]?.pointer }

@@ -139,6 +139,7 @@ public func embeddingBackward(_ dtable: UnsafeMutablePointer<Float>, _ dout: Uns
 /// this is the gradient of the mean cross-entropy (Hugging Face causal-LM loss).
 public func crossEntropyForwardBackward(_ logits: UnsafeMutablePointer<Float>, targets: UnsafePointer<Int32>,
                                         n: Int, v: Int, scale: Float) -> Double {
+    guard n > 0, v > 0 else { return 0 }
     var losses = [Double](repeating: 0, count: n)
     losses.withUnsafeMutableBufferPointer { lp in
         let lossOut = lp.baseAddress!
