@@ -260,4 +260,39 @@ struct PruningTests {
             }
         }
     }
+
+    @Test func iterativeStepsComposeToTheFinalWidths() throws {
+        let m = try tinyOnDisk("iter", layers: 3)
+        defer { try? FileManager.default.removeItem(at: m.directory) }
+        var o = PruneOptions(policy: PrunePolicy(ratio: 0.5, attnLayers: LayerRange(start: 0, end: 3), mlpLayers: LayerRange(start: 1, end: 3),
+                                                 iterativeSteps: 2))
+        o.importance = .taylor
+        let out = try Pruner.run(m, samples: [[1, 2, 3, 4, 5, 6]], o)
+        #expect(out.scores.count == 2 && out.losses.count == 2)
+        // Final: ⌊6·0.5⌋ = 3 MLP channels and 1 of 2 KV groups kept, indices into the original.
+        for k in out.keeps {
+            #expect(k.mlpChannels.count == (k.layer == 0 ? 6 : 3) && k.kvHeads.count == 1 && k.queryHeads.count == 2)
+            #expect(k.mlpChannels == k.mlpChannels.sorted() && Set(k.mlpChannels).isSubset(of: 0..<6))
+        }
+        // The pruned state is the original cut at the composed indices.
+        let direct = try Surgery.apply(m.state, keep: out.keeps, headDim: 4)
+        #expect(direct == out.model.state)
+    }
+
+    @Test func blockInfluenceRemovesWholeLayers() throws {
+        let m = try tinyOnDisk("bi", layers: 3)
+        defer { try? FileManager.default.removeItem(at: m.directory) }
+        var o = PruneOptions(policy: PrunePolicy(ratio: 0.5, attnLayers: LayerRange(start: 0, end: 3), mlpLayers: LayerRange(start: 0, end: 3)))
+        o.importance = .bi
+        let out = try Pruner.run(m, samples: [[1, 2, 3, 4, 5, 6], [7, 8, 9, 10, 11, 12]], o)
+        // ⌊3·0.5⌋ = 1 layer: the one with the lowest BI.
+        #expect(out.removedLayers.count == 1 && out.blockInfluence.count == 3)
+        let lowest = out.blockInfluence.indices.min { out.blockInfluence[$0] < out.blockInfluence[$1] }
+        #expect(out.removedLayers == [lowest ?? -1])
+        #expect(out.model.geometry.layers.count == 2 && out.model.configJSON["num_hidden_layers"] as? Int == 2)
+        let dir = tempDir("bi-out")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try out.model.save(to: dir, configJSON: out.model.configJSON)
+        _ = try ModelLoader.loadLlama(dir)
+    }
 }
