@@ -97,23 +97,71 @@ public final class LlamaGradient {
         let act: GradBuffer     // (N, F) silu(gate) · up
     }
 
+    /// Every buffer one forward+backward needs, allocated once for B ≤ `b` sequences of `t`
+    /// tokens and reused by later passes (a smaller micro-batch uses the prefix): fresh
+    /// allocations each pass cost page faults and zeroing on the order of the matmuls.
+    private final class Workspace {
+        let b: Int, t: Int
+        let resid: [GradBuffer]     // L+1 × (N, C): resid[l] enters layer l, resid[L] leaves the last
+        let acts: [LayerActs]
+        let scratch: GradBuffer     // (T, T) attention scratch
+        let lnf: GradBuffer         // (N, C) final norm output
+        let rstdf: GradBuffer       // (N)
+        let logits: GradBuffer      // (B·(T−1), V) logits, then dlogits
+        let dlnf: GradBuffer        // (N, C)
+        let dx: GradBuffer          // (N, C) gradient of the residual stream
+        let dact, dgate, dup: GradBuffer  // (N, max F)
+        let dln1, dln2: GradBuffer  // (N, C)
+        let dy, dq: GradBuffer      // (N, max H·D)
+        let dk, dv: GradBuffer      // (N, max G·D)
+
+        init(_ g: PruneGeometry, b: Int, t: Int) {
+            self.b = b
+            self.t = t
+            let n = b * t, c = g.hidden, d = g.headDim
+            let resid = (0...g.layers.count).map { _ in GradBuffer(n * c) }
+            self.resid = resid
+            acts = g.layers.enumerated().map { l, dims in
+                let h = dims.numHeads, kv = dims.numKVHeads, f = dims.intermediate
+                return LayerActs(x: resid[l], ln1: GradBuffer(n * c), rstd1: GradBuffer(n), q: GradBuffer(n * h * d),
+                                 k: GradBuffer(n * kv * d), v: GradBuffer(n * kv * d), probs: GradBuffer(b * h * t * t),
+                                 y: GradBuffer(n * h * d), x1: GradBuffer(n * c), ln2: GradBuffer(n * c), rstd2: GradBuffer(n),
+                                 gate: GradBuffer(n * f), up: GradBuffer(n * f), act: GradBuffer(n * f))
+            }
+            let maxF = g.layers.map(\.intermediate).max() ?? 0
+            let maxQ = (g.layers.map(\.numHeads).max() ?? 0) * d, maxKV = (g.layers.map(\.numKVHeads).max() ?? 0) * d
+            scratch = GradBuffer(t * t)
+            lnf = GradBuffer(n * c); rstdf = GradBuffer(n); logits = GradBuffer(b * (t - 1) * g.vocab)
+            dlnf = GradBuffer(n * c); dx = GradBuffer(n * c)
+            dact = GradBuffer(n * maxF); dgate = GradBuffer(n * maxF); dup = GradBuffer(n * maxF)
+            dln1 = GradBuffer(n * c); dln2 = GradBuffer(n * c)
+            dy = GradBuffer(n * maxQ); dq = GradBuffer(n * maxQ); dk = GradBuffer(n * maxKV); dv = GradBuffer(n * maxKV)
+        }
+    }
+
+    private var workspace: Workspace?
+
+    private func workspaceFor(b: Int, t: Int) -> Workspace {
+        if let w = workspace, w.t == t, w.b >= b { return w }
+        workspace = nil  // free the old one before allocating
+        let w = Workspace(geometry, b: b, t: t)
+        workspace = w
+        return w
+    }
+
     /// Runs the forward, saving activations; `hidden(l, input, output)` sees the residual stream
     /// around each layer (Block Influence). Returns the activations and the final residual.
     private func forward(ids: [Int32], b: Int, t: Int, cos: UnsafePointer<Float>, sin: UnsafePointer<Float>,
-                         saveFrom: Int, hidden: (Int, UnsafePointer<Float>, UnsafePointer<Float>) -> Void) throws -> ([Int: LayerActs], GradBuffer) {
+                         hidden: (Int, UnsafePointer<Float>, UnsafePointer<Float>) -> Void) throws -> Workspace {
         let g = geometry, c = g.hidden, d = g.headDim, n = b * t
-        var x = GradBuffer(n * c)
+        let ws = workspaceFor(b: b, t: t)
         try ids.withUnsafeBufferPointer { idp in
-            try weight("model.embed_tokens.weight") { embeddingForward(x.pointer, ids: idp.baseAddress!, table: $0, n: n, c: c) }
+            guard let idBase = idp.baseAddress else { return }
+            try weight("model.embed_tokens.weight") { embeddingForward(ws.resid[0].pointer, ids: idBase, table: $0, n: n, c: c) }
         }
-        var saved: [Int: LayerActs] = [:]
-        let scratch = GradBuffer(t * t)
         for (l, dims) in g.layers.enumerated() {
             let h = dims.numHeads, kv = dims.numKVHeads, f = dims.intermediate
-            let a = LayerActs(x: x, ln1: GradBuffer(n * c), rstd1: GradBuffer(n), q: GradBuffer(n * h * d),
-                              k: GradBuffer(n * kv * d), v: GradBuffer(n * kv * d), probs: GradBuffer(b * h * t * t),
-                              y: GradBuffer(n * h * d), x1: GradBuffer(n * c), ln2: GradBuffer(n * c), rstd2: GradBuffer(n),
-                              gate: GradBuffer(n * f), up: GradBuffer(n * f), act: GradBuffer(n * f))
+            let a = ws.acts[l]
             let p = LlamaNames.layer(l)
             try weight(p + "input_layernorm.weight") { rmsnormForward(a.ln1.pointer, a.rstd1.pointer, a.x.pointer, $0, n: n, c: c, eps: rmsEps) }
             try weight(LlamaNames.q(l)) { matmulLinear(a.q.pointer, a.ln1.pointer, $0, m: n, n: h * d, k: c) }
@@ -126,7 +174,7 @@ public final class LlamaGradient {
             ropeForward(a.k.pointer, cos: cos, sin: sin, b: b, t: t, heads: kv, d: d, rowStride: kv * d)
             attentionForward(a.y.pointer, probs: a.probs.pointer, q: a.q.pointer, k: a.k.pointer, v: a.v.pointer,
                              lengths: Array(repeating: t, count: b), b: b, t: t, past: 0, s: t, heads: h, kvHeads: kv,
-                             d: d, qStride: h * d, kvStride: kv * d, causal: true, scratch: scratch.pointer)
+                             d: d, qStride: h * d, kvStride: kv * d, causal: true, scratch: ws.scratch.pointer)
             try weight(LlamaNames.o(l)) { matmulLinear(a.x1.pointer, a.y.pointer, $0, m: n, n: c, k: h * d) }
             try addBiasIfPresent(LlamaNames.o(l), a.x1.pointer, n: n)
             residualForward(a.x1.pointer, a.x.pointer, count: n * c)
@@ -136,15 +184,13 @@ public final class LlamaGradient {
             try addBiasIfPresent(LlamaNames.gate(l), a.gate.pointer, n: n)
             try addBiasIfPresent(LlamaNames.up(l), a.up.pointer, n: n)
             siluMulForward(a.act.pointer, a.gate.pointer, a.up.pointer, count: n * f)
-            let out = GradBuffer(n * c)
+            let out = ws.resid[l + 1]
             try weight(LlamaNames.down(l)) { matmulLinear(out.pointer, a.act.pointer, $0, m: n, n: c, k: f) }
             try addBiasIfPresent(LlamaNames.down(l), out.pointer, n: n)
             residualForward(out.pointer, a.x1.pointer, count: n * c)
             hidden(l, a.x.pointer, out.pointer)
-            if l >= saveFrom { saved[l] = a }
-            x = out
         }
-        return (saved, x)
+        return ws
     }
 
     private func addBiasIfPresent(_ weightName: String, _ out: UnsafeMutablePointer<Float>, n: Int) throws {
@@ -187,13 +233,16 @@ public final class LlamaGradient {
         var lowest = g.layers.count
         if gradients["model.embed_tokens.weight"] != nil { lowest = 0 }
         for name in gradients.keys { if let l = Surgery.layerIndex(name) { lowest = min(lowest, l) } }
-        let (acts, xL) = try forward(ids: ids, b: b, t: t, cos: cos.pointer, sin: sin.pointer, saveFrom: lowest, hidden: { _, _, _ in })
+        let ws = try forward(ids: ids, b: b, t: t, cos: cos.pointer, sin: sin.pointer, hidden: { _, _, _ in })
+        let xL = ws.resid[g.layers.count]
+        // Buffers the backward accumulates into start at 0.
+        func zero(_ buf: GradBuffer, _ count: Int) { buf.pointer.update(repeating: 0, count: count) }
 
         // Final norm and head, predicted rows only: sample s, positions 0 ..< T−1.
-        let lnf = GradBuffer(n * c), rstdf = GradBuffer(n)
+        let lnf = ws.lnf, rstdf = ws.rstdf
         try weight("model.norm.weight") { rmsnormForward(lnf.pointer, rstdf.pointer, xL.pointer, $0, n: n, c: c, eps: rmsEps) }
         let rowsPer = t - 1, m = b * rowsPer
-        let logits = GradBuffer(m * vocab)
+        let logits = ws.logits
         var targets = [Int32](repeating: 0, count: m)
         let headName = g.tiedEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight"
         try weight(headName) { e in
@@ -206,30 +255,36 @@ public final class LlamaGradient {
             crossEntropyForwardBackward(logits.pointer, targets: $0.baseAddress!, n: m, v: vocab, scale: scale)
         }
         // dlnf for predicted rows (the last position of each sample gets no gradient).
-        let dlnf = GradBuffer(n * c)
+        let dlnf = ws.dlnf
+        zero(dlnf, n * c)
         try weight(headName) { e in
             for s in 0..<b {
                 matmulLinearBackward(dlnf.pointer + s * t * c, grad(headName).map { $0 }, logits.pointer + s * rowsPer * vocab,
                                      lnf.pointer + s * t * c, e, m: rowsPer, n: vocab, k: c)
             }
         }
-        var dx = GradBuffer(n * c)
+        let dx = ws.dx
+        zero(dx, n * c)
         try weight("model.norm.weight") { rmsnormBackward(dx.pointer, grad("model.norm.weight"), dlnf.pointer, xL.pointer, $0, rstdf.pointer, n: n, c: c) }
 
         // Layers in reverse, down to the lowest one needed.
-        let scratch = GradBuffer(t * t)
+        let scratch = ws.scratch
         for l in stride(from: g.layers.count - 1, through: lowest, by: -1) {
-            guard let a = acts[l] else { break }
+            let a = ws.acts[l]
             let dims = g.layers[l], h = dims.numHeads, kv = dims.numKVHeads, f = dims.intermediate
             let p = LlamaNames.layer(l)
             // dx holds ∂/∂(layer output); the residual passes it to x1 unchanged.
             let dx1 = dx
-            let dact = GradBuffer(n * f)
+            let dact = ws.dact
+            zero(dact, n * f)
             try weight(LlamaNames.down(l)) { matmulLinearBackward(dact.pointer, grad(LlamaNames.down(l)), dx.pointer, a.act.pointer, $0, m: n, n: c, k: f) }
             try biasBackward(LlamaNames.down(l), dx.pointer, n: n)
-            let dgate = GradBuffer(n * f), dup = GradBuffer(n * f)
+            let dgate = ws.dgate, dup = ws.dup
+            zero(dgate, n * f)
+            zero(dup, n * f)
             siluMulBackward(dgate.pointer, dup.pointer, dact.pointer, a.gate.pointer, a.up.pointer, count: n * f)
-            let dln2 = GradBuffer(n * c)
+            let dln2 = ws.dln2
+            zero(dln2, n * c)
             try weight(LlamaNames.gate(l)) { matmulLinearBackward(dln2.pointer, grad(LlamaNames.gate(l)), dgate.pointer, a.ln2.pointer, $0, m: n, n: f, k: c) }
             try weight(LlamaNames.up(l)) { matmulLinearBackward(dln2.pointer, grad(LlamaNames.up(l)), dup.pointer, a.ln2.pointer, $0, m: n, n: f, k: c) }
             try biasBackward(LlamaNames.gate(l), dgate.pointer, n: n)
@@ -238,16 +293,21 @@ public final class LlamaGradient {
                 rmsnormBackward(dx1.pointer, grad(p + "post_attention_layernorm.weight"), dln2.pointer, a.x1.pointer, $0, a.rstd2.pointer, n: n, c: c)
             }
             // Attention: dx1 flows to x through the residual and through o_proj ∘ attention.
-            let dy = GradBuffer(n * h * d)
+            let dy = ws.dy
+            zero(dy, n * h * d)
             try weight(LlamaNames.o(l)) { matmulLinearBackward(dy.pointer, grad(LlamaNames.o(l)), dx1.pointer, a.y.pointer, $0, m: n, n: c, k: h * d) }
             try biasBackward(LlamaNames.o(l), dx1.pointer, n: n)
-            let dq = GradBuffer(n * h * d), dk = GradBuffer(n * kv * d), dv = GradBuffer(n * kv * d)
+            let dq = ws.dq, dk = ws.dk, dv = ws.dv
+            zero(dq, n * h * d)
+            zero(dk, n * kv * d)
+            zero(dv, n * kv * d)
             attentionBackward(dq: dq.pointer, dk: dk.pointer, dv: dv.pointer, dout: dy.pointer, q: a.q.pointer, k: a.k.pointer,
                               v: a.v.pointer, probs: a.probs.pointer, b: b, t: t, heads: h, kvHeads: kv, d: d,
                               qStride: h * d, kvStride: kv * d, scratch: scratch.pointer)
             ropeBackward(dq.pointer, cos: cos.pointer, sin: sin.pointer, b: b, t: t, heads: h, d: d, rowStride: h * d)
             ropeBackward(dk.pointer, cos: cos.pointer, sin: sin.pointer, b: b, t: t, heads: kv, d: d, rowStride: kv * d)
-            let dln1 = GradBuffer(n * c)
+            let dln1 = ws.dln1
+            zero(dln1, n * c)
             try weight(LlamaNames.q(l)) { matmulLinearBackward(dln1.pointer, grad(LlamaNames.q(l)), dq.pointer, a.ln1.pointer, $0, m: n, n: h * d, k: c) }
             try weight(LlamaNames.k(l)) { matmulLinearBackward(dln1.pointer, grad(LlamaNames.k(l)), dk.pointer, a.ln1.pointer, $0, m: n, n: kv * d, k: c) }
             try weight(LlamaNames.v(l)) { matmulLinearBackward(dln1.pointer, grad(LlamaNames.v(l)), dv.pointer, a.ln1.pointer, $0, m: n, n: kv * d, k: c) }
@@ -257,7 +317,6 @@ public final class LlamaGradient {
             try weight(p + "input_layernorm.weight") {
                 rmsnormBackward(dx1.pointer, grad(p + "input_layernorm.weight"), dln1.pointer, a.x.pointer, $0, a.rstd1.pointer, n: n, c: c)
             }
-            dx = dx1
         }
         if lowest == 0, let de = grad("model.embed_tokens.weight") {
             ids.withUnsafeBufferPointer { embeddingBackward(de, dx.pointer, ids: $0.baseAddress!, n: n, c: c) }
@@ -277,7 +336,7 @@ public final class LlamaGradient {
     public func logits(batch: [[Int]]) throws -> [Float] {
         let (ids, b, t) = try flatten(batch)
         let (cos, sin) = ropeTablesFor(t: t)
-        let (_, xL) = try forward(ids: ids, b: b, t: t, cos: cos.pointer, sin: sin.pointer, saveFrom: Int.max, hidden: { _, _, _ in })
+        let xL = try forward(ids: ids, b: b, t: t, cos: cos.pointer, sin: sin.pointer, hidden: { _, _, _ in }).resid[geometry.layers.count]
         let n = b * t, c = geometry.hidden
         let lnf = GradBuffer(n * c)
         try weight("model.norm.weight") { rmsnormForward(lnf.pointer, nil, xL.pointer, $0, n: n, c: c, eps: rmsEps) }
@@ -293,6 +352,6 @@ public final class LlamaGradient {
     public func hiddenStates(batch: [[Int]], _ hidden: (Int, UnsafePointer<Float>, UnsafePointer<Float>) -> Void) throws {
         let (ids, b, t) = try flatten(batch)
         let (cos, sin) = ropeTablesFor(t: t)
-        _ = try forward(ids: ids, b: b, t: t, cos: cos.pointer, sin: sin.pointer, saveFrom: Int.max, hidden: hidden)
+        _ = try forward(ids: ids, b: b, t: t, cos: cos.pointer, sin: sin.pointer, hidden: hidden)
     }
 }
