@@ -244,7 +244,13 @@ struct PruningTests {
             #expect(out.model.configJSON[Surgery.layerDimsKey] != nil, "layers differ, so the per-layer dims are recorded")
             let dir = tempDir("reload-out")
             defer { try? FileManager.default.removeItem(at: dir) }
-            try out.model.save(to: dir, configJSON: out.model.configJSON)
+            try out.model.save(to: dir, configJSON: out.model.configJSON) { tmp in
+                try Pruner.writeImportance(out, unit: unit, to: tmp.appendingPathComponent("importance.h5"))
+            }
+            let h5 = try HDF5Reader(url: dir.appendingPathComponent("importance.h5"))
+            #expect(try h5.readDoubles("/step_1/layer_02/mlp") == out.scores[0][2]?.mlp)
+            #expect(try h5.readDoubles("/step_1/layer_01/attention") == out.scores[0][1]?.attention)
+            #expect(try h5.stringAttribute("/step_1/layer_01/attention", "unit") == unit.rawValue)
             let reloaded = try PrunableModel.load(dir)
             #expect(reloaded.state == out.model.state && reloaded.geometry == out.model.geometry)
             // GreenPrune's own Llama forward on the saved directory scores as the pruned state did.
