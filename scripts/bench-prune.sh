@@ -5,7 +5,8 @@
 # parameter count, and, in the same run, our forward+backward on 2 x 128 tokens set against
 # PyTorch's figure for that work on this kind of machine (1.6-1.8 s, 2 threads; anchor 1.7 s).
 # Targets: gradient work <= 1x PyTorch's time; peak RSS <= 3x the model's F32 bytes.
-# With `greenprune evaluate` present, also wikitext2_chunked perplexity of base and pruned model.
+# With `greenprune evaluate` present, also wikitext2_chunked perplexity of base and pruned model
+# (EVAL_LIMIT=N: only the first N windows of 128 tokens; the full set is 2382 windows).
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 MODEL="${1:-$GREENPRUNE_HOME/models/smollm2-135m}"
 PYTORCH_ANCHOR_S="${PYTORCH_ANCHOR_S:-1.7}"
@@ -69,7 +70,7 @@ PY
 if "$GP" evaluate --help >/dev/null 2>&1; then
   for m in "$MODEL" "$OUT"; do
     log "wikitext2_chunked perplexity of $m"
-    "$GP" evaluate "$m" --tasks wikitext2_chunked --output "$WORK/eval-$(basename "$m")" >/dev/null 2>"$WORK/eval.err" || { tail -3 "$WORK/eval.err" >&2; continue; }
+    "$GP" evaluate "$m" --tasks wikitext2_chunked ${EVAL_LIMIT:+--limit "$EVAL_LIMIT"} --output "$WORK/eval-$(basename "$m")" >/dev/null 2>"$WORK/eval.err" || { tail -3 "$WORK/eval.err" >&2; continue; }
     python3 - "$WORK/eval-$(basename "$m")/results.json" "$m" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))["results"]["wikitext2_chunked"]
