@@ -53,6 +53,16 @@ public final class LlamaGradient {
         }
     }
 
+    /// Frees the activation workspace (the next pass allocates it again).
+    public func releaseWorkspace() { workspace = nil }
+
+    /// The gradient of `name` as an array, freeing its buffer (so copying every gradient out
+    /// never holds two copies of all of them).
+    public func takeGradient(_ name: String) -> [Float]? {
+        guard let g = gradients.removeValue(forKey: name) else { return nil }
+        return g.array
+    }
+
     /// Sets every gradient buffer to 0.
     public func zeroGradients() { for g in gradients.values { g.zero() } }
 

@@ -22,7 +22,8 @@ public enum GradientCollector {
                            microBatch: microBatch, progress: progress)
     }
 
-    /// The same with an engine built by the caller (its `wanted` must include `weights`).
+    /// The same with an engine built by the caller (its `wanted` must include `weights`); the
+    /// gradients are moved out of the engine, which keeps no buffers afterwards.
     public static func collect(engine: LlamaGradient, samples: [[Int]], weights: [String], fisher: Bool,
                                microBatch: Int = 4, progress: ProgressBar? = nil) throws -> Result {
         guard let t = samples.first?.count, t >= 2 else { throw InputError("calibration", "no samples of at least 2 tokens") }
@@ -39,7 +40,8 @@ public enum GradientCollector {
                 i += batch.count
                 progress?.advance(batch.count)
             }
-            for w in weights { out[w] = WeightGradients(grad: engine.gradients[w]?.array ?? []) }
+            engine.releaseWorkspace()
+            for w in weights { out[w] = WeightGradients(grad: engine.takeGradient(w) ?? []) }
         } else {
             // Gₙ lands in the engine's buffers; G += Gₙ / N, A += Gₙ² / N.
             var g: [String: [Float]] = [:], a: [String: [Float]] = [:]
@@ -65,7 +67,8 @@ public enum GradientCollector {
                 }
                 progress?.advance()
             }
-            for w in weights { out[w] = WeightGradients(grad: g[w] ?? [], fisher: a[w]) }
+            engine.releaseWorkspace()
+            for w in weights { out[w] = WeightGradients(grad: g.removeValue(forKey: w) ?? [], fisher: a.removeValue(forKey: w)) }
         }
         return Result(gradients: out, loss: lossSum / Double(n * (t - 1)))
     }
