@@ -74,7 +74,7 @@ if "$GP" evaluate --help >/dev/null 2>&1; then
     python3 - "$WORK/eval-$(basename "$m")/results.json" "$m" <<'PY'
 import json, sys
 r = json.load(open(sys.argv[1]))["results"]["wikitext2_chunked"]
-ppl = next(v for k, v in r.items() if k.startswith("perplexity") or k.startswith("word_perplexity"))
+ppl = r["perplexity,none"]
 print(f"wikitext2_chunked perplexity of {sys.argv[2]}: {ppl:.3f}")
 PY
   done
