@@ -21,6 +21,9 @@ struct GreenPruneCommand: ParsableCommand {
             Bench.self,
             Energy.self,
             BenchEnergy.self,
+            Prune.self,
+            BenchPrune.self,
+            Evaluate.self,
         ]
     )
 }

@@ -1,0 +1,101 @@
+import Foundation
+
+/// Settings of one `greenprune evaluate` run.
+public struct EvaluationRunOptions {
+    public var tasks: [String]
+    public var limit: Int?
+    public var dataDirectory: URL
+    /// Window length of the chunked perplexity tasks.
+    public var sequenceLength: Int = 128
+    /// Rolling-window / truncation length; nil = the model's `max_position_embeddings`.
+    public var maxLength: Int?
+    public var scorer = ScorerOptions()
+    /// Baseline encoder directory (`embedding_drift`).
+    public var baseline: URL?
+    public var showProgress = true
+    /// Where the task descriptions live (nil = `TaskRegistry.taskDirectory()`).
+    public var taskDirectory: URL?
+
+    public init(tasks: [String], dataDirectory: URL) {
+        self.tasks = tasks
+        self.dataDirectory = dataDirectory
+    }
+
+    /// The settings as results.json's `config` shows them.
+    public var json: [String: Any] {
+        var c: [String: Any] = [
+            "tasks": tasks, "limit": limit.map { $0 as Any } ?? NSNull(), "data_dir": dataDirectory.path,
+            "seq_len": sequenceLength, "batch_size": "auto", "batch_tokens": scorer.batchTokens,
+            "kv_reuse": scorer.kvReuse, "num_fewshot": 0,
+        ]
+        c["max_length"] = maxLength.map { $0 as Any } ?? NSNull()
+        c["baseline"] = baseline.map { $0.path as Any } ?? NSNull()
+        return c
+    }
+}
+
+/// Loads a model directory and runs the requested tasks on it.
+public enum EvaluationRun {
+    /// Parameter counts: total, and without the token/position embeddings (and an untied
+    /// output layer, which is an embedding matrix too).
+    public static func parameterCounts(_ bundle: ModelBundle) -> (total: Int, nonEmbedding: Int) {
+        switch bundle.model {
+        case let .llama(m):
+            let w = m.weights
+            let total = w.parameterCount
+            let head = w.tied ? 0 : w.lmHead.inFeatures * w.lmHead.outFeatures
+            return (total, total - w.embedTokens.count - head)
+        case .bert:
+            var total = 0, embedding = 0
+            for name in bundle.checkpoint.names {
+                guard let info = bundle.checkpoint.info(name), !name.contains("pooler") else { continue }
+                total += info.elementCount
+                if name.hasSuffix("word_embeddings.weight") || name.hasSuffix("position_embeddings.weight")
+                    || name.hasSuffix("token_type_embeddings.weight") { embedding += info.elementCount }
+            }
+            return (total, total - embedding)
+        }
+    }
+
+    /// Evaluates the model in `directory` on every task of `options`; nothing is written here.
+    public static func run(modelDirectory directory: URL, options: EvaluationRunOptions) throws -> EvaluationResults {
+        let startDate = Date()
+        let start = DispatchTime.now().uptimeNanoseconds
+        let registry = try TaskRegistry(specDirectory: options.taskDirectory ?? TaskRegistry.taskDirectory())
+        let entries = try options.tasks.map { ($0, try registry.task($0)) }
+        let bundle = try ModelLoader.load(directory)
+        let counts = parameterCounts(bundle)
+        var reports: [TaskReport] = []
+
+        switch bundle.model {
+        case let .llama(model):
+            let tokenizer = try TokenizerLoader.load(directory: directory)
+            let evaluator = Evaluator(model: model, tokenizer: tokenizer, maxLength: options.maxLength,
+                                      options: options.scorer, showProgress: options.showProgress)
+            let setup = TaskSetup(dataDirectory: options.dataDirectory, sequenceLength: options.sequenceLength, tokenizer: tokenizer)
+            for (name, entry) in entries {
+                guard case let .language(task) = entry else {
+                    throw InputError("--tasks", "\(name) needs a sentence encoder; \(directory.path) is a decoder")
+                }
+                reports.append(TaskReport(try evaluator.run(task, setup: setup, limit: options.limit)))
+            }
+        case let .bert(model):
+            var baseline: BertModel?
+            for (name, entry) in entries {
+                guard case let .encoder(task) = entry else {
+                    throw InputError("--tasks", "\(name) needs a causal language model; \(directory.path) is an encoder")
+                }
+                if task.needsBaseline, baseline == nil {
+                    guard let b = options.baseline else { throw InputError("--baseline", "\(name) needs the baseline encoder's directory") }
+                    baseline = try ModelLoader.loadBert(b)
+                }
+                reports.append(TaskReport(try task.run(model, baseline: baseline, dataDirectory: options.dataDirectory, limit: options.limit)))
+            }
+        }
+        let facts = ModelFacts(path: directory.path, family: bundle.family.rawValue, parameters: counts.total,
+                               nonEmbeddingParameters: counts.nonEmbedding, bytesOnDisk: ModelFacts.bytesOnDisk(directory))
+        return EvaluationResults(reports: reports, model: facts, settings: options.json, startDate: startDate,
+                                 totalSeconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9,
+                                 peakResidentBytes: peakResidentBytes())
+    }
+}

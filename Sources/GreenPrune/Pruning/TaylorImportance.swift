@@ -1,0 +1,59 @@
+import Foundation
+
+/// `--taylor`: LLM-Pruner's four Taylor-importance variants.
+public enum TaylorVariant: String, CaseIterable, Codable, Sendable {
+    /// S = W ⊙ G; a channel scores |Σ S| over its row/column.
+    case vectorize
+    /// S = W ⊙ G; a channel scores Σ |S|.
+    case paramFirst = "param_first"
+    /// S = W ⊙ A ⊙ W (A: mean squared per-sample gradient); Σ |S|.
+    case paramSecond = "param_second"
+    /// S = W ⊙ G − ½ W ⊙ A ⊙ W; Σ |S|.
+    case paramMix = "param_mix"
+}
+
+/// First/second-order Taylor importance of the loss change when a weight is zeroed
+/// (LLM-Pruner §3.2, `TaylorImportance`): element salience S from W, G = ∂L/∂W and the
+/// Fisher diagonal A, reduced per row or column. Computed in float64.
+public struct TaylorImportance: ImportanceEstimator {
+    public var variant: TaylorVariant
+
+    public init(variant: TaylorVariant) { self.variant = variant }
+
+    public var needsGradients: Bool { true }
+    public var needsFisher: Bool { variant == .paramSecond || variant == .paramMix }
+
+    public func channelScores(name: String, weight: StateTensor, gradients: WeightGradients?, axis: GroupAxis) throws -> [Double] {
+        guard let g = gradients, g.grad.count == weight.values.count else {
+            throw InputError(name, "Taylor importance needs the gradient of this weight")
+        }
+        let fisher = g.fisher ?? []
+        if needsFisher && fisher.count != weight.values.count {
+            throw InputError(name, "\(variant.rawValue) needs per-sample gradients (Fisher term)")
+        }
+        let r = weight.rows, c = weight.cols
+        var out = [Double](repeating: 0, count: axis == .row ? r : c)
+        let variant = self.variant
+        weight.values.withUnsafeBufferPointer { w in
+            g.grad.withUnsafeBufferPointer { gr in
+                fisher.withUnsafeBufferPointer { a in
+                    for i in 0..<r {
+                        for j in 0..<c {
+                            let e = i * c + j
+                            let wd = Double(w[e])
+                            let s: Double
+                            switch variant {
+                            case .vectorize, .paramFirst: s = wd * Double(gr[e])
+                            case .paramSecond: s = wd * Double(a[e]) * wd
+                            case .paramMix: s = wd * Double(gr[e]) - 0.5 * wd * Double(a[e]) * wd
+                            }
+                            out[axis == .row ? i : j] += variant == .vectorize ? s : abs(s)
+                        }
+                    }
+                }
+            }
+        }
+        if variant == .vectorize { out = out.map(abs) }
+        return out
+    }
+}

@@ -1,0 +1,67 @@
+import ArgumentParser
+import Foundation
+import GreenPrune
+
+/// `greenprune bench-prune DIR`: times the gradient work pruning does — forward + backward of
+/// a B × T batch through `LlamaGradient` — so scripts/bench-prune.sh can set it against
+/// PyTorch's figure for the same work (2 × 128 tokens) within one run.
+struct BenchPrune: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "bench-prune",
+        abstract: "Time forward+backward of a calibration batch (the gradient work of `prune`).")
+
+    @Argument(help: "The model directory.")
+    var model: String
+
+    @Option(help: "Sequences per batch.")
+    var batch = 2
+
+    @Option(help: "Tokens per sequence.")
+    var seqLen = 128
+
+    @Option(help: "Timed repetitions (after one warm-up).")
+    var repeats = 3
+
+    @Flag(help: "Keep the gradients of every parameter (as a plain PyTorch backward does), not only the prunable projections.")
+    var allParameters = false
+
+    func validate() throws {
+        guard batch >= 1, seqLen >= 2, repeats >= 1 else { throw ValidationError("--batch, --seq-len, --repeats must be positive (seq-len ≥ 2)") }
+    }
+
+    func run() throws {
+        let m = try PrunableModel.load(URL(fileURLWithPath: model))
+        let g = m.geometry
+        var rng = SplitMix64(seed: 1)
+        let ids = (0..<batch).map { _ in (0..<seqLen).map { _ in Int(rng.next() % UInt64(g.vocab)) } }
+        let names = allParameters ? LlamaGradient.parameterNames(layers: g.layers.count, tied: g.tiedEmbeddings)
+            : GradientCollector.prunableWeights(attnLayers: Array(0..<g.layers.count), mlpLayers: Array(0..<g.layers.count))
+        let engine = try LlamaGradient(state: m.state, geometry: g, invFreq: m.config.rope.inverseFrequencies(headDim: m.config.headDim),
+                                       rmsEps: m.config.rmsNormEps, wanted: Set(names))
+        _ = try engine.accumulate(batch: ids, scale: 1)
+        var times: [Double] = [], cpu: [Double] = []
+        for _ in 0..<repeats {
+            engine.zeroGradients()
+            let t0 = Date(), c0 = processCPUSeconds()
+            _ = try engine.accumulate(batch: ids, scale: 1)
+            times.append(Date().timeIntervalSince(t0))
+            cpu.append(processCPUSeconds() - c0)
+        }
+        let best = times.min() ?? 0, mean = times.reduce(0, +) / Double(times.count)
+        // CPU seconds (all threads) tell the work apart from a machine shared with other jobs.
+        print(String(format: "forward+backward %d x %d tokens (%@ gradients): best %.3f s, mean %.3f s over %d runs, cpu %.3f s per run, %d cores",
+                     batch, seqLen, allParameters ? "all" : "prunable", best, mean, repeats,
+                     (cpu.min() ?? 0), ProcessInfo.processInfo.activeProcessorCount))
+    }
+
+    /// User + system CPU time of this process (all threads), seconds.
+    func processCPUSeconds() -> Double {
+        var u = rusage()
+        #if os(Linux)
+        getrusage(RUSAGE_SELF.rawValue, &u)
+        #else
+        getrusage(RUSAGE_SELF, &u)
+        #endif
+        return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6
+    }
+}
