@@ -7,10 +7,10 @@ GP="$ROOT/.build/release/greenprune"
 
 log() { printf '[greenprune] %s\n' "$*" >&2; }
 
-# apt packages: OpenBLAS, HDF5, pkg-config (and unzip for the wheels).
-ensure_system_packages() {
+# Installs the Debian packages named that are missing (one apt-get for all of them).
+ensure_apt() {
   local missing=()
-  for p in libopenblas-dev libhdf5-dev pkg-config unzip; do
+  for p in "$@"; do
     dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
   done
   if ((${#missing[@]})); then
@@ -21,21 +21,22 @@ ensure_system_packages() {
   fi
 }
 
+# The build and the models: OpenBLAS, HDF5, pkg-config (and unzip for the wheels).
+ensure_system_packages() { ensure_apt libopenblas-dev libhdf5-dev pkg-config unzip; }
+
 # What the tests need beyond the build: headless Chromium (the report.html screenshot test) and a
 # single-node Slurm (the job-array test, started by scripts/slurm-local.sh).
-TEST_PACKAGES=(chromium slurm-wlm munge)
-ensure_test_packages() {
-  local missing=()
-  for p in "${TEST_PACKAGES[@]}"; do
-    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
-  done
-  if ((${#missing[@]})); then
-    log "installing ${missing[*]}"
-    local sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
-    $sudo apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
-  fi
-}
+ensure_test_packages() { ensure_apt chromium slurm-wlm munge; }
+
+# Debian's OpenBLAS 0.3.21 does not recognise newer AVX-512 Xeons and falls back to its slow
+# SSE3 kernels; name the kernel family the CPU can run unless the environment already does.
+# (The greenprune binary does the same for itself; this covers the in-process test suite.)
+if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
+  cpu_flags=" $(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | cut -d: -f2) "
+  has() { for f in "$@"; do [[ "$cpu_flags" == *" $f "* ]] || return 1; done; }
+  if has avx512f avx512bw avx512vl avx512dq; then export OPENBLAS_CORETYPE=SkylakeX
+  elif has avx2 fma; then export OPENBLAS_CORETYPE=Haswell; fi
+fi
 
 # The release build of the CLI and the library (tests are built by `swift test` with the same flags).
 build_release() {

@@ -9,21 +9,26 @@ struct GreenPruneCommand: ParsableCommand {
         abstract: "Prune and quantize LLMs, evaluate them, and measure the energy each step burns.",
         version: GreenPruneInfo.version,
         subcommands: [
-            // One line per subcommand, each in its own file.
-            Sweep.self,
-            ReportCmd.self,
             Convert.self,
-            Tokenize.self,
             Inspect.self,
+            Tokenize.self,
             Score.self,
             Embed.self,
             Generate.self,
-            Bench.self,
-            Energy.self,
-            BenchEnergy.self,
             Prune.self,
-            BenchPrune.self,
             Evaluate.self,
+            Energy.self,
+            Sweep.self,
+            ReportCmd.self,
+            Bench.self,
+            BenchEnergy.self,
+            BenchPrune.self,
         ]
     )
+
+    /// Entry point: first make sure OpenBLAS runs the kernels this CPU can (see BLASCoreType).
+    static func main() {
+        BLASCoreType.reexecIfGeneric()
+        main(nil)
+    }
 }
