@@ -80,6 +80,7 @@ public enum EvaluationRun {
                 reports.append(TaskReport(try evaluator.run(task, setup: setup, limit: options.limit)))
             }
         case let .bert(model):
+            if model.tokenizer == nil { model.tokenizer = try TokenizerLoader.load(directory: directory) }
             var baseline: BertModel?
             for (name, entry) in entries {
                 guard case let .encoder(task) = entry else {
@@ -87,7 +88,9 @@ public enum EvaluationRun {
                 }
                 if task.needsBaseline, baseline == nil {
                     guard let b = options.baseline else { throw InputError("--baseline", "\(name) needs the baseline encoder's directory") }
-                    baseline = try ModelLoader.loadBert(b)
+                    let base = try ModelLoader.loadBert(b)
+                    if base.tokenizer == nil { base.tokenizer = try TokenizerLoader.load(directory: b) }
+                    baseline = base
                 }
                 reports.append(TaskReport(try task.run(model, baseline: baseline, dataDirectory: options.dataDirectory, limit: options.limit)))
             }
