@@ -19,9 +19,11 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5",
                        providers: [.apt(["libhdf5-dev"])]),
+        // Vectorised row kernels (exp, softmax sums, SwiGLU, argmax) for the forward pass.
+        .target(name: "CKernels", path: "Sources/CKernels", cSettings: [.unsafeFlags(["-O2"])]),
         .target(
             name: "GreenPrune",
-            dependencies: ["COpenBLAS", "CHDF5", .product(name: "Yams", package: "Yams")],
+            dependencies: ["COpenBLAS", "CHDF5", "CKernels", .product(name: "Yams", package: "Yams")],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
         .executableTarget(

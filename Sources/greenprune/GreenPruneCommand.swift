@@ -14,6 +14,11 @@ struct GreenPruneCommand: ParsableCommand {
             Tokenize.self,
             Evaluate.self,
             BenchEval.self,
+            Inspect.self,
+            Score.self,
+            Embed.self,
+            Generate.self,
+            Bench.self,
         ]
     )
 }

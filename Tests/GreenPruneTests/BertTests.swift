@@ -48,6 +48,18 @@ import GreenPrune
         }
     }
 
+    /// Texts through the directory's tokenizer.json give the reference embeddings too.
+    @Test func embedTextsThroughTokenizer() throws {
+        let model = try Self.shared.get()
+        let ref = try ModelsFixtures.json("minilm_ref.json")
+        let sents = ModelsFixtures.sentences(ref)
+        let e = try model.embed(sents.map { $0["text"] as? String ?? "" })
+        for (i, s) in sents.enumerated() {
+            let c = ModelsFixtures.cosine(e[i], ModelsFixtures.floatList(s["embedding_normalized"]))
+            #expect(c >= 0.99999, "sentence \(i) cosine \(c)")
+        }
+    }
+
     /// F32 weights are mapped from model.safetensors, not copied.
     @Test func weightsAreMapped() throws {
         let model = try Self.shared.get()
