@@ -23,6 +23,7 @@ struct GreenPruneCommand: ParsableCommand {
             Bench.self,
             BenchEnergy.self,
             BenchPrune.self,
+            BenchEval.self,
         ]
     )
 

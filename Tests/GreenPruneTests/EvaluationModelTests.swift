@@ -109,7 +109,8 @@ import GreenPrune
         #expect(try h5.readDoubles("/hellaswag/doc_offsets") == [0, 4, 8, 12])
         let ll = try h5.readDoubles("/hellaswag/loglikelihood")
         let logged = (first?["loglikelihoods"] as? [Any])?.compactMap { ($0 as? NSNumber)?.doubleValue } ?? []
-        #expect(Array(ll.prefix(4)) == logged)
+        // JSON text round-trips doubles to ~1e-15 relative; HDF5 holds them exactly.
+        #expect(zip(ll.prefix(4), logged).allSatisfy { abs($0 - $1) < 1e-9 } && logged.count == 4)
         #expect(try h5.shape("/wikitext2_chunked/batches/seconds").first ?? 0 >= 1)
     }
 
@@ -131,18 +132,23 @@ import GreenPrune
     @Test func encoderTasksOnMiniLM() throws {
         guard let data = sharedData() else { throw Missing(description: "evaluation data missing: set GREENPRUNE_DATA") }
         let dir = try Self.directory(Paths.defaultEncoder)
-        var options = EvaluationRunOptions(tasks: ["stsb", "embedding_drift"], dataDirectory: data)
-        options.limit = 100
-        options.baseline = dir
+        var options = EvaluationRunOptions(tasks: ["stsb"], dataDirectory: data)
         options.showProgress = false
         options.taskDirectory = try taskRegistry().specDirectory
-        let r = try EvaluationRun.run(modelDirectory: dir, options: options)
-        let stsb = r.reports[0].values["spearman"]?.value ?? 0
-        // all-MiniLM-L6-v2 scores ≈ 82 on the whole STS-B test; the first 100 pairs land near it.
-        #expect(stsb > 60 && stsb < 100, "stsb spearman on 100 pairs = \(stsb)")
+        let full = try EvaluationRun.run(modelDirectory: dir, options: options)
+        let rho = full.reports[0].values["spearman"]?.value ?? 0
+        // sentence-transformers publishes 82.03 for all-MiniLM-L6-v2 on the STS-B test set
+        // (Spearman of cosine similarities × 100); tolerance 0.05.
+        #expect(full.reports[0].effectiveCount == 1379)
+        #expect(abs(rho - 82.03) < 0.05, "stsb spearman = \(rho)")
+
+        options.tasks = ["embedding_drift"]
+        options.limit = 100
+        options.baseline = dir
+        let drift = try EvaluationRun.run(modelDirectory: dir, options: options)
         // Against itself: no drift.
-        #expect(abs(r.reports[1].values["mse"]?.value ?? 1) < 1e-12)
-        #expect(abs((r.reports[1].values["cosine"]?.value ?? 0) - 1) < 1e-6)
-        #expect(r.reports[1].effectiveCount == 200)
+        #expect(abs(drift.reports[0].values["mse"]?.value ?? 1) < 1e-12)
+        #expect(abs((drift.reports[0].values["cosine"]?.value ?? 0) - 1) < 1e-6)
+        #expect(drift.reports[0].effectiveCount == 200)
     }
 }

@@ -73,13 +73,19 @@ public enum EvaluationRun {
             let evaluator = Evaluator(model: model, tokenizer: tokenizer, maxLength: options.maxLength,
                                       options: options.scorer, showProgress: options.showProgress)
             let setup = TaskSetup(dataDirectory: options.dataDirectory, sequenceLength: options.sequenceLength, tokenizer: tokenizer)
+            // Read every task's data first: a bad file fails the run before any scoring.
+            var loaded: [(EvaluationTask, [TaskDocument])] = []
             for (name, entry) in entries {
                 guard case let .language(task) = entry else {
                     throw InputError("--tasks", "\(name) needs a sentence encoder; \(directory.path) is a decoder")
                 }
-                reports.append(TaskReport(try evaluator.run(task, setup: setup, limit: options.limit)))
+                loaded.append((task, try evaluator.documents(task, setup: setup)))
+            }
+            for (task, docs) in loaded {
+                reports.append(TaskReport(try evaluator.run(task, documents: docs, limit: options.limit)))
             }
         case let .bert(model):
+            if model.tokenizer == nil { model.tokenizer = try TokenizerLoader.load(directory: directory) }
             var baseline: BertModel?
             for (name, entry) in entries {
                 guard case let .encoder(task) = entry else {
@@ -87,7 +93,9 @@ public enum EvaluationRun {
                 }
                 if task.needsBaseline, baseline == nil {
                     guard let b = options.baseline else { throw InputError("--baseline", "\(name) needs the baseline encoder's directory") }
-                    baseline = try ModelLoader.loadBert(b)
+                    let base = try ModelLoader.loadBert(b)
+                    if base.tokenizer == nil { base.tokenizer = try TokenizerLoader.load(directory: b) }
+                    baseline = base
                 }
                 reports.append(TaskReport(try task.run(model, baseline: baseline, dataDirectory: options.dataDirectory, limit: options.limit)))
             }

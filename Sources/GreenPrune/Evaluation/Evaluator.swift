@@ -44,10 +44,19 @@ public final class Evaluator {
 
     /// Evaluates `task` on its first `limit` documents (all when nil).
     public func run(_ task: EvaluationTask, setup: TaskSetup, limit: Int? = nil) throws -> TaskOutcome {
-        let start = DispatchTime.now().uptimeNanoseconds
+        try run(task, documents: try documents(task, setup: setup), limit: limit)
+    }
+
+    /// Every document of `task` (read before any scoring, so a bad file fails fast).
+    public func documents(_ task: EvaluationTask, setup: TaskSetup) throws -> [TaskDocument] {
         var setup = setup
         if setup.tokenizer == nil { setup.tokenizer = encoder.tokenizer }
-        let all = try task.documents(setup)
+        return try task.documents(setup)
+    }
+
+    /// Evaluates `task` on the first `limit` of its already-read documents `all`.
+    public func run(_ task: EvaluationTask, documents all: [TaskDocument], limit: Int? = nil) throws -> TaskOutcome {
+        let start = DispatchTime.now().uptimeNanoseconds
         let documents = limit.map { Array(all.prefix(max($0, 0))) } ?? all
         let answers = try answer(documents, label: task.name)
         let samples = zip(documents, answers).map { task.process($0, answers: $1) }

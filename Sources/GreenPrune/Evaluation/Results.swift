@@ -1,3 +1,4 @@
+import COpenBLAS
 import Foundation
 
 /// Size facts about the evaluated model, for the `greenprune` block of results.json.
@@ -36,6 +37,13 @@ public func peakResidentBytes() -> Int {
         if parts.count >= 2, let kb = Int(parts[1]) { return kb * 1024 }
     }
     return 0
+}
+
+/// The kernel set OpenBLAS chose (`Prescott` means its CPU detection fell back to SSE3
+/// kernels, several times slower on AVX-512 machines: set `OPENBLAS_CORETYPE=SkylakeX`).
+public func openBLASCoreName() -> String {
+    guard let p = openblas_get_corename() else { return "unknown" }
+    return String(cString: p)
 }
 
 /// One evaluated task, language-model or encoder, in the shape the outputs need.
@@ -175,6 +183,7 @@ public struct EvaluationResults {
                 "non_embedding_parameters": model.nonEmbeddingParameters,
                 "bytes_on_disk": model.bytesOnDisk,
                 "peak_rss_bytes": peakResidentBytes,
+                "blas_core": openBLASCoreName(),
             ] as [String: Any],
         ]
     }

@@ -60,6 +60,11 @@ public final class Scorer {
         for (i, r) in requests.enumerated() where r.scoreFrom < 1 || r.scoreFrom > r.tokens.count {
             throw InputError("request \(i)", "scoreFrom \(r.scoreFrom) outside 1...\(r.tokens.count)")
         }
+        // A window of L inputs is L + 1 tokens (the last is only a target). A model that
+        // counts the target against its positions cannot take it: say which flag fixes that.
+        if let long = requests.map(\.tokens.count).max(), long > model.maxLength + 1 {
+            throw InputError("--max-length", "a sequence of \(long) tokens exceeds the model's \(model.maxLength) positions; use --max-length \(model.maxLength) or less")
+        }
         var results = [ScoreResult?](repeating: nil, count: requests.count)
         for job in plan(requests, groups: groups) {
             let start = DispatchTime.now().uptimeNanoseconds
