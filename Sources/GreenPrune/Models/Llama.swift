@@ -225,9 +225,11 @@ public final class LlamaModel: TokenScorer {
 
     // MARK: public API
 
-    private func check(_ tokens: [Int], what: String) throws {
+    /// `extra`: tokens allowed beyond `maxLength` (a scored sequence's last token is only a
+    /// target, never an input, so lm-eval's windows of L inputs + 1 target fit).
+    private func check(_ tokens: [Int], what: String, extra: Int = 0) throws {
         guard !tokens.isEmpty else { throw InputError(what, "empty token sequence") }
-        guard tokens.count <= maxLength else {
+        guard tokens.count <= maxLength + extra else {
             throw InputError(what, "\(tokens.count) tokens exceed the model's \(maxLength) positions")
         }
         let v = weights.embedTokens.count / max(hiddenSize, 1)
@@ -246,21 +248,23 @@ public final class LlamaModel: TokenScorer {
 
     public func score(_ batch: [ScoreRequest]) throws -> [ScoreResult] {
         for (i, r) in batch.enumerated() {
-            try check(r.tokens, what: "request \(i)")
+            try check(r.tokens, what: "request \(i)", extra: 1)
             guard r.scoreFrom >= 1, r.scoreFrom <= r.tokens.count else {
                 throw InputError("request \(i)", "scoreFrom \(r.scoreFrom) outside 1...\(r.tokens.count)")
             }
         }
         var results = [ScoreResult](repeating: ScoreResult(logprobs: [], greedy: []), count: batch.count)
         // Longest first, so each batch's padding is small; at most maxBatchTokens per forward.
-        let order = batch.indices.sorted { batch[$0].tokens.count > batch[$1].tokens.count }
+        // The model reads every token but the last (which is only a target).
+        let order = batch.indices.filter { batch[$0].tokens.count > batch[$0].scoreFrom }
+            .sorted { batch[$0].tokens.count > batch[$1].tokens.count }
         var i = 0
         while i < order.count {
-            let t = batch[order[i]].tokens.count
+            let t = batch[order[i]].tokens.count - 1
             let bsz = max(1, min(order.count - i, maxBatchTokens / max(t, 1)))
             let group = Array(order[i..<(i + bsz)])
             i += bsz
-            let (ids, tt, lengths) = pack(group.map { batch[$0].tokens })
+            let (ids, tt, lengths) = pack(group.map { Array(batch[$0].tokens.dropLast()) })
             let hidden = forward(tokens: ids, batch: group.count, time: tt, lengths: lengths)
             var rows: [Int] = [], targets: [Int] = []
             for (b, ri) in group.enumerated() {
