@@ -19,9 +19,11 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev"])]),
         .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5",
                        providers: [.apt(["libhdf5-dev"])]),
+        // Int8 GEMM kernels (portable, AVX2, AVX-512 VNNI chosen at run time) for quantized models.
+        .target(name: "CQuantKernels", path: "Sources/CQuantKernels"),
         .target(
             name: "GreenPrune",
-            dependencies: ["COpenBLAS", "CHDF5", .product(name: "Yams", package: "Yams")],
+            dependencies: ["COpenBLAS", "CHDF5", "CQuantKernels", .product(name: "Yams", package: "Yams")],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
         .executableTarget(
