@@ -70,12 +70,16 @@ struct QuantizationTests {
 
     /// Worked by hand from compressed-tensors' formulas.
     @Test func workedExamples() throws {
-        // 8-bit symmetric per channel: scale = 1/127.5; −127.5 → −128 (ties to even), 63.75 → 64,
-        // 127.5 → 128 clamped to 127, 31.875 → 32.
+        // 8-bit symmetric per channel: scale = max|w| / 127.5 = 1 (exact in float); −127.5 → −128
+        // (ties to even), 63.5 → 64, 127.5 → 128 clamped to 127, 0.25 → 0; row 2: scale 2, 5 → 2.5 → 2.
         let s8 = try QuantScheme(bits: 8, granularity: .channel, symmetric: true)
-        let t8 = try [-1, 0.5, 1, 0.25].withUnsafeBufferPointer { try s8.quantize($0, rows: 1, cols: 4, name: "w") }
-        #expect(t8.codes == [-128, 64, 127, 32])
-        #expect(t8.scales == [Float(1) / 127.5])
+        let t8 = try [-127.5, 63.5, 127.5, 0.25, 255, 5, 0, -1].withUnsafeBufferPointer { try s8.quantize($0, rows: 2, cols: 4, name: "w") }
+        #expect(t8.codes == [-128, 64, 127, 0, 127, 2, 0, 0])
+        #expect(t8.scales == [1, 2])
+        // 4-bit symmetric: scale = 7.5 / 7.5 = 1; −7.5 → −8, 3.5 → 4, 7.5 → 8 clamped to 7, 2.4 → 2.
+        let s4s = try QuantScheme(bits: 4, granularity: .tensor, symmetric: true)
+        let t4s = try [-7.5, 3.5, 7.5, 2.4].withUnsafeBufferPointer { try s4s.quantize($0, rows: 1, cols: 4, name: "w") }
+        #expect(t4s.codes == [-8, 4, 7, 2])
         #expect(t8.zeroPoints == nil)
         // 4-bit asymmetric: [0, 3] → scale 3/15 = 0.2, zero point −8 − 0/0.2 = −8,
         // codes round(x/0.2 − 8) = [−8, −3, 2, 7].
@@ -215,13 +219,13 @@ struct QuantizationTests {
         for i in 0 ..< m * n {
             #expect(abs(Double(out[i]) - ref[i] - Double(bias[i % n])) <= 1e-5 * mag[i] + 1e-6, "out[\(i)]")
         }
-        // Unpacked dequantization is the same as QuantizedTensor's.
+        // Unpacked dequantization is bit-identical to QuantizedTensor's (q − z)·scale.
         var rows = [Float](repeating: 0, count: n * k)
         rows.withUnsafeMutableBufferPointer { layer.dequantize(rows: 0 ..< n, into: $0.baseAddress!) }
-        for i in 0 ..< n * k { #expect(abs(rows[i] - dq[i]) <= 1e-6 * abs(dq[i]) + 1e-12) }
+        #expect(rows == dq)
         // Memory: packed codes are bits/32 of float32 plus scales.
         let floatBytes = n * k * 4
-        #expect(layer.residentBytes < floatBytes * bits / 32 + t.scales.count * 4 + t.scales.count + n * 4 + 1)
+        #expect(layer.residentBytes <= floatBytes * bits / 32 + n * layer.groupsPerRow * 5 + n * 4)
     }
 
     /// forward(.int8): every ISA path gives bit-identical output (integer dots are exact and the

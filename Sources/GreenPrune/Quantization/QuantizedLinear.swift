@@ -156,18 +156,18 @@ public final class QuantizedLinear: LinearLayer {
             let w = words + row * wpr, o = out + i * n
             var c = 0
             for g in 0 ..< gpr {
-                // Stored nibble u = q + 8, so w = (u − 8 − z)·s = u·s − (8 + z)·s.
+                // Stored nibble u = q + 8, so w = (u − (8 + z))·s, the subtraction exact in float.
                 let s = scales[row * gpr + g]
-                let off = (8 + Float(zeros?[row * gpr + g] ?? 0)) * s
+                let off = 8 + Float(zeros?[row * gpr + g] ?? 0)
                 let end = (g + 1) * gl
                 while c < end {
                     if c & 7 == 0 && c + 8 <= end {
                         var v = UInt32(littleEndian: w[c >> 3])
-                        for k in 0 ..< 8 { o[c + k] = Float(v & 0xF) * s - off; v >>= 4 }
+                        for k in 0 ..< 8 { o[c + k] = (Float(v & 0xF) - off) * s; v >>= 4 }
                         c += 8
                     } else {
                         let u = (UInt32(littleEndian: w[c >> 3]) >> UInt32(4 * (c & 7))) & 0xF
-                        o[c] = Float(u) * s - off
+                        o[c] = (Float(u) - off) * s
                         c += 1
                     }
                 }
