@@ -10,6 +10,7 @@ struct GreenPruneCommand: ParsableCommand {
         version: GreenPruneInfo.version,
         subcommands: [
             // One line per subcommand, each in its own file.
+            Convert.self,
         ]
     )
 }
