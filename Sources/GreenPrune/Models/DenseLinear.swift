@@ -1,0 +1,39 @@
+import Foundation
+
+/// A float32 linear layer: y = x · Wᵀ + b through `cblas_sgemm`.
+///
+/// `weight` (outFeatures, inFeatures) is either a zero-copy view into a mapped safetensors
+/// file or owned memory (converted from F16/BF16, or written by pruning). Pruning reads it
+/// through `weight.pointer` and builds a new layer from the rows/columns it keeps.
+public final class DenseLinear: LinearLayer {
+    /// W (outFeatures, inFeatures), row-major.
+    public let weight: FloatStorage
+    /// b (outFeatures), or nil.
+    public let bias: FloatStorage?
+    public let inFeatures: Int
+    public let outFeatures: Int
+
+    /// Wraps `weight` (out·in floats) and an optional `bias` (out floats).
+    public init(weight: FloatStorage, bias: FloatStorage? = nil, outFeatures: Int, inFeatures: Int) {
+        precondition(weight.count == outFeatures * inFeatures, "DenseLinear: weight has \(weight.count) floats, expected \(outFeatures)×\(inFeatures)")
+        precondition(bias == nil || bias!.count == outFeatures, "DenseLinear: bias size mismatch")
+        self.weight = weight
+        self.bias = bias
+        self.outFeatures = outFeatures
+        self.inFeatures = inFeatures
+    }
+
+    /// A layer owning copies of `weight` (row-major out×in) and `bias`.
+    public convenience init(weight: [Float], bias: [Float]? = nil, outFeatures: Int, inFeatures: Int) {
+        self.init(weight: FloatStorage(weight), bias: bias.map { FloatStorage($0) },
+                  outFeatures: outFeatures, inFeatures: inFeatures)
+    }
+
+    public func forward(_ x: UnsafePointer<Float>, rows m: Int, into out: UnsafeMutablePointer<Float>) {
+        matmulLinear(out, x, weight.pointer, m: m, n: outFeatures, k: inFeatures)
+        if let bias { addBias(out, bias.pointer, n: m, c: outFeatures) }
+    }
+
+    /// Bytes of weight and bias (mapped pages included: they are resident once touched).
+    public var residentBytes: Int { weight.byteCount + (bias?.byteCount ?? 0) }
+}

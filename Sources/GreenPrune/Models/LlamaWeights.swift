@@ -1,0 +1,105 @@
+import Foundation
+
+/// One decoder layer's parameters. Dims per layer come from the projections' shapes, so a
+/// pruned layer (fewer heads, a narrower MLP) is just smaller matrices:
+/// H_l = qProj.outFeatures / D, G_l = kProj.outFeatures / D, F_l = gateProj.outFeatures.
+public struct LlamaLayerWeights {
+    public var inputLayernorm: FloatStorage       // (C)
+    public var qProj: any LinearLayer             // (H_l·D, C)   [+ bias (H_l·D)]
+    public var kProj: any LinearLayer             // (G_l·D, C)   [+ bias]
+    public var vProj: any LinearLayer             // (G_l·D, C)   [+ bias]
+    public var oProj: any LinearLayer             // (C, H_l·D)   [+ bias (C)]
+    public var postAttentionLayernorm: FloatStorage // (C)
+    public var gateProj: any LinearLayer          // (F_l, C)     [+ bias]
+    public var upProj: any LinearLayer            // (F_l, C)     [+ bias]
+    public var downProj: any LinearLayer          // (C, F_l)     [+ bias (C)]
+    /// Head dimension D (shared by all layers; from config.json).
+    public var headDim: Int
+
+    public init(inputLayernorm: FloatStorage, qProj: any LinearLayer, kProj: any LinearLayer,
+                vProj: any LinearLayer, oProj: any LinearLayer, postAttentionLayernorm: FloatStorage,
+                gateProj: any LinearLayer, upProj: any LinearLayer, downProj: any LinearLayer, headDim: Int) {
+        self.inputLayernorm = inputLayernorm
+        self.qProj = qProj; self.kProj = kProj; self.vProj = vProj; self.oProj = oProj
+        self.postAttentionLayernorm = postAttentionLayernorm
+        self.gateProj = gateProj; self.upProj = upProj; self.downProj = downProj
+        self.headDim = headDim
+    }
+
+    /// Query heads H_l.
+    public var numHeads: Int { qProj.outFeatures / headDim }
+    /// Key/value heads G_l.
+    public var numKVHeads: Int { kProj.outFeatures / headDim }
+    /// MLP width F_l.
+    public var intermediateSize: Int { gateProj.outFeatures }
+
+    /// The layer's linear layers with their checkpoint suffixes (`self_attn.q_proj`, …).
+    public var linears: [(name: String, layer: any LinearLayer)] {
+        [("self_attn.q_proj", qProj), ("self_attn.k_proj", kProj), ("self_attn.v_proj", vProj),
+         ("self_attn.o_proj", oProj), ("mlp.gate_proj", gateProj), ("mlp.up_proj", upProj),
+         ("mlp.down_proj", downProj)]
+    }
+}
+
+/// All parameters of a Llama-family model, as plain structs of buffers (llm.c's
+/// `ParameterTensors`). Checkpoint names map one-to-one: `embedTokens` ↔
+/// `model.embed_tokens.weight`, `layers[i].qProj` ↔ `model.layers.i.self_attn.q_proj`, …
+public struct LlamaWeights {
+    public var embedTokens: FloatStorage      // (V, C)
+    public var layers: [LlamaLayerWeights]
+    public var norm: FloatStorage             // (C)
+    /// Output layer (V, C); when `tied`, a DenseLinear over `embedTokens`' storage.
+    public var lmHead: any LinearLayer
+    /// Whether `lmHead` shares the embedding matrix (tie_word_embeddings).
+    public var tied: Bool
+
+    public init(embedTokens: FloatStorage, layers: [LlamaLayerWeights], norm: FloatStorage,
+                lmHead: any LinearLayer, tied: Bool) {
+        self.embedTokens = embedTokens; self.layers = layers; self.norm = norm
+        self.lmHead = lmHead; self.tied = tied
+    }
+
+    /// Hidden size C.
+    public var hiddenSize: Int { norm.count }
+    /// Vocabulary size V.
+    public var vocabSize: Int { lmHead.outFeatures }
+
+    /// Every parameter as (checkpoint name, shape, float32 values), in checkpoint order;
+    /// nil when a layer is not a `DenseLinear` (quantized). The tied head is omitted.
+    /// This is what a writer needs to save a (pruned) model as model.safetensors.
+    public func namedTensors() -> [(name: String, shape: [Int], values: FloatStorage)]? {
+        var out: [(String, [Int], FloatStorage)] = []
+        let c = hiddenSize
+        out.append(("model.embed_tokens.weight", [embedTokens.count / max(c, 1), c], embedTokens))
+        for (i, l) in layers.enumerated() {
+            let p = "model.layers.\(i)."
+            out.append((p + "input_layernorm.weight", [c], l.inputLayernorm))
+            out.append((p + "post_attention_layernorm.weight", [c], l.postAttentionLayernorm))
+            for (name, lin) in l.linears {
+                guard let d = lin as? DenseLinear else { return nil }
+                out.append((p + name + ".weight", [d.outFeatures, d.inFeatures], d.weight))
+                if let b = d.bias { out.append((p + name + ".bias", [d.outFeatures], b)) }
+            }
+        }
+        out.append(("model.norm.weight", [c], norm))
+        if !tied {
+            guard let h = lmHead as? DenseLinear else { return nil }
+            out.append(("lm_head.weight", [h.outFeatures, h.inFeatures], h.weight))
+        }
+        return out
+    }
+
+    /// Parameter count (embedding and head counted once when tied).
+    public var parameterCount: Int {
+        var n = embedTokens.count + norm.count
+        for l in layers {
+            n += l.inputLayernorm.count + l.postAttentionLayernorm.count
+            for (_, lin) in l.linears {
+                n += lin.inFeatures * lin.outFeatures
+                if let d = lin as? DenseLinear, let b = d.bias { n += b.count }
+            }
+        }
+        if !tied { n += lmHead.inFeatures * lmHead.outFeatures }
+        return n
+    }
+}

@@ -1,0 +1,120 @@
+import Foundation
+
+/// A read-only file mapped into memory with `mmap(2)` (`MAP_PRIVATE`, `PROT_READ`).
+///
+/// Pages are read from the page cache on first touch and never copied, so float32 weights
+/// inside a safetensors file cost no extra memory. Unmapped when the last reference goes.
+public final class MappedFile: @unchecked Sendable {
+    /// The file's path.
+    public let url: URL
+    /// Size in bytes.
+    public let count: Int
+    /// The first byte (nil for an empty file).
+    public let base: UnsafeRawPointer?
+
+    /// Maps `url`; the error names the file.
+    public init(_ url: URL) throws {
+        self.url = url
+        let fd = open(url.path, O_RDONLY)
+        guard fd >= 0 else { throw InputError(url.path, "cannot open: \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        var st = stat()
+        guard fstat(fd, &st) == 0 else { throw InputError(url.path, "cannot stat: \(String(cString: strerror(errno)))") }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { throw InputError(url.path, "not a regular file") }
+        count = Int(st.st_size)
+        if count == 0 { base = nil; return }
+        let p = mmap(nil, count, PROT_READ, MAP_PRIVATE, fd, 0)
+        guard let p, p != MAP_FAILED else { throw InputError(url.path, "cannot mmap: \(String(cString: strerror(errno)))") }
+        base = UnsafeRawPointer(p)
+    }
+
+    deinit {
+        if let base { munmap(UnsafeMutableRawPointer(mutating: base), count) }
+    }
+
+    /// The bytes `range` of the file (the caller has checked the range).
+    public func bytes(_ range: Range<Int>) -> UnsafeRawBufferPointer {
+        guard let base else { return UnsafeRawBufferPointer(start: nil, count: 0) }
+        return UnsafeRawBufferPointer(start: base + range.lowerBound, count: range.count)
+    }
+}
+
+/// A contiguous float32 buffer that is either a view into a mapped file (zero-copy weights)
+/// or memory this object owns (converted, pruned or computed values).
+///
+/// Weights are shared by reference: a tied output layer and the embedding hold the same
+/// storage. Mapped storage is read-only; owned storage may be written through `mutablePointer`.
+public final class FloatStorage: @unchecked Sendable {
+    /// The first element.
+    public let pointer: UnsafePointer<Float>
+    /// Number of floats.
+    public let count: Int
+    /// The mapping this view keeps alive (nil when the memory is owned).
+    public let mapping: MappedFile?
+    private let owned: UnsafeMutablePointer<Float>?
+
+    /// A zero-copy view of `count` floats at `pointer` inside `mapping` (4-byte aligned).
+    public init(view pointer: UnsafePointer<Float>, count: Int, mapping: MappedFile) {
+        self.pointer = pointer
+        self.count = count
+        self.mapping = mapping
+        self.owned = nil
+    }
+
+    /// Owned, zero-filled storage of `count` floats.
+    public init(zeros count: Int) {
+        let p = UnsafeMutablePointer<Float>.allocate(capacity: max(count, 1))
+        p.initialize(repeating: 0, count: max(count, 1))
+        self.owned = p
+        self.pointer = UnsafePointer(p)
+        self.count = count
+        self.mapping = nil
+    }
+
+    /// Owned storage holding a copy of `values`.
+    public convenience init(_ values: [Float]) {
+        self.init(zeros: values.count)
+        values.withUnsafeBufferPointer { src in
+            if let b = src.baseAddress, let dst = self.mutablePointer { dst.update(from: b, count: values.count) }
+        }
+    }
+
+    deinit { owned?.deallocate() }
+
+    /// True when the floats live in a mapped file (not copied into memory of our own).
+    public var isMapped: Bool { mapping != nil }
+    /// Writable pointer for owned storage; nil for a read-only mapped view.
+    public var mutablePointer: UnsafeMutablePointer<Float>? { owned }
+    /// Bytes the floats occupy.
+    public var byteCount: Int { count * MemoryLayout<Float>.size }
+    /// A copy of the values as an array.
+    public var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
+    /// The buffer, for reading.
+    public var buffer: UnsafeBufferPointer<Float> { UnsafeBufferPointer(start: pointer, count: count) }
+}
+
+/// Scratch float buffer grown on demand and reused (activations, per-(B, T) run state).
+public final class ScratchBuffer {
+    public private(set) var pointer: UnsafeMutablePointer<Float>
+    public private(set) var capacity: Int
+
+    public init(_ capacity: Int = 0) {
+        self.capacity = max(capacity, 1)
+        pointer = .allocate(capacity: self.capacity)
+        pointer.initialize(repeating: 0, count: self.capacity)
+    }
+
+    deinit { pointer.deallocate() }
+
+    /// Makes room for `count` floats (contents are lost when it grows) and returns the pointer.
+    @discardableResult
+    public func reserve(_ count: Int) -> UnsafeMutablePointer<Float> {
+        if count > capacity {
+            pointer.deallocate()
+            capacity = count
+            pointer = .allocate(capacity: count)
+            pointer.initialize(repeating: 0, count: count)
+        }
+        return pointer
+    }
+}
