@@ -11,6 +11,7 @@ struct GreenPruneCommand: ParsableCommand {
         subcommands: [
             // One line per subcommand, each in its own file.
             Convert.self,
+            Quantize.self,
         ]
     )
 }

@@ -186,14 +186,16 @@ public struct CTQuantizationConfig: Codable, Equatable, Sendable {
              globalCompressionRatio = "global_compression_ratio"
     }
 
-    public init(scheme: QuantScheme, activationsInt8: Bool, ignore: [String]) {
+    /// One config group for `scheme`; `includesEmbeddings` adds "Embedding" to its targets.
+    public init(scheme: QuantScheme, activationsInt8: Bool, ignore: [String], includesEmbeddings: Bool = false) {
         quantMethod = "compressed-tensors"
         format = CompressedTensors.format(bits: scheme.bits)
         let w = CTQuantizationArgs(numBits: scheme.bits, symmetric: scheme.symmetric, groupSize: scheme.groupSize,
                                    strategy: scheme.granularity.rawValue, dynamic: false)
         let a = activationsInt8 ? CTQuantizationArgs(numBits: 8, symmetric: true, groupSize: nil,
                                                      strategy: "token", dynamic: true) : nil
-        configGroups = ["group_0": CTConfigGroup(targets: ["Linear"], weights: w, inputActivations: a)]
+        configGroups = ["group_0": CTConfigGroup(targets: includesEmbeddings ? ["Linear", "Embedding"] : ["Linear"],
+                                                 weights: w, inputActivations: a)]
         self.ignore = ignore
         quantizationStatus = "compressed"
     }

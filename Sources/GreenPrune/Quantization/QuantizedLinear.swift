@@ -36,7 +36,9 @@ public final class QuantizedLinear: LinearLayer {
 
     /// Bytes per packed row (4-bit: 4·⌈in/8⌉; 8-bit: in).
     private let rowBytes: Int
-    private let data: UnsafeMutableRawBufferPointer
+    private let data: UnsafeRawBufferPointer
+    /// The mapped file `data` points into (nil when the layer owns `data`).
+    private let owner: AnyObject?
     private let scales: UnsafeMutableBufferPointer<Float>
     private let zeros: UnsafeMutableBufferPointer<Int8>?
     private let bias: UnsafeMutableBufferPointer<Float>?
@@ -62,8 +64,20 @@ public final class QuantizedLinear: LinearLayer {
     /// Builds the layer from its stored form: `storage` is int8 codes (8-bit) or the
     /// compressed-tensors int32 words (4-bit) as raw little-endian bytes; `scales` and
     /// `zeroPoints` are (rows, cols/groupLength).
-    public init(rows: Int, cols: Int, bits: Int, groupLength: Int, storage: Data, scales: [Float],
-                zeroPoints: [Int8]?, bias: [Float]?, activations: ActivationQuantization = .none) throws {
+    public convenience init(rows: Int, cols: Int, bits: Int, groupLength: Int, storage: Data, scales: [Float],
+                            zeroPoints: [Int8]?, bias: [Float]?, activations: ActivationQuantization = .none) throws {
+        let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: Swift.max(storage.count, 1), alignment: 64)
+        defer { copy.deallocate() }
+        storage.withUnsafeBytes { copy.copyMemory(from: $0) }
+        try self.init(rows: rows, cols: cols, bits: bits, groupLength: groupLength,
+                      bytes: UnsafeRawBufferPointer(rebasing: copy[0 ..< storage.count]), owner: nil,
+                      scales: scales, zeroPoints: zeroPoints, bias: bias, activations: activations)
+    }
+
+    /// As above from raw bytes. With an `owner` (a mapped file) and 4-byte-aligned bytes the layer
+    /// keeps a zero-copy view and holds the owner alive; otherwise it copies the bytes.
+    public init(rows: Int, cols: Int, bits: Int, groupLength: Int, bytes storage: UnsafeRawBufferPointer, owner: AnyObject?,
+                scales: [Float], zeroPoints: [Int8]?, bias: [Float]?, activations: ActivationQuantization = .none) throws {
         guard bits == 8 || bits == 4 else { throw InputError("QuantizedLinear", "\(bits)-bit weights are not supported (8 or 4)") }
         guard rows > 0, cols > 0, groupLength > 0, cols % groupLength == 0 else {
             throw InputError("QuantizedLinear", "group length \(groupLength) does not divide the width \(cols)")
@@ -72,7 +86,7 @@ public final class QuantizedLinear: LinearLayer {
         self.groupLength = groupLength; groupsPerRow = cols / groupLength
         self.activations = activations
         rowBytes = bits == 8 ? cols : 4 * ((cols + 7) / 8)
-        guard storage.count == rows * rowBytes else {
+        guard storage.count == rows * rowBytes, let src = storage.baseAddress else {
             throw InputError("QuantizedLinear", "packed weights hold \(storage.count) bytes, expected \(rows * rowBytes) for \(rows)×\(cols) at \(bits) bits")
         }
         guard scales.count == rows * groupsPerRow, zeroPoints.map({ $0.count == scales.count }) ?? true else {
@@ -81,9 +95,15 @@ public final class QuantizedLinear: LinearLayer {
         guard bias.map({ $0.count == rows }) ?? true else {
             throw InputError("QuantizedLinear", "bias holds \(bias?.count ?? 0) values, expected \(rows)")
         }
-        let raw = UnsafeMutableRawBufferPointer.allocate(byteCount: storage.count, alignment: 64)
-        storage.withUnsafeBytes { raw.copyMemory(from: $0) }
-        data = raw
+        if let owner, Int(bitPattern: src) % 4 == 0 {
+            data = storage
+            self.owner = owner
+        } else {
+            let raw = UnsafeMutableRawBufferPointer.allocate(byteCount: storage.count, alignment: 64)
+            raw.copyMemory(from: storage)
+            data = UnsafeRawBufferPointer(raw)
+            self.owner = nil
+        }
         self.scales = .allocate(capacity: scales.count)
         _ = self.scales.initialize(from: scales)
         if let z = zeroPoints {
@@ -99,8 +119,12 @@ public final class QuantizedLinear: LinearLayer {
     }
 
     deinit {
-        data.deallocate(); scales.deallocate(); zeros?.deallocate(); bias?.deallocate()
+        if owner == nil { data.deallocate() }
+        scales.deallocate(); zeros?.deallocate(); bias?.deallocate()
     }
+
+    /// True when the codes are a zero-copy view into a mapped file.
+    public var isMapped: Bool { owner != nil }
 
     public var residentBytes: Int {
         data.count + scales.count * 4 + (zeros?.count ?? 0) + (bias?.count ?? 0) * 4
