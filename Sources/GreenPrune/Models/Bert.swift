@@ -1,0 +1,131 @@
+import Foundation
+
+/// One BERT encoder layer (post-LayerNorm), checkpoint names under `encoder.layer.i.`.
+public struct BertLayerWeights {
+    public var query: any LinearLayer              // (C, C) + bias   attention.self.query
+    public var key: any LinearLayer                // (C, C) + bias   attention.self.key
+    public var value: any LinearLayer              // (C, C) + bias   attention.self.value
+    public var attentionOutput: any LinearLayer    // (C, C) + bias   attention.output.dense
+    public var attentionLayerNormWeight: FloatStorage // (C)
+    public var attentionLayerNormBias: FloatStorage   // (C)
+    public var intermediate: any LinearLayer       // (F, C) + bias   intermediate.dense
+    public var output: any LinearLayer             // (C, F) + bias   output.dense
+    public var outputLayerNormWeight: FloatStorage // (C)
+    public var outputLayerNormBias: FloatStorage   // (C)
+}
+
+/// BERT parameters: embeddings (word, absolute position, token type, LayerNorm) and layers.
+public struct BertWeights {
+    public var wordEmbeddings: FloatStorage        // (V, C)
+    public var positionEmbeddings: FloatStorage    // (P, C)
+    public var tokenTypeEmbeddings: FloatStorage   // (types, C)
+    public var embeddingsLayerNormWeight: FloatStorage // (C)
+    public var embeddingsLayerNormBias: FloatStorage   // (C)
+    public var layers: [BertLayerWeights]
+}
+
+/// A BERT encoder with sentence-transformers pooling (all-MiniLM-L6-v2 and kin):
+///
+///   x = LN(word[ids] + pos[t] + type[tt]);  per layer:
+///   a = attention(x·Wqᵀ+bq, x·Wkᵀ+bk, x·Wvᵀ+bv) over non-padding keys
+///   x = LN(x + a·Woᵀ + bo);  x = LN(x + gelu(x·Wiᵀ + bi)·Wo2ᵀ + bo2)
+///   embedding = normalize(mean over non-padding tokens of x)
+public final class BertModel: SentenceEncoder {
+    public let config: BertConfig
+    public var weights: BertWeights
+    /// Turns texts into ids for `embed(_:)` ([CLS] … [SEP]); set by the loader when the
+    /// directory has a tokenizer.json.
+    public var tokenizer: (any Tokenizer)?
+    /// Longest input in tokens (sentence-transformers' max_seq_length, else max positions).
+    public var maxSequenceLength: Int
+    /// Largest B·T in one forward.
+    public var maxBatchTokens = 8192
+
+    private let x = ScratchBuffer(), tmp = ScratchBuffer(), q = ScratchBuffer(), k = ScratchBuffer()
+    private let v = ScratchBuffer(), att = ScratchBuffer(), ffn = ScratchBuffer(), scores = ScratchBuffer()
+
+    public init(config: BertConfig, weights: BertWeights, tokenizer: (any Tokenizer)? = nil) {
+        self.config = config
+        self.weights = weights
+        self.tokenizer = tokenizer
+        maxSequenceLength = config.maxPositions
+    }
+
+    public var dimension: Int { config.hiddenSize }
+
+    /// Last hidden states (B·T, C) for right-padded ids (B, T) with `lengths`; token types all
+    /// `tokenTypes` (or 0). Valid until the next forward.
+    public func forward(tokens ids: [Int], tokenTypes: [Int]? = nil, batch b: Int, time t: Int,
+                        lengths: [Int]) -> UnsafePointer<Float> {
+        let c = config.hiddenSize, n = b * t, f = config.intermediateSize, w = weights
+        let x = self.x.reserve(n * c), tmp = self.tmp.reserve(n * c)
+        let q = self.q.reserve(n * c), k = self.k.reserve(n * c), v = self.v.reserve(n * c)
+        let att = self.att.reserve(n * c), ffn = self.ffn.reserve(n * f), scores = self.scores.reserve(t * t)
+        // Embeddings: word + absolute position + token type, then LayerNorm.
+        for r in 0..<n {
+            let row = x + r * c
+            let wr = w.wordEmbeddings.pointer + ids[r] * c
+            let pr = w.positionEmbeddings.pointer + (r % t) * c
+            let tr = w.tokenTypeEmbeddings.pointer + (tokenTypes?[r] ?? 0) * c
+            for j in 0..<c { row[j] = wr[j] + pr[j] + tr[j] }
+        }
+        let eps = config.layerNormEps
+        layernormForward(x, nil, nil, x, w.embeddingsLayerNormWeight.pointer, w.embeddingsLayerNormBias.pointer, n: n, c: c, eps: eps)
+        let heads = config.numHeads, d = config.headDim
+        for layer in w.layers {
+            layer.query.forward(x, rows: n, into: q)
+            layer.key.forward(x, rows: n, into: k)
+            layer.value.forward(x, rows: n, into: v)
+            attentionForward(att, probs: nil, q: q, k: k, v: v, lengths: lengths, b: b, t: t, past: 0, s: t,
+                             heads: heads, kvHeads: heads, d: d, qStride: c, kvStride: c, causal: false, scratch: scores)
+            layer.attentionOutput.forward(att, rows: n, into: tmp)
+            residualForward(x, tmp, count: n * c)
+            layernormForward(x, nil, nil, x, layer.attentionLayerNormWeight.pointer, layer.attentionLayerNormBias.pointer, n: n, c: c, eps: eps)
+            layer.intermediate.forward(x, rows: n, into: ffn)
+            geluForward(ffn, ffn, count: n * f)
+            layer.output.forward(ffn, rows: n, into: tmp)
+            residualForward(x, tmp, count: n * c)
+            layernormForward(x, nil, nil, x, layer.outputLayerNormWeight.pointer, layer.outputLayerNormBias.pointer, n: n, c: c, eps: eps)
+        }
+        return UnsafePointer(x)
+    }
+
+    /// L2-normalised mean-pooled embeddings of id sequences ([CLS] … [SEP] already added),
+    /// batched with right padding; longer inputs keep their first max−1 ids and the last one.
+    public func embed(ids sequences: [[Int]]) throws -> [[Float]] {
+        let c = config.hiddenSize
+        for (i, s) in sequences.enumerated() {
+            guard !s.isEmpty else { throw InputError("sequence \(i)", "empty token sequence") }
+            if let bad = s.first(where: { $0 < 0 || $0 >= config.vocabSize }) {
+                throw InputError("sequence \(i)", "token id \(bad) outside the vocabulary 0..<\(config.vocabSize)")
+            }
+        }
+        let limit = max(2, min(maxSequenceLength, config.maxPositions))
+        let seqs = sequences.map { $0.count <= limit ? $0 : Array($0.prefix(limit - 1)) + [$0[$0.count - 1]] }
+        var out = [[Float]](repeating: [], count: seqs.count)
+        let order = seqs.indices.sorted { seqs[$0].count > seqs[$1].count }
+        var i = 0
+        while i < order.count {
+            let t = seqs[order[i]].count
+            let bsz = max(1, min(order.count - i, maxBatchTokens / t))
+            let group = Array(order[i..<(i + bsz)])
+            i += bsz
+            var ids = [Int](repeating: config.padTokenId, count: bsz * t)
+            for (b, si) in group.enumerated() { for (j, id) in seqs[si].enumerated() { ids[b * t + j] = id } }
+            let lengths = group.map { seqs[$0].count }
+            let hidden = forward(tokens: ids, batch: bsz, time: t, lengths: lengths)
+            var pooled = [Float](repeating: 0, count: bsz * c)
+            pooled.withUnsafeMutableBufferPointer { p in
+                meanPoolForward(p.baseAddress!, hidden, lengths: lengths, b: bsz, t: t, c: c)
+                l2NormalizeRows(p.baseAddress!, rows: bsz, cols: c)
+            }
+            for (b, si) in group.enumerated() { out[si] = Array(pooled[(b * c)..<((b + 1) * c)]) }
+        }
+        return out
+    }
+
+    public func embed(_ texts: [String]) throws -> [[Float]] {
+        guard let tokenizer else { throw InputError("bert", "no tokenizer loaded for this model (tokenizer.json)") }
+        return try embed(ids: texts.map { try tokenizer.encode($0, addSpecialTokens: true) })
+    }
+}

@@ -1,0 +1,305 @@
+import Foundation
+
+/// A Llama-family decoder (llama, mistral, qwen2, SmolLM) running on float32 weights with
+/// every matmul through `cblas_sgemm`.
+///
+/// Forward per layer (HF LlamaDecoderLayer):
+///   xn = rmsnorm(x); q, k, v = xn·Wqᵀ, xn·Wkᵀ, xn·Wvᵀ; rope(q, k); a = attention(q, k, v)
+///   x += a·Woᵀ; xn = rmsnorm(x); x += (silu(xn·Wgᵀ) ⊙ xn·Wuᵀ)·Wdᵀ
+/// then xn = rmsnorm(x) and logits = xn·Wheadᵀ, computed only at the rows that are scored, in
+/// chunks, so logits never take B·T·V floats. Activation buffers are allocated for the
+/// largest (B, T) seen and reused. Not thread-safe: one forward at a time.
+public final class LlamaModel: TokenScorer {
+    public let config: LlamaConfig
+    /// The parameters; replace layers (pruned, quantized) between forwards, not during one.
+    public var weights: LlamaWeights
+    /// Largest B·T one forward takes when scoring (more requests are split into batches).
+    public var maxBatchTokens = 4096
+    /// Rows of logits computed at once: chunk·V floats at a time.
+    public var logitChunkRows = 128
+
+    private let invFreq: [Float]
+    private let state = RunState()
+
+    /// A model over `weights` (see `ModelLoader` to build one from a directory).
+    public init(config: LlamaConfig, weights: LlamaWeights) {
+        self.config = config
+        self.weights = weights
+        invFreq = config.rope.inverseFrequencies(headDim: config.headDim)
+    }
+
+    public var maxLength: Int { config.maxPositions }
+    public var vocabularySize: Int { weights.vocabSize }
+    /// Hidden size C.
+    public var hiddenSize: Int { weights.hiddenSize }
+
+    /// Scratch activations for one forward over N = B·T rows (llm.c's activation struct,
+    /// without what only a backward keeps). Widths are the maxima over layers.
+    final class RunState {
+        let x = ScratchBuffer()      // (N, C) residual stream
+        let xn = ScratchBuffer()     // (N, C) normed input of the current block / final norm
+        let tmp = ScratchBuffer()    // (N, C) projection output before the residual add
+        let q = ScratchBuffer()      // (N, H·D)
+        let k = ScratchBuffer()      // (N, G·D)
+        let v = ScratchBuffer()      // (N, G·D)
+        let att = ScratchBuffer()    // (N, H·D) attention output
+        let gate = ScratchBuffer()   // (N, F) gate, then silu(gate)·up
+        let up = ScratchBuffer()     // (N, F)
+        let scores = ScratchBuffer() // (T, L) one head's attention probabilities
+        let cos = ScratchBuffer()    // (T, D/2)
+        let sin = ScratchBuffer()    // (T, D/2)
+        let logits = ScratchBuffer() // (chunk, V)
+        let rows = ScratchBuffer()   // (chunk, C) gathered hidden rows
+        var ids: [Int32] = []
+    }
+
+    // MARK: forward
+
+    /// Runs the decoder over `tokens` (B·T ids, sequence b at [b·T, (b+1)·T), right-padded;
+    /// `lengths[b]` real tokens) and returns the final-normed hidden states (B·T, C).
+    ///
+    /// With a `cache`, positions start at `cache.length`, the new keys/values are appended to
+    /// it, and attention covers the cached positions too. The pointer is valid until the next
+    /// forward. Ids must be in 0..<V (checked by the public entry points).
+    public func forward(tokens: [Int], batch b: Int, time t: Int, lengths: [Int],
+                        cache: LlamaKVCache? = nil) -> UnsafePointer<Float> {
+        let c = hiddenSize, d = config.headDim, n = b * t
+        let past = cache?.length ?? 0
+        let layers = weights.layers
+        let maxQ = layers.map { $0.qProj.outFeatures }.max() ?? 0
+        let maxKV = layers.map { $0.kProj.outFeatures }.max() ?? 0
+        let maxF = layers.map { $0.gateProj.outFeatures }.max() ?? 0
+        let x = state.x.reserve(n * c), xn = state.xn.reserve(n * c), tmp = state.tmp.reserve(n * c)
+        let q = state.q.reserve(n * maxQ), att = state.att.reserve(n * maxQ)
+        let k = state.k.reserve(n * maxKV), v = state.v.reserve(n * maxKV)
+        let gate = state.gate.reserve(n * maxF), up = state.up.reserve(n * maxF)
+        let scores = state.scores.reserve(t * (past + t))
+        let cosT = state.cos.reserve(t * d / 2), sinT = state.sin.reserve(t * d / 2)
+        ropeTables(cosT, sinT, invFreq: invFreq, start: past, t: t)
+
+        state.ids = tokens.map { Int32(truncatingIfNeeded: $0) }
+        state.ids.withUnsafeBufferPointer { ids in
+            embeddingForward(x, ids: ids.baseAddress!, table: weights.embedTokens.pointer, n: n, c: c)
+        }
+        for (li, layer) in layers.enumerated() {
+            let qw = layer.qProj.outFeatures, kvw = layer.kProj.outFeatures
+            // Attention block.
+            rmsnormForward(xn, nil, x, layer.inputLayernorm.pointer, n: n, c: c, eps: config.rmsNormEps)
+            layer.qProj.forward(xn, rows: n, into: q)
+            layer.kProj.forward(xn, rows: n, into: k)
+            layer.vProj.forward(xn, rows: n, into: v)
+            ropeForward(q, cos: cosT, sin: sinT, b: b, t: t, heads: layer.numHeads, d: d, rowStride: qw)
+            ropeForward(k, cos: cosT, sin: sinT, b: b, t: t, heads: layer.numKVHeads, d: d, rowStride: kvw)
+            var kSrc = UnsafePointer(k), vSrc = UnsafePointer(v), s = t
+            if let cache {
+                // Append the new keys/values at positions past..<past+T of each sequence.
+                let kc = cache.keys[li], vc = cache.values[li], cap = cache.capacity
+                for bi in 0..<b {
+                    (kc + (bi * cap + past) * kvw).update(from: k + bi * t * kvw, count: t * kvw)
+                    (vc + (bi * cap + past) * kvw).update(from: v + bi * t * kvw, count: t * kvw)
+                }
+                kSrc = UnsafePointer(kc); vSrc = UnsafePointer(vc); s = cap
+            }
+            attentionForward(att, probs: nil, q: q, k: kSrc, v: vSrc, lengths: lengths, b: b, t: t,
+                             past: past, s: s, heads: layer.numHeads, kvHeads: layer.numKVHeads, d: d,
+                             qStride: qw, kvStride: kvw, causal: true, scratch: scores)
+            layer.oProj.forward(att, rows: n, into: tmp)
+            residualForward(x, tmp, count: n * c)
+            // MLP block (SwiGLU).
+            rmsnormForward(xn, nil, x, layer.postAttentionLayernorm.pointer, n: n, c: c, eps: config.rmsNormEps)
+            let f = layer.gateProj.outFeatures
+            layer.gateProj.forward(xn, rows: n, into: gate)
+            layer.upProj.forward(xn, rows: n, into: up)
+            siluMulForward(gate, gate, up, count: n * f)
+            layer.downProj.forward(gate, rows: n, into: tmp)
+            residualForward(x, tmp, count: n * c)
+        }
+        rmsnormForward(xn, nil, x, weights.norm.pointer, n: n, c: c, eps: config.rmsNormEps)
+        cache?.length = past + t
+        return UnsafePointer(xn)
+    }
+
+    // MARK: output layer
+
+    /// For each (row of `hidden`, target id): ln softmax(logits)[target] and whether target is
+    /// the argmax (first maximum, as torch.argmax). Logits are computed `logitChunkRows` rows at
+    /// a time, never more.
+    func headScores(_ hidden: UnsafePointer<Float>, rows: [Int], targets: [Int]) -> [(Float, Bool)] {
+        let c = hiddenSize, vocab = vocabularySize
+        let chunk = max(1, min(logitChunkRows, rows.count))
+        let buf = state.rows.reserve(chunk * c)
+        let logits = state.logits.reserve(chunk * vocab)
+        var out = [(Float, Bool)](repeating: (0, false), count: rows.count)
+        var start = 0
+        while start < rows.count {
+            let m = min(chunk, rows.count - start)
+            for i in 0..<m { (buf + i * c).update(from: hidden + rows[start + i] * c, count: c) }
+            weights.lmHead.forward(buf, rows: m, into: logits)
+            out.withUnsafeMutableBufferPointer { res in
+                parallelFor(m, grain: 1) { r in
+                    for i in r {
+                        let row = UnsafePointer(logits + i * vocab)
+                        let target = targets[start + i]
+                        let lse = logSumExp(row, vocab)
+                        res[start + i] = (row[target] - lse, argmaxFirst(row, vocab) == target)
+                    }
+                }
+            }
+            start += m
+        }
+        return out
+    }
+
+    /// Full logits (V) at the given rows of `hidden` (small counts: tests, generation).
+    func headLogits(_ hidden: UnsafePointer<Float>, rows: [Int]) -> [[Float]] {
+        let c = hiddenSize, vocab = vocabularySize
+        let buf = state.rows.reserve(max(1, rows.count) * c)
+        for (i, r) in rows.enumerated() { (buf + i * c).update(from: hidden + r * c, count: c) }
+        let logits = state.logits.reserve(max(1, rows.count) * vocab)
+        weights.lmHead.forward(buf, rows: rows.count, into: logits)
+        return rows.indices.map { Array(UnsafeBufferPointer(start: logits + $0 * vocab, count: vocab)) }
+    }
+
+    // MARK: public API
+
+    private func check(_ tokens: [Int], what: String) throws {
+        guard !tokens.isEmpty else { throw InputError(what, "empty token sequence") }
+        guard tokens.count <= maxLength else {
+            throw InputError(what, "\(tokens.count) tokens exceed the model's \(maxLength) positions")
+        }
+        let v = weights.embedTokens.count / max(hiddenSize, 1)
+        if let bad = tokens.first(where: { $0 < 0 || $0 >= v }) {
+            throw InputError(what, "token id \(bad) outside the vocabulary 0..<\(v)")
+        }
+    }
+
+    /// Packs sequences right-padded into (B, T) ids (padding id 0) with their lengths.
+    private func pack(_ seqs: [[Int]]) -> (ids: [Int], t: Int, lengths: [Int]) {
+        let t = seqs.map(\.count).max() ?? 0
+        var ids = [Int](repeating: 0, count: seqs.count * t)
+        for (b, s) in seqs.enumerated() { for (i, x) in s.enumerated() { ids[b * t + i] = x } }
+        return (ids, t, seqs.map(\.count))
+    }
+
+    public func score(_ batch: [ScoreRequest]) throws -> [ScoreResult] {
+        for (i, r) in batch.enumerated() {
+            try check(r.tokens, what: "request \(i)")
+            guard r.scoreFrom >= 1, r.scoreFrom <= r.tokens.count else {
+                throw InputError("request \(i)", "scoreFrom \(r.scoreFrom) outside 1...\(r.tokens.count)")
+            }
+        }
+        var results = [ScoreResult](repeating: ScoreResult(logprobs: [], greedy: []), count: batch.count)
+        // Longest first, so each batch's padding is small; at most maxBatchTokens per forward.
+        let order = batch.indices.sorted { batch[$0].tokens.count > batch[$1].tokens.count }
+        var i = 0
+        while i < order.count {
+            let t = batch[order[i]].tokens.count
+            let bsz = max(1, min(order.count - i, maxBatchTokens / max(t, 1)))
+            let group = Array(order[i..<(i + bsz)])
+            i += bsz
+            let (ids, tt, lengths) = pack(group.map { batch[$0].tokens })
+            let hidden = forward(tokens: ids, batch: group.count, time: tt, lengths: lengths)
+            var rows: [Int] = [], targets: [Int] = []
+            for (b, ri) in group.enumerated() {
+                let r = batch[ri]
+                for p in r.scoreFrom..<r.tokens.count { rows.append(b * tt + p - 1); targets.append(r.tokens[p]) }
+            }
+            let scored = headScores(hidden, rows: rows, targets: targets)
+            var at = 0
+            for ri in group {
+                let n = batch[ri].tokens.count - batch[ri].scoreFrom
+                let part = scored[at..<(at + n)]
+                results[ri] = ScoreResult(logprobs: part.map(\.0), greedy: part.map(\.1))
+                at += n
+            }
+        }
+        return results
+    }
+
+    /// Runs `prefix` once into a KV cache, then all continuations (batched, right-padded) on
+    /// top of it. Continuation i's first token is scored from the prefix's last position.
+    public func score(prefix: [Int], continuations: [[Int]]) throws -> [ScoreResult] {
+        if prefix.isEmpty || continuations.isEmpty {
+            return try score(continuations.map { ScoreRequest(tokens: prefix + $0, scoreFrom: max(1, prefix.count)) })
+        }
+        try check(prefix, what: "prefix")
+        for (i, c) in continuations.enumerated() {
+            try check(c, what: "continuation \(i)")
+            guard prefix.count + c.count <= maxLength else {
+                throw InputError("continuation \(i)", "prefix + continuation exceed the model's \(maxLength) positions")
+            }
+        }
+        let widths = weights.layers.map { $0.kProj.outFeatures }
+        let longest = continuations.map(\.count).max() ?? 0
+        let prefixCache = LlamaKVCache(batch: 1, capacity: prefix.count, widths: widths)
+        let ph = forward(tokens: prefix, batch: 1, time: prefix.count, lengths: [prefix.count], cache: prefixCache)
+        let lastPrefix = Array(UnsafeBufferPointer(start: ph + (prefix.count - 1) * hiddenSize, count: hiddenSize))
+        let firstScores = headScores(lastPrefix, rows: Array(repeating: 0, count: continuations.count),
+                                     targets: continuations.map { $0[0] })
+        var results: [ScoreResult] = []
+        let perBatch = max(1, maxBatchTokens / max(longest, 1))
+        var start = 0
+        while start < continuations.count {
+            let group = Array(continuations[start..<min(continuations.count, start + perBatch)])
+            let cache = LlamaKVCache(batch: group.count, capacity: prefix.count + longest, widths: widths)
+            cache.fill(fromFirstSequenceOf: prefixCache)
+            let (ids, tt, lengths) = pack(group)
+            let hidden = forward(tokens: ids, batch: group.count, time: tt, lengths: lengths, cache: cache)
+            var rows: [Int] = [], targets: [Int] = []
+            for (b, c) in group.enumerated() where c.count > 1 {
+                for p in 1..<c.count { rows.append(b * tt + p - 1); targets.append(c[p]) }
+            }
+            let scored = headScores(hidden, rows: rows, targets: targets)
+            var at = 0
+            for (b, c) in group.enumerated() {
+                let first = firstScores[start + b]
+                let rest = scored[at..<(at + c.count - 1)]
+                results.append(ScoreResult(logprobs: [first.0] + rest.map(\.0), greedy: [first.1] + rest.map(\.1)))
+                at += c.count - 1
+            }
+            start += group.count
+        }
+        return results
+    }
+
+    /// Logits (V) at the last position of each sequence, all sequences in one padded batch.
+    public func lastLogits(_ sequences: [[Int]]) throws -> [[Float]] {
+        for (i, s) in sequences.enumerated() { try check(s, what: "sequence \(i)") }
+        let (ids, t, lengths) = pack(sequences)
+        let hidden = forward(tokens: ids, batch: sequences.count, time: t, lengths: lengths)
+        return headLogits(hidden, rows: sequences.indices.map { $0 * t + lengths[$0] - 1 })
+    }
+
+    /// Greedy continuation of `prompt` with a KV cache: up to `maxTokens` new ids, stopping
+    /// after any of `stop` (default: the config's eos ids). `onToken` sees each new id.
+    public func generate(prompt: [Int], maxTokens: Int, stop: Set<Int>? = nil,
+                         onToken: ((Int) -> Void)? = nil) throws -> [Int] {
+        try check(prompt, what: "prompt")
+        let budget = max(0, min(maxTokens, maxLength - prompt.count))
+        guard budget > 0 else { return [] }
+        let stops = stop ?? Set(config.eosTokenIds)
+        let cache = LlamaKVCache(batch: 1, capacity: prompt.count + budget, widths: weights.layers.map { $0.kProj.outFeatures })
+        var hidden = forward(tokens: prompt, batch: 1, time: prompt.count, lengths: [prompt.count], cache: cache)
+        var row = prompt.count - 1
+        var out: [Int] = []
+        while out.count < budget {
+            let logits = headLogits(hidden, rows: [row])[0]
+            let next = logits.withUnsafeBufferPointer { argmaxFirst($0.baseAddress!, $0.count) }
+            out.append(next)
+            onToken?(next)
+            if stops.contains(next) || out.count == budget { break }
+            hidden = forward(tokens: [next], batch: 1, time: 1, lengths: [1], cache: cache)
+            row = 0
+        }
+        return out
+    }
+}
+
+/// Index of the first maximum of `n` floats (torch.argmax's tie rule).
+@inline(__always)
+public func argmaxFirst(_ p: UnsafePointer<Float>, _ n: Int) -> Int {
+    var best = 0
+    var m = p[0]
+    for i in 1..<max(n, 1) where p[i] > m { m = p[i]; best = i }
+    return best
+}

@@ -1,0 +1,260 @@
+import Foundation
+
+/// Builds a linear layer from checkpoint tensors. The dense float loader is always tried
+/// last; the quantization module can register a loader for its packed formats in
+/// `ModelLoader.linearLoaders` (it reads `prefix.weight_packed`, `prefix.weight_scale`, …,
+/// configured from config.json's quantization_config, and reports the names it used).
+public protocol LinearLayerLoader {
+    /// The layer stored under `prefix` (`model.layers.0.self_attn.q_proj`) with the checkpoint
+    /// names it consumed, or nil when this loader does not recognise the tensors there.
+    func load(prefix: String, checkpoint: SafeTensorsReader) throws -> (layer: any LinearLayer, names: [String])?
+}
+
+/// `prefix.weight` (out, in) [+ `prefix.bias` (out)] as float32 (F16/BF16 converted on load,
+/// aligned F32 mapped without a copy).
+public struct DenseLinearLoader: LinearLayerLoader {
+    public init() {}
+    public func load(prefix: String, checkpoint: SafeTensorsReader) throws -> (layer: any LinearLayer, names: [String])? {
+        let wn = prefix + ".weight", bn = prefix + ".bias"
+        guard let info = checkpoint.info(wn) else { return nil }
+        let path = checkpoint.file(of: wn)?.url.path ?? wn
+        guard info.shape.count == 2 else { throw InputError(path, "tensor '\(wn)' has shape \(info.shape), expected 2 dimensions") }
+        let w = try checkpoint.floats(wn)
+        var names = [wn]
+        var bias: FloatStorage?
+        if checkpoint.info(bn) != nil {
+            bias = try checkpoint.floats(bn, shape: [info.shape[0]])
+            names.append(bn)
+        }
+        return (DenseLinear(weight: w, bias: bias, outFeatures: info.shape[0], inFeatures: info.shape[1]), names)
+    }
+}
+
+/// A model loaded from a directory.
+public enum LoadedModel {
+    case llama(LlamaModel)
+    case bert(BertModel)
+}
+
+/// A model directory (config.json + safetensors [+ tokenizer.json]) turned into a model.
+public struct ModelBundle {
+    public var directory: URL
+    public var config: ModelConfig
+    public var checkpoint: SafeTensorsReader
+    public var model: LoadedModel
+    /// The family's name ("llama", "bert").
+    public var family: ModelFamily
+}
+
+/// Loads model directories with a strict check that the checkpoint's tensor names and shapes
+/// are exactly what the model needs (missing and unexpected names listed in the error).
+public enum ModelLoader {
+    /// Extra linear loaders tried before the dense one (quantized formats register here).
+    nonisolated(unsafe) public static var linearLoaders: [any LinearLayerLoader] = []
+
+    /// Reads `directory/config.json` and the safetensors checkpoint and builds the model.
+    public static func load(_ directory: URL) throws -> ModelBundle {
+        let configURL = directory.appendingPathComponent("config.json")
+        guard FileManager.default.fileExists(atPath: configURL.path) else {
+            throw InputError(directory.path, "not a model directory: config.json is missing")
+        }
+        let config = try ModelConfig.load(configURL)
+        let family = try config.family(path: configURL.path)
+        let checkpoint = try SafeTensorsReader(directory)
+        let model: LoadedModel
+        switch family {
+        case .llama:
+            let lc = try config.llama(path: configURL.path)
+            let w = try loadLlamaWeights(checkpoint, llama: lc)
+            model = .llama(LlamaModel(config: lc, weights: w))
+        case .bert:
+            let bc = try config.bert(path: configURL.path)
+            let w = try loadBertWeights(checkpoint, config: bc)
+            model = .bert(BertModel(config: bc, weights: w))
+        }
+        return ModelBundle(directory: directory, config: config, checkpoint: checkpoint, model: model, family: family)
+    }
+
+    /// Loads a decoder directory (error if it holds an encoder).
+    public static func loadLlama(_ directory: URL) throws -> LlamaModel {
+        let b = try load(directory)
+        guard case .llama(let m) = b.model else { throw InputError(directory.path, "not a decoder (model_type is bert)") }
+        return m
+    }
+
+    /// Loads an encoder directory (error if it holds a decoder).
+    public static func loadBert(_ directory: URL) throws -> BertModel {
+        let b = try load(directory)
+        guard case .bert(let m) = b.model else { throw InputError(directory.path, "not an encoder") }
+        return m
+    }
+
+    // MARK: name bookkeeping
+
+    /// Tracks which checkpoint names were used so leftovers can be reported.
+    final class NameLedger {
+        let checkpoint: SafeTensorsReader
+        var used = Set<String>()
+        var missing: [String] = []
+        var shapeErrors: [String] = []
+        init(_ c: SafeTensorsReader) { checkpoint = c }
+
+        /// Float tensor `name` with `shape`; records a missing name or a wrong shape.
+        func tensor(_ name: String, _ shape: [Int]) throws -> FloatStorage? {
+            guard let info = checkpoint.info(name) else { missing.append(name); return nil }
+            used.insert(name)
+            guard info.shape == shape else { shapeErrors.append("\(name) is \(info.shape), expected \(shape)"); return nil }
+            return try checkpoint.floats(name)
+        }
+
+        func linear(_ prefix: String) throws -> (any LinearLayer)? {
+            for loader in ModelLoader.linearLoaders + [DenseLinearLoader()] {
+                if let (layer, names) = try loader.load(prefix: prefix, checkpoint: checkpoint) {
+                    used.formUnion(names)
+                    return layer
+                }
+            }
+            missing.append(prefix + ".weight")
+            return nil
+        }
+
+        func expectShape(_ name: String, _ got: [Int], _ want: [Int]) {
+            if got != want { shapeErrors.append("\(name) is \(got), expected \(want)") }
+        }
+
+        func expectBias(_ prefix: String, _ layer: any LinearLayer, required: Bool) {
+            let has = (layer as? DenseLinear).map { $0.bias != nil }
+            if required, has == false { missing.append(prefix + ".bias") }
+        }
+
+        /// Throws one line listing missing, unexpected and mis-shaped tensors.
+        func finish(ignoring ignorable: (String) -> Bool, family: String) throws {
+            let unexpected = checkpoint.names.filter { !used.contains($0) && !ignorable($0) }
+            guard missing.isEmpty && unexpected.isEmpty && shapeErrors.isEmpty else {
+                func list(_ a: [String]) -> String {
+                    a.count <= 8 ? a.joined(separator: ", ") : a.prefix(8).joined(separator: ", ") + ", … (\(a.count) in all)"
+                }
+                var parts: [String] = []
+                if !missing.isEmpty { parts.append("missing \(list(missing))") }
+                if !unexpected.isEmpty { parts.append("unexpected \(list(unexpected))") }
+                if !shapeErrors.isEmpty { parts.append("wrong shapes: \(list(shapeErrors))") }
+                throw InputError(checkpoint.files.first?.url.path ?? "checkpoint",
+                                 "checkpoint does not match the \(family) model: " + parts.joined(separator: "; "))
+            }
+        }
+    }
+
+    // MARK: Llama
+
+    /// Llama-family weights; each layer's head counts and MLP width come from its tensors.
+    public static func loadLlamaWeights(_ checkpoint: SafeTensorsReader, llama c: LlamaConfig) throws -> LlamaWeights {
+        let ledger = NameLedger(checkpoint)
+        let C = c.hiddenSize, D = c.headDim
+        let vocab = checkpoint.info("model.embed_tokens.weight")?.shape.first ?? c.vocabSize
+        let embed = try ledger.tensor("model.embed_tokens.weight", [vocab, C])
+        var layers: [LlamaLayerWeights] = []
+        for i in 0..<c.numLayers {
+            let p = "model.layers.\(i)."
+            let ln1 = try ledger.tensor(p + "input_layernorm.weight", [C])
+            let ln2 = try ledger.tensor(p + "post_attention_layernorm.weight", [C])
+            let q = try ledger.linear(p + "self_attn.q_proj")
+            let k = try ledger.linear(p + "self_attn.k_proj")
+            let v = try ledger.linear(p + "self_attn.v_proj")
+            let o = try ledger.linear(p + "self_attn.o_proj")
+            let g = try ledger.linear(p + "mlp.gate_proj")
+            let u = try ledger.linear(p + "mlp.up_proj")
+            let dn = try ledger.linear(p + "mlp.down_proj")
+            guard let ln1, let ln2, let q, let k, let v, let o, let g, let u, let dn else { continue }
+            // Per-layer dims from the shapes: H_l·D = q rows, G_l·D = k rows, F_l = gate rows.
+            let qw = q.outFeatures, kvw = k.outFeatures, f = g.outFeatures
+            if qw % D != 0 || kvw % D != 0 {
+                ledger.shapeErrors.append("\(p)self_attn q/k rows \(qw)/\(kvw) are not multiples of head_dim \(D)")
+            } else if (kvw == 0) != (qw == 0) || (kvw > 0 && (qw / D) % (kvw / D) != 0) {
+                ledger.shapeErrors.append("\(p)self_attn has \(qw / D) query heads, not a multiple of its \(kvw / D) key/value heads")
+            }
+            ledger.expectShape(p + "self_attn.q_proj.weight", [q.outFeatures, q.inFeatures], [qw, C])
+            ledger.expectShape(p + "self_attn.k_proj.weight", [k.outFeatures, k.inFeatures], [kvw, C])
+            ledger.expectShape(p + "self_attn.v_proj.weight", [v.outFeatures, v.inFeatures], [kvw, C])
+            ledger.expectShape(p + "self_attn.o_proj.weight", [o.outFeatures, o.inFeatures], [C, qw])
+            ledger.expectShape(p + "mlp.gate_proj.weight", [g.outFeatures, g.inFeatures], [f, C])
+            ledger.expectShape(p + "mlp.up_proj.weight", [u.outFeatures, u.inFeatures], [f, C])
+            ledger.expectShape(p + "mlp.down_proj.weight", [dn.outFeatures, dn.inFeatures], [C, f])
+            ledger.expectBias(p + "self_attn.q_proj", q, required: c.qkvBias)
+            ledger.expectBias(p + "self_attn.k_proj", k, required: c.qkvBias)
+            ledger.expectBias(p + "self_attn.v_proj", v, required: c.qkvBias)
+            ledger.expectBias(p + "self_attn.o_proj", o, required: c.outputBias)
+            for (name, lin) in [("mlp.gate_proj", g), ("mlp.up_proj", u), ("mlp.down_proj", dn)] {
+                ledger.expectBias(p + name, lin, required: c.mlpBias)
+            }
+            layers.append(LlamaLayerWeights(inputLayernorm: ln1, qProj: q, kProj: k, vProj: v, oProj: o,
+                                            postAttentionLayernorm: ln2, gateProj: g, upProj: u, downProj: dn,
+                                            headDim: D))
+        }
+        let norm = try ledger.tensor("model.norm.weight", [C])
+        var head: (any LinearLayer)?
+        // A tied checkpoint may still carry lm_head.weight (ignored, as transformers does).
+        let tied = c.tieWordEmbeddings
+        if tied {
+            if let embed { head = DenseLinear(weight: embed, outFeatures: vocab, inFeatures: C) }
+            if let h = checkpoint.info("lm_head.weight") { ledger.expectShape("lm_head.weight", h.shape, [vocab, C]) }
+        } else {
+            head = try ledger.linear("lm_head")
+            if let head { ledger.expectShape("lm_head.weight", [head.outFeatures, head.inFeatures], [vocab, C]) }
+        }
+        try ledger.finish(ignoring: { name in
+            (tied && name == "lm_head.weight") || name.hasSuffix(".rotary_emb.inv_freq")
+        }, family: c.modelType)
+        guard let embed, let norm, let head, layers.count == c.numLayers else {
+            throw InputError(checkpoint.files.first?.url.path ?? "checkpoint", "incomplete llama checkpoint")
+        }
+        return LlamaWeights(embedTokens: embed, layers: layers, norm: norm, lmHead: head, tied: tied)
+    }
+
+    // MARK: BERT
+
+    /// BERT weights (names with or without the `bert.` prefix); pooler and the
+    /// `embeddings.position_ids` buffer are ignored, as sentence-transformers does.
+    public static func loadBertWeights(_ checkpoint: SafeTensorsReader, config c: BertConfig) throws -> BertWeights {
+        let ledger = NameLedger(checkpoint)
+        let prefix = checkpoint.info("bert.embeddings.word_embeddings.weight") != nil ? "bert." : ""
+        let C = c.hiddenSize, F = c.intermediateSize
+        func t(_ name: String, _ shape: [Int]) throws -> FloatStorage? { try ledger.tensor(prefix + name, shape) }
+        func lin(_ name: String, _ out: Int, _ inp: Int) throws -> (any LinearLayer)? {
+            guard let l = try ledger.linear(prefix + name) else { return nil }
+            ledger.expectShape(prefix + name + ".weight", [l.outFeatures, l.inFeatures], [out, inp])
+            ledger.expectBias(prefix + name, l, required: true)
+            return l
+        }
+        let word = try t("embeddings.word_embeddings.weight", [c.vocabSize, C])
+        let pos = try t("embeddings.position_embeddings.weight", [c.maxPositions, C])
+        let type = try t("embeddings.token_type_embeddings.weight", [c.typeVocabSize, C])
+        let lnw = try t("embeddings.LayerNorm.weight", [C]), lnb = try t("embeddings.LayerNorm.bias", [C])
+        var layers: [BertLayerWeights] = []
+        for i in 0..<c.numLayers {
+            let p = "encoder.layer.\(i)."
+            let q = try lin(p + "attention.self.query", C, C)
+            let k = try lin(p + "attention.self.key", C, C)
+            let v = try lin(p + "attention.self.value", C, C)
+            let o = try lin(p + "attention.output.dense", C, C)
+            let aw = try t(p + "attention.output.LayerNorm.weight", [C]), ab = try t(p + "attention.output.LayerNorm.bias", [C])
+            let inter = try lin(p + "intermediate.dense", F, C)
+            let out = try lin(p + "output.dense", C, F)
+            let ow = try t(p + "output.LayerNorm.weight", [C]), ob = try t(p + "output.LayerNorm.bias", [C])
+            guard let q, let k, let v, let o, let aw, let ab, let inter, let out, let ow, let ob else { continue }
+            layers.append(BertLayerWeights(query: q, key: k, value: v, attentionOutput: o,
+                                           attentionLayerNormWeight: aw, attentionLayerNormBias: ab,
+                                           intermediate: inter, output: out,
+                                           outputLayerNormWeight: ow, outputLayerNormBias: ob))
+        }
+        try ledger.finish(ignoring: { name in
+            let n = name.hasPrefix(prefix) ? String(name.dropFirst(prefix.count)) : name
+            return n == "embeddings.position_ids" || n.hasPrefix("pooler.")
+        }, family: "bert")
+        guard let word, let pos, let type, let lnw, let lnb, layers.count == c.numLayers else {
+            throw InputError(checkpoint.files.first?.url.path ?? "checkpoint", "incomplete bert checkpoint")
+        }
+        return BertWeights(wordEmbeddings: word, positionEmbeddings: pos, tokenTypeEmbeddings: type,
+                           embeddingsLayerNormWeight: lnw, embeddingsLayerNormBias: lnb, layers: layers)
+    }
+}
+

@@ -1,0 +1,56 @@
+import Foundation
+import GreenPrune
+
+/// Reference files and model directories for the forward-pass tests.
+enum ModelsFixtures {
+    struct Missing: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// A model directory under ~/.cache/greenprune; a clear error when absent.
+    static func model(_ url: URL) throws -> URL {
+        guard FileManager.default.fileExists(atPath: url.appendingPathComponent("config.json").path) else {
+            throw Missing(description: "\(url.path) is missing: run scripts/fetch-models.sh first")
+        }
+        return url
+    }
+
+    static func json(_ name: String) throws -> [String: Any] {
+        let url = Paths.referenceDirectory().appendingPathComponent(name)
+        guard let data = FileManager.default.contents(atPath: url.path),
+              let obj = try JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw Missing(description: "\(url.path) is missing or not JSON (set GREENPRUNE_REFERENCE)")
+        }
+        return obj
+    }
+
+    /// Raw little-endian float32 reference array.
+    static func floats(_ name: String) throws -> [Float] {
+        let url = Paths.referenceDirectory().appendingPathComponent(name)
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw Missing(description: "\(url.path) is missing (set GREENPRUNE_REFERENCE)")
+        }
+        return data.withUnsafeBytes { raw in (0..<(data.count / 4)).map { raw.loadUnaligned(fromByteOffset: 4 * $0, as: Float.self) } }
+    }
+
+    static func sentences(_ obj: [String: Any]) -> [[String: Any]] { obj["sentences"] as? [[String: Any]] ?? [] }
+    static func ints(_ v: Any?) -> [Int] { (v as? [Any])?.compactMap { ($0 as? NSNumber)?.intValue } ?? [] }
+    static func floatList(_ v: Any?) -> [Float] { (v as? [Any])?.compactMap { ($0 as? NSNumber)?.floatValue } ?? [] }
+
+    static func maxAbsDiff(_ a: [Float], _ b: [Float]) -> Float {
+        precondition(a.count == b.count)
+        return zip(a, b).map { abs($0 - $1) }.max() ?? 0
+    }
+
+    static func cosine(_ a: [Float], _ b: [Float]) -> Double {
+        var ab = 0.0, aa = 0.0, bb = 0.0
+        for (x, y) in zip(a, b) { ab += Double(x) * Double(y); aa += Double(x) * Double(x); bb += Double(y) * Double(y) }
+        return ab / (aa.squareRoot() * bb.squareRoot())
+    }
+
+    /// The decoder under test: $GREENPRUNE_SMOLLM2 if set, else the default import.
+    static var smollm2: URL {
+        if let p = ProcessInfo.processInfo.environment["GREENPRUNE_SMOLLM2"], !p.isEmpty { return URL(fileURLWithPath: p) }
+        return Paths.defaultDecoder
+    }
+}
