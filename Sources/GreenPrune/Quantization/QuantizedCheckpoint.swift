@@ -131,3 +131,54 @@ public final class QuantizedCheckpoint {
         (0 ..< b.count / 4).map { Int32(littleEndian: b.loadUnaligned(fromByteOffset: 4 * $0, as: Int32.self)) }
     }
 }
+
+/// The model loader's hook for compressed-tensors checkpoints: quantized modules come back as
+/// `QuantizedLinear`, a quantized embedding table as dequantized floats. The checkpoint's
+/// `quantization_config` is read once per `SafeTensorsReader` from the config.json beside it.
+public struct CompressedTensorsLinearLoader: LinearLayerLoader {
+    public init() {}
+
+    private final class Cache: @unchecked Sendable {
+        let lock = NSLock()
+        var reader: ObjectIdentifier?
+        var checkpoint: QuantizedCheckpoint?
+    }
+    private static let cache = Cache()
+
+    /// The quantized view of `checkpoint`, or nil for a float model.
+    public static func quantized(_ checkpoint: SafeTensorsReader) throws -> QuantizedCheckpoint? {
+        // Cheap test first: float checkpoints have no weight_scale tensors.
+        guard checkpoint.names.contains(where: { $0.hasSuffix(".weight_scale") }) else { return nil }
+        cache.lock.lock(); defer { cache.lock.unlock() }
+        if cache.reader == ObjectIdentifier(checkpoint) { return cache.checkpoint }
+        guard let dir = checkpoint.files.first?.url.deletingLastPathComponent() else { return nil }
+        guard let q = try QuantizedCheckpoint.open(dir, reader: checkpoint) else {
+            throw InputError(dir.appendingPathComponent("config.json").path, "the checkpoint holds weight_scale tensors but config.json has no quantization_config")
+        }
+        cache.reader = ObjectIdentifier(checkpoint); cache.checkpoint = q
+        return q
+    }
+
+    public func load(prefix: String, checkpoint: SafeTensorsReader) throws -> (layer: any LinearLayer, names: [String])? {
+        guard let q = try Self.quantized(checkpoint), q.isQuantized(prefix) else { return nil }
+        var names = [".weight_scale", ".weight", ".weight_packed", ".weight_shape", ".weight_zero_point"]
+            .map { prefix + $0 }.filter { checkpoint.info($0) != nil }
+        var bias: [Float]? = nil
+        if let b = checkpoint.info(prefix + ".bias") {
+            bias = try checkpoint.floats(b.name).array
+            names.append(b.name)
+        }
+        guard let layer = try q.linear(prefix, bias: bias) else { return nil }
+        return (layer, names)
+    }
+
+    /// A float tensor `name` (`….weight`) stored quantized, dequantized, with the names it used.
+    public static func dequantizedTensor(_ name: String, _ checkpoint: SafeTensorsReader) throws -> (FloatStorage, [String])? {
+        guard name.hasSuffix(".weight"), let q = try quantized(checkpoint) else { return nil }
+        let prefix = String(name.dropLast(".weight".count))
+        guard let s = try q.dequantized(prefix) else { return nil }
+        let names = [".weight_scale", ".weight", ".weight_packed", ".weight_shape", ".weight_zero_point"]
+            .map { prefix + $0 }.filter { checkpoint.info($0) != nil }
+        return (s, names)
+    }
+}
