@@ -30,6 +30,6 @@ let package = Package(
             name: "greenprune",
             dependencies: ["GreenPrune", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
-        .testTarget(name: "GreenPruneTests", dependencies: ["GreenPrune"]),
+        .testTarget(name: "GreenPruneTests", dependencies: ["GreenPrune"], exclude: ["Fixtures"]),
     ]
 )

@@ -1,0 +1,283 @@
+import Foundation
+
+/// Size facts about the evaluated model, for the `greenprune` block of results.json.
+public struct ModelFacts {
+    public var path: String
+    public var family: String
+    public var parameters: Int
+    public var nonEmbeddingParameters: Int
+    public var bytesOnDisk: Int
+    public init(path: String, family: String, parameters: Int, nonEmbeddingParameters: Int, bytesOnDisk: Int) {
+        self.path = path
+        self.family = family
+        self.parameters = parameters
+        self.nonEmbeddingParameters = nonEmbeddingParameters
+        self.bytesOnDisk = bytesOnDisk
+    }
+
+    /// Σ sizes of the regular files under `directory` (recursively).
+    public static func bytesOnDisk(_ directory: URL) -> Int {
+        guard let e = FileManager.default.enumerator(at: directory, includingPropertiesForKeys: [.fileSizeKey, .isRegularFileKey]) else { return 0 }
+        var total = 0
+        for case let url as URL in e {
+            let v = try? url.resourceValues(forKeys: [.fileSizeKey, .isRegularFileKey])
+            if v?.isRegularFile == true { total += v?.fileSize ?? 0 }
+        }
+        return total
+    }
+}
+
+/// Peak resident set size of this process: `VmHWM` of /proc/self/status, in bytes (0 where
+/// the file does not exist).
+public func peakResidentBytes() -> Int {
+    guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+    for line in s.split(separator: "\n") where line.hasPrefix("VmHWM:") {
+        let parts = line.split(whereSeparator: { $0 == " " || $0 == "\t" })
+        if parts.count >= 2, let kb = Int(parts[1]) { return kb * 1024 }
+    }
+    return 0
+}
+
+/// One evaluated task, language-model or encoder, in the shape the outputs need.
+public struct TaskReport {
+    public var name: String
+    public var version: Double
+    public var configuration: [String: Any]
+    public var metrics: [MetricSpec]
+    public var values: [String: (value: Double, standardError: Double?)]
+    public var originalCount: Int
+    public var effectiveCount: Int
+    public var wallSeconds: Double
+    /// Tokens as lm-eval would feed them (Σ(len − 1)) and tokens the model actually read.
+    public var requestTokens: Int
+    public var tokensRead: Int
+    /// `--log-samples` lines.
+    public var samples: [[String: Any]]
+    public var language: TaskOutcome?
+    public var encoder: EncoderOutcome?
+
+    public init(_ o: TaskOutcome) {
+        name = o.task; version = o.version; configuration = o.configuration; metrics = o.metrics
+        values = o.values; originalCount = o.originalCount; effectiveCount = o.documents.count
+        wallSeconds = o.wallSeconds; requestTokens = o.requestTokens; tokensRead = o.tokensRead
+        samples = TaskReport.samples(o)
+        language = o
+    }
+
+    public init(_ o: EncoderOutcome) {
+        name = o.task; version = o.version; configuration = o.configuration; metrics = o.metrics
+        values = o.values; originalCount = o.originalCount; effectiveCount = o.count
+        wallSeconds = o.wallSeconds; requestTokens = 0; tokensRead = 0
+        samples = o.samples
+        encoder = o
+    }
+
+    /// lm-eval's sample records: doc_id, doc, target, arguments, resps, filtered_resps, the
+    /// metrics; plus the log-likelihoods and greedy flags as plain arrays.
+    static func samples(_ o: TaskOutcome) -> [[String: Any]] {
+        o.documents.enumerated().map { i, doc in
+            let answers = o.answers[i]
+            var args: [String: Any] = [:]
+            for (k, r) in doc.requests.enumerated() {
+                var a: [String: Any] = [:]
+                for (j, s) in r.arguments.enumerated() { a["arg_\(j)"] = s }
+                args["gen_args_\(k)"] = a
+            }
+            let resps = answers.map { [[String(format: "%.6f", $0.loglikelihood), $0.isGreedy ? "True" : "False"]] }
+            var rec: [String: Any] = [
+                "doc_id": doc.id, "doc": doc.fields, "target": doc.target,
+                "request_type": doc.requests.first?.kindName ?? "",
+                "arguments": args, "resps": resps, "filtered_resps": resps.map { $0[0] },
+                "loglikelihoods": answers.map { JSONNumber.clean($0.loglikelihood) },
+                "is_greedy": answers.map(\.isGreedy),
+                "num_tokens": answers.map(\.tokenCount),
+            ]
+            for (k, v) in o.sampleValues[i] { rec[k] = v.jsonValue }
+            return rec
+        }
+    }
+}
+
+/// Everything `greenprune evaluate` writes: results.json (lm-eval's layout plus a `greenprune`
+/// block), samples_<task>.jsonl, trace.h5, and the table on stdout.
+public struct EvaluationResults {
+    public var reports: [TaskReport]
+    public var model: ModelFacts
+    /// The run's settings for `config` (limit, seq_len, batch_tokens, kv_reuse, ...).
+    public var settings: [String: Any]
+    /// Unix time the run started, and its total wall time.
+    public var startDate: Date
+    public var totalSeconds: Double
+    public var peakResidentBytes: Int
+
+    public init(reports: [TaskReport], model: ModelFacts, settings: [String: Any], startDate: Date,
+                totalSeconds: Double, peakResidentBytes: Int) {
+        self.reports = reports
+        self.model = model
+        self.settings = settings
+        self.startDate = startDate
+        self.totalSeconds = totalSeconds
+        self.peakResidentBytes = peakResidentBytes
+    }
+
+    /// The results.json object.
+    public var json: [String: Any] {
+        var results: [String: Any] = [:], configs: [String: Any] = [:], versions: [String: Any] = [:]
+        var nShot: [String: Any] = [:], hib: [String: Any] = [:], nSamples: [String: Any] = [:]
+        var wall: [String: Any] = [:], perTask: [String: Any] = [:]
+        for r in reports {
+            var entry: [String: Any] = ["alias": r.name]
+            for m in r.metrics {
+                guard let v = r.values[m.name] else { continue }
+                entry["\(m.name),none"] = JSONNumber.clean(v.value)
+                entry["\(m.name)_stderr,none"] = v.standardError.map(JSONNumber.clean) ?? "N/A"
+            }
+            results[r.name] = entry
+            configs[r.name] = r.configuration
+            versions[r.name] = r.version
+            nShot[r.name] = 0
+            hib[r.name] = Dictionary(uniqueKeysWithValues: r.metrics.map { ($0.name, $0.higherIsBetter) })
+            nSamples[r.name] = ["original": r.originalCount, "effective": r.effectiveCount]
+            wall[r.name] = r.wallSeconds
+            perTask[r.name] = [
+                "wall_seconds": r.wallSeconds,
+                "documents": r.effectiveCount,
+                "documents_per_second": r.wallSeconds > 0 ? Double(r.effectiveCount) / r.wallSeconds : 0,
+                "tokens": r.requestTokens,
+                "tokens_read": r.tokensRead,
+                "tokens_per_second": r.wallSeconds > 0 ? Double(r.requestTokens) / r.wallSeconds : 0,
+                "model_calls": r.language?.batches.count ?? 0,
+            ]
+        }
+        let tokens = reports.reduce(0) { $0 + $1.requestTokens }
+        let tokenSeconds = reports.filter { $0.language != nil }.reduce(0) { $0 + $1.wallSeconds }
+        var config = settings
+        config["model"] = "greenprune"
+        config["model_args"] = "pretrained=\(model.path)"
+        config["model_path"] = model.path
+        config["model_family"] = model.family
+        config["model_num_parameters"] = model.parameters
+        config["device"] = "cpu"
+        return [
+            "results": results,
+            "group_subtasks": Dictionary(uniqueKeysWithValues: reports.map { ($0.name, [String]()) }),
+            "configs": configs, "versions": versions, "n-shot": nShot, "higher_is_better": hib,
+            "n-samples": nSamples, "config": config,
+            "date": startDate.timeIntervalSince1970,
+            "total_evaluation_time_seconds": String(totalSeconds),
+            "greenprune": [
+                "version": GreenPruneInfo.version,
+                "tokens_per_second": tokenSeconds > 0 ? Double(tokens) / tokenSeconds : 0,
+                "wall_seconds": totalSeconds,
+                "wall_seconds_by_task": wall,
+                "tasks": perTask,
+                "parameters": model.parameters,
+                "non_embedding_parameters": model.nonEmbeddingParameters,
+                "bytes_on_disk": model.bytesOnDisk,
+                "peak_rss_bytes": peakResidentBytes,
+            ] as [String: Any],
+        ]
+    }
+
+    /// lm-eval's markdown table: Tasks | Version | Filter | n-shot | Metric | | Value | | Stderr.
+    public var table: String {
+        var rows = ["|    Tasks    |Version|Filter|n-shot|    Metric     |   |  Value  |   | Stderr |",
+                    "|-------------|------:|------|-----:|---------------|---|--------:|---|-------:|"]
+        for r in reports {
+            for (k, m) in r.metrics.enumerated() {
+                guard let v = r.values[m.name] else { continue }
+                let se = v.standardError.flatMap { $0.isFinite ? String(format: "%.4f", $0) : nil } ?? "N/A"
+                rows.append("|\(k == 0 ? r.name : "")|\(k == 0 ? EvaluationResults.version(r.version) : "")|\(k == 0 ? "none" : "")|\(k == 0 ? "0" : "")|\(m.name)|\(m.higherIsBetter ? "↑" : "↓")|\(String(format: "%.4f", v.value))|±|\(se)|")
+            }
+        }
+        return rows.joined(separator: "\n")
+    }
+
+    static func version(_ v: Double) -> String { v == v.rounded() ? String(Int(v)) : String(v) }
+
+    /// JSON text, keys sorted, pretty-printed.
+    public static func encode(_ object: Any) throws -> Data {
+        try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+    }
+
+    /// Writes the outputs into `directory` (created if needed): samples and trace first, each
+    /// atomically, and results.json last, so a run that fails leaves no results.json.
+    public func write(to directory: URL, logSamples: Bool, trace: Bool = true) throws {
+        do {
+            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+        } catch {
+            throw InputError(directory.path, "cannot create output directory: \(error.localizedDescription)")
+        }
+        if logSamples {
+            for r in reports {
+                var text = Data()
+                for s in r.samples {
+                    text += try JSONSerialization.data(withJSONObject: s, options: [.sortedKeys, .withoutEscapingSlashes])
+                    text += Data("\n".utf8)
+                }
+                try AtomicFile.write(text, to: directory.appendingPathComponent("samples_\(r.name).jsonl"))
+            }
+        }
+        if trace { try writeTrace(directory.appendingPathComponent("trace.h5")) }
+        try AtomicFile.write(try Self.encode(json), to: directory.appendingPathComponent("results.json"))
+    }
+
+    /// trace.h5, which `h5py` opens:
+    ///
+    /// ```
+    /// /                                attrs: model (path), date (ISO 8601), greenprune_version
+    /// /<task>/doc_offsets        int64 [D+1]  requests of document d: rows doc_offsets[d] ..< doc_offsets[d+1]
+    /// /<task>/loglikelihood      f64 [R]      Σ ln p of each request (rolling requests summed over windows)
+    /// /<task>/is_greedy          i32 [R]      1 when every scored token was the argmax
+    /// /<task>/num_tokens         i64 [R]      tokens each log-likelihood sums over
+    /// /<task>/gold               i64 [D]      gold choice (−1 where the task has none)
+    /// /<task>/batches/seconds    f64 [B]      wall time of each model call, in call order
+    /// /<task>/batches/requests   i64 [B]      requests answered by the call
+    /// /<task>/batches/tokens     i64 [B]      tokens the model read (after KV reuse)
+    /// /<task>/batches/kind       i32 [B]      0 = plain batch, 1 = shared-prefix (KV reuse) call
+    /// /<task>                    attrs: wall_seconds
+    /// ```
+    /// Encoder tasks hold `/<task>/<value>` f64 [N] per logged value instead (`cosine`, `mse`).
+    public func writeTrace(_ url: URL) throws {
+        let h5 = try HDF5Writer(url: url)
+        try h5.setAttribute("/", "model", model.path)
+        try h5.setAttribute("/", "date", ISO8601DateFormatter().string(from: startDate))
+        try h5.setAttribute("/", "greenprune_version", GreenPruneInfo.version)
+        for r in reports {
+            let g = r.name
+            var wrote = true
+            if let o = r.language {
+                var offsets: [Int64] = [0]
+                var ll: [Double] = [], greedy: [Int32] = [], count: [Int64] = []
+                for a in o.answers {
+                    for x in a {
+                        ll.append(x.loglikelihood)
+                        greedy.append(x.isGreedy ? 1 : 0)
+                        count.append(Int64(x.tokenCount))
+                    }
+                    offsets.append(Int64(ll.count))
+                }
+                try h5.write("\(g)/doc_offsets", offsets, shape: [offsets.count])
+                try h5.write("\(g)/loglikelihood", ll, shape: [ll.count])
+                try h5.write("\(g)/is_greedy", greedy, shape: [greedy.count])
+                try h5.write("\(g)/num_tokens", count, shape: [count.count])
+                try h5.write("\(g)/gold", o.documents.map { Int64($0.gold ?? -1) }, shape: [o.documents.count])
+                try h5.write("\(g)/batches/seconds", o.batches.map(\.seconds), shape: [o.batches.count])
+                try h5.write("\(g)/batches/requests", o.batches.map { Int64($0.requests) }, shape: [o.batches.count])
+                try h5.write("\(g)/batches/tokens", o.batches.map { Int64($0.tokens) }, shape: [o.batches.count])
+                try h5.write("\(g)/batches/kind", o.batches.map(\.kind.rawValue), shape: [o.batches.count])
+            } else if let e = r.encoder {
+                wrote = false
+                for key in ["cosine", "mse"] {
+                    let vs = e.samples.compactMap { $0[key] as? Double }
+                    if vs.count == e.samples.count, !vs.isEmpty {
+                        try h5.write("\(g)/\(key)", vs, shape: [vs.count])
+                        wrote = true
+                    }
+                }
+            }
+            if wrote { try h5.setAttribute(g, "wall_seconds", r.wallSeconds) }
+        }
+        try h5.close()
+    }
+}

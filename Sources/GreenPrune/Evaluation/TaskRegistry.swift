@@ -1,0 +1,67 @@
+import Foundation
+
+/// The tasks `greenprune evaluate --tasks` knows: the built-in ones written in Swift and every
+/// multiple-choice description (`*.yaml`, `*.yml`, `*.json`) in the task directory.
+public struct TaskRegistry {
+    public enum Entry {
+        case language(EvaluationTask)
+        case encoder(EncoderTask)
+    }
+
+    public private(set) var entries: [String: Entry] = [:]
+    /// Where the descriptions were read from (nil when none was found).
+    public let specDirectory: URL?
+
+    /// Built-in tasks plus the descriptions in `specDirectory` (default: `taskDirectory()`).
+    public init(specDirectory: URL? = TaskRegistry.taskDirectory()) throws {
+        self.specDirectory = specDirectory
+        for t: EvaluationTask in [WikitextTask(), ChunkedPerplexityTask(.wikitext2), ChunkedPerplexityTask(.ptb), LambadaTask()] {
+            entries[t.name] = .language(t)
+        }
+        for t: EncoderTask in [STSBTask(), EmbeddingDriftTask()] { entries[t.name] = .encoder(t) }
+        guard let dir = specDirectory else { return }
+        let files = (try? FileManager.default.contentsOfDirectory(at: dir, includingPropertiesForKeys: nil)) ?? []
+        for url in files.sorted(by: { $0.lastPathComponent < $1.lastPathComponent })
+        where ["yaml", "yml", "json"].contains(url.pathExtension.lowercased()) {
+            let spec = try MultipleChoiceSpec.load(url)
+            if entries[spec.task] != nil { throw InputError(url.path, "task \(spec.task) is defined twice") }
+            entries[spec.task] = .language(MultipleChoiceTask(spec: spec))
+        }
+    }
+
+    /// Task names, sorted.
+    public var names: [String] { entries.keys.sorted() }
+
+    /// The task called `name`, or an error listing the known ones.
+    public func task(_ name: String) throws -> Entry {
+        guard let e = entries[name] else {
+            let hint = specDirectory == nil ? " (no configs/tasks directory found: set GREENPRUNE_TASKS)" : ""
+            throw InputError("--tasks", "unknown task \(name); known: \(names.joined(separator: ", "))\(hint)")
+        }
+        return e
+    }
+
+    /// The multiple-choice descriptions: `$GREENPRUNE_TASKS`, else `configs/tasks` in the current
+    /// directory or the nearest one above it or above the executable.
+    public static func taskDirectory() -> URL? {
+        let fm = FileManager.default
+        if let env = ProcessInfo.processInfo.environment["GREENPRUNE_TASKS"], !env.isEmpty {
+            return URL(fileURLWithPath: env)
+        }
+        var starts = [URL(fileURLWithPath: fm.currentDirectoryPath)]
+        let exe = URL(fileURLWithPath: CommandLine.arguments.first ?? "").resolvingSymlinksInPath()
+        starts.append(exe.deletingLastPathComponent())
+        for start in starts {
+            var dir = start.standardizedFileURL
+            for _ in 0 ..< 8 {
+                let candidate = dir.appendingPathComponent("configs/tasks")
+                var isDir: ObjCBool = false
+                if fm.fileExists(atPath: candidate.path, isDirectory: &isDir), isDir.boolValue { return candidate }
+                let up = dir.deletingLastPathComponent()
+                if up.path == dir.path { break }
+                dir = up
+            }
+        }
+        return nil
+    }
+}

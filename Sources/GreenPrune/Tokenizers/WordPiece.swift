@@ -1,0 +1,44 @@
+/// BERT's WordPiece: greedy longest-match-first from the left, continuation pieces carrying
+/// the `##` prefix; a word with an unmatchable remainder, or longer than
+/// `max_input_chars_per_word` scalars, becomes the single unknown token.
+final class WordPieceModel: TokenizationModel {
+    let vocab: Vocabulary
+    let unkId: Int
+    let prefix: String
+    let maxChars: Int
+
+    init(_ node: JSONNode) throws {
+        vocab = try Vocabulary(node)
+        let unk = try node.optionalString("unk_token") ?? "[UNK]"
+        guard let u = vocab.ids[unk] else { throw node.error("unk_token '\(unk)' is not in the vocabulary") }
+        unkId = u
+        prefix = try node.optionalString("continuing_subword_prefix") ?? "##"
+        maxChars = try node.optionalInt("max_input_chars_per_word") ?? 100
+    }
+
+    func token(for id: Int) -> String? { vocab.token(id) }
+    func id(for token: String) -> Int? { vocab.ids[token] }
+    var vocabularySize: Int { vocab.tokens.count }
+
+    func tokenize(_ piece: [Unicode.Scalar], into ids: inout [Int]) throws {
+        if piece.isEmpty { return }
+        if piece.count > maxChars { ids.append(unkId); return }
+        var out = [Int]()
+        var start = 0
+        while start < piece.count {
+            var end = piece.count
+            var found: Int?
+            while start < end {
+                var s = String.UnicodeScalarView()
+                if start > 0 { s.append(contentsOf: prefix.unicodeScalars) }
+                s.append(contentsOf: piece[start..<end])
+                if let id = vocab.ids[String(s)] { found = id; break }
+                end -= 1
+            }
+            guard let id = found else { ids.append(unkId); return }
+            out.append(id)
+            start = end
+        }
+        ids.append(contentsOf: out)
+    }
+}
