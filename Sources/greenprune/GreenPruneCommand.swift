@@ -12,6 +12,7 @@ struct GreenPruneCommand: ParsableCommand {
             // One line per subcommand, each in its own file.
             Convert.self,
             Quantize.self,
+            QuantBench.self,
         ]
     )
 }
