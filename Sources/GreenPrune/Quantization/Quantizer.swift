@@ -217,7 +217,7 @@ public enum Quantizer {
 
         if o.format == .gguf {
             return try GGUFExport.write(model: dir, reader: reader, config: config, configData: configData, family: family,
-                                        modules: modules, skipped: skipped, to: out, options: o, start: start)
+                                        modules: modules, skipped: skipped, to: out, options: o, start: start, progress: progress)
         }
 
         let tmp = AtomicFile.temporarySibling(of: out)
