@@ -101,15 +101,13 @@ public enum ModelLoader {
 
         /// Float tensor `name` with `shape`; records a missing name or a wrong shape.
         func tensor(_ name: String, _ shape: [Int]) throws -> FloatStorage? {
-            guard let info = checkpoint.info(name) else {
-                // A quantized embedding table (compressed-tensors) comes back dequantized.
-                if let (s, names) = try CompressedTensorsLinearLoader.dequantizedTensor(name, checkpoint) {
-                    used.formUnion(names)
-                    if s.count != shape.reduce(1, *) { shapeErrors.append("\(name) has \(s.count) values, expected \(shape)") }
-                    return s
-                }
-                missing.append(name); return nil
+            // A quantized embedding table (compressed-tensors) comes back dequantized.
+            if let (s, names) = try CompressedTensorsLinearLoader.dequantizedTensor(name, checkpoint) {
+                used.formUnion(names)
+                if s.count != shape.reduce(1, *) { shapeErrors.append("\(name) has \(s.count) values, expected \(shape)") }
+                return s
             }
+            guard let info = checkpoint.info(name) else { missing.append(name); return nil }
             used.insert(name)
             guard info.shape == shape else { shapeErrors.append("\(name) is \(info.shape), expected \(shape)"); return nil }
             return try checkpoint.floats(name)
