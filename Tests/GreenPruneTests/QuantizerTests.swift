@@ -157,6 +157,29 @@ struct QuantizerTests {
         for (x, y) in zip(a, b) { #expect(abs(x - y) < 0.05, "\(a) vs \(b)") }
     }
 
+    /// A tied decoder with --include-head gets a quantized copy of the embedding as lm_head;
+    /// the embedding table stays float and the loader runs the head quantized.
+    @Test func tiedHead() throws {
+        let root = temporaryDirectory("head")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let src = root.appendingPathComponent("f32"), out = root.appendingPathComponent("q")
+        try writeTinyLlama(src, layerDims: [(4, 96)])
+        let scheme = try QuantScheme(bits: 4, granularity: .group, groupSize: 32)
+        let r = try Quantizer.quantize(model: src, to: out, options: QuantizeOptions(scheme: scheme, includeHead: true), progress: false)
+        #expect(r.quantized.contains("lm_head"))
+        let st = try SafeTensorsReader(out)
+        #expect(st.info("lm_head.weight_packed")?.shape == [50, 8])
+        #expect(st.info("model.embed_tokens.weight")?.dtype == .f32)
+        let m = try ModelLoader.loadLlama(out)
+        let head = try #require(m.weights.lmHead as? QuantizedLinear)
+        let f32 = try SafeTensorsReader(src)
+        let expected = try scheme.quantize(f32.floats("model.embed_tokens.weight").buffer, rows: 50, cols: 64, name: "e").dequantize()
+        var got = [Float](repeating: 0, count: expected.count)
+        got.withUnsafeMutableBufferPointer { head.dequantize(rows: 0 ..< 50, into: $0.baseAddress!) }
+        #expect(got == expected)
+        #expect(m.weights.embedTokens.isMapped)
+    }
+
     @Test func badInput() throws {
         let root = temporaryDirectory("bad")
         defer { try? FileManager.default.removeItem(at: root) }

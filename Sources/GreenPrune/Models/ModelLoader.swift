@@ -201,7 +201,9 @@ public enum ModelLoader {
         // A tied checkpoint may still carry lm_head.weight (ignored, as transformers does).
         let tied = c.tieWordEmbeddings
         if tied {
-            if let embed { head = DenseLinear(weight: embed, outFeatures: vocab, inFeatures: C) }
+            // A quantized checkpoint may carry the tied head as its own quantized copy.
+            if checkpoint.info("lm_head.weight_scale") != nil { head = try ledger.linear("lm_head") }
+            else if let embed { head = DenseLinear(weight: embed, outFeatures: vocab, inFeatures: C) }
             if let h = checkpoint.info("lm_head.weight") { ledger.expectShape("lm_head.weight", h.shape, [vocab, C]) }
         } else {
             head = try ledger.linear("lm_head")

@@ -166,7 +166,19 @@ public enum Quantizer {
             guard [DType.f32, .f16, .bf16, .f64].contains(info.dtype) else { continue }
             q.append(module)
         }
+        // A tied decoder has no lm_head tensor: --include-head stores a quantized copy of the
+        // embedding as lm_head, so the head runs quantized while the float embedding table is
+        // only read row by row (its pages stay out of memory).
+        if family == .llama, o.includeHead, !o.includeEmbeddings, reader.info("lm_head.weight") == nil,
+           reader.info("model.embed_tokens.weight")?.shape.count == 2 {
+            q.append("lm_head")
+        }
         return (q, skipped)
+    }
+
+    /// The float tensor a quantized module is made from (the tied head reads the embedding).
+    static func source(of module: String, _ reader: SafeTensorsReader) -> String {
+        module == "lm_head" && reader.info("lm_head.weight") == nil ? "model.embed_tokens.weight" : module + ".weight"
     }
 
     /// The weights files of a model directory, for size accounting.
@@ -211,7 +223,7 @@ public enum Quantizer {
         let (modules, skipped) = plan(reader, family: family, numLayers: numLayers, options: o)
         // Validate every width before writing anything.
         for m in modules {
-            let info = reader.info(m + ".weight")!
+            let info = reader.info(source(of: m, reader))!
             try o.scheme.validate(cols: info.shape[1], name: m)
         }
 
@@ -277,21 +289,24 @@ public enum Quantizer {
         let cache = Cache()
         func quantized(_ m: String) throws -> QuantizedTensor {
             if cache.name == m, let t = cache.tensor { return t }
-            let info = reader.info(m + ".weight")!
-            let w = try reader.floats(m + ".weight")
+            let src = source(of: m, reader)
+            let info = reader.info(src)!
+            let w = try reader.floats(src)
             let t = try scheme.quantize(w.buffer, rows: info.shape[0], cols: info.shape[1], name: m)
             cache.name = m; cache.tensor = t
             return t
         }
         var entries: [SafeTensorsEntry] = []
-        for name in reader.names {
-            let info = reader.info(name)!
+        var names = reader.names
+        if modules.contains("lm_head") && reader.info("lm_head.weight") == nil { names.append("lm_head.weight") }
+        for name in names {
             let module = name.hasSuffix(".weight") ? String(name.dropLast(".weight".count)) : ""
             guard modules.contains(module) else {
-                let file = reader.file(of: name)!
+                let info = reader.info(name)!, file = reader.file(of: name)!
                 entries.append(SafeTensorsEntry(name: name, dtype: info.dtype, shape: info.shape) { Data(file.bytes(info)) })
                 continue
             }
+            let info = reader.info(source(of: module, reader))!
             let rows = info.shape[0], cols = info.shape[1]
             let gpr = scheme.granularity == .group ? cols / scheme.groupLength(cols: cols) : 1
             let scaleShape = scheme.granularity == .tensor ? [1] : [rows, gpr]
