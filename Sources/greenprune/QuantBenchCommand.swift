@@ -31,6 +31,9 @@ struct QuantBench: ParsableCommand {
     @Option(help: "Window length in tokens (decoder).")
     var seqLen: Int = 128
 
+    @Option(help: "Tokens per scoring batch (decoder); smaller batches need less activation memory.")
+    var batchTokens: Int = 4096
+
     @Option(help: "Evaluation data directory.")
     var dataDir: String?
 
@@ -110,7 +113,8 @@ struct QuantBench: ParsableCommand {
         applyActivations(model.weights.layers.flatMap { $0.linears.map(\.layer) })
         let tokenizer = try TokenizerLoader.load(directory: url)
         let loadSeconds = Date().timeIntervalSince(t0)
-        let ev = Evaluator(model: model, tokenizer: tokenizer, showProgress: false)
+        model.maxBatchTokens = batchTokens
+        let ev = Evaluator(model: model, tokenizer: tokenizer, options: ScorerOptions(batchTokens: batchTokens), showProgress: false)
         let setup = TaskSetup(dataDirectory: Paths.dataDirectory(dataDir), sequenceLength: seqLen, tokenizer: tokenizer)
         let out = try ev.run(ChunkedPerplexityTask(.wikitext2), setup: setup, limit: windows)
         let resident = model.weights.layers.reduce(0) { $0 + $1.linears.reduce(0) { $0 + $1.layer.residentBytes } }
@@ -130,7 +134,8 @@ struct QuantBench: ParsableCommand {
             if !FileManager.default.isExecutableFile(atPath: p.executableURL!.path) {
                 p.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
             }
-            var args = ["quant-bench", "score", dir, "--windows", String(windows), "--seq-len", String(seqLen)]
+            var args = ["quant-bench", "score", dir, "--windows", String(windows), "--seq-len", String(seqLen),
+                        "--batch-tokens", String(batchTokens)]
             if let d = dataDir { args += ["--data-dir", d] }
             if let a = activations { args += ["--activations", a.rawValue] }
             p.arguments = args
