@@ -49,13 +49,13 @@ struct Quantize: ParsableCommand {
     @Option(help: "Leave the last N transformer layers in float.")
     var skipLast: Int = 0
 
-    @Flag(help: "Quantize the output head (lm_head) too.")
+    @Flag(help: "Quantize the output head (lm_head) too; for a tied decoder a quantized copy of the embedding becomes lm_head.")
     var includeHead = false
 
     @Flag(help: "Quantize the token embedding table too.")
     var includeEmbeddings = false
 
-    @Option(help: "compressed-tensors (directory) or gguf (Q8_0 / Q4_0 / Q4_1 blocks).")
+    @Option(help: "compressed-tensors (directory) or gguf (one file of ggml 32-weight blocks: Q8_0 for --bits 8, Q4_0 / Q4_1 for --bits 4 symmetric / asymmetric; the granularity flags do not apply).")
     var format: QuantFormat = .compressedTensors
 
     @Flag(help: "No progress bar.")
