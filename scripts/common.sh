@@ -21,6 +21,22 @@ ensure_system_packages() {
   fi
 }
 
+# What the tests need beyond the build: headless Chromium (the report.html screenshot test) and a
+# single-node Slurm (the job-array test, started by scripts/slurm-local.sh).
+TEST_PACKAGES=(chromium slurm-wlm munge)
+ensure_test_packages() {
+  local missing=()
+  for p in "${TEST_PACKAGES[@]}"; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+  done
+  if ((${#missing[@]})); then
+    log "installing ${missing[*]}"
+    local sudo=""; [ "$(id -u)" = 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  fi
+}
+
 # The release build of the CLI and the library (tests are built by `swift test` with the same flags).
 build_release() {
   log "building (release)"

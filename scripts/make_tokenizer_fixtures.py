@@ -13,7 +13,9 @@ encoded with and without special tokens and decoded back (skipping special token
                  pre-tokenizer and Metaspace decoder (newer Llama/Mistral conversions)
   llama3         built here: byte-level BPE, Split(Llama-3 regex) + ByteLevel(use_regex=false),
                  ignore_merges, <|begin_of_text|> template
-  qwen2          the llama3 model with Qwen2's single-digit regex, merges applied, no BOS
+  qwen2          the llama3 model with Qwen2's single-digit regex, merges applied, no BOS,
+                 and added tokens with lstrip/rstrip/single_word/normalized
+  roberta        the llama3 model behind ByteLevel(add_prefix_space=true), RobertaProcessing
 
 The built tokenizers are trained on the first 200 kB of WikiText-2 test (small vocabularies, so
 CJK, emoji and rare accents go through byte fallback / byte-level symbols) and written next to
@@ -55,11 +57,11 @@ HARD_STRINGS = [
     "I'm sure it's 'quoted' they'll we've you'd", "DON'T I'M HE'S THEY'RE", "rock'n'roll ''s",
     # special tokens in text
     "<|im_start|>user\nhi<|im_end|>\n", "[CLS] hello [SEP] [MASK]x", "<s> hi </s>",
-    "<|begin_of_text|>x<|end_of_text|> y", "a<unk>b",
+    "<|begin_of_text|>x<|end_of_text|> y", "a<unk>b", "a  <mask>  b<mask>c", "cat concat cats cat. (cat)",
     # wikitext-isms and punctuation
     " = Robert Boulter = \n", "a @-@ b @,@ c", "...!!!???", "Hello, world!",
     # odd characters
-    "bell\u0007char", "nul\u0000char", "replacement\ufffdchar", "supercalifragilisticexpialidocious",
+    "vertical\u000btab\u0085nel\u2028line sep", "it'ſ long-s (folds to s)", "bell\u0007char", "nul\u0000char", "replacement\ufffdchar", "supercalifragilisticexpialidocious",
     "a" * 120, "x" + "y" * 30 + "!",
 ]
 
@@ -152,8 +154,21 @@ def build_llama3(corpus):
     qwen2["post_processor"] = {"type": "ByteLevel", "add_prefix_space": False, "trim_offsets": False, "use_regex": False}
     qwen2["model"]["ignore_merges"] = False
     qwen2["added_tokens"][3]["special"] = False      # a non-special added token: kept by skip_special_tokens
+    # Added-token options: lstrip/rstrip swallow neighbouring whitespace, single_word needs word
+    # boundaries, normalized=true tokens are matched after the normalizer.
+    qwen2["added_tokens"] += [
+        dict(added(n + 4, "<mask>"), lstrip=True, rstrip=True),
+        dict(added(n + 5, "cat"), single_word=True, special=False, normalized=True),
+    ]
+    # GPT-2/RoBERTa style: ByteLevel(add_prefix_space, GPT-2 regex) alone, RobertaProcessing.
+    roberta = copy.deepcopy(llama3)
+    roberta["added_tokens"] = [added(n, "<s>"), added(n + 1, "</s>"), dict(added(n + 2, "<mask>"), lstrip=True)]
+    roberta["pre_tokenizer"] = {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True}
+    roberta["post_processor"] = {"type": "RobertaProcessing", "sep": ["</s>", n + 1], "cls": ["<s>", n],
+                                 "trim_offsets": True, "add_prefix_space": True}
+    roberta["model"]["ignore_merges"] = False
     config = {"bos_token": "<|begin_of_text|>", "eos_token": "<|end_of_text|>"}
-    return llama3, config, qwen2, {"eos_token": "<|end_of_text|>"}
+    return llama3, config, qwen2, {"eos_token": "<|end_of_text|>"}, roberta, {"bos_token": "<s>", "eos_token": "</s>"}
 
 
 def cases(tok):
@@ -191,9 +206,10 @@ def main():
     sp, sp_meta, sp_config = build_sp_bpe(corpus)
     built["sp-bpe"] = (sp, sp_config)
     built["sp-metaspace"] = (sp_meta, sp_config)
-    llama3, l3_config, qwen2, q2_config = build_llama3(corpus)
+    llama3, l3_config, qwen2, q2_config, roberta, rb_config = build_llama3(corpus)
     built["llama3"] = (llama3, l3_config)
     built["qwen2"] = (qwen2, q2_config)
+    built["roberta"] = (roberta, rb_config)
 
     expected = {"tokenizers_version": tokenizers.__version__, "tokenizers": {}}
     sources = {

@@ -1,12 +1,11 @@
 #!/usr/bin/env bash
-# The main job on the default models. Installs what is missing, imports the models, then
-# inspects them and scores a text. (Grows into the full sweep of configs/default.yaml.)
+# The main job: installs what is missing, imports the default models, then runs the sweep of
+# configs/default.yaml (SmolLM2 and MiniLM variants, each built and evaluated under the energy
+# tracker; < 30 min on 2 cores) into results/default, ending with report.md, report.html and the
+# plots. Rerunning resumes: finished runs are skipped. Extra arguments go to `greenprune sweep`.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 ensure_system_packages
 build_release
 ensure_models
-M="$GREENPRUNE_HOME/models"
-"$GP" inspect "$M/smollm2-135m"
-"$GP" score "$M/smollm2-135m" --text "The capital of France is Paris."
-"$GP" inspect "$M/all-minilm-l6-v2"
-"$GP" embed "$M/all-minilm-l6-v2" --text "A sentence to embed."
+cd "$ROOT"
+"$GP" sweep configs/default.yaml "$@"

@@ -3,9 +3,18 @@
 # imports the models, then runs the whole suite in release mode (the real-model tests need it).
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 ensure_system_packages
+ensure_test_packages
 build_release
 ensure_models
 export GREENPRUNE_DATA="${GREENPRUNE_DATA:-$ROOT/../shared/data}"
 export GREENPRUNE_REFERENCE="${GREENPRUNE_REFERENCE:-$ROOT/../shared/reference}"
 cd "$ROOT"
+# A single-node Slurm cluster for the job-array test (needs root; GREENPRUNE_TEST_SLURM=0 skips it).
+if [ "${GREENPRUNE_TEST_SLURM:-1}" = 1 ] && [ "$(id -u)" = 0 ]; then
+  slurm_env="$(bash "$ROOT/scripts/slurm-local.sh" start)" || { log "could not start the local Slurm cluster (GREENPRUNE_TEST_SLURM=0 skips it)"; exit 1; }
+  eval "$slurm_env"
+  trap 'bash "$ROOT/scripts/slurm-local.sh" stop "$GREENPRUNE_SLURM_DIR"' EXIT
+else
+  log "no Slurm cluster (not root or GREENPRUNE_TEST_SLURM=0): the job-array test is skipped"
+fi
 swift test -c release "$@"

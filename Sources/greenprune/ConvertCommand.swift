@@ -32,13 +32,11 @@ struct Convert: ParsableCommand {
     var quiet = false
 
     func validate() throws {
-        guard FileManager.default.fileExists(atPath: model) else {
-            throw ValidationError("\(model): no such file")
-        }
         guard !out.isEmpty else { throw ValidationError("--out must not be empty") }
     }
 
     func run() throws {
+        guard FileManager.default.fileExists(atPath: model) else { throw InputError(model, "no such file") }
         let summary = try GGUFImporter.convert(gguf: URL(fileURLWithPath: model), to: URL(fileURLWithPath: out),
                                                dtype: dtype.dtype, showProgress: !quiet)
         print(String(format: "%@: %d tensors, %d parameters, %.1f MB (%@) in %.1f s",

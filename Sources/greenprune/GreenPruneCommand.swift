@@ -10,7 +10,17 @@ struct GreenPruneCommand: ParsableCommand {
         version: GreenPruneInfo.version,
         subcommands: [
             // One line per subcommand, each in its own file.
+            Sweep.self,
+            ReportCmd.self,
             Convert.self,
+            Tokenize.self,
+            Inspect.self,
+            Score.self,
+            Embed.self,
+            Generate.self,
+            Bench.self,
+            Energy.self,
+            BenchEnergy.self,
             Quantize.self,
             QuantBench.self,
         ]

@@ -8,8 +8,9 @@ import GreenPrune
         try ModelLoader.loadBert(try ModelsFixtures.model(Paths.defaultEncoder))
     }
 
-    /// Reference ids → normalised embeddings, cosine ≥ 0.99999 to minilm_embeddings.f32 and to
-    /// `embedding_normalized`, one sentence at a time and all five in one padded batch.
+    /// Reference ids → normalised embeddings, cosine ≥ 0.99999 to minilm_embeddings.f32 (the
+    /// mean-pooled vectors before normalisation) and to `embedding_normalized`, one sentence at
+    /// a time and all five in one padded batch.
     @Test func miniLMEmbeddingsMatchSentenceTransformers() throws {
         let model = try Self.shared.get()
         let ref = try ModelsFixtures.json("minilm_ref.json")
@@ -27,6 +28,9 @@ import GreenPrune
             #expect(cosBatch >= 0.99999, "sentence \(i) batched cosine \(cosBatch)")
             #expect(cosSingle >= 0.99999, "sentence \(i) cosine \(cosSingle)")
             #expect(cosJSON >= 0.99999, "sentence \(i) cosine to JSON \(cosJSON)")
+            // And value by value (measured ≈ 1.3e-7; tolerance 1e-5).
+            let d = ModelsFixtures.maxAbsDiff(batched[i], ModelsFixtures.floatList(s["embedding_normalized"]))
+            #expect(d < 1e-5, "sentence \(i) max |Δ| \(d)")
             // Unit length (sentence-transformers' Normalize module).
             let norm = single.reduce(0) { $0 + Double($1) * Double($1) }.squareRoot()
             #expect(abs(norm - 1) < 1e-5)
@@ -45,6 +49,18 @@ import GreenPrune
             for j in 0..<matrix[i].count {
                 #expect(abs(ModelsFixtures.cosine(e[i], e[j]) - Double(matrix[i][j])) < 1e-4)
             }
+        }
+    }
+
+    /// Texts through the directory's tokenizer.json give the reference embeddings too.
+    @Test func embedTextsThroughTokenizer() throws {
+        let model = try Self.shared.get()
+        let ref = try ModelsFixtures.json("minilm_ref.json")
+        let sents = ModelsFixtures.sentences(ref)
+        let e = try model.embed(sents.map { $0["text"] as? String ?? "" })
+        for (i, s) in sents.enumerated() {
+            let c = ModelsFixtures.cosine(e[i], ModelsFixtures.floatList(s["embedding_normalized"]))
+            #expect(c >= 0.99999, "sentence \(i) cosine \(c)")
         }
     }
 

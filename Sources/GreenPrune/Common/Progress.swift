@@ -11,6 +11,7 @@ public final class ProgressBar {
     private var done = 0
     private let start = Date()
     private var lastDraw = Date.distantPast
+    private var drawnAt = -1
     private let isTTY = isatty(STDERR_FILENO) != 0
     private let minInterval: TimeInterval
     public var enabled: Bool
@@ -36,12 +37,13 @@ public final class ProgressBar {
     /// Draws the final state and ends the line.
     public func finish() {
         guard enabled else { return }
-        draw(Date())
+        if drawnAt != done { draw(Date()) }
         if isTTY { FileHandle.standardError.write(Data("\n".utf8)) }
     }
 
     private func draw(_ now: Date) {
         guard enabled else { return }
+        drawnAt = done
         let elapsed = max(now.timeIntervalSince(start), 1e-9)
         let rate = Double(done) / elapsed
         let frac = total > 0 ? min(Double(done) / Double(total), 1) : 0

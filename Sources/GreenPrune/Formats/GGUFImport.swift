@@ -188,6 +188,26 @@ public enum GGUFImporter {
         return "model.layers.\(n).\(module).\(parts[3])"
     }
 
+    /// llama.cpp's name for a transformers llama tensor name (the inverse of
+    /// `huggingFaceName`), for writers of GGUF files.
+    public static func ggufName(_ hfName: String) -> String? {
+        switch hfName {
+        case "model.embed_tokens.weight": return "token_embd.weight"
+        case "model.norm.weight": return "output_norm.weight"
+        case "lm_head.weight": return "output.weight"
+        default: break
+        }
+        let modules = ["input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm",
+                       "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
+                       "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
+                       "mlp.down_proj": "ffn_down"]
+        let parts = hfName.split(separator: ".", omittingEmptySubsequences: false)
+        guard parts.count >= 5, parts[0] == "model", parts[1] == "layers", let n = Int(parts[2]), String(n) == parts[2],
+              let last = parts.last, last == "weight" || last == "bias",
+              let module = modules[parts[3..<(parts.count - 1)].joined(separator: ".")] else { return nil }
+        return "blk.\(n).\(module).\(last)"
+    }
+
     struct TensorPlan {
         var info: GGUFTensorInfo
         var hfName: String
@@ -270,6 +290,27 @@ public enum GGUFImporter {
                     for i in 0..<half {
                         for j in 0..<2 {
                             let from = h * hd + 2 * i + j, to = h * hd + j * half + i
+                            (d + to * columns).update(from: s + from * columns, count: columns)
+                        }
+                    }
+                }
+            }
+        }
+        return out
+    }
+
+    /// llama.cpp's q/k row permutation (the inverse of `unpermuteRotaryRows`), for writers of
+    /// GGUF files: transformers' row j · hd/2 + i of each head becomes row 2i + j.
+    public static func permuteRotaryRows(_ w: [Float], rows: Int, columns: Int, heads: Int) -> [Float] {
+        let hd = rows / heads, half = hd / 2
+        var out = [Float](repeating: 0, count: w.count)
+        w.withUnsafeBufferPointer { src in
+            out.withUnsafeMutableBufferPointer { dst in
+                guard let s = src.baseAddress, let d = dst.baseAddress else { return }
+                for h in 0..<heads {
+                    for i in 0..<half {
+                        for j in 0..<2 {
+                            let from = h * hd + j * half + i, to = h * hd + 2 * i + j
                             (d + to * columns).update(from: s + from * columns, count: columns)
                         }
                     }

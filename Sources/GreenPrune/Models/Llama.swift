@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// A Llama-family decoder (llama, mistral, qwen2, SmolLM) running on float32 weights with
@@ -17,6 +18,11 @@ public final class LlamaModel: TokenScorer {
     public var maxBatchTokens = 4096
     /// Rows of logits computed at once: chunk·V floats at a time.
     public var logitChunkRows = 128
+    /// Rows the MLP processes at once (its (rows, F) gate/up buffers are the largest activations).
+    public var mlpChunkRows = 1024
+
+    /// Attach to time the phases of each forward (benchmark breakdown).
+    public var profile: ForwardProfile?
 
     private let invFreq: [Float]
     private let state = RunState()
@@ -34,17 +40,19 @@ public final class LlamaModel: TokenScorer {
     public var hiddenSize: Int { weights.hiddenSize }
 
     /// Scratch activations for one forward over N = B·T rows (llm.c's activation struct,
-    /// without what only a backward keeps). Widths are the maxima over layers.
+    /// without what only a backward keeps). Widths are the maxima over layers. A backward pass
+    /// would keep, per layer: the rmsnorm inputs and 1/rms, q/k after rope, v, the attention
+    /// probabilities (B, H, T, L), the attention output, and gate/up before silu.
     final class RunState {
         let x = ScratchBuffer()      // (N, C) residual stream
         let xn = ScratchBuffer()     // (N, C) normed input of the current block / final norm
-        let tmp = ScratchBuffer()    // (N, C) projection output before the residual add
+        let tmp = ScratchBuffer()    // (N, C) projection output before the residual add (non-dense layers only)
         let q = ScratchBuffer()      // (N, H·D)
         let k = ScratchBuffer()      // (N, G·D)
         let v = ScratchBuffer()      // (N, G·D)
         let att = ScratchBuffer()    // (N, H·D) attention output
-        let gate = ScratchBuffer()   // (N, F) gate, then silu(gate)·up
-        let up = ScratchBuffer()     // (N, F)
+        let gate = ScratchBuffer()   // (mlpRows, F) gate, then silu(gate)·up
+        let up = ScratchBuffer()     // (mlpRows, F)
         let scores = ScratchBuffer() // (T, L) one head's attention probabilities
         let cos = ScratchBuffer()    // (T, D/2)
         let sin = ScratchBuffer()    // (T, D/2)
@@ -52,6 +60,35 @@ public final class LlamaModel: TokenScorer {
         let rows = ScratchBuffer()   // (chunk, C) gathered hidden rows
         var ids: [Int32] = []
     }
+
+    /// Bytes of activation buffers one forward over B·T = `rows` tokens of length `time`
+    /// allocates (x, xn: C; q, att: max H·D; k, v: max G·D; gate, up: max F per row; one
+    /// head's T×T scores; a logits chunk), i.e. what scoring needs beyond the weights.
+    public func activationBytes(rows n: Int, time t: Int) -> Int {
+        let l = weights.layers
+        let perRow = 2 * hiddenSize + 2 * (l.map { $0.qProj.outFeatures }.max() ?? 0)
+            + 2 * (l.map { $0.kProj.outFeatures }.max() ?? 0)
+        let mlp = 2 * min(n, mlpChunkRows) * (l.map { $0.gateProj.outFeatures }.max() ?? 0)
+        let chunk = min(logitChunkRows, n)
+        return 4 * (n * perRow + mlp + t * t + chunk * (vocabularySize + hiddenSize) + t * config.headDim)
+    }
+
+    /// Matmul FLOPs (2 per multiply-add) of one forward over B sequences of T tokens with the
+    /// output layer evaluated at `headRows` rows: every projection 2·B·T·in·out; attention
+    /// QKᵀ and P·V over the causal triangle only, 2·2·D·H_l·T(T+1)/2 per sequence and layer
+    /// (the useful work; the kernels may compute more of the square).
+    public func forwardFLOPs(batch b: Int, time t: Int, headRows: Int) -> Double {
+        let n = Double(b * t)
+        var f = 0.0
+        for l in weights.layers {
+            for (_, lin) in l.linears { f += 2 * n * Double(lin.inFeatures * lin.outFeatures) }
+            f += Double(b) * 4 * Double(config.headDim * l.numHeads) * Double(t * (t + 1) / 2)
+        }
+        return f + 2 * Double(headRows) * Double(weights.lmHead.inFeatures * weights.lmHead.outFeatures)
+    }
+
+    /// Bytes a KV cache holds per cached position (all layers, keys and values).
+    public var kvBytesPerPosition: Int { 2 * 4 * weights.layers.reduce(0) { $0 + $1.kProj.outFeatures } }
 
     // MARK: forward
 
@@ -69,10 +106,11 @@ public final class LlamaModel: TokenScorer {
         let maxQ = layers.map { $0.qProj.outFeatures }.max() ?? 0
         let maxKV = layers.map { $0.kProj.outFeatures }.max() ?? 0
         let maxF = layers.map { $0.gateProj.outFeatures }.max() ?? 0
-        let x = state.x.reserve(n * c), xn = state.xn.reserve(n * c), tmp = state.tmp.reserve(n * c)
+        let x = state.x.reserve(n * c), xn = state.xn.reserve(n * c)
         let q = state.q.reserve(n * maxQ), att = state.att.reserve(n * maxQ)
         let k = state.k.reserve(n * maxKV), v = state.v.reserve(n * maxKV)
-        let gate = state.gate.reserve(n * maxF), up = state.up.reserve(n * maxF)
+        let mlpRows = min(n, mlpChunkRows)
+        let gate = state.gate.reserve(mlpRows * maxF), up = state.up.reserve(mlpRows * maxF)
         let scores = state.scores.reserve(t * (past + t))
         let cosT = state.cos.reserve(t * d / 2), sinT = state.sin.reserve(t * d / 2)
         ropeTables(cosT, sinT, invFreq: invFreq, start: past, t: t)
@@ -84,12 +122,16 @@ public final class LlamaModel: TokenScorer {
         for (li, layer) in layers.enumerated() {
             let qw = layer.qProj.outFeatures, kvw = layer.kProj.outFeatures
             // Attention block.
-            rmsnormForward(xn, nil, x, layer.inputLayernorm.pointer, n: n, c: c, eps: config.rmsNormEps)
-            layer.qProj.forward(xn, rows: n, into: q)
-            layer.kProj.forward(xn, rows: n, into: k)
-            layer.vProj.forward(xn, rows: n, into: v)
-            ropeForward(q, cos: cosT, sin: sinT, b: b, t: t, heads: layer.numHeads, d: d, rowStride: qw)
-            ropeForward(k, cos: cosT, sin: sinT, b: b, t: t, heads: layer.numKVHeads, d: d, rowStride: kvw)
+            profile.time("rmsnorm") { rmsnormForward(xn, nil, x, layer.inputLayernorm.pointer, n: n, c: c, eps: config.rmsNormEps) }
+            profile.time("q/k/v projections") {
+                layer.qProj.forward(xn, rows: n, into: q)
+                layer.kProj.forward(xn, rows: n, into: k)
+                layer.vProj.forward(xn, rows: n, into: v)
+            }
+            profile.time("rope") {
+                ropeForward(q, cos: cosT, sin: sinT, b: b, t: t, heads: layer.numHeads, d: d, rowStride: qw)
+                ropeForward(k, cos: cosT, sin: sinT, b: b, t: t, heads: layer.numKVHeads, d: d, rowStride: kvw)
+            }
             var kSrc = UnsafePointer(k), vSrc = UnsafePointer(v), s = t
             if let cache {
                 // Append the new keys/values at positions past..<past+T of each sequence.
@@ -100,23 +142,44 @@ public final class LlamaModel: TokenScorer {
                 }
                 kSrc = UnsafePointer(kc); vSrc = UnsafePointer(vc); s = cap
             }
-            attentionForward(att, probs: nil, q: q, k: kSrc, v: vSrc, lengths: lengths, b: b, t: t,
-                             past: past, s: s, heads: layer.numHeads, kvHeads: layer.numKVHeads, d: d,
-                             qStride: qw, kvStride: kvw, causal: true, scratch: scores)
-            layer.oProj.forward(att, rows: n, into: tmp)
-            residualForward(x, tmp, count: n * c)
-            // MLP block (SwiGLU).
-            rmsnormForward(xn, nil, x, layer.postAttentionLayernorm.pointer, n: n, c: c, eps: config.rmsNormEps)
+            profile.time("attention") {
+                attentionForward(att, probs: nil, q: q, k: kSrc, v: vSrc, lengths: lengths, b: b, t: t,
+                                 past: past, s: s, heads: layer.numHeads, kvHeads: layer.numKVHeads, d: d,
+                                 qStride: qw, kvStride: kvw, causal: true, scratch: scores)
+            }
+            profile.time("o projection") { addProjection(layer.oProj, att, rows: n, into: x) }
+            // MLP block (SwiGLU), in row chunks so gate/up stay (mlpRows, F).
+            profile.time("rmsnorm") { rmsnormForward(xn, nil, x, layer.postAttentionLayernorm.pointer, n: n, c: c, eps: config.rmsNormEps) }
             let f = layer.gateProj.outFeatures
-            layer.gateProj.forward(xn, rows: n, into: gate)
-            layer.upProj.forward(xn, rows: n, into: up)
-            siluMulForward(gate, gate, up, count: n * f)
-            layer.downProj.forward(gate, rows: n, into: tmp)
-            residualForward(x, tmp, count: n * c)
+            var r0 = 0
+            while r0 < n {
+                let rows = min(mlpRows, n - r0)
+                profile.time("gate/up projections") {
+                    layer.gateProj.forward(xn + r0 * c, rows: rows, into: gate)
+                    layer.upProj.forward(xn + r0 * c, rows: rows, into: up)
+                }
+                profile.time("silu·up") { siluMulForward(gate, gate, up, count: rows * f) }
+                profile.time("down projection") { addProjection(layer.downProj, gate, rows: rows, into: x + r0 * c) }
+                r0 += rows
+            }
         }
         rmsnormForward(xn, nil, x, weights.norm.pointer, n: n, c: c, eps: config.rmsNormEps)
         cache?.length = past + t
         return UnsafePointer(xn)
+    }
+
+    /// x (rows, out) += input (rows, in) · Wᵀ (+ b): straight into the residual stream with
+    /// sgemm's beta = 1 for a bias-free dense layer, else through a scratch buffer (quantized
+    /// layers, biases).
+    private func addProjection(_ layer: any LinearLayer, _ input: UnsafePointer<Float>, rows: Int,
+                               into x: UnsafeMutablePointer<Float>) {
+        if let d = layer as? DenseLinear, d.bias == nil {
+            matmulLinear(x, input, d.weight.pointer, m: rows, n: d.outFeatures, k: d.inFeatures, accumulate: true)
+        } else {
+            let tmp = state.tmp.reserve(rows * layer.outFeatures)
+            layer.forward(input, rows: rows, into: tmp)
+            residualForward(x, tmp, count: rows * layer.outFeatures)
+        }
     }
 
     // MARK: output layer
@@ -134,8 +197,8 @@ public final class LlamaModel: TokenScorer {
         while start < rows.count {
             let m = min(chunk, rows.count - start)
             for i in 0..<m { (buf + i * c).update(from: hidden + rows[start + i] * c, count: c) }
-            weights.lmHead.forward(buf, rows: m, into: logits)
-            out.withUnsafeMutableBufferPointer { res in
+            profile.time("lm_head") { weights.lmHead.forward(buf, rows: m, into: logits) }
+            profile.time("log-softmax") { out.withUnsafeMutableBufferPointer { res in
                 parallelFor(m, grain: 1) { r in
                     for i in r {
                         let row = UnsafePointer(logits + i * vocab)
@@ -144,7 +207,7 @@ public final class LlamaModel: TokenScorer {
                         res[start + i] = (row[target] - lse, argmaxFirst(row, vocab) == target)
                     }
                 }
-            }
+            } }
             start += m
         }
         return out
@@ -222,6 +285,14 @@ public final class LlamaModel: TokenScorer {
         if prefix.isEmpty || continuations.isEmpty {
             return try score(continuations.map { ScoreRequest(tokens: prefix + $0, scoreFrom: max(1, prefix.count)) })
         }
+        if continuations.contains(where: \.isEmpty) {
+            // An empty continuation scores nothing; run the others.
+            let kept = continuations.indices.filter { !continuations[$0].isEmpty }
+            let scored = try score(prefix: prefix, continuations: kept.map { continuations[$0] })
+            var out = [ScoreResult](repeating: ScoreResult(logprobs: [], greedy: []), count: continuations.count)
+            for (k, i) in kept.enumerated() { out[i] = scored[k] }
+            return out
+        }
         try check(prefix, what: "prefix")
         for (i, c) in continuations.enumerated() {
             try check(c, what: "continuation \(i)")
@@ -298,8 +369,5 @@ public final class LlamaModel: TokenScorer {
 /// Index of the first maximum of `n` floats (torch.argmax's tie rule).
 @inline(__always)
 public func argmaxFirst(_ p: UnsafePointer<Float>, _ n: Int) -> Int {
-    var best = 0
-    var m = p[0]
-    for i in 1..<max(n, 1) where p[i] > m { m = p[i]; best = i }
-    return best
+    gpk_argmax(p, max(n, 1))
 }

@@ -44,6 +44,26 @@ public struct ModelBundle {
     public var model: LoadedModel
     /// The family's name ("llama", "bert").
     public var family: ModelFamily
+    /// The directory's tokenizer.json (nil when the directory has none).
+    public var tokenizer: (any Tokenizer)?
+
+    /// The decoder, or an error naming the directory.
+    public func llama() throws -> LlamaModel {
+        guard case .llama(let m) = model else { throw InputError(directory.path, "not a decoder (model_type \(config.modelType ?? "?"))") }
+        return m
+    }
+
+    /// The encoder, or an error naming the directory.
+    public func bert() throws -> BertModel {
+        guard case .bert(let m) = model else { throw InputError(directory.path, "not an encoder (model_type \(config.modelType ?? "?"))") }
+        return m
+    }
+
+    /// The tokenizer, or an error naming the directory.
+    public func requireTokenizer() throws -> any Tokenizer {
+        guard let tokenizer else { throw InputError(directory.appendingPathComponent("tokenizer.json").path, "missing: this command needs the model's tokenizer") }
+        return tokenizer
+    }
 }
 
 /// Loads model directories with a strict check that the checkpoint's tensor names and shapes
@@ -52,15 +72,25 @@ public enum ModelLoader {
     /// Extra linear loaders tried before the dense one (quantized formats register here).
     nonisolated(unsafe) public static var linearLoaders: [any LinearLayerLoader] = [CompressedTensorsLinearLoader()]
 
-    /// Reads `directory/config.json` and the safetensors checkpoint and builds the model.
-    public static func load(_ directory: URL) throws -> ModelBundle {
+    /// Reads `directory/config.json`, the safetensors checkpoint and (when `tokenizer` and the
+    /// file exists) tokenizer.json, and builds the model.
+    public static func load(_ directory: URL, tokenizer loadTokenizer: Bool = true) throws -> ModelBundle {
         let configURL = directory.appendingPathComponent("config.json")
         guard FileManager.default.fileExists(atPath: configURL.path) else {
             throw InputError(directory.path, "not a model directory: config.json is missing")
         }
         let config = try ModelConfig.load(configURL)
         let family = try config.family(path: configURL.path)
+        // Validate config.json before touching the weights, so its errors come first.
+        switch family {
+        case .llama: _ = try config.llama(path: configURL.path)
+        case .bert: _ = try config.bert(path: configURL.path)
+        }
         let checkpoint = try SafeTensorsReader(directory)
+        var tokenizer: (any Tokenizer)?
+        if loadTokenizer, FileManager.default.fileExists(atPath: directory.appendingPathComponent("tokenizer.json").path) {
+            tokenizer = try TokenizerLoader.load(directory: directory)
+        }
         let model: LoadedModel
         switch family {
         case .llama:
@@ -70,23 +100,34 @@ public enum ModelLoader {
         case .bert:
             let bc = try config.bert(path: configURL.path)
             let w = try loadBertWeights(checkpoint, config: bc)
-            model = .bert(BertModel(config: bc, weights: w))
+            let bert = BertModel(config: bc, weights: w, tokenizer: tokenizer)
+            bert.maxSequenceLength = try sentenceTransformersMaxLength(directory) ?? bc.maxPositions
+            model = .bert(bert)
         }
-        return ModelBundle(directory: directory, config: config, checkpoint: checkpoint, model: model, family: family)
+        return ModelBundle(directory: directory, config: config, checkpoint: checkpoint, model: model,
+                           family: family, tokenizer: tokenizer)
+    }
+
+    /// `max_seq_length` from sentence_bert_config.json (sentence-transformers truncates there).
+    static func sentenceTransformersMaxLength(_ directory: URL) throws -> Int? {
+        let url = directory.appendingPathComponent("sentence_bert_config.json")
+        guard let data = FileManager.default.contents(atPath: url.path) else { return nil }
+        guard let obj = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
+            throw InputError(url.path, "not a JSON object")
+        }
+        guard let v = obj["max_seq_length"] else { return nil }
+        guard let n = v as? Int, n > 1 else { throw InputError(url.path, "max_seq_length must be an integer > 1") }
+        return n
     }
 
     /// Loads a decoder directory (error if it holds an encoder).
     public static func loadLlama(_ directory: URL) throws -> LlamaModel {
-        let b = try load(directory)
-        guard case .llama(let m) = b.model else { throw InputError(directory.path, "not a decoder (model_type is bert)") }
-        return m
+        try load(directory, tokenizer: false).llama()
     }
 
     /// Loads an encoder directory (error if it holds a decoder).
     public static func loadBert(_ directory: URL) throws -> BertModel {
-        let b = try load(directory)
-        guard case .bert(let m) = b.model else { throw InputError(directory.path, "not an encoder") }
-        return m
+        try load(directory).bert()
     }
 
     // MARK: name bookkeeping

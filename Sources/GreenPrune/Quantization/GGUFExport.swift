@@ -142,9 +142,9 @@ public enum GGUFExport {
         try add("model.norm.weight")
         if !lc.tieWordEmbeddings { try add("lm_head.weight") }
 
-        let tensors: [GGUFWriter.Tensor] = plan.map { p in
+        let tensors: [GGUFExportWriter.Tensor] = plan.map { p in
             let rows = p.shape.count == 2 ? p.shape[0] : 1, cols = p.shape.last ?? 0
-            return GGUFWriter.Tensor(name: p.name, dims: p.shape.reversed(), type: p.type,
+            return GGUFExportWriter.Tensor(name: p.name, dims: p.shape.reversed(), type: p.type,
                                      byteCount: p.type.byteCount(weights: rows * cols)) {
                 var w = try reader.floats(p.hf).array
                 // q/k rows (and their biases, one value per row) into llama.cpp's rotary order.
@@ -162,7 +162,7 @@ public enum GGUFExport {
         do {
             if let t = tmpDir { try FileManager.default.createDirectory(at: t, withIntermediateDirectories: true) }
             let bar = ProgressBar("quantize", total: tensors.count, unit: "tensors", enabled: progress)
-            try GGUFWriter.write(metadata: kv, tensors: tensors, to: target, progress: bar)
+            try GGUFExportWriter.write(metadata: kv, tensors: tensors, to: target, progress: bar)
             bar.finish()
             let bytes = (try? FileManager.default.attributesOfItem(atPath: target.path)[.size] as? Int) ?? 0
             let report = QuantizationReport(source: dir.path, family: family.rawValue, options: o,
@@ -243,7 +243,7 @@ public enum GGUFExport {
 }
 
 /// A minimal GGUF v3 writer: metadata, tensor infos, 32-byte-aligned data, written atomically.
-enum GGUFWriter {
+enum GGUFExportWriter {
     struct Tensor {
         var name: String
         /// ne[0] (innermost) first.

@@ -14,7 +14,8 @@ import Foundation
 /// j < past + lengths[b] (right padding of the new tokens) and, if `causal`, j ≤ past + t.
 /// `lengths[b] ≥ 1`. Padded query rows get well-defined (ignored) outputs.
 ///
-/// `scratch` holds T·L floats. `probs`, if given, receives P for every (b, h) as
+/// Causal attention runs in blocks of `attentionQueryBlock` queries, each multiplying only the
+/// keys its last query can see. `scratch` holds T·L floats. `probs`, if given, receives P for every (b, h) as
 /// (B, H, T, L): with q, k, v it is what the backward needs.
 public func attentionForward(_ out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>?,
                              q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
@@ -25,30 +26,69 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, probs: UnsafeMu
     guard heads > 0, kvHeads > 0, t > 0 else { return }
     let group = heads / kvHeads
     let scale = 1 / Float(d).squareRoot()
-    for bi in 0..<b {
+    // Causal: queries go in blocks of `block` rows, and a block's products stop at the last key
+    // its final row can see, so about half of the T×T square is never computed.
+    let block = causal ? attentionQueryBlock : t
+
+    /// One (sequence, head): blocked QKᵀ, masked softmax, P·V. `rowsParallel` spreads the
+    /// softmax rows over threads (when heads run one after another).
+    func head(_ bi: Int, _ h: Int, _ scratch: UnsafeMutablePointer<Float>, rowsParallel: Bool) {
         let valid = past + min(max(lengths[bi], 1), t)
-        // Keys beyond the longest visible one never enter the product.
-        for h in 0..<heads {
-            let g = h / group
-            let qh = q + bi * t * qStride + h * d
-            let kh = k + bi * s * kvStride + g * d
-            let vh = v + bi * s * kvStride + g * d
-            let p = probs.map { $0 + ((bi * heads + h) * t) * l } ?? scratch
-            sgemm(transB: true, m: t, n: valid, k: d, alpha: scale, a: qh, lda: qStride,
-                  b: kh, ldb: kvStride, beta: 0, c: p, ldc: l)
-            parallelFor(t, grain: 16) { rows in
-                for i in rows {
-                    let row = p + i * l
-                    let visible = causal ? min(valid, past + i + 1) : valid
+        let g = h / group
+        let qh = q + bi * t * qStride + h * d
+        let kh = k + bi * s * kvStride + g * d
+        let vh = v + bi * s * kvStride + g * d
+        let p = probs.map { $0 + ((bi * heads + h) * t) * l } ?? scratch
+        var i0 = 0
+        while i0 < t {
+            let i1 = min(t, i0 + block)
+            let keys = causal ? min(valid, past + i1) : valid
+            let pb = p + i0 * l
+            sgemm(transB: true, m: i1 - i0, n: keys, k: d, alpha: scale, a: qh + i0 * qStride, lda: qStride,
+                  b: kh, ldb: kvStride, beta: 0, c: pb, ldc: l)
+            let softmaxRows = { (rows: Range<Int>) in
+                for r in rows {
+                    let row = pb + r * l
+                    let visible = causal ? min(valid, past + i0 + r + 1) : valid
                     let m = vmax(row, visible)
-                    let sum = vexpShiftSum(row, row, visible, shift: m)
-                    let inv = 1 / sum
-                    for j in 0..<visible { row[j] *= inv }
-                    for j in visible..<l { row[j] = 0 }
+                    vscale(row, visible, 1 / vexpShiftSum(row, row, visible, shift: m))
+                    if visible < l { (row + visible).update(repeating: 0, count: l - visible) }
                 }
             }
-            sgemm(m: t, n: d, k: valid, a: p, lda: l, b: vh, ldb: kvStride,
-                  beta: 0, c: out + bi * t * qStride + h * d, ldc: qStride)
+            if rowsParallel { parallelFor(i1 - i0, grain: 16, softmaxRows) } else { softmaxRows(0..<(i1 - i0)) }
+            sgemm(m: i1 - i0, n: d, k: keys, a: pb, lda: l, b: vh, ldb: kvStride,
+                  beta: 0, c: out + (bi * t + i0) * qStride + h * d, ldc: qStride)
+            i0 = i1
         }
     }
+
+    let workers = ProcessInfo.processInfo.activeProcessorCount
+    let tasks = b * heads
+    if attentionParallelOverHeads && workers > 1 && tasks > 1 && BLAS.threads > 1 {
+        // Heads in parallel, each on one thread with single-threaded sgemm (many small products
+        // parallelise better across heads than inside each one).
+        let slots = min(workers, tasks)
+        let extra = probs == nil ? UnsafeMutablePointer<Float>.allocate(capacity: (slots - 1) * t * l + 1) : nil
+        defer { extra?.deallocate() }
+        let threads = BLAS.threads
+        BLAS.threads = 1
+        DispatchQueue.concurrentPerform(iterations: slots) { w in
+            let mine = w == 0 ? scratch : extra.map { $0 + (w - 1) * t * l } ?? scratch
+            var task = w
+            while task < tasks {
+                head(task / heads, task % heads, mine, rowsParallel: false)
+                task += slots
+            }
+        }
+        BLAS.threads = threads
+    } else {
+        for bi in 0..<b { for h in 0..<heads { head(bi, h, scratch, rowsParallel: true) } }
+    }
 }
+
+/// Query rows per block in causal attention (see `attentionForward`).
+public let attentionQueryBlock = 128
+
+/// Run heads concurrently (single-threaded sgemm each) rather than one after another with
+/// multi-threaded sgemm. Both give the same numbers; this switch exists for benchmarking.
+nonisolated(unsafe) public var attentionParallelOverHeads = true

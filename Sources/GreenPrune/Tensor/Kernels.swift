@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 // Forward kernels, llm.c style: free functions over raw pointers, output first, shapes in the
@@ -101,18 +102,8 @@ public func ropeForward(_ x: UnsafeMutablePointer<Float>, cos: UnsafePointer<Flo
 /// The backward needs `gate` and `up`.
 public func siluMulForward(_ out: UnsafeMutablePointer<Float>, _ gate: UnsafePointer<Float>,
                            _ up: UnsafePointer<Float>, count n: Int) {
-    parallelFor(n / 8, grain: 1024) { blocks in
-        for blk in blocks {
-            let i = blk * 8
-            let g = UnsafeRawPointer(gate + i).loadUnaligned(as: Vec.self)
-            let u = UnsafeRawPointer(up + i).loadUnaligned(as: Vec.self)
-            let s = g / (1 + vexp(-g))
-            UnsafeMutableRawPointer(out + i).storeBytes(of: s * u, as: Vec.self)
-        }
-    }
-    for i in (n / 8 * 8)..<n {
-        let g = gate[i]
-        out[i] = g / (1 + sexp(-g)) * up[i]
+    parallelFor(n, grain: 16384) { r in
+        gpk_silu_mul(out + r.lowerBound, gate + r.lowerBound, up + r.lowerBound, r.count)
     }
 }
 
@@ -160,9 +151,7 @@ public func softmaxForward(_ x: UnsafeMutablePointer<Float>, rows: Int, cols: In
         for i in rr {
             let row = x + i * cols
             let m = vmax(row, cols)
-            let s = vexpShiftSum(row, row, cols, shift: m)
-            let inv = 1 / s
-            for j in 0..<cols { row[j] *= inv }
+            vscale(row, cols, 1 / vexpShiftSum(row, row, cols, shift: m))
         }
     }
 }

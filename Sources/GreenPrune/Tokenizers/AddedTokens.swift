@@ -12,7 +12,7 @@ public struct AddedToken {
     /// Matches only with no word character on either side.
     public let singleWord: Bool
 
-    init(_ node: JSONNode) throws {
+    init(_ node: JSONField) throws {
         id = try node.int("id")
         content = try node.string("content")
         guard id >= 0, id < 1 << 24 else { throw node.error("id must be in 0..<16777216") }
@@ -26,7 +26,7 @@ public struct AddedToken {
 }
 
 /// A stretch of input after added tokens are cut out: text for the pipeline, or a token id.
-enum Segment {
+enum AddedTokenSegment {
     case text(Range<Int>)
     case token(Int)
 }
@@ -37,6 +37,9 @@ struct AddedTokenMatcher {
     private struct Entry { let id: Int; let scalars: [Unicode.Scalar]; let token: AddedToken }
     /// First scalar → candidate tokens, longest first.
     private let byFirst: [Unicode.Scalar: [Entry]]
+    /// Whether an ASCII scalar starts some token; non-ASCII first scalars go to the dictionary.
+    private let asciiFirst: [Bool]
+    private let nonASCIIFirst: Bool
 
     init(_ tokens: [AddedToken], normalizer: Normalizer?) {
         var d = [Unicode.Scalar: [Entry]]()
@@ -47,24 +50,28 @@ struct AddedTokenMatcher {
             d[f, default: []].append(Entry(id: t.id, scalars: s, token: t))
         }
         byFirst = d.mapValues { $0.sorted { $0.scalars.count > $1.scalars.count } }
+        asciiFirst = (0..<128).map { d[Unicode.Scalar(UInt8($0))] != nil }
+        nonASCIIFirst = d.keys.contains { $0.value >= 128 }
     }
 
     var isEmpty: Bool { byFirst.isEmpty }
 
     /// Cuts `s` into text segments and token ids.
-    func split(_ s: [Unicode.Scalar]) -> [Segment] {
+    func split(_ s: [Unicode.Scalar]) -> [AddedTokenSegment] {
         if byFirst.isEmpty { return s.isEmpty ? [] : [.text(0..<s.count)] }
-        var out = [Segment]()
+        var out = [AddedTokenSegment]()
         var textStart = 0
         var i = 0
         while i < s.count {
-            guard let cands = byFirst[s[i]], let e = cands.first(where: { matches($0, s, i) }) else {
+            let v = s[i].value
+            guard v < 128 ? asciiFirst[Int(v)] : nonASCIIFirst,
+                  let cands = byFirst[s[i]], let e = cands.first(where: { matches($0, s, i) }) else {
                 i += 1
                 continue
             }
             var lo = i, hi = i + e.scalars.count
-            if e.token.lstrip { while lo > textStart && CharClass.isSpace(s[lo - 1]) { lo -= 1 } }
-            if e.token.rstrip { while hi < s.count && CharClass.isSpace(s[hi]) { hi += 1 } }
+            if e.token.lstrip { while lo > textStart && ScalarClass.isSpace(s[lo - 1]) { lo -= 1 } }
+            if e.token.rstrip { while hi < s.count && ScalarClass.isSpace(s[hi]) { hi += 1 } }
             if lo > textStart { out.append(.text(textStart..<lo)) }
             out.append(.token(e.id))
             textStart = hi
@@ -78,8 +85,8 @@ struct AddedTokenMatcher {
         let n = e.scalars.count
         guard i + n <= s.count, s[i..<(i + n)].elementsEqual(e.scalars) else { return false }
         if e.token.singleWord {
-            if i > 0 && CharClass.isWord(s[i - 1]) { return false }
-            if i + n < s.count && CharClass.isWord(s[i + n]) { return false }
+            if i > 0 && ScalarClass.isWord(s[i - 1]) { return false }
+            if i + n < s.count && ScalarClass.isWord(s[i + n]) { return false }
         }
         return true
     }

@@ -15,59 +15,59 @@ final class BPEModel: TokenizationModel {
     let fuseUnk: Bool
     let byteFallback: Bool
     let ignoreMerges: Bool
-    let prefix: String
-    let suffix: String
+    let prefix: [Unicode.Scalar]
+    let suffix: [Unicode.Scalar]
     /// Ids of one-scalar tokens (the initial symbols when there is no prefix or suffix).
     let scalarIds: [UInt32: Int32]
     /// `<0x00>`…`<0xFF>` ids, -1 where absent.
     let byteIds: [Int32]
 
-    private var cache = [String: [Int32]]()
+    private var cache = [ScalarKey: [Int32]]()
     private let lock = NSLock()
     private static let cacheLimit = 200_000
 
-    init(_ node: JSONNode) throws {
+    init(_ node: JSONField) throws {
         vocab = try Vocabulary(node)
         fuseUnk = try node.bool("fuse_unk", default: false)
         byteFallback = try node.bool("byte_fallback", default: false)
         ignoreMerges = try node.bool("ignore_merges", default: false)
-        prefix = try node.optionalString("continuing_subword_prefix") ?? ""
-        suffix = try node.optionalString("end_of_word_suffix") ?? ""
+        prefix = Array((try node.optionalString("continuing_subword_prefix") ?? "").unicodeScalars)
+        suffix = Array((try node.optionalString("end_of_word_suffix") ?? "").unicodeScalars)
         if let u = try node.optionalString("unk_token") {
-            guard let id = vocab.ids[u] else { throw node.error("unk_token '\(u)' is not in the vocabulary") }
+            guard let id = vocab.id(u) else { throw node.error("unk_token '\(u)' is not in the vocabulary") }
             unkId = Int32(id)
         } else {
             unkId = nil
         }
         var single = [UInt32: Int32]()
-        for (tok, id) in vocab.ids {
-            var it = tok.unicodeScalars.makeIterator()
-            if let c = it.next(), it.next() == nil { single[c.value] = Int32(id) }
-        }
+        for (tok, id) in vocab.ids where tok.count == 1 { single[tok[0].value] = Int32(id) }
         scalarIds = single
         let v = vocab
         byteIds = (0..<256).map { b in
-            v.ids[String(format: "<0x%02X>", b)].map { Int32($0) } ?? -1
+            v.id(String(format: "<0x%02X>", b)).map { Int32($0) } ?? -1
         }
 
         let mergesNode = try node.field("merges")
         let list = try mergesNode?.array() ?? []
         var m = [UInt64: UInt64](minimumCapacity: list.count)
-        let prefixCount = prefix.unicodeScalars.count
         for (rank, entry) in list.enumerated() {
-            let a: String, b: String
-            if let line = entry.value as? String {
-                let parts = line.split(separator: " ", omittingEmptySubsequences: false)
+            let a: ScalarKey, b: ScalarKey
+            switch entry.value {
+            case .string(let line):
+                let parts = Array(line.unicodeScalars).split(separator: " ", omittingEmptySubsequences: false)
                 guard parts.count == 2 else { throw entry.error("must be two tokens separated by one space") }
-                a = String(parts[0]); b = String(parts[1])
-            } else if let pair = entry.value as? [Any], pair.count == 2, let x = pair[0] as? String, let y = pair[1] as? String {
-                a = x; b = y
-            } else {
+                a = Array(parts[0]); b = Array(parts[1])
+            case .array(let pair):
+                guard pair.count == 2, case .string(let x) = pair[0], case .string(let y) = pair[1] else {
+                    throw entry.error("must be \"a b\" or [\"a\", \"b\"]")
+                }
+                a = Array(x.unicodeScalars); b = Array(y.unicodeScalars)
+            default:
                 throw entry.error("must be \"a b\" or [\"a\", \"b\"]")
             }
-            let merged = a + String(String.UnicodeScalarView(b.unicodeScalars.dropFirst(prefixCount)))
+            let merged = a + b.dropFirst(prefix.count)
             guard let ia = vocab.ids[a], let ib = vocab.ids[b], let im = vocab.ids[merged] else {
-                throw entry.error("merges tokens not in the vocabulary (\(a.debugDescription) + \(b.debugDescription))")
+                throw entry.error("merges tokens not in the vocabulary")
             }
             let key = UInt64(ia) << 32 | UInt64(ib)
             if m[key] == nil { m[key] = UInt64(rank) << 32 | UInt64(im) }
@@ -76,23 +76,22 @@ final class BPEModel: TokenizationModel {
     }
 
     func token(for id: Int) -> String? { vocab.token(id) }
-    func id(for token: String) -> Int? { vocab.ids[token] }
+    func id(for token: String) -> Int? { vocab.id(token) }
     var vocabularySize: Int { vocab.tokens.count }
 
     func tokenize(_ piece: [Unicode.Scalar], into ids: inout [Int]) throws {
         if piece.isEmpty { return }
-        let key = String(String.UnicodeScalarView(piece))
         lock.lock()
-        let hit = cache[key]
+        let hit = cache[piece]
         lock.unlock()
         if let hit {
             for t in hit { ids.append(Int(t)) }
             return
         }
-        let word = encodeWord(piece, key: key)
+        let word = encodeWord(piece)
         lock.lock()
         if cache.count >= Self.cacheLimit { cache.removeAll(keepingCapacity: true) }
-        cache[key] = word
+        cache[piece] = word
         lock.unlock()
         for t in word { ids.append(Int(t)) }
     }
@@ -105,11 +104,11 @@ final class BPEModel: TokenizationModel {
         let plain = prefix.isEmpty && suffix.isEmpty
         for (i, c) in piece.enumerated() {
             var found: Int32?
-            var text = ""
+            var text = ScalarKey()
             if plain {
                 found = scalarIds[c.value]
             } else {
-                text = (i > 0 ? prefix : "") + String(Character(c)) + (i == piece.count - 1 ? suffix : "")
+                text = (i > 0 ? prefix : []) + [c] + (i == piece.count - 1 ? suffix : [])
                 found = vocab.ids[text].map { Int32($0) }
             }
             if let id = found {
@@ -118,7 +117,7 @@ final class BPEModel: TokenizationModel {
                 continue
             }
             if byteFallback {
-                let bytes = plain ? Array(String(Character(c)).utf8) : Array(text.utf8)
+                let bytes = plain ? Array(String(Character(c)).utf8) : Array(String(String.UnicodeScalarView(text)).utf8)
                 if bytes.allSatisfy({ byteIds[Int($0)] >= 0 }) {
                     // HF adds these without flushing a pending unknown token first.
                     for b in bytes { syms.append(byteIds[Int(b)]) }
@@ -134,8 +133,8 @@ final class BPEModel: TokenizationModel {
         return syms
     }
 
-    private func encodeWord(_ piece: [Unicode.Scalar], key: String) -> [Int32] {
-        if ignoreMerges, let id = vocab.ids[key] { return [Int32(id)] }
+    private func encodeWord(_ piece: [Unicode.Scalar]) -> [Int32] {
+        if ignoreMerges, let id = vocab.ids[piece] { return [Int32(id)] }
         var sym = initialSymbols(piece)
         let n = sym.count
         if n < 2 { return sym }

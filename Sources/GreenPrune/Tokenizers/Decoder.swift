@@ -20,7 +20,7 @@ public enum DecoderType: String, CaseIterable {
 }
 
 /// Builds the decoder described by `node` (nil for JSON null); unknown types throw.
-public func makeDecoder(_ node: JSONNode?) throws -> TokenDecoder? {
+public func makeDecoder(_ node: JSONField?) throws -> TokenDecoder? {
     guard let node, !node.isNull else { return nil }
     let name = try node.type()
     guard let type = DecoderType(rawValue: name) else { throw unsupported("decoder", name, node) }
@@ -145,7 +145,7 @@ struct ByteFallbackDecoder: TokenDecoder {
         var pending = [UInt8]()
         func flush() {
             guard !pending.isEmpty else { return }
-            if let s = String(validatingUTF8Bytes: pending) {
+            if let s = strictUTF8(pending) {
                 out.append(s)
             } else {
                 out += Array(repeating: "\u{FFFD}", count: pending.count)
@@ -167,18 +167,16 @@ struct ByteFallbackDecoder: TokenDecoder {
     }
 }
 
-extension String {
-    /// Strict UTF-8 decoding (nil on any invalid sequence).
-    init?(validatingUTF8Bytes bytes: [UInt8]) {
-        var it = bytes.makeIterator()
-        var codec = UTF8()
-        var v = String.UnicodeScalarView()
-        while true {
-            switch codec.decode(&it) {
-            case .scalarValue(let c): v.append(c)
-            case .emptyInput: self = String(v); return
-            case .error: return nil
-            }
+/// Strict UTF-8 decoding (nil on any invalid sequence, where `String(decoding:)` would repair).
+private func strictUTF8(_ bytes: [UInt8]) -> String? {
+    var it = bytes.makeIterator()
+    var codec = UTF8()
+    var v = String.UnicodeScalarView()
+    while true {
+        switch codec.decode(&it) {
+        case .scalarValue(let c): v.append(c)
+        case .emptyInput: return String(v)
+        case .error: return nil
         }
     }
 }

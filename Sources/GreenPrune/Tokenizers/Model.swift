@@ -21,7 +21,7 @@ public enum ModelType: String, CaseIterable {
 
 /// Builds the model described by `node`. Old files without `"type"` are recognised by their
 /// fields (merges → BPE, a subword prefix without merges → WordPiece).
-public func makeModel(_ node: JSONNode) throws -> TokenizationModel {
+public func makeModel(_ node: JSONField) throws -> TokenizationModel {
     let name: String
     if let t = try node.optionalString("type") {
         name = t
@@ -40,29 +40,38 @@ public func makeModel(_ node: JSONNode) throws -> TokenizationModel {
     }
 }
 
+/// A scalar-exact string key (Swift `String` equality would merge canonically equivalent
+/// tokens such as "é" and "e\u{301}", which are different tokens to Hugging Face).
+typealias ScalarKey = [Unicode.Scalar]
+
 /// A model's `vocab` object (token → id) and its inverse.
 struct Vocabulary {
-    let ids: [String: Int]
+    let ids: [ScalarKey: Int]
     let tokens: [String?]
 
-    init(_ node: JSONNode) throws {
-        let obj = try node.required("vocab").object()
-        var ids = [String: Int](minimumCapacity: obj.count)
+    init(_ node: JSONField) throws {
+        let members = try node.required("vocab").members()
+        var ids = [ScalarKey: Int](minimumCapacity: members.count)
         var maxId = -1
-        for (k, v) in obj {
-            guard let id = (v as? Int) ?? (v as? NSNumber).flatMap({ Int(exactly: $0.doubleValue) }), id >= 0, id < 1 << 24 else {
+        for (k, v) in members {
+            guard case .number(let d) = v, let id = Int(exactly: d), id >= 0, id < 1 << 24 else {
                 throw node.error("vocab entry \(k.debugDescription) must map to an id in 0..<16777216")
             }
-            ids[k] = id
+            ids[Array(k.unicodeScalars)] = id
             maxId = max(maxId, id)
         }
+        // Real vocabularies are dense; a few huge ids must not make us allocate millions of slots.
+        guard maxId < 2 * ids.count + 65_536 else {
+            throw node.error("vocab ids are sparse (largest \(maxId) for \(ids.count) tokens)")
+        }
         var tokens = [String?](repeating: nil, count: maxId + 1)
-        for (k, id) in ids { tokens[id] = k }
+        for (k, id) in ids { tokens[id] = String(String.UnicodeScalarView(k)) }
         self.ids = ids
         self.tokens = tokens
     }
 
     func token(_ id: Int) -> String? { id >= 0 && id < tokens.count ? tokens[id] : nil }
+    func id(_ token: String) -> Int? { ids[Array(token.unicodeScalars)] }
 }
 
 /// A vocabulary without subword rules: whole pieces, else the unknown token.
@@ -70,10 +79,10 @@ final class WordLevelModel: TokenizationModel {
     let vocab: Vocabulary
     let unkId: Int?
 
-    init(_ node: JSONNode) throws {
+    init(_ node: JSONField) throws {
         vocab = try Vocabulary(node)
         if let u = try node.optionalString("unk_token") {
-            guard let id = vocab.ids[u] else { throw node.error("unk_token '\(u)' is not in the vocabulary") }
+            guard let id = vocab.id(u) else { throw node.error("unk_token '\(u)' is not in the vocabulary") }
             unkId = id
         } else {
             unkId = nil
@@ -81,7 +90,7 @@ final class WordLevelModel: TokenizationModel {
     }
 
     func tokenize(_ piece: [Unicode.Scalar], into ids: inout [Int]) throws {
-        if let id = vocab.ids[String(String.UnicodeScalarView(piece))] {
+        if let id = vocab.ids[piece] {
             ids.append(id)
         } else if let u = unkId {
             ids.append(u)
@@ -91,7 +100,7 @@ final class WordLevelModel: TokenizationModel {
     }
 
     func token(for id: Int) -> String? { vocab.token(id) }
-    func id(for token: String) -> Int? { vocab.ids[token] }
+    func id(for token: String) -> Int? { vocab.id(token) }
     var vocabularySize: Int { vocab.tokens.count }
 }
 

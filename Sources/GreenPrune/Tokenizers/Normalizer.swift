@@ -19,7 +19,7 @@ public enum NormalizerType: String, CaseIterable {
 }
 
 /// Builds the normalizer described by `node` (nil for JSON null); unknown types throw.
-public func makeNormalizer(_ node: JSONNode?) throws -> Normalizer? {
+public func makeNormalizer(_ node: JSONField?) throws -> Normalizer? {
     guard let node, !node.isNull else { return nil }
     let name = try node.type()
     guard let type = NormalizerType(rawValue: name) else { throw unsupported("normalizer", name, node) }
@@ -58,7 +58,7 @@ struct SequenceNormalizer: Normalizer {
 }
 
 /// Per-scalar lower-casing (Rust `char::to_lowercase`: full mappings, no context rules).
-func lowercased(_ s: [Unicode.Scalar]) -> [Unicode.Scalar] {
+func lowercaseScalars(_ s: [Unicode.Scalar]) -> [Unicode.Scalar] {
     var out = [Unicode.Scalar]()
     out.reserveCapacity(s.count)
     for c in s {
@@ -95,13 +95,13 @@ struct UnicodeNormalizer: Normalizer {
 }
 
 struct LowercaseNormalizer: Normalizer {
-    func normalize(_ s: [Unicode.Scalar]) -> [Unicode.Scalar] { lowercased(s) }
+    func normalize(_ s: [Unicode.Scalar]) -> [Unicode.Scalar] { lowercaseScalars(s) }
 }
 
 /// Drops non-spacing marks (Mn), what is left of accents after NFD.
 struct StripAccentsNormalizer: Normalizer {
     func normalize(_ s: [Unicode.Scalar]) -> [Unicode.Scalar] {
-        s.filter { CharClass.of($0) & CharClass.nonspacingMark == 0 }
+        s.filter { ScalarClass.of($0) & ScalarClass.nonspacingMark == 0 }
     }
 }
 
@@ -110,8 +110,8 @@ struct StripNormalizer: Normalizer {
     let left: Bool, right: Bool
     func normalize(_ s: [Unicode.Scalar]) -> [Unicode.Scalar] {
         var lo = 0, hi = s.count
-        if left { while lo < hi && CharClass.isSpace(s[lo]) { lo += 1 } }
-        if right { while hi > lo && CharClass.isSpace(s[hi - 1]) { hi -= 1 } }
+        if left { while lo < hi && ScalarClass.isSpace(s[lo]) { lo += 1 } }
+        if right { while hi > lo && ScalarClass.isSpace(s[hi - 1]) { hi -= 1 } }
         return Array(s[lo..<hi])
     }
 }
@@ -158,10 +158,10 @@ struct BertNormalizer: Normalizer {
             out.reserveCapacity(s.count)
             for c in s {
                 if cleanText {
-                    if c.value == 0 || c.value == 0xFFFD || CharClass.isBertControl(c) { continue }
-                    if c == "\t" || c == "\n" || c == "\r" || CharClass.isSpace(c) { out.append(" "); continue }
+                    if c.value == 0 || c.value == 0xFFFD || ScalarClass.isBertControl(c) { continue }
+                    if c == "\t" || c == "\n" || c == "\r" || ScalarClass.isSpace(c) { out.append(" "); continue }
                 }
-                if handleChineseChars && CharClass.isCJK(c) {
+                if handleChineseChars && ScalarClass.isCJK(c) {
                     out.append(" "); out.append(c); out.append(" ")
                 } else {
                     out.append(c)
@@ -170,9 +170,9 @@ struct BertNormalizer: Normalizer {
             s = out
         }
         if stripAccents {
-            s = UnicodeNormalizer.apply(.nfd, s).filter { CharClass.of($0) & CharClass.nonspacingMark == 0 }
+            s = UnicodeNormalizer.apply(.nfd, s).filter { ScalarClass.of($0) & ScalarClass.nonspacingMark == 0 }
         }
-        if lowercase { s = lowercased(s) }
+        if lowercase { s = lowercaseScalars(s) }
         return s
     }
 }

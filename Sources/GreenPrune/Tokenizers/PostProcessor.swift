@@ -26,7 +26,7 @@ public struct WrapProcessor: PostProcessor {
 }
 
 /// Builds the post-processor described by `node` (nil for JSON null); unknown types throw.
-public func makePostProcessor(_ node: JSONNode?) throws -> PostProcessor? {
+public func makePostProcessor(_ node: JSONField?) throws -> PostProcessor? {
     guard let node, !node.isNull else { return nil }
     let name = try node.type()
     guard let type = PostProcessorType(rawValue: name) else { throw unsupported("post_processor", name, node) }

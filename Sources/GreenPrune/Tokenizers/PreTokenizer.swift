@@ -38,7 +38,7 @@ public enum SplitBehavior: String {
     case mergedWithNext = "MergedWithNext"
     case contiguous = "Contiguous"
 
-    static func parse(_ node: JSONNode?, default d: SplitBehavior) throws -> SplitBehavior {
+    static func parse(_ node: JSONField?, default d: SplitBehavior) throws -> SplitBehavior {
         guard let node else { return d }
         let s = try node.string()
         guard let b = SplitBehavior(rawValue: s) else { throw node.error("unknown split behavior '\(s)'") }
@@ -47,7 +47,7 @@ public enum SplitBehavior: String {
 }
 
 /// Builds the pre-tokenizer described by `node` (nil for JSON null); unknown types throw.
-public func makePreTokenizer(_ node: JSONNode?) throws -> PreTokenizer? {
+public func makePreTokenizer(_ node: JSONField?) throws -> PreTokenizer? {
     guard let node, !node.isNull else { return nil }
     let name = try node.type()
     guard let type = PreTokenizerType(rawValue: name) else { throw unsupported("pre_tokenizer", name, node) }
@@ -64,11 +64,11 @@ public func makePreTokenizer(_ node: JSONNode?) throws -> PreTokenizer? {
     case .digits:
         return DigitsPreTokenizer(individual: try node.bool("individual_digits", default: false))
     case .whitespace: return WhitespacePreTokenizer()
-    case .whitespaceSplit: return PredicateSplit(behavior: .removed, predicate: CharClass.isSpace)
+    case .whitespaceSplit: return PredicateSplit(behavior: .removed, predicate: ScalarClass.isSpace)
     case .bert: return BertPreTokenizer()
     case .punctuation:
         return PredicateSplit(behavior: try SplitBehavior.parse(node.field("behavior"), default: .isolated),
-                              predicate: CharClass.isBertPunctuation)
+                              predicate: ScalarClass.isBertPunctuation)
     case .metaspace:
         let rep = Array(try node.optionalString("replacement")?.unicodeScalars ?? "▁".unicodeScalars)
         guard rep.count == 1 else { throw node.error("replacement must be one character") }
@@ -90,7 +90,7 @@ public func makePreTokenizer(_ node: JSONNode?) throws -> PreTokenizer? {
 
 /// Cuts `piece` at `matches` (sorted, non-overlapping ranges) as `behavior` says; empty
 /// pieces are dropped. Follows `NormalizedString::split` in Hugging Face tokenizers.
-func split(_ piece: TextPiece, at matches: [Range<Int>], behavior: SplitBehavior, invert: Bool = false,
+func splitPiece(_ piece: TextPiece, at matches: [Range<Int>], behavior: SplitBehavior, invert: Bool = false,
            into out: inout [TextPiece]) {
     let s = piece.scalars
     // The whole piece as alternating (range, isMatch) segments.
@@ -211,7 +211,7 @@ struct SplitPreTokenizer: PreTokenizer {
     func preTokenize(_ pieces: [TextPiece]) -> [TextPiece] {
         var out = [TextPiece]()
         for p in pieces {
-            split(p, at: pattern.matches(in: p.scalars[...]), behavior: behavior, invert: invert, into: &out)
+            splitPiece(p, at: pattern.matches(in: p.scalars[...]), behavior: behavior, invert: invert, into: &out)
         }
         return out
     }
@@ -224,7 +224,7 @@ struct PredicateSplit: PreTokenizer {
 
     func preTokenize(_ pieces: [TextPiece]) -> [TextPiece] {
         var out = [TextPiece]()
-        for p in pieces { split(p, at: scalarMatches(p.scalars, predicate), behavior: behavior, into: &out) }
+        for p in pieces { splitPiece(p, at: scalarMatches(p.scalars, predicate), behavior: behavior, into: &out) }
         return out
     }
 }
@@ -236,9 +236,9 @@ struct DigitsPreTokenizer: PreTokenizer {
         var out = [TextPiece]()
         out.reserveCapacity(pieces.count)
         for p in pieces {
-            let m = scalarMatches(p.scalars, CharClass.isNumber)
+            let m = scalarMatches(p.scalars, ScalarClass.isNumber)
             if m.isEmpty { out.append(p); continue }
-            split(p, at: m, behavior: individual ? .isolated : .contiguous, into: &out)
+            splitPiece(p, at: m, behavior: individual ? .isolated : .contiguous, into: &out)
         }
         return out
     }
@@ -253,19 +253,19 @@ struct WhitespacePreTokenizer: PreTokenizer {
             var m = [Range<Int>]()
             var i = 0
             while i < s.count {
-                if CharClass.isWord(s[i]) {
+                if ScalarClass.isWord(s[i]) {
                     var j = i + 1
-                    while j < s.count && CharClass.isWord(s[j]) { j += 1 }
+                    while j < s.count && ScalarClass.isWord(s[j]) { j += 1 }
                     m.append(i..<j); i = j
-                } else if !CharClass.isSpace(s[i]) {
+                } else if !ScalarClass.isSpace(s[i]) {
                     var j = i + 1
-                    while j < s.count && !CharClass.isWord(s[j]) && !CharClass.isSpace(s[j]) { j += 1 }
+                    while j < s.count && !ScalarClass.isWord(s[j]) && !ScalarClass.isSpace(s[j]) { j += 1 }
                     m.append(i..<j); i = j
                 } else {
                     i += 1
                 }
             }
-            split(p, at: m, behavior: .removed, invert: true, into: &out)
+            splitPiece(p, at: m, behavior: .removed, invert: true, into: &out)
         }
         return out
     }
@@ -275,12 +275,12 @@ struct WhitespacePreTokenizer: PreTokenizer {
 struct BertPreTokenizer: PreTokenizer {
     func preTokenize(_ pieces: [TextPiece]) -> [TextPiece] {
         var words = [TextPiece]()
-        for p in pieces { split(p, at: scalarMatches(p.scalars, CharClass.isSpace), behavior: .removed, into: &words) }
+        for p in pieces { splitPiece(p, at: scalarMatches(p.scalars, ScalarClass.isSpace), behavior: .removed, into: &words) }
         var out = [TextPiece]()
         out.reserveCapacity(words.count)
         for w in words {
-            let m = scalarMatches(w.scalars, CharClass.isBertPunctuation)
-            if m.isEmpty { out.append(w) } else { split(w, at: m, behavior: .isolated, into: &out) }
+            let m = scalarMatches(w.scalars, ScalarClass.isBertPunctuation)
+            if m.isEmpty { out.append(w) } else { splitPiece(w, at: m, behavior: .isolated, into: &out) }
         }
         return out
     }
@@ -307,7 +307,7 @@ struct MetaspacePreTokenizer: PreTokenizer {
             if add && p.scalars.first != replacement { p.scalars.insert(replacement, at: 0) }
             if split {
                 let r = replacement
-                GreenPrune.split(p, at: scalarMatches(p.scalars, { $0 == r }), behavior: .mergedWithNext, into: &out)
+                splitPiece(p, at: scalarMatches(p.scalars, { $0 == r }), behavior: .mergedWithNext, into: &out)
             } else if !p.scalars.isEmpty {
                 out.append(p)
             }

@@ -21,7 +21,7 @@ public final class PreTrainedTokenizer: Tokenizer {
     private let rawMatcher: AddedTokenMatcher
     private let normalizedMatcher: AddedTokenMatcher
     private let addedById: [Int: AddedToken]
-    private let addedByContent: [String: Int]
+    private let addedByContent: [ScalarKey: Int]
 
     public init(normalizer: Normalizer?, preTokenizer: PreTokenizer?, model: TokenizationModel,
                 postProcessor: PostProcessor?, decoder: TokenDecoder?, addedTokens: [AddedToken],
@@ -35,10 +35,10 @@ public final class PreTrainedTokenizer: Tokenizer {
         self.eosTokenId = eosTokenId
         rawMatcher = AddedTokenMatcher(addedTokens.filter { !$0.normalized }, normalizer: nil)
         normalizedMatcher = AddedTokenMatcher(addedTokens.filter { $0.normalized }, normalizer: normalizer)
-        var byId = [Int: AddedToken](), byContent = [String: Int]()
+        var byId = [Int: AddedToken](), byContent = [ScalarKey: Int]()
         for t in addedTokens {
             byId[t.id] = t
-            byContent[t.content] = t.id
+            byContent[Array(t.content.unicodeScalars)] = t.id
         }
         addedById = byId
         addedByContent = byContent
@@ -68,7 +68,7 @@ public final class PreTrainedTokenizer: Tokenizer {
 
     public func token(for id: Int) -> String? { addedById[id]?.content ?? model.token(for: id) }
 
-    public func id(for token: String) -> Int? { addedByContent[token] ?? model.id(for: token) }
+    public func id(for token: String) -> Int? { addedByContent[Array(token.unicodeScalars)] ?? model.id(for: token) }
 
     public func encode(_ text: String, addSpecialTokens: Bool) throws -> [Int] {
         let s = Array(text.unicodeScalars)

@@ -38,7 +38,7 @@ private func runEnd(_ s: ArraySlice<Unicode.Scalar>, from i: Int, _ pred: (Unico
 
 @inline(__always)
 private func isOther(_ c: Unicode.Scalar) -> Bool {
-    CharClass.of(c) & (CharClass.letter | CharClass.number | CharClass.space) == 0
+    ScalarClass.of(c) & (ScalarClass.letter | ScalarClass.number | ScalarClass.space) == 0
 }
 
 /// Length of a contraction (`'s 't 're 've 'm 'll 'd`) at `i`, 0 if none; `caseless` for `(?i:…)`
@@ -68,7 +68,7 @@ private func contraction(_ s: ArraySlice<Unicode.Scalar>, _ i: Int, caseless: Bo
 /// run less its last scalar (which then leads the next word), unless that leaves nothing.
 @inline(__always)
 private func whitespaceMatch(_ s: ArraySlice<Unicode.Scalar>, _ i: Int) -> Int {
-    let j = runEnd(s, from: i, CharClass.isSpace)
+    let j = runEnd(s, from: i, ScalarClass.isSpace)
     if j == s.endIndex || j - 1 == i { return j }
     return j - 1
 }
@@ -97,12 +97,12 @@ struct GPT2Scanner: SplitPattern {
         if c == " ", i + 1 < s.endIndex { start = i + 1 }
         let lead = s[start]
         if start == i + 1 || c != " " {
-            let bits = CharClass.of(lead)
-            if bits & CharClass.letter != 0 { return runEnd(s, from: start, CharClass.isLetter) }
-            if bits & CharClass.number != 0 { return runEnd(s, from: start, CharClass.isNumber) }
-            if bits & CharClass.space == 0 { return runEnd(s, from: start, isOther) }
+            let bits = ScalarClass.of(lead)
+            if bits & ScalarClass.letter != 0 { return runEnd(s, from: start, ScalarClass.isLetter) }
+            if bits & ScalarClass.number != 0 { return runEnd(s, from: start, ScalarClass.isNumber) }
+            if bits & ScalarClass.space == 0 { return runEnd(s, from: start, isOther) }
         }
-        if CharClass.isSpace(c) { return whitespaceMatch(s, i) }
+        if ScalarClass.isSpace(c) { return whitespaceMatch(s, i) }
         // Unreachable for well-formed classes; advance one scalar to guarantee progress.
         return i + 1
     }
@@ -133,16 +133,16 @@ struct Llama3Scanner: SplitPattern {
         let c = s[i]
         let k = contraction(s, i, caseless: true)
         if k > 0 { return i + k }
-        let bits = CharClass.of(c)
+        let bits = ScalarClass.of(c)
         // [^\r\n\p{L}\p{N}]?\p{L}+
-        if bits & CharClass.letter != 0 { return runEnd(s, from: i, CharClass.isLetter) }
-        if bits & CharClass.number == 0, !isNewline(c), i + 1 < s.endIndex, CharClass.isLetter(s[i + 1]) {
-            return runEnd(s, from: i + 1, CharClass.isLetter)
+        if bits & ScalarClass.letter != 0 { return runEnd(s, from: i, ScalarClass.isLetter) }
+        if bits & ScalarClass.number == 0, !isNewline(c), i + 1 < s.endIndex, ScalarClass.isLetter(s[i + 1]) {
+            return runEnd(s, from: i + 1, ScalarClass.isLetter)
         }
         // \p{N}{1,max}
-        if bits & CharClass.number != 0 {
+        if bits & ScalarClass.number != 0 {
             var j = i + 1
-            while j < s.endIndex && j - i < maxDigits && CharClass.isNumber(s[j]) { j += 1 }
+            while j < s.endIndex && j - i < maxDigits && ScalarClass.isNumber(s[j]) { j += 1 }
             return j
         }
         //  ?[^\s\p{L}\p{N}]+[\r\n]*
@@ -153,12 +153,12 @@ struct Llama3Scanner: SplitPattern {
             return runEnd(s, from: j, isNewline)
         }
         // \s*[\r\n]+ : up to the last newline of the whitespace run.
-        let j = runEnd(s, from: i, CharClass.isSpace)
+        let j = runEnd(s, from: i, ScalarClass.isSpace)
         var last = j - 1
         while last >= i && !isNewline(s[last]) { last -= 1 }
         if last >= i { return last + 1 }
         // \s+(?!\S)|\s+
-        if bits & CharClass.space != 0 { return whitespaceMatch(s, i) }
+        if bits & ScalarClass.space != 0 { return whitespaceMatch(s, i) }
         return i + 1
     }
 }

@@ -25,8 +25,8 @@ public enum TokenizerLoader {
     /// added tokens are visible) and reading generation_config.json for BOS/EOS fallbacks.
     public static func load(tokenizerJSON: URL, config: URL?, generationConfig: URL?) throws -> PreTrainedTokenizer {
         let file = tokenizerJSON.path
-        let root = try JSONNode.parse(try read(tokenizerJSON), file: file)
-        _ = try root.object()
+        let root = try JSONField.parse(try read(tokenizerJSON), file: file)
+        _ = try root.members()
         let model = try makeModel(try root.required("model"))
         let normalizer = try makeNormalizer(try root.field("normalizer"))
         let preTokenizer = try makePreTokenizer(try root.field("pre_tokenizer"))
@@ -37,8 +37,8 @@ public enum TokenizerLoader {
 
         var bosName: String?, eosName: String?, addBos: Bool?, addEos: Bool?
         if let config {
-            let c = try JSONNode.parse(try read(config), file: config.path)
-            _ = try c.object()
+            let c = try JSONField.parse(try read(config), file: config.path)
+            _ = try c.members()
             bosName = try tokenName(c.field("bos_token"))
             eosName = try tokenName(c.field("eos_token"))
             addBos = try c.field("add_bos_token")?.bool()
@@ -46,7 +46,7 @@ public enum TokenizerLoader {
         }
         var genBos: Int?, genEos: Int?
         if let generationConfig {
-            let g = try JSONNode.parse(try read(generationConfig), file: generationConfig.path)
+            let g = try JSONField.parse(try read(generationConfig), file: generationConfig.path)
             genBos = try firstInt(g.field("bos_token_id"))
             genEos = try firstInt(g.field("eos_token_id"))
         }
@@ -69,16 +69,16 @@ public enum TokenizerLoader {
     }
 
     /// `"bos_token": "<s>"` or `{"content": "<s>", …}`.
-    private static func tokenName(_ node: JSONNode?) throws -> String? {
+    private static func tokenName(_ node: JSONField?) throws -> String? {
         guard let node else { return nil }
-        if let s = node.value as? String { return s }
+        if case .string(let s) = node.value { return s }
         return try node.string("content")
     }
 
     /// An id or a list of ids (the first is taken).
-    private static func firstInt(_ node: JSONNode?) throws -> Int? {
+    private static func firstInt(_ node: JSONField?) throws -> Int? {
         guard let node else { return nil }
-        if node.value is [Any] { return try node.array().first?.int() }
+        if case .array = node.value { return try node.array().first?.int() }
         return try node.int()
     }
 }

@@ -3,7 +3,7 @@
 ///
 /// Basic-plane scalars are classified once into a 64 Ki-entry table; the rest go through the
 /// standard library's Unicode properties.
-enum CharClass {
+enum ScalarClass {
     static let letter: UInt16 = 1          // \p{L}: Lu Ll Lt Lm Lo
     static let number: UInt16 = 2          // \p{N}, Rust is_numeric: Nd Nl No
     static let space: UInt16 = 4           // \s, Rust is_whitespace: the White_Space property

@@ -4,20 +4,20 @@
 final class WordPieceModel: TokenizationModel {
     let vocab: Vocabulary
     let unkId: Int
-    let prefix: String
+    let prefix: [Unicode.Scalar]
     let maxChars: Int
 
-    init(_ node: JSONNode) throws {
+    init(_ node: JSONField) throws {
         vocab = try Vocabulary(node)
         let unk = try node.optionalString("unk_token") ?? "[UNK]"
-        guard let u = vocab.ids[unk] else { throw node.error("unk_token '\(unk)' is not in the vocabulary") }
+        guard let u = vocab.id(unk) else { throw node.error("unk_token '\(unk)' is not in the vocabulary") }
         unkId = u
-        prefix = try node.optionalString("continuing_subword_prefix") ?? "##"
+        prefix = Array((try node.optionalString("continuing_subword_prefix") ?? "##").unicodeScalars)
         maxChars = try node.optionalInt("max_input_chars_per_word") ?? 100
     }
 
     func token(for id: Int) -> String? { vocab.token(id) }
-    func id(for token: String) -> Int? { vocab.ids[token] }
+    func id(for token: String) -> Int? { vocab.id(token) }
     var vocabularySize: Int { vocab.tokens.count }
 
     func tokenize(_ piece: [Unicode.Scalar], into ids: inout [Int]) throws {
@@ -29,10 +29,11 @@ final class WordPieceModel: TokenizationModel {
             var end = piece.count
             var found: Int?
             while start < end {
-                var s = String.UnicodeScalarView()
-                if start > 0 { s.append(contentsOf: prefix.unicodeScalars) }
+                var s = ScalarKey()
+                s.reserveCapacity(prefix.count + end - start)
+                if start > 0 { s.append(contentsOf: prefix) }
                 s.append(contentsOf: piece[start..<end])
-                if let id = vocab.ids[String(s)] { found = id; break }
+                if let id = vocab.ids[s] { found = id; break }
                 end -= 1
             }
             guard let id = found else { ids.append(unkId); return }

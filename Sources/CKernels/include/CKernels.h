@@ -1,0 +1,36 @@
+// Vectorised row kernels for GreenPrune's forward pass: exp-based reductions (softmax,
+// log-sum-exp), SwiGLU, argmax. Each function is compiled for AVX-512F, AVX2 and a baseline
+// and the CPU's best version is picked at load time (target_clones). Lengths are in floats;
+// pointers need only float alignment.
+#ifndef GREENPRUNE_CKERNELS_H
+#define GREENPRUNE_CKERNELS_H
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/// max of x[0..<n] (n >= 1).
+float gpk_max(const float *x, long n);
+
+/// out[i] = exp(x[i] - shift); returns the sum. out may equal x.
+float gpk_exp_shift_sum(float *out, const float *x, long n, float shift);
+
+/// sum of exp(x[i] - shift), nothing stored.
+float gpk_sum_exp_shift(const float *x, long n, float shift);
+
+/// x[i] *= a.
+void gpk_scale(float *x, long n, float a);
+
+/// out[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + exp(-g)). out may equal gate.
+void gpk_silu_mul(float *out, const float *gate, const float *up, long n);
+
+/// Index of the first maximum of x[0..<n] (n >= 1), as torch.argmax.
+long gpk_argmax(const float *x, long n);
+
+/// exp(x) with the same polynomial as the vector paths (for scalar callers).
+float gpk_exp(float x);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

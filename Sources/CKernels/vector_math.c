@@ -1,0 +1,108 @@
+// Vectorised row kernels (see CKernels.h). Written with clang/gcc vector extensions so one
+// source compiles to SSE2, AVX2 or AVX-512 code; target_clones picks the version at load time.
+#include "CKernels.h"
+#include <stdint.h>
+#include <string.h>
+
+typedef float v8 __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+
+#if defined(__x86_64__) && defined(__clang__)
+#define GPK_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define GPK_CLONES
+#endif
+
+// Helpers are macros (GNU statement expressions), not functions: a function taking or
+// returning a 32-byte vector has a different ABI with and without AVX, which clang rejects
+// inside the baseline clone.
+#define load8(p) ({ v8 v_; memcpy(&v_, (p), sizeof v_); v_; })
+#define store8(p, v) do { v8 s_ = (v); memcpy((p), &s_, sizeof s_); } while (0)
+#define splat(a) ((v8){(a), (a), (a), (a), (a), (a), (a), (a)})
+#define vmax8(a, b) ({ v8 a_ = (a), b_ = (b); v8i m_ = a_ > b_; (v8)((m_ & (v8i)a_) | (~m_ & (v8i)b_)); })
+#define vmin8(a, b) ({ v8 a_ = (a), b_ = (b); v8i m_ = a_ < b_; (v8)((m_ & (v8i)a_) | (~m_ & (v8i)b_)); })
+
+// e^x on 8 lanes: x = n·ln2 + r, |r| <= ln2/2; e^r by the Cephes expf polynomial (~1 ulp);
+// 2^n built in the exponent bits. n is rounded with the 1.5·2^23 trick: after adding it the
+// integer sits in the low mantissa bits. x is clamped to [-87.3, 88.3] so 2^n stays normal.
+#define exp8(xin) ({ \
+    v8 x_ = vmin8(vmax8((xin), splat(-87.3f)), splat(88.3f)); \
+    v8 sh_ = x_ * 1.44269504088896341f + 12582912.0f; \
+    v8 n_ = sh_ - 12582912.0f; \
+    x_ = x_ - n_ * 0.693359375f; \
+    x_ = x_ + n_ * 2.12194440e-4f; \
+    v8 z_ = x_ * x_; \
+    v8 p_ = splat(1.9875691500e-4f); \
+    p_ = p_ * x_ + 1.3981999507e-3f; \
+    p_ = p_ * x_ + 8.3334519073e-3f; \
+    p_ = p_ * x_ + 4.1665795894e-2f; \
+    p_ = p_ * x_ + 1.6666665459e-1f; \
+    p_ = p_ * x_ + 5.0000001201e-1f; \
+    p_ = p_ * z_ + x_ + 1.0f; \
+    v8i bits_ = (((v8i)sh_ - 0x4B400000) + 127) << 23; \
+    p_ * (v8)bits_; })
+
+#define hsum(v) ({ v8 h_ = (v); ((h_[0] + h_[4]) + (h_[1] + h_[5])) + ((h_[2] + h_[6]) + (h_[3] + h_[7])); })
+
+GPK_CLONES float gpk_exp(float x) { v8 e = exp8(splat(x)); return e[0]; }
+
+GPK_CLONES float gpk_max(const float *x, long n) {
+    long i = 0;
+    float r = x[0];
+    if (n >= 8) {
+        v8 m = load8(x);
+        for (i = 8; i + 8 <= n; i += 8) m = vmax8(m, load8(x + i));
+        r = m[0];
+        for (int j = 1; j < 8; j++) r = m[j] > r ? m[j] : r;
+    }
+    for (; i < n; i++) r = x[i] > r ? x[i] : r;
+    return r;
+}
+
+GPK_CLONES float gpk_exp_shift_sum(float *out, const float *x, long n, float shift) {
+    v8 acc = splat(0), sh = splat(shift);
+    long i = 0;
+    for (; i + 8 <= n; i += 8) {
+        v8 e = exp8(load8(x + i) - sh);
+        store8(out + i, e);
+        acc += e;
+    }
+    float s = hsum(acc);
+    for (; i < n; i++) { v8 e = exp8(splat(x[i] - shift)); out[i] = e[0]; s += e[0]; }
+    return s;
+}
+
+GPK_CLONES float gpk_sum_exp_shift(const float *x, long n, float shift) {
+    v8 a0 = splat(0), a1 = splat(0), sh = splat(shift);
+    long i = 0;
+    for (; i + 16 <= n; i += 16) {
+        a0 += exp8(load8(x + i) - sh);
+        a1 += exp8(load8(x + i + 8) - sh);
+    }
+    for (; i + 8 <= n; i += 8) a0 += exp8(load8(x + i) - sh);
+    float s = hsum(a0 + a1);
+    for (; i < n; i++) { v8 e = exp8(splat(x[i] - shift)); s += e[0]; }
+    return s;
+}
+
+GPK_CLONES void gpk_scale(float *x, long n, float a) {
+    long i = 0;
+    for (; i + 8 <= n; i += 8) store8(x + i, load8(x + i) * a);
+    for (; i < n; i++) x[i] *= a;
+}
+
+GPK_CLONES void gpk_silu_mul(float *out, const float *gate, const float *up, long n) {
+    long i = 0;
+    for (; i + 8 <= n; i += 8) {
+        v8 g = load8(gate + i);
+        store8(out + i, g / (1.0f + exp8(-g)) * load8(up + i));
+    }
+    for (; i < n; i++) { float g = gate[i]; v8 e = exp8(splat(-g)); out[i] = g / (1.0f + e[0]) * up[i]; }
+}
+
+GPK_CLONES long gpk_argmax(const float *x, long n) {
+    // The maximum first (vectorised), then its first index.
+    float m = gpk_max(x, n);
+    for (long i = 0; i < n; i++) if (x[i] == m) return i;
+    return 0;
+}

@@ -1,0 +1,142 @@
+import Foundation
+
+/// What `report` knows about one finished run, read from its folder.
+public struct ReportRun {
+    public var directory: URL
+    public var record: RunRecord
+    public var results: RunResults
+    /// Energy of the evaluation steps (J), of the build steps (prune, quantize), and the CO2eq
+    /// (kg) of each, summed from the steps' emissions.csv (`energy_consumed` is kWh).
+    public var evaluationEnergy: Double?
+    public var buildEnergy: Double?
+    public var evaluationEmissions: Double?
+    public var buildEmissions: Double?
+    /// How energy was obtained, per component (`cpu: measured (RAPL)`), from the steps' energy.json.
+    public var energyNotes: [String]
+    /// `pruning.json` and `quantization.json` of the built model, when present.
+    public var pruning: [String: Any]?
+    public var quantization: [String: Any]?
+
+    public var id: String { record.id }
+    public var model: String { record.model }
+    public var variant: String { record.variant.name }
+    public var isBaseline: Bool { record.variant.isBaseline }
+
+    /// Tokens the evaluation scored: the sum of the block's per-task `tokens` (as `evaluate`
+    /// writes them), else speed × wall time.
+    public var tokens: Double? {
+        if let tasks = results.greenprune["tasks"] as? [String: Any] {
+            let t = tasks.values.compactMap { ($0 as? [String: Any]).flatMap { RunResults.number($0["tokens"] as Any) } }
+            if !t.isEmpty { return t.reduce(0, +) }
+        }
+        guard let s = results.number("tokens_per_second"), let w = results.number("wall_seconds") else { return nil }
+        return s * w
+    }
+
+    /// Evaluation energy per token (J).
+    public var joulesPerToken: Double? {
+        guard let e = evaluationEnergy, let t = tokens, t > 0 else { return nil }
+        return e / t
+    }
+
+    /// The power trace of the first evaluation step (`power.h5`), if the run kept one.
+    public var powerFile: URL? {
+        let u = directory.appendingPathComponent("power.h5")
+        return FileManager.default.fileExists(atPath: u.path) ? u : nil
+    }
+}
+
+/// All finished runs of a sweep folder (`RESULTS_DIR/runs/*/run.json`), in plan order.
+public struct ReportData {
+    public var directory: URL
+    public var runs: [ReportRun]
+
+    /// Models in order of first appearance.
+    public var models: [String] {
+        var seen: [String] = []
+        for r in runs where !seen.contains(r.model) { seen.append(r.model) }
+        return seen
+    }
+
+    public func runs(model: String) -> [ReportRun] { runs.filter { $0.model == model } }
+
+    /// The model's baseline run: the variant with no build step (else one named `baseline`).
+    public func baseline(model: String) -> ReportRun? {
+        let rs = runs(model: model).filter { $0.record.status == .done }
+        return rs.first { $0.isBaseline } ?? rs.first { $0.variant == "baseline" }
+    }
+
+    /// Reads every finished run under `dir/runs` (folders without run.json are skipped).
+    public static func load(_ dir: URL) throws -> ReportData {
+        let runsDir = dir.appendingPathComponent("runs")
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: runsDir.path) else {
+            throw InputError(dir.path, "no runs/ folder: not a sweep folder")
+        }
+        var runs: [ReportRun] = []
+        for name in names where !name.hasPrefix(".") {
+            let d = runsDir.appendingPathComponent(name)
+            guard let rec = RunRecord.read(d) else { continue }
+            runs.append(loadRun(d, rec))
+        }
+        runs.sort { ($0.record.index, $0.id) < ($1.record.index, $1.id) }
+        return ReportData(directory: dir, runs: runs)
+    }
+
+    static func loadRun(_ d: URL, _ rec: RunRecord) -> ReportRun {
+        let fm = FileManager.default
+        var run = ReportRun(directory: d, record: rec, results: RunResults.read(d.appendingPathComponent("results.json")),
+                            energyNotes: [])
+        let steps = d.appendingPathComponent("steps")
+        for s in ((try? fm.contentsOfDirectory(atPath: steps.path)) ?? []).sorted() {
+            let sd = steps.appendingPathComponent(s)
+            let isEval = s.contains("-evaluate")
+            if let text = fm.contents(atPath: sd.appendingPathComponent("emissions.csv").path) {
+                var e = 0.0, c = 0.0
+                var any = false
+                for row in CSV.table(String(decoding: text, as: UTF8.self)) {
+                    if let kwh = row["energy_consumed"].flatMap(Double.init) { e += kwh * 3.6e6; any = true }
+                    if let kg = row["emissions"].flatMap(Double.init) { c += kg }
+                }
+                if any {
+                    if isEval {
+                        run.evaluationEnergy = (run.evaluationEnergy ?? 0) + e
+                        run.evaluationEmissions = (run.evaluationEmissions ?? 0) + c
+                    } else {
+                        run.buildEnergy = (run.buildEnergy ?? 0) + e
+                        run.buildEmissions = (run.buildEmissions ?? 0) + c
+                    }
+                }
+            }
+            if let data = fm.contents(atPath: sd.appendingPathComponent("energy.json").path),
+               let obj = try? JSONSerialization.jsonObject(with: data) {
+                for n in energyNotes(obj) where !run.energyNotes.contains(n) { run.energyNotes.append(n) }
+            }
+        }
+        for (file, kp) in [("pruning.json", \ReportRun.pruning), ("quantization.json", \.quantization)] {
+            for sub in ["model", "model-pruned"] {
+                if run[keyPath: kp] == nil, let data = fm.contents(atPath: d.appendingPathComponent("\(sub)/\(file)").path),
+                   let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
+                    run[keyPath: kp] = obj
+                }
+            }
+        }
+        return run
+    }
+
+    /// How each component's energy was obtained, as `cpu: measured (rapl:package-0)` or
+    /// `ram: estimated (estimate:…)`, from energy.json's `components` (written by `greenprune energy`:
+    /// each with `component`, `methods` and `estimate`), followed by its `notes`.
+    static func energyNotes(_ obj: Any) -> [String] {
+        guard let dict = obj as? [String: Any] else { return [] }
+        var notes: [String] = []
+        for c in (dict["components"] as? [[String: Any]]) ?? [] {
+            guard let name = c["component"] as? String else { continue }
+            let methods = (c["methods"] as? [String]) ?? []
+            if methods.isEmpty && ((c["energy_j"] as? NSNumber)?.doubleValue ?? 0) == 0 { continue }  // not tracked
+            let how = (c["estimate"] as? Bool) == true ? "estimated" : "measured"
+            notes.append("\(name): \(how)" + (methods.isEmpty ? "" : " (\(methods.joined(separator: ", ")))"))
+        }
+        for n in (dict["notes"] as? [String]) ?? [] { notes.append(n) }
+        return notes
+    }
+}

@@ -1,0 +1,133 @@
+import Foundation
+
+/// One run of a sweep: a model × variant pair, its steps and its identity.
+public struct PlannedRun: Codable, Equatable {
+    /// Position in the plan; `--only INDEX` and `$SLURM_ARRAY_TASK_ID` use it.
+    public var index: Int
+    /// `<model>__<variant>`: the run folder's name.
+    public var id: String
+    public var model: String
+    public var modelPath: String
+    public var variant: SweepConfig.VariantSpec
+    public var tasks: [SweepConfig.TaskSpec]
+    /// FNV-1a 64 of the canonical settings (model path, variant, tasks, energy, version), hex.
+    /// A done run whose hash differs from the plan's is redone.
+    public var settingsHash: String
+    /// Rough seconds of work on two cores (see `WorkEstimate`).
+    public var estimatedSeconds: Double
+
+    enum CodingKeys: String, CodingKey {
+        case index, id, model, modelPath = "model_path", variant, tasks, settingsHash = "settings_hash",
+             estimatedSeconds = "estimated_seconds"
+    }
+
+    /// Tasks grouped by `--limit` (one `evaluate` call per group), in the config's order.
+    public var evaluationGroups: [(limit: Int?, tasks: [String])] {
+        var groups: [(limit: Int?, tasks: [String])] = []
+        for t in tasks {
+            if let i = groups.firstIndex(where: { $0.limit == t.limit }) { groups[i].tasks.append(t.name) }
+            else { groups.append((t.limit, [t.name])) }
+        }
+        return groups
+    }
+}
+
+/// The expansion of a config into runs, in config order (models, then their variants).
+public struct SweepPlan: Codable, Equatable {
+    public var output: String
+    public var energy: SweepConfig.EnergySettings
+    public var runs: [PlannedRun]
+
+    public init(config: SweepConfig) {
+        output = config.output
+        energy = config.energy
+        runs = []
+        for m in config.models {
+            for v in m.variants {
+                let id = "\(m.name)__\(v.name)"
+                let hash = SweepPlan.settingsHash(modelPath: m.path, variant: v, tasks: m.tasks, energy: config.energy)
+                runs.append(PlannedRun(index: runs.count, id: id, model: m.name, modelPath: m.path, variant: v,
+                                       tasks: m.tasks, settingsHash: hash,
+                                       estimatedSeconds: WorkEstimate.seconds(variant: v, tasks: m.tasks)))
+            }
+        }
+    }
+
+    /// A stable hash of what determines a run's results.
+    static func settingsHash(modelPath: String, variant: SweepConfig.VariantSpec, tasks: [SweepConfig.TaskSpec],
+                             energy: SweepConfig.EnergySettings) -> String {
+        struct Canonical: Encodable {
+            var version: String, modelPath: String, variant: SweepConfig.VariantSpec
+            var tasks: [SweepConfig.TaskSpec], energy: SweepConfig.EnergySettings
+        }
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.sortedKeys]
+        let data = (try? enc.encode(Canonical(version: GreenPruneInfo.version, modelPath: modelPath, variant: variant,
+                                              tasks: tasks, energy: energy))) ?? Data()
+        var h: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a 64 offset basis
+        for b in data { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
+        return String(format: "%016llx", h)
+    }
+
+    /// The plan as text: one line per run with its steps and estimate, then the total.
+    public func describe() -> String {
+        var lines = ["plan: \(runs.count) runs into \(output)"]
+        let idWidth = runs.map(\.id.count).max() ?? 0
+        for r in runs {
+            var steps: [String] = []
+            if let p = r.variant.prune { steps.append("prune " + p.arguments.joined(separator: " ")) }
+            if let q = r.variant.quantize { steps.append("quantize " + q.arguments.joined(separator: " ")) }
+            for g in r.evaluationGroups {
+                steps.append("evaluate " + g.tasks.joined(separator: ",") + (g.limit.map { " --limit \($0)" } ?? ""))
+            }
+            lines.append(String(format: "%3d  %@  %@  ~%@  %@", r.index, r.id.padding(toLength: idWidth, withPad: " ", startingAt: 0),
+                                r.settingsHash, ProgressBar.clock(r.estimatedSeconds), steps.joined(separator: " → ")))
+        }
+        let total = runs.reduce(0) { $0 + $1.estimatedSeconds }
+        lines.append("estimated work: \(ProgressBar.clock(total)) on 2 cores (\(WorkEstimate.assumptions))")
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// A rough work model for `--dry-run`, from `greenprune evaluate`/`prune` runs of the default
+/// models (measured as CPU time on a shared machine, so on two free cores it errs long):
+/// SmolLM2-135M reads ≈ 50 tokens per CPU-second (≈ 90 tokens/s on two cores, OpenBLAS f32),
+/// and each task reads the tokens below per document with shared-context KV reuse (lm-eval
+/// request tokens are 1.5–3× more). MiniLM tasks are timed per document.
+public enum WorkEstimate {
+    /// Tokens read per second by a 135M-parameter decoder on two cores.
+    public static var decoderTokensPerSecond = 90.0
+    /// Tokens read per document (per 128-token window for the chunked perplexities), measured.
+    public static let tokensPerDocument: [String: Double] = [
+        "boolq": 175, "hellaswag": 60, "piqa": 41, "arc_easy": 39, "arc_challenge": 74, "openbookqa": 30,
+        "winogrande": 36, "lambada_openai": 86, "wikitext": 5200, "wikitext2_chunked": 128, "ptb_chunked": 128,
+    ]
+    /// Seconds per document of the encoder tasks on two cores (all-MiniLM-L6-v2; the drift embeds twice).
+    public static let encoderSecondsPerDocument: [String: Double] = ["stsb": 0.025, "embedding_drift": 0.02]
+    /// Documents in each full set (128-token windows for the chunked perplexities).
+    public static let documents: [String: Double] = [
+        "hellaswag": 10042, "piqa": 1838, "arc_easy": 2376, "arc_challenge": 1172, "boolq": 3270,
+        "openbookqa": 500, "winogrande": 1267, "lambada_openai": 5153, "wikitext": 62,
+        "wikitext2_chunked": 2240, "ptb_chunked": 900, "stsb": 1379, "embedding_drift": 1379,
+    ]
+    public static let assumptions = "SmolLM2 90 tokens/s read, MiniLM per document, Taylor pruning ≈ 3 passes over its calibration tokens"
+
+    public static func seconds(variant: SweepConfig.VariantSpec, tasks: [SweepConfig.TaskSpec]) -> Double {
+        var s = 0.0
+        var groups = Set<Int?>()
+        for t in tasks {
+            groups.insert(t.limit)
+            let docs = min(Double(t.limit ?? Int.max), documents[t.name] ?? 100)
+            if let e = encoderSecondsPerDocument[t.name] { s += docs * e }
+            else { s += docs * (tokensPerDocument[t.name] ?? 100) / decoderTokensPerSecond }
+        }
+        s += 3 * Double(groups.count)  // start, model load per evaluate call
+        if let p = variant.prune {
+            let calib = Double((p.numExamples ?? 10) * (p.calibrationLen ?? 64))
+            let gradient = ["taylor", nil].contains(p.importance)
+            s += 8 + (gradient ? 3 * calib / decoderTokensPerSecond : 0)
+        }
+        if variant.quantize != nil { s += 5 }
+        return s
+    }
+}

@@ -1,0 +1,275 @@
+import Foundation
+
+/// Runs a sweep plan: each run's steps into its own folder, crash-safe and resumable.
+///
+/// A run is built in `runs/.<id>.attempt-<pid>/` and renamed to `runs/<id>/` once its
+/// `run.json` is written, so after a crash (SIGKILL included) a run folder is either complete or
+/// absent. A rerun skips runs whose folder exists with the plan's settings hash (done, or failed
+/// unless `retryFailed`), removes stale attempts and redoes the rest; `results.csv` is then
+/// rebuilt from the finished folders by write-then-rename, so it never holds a partial run.
+public final class SweepRunner {
+    public let plan: SweepPlan
+    public let output: URL
+    public let executor: StepExecutor
+    public var retryFailed = false
+    /// Progress and per-run lines (stderr by default).
+    public var log: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
+
+    public struct Summary: Equatable {
+        public var done = 0, failed = 0, skipped = 0
+        public init(done: Int = 0, failed: Int = 0, skipped: Int = 0) {
+            self.done = done
+            self.failed = failed
+            self.skipped = skipped
+        }
+    }
+
+    public init(plan: SweepPlan, output: URL, executor: StepExecutor) {
+        self.plan = plan
+        self.output = output
+        self.executor = executor
+    }
+
+    public var runsDirectory: URL { output.appendingPathComponent("runs") }
+    public func runDirectory(_ run: PlannedRun) -> URL { runsDirectory.appendingPathComponent(run.id) }
+
+    /// Runs every run of the plan (or only the one at `only`), then rebuilds results.csv.
+    @discardableResult
+    public func run(only: Int? = nil) throws -> Summary {
+        try FileManager.default.createDirectory(at: runsDirectory, withIntermediateDirectories: true)
+        try writePlan()
+        let selected: [PlannedRun]
+        if let i = only {
+            guard plan.runs.indices.contains(i) else {
+                throw InputError("--only", "index \(i) is outside the plan's 0...\(plan.runs.count - 1)")
+            }
+            selected = [plan.runs[i]]
+        } else {
+            selected = plan.runs
+        }
+        var summary = Summary()
+        let bar = ProgressBar("sweep", total: selected.count, unit: "runs")
+        for run in selected {
+            if let rec = RunRecord.read(runDirectory(run)), rec.settingsHash == run.settingsHash,
+               rec.status == .done || !retryFailed {
+                log("[\(run.index)] \(run.id): \(rec.status.rawValue), skipped")
+                summary.skipped += 1
+            } else {
+                log("[\(run.index)] \(run.id): running")
+                let rec = try execute(run)
+                if rec.status == .done { summary.done += 1 } else { summary.failed += 1 }
+                log("[\(run.index)] \(run.id): \(rec.status.rawValue)" + (rec.error.map { " — \($0)" } ?? ""))
+                try ResultsTable.rebuild(output: output, plan: plan)
+            }
+            bar.advance()
+        }
+        bar.finish()
+        try ResultsTable.rebuild(output: output, plan: plan)
+        return summary
+    }
+
+    /// `OUT/plan.json`, the expansion the runs were made from.
+    public func writePlan() throws {
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let url = output.appendingPathComponent("plan.json")
+        let data = try enc.encode(plan)
+        if FileManager.default.contents(atPath: url.path) != data { try AtomicFile.write(data, to: url) }
+    }
+
+    /// Builds one run in a fresh attempt folder and renames it into place; returns its record.
+    func execute(_ run: PlannedRun) throws -> RunRecord {
+        let fm = FileManager.default
+        // Attempts left by a killed sweep (their processes may still be writing: never reuse them).
+        let prefix = ".\(run.id).attempt-"
+        for name in (try? fm.contentsOfDirectory(atPath: runsDirectory.path)) ?? [] where name.hasPrefix(prefix) {
+            try? fm.removeItem(at: runsDirectory.appendingPathComponent(name))
+        }
+        let att = runsDirectory.appendingPathComponent(prefix + "\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
+        try fm.createDirectory(at: att.appendingPathComponent("logs"), withIntermediateDirectories: true)
+        try fm.createDirectory(at: att.appendingPathComponent("steps"), withIntermediateDirectories: true)
+        let started = RunRecord.timestamp()
+        var steps: [RunRecord.StepRecord] = []
+        var failure: String?
+        do {
+            let modelDir = try build(run, in: att, steps: &steps)
+            try evaluate(run, model: modelDir, in: att, steps: &steps)
+            try mergeOutputs(run, in: att)
+        } catch {
+            failure = ConfigNode.oneLine(error.localizedDescription)
+        }
+        let record = RunRecord(id: run.id, index: run.index, model: run.model, modelPath: run.modelPath, variant: run.variant,
+                               tasks: run.tasks, settingsHash: run.settingsHash, status: failure == nil ? .done : .failed,
+                               error: failure, startedAt: started, finishedAt: RunRecord.timestamp(), steps: steps,
+                               greenpruneVersion: GreenPruneInfo.version)
+        let enc = JSONEncoder()
+        enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try AtomicFile.write(try enc.encode(record), to: att.appendingPathComponent(RunRecord.fileName))
+        try AtomicFile.commit(att, to: runDirectory(run))
+        return record
+    }
+
+    private func step(_ name: String, _ args: [String], run: PlannedRun, in att: URL, measured: Bool,
+                      steps: inout [RunRecord.StepRecord]) throws {
+        let k = steps.count + 1
+        let dir = att.appendingPathComponent("steps/\(k)-\(name)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let s = SweepStep(name: name, arguments: args, energyDirectory: measured ? dir : nil,
+                          projectName: "\(run.id)/\(name)", log: att.appendingPathComponent("logs/\(k)-\(name).log"))
+        let t0 = Date()
+        let code = try executor.run(s)
+        steps.append(.init(name: name, exitCode: code, seconds: Date().timeIntervalSince(t0)))
+        guard code == 0 else {
+            throw InputError(name, "exited with status \(code): \(errorLine(of: s.log)) (log: logs/\(k)-\(name).log)")
+        }
+    }
+
+    /// The line of a step's log that says why it failed: the last `Error: …` line (how every
+    /// command reports), else the last line that is not the energy tracker's summary.
+    private func errorLine(of url: URL) -> String {
+        let text = String(decoding: FileManager.default.contents(atPath: url.path) ?? Data(), as: UTF8.self)
+        let lines = text.split(whereSeparator: \.isNewline).map(String.init).filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
+        let line = lines.last { $0.hasPrefix("Error:") }.map { String($0.dropFirst(6)).trimmingCharacters(in: .whitespaces) }
+            ?? lines.last { !$0.hasPrefix("energy:") && !$0.hasPrefix(" ") && !$0.hasPrefix("$ ") }
+            ?? "no output"
+        return String(line.prefix(300))
+    }
+
+    /// Prune and/or quantize into `att/model` and return the folder to evaluate; the baseline's
+    /// `model` is a link to its source.
+    private func build(_ run: PlannedRun, in att: URL, steps: inout [RunRecord.StepRecord]) throws -> URL {
+        let model = att.appendingPathComponent("model")
+        let measure = plan.energy.enabled && plan.energy.measureBuild
+        var source = run.modelPath
+        if let p = run.variant.prune {
+            let out = run.variant.quantize == nil ? model : att.appendingPathComponent("model-pruned")
+            try step("prune", ["prune", source, "--out", out.path] + p.arguments, run: run, in: att, measured: measure, steps: &steps)
+            source = out.path
+        }
+        if let q = run.variant.quantize {
+            try step("quantize", ["quantize", source, "--out", model.path] + q.arguments, run: run, in: att, measured: measure, steps: &steps)
+            if run.variant.prune != nil {
+                // Keep the intermediate's pruning.json and config, not its weights.
+                let pruned = att.appendingPathComponent("model-pruned")
+                for f in (try? FileManager.default.contentsOfDirectory(atPath: pruned.path)) ?? [] where f.hasSuffix(".safetensors") {
+                    try? FileManager.default.removeItem(at: pruned.appendingPathComponent(f))
+                }
+            }
+        }
+        if run.variant.isBaseline {
+            // A link for whoever browses the folder; evaluate reads the source itself (sizes on
+            // disk are counted on real files, not through a link).
+            try FileManager.default.createSymbolicLink(atPath: model.path, withDestinationPath: run.modelPath)
+            return URL(fileURLWithPath: run.modelPath)
+        }
+        return model
+    }
+
+    /// One `evaluate` per group of tasks sharing a `--limit`.
+    private func evaluate(_ run: PlannedRun, model: URL, in att: URL, steps: inout [RunRecord.StepRecord]) throws {
+        let groups = run.evaluationGroups
+        for (i, g) in groups.enumerated() {
+            let name = groups.count == 1 ? "evaluate" : "evaluate-\(i + 1)"
+            let out = att.appendingPathComponent("steps/\(steps.count + 1)-\(name)/eval")
+            var args = ["evaluate", model.path, "--tasks", g.tasks.joined(separator: ",")]
+            if let l = g.limit { args += ["--limit", String(l)] }
+            if g.tasks.contains("embedding_drift") { args += ["--baseline", run.modelPath] }
+            args += ["--output", out.path] + run.variant.evaluateArgs
+            try step(name, args, run: run, in: att, measured: plan.energy.enabled, steps: &steps)
+        }
+    }
+
+    /// Gathers the steps' outputs at the run folder's top: results.json (the evaluate groups
+    /// merged), emissions.csv (every measured step's rows), energy.json (per step), trace.h5 and
+    /// power.h5 (the first evaluate step's).
+    private func mergeOutputs(_ run: PlannedRun, in att: URL) throws {
+        let fm = FileManager.default
+        let stepDirs = ((try? fm.contentsOfDirectory(atPath: att.appendingPathComponent("steps").path)) ?? [])
+            .sorted { (Int($0.prefix { $0.isNumber }) ?? 0) < (Int($1.prefix { $0.isNumber }) ?? 0) }
+            .map { att.appendingPathComponent("steps/\($0)") }
+        let evalDirs = stepDirs.filter { $0.lastPathComponent.contains("-evaluate") }
+        var results: [[String: Any]] = []
+        for d in evalDirs {
+            let url = d.appendingPathComponent("eval/results.json")
+            guard let data = fm.contents(atPath: url.path),
+                  let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+                throw InputError(url.path, "evaluate wrote no readable results.json")
+            }
+            results.append(obj)
+        }
+        let merged = ResultsMerge.merge(results)
+        try AtomicFile.write(try JSONSerialization.data(withJSONObject: merged, options: [.prettyPrinted, .sortedKeys]),
+                             to: att.appendingPathComponent("results.json"))
+        if let first = evalDirs.first {
+            for (src, dst) in [("eval/trace.h5", "trace.h5"), ("power.h5", "power.h5")] {
+                let s = first.appendingPathComponent(src)
+                if fm.fileExists(atPath: s.path) { try fm.copyItem(at: s, to: att.appendingPathComponent(dst)) }
+            }
+        }
+        guard plan.energy.enabled else { return }
+        var header: String?
+        var rows: [String] = []
+        var energy: [[String: Any]] = []
+        for d in stepDirs {
+            let name = String(d.lastPathComponent.drop { $0.isNumber }.dropFirst())
+            if let text = fm.contents(atPath: d.appendingPathComponent("emissions.csv").path).map({ String(decoding: $0, as: UTF8.self) }) {
+                var lines = text.split(separator: "\n", omittingEmptySubsequences: true).map(String.init)
+                if !lines.isEmpty { header = header ?? lines.removeFirst() } else { continue }
+                if header != nil, lines.first == header { lines.removeFirst() }
+                rows += lines
+            }
+            var entry: [String: Any] = ["step": name]
+            if let data = fm.contents(atPath: d.appendingPathComponent("energy.json").path),
+               let obj = try? JSONSerialization.jsonObject(with: data) { entry["energy"] = obj }
+            energy.append(entry)
+        }
+        if let h = header {
+            try AtomicFile.write(([h] + rows).joined(separator: "\n") + "\n", to: att.appendingPathComponent("emissions.csv"))
+        }
+        try AtomicFile.write(try JSONSerialization.data(withJSONObject: ["steps": energy], options: [.prettyPrinted, .sortedKeys]),
+                             to: att.appendingPathComponent("energy.json"))
+    }
+}
+
+/// Merges the results.json of several `evaluate` calls on one model into one, in lm-eval's layout.
+enum ResultsMerge {
+    static func merge(_ parts: [[String: Any]]) -> [String: Any] {
+        guard var out = parts.first else { return [:] }
+        for p in parts.dropFirst() {
+            for (k, v) in p where k != "greenprune" {
+                if var a = out[k] as? [String: Any], let b = v as? [String: Any] {
+                    for (kk, vv) in b { a[kk] = vv }
+                    out[k] = a
+                } else if out[k] == nil {
+                    out[k] = v
+                }
+            }
+        }
+        // The greenprune block: model facts from the first part; per-task figures merged; wall
+        // time summed; speed as all tokens over all token-seconds (each part's tokens / speed);
+        // peak memory the maximum.
+        let blocks = parts.compactMap { $0["greenprune"] as? [String: Any] }
+        if var g = blocks.first, blocks.count > 1 {
+            for key in ["tasks", "wall_seconds_by_task"] {
+                var merged: [String: Any] = [:]
+                for b in blocks { for (k, v) in (b[key] as? [String: Any]) ?? [:] { merged[k] = v } }
+                if !merged.isEmpty { g[key] = merged }
+            }
+            let num = { (v: Any?) -> Double in (v as? NSNumber)?.doubleValue ?? 0 }
+            g["wall_seconds"] = blocks.map { num($0["wall_seconds"]) }.reduce(0, +)
+            let tokens = blocks.map { b in ((b["tasks"] as? [String: Any]) ?? [:]).values.map { num(($0 as? [String: Any])?["tokens"]) }.reduce(0, +) }
+            let speeds = blocks.map { num($0["tokens_per_second"]) }
+            let seconds = zip(tokens, speeds).map { $1 > 0 ? $0 / $1 : 0 }.reduce(0, +)
+            if seconds > 0 {
+                g["tokens_per_second"] = tokens.reduce(0, +) / seconds
+            } else {
+                let walls = blocks.map { num($0["wall_seconds"]) }
+                let wall = walls.reduce(0, +)
+                if wall > 0 { g["tokens_per_second"] = zip(walls, speeds).map { $0 * $1 }.reduce(0, +) / wall }
+            }
+            g["peak_rss_bytes"] = blocks.map { num($0["peak_rss_bytes"]) }.max()
+            out["greenprune"] = g
+        }
+        return out
+    }
+}

@@ -1,0 +1,384 @@
+import Foundation
+
+/// A sweep: models × variants, each variant built (prune, quantize, both, or nothing) and then
+/// evaluated on a list of tasks, every step under the energy tracker.
+///
+/// ```yaml
+/// output: results/default          # the sweep's folder (relative to the working directory)
+/// energy: {enabled: true, meter: auto, country: FRA, interval: 1, pue: 1, measure_build: true}
+/// tasks: [{name: hellaswag, limit: 40}, piqa]        # default tasks for every model
+/// models:
+///   - name: smollm2                # smollm2 | minilm (the imported defaults) or any name + path
+///     path: /some/hf-dir           # optional for the defaults
+///     tasks: [...]                 # optional, replaces the top-level list for this model
+///     variants:
+///       - name: baseline
+///       - name: taylor-20
+///         prune: {ratio: 0.2, importance: taylor, taylor: param_first, skip_first: 1, skip_last: 1}
+///       - name: int8
+///         quantize: {bits: 8, granularity: channel, scheme: symmetric}
+/// ```
+/// Unknown keys, out-of-range values, missing model directories and unknown task names are
+/// rejected by `SweepConfig.load` with an error naming the YAML line.
+public struct SweepConfig: Codable, Equatable {
+    /// The sweep folder: `runs/<id>/`, `results.csv`, `plan.json`, reports.
+    public var output: String
+    public var energy: EnergySettings
+    public var models: [ModelEntry]
+
+    enum CodingKeys: String, CodingKey { case output, energy, models }
+
+    /// How each step is wrapped by `greenprune energy`.
+    public struct EnergySettings: Codable, Equatable {
+        /// Wrap steps in `greenprune energy` at all.
+        public var enabled: Bool = true
+        /// `--energy-meter` (nil: the tracker's default).
+        public var meter: String?
+        /// `--country` ISO code for the carbon intensity (nil: the tracker's default).
+        public var country: String?
+        /// `--interval`: seconds between power samples.
+        public var interval: Double?
+        /// `--pue`: the data centre's power usage effectiveness.
+        public var pue: Double?
+        /// `--tracking-mode machine|process`.
+        public var trackingMode: String?
+        /// Also measure the build steps (prune, quantize), not only evaluation.
+        public var measureBuild: Bool = true
+        /// Extra `greenprune energy` arguments.
+        public var args: [String] = []
+
+        public init() {}
+        enum CodingKeys: String, CodingKey {
+            case enabled, meter, country, interval, pue, trackingMode = "tracking_mode", measureBuild = "measure_build", args
+        }
+
+        /// The `greenprune energy` flags besides the output folder and project name.
+        public var arguments: [String] {
+            var a: [String] = []
+            if let m = meter { a += ["--energy-meter", m] }
+            if let c = country { a += ["--country", c] }
+            if let i = interval { a += ["--interval", SweepConfig.format(i)] }
+            if let p = pue { a += ["--pue", SweepConfig.format(p)] }
+            if let t = trackingMode { a += ["--tracking-mode", t] }
+            return a + args
+        }
+    }
+
+    /// One model and the variants built from it.
+    public struct ModelEntry: Codable, Equatable {
+        /// Short name used in run ids and tables.
+        public var name: String
+        /// The Hugging Face directory (absolute after loading).
+        public var path: String
+        public var tasks: [TaskSpec]
+        public var variants: [VariantSpec]
+        enum CodingKeys: String, CodingKey { case name, path, tasks, variants }
+    }
+
+    /// One evaluation task and the number of documents (or windows) to read.
+    public struct TaskSpec: Codable, Equatable, Hashable {
+        public var name: String
+        /// `--limit`: the first N documents; nil reads the whole set.
+        public var limit: Int?
+        public init(name: String, limit: Int? = nil) { self.name = name; self.limit = limit }
+        enum CodingKeys: String, CodingKey { case name, limit }
+    }
+
+    /// A variant: nothing (the baseline), pruning, quantization, or pruning then quantization.
+    public struct VariantSpec: Codable, Equatable {
+        public var name: String
+        public var prune: PruneOptions?
+        public var quantize: QuantizeOptions?
+        /// Extra arguments passed to `greenprune evaluate`.
+        public var evaluateArgs: [String] = []
+        public var isBaseline: Bool { prune == nil && quantize == nil }
+        public init(name: String, prune: PruneOptions? = nil, quantize: QuantizeOptions? = nil, evaluateArgs: [String] = []) {
+            self.name = name
+            self.prune = prune
+            self.quantize = quantize
+            self.evaluateArgs = evaluateArgs
+        }
+        enum CodingKeys: String, CodingKey { case name, prune, quantize, evaluateArgs = "evaluate_args" }
+    }
+
+    /// `greenprune prune` options (docs/CLI.md).
+    public struct PruneOptions: Codable, Equatable {
+        /// `--ratio`: the fraction of each pruned layer's units to remove.
+        public var ratio: Double?
+        /// `--target-params`: the fraction of all parameters to remove (the per-layer ratio is solved for).
+        public var targetParams: Double?
+        public var importance: String?
+        public var taylor: String?
+        public var skipFirst: Int?
+        public var skipLast: Int?
+        public var numExamples: Int?
+        public var calibrationLen: Int?
+        /// `--round-to`: kept MLP widths rounded up to a multiple (for INT4 group sizes).
+        public var roundTo: Int?
+        /// Extra arguments appended verbatim.
+        public var args: [String] = []
+        public init() {}
+        enum CodingKeys: String, CodingKey {
+            case ratio, targetParams = "target_params", importance, taylor, skipFirst = "skip_first",
+                 skipLast = "skip_last", numExamples = "num_examples", calibrationLen = "calibration_len",
+                 roundTo = "round_to", args
+        }
+
+        /// The command-line flags for `greenprune prune`.
+        public var arguments: [String] {
+            var a: [String] = []
+            if let r = ratio { a += ["--ratio", SweepConfig.format(r)] }
+            if let p = targetParams { a += ["--target-params", SweepConfig.format(p)] }
+            if let i = importance { a += ["--importance", i] }
+            if let t = taylor { a += ["--taylor", t] }
+            if let s = skipFirst { a += ["--skip-first", String(s)] }
+            if let s = skipLast { a += ["--skip-last", String(s)] }
+            if let n = numExamples { a += ["--num-examples", String(n)] }
+            if let n = calibrationLen { a += ["--calibration-len", String(n)] }
+            if let n = roundTo { a += ["--round-to", String(n)] }
+            return a + args
+        }
+    }
+
+    /// `greenprune quantize` options (docs/CLI.md).
+    public struct QuantizeOptions: Codable, Equatable {
+        public var bits: Int
+        public var granularity: String?
+        public var groupSize: Int?
+        public var scheme: String?
+        public var format: String?
+        public var args: [String] = []
+        public init(bits: Int) { self.bits = bits }
+        enum CodingKeys: String, CodingKey {
+            case bits, granularity, groupSize = "group_size", scheme, format, args
+        }
+
+        /// The command-line flags for `greenprune quantize`.
+        public var arguments: [String] {
+            var a = ["--bits", String(bits)]
+            if let g = granularity { a += ["--granularity", g] }
+            if let g = groupSize { a += ["--group-size", String(g)] }
+            if let s = scheme { a += ["--scheme", s] }
+            if let f = format { a += ["--format", f] }
+            return a + args
+        }
+    }
+
+    /// Task names `greenprune evaluate` knows (../shared/TASKS.md).
+    public static let knownTasks = [
+        "hellaswag", "piqa", "arc_easy", "arc_challenge", "boolq", "openbookqa", "winogrande",
+        "lambada_openai", "wikitext", "wikitext2_chunked", "ptb_chunked", "stsb", "embedding_drift",
+    ]
+    /// The built-in tasks plus those described by `*.yaml` files in `$GREENPRUNE_TASKS`, else
+    /// `./configs/tasks` (where `evaluate` finds task descriptions).
+    public static func availableTasks() -> [String] {
+        let env = ProcessInfo.processInfo.environment["GREENPRUNE_TASKS"]
+        let dir = env.flatMap { $0.isEmpty ? nil : URL(fileURLWithPath: $0) }
+            ?? URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent("configs/tasks")
+        let described = ((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? [])
+            .filter { $0.hasSuffix(".yaml") }.map { String($0.dropLast(5)) }.sorted()
+        return knownTasks + described.filter { !knownTasks.contains($0) }
+    }
+
+    /// The zero-shot multiple-choice tasks averaged as pruning papers do (LLM-Pruner's seven).
+    public static let zeroShotTasks = ["boolq", "piqa", "hellaswag", "winogrande", "arc_easy", "arc_challenge", "openbookqa"]
+    public static let importanceChoices = ["taylor", "l1", "l2", "random", "bi"]
+    public static let taylorChoices = ["vectorize", "param_first", "param_second", "param_mix"]
+
+    /// A number without a trailing `.0` noise: 0.2 → "0.2", 3.0 → "3".
+    static func format(_ x: Double) -> String {
+        x == x.rounded() && abs(x) < 1e15 ? String(Int(x)) : String(x)
+    }
+
+    // MARK: Loading
+
+    /// Reads and validates a config file; `defaults` maps the default model names to directories.
+    public static func load(_ url: URL, defaults: [String: URL]? = nil) throws -> SweepConfig {
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw InputError(url.path, "cannot read the config")
+        }
+        return try parse(String(decoding: data, as: UTF8.self), file: url.path, defaults: defaults)
+    }
+
+    /// Parses and validates config text. Relative model paths resolve against the working directory.
+    public static func parse(_ text: String, file: String, defaults: [String: URL]? = nil) throws -> SweepConfig {
+        let defaults = defaults ?? ["smollm2": Paths.defaultDecoder, "minilm": Paths.defaultEncoder]
+        let root = try ConfigNode.parse(text, file: file)
+        let top = try root.mapping(allowed: ["output", "energy", "tasks", "models"])
+        guard let output = top["output"] else { throw root.error("missing key 'output' (the sweep folder)") }
+        var energy = EnergySettings()
+        if let e = top["energy"], !e.isNull {
+            let m = try e.mapping(allowed: ["enabled", "meter", "country", "interval", "pue", "tracking_mode", "measure_build", "args"])
+            if let v = m["enabled"] { energy.enabled = try v.bool() }
+            if let v = m["meter"] { energy.meter = try v.choice(["auto", "rapl", "nvml", "estimate", "none"]) }
+            if let v = m["country"] {
+                let c = try v.string()
+                guard c.count == 3, c.allSatisfy({ $0.isASCII && $0.isLetter }) else {
+                    throw v.error("energy.country must be an ISO 3166-1 alpha-3 code such as FRA, got '\(c)'")
+                }
+                energy.country = c
+            }
+            if let v = m["interval"] {
+                let x = try v.double()
+                guard x > 0 else { throw v.error("energy.interval must be positive, got \(SweepConfig.format(x))") }
+                energy.interval = x
+            }
+            if let v = m["pue"] {
+                let x = try v.double()
+                guard x >= 1 else { throw v.error("energy.pue must be ≥ 1, got \(SweepConfig.format(x))") }
+                energy.pue = x
+            }
+            if let v = m["tracking_mode"] { energy.trackingMode = try v.choice(["machine", "process"]) }
+            if let v = m["measure_build"] { energy.measureBuild = try v.bool() }
+            if let v = m["args"] { energy.args = try v.strings() }
+        }
+        let defaultTasks = try top["tasks"].map(parseTasks) ?? []
+        guard let modelsNode = top["models"] else { throw root.error("missing key 'models'") }
+        var models: [ModelEntry] = []
+        for mn in try modelsNode.sequence() {
+            let m = try mn.mapping(allowed: ["name", "path", "tasks", "variants"])
+            guard let nameNode = m["name"] else { throw mn.error("a model needs a 'name'") }
+            let name = try nameNode.string()
+            try checkName(name, nameNode)
+            guard !models.contains(where: { $0.name == name }) else { throw nameNode.error("duplicate model name '\(name)'") }
+            let dir: URL
+            if let p = m["path"] {
+                dir = URL(fileURLWithPath: try p.string()).standardizedFileURL
+                guard isDirectory(dir) else { throw p.error("model directory \(dir.path) does not exist") }
+            } else if let d = defaults[name] {
+                dir = d
+                guard isDirectory(dir) else {
+                    throw nameNode.error("default model '\(name)' not found at \(dir.path); run scripts/fetch-models.sh")
+                }
+            } else {
+                throw nameNode.error("model '\(name)' needs a 'path' (only \(defaults.keys.sorted().joined(separator: "/")) have defaults)")
+            }
+            let tasks = try m["tasks"].map(parseTasks) ?? defaultTasks
+            guard !tasks.isEmpty else { throw mn.error("model '\(name)' has no tasks (set 'tasks' here or at the top)") }
+            guard let vn = m["variants"] else { throw mn.error("model '\(name)' needs 'variants'") }
+            var variants: [VariantSpec] = []
+            for v in try vn.sequence() {
+                let variant = try parseVariant(v)
+                guard !variants.contains(where: { $0.name == variant.name }) else {
+                    throw v.error("duplicate variant name '\(variant.name)' for model '\(name)'")
+                }
+                variants.append(variant)
+            }
+            guard !variants.isEmpty else { throw vn.error("model '\(name)' has no variants") }
+            models.append(ModelEntry(name: name, path: dir.path, tasks: tasks, variants: variants))
+        }
+        guard !models.isEmpty else { throw modelsNode.error("no models") }
+        return SweepConfig(output: try output.string(), energy: energy, models: models)
+    }
+
+    private static func isDirectory(_ url: URL) -> Bool {
+        var isDir: ObjCBool = false
+        return FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) && isDir.boolValue
+    }
+
+    /// Names become folder names: letters, digits, `-`, `_`, `.` only.
+    private static func checkName(_ name: String, _ node: ConfigNode) throws {
+        let ok = !name.isEmpty && !name.hasPrefix(".") && name.unicodeScalars.allSatisfy {
+            CharacterSet.alphanumerics.contains($0) && $0.isASCII || "-_.".unicodeScalars.contains($0)
+        }
+        guard ok else { throw node.error("name '\(name)' may hold only ASCII letters, digits, '-', '_' and '.'") }
+    }
+
+    private static func parseTasks(_ node: ConfigNode) throws -> [TaskSpec] {
+        var tasks: [TaskSpec] = []
+        for t in try node.sequence() {
+            var spec: TaskSpec
+            let nameNode: ConfigNode
+            if t.isMapping {
+                let m = try t.mapping(allowed: ["name", "limit"])
+                guard let n = m["name"] else { throw t.error("a task needs a 'name'") }
+                nameNode = n
+                spec = TaskSpec(name: try n.string())
+                if let l = m["limit"], !l.isNull {
+                    let v = try l.int()
+                    guard v > 0 else { throw l.error("limit must be positive, got \(v)") }
+                    spec.limit = v
+                }
+            } else {
+                nameNode = t
+                spec = TaskSpec(name: try t.string())
+            }
+            let available = availableTasks()
+            guard available.contains(spec.name) else {
+                throw nameNode.error("unknown task '\(spec.name)' (known: \(available.joined(separator: ", ")))")
+            }
+            guard !tasks.contains(where: { $0.name == spec.name }) else { throw nameNode.error("task '\(spec.name)' listed twice") }
+            tasks.append(spec)
+        }
+        return tasks
+    }
+
+    private static func parseVariant(_ node: ConfigNode) throws -> VariantSpec {
+        let m = try node.mapping(allowed: ["name", "prune", "quantize", "evaluate_args"])
+        guard let n = m["name"] else { throw node.error("a variant needs a 'name'") }
+        let name = try n.string()
+        try checkName(name, n)
+        var v = VariantSpec(name: name)
+        if let p = m["prune"] { v.prune = try parsePrune(p) }
+        if let q = m["quantize"] { v.quantize = try parseQuantize(q) }
+        if let e = m["evaluate_args"] { v.evaluateArgs = try e.strings() }
+        return v
+    }
+
+    private static func parsePrune(_ node: ConfigNode) throws -> PruneOptions {
+        let m = try node.mapping(allowed: ["ratio", "target_params", "importance", "taylor", "skip_first",
+                                           "skip_last", "num_examples", "calibration_len", "round_to", "args"])
+        var p = PruneOptions()
+        if let r = m["ratio"] {
+            let v = try r.double()
+            guard v > 0, v < 1 else { throw r.error("prune.ratio must be in (0, 1), got \(SweepConfig.format(v))") }
+            p.ratio = v
+        }
+        if let t = m["target_params"] {
+            let v = try t.double()
+            guard v > 0, v < 1 else { throw t.error("prune.target_params (the fraction of all parameters to remove) must be in (0, 1), got \(SweepConfig.format(v))") }
+            p.targetParams = v
+        }
+        switch (p.ratio, p.targetParams) {
+        case (nil, nil): throw node.error("prune needs 'ratio' or 'target_params'")
+        case (.some, .some): throw node.error("prune takes 'ratio' or 'target_params', not both")
+        default: break
+        }
+        if let i = m["importance"] { p.importance = try i.choice(importanceChoices) }
+        if let t = m["taylor"] { p.taylor = try t.choice(taylorChoices) }
+        for (key, kp) in [("skip_first", \PruneOptions.skipFirst), ("skip_last", \.skipLast)] {
+            if let s = m[key] {
+                let v = try s.int()
+                guard v >= 0 else { throw s.error("prune.\(key) must be ≥ 0, got \(v)") }
+                p[keyPath: kp] = v
+            }
+        }
+        for (key, kp) in [("num_examples", \PruneOptions.numExamples), ("calibration_len", \.calibrationLen), ("round_to", \.roundTo)] {
+            if let s = m[key] {
+                let v = try s.int()
+                guard v > 0 else { throw s.error("prune.\(key) must be positive, got \(v)") }
+                p[keyPath: kp] = v
+            }
+        }
+        if let a = m["args"] { p.args = try a.strings() }
+        return p
+    }
+
+    private static func parseQuantize(_ node: ConfigNode) throws -> QuantizeOptions {
+        let m = try node.mapping(allowed: ["bits", "granularity", "group_size", "scheme", "format", "args"])
+        guard let b = m["bits"] else { throw node.error("quantize needs 'bits' (8 or 4)") }
+        let bits = try b.int()
+        guard bits == 8 || bits == 4 else { throw b.error("quantize.bits must be 8 or 4, got \(bits)") }
+        var q = QuantizeOptions(bits: bits)
+        if let g = m["granularity"] { q.granularity = try g.choice(["tensor", "channel", "group"]) }
+        if let g = m["group_size"] {
+            let v = try g.int()
+            guard v > 0 else { throw g.error("quantize.group_size must be positive, got \(v)") }
+            q.groupSize = v
+        }
+        if let s = m["scheme"] { q.scheme = try s.choice(["symmetric", "asymmetric"]) }
+        if let f = m["format"] { q.format = try f.choice(["compressed-tensors", "gguf"]) }
+        if let a = m["args"] { q.args = try a.strings() }
+        return q
+    }
+}

@@ -1,0 +1,154 @@
+import Foundation
+import Testing
+import GreenPrune
+
+/// SmolLM2-135M against transformers (../shared/reference/smollm2_ref.json, smollm2_last_logits.f32).
+/// Tolerances: per-token log-likelihood 1e-3, last-position logits 2e-3 max-abs, KV-prefix
+/// path vs plain path 1e-4.
+@Suite(.serialized) struct LlamaTests {
+    static let shared: Result<LlamaModel, Error> = Result {
+        try ModelLoader.loadLlama(try ModelsFixtures.model(ModelsFixtures.smollm2))
+    }
+
+    static func reference() throws -> (ids: [[Int]], logprobs: [[Float]], logits: [Float]) {
+        let ref = try ModelsFixtures.json("smollm2_ref.json")
+        let s = ModelsFixtures.sentences(ref)
+        return (s.map { ModelsFixtures.ints($0["ids"]) }, s.map { ModelsFixtures.floatList($0["token_logprobs"]) },
+                try ModelsFixtures.floats("smollm2_last_logits.f32"))
+    }
+
+    @Test func tokenLogprobsMatchTransformersBatchedAndAlone() throws {
+        let model = try Self.shared.get()
+        let (ids, expected, _) = try Self.reference()
+        #expect(ids.count == 5)
+        let batched = try model.score(ids.map { ScoreRequest(tokens: $0, scoreFrom: 1) })
+        for i in ids.indices {
+            let alone = try model.score([ScoreRequest(tokens: ids[i], scoreFrom: 1)])[0]
+            #expect(batched[i].logprobs.count == expected[i].count)
+            let dBatch = ModelsFixtures.maxAbsDiff(batched[i].logprobs, expected[i])
+            let dAlone = ModelsFixtures.maxAbsDiff(alone.logprobs, expected[i])
+            #expect(dBatch < 1e-3, "sentence \(i): batched max |Δ logprob| = \(dBatch)")
+            #expect(dAlone < 1e-3, "sentence \(i): alone max |Δ logprob| = \(dAlone)")
+        }
+    }
+
+    @Test func lastLogitsMatchTransformersBatchedAndAlone() throws {
+        let model = try Self.shared.get()
+        let (ids, _, raw) = try Self.reference()
+        let v = model.vocabularySize
+        #expect(raw.count == 5 * v)
+        let batched = try model.lastLogits(ids)
+        for i in ids.indices {
+            let expected = Array(raw[(i * v)..<((i + 1) * v)])
+            let alone = try model.lastLogits([ids[i]])[0]
+            let dBatch = ModelsFixtures.maxAbsDiff(batched[i], expected)
+            let dAlone = ModelsFixtures.maxAbsDiff(alone, expected)
+            #expect(dBatch < 2e-3, "sentence \(i): batched max |Δ logit| = \(dBatch)")
+            #expect(dAlone < 2e-3, "sentence \(i): alone max |Δ logit| = \(dAlone)")
+        }
+    }
+
+    /// Greedy flags agree with the argmax of the reference's logits at the last position.
+    @Test func greedyFlagFollowsArgmax() throws {
+        let model = try Self.shared.get()
+        let ref = try ModelsFixtures.json("smollm2_ref.json")
+        let s0 = ModelsFixtures.sentences(ref)[0]
+        let ids = ModelsFixtures.ints(s0["ids"])
+        let top = ModelsFixtures.ints(s0["last_top5_ids"])
+        let r = try model.score([ScoreRequest(tokens: ids + [top[0]], scoreFrom: ids.count),
+                                 ScoreRequest(tokens: ids + [top[1]], scoreFrom: ids.count)])
+        #expect(r[0].greedy == [true])
+        #expect(r[1].greedy == [false])
+    }
+
+    /// Prefix run once into the KV cache, continuations on top == the plain path (1e-4).
+    @Test func kvPrefixPathEqualsPlainPath() throws {
+        let model = try Self.shared.get()
+        let (ids, _, _) = try Self.reference()
+        let prefix = ids[4]
+        let conts = [ids[0], Array(ids[1].prefix(3)), [42], [], ids[3]]
+        let cached = try model.score(prefix: prefix, continuations: conts)
+        let plain = try model.score(conts.map { ScoreRequest(tokens: prefix + $0, scoreFrom: prefix.count) })
+        for i in conts.indices {
+            #expect(cached[i].logprobs.count == conts[i].count)
+            let d = ModelsFixtures.maxAbsDiff(cached[i].logprobs, plain[i].logprobs)
+            #expect(d < 1e-4, "continuation \(i): max |Δ| = \(d)")
+            #expect(cached[i].greedy == plain[i].greedy)
+        }
+    }
+
+    /// Greedy generation with the cache equals re-running the whole sequence each step.
+    @Test func generateWithCacheEqualsRecomputation() throws {
+        let model = try Self.shared.get()
+        let (ids, _, _) = try Self.reference()
+        let out = try model.generate(prompt: ids[0], maxTokens: 5, stop: [])
+        #expect(out.count == 5)
+        var seq = ids[0]
+        for tok in out {
+            let logits = try model.lastLogits([seq])[0]
+            let best = logits.indices.max { logits[$0] < logits[$1] }!
+            #expect(best == tok)
+            seq.append(best)
+        }
+    }
+
+    /// A model whose layers have different head counts and MLP widths (what pruning makes)
+    /// loads from the tensors' shapes and runs; its scores equal a dense model in which the
+    /// removed heads/channels are zeroed (their contribution is exactly zero).
+    @Test func perLayerDimsFromShapes() throws {
+        let model = try Self.shared.get()
+        let (ids, _, _) = try Self.reference()
+        let w = model.weights
+        let d = model.config.headDim, c = model.hiddenSize
+        var pruned = w, zeroed = w
+        // Layer 0: keep query heads of kv group 0 and 1 only (6 of 9 q heads, 2 of 3 kv heads),
+        // layer 1: keep the first 1000 of 1536 MLP channels.
+        func rows(_ lin: any LinearLayer, _ keep: Range<Int>) -> DenseLinear {
+            let dl = lin as! DenseLinear
+            return DenseLinear(weight: Array(dl.weight.buffer[(keep.lowerBound * dl.inFeatures)..<(keep.upperBound * dl.inFeatures)]),
+                               outFeatures: keep.count, inFeatures: dl.inFeatures)
+        }
+        func cols(_ lin: any LinearLayer, _ keep: Range<Int>) -> DenseLinear {
+            let dl = lin as! DenseLinear
+            var out: [Float] = []
+            for r in 0..<dl.outFeatures { out += dl.weight.buffer[(r * dl.inFeatures + keep.lowerBound)..<(r * dl.inFeatures + keep.upperBound)] }
+            return DenseLinear(weight: out, outFeatures: dl.outFeatures, inFeatures: keep.count)
+        }
+        func zeroRows(_ lin: any LinearLayer, from: Int) -> DenseLinear {
+            let dl = lin as! DenseLinear
+            var a = dl.weight.array
+            for i in (from * dl.inFeatures)..<a.count { a[i] = 0 }
+            return DenseLinear(weight: a, outFeatures: dl.outFeatures, inFeatures: dl.inFeatures)
+        }
+        let l0 = w.layers[0]
+        pruned.layers[0].qProj = rows(l0.qProj, 0..<(6 * d))
+        pruned.layers[0].kProj = rows(l0.kProj, 0..<(2 * d))
+        pruned.layers[0].vProj = rows(l0.vProj, 0..<(2 * d))
+        pruned.layers[0].oProj = cols(l0.oProj, 0..<(6 * d))
+        zeroed.layers[0].vProj = zeroRows(l0.vProj, from: 2 * d)   // heads 6–8 read v group 2 = 0
+        let l1 = w.layers[1]
+        pruned.layers[1].gateProj = rows(l1.gateProj, 0..<1000)
+        pruned.layers[1].upProj = rows(l1.upProj, 0..<1000)
+        pruned.layers[1].downProj = cols(l1.downProj, 0..<1000)
+        zeroed.layers[1].upProj = zeroRows(l1.upProj, from: 1000)
+        #expect(pruned.layers[0].numHeads == 6 && pruned.layers[0].numKVHeads == 2)
+        #expect(pruned.layers[1].intermediateSize == 1000)
+        #expect(c == 576)
+        let a = try LlamaModel(config: model.config, weights: pruned).score([ScoreRequest(tokens: ids[2], scoreFrom: 1)])[0]
+        let b = try LlamaModel(config: model.config, weights: zeroed).score([ScoreRequest(tokens: ids[2], scoreFrom: 1)])[0]
+        #expect(ModelsFixtures.maxAbsDiff(a.logprobs, b.logprobs) < 1e-4)
+        // And pruning changed something (the test would be vacuous otherwise).
+        let full = try model.score([ScoreRequest(tokens: ids[2], scoreFrom: 1)])[0]
+        #expect(ModelsFixtures.maxAbsDiff(a.logprobs, full.logprobs) > 1e-3)
+    }
+
+    @Test func weightsAreMappedAndTied() throws {
+        let model = try Self.shared.get()
+        #expect(model.weights.tied)
+        #expect(model.weights.embedTokens.isMapped)
+        let head = model.weights.lmHead as? DenseLinear
+        #expect(head?.weight === model.weights.embedTokens)
+        #expect(model.weights.layers.allSatisfy { ($0.qProj as? DenseLinear)?.weight.isMapped == true })
+        #expect(model.weights.parameterCount == 134_515_008)
+    }
+}
