@@ -21,9 +21,11 @@ let package = Package(
                        providers: [.apt(["libhdf5-dev"])]),
         // Vectorised row kernels (exp, softmax sums, SwiGLU, argmax) for the forward pass.
         .target(name: "CKernels", path: "Sources/CKernels", cSettings: [.unsafeFlags(["-O2"])]),
+        // Int8 GEMM kernels (portable, AVX2, AVX-512 VNNI chosen at run time) for quantized models.
+        .target(name: "CQuantKernels", path: "Sources/CQuantKernels"),
         .target(
             name: "GreenPrune",
-            dependencies: ["COpenBLAS", "CHDF5", "CKernels", .product(name: "Yams", package: "Yams")],
+            dependencies: ["COpenBLAS", "CHDF5", "CKernels", "CQuantKernels", .product(name: "Yams", package: "Yams")],
             swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
         ),
         .executableTarget(

@@ -16,6 +16,7 @@ struct GreenPruneCommand: ParsableCommand {
             Embed.self,
             Generate.self,
             Prune.self,
+            Quantize.self,
             Evaluate.self,
             Energy.self,
             Sweep.self,
@@ -24,6 +25,7 @@ struct GreenPruneCommand: ParsableCommand {
             BenchEnergy.self,
             BenchPrune.self,
             BenchEval.self,
+            QuantBench.self,
         ]
     )
 

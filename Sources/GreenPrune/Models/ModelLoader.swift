@@ -70,7 +70,7 @@ public struct ModelBundle {
 /// are exactly what the model needs (missing and unexpected names listed in the error).
 public enum ModelLoader {
     /// Extra linear loaders tried before the dense one (quantized formats register here).
-    nonisolated(unsafe) public static var linearLoaders: [any LinearLayerLoader] = []
+    nonisolated(unsafe) public static var linearLoaders: [any LinearLayerLoader] = [CompressedTensorsLinearLoader()]
 
     /// Reads `directory/config.json`, the safetensors checkpoint and (when `tokenizer` and the
     /// file exists) tokenizer.json, and builds the model.
@@ -142,6 +142,12 @@ public enum ModelLoader {
 
         /// Float tensor `name` with `shape`; records a missing name or a wrong shape.
         func tensor(_ name: String, _ shape: [Int]) throws -> FloatStorage? {
+            // A quantized embedding table (compressed-tensors) comes back dequantized.
+            if let (s, names) = try CompressedTensorsLinearLoader.dequantizedTensor(name, checkpoint) {
+                used.formUnion(names)
+                if s.count != shape.reduce(1, *) { shapeErrors.append("\(name) has \(s.count) values, expected \(shape)") }
+                return s
+            }
             guard let info = checkpoint.info(name) else { missing.append(name); return nil }
             used.insert(name)
             guard info.shape == shape else { shapeErrors.append("\(name) is \(info.shape), expected \(shape)"); return nil }
@@ -236,7 +242,9 @@ public enum ModelLoader {
         // A tied checkpoint may still carry lm_head.weight (ignored, as transformers does).
         let tied = c.tieWordEmbeddings
         if tied {
-            if let embed { head = DenseLinear(weight: embed, outFeatures: vocab, inFeatures: C) }
+            // A quantized checkpoint may carry the tied head as its own quantized copy.
+            if checkpoint.info("lm_head.weight_scale") != nil { head = try ledger.linear("lm_head") }
+            else if let embed { head = DenseLinear(weight: embed, outFeatures: vocab, inFeatures: C) }
             if let h = checkpoint.info("lm_head.weight") { ledger.expectShape("lm_head.weight", h.shape, [vocab, C]) }
         } else {
             head = try ledger.linear("lm_head")

@@ -1,0 +1,278 @@
+import COpenBLAS
+import Foundation
+
+/// How a quantized layer treats its input at run time.
+public enum ActivationQuantization: String, Codable, CaseIterable, Sendable {
+    /// Float32 activations; weights dequantized tile by tile, then `cblas_sgemm`.
+    case none
+    /// Activations quantized per token to int8 at run time (dynamic), int8 × int8 → int32 kernels.
+    case int8
+}
+
+/// y = x · Wᵀ + b with W kept quantized in memory.
+///
+/// Storage (allocated once, freed in deinit):
+/// - 8-bit: `codes` int8 (out, in);
+/// - 4-bit: compressed-tensors words, (out, ⌈in/8⌉) uint32, 8 codes per word least-significant
+///   first, each code stored as q + 8;
+/// - `scales` (out, G) and, when asymmetric, `zeros` (out, G), G = in / groupLength groups per
+///   row (a per-tensor scale is repeated per row).
+/// With `.none`, `forward` dequantizes at most `tileElements` weights at a time into a float
+/// scratch buffer (threads split the rows) and multiplies with `cblas_sgemm`; with `.int8` it
+/// quantizes each input row to int8 and runs `Int8Kernels.gemm` (4-bit rows unpacked 32 at a
+/// time to int8). Either way the float weights never exist in full.
+public final class QuantizedLinear: LinearLayer {
+    public let inFeatures: Int
+    public let outFeatures: Int
+    /// 8 or 4.
+    public let bits: Int
+    /// Input columns sharing one scale.
+    public let groupLength: Int
+    /// Scales per row (in / groupLength).
+    public let groupsPerRow: Int
+    public var activations: ActivationQuantization
+    /// Instruction-set path of the int8 kernels (the fastest by default).
+    public var isa: Int8Kernels.ISA = Int8Kernels.best
+
+    /// Bytes per packed row (4-bit: 4·⌈in/8⌉; 8-bit: in).
+    private let rowBytes: Int
+    private let data: UnsafeRawBufferPointer
+    /// The mapped file `data` points into (nil when the layer owns `data`).
+    private let owner: AnyObject?
+    private let scales: UnsafeMutableBufferPointer<Float>
+    private let zeros: UnsafeMutableBufferPointer<Int8>?
+    private let bias: UnsafeMutableBufferPointer<Float>?
+
+    /// Most float weights dequantized at once (the scratch tile is 4 bytes per element).
+    public static var tileElements = 1 << 20
+
+    /// Builds the layer from quantized codes (any granularity), copying them into packed storage.
+    public convenience init(_ t: QuantizedTensor, bias: [Float]? = nil, activations: ActivationQuantization = .none) throws {
+        let rows = t.rows, cols = t.cols
+        if t.scheme.bits == 4 {
+            let words = CompressedTensors.pack(t.codes, rows: rows, cols: cols, bits: 4)
+            try self.init(rows: rows, cols: cols, bits: 4, groupLength: t.groupLength,
+                          storage: words.withUnsafeBytes { Data($0) },
+                          scales: t.rowScales, zeroPoints: t.rowZeroPoints, bias: bias, activations: activations)
+        } else {
+            try self.init(rows: rows, cols: cols, bits: 8, groupLength: t.groupLength,
+                          storage: t.codes.withUnsafeBytes { Data($0) },
+                          scales: t.rowScales, zeroPoints: t.rowZeroPoints, bias: bias, activations: activations)
+        }
+    }
+
+    /// Builds the layer from its stored form: `storage` is int8 codes (8-bit) or the
+    /// compressed-tensors int32 words (4-bit) as raw little-endian bytes; `scales` and
+    /// `zeroPoints` are (rows, cols/groupLength).
+    public convenience init(rows: Int, cols: Int, bits: Int, groupLength: Int, storage: Data, scales: [Float],
+                            zeroPoints: [Int8]?, bias: [Float]?, activations: ActivationQuantization = .none) throws {
+        let copy = UnsafeMutableRawBufferPointer.allocate(byteCount: Swift.max(storage.count, 1), alignment: 64)
+        defer { copy.deallocate() }
+        storage.withUnsafeBytes { copy.copyMemory(from: $0) }
+        try self.init(rows: rows, cols: cols, bits: bits, groupLength: groupLength,
+                      bytes: UnsafeRawBufferPointer(rebasing: copy[0 ..< storage.count]), owner: nil,
+                      scales: scales, zeroPoints: zeroPoints, bias: bias, activations: activations)
+    }
+
+    /// As above from raw bytes. With an `owner` (a mapped file) and 4-byte-aligned bytes the layer
+    /// keeps a zero-copy view and holds the owner alive; otherwise it copies the bytes.
+    public init(rows: Int, cols: Int, bits: Int, groupLength: Int, bytes storage: UnsafeRawBufferPointer, owner: AnyObject?,
+                scales: [Float], zeroPoints: [Int8]?, bias: [Float]?, activations: ActivationQuantization = .none) throws {
+        guard bits == 8 || bits == 4 else { throw InputError("QuantizedLinear", "\(bits)-bit weights are not supported (8 or 4)") }
+        guard rows > 0, cols > 0, groupLength > 0, cols % groupLength == 0 else {
+            throw InputError("QuantizedLinear", "group length \(groupLength) does not divide the width \(cols)")
+        }
+        inFeatures = cols; outFeatures = rows; self.bits = bits
+        self.groupLength = groupLength; groupsPerRow = cols / groupLength
+        self.activations = activations
+        rowBytes = bits == 8 ? cols : 4 * ((cols + 7) / 8)
+        guard storage.count == rows * rowBytes, let src = storage.baseAddress else {
+            throw InputError("QuantizedLinear", "packed weights hold \(storage.count) bytes, expected \(rows * rowBytes) for \(rows)×\(cols) at \(bits) bits")
+        }
+        guard scales.count == rows * groupsPerRow, zeroPoints.map({ $0.count == scales.count }) ?? true else {
+            throw InputError("QuantizedLinear", "scales hold \(scales.count) values, expected \(rows * groupsPerRow)")
+        }
+        guard bias.map({ $0.count == rows }) ?? true else {
+            throw InputError("QuantizedLinear", "bias holds \(bias?.count ?? 0) values, expected \(rows)")
+        }
+        if let owner, Int(bitPattern: src) % 4 == 0 {
+            data = storage
+            self.owner = owner
+        } else {
+            let raw = UnsafeMutableRawBufferPointer.allocate(byteCount: storage.count, alignment: 64)
+            raw.copyMemory(from: storage)
+            data = UnsafeRawBufferPointer(raw)
+            self.owner = nil
+        }
+        self.scales = .allocate(capacity: scales.count)
+        _ = self.scales.initialize(from: scales)
+        if let z = zeroPoints {
+            let b = UnsafeMutableBufferPointer<Int8>.allocate(capacity: z.count)
+            _ = b.initialize(from: z)
+            zeros = b
+        } else { zeros = nil }
+        if let bb = bias {
+            let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: bb.count)
+            _ = b.initialize(from: bb)
+            self.bias = b
+        } else { self.bias = nil }
+    }
+
+    deinit {
+        if owner == nil { data.deallocate() }
+        scales.deallocate(); zeros?.deallocate(); bias?.deallocate()
+    }
+
+    /// True when the codes are a zero-copy view into a mapped file.
+    public var isMapped: Bool { owner != nil }
+
+    public var residentBytes: Int {
+        data.count + scales.count * 4 + (zeros?.count ?? 0) + (bias?.count ?? 0) * 4
+    }
+
+    /// True when the layer has a zero point per group (asymmetric scheme).
+    public var isAsymmetric: Bool { zeros != nil }
+
+    // MARK: - Unpacking
+
+    /// Codes of rows r0..<r1 as int8, (r1−r0, in) row-major.
+    public func codes(rows r: Range<Int>, into out: UnsafeMutablePointer<Int8>) {
+        let n = inFeatures
+        if bits == 8 {
+            let src = data.baseAddress!.assumingMemoryBound(to: Int8.self)
+            (out).update(from: src + r.lowerBound * n, count: r.count * n)
+            return
+        }
+        let wpr = rowBytes / 4
+        let words = data.baseAddress!.assumingMemoryBound(to: UInt32.self)
+        for (i, row) in r.enumerated() {
+            let w = words + row * wpr
+            let o = out + i * n
+            var c = 0
+            for j in 0 ..< wpr {
+                var v = UInt32(littleEndian: w[j])
+                let end = Swift.min(8, n - c)
+                for _ in 0 ..< end {
+                    o[c] = Int8(truncatingIfNeeded: Int32(v & 0xF) - 8)
+                    v >>= 4; c += 1
+                }
+            }
+        }
+    }
+
+    /// W[r0..<r1, :] ≈ (q − z)·scale as float32, (r1−r0, in) row-major.
+    public func dequantize(rows r: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+        let n = inFeatures, gl = groupLength, gpr = groupsPerRow
+        if bits == 8 {
+            let src = data.baseAddress!.assumingMemoryBound(to: Int8.self)
+            for (i, row) in r.enumerated() {
+                let q = src + row * n, o = out + i * n
+                for g in 0 ..< gpr {
+                    let s = scales[row * gpr + g], z = Float(zeros?[row * gpr + g] ?? 0)
+                    for c in g * gl ..< (g + 1) * gl { o[c] = (Float(q[c]) - z) * s }
+                }
+            }
+            return
+        }
+        let wpr = rowBytes / 4
+        let words = data.baseAddress!.assumingMemoryBound(to: UInt32.self)
+        for (i, row) in r.enumerated() {
+            let w = words + row * wpr, o = out + i * n
+            var c = 0
+            for g in 0 ..< gpr {
+                // Stored nibble u = q + 8, so w = (u − (8 + z))·s, the subtraction exact in float.
+                let s = scales[row * gpr + g]
+                let off = 8 + Float(zeros?[row * gpr + g] ?? 0)
+                let end = (g + 1) * gl
+                while c < end {
+                    if c & 7 == 0 && c + 8 <= end {
+                        var v = UInt32(littleEndian: w[c >> 3])
+                        for k in 0 ..< 8 { o[c + k] = (Float(v & 0xF) - off) * s; v >>= 4 }
+                        c += 8
+                    } else {
+                        let u = (UInt32(littleEndian: w[c >> 3]) >> UInt32(4 * (c & 7))) & 0xF
+                        o[c] = (Float(u) - off) * s
+                        c += 1
+                    }
+                }
+            }
+        }
+    }
+
+    // MARK: - Forward
+
+    public func forward(_ x: UnsafePointer<Float>, rows m: Int, into out: UnsafeMutablePointer<Float>) {
+        guard m > 0 else { return }
+        switch activations {
+        case .none: forwardDequantized(x, rows: m, into: out)
+        case .int8: forwardInt8(x, rows: m, into: out)
+        }
+        if let b = bias {
+            for i in 0 ..< m {
+                let o = out + i * outFeatures
+                for j in 0 ..< outFeatures { o[j] += b[j] }
+            }
+        }
+    }
+
+    private static let threads = max(1, ProcessInfo.processInfo.activeProcessorCount)
+
+    /// Tile by tile: W tile (T, in) dequantized (threads split its rows), out[:, tile] = x · tileᵀ.
+    private func forwardDequantized(_ x: UnsafePointer<Float>, rows m: Int, into out: UnsafeMutablePointer<Float>) {
+        let n = inFeatures
+        let tile = Swift.max(1, Swift.min(outFeatures, Self.tileElements / n))
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: tile * n)
+        defer { scratch.deallocate() }
+        var r0 = 0
+        while r0 < outFeatures {
+            let r1 = Swift.min(outFeatures, r0 + tile), t = r1 - r0
+            let parts = Swift.min(Self.threads, Swift.max(1, t / 16))
+            if parts == 1 {
+                dequantize(rows: r0 ..< r1, into: scratch)
+            } else {
+                DispatchQueue.concurrentPerform(iterations: parts) { p in
+                    let a = r0 + t * p / parts, b = r0 + t * (p + 1) / parts
+                    self.dequantize(rows: a ..< b, into: scratch + (a - r0) * n)
+                }
+            }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(t), Int32(n),
+                        1, x, Int32(n), scratch, Int32(n), 0, out + r0, Int32(outFeatures))
+            r0 = r1
+        }
+    }
+
+    /// Per-token int8 activations, int8 weights, int32 accumulation.
+    private func forwardInt8(_ x: UnsafePointer<Float>, rows m: Int, into out: UnsafeMutablePointer<Float>) {
+        let n = inFeatures
+        let qa = UnsafeMutablePointer<Int8>.allocate(capacity: m * n)
+        let sa = UnsafeMutablePointer<Float>.allocate(capacity: m)
+        defer { qa.deallocate(); sa.deallocate() }
+        Int8Kernels.quantizeRows(x, rows: m, cols: n, into: qa, scales: sa)
+        let parts = Swift.min(Self.threads, Swift.max(1, outFeatures / 64))
+        let zp = zeros.map { UnsafePointer($0.baseAddress!) }
+        let sc = UnsafePointer(scales.baseAddress!)
+        let isa = self.isa
+        DispatchQueue.concurrentPerform(iterations: parts) { p in
+            let a = outFeatures * p / parts, b = outFeatures * (p + 1) / parts
+            if bits == 8 {
+                let w = UnsafePointer(data.baseAddress!.assumingMemoryBound(to: Int8.self))
+                Int8Kernels.gemm(isa: isa, m: m, n: outFeatures, k: n, columns: a ..< b, a: qa, aScale: sa,
+                                 b: w, bScale: sc, bZero: zp, group: groupLength, c: out, ldc: outFeatures)
+            } else {
+                // Unpack 32 rows at a time; pointers are shifted so the kernel sees rows 0..<t.
+                let chunk = 32
+                let buf = UnsafeMutablePointer<Int8>.allocate(capacity: chunk * n)
+                defer { buf.deallocate() }
+                var r = a
+                while r < b {
+                    let e = Swift.min(b, r + chunk)
+                    codes(rows: r ..< e, into: buf)
+                    Int8Kernels.gemm(isa: isa, m: m, n: e - r, k: n, columns: 0 ..< (e - r), a: qa, aScale: sa,
+                                     b: buf, bScale: sc + r * groupsPerRow, bZero: zp.map { $0 + r * groupsPerRow },
+                                     group: groupLength, c: out + r, ldc: outFeatures)
+                    r = e
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,354 @@
+import Foundation
+
+/// Output format of `greenprune quantize`.
+public enum QuantFormat: String, Codable, CaseIterable, Sendable {
+    /// A Hugging Face directory in the compressed-tensors layout (vLLM, llm-compressor).
+    case compressedTensors = "compressed-tensors"
+    /// One GGUF file of Q8_0 / Q4_0 / Q4_1 blocks (llama.cpp).
+    case gguf
+}
+
+/// What to quantize and how.
+public struct QuantizeOptions: Codable, Equatable, Sendable {
+    public var scheme: QuantScheme
+    /// Recorded in `quantization_config` as dynamic per-token int8 input activations.
+    public var activations: ActivationQuantization
+    /// Module-name patterns left in float: a glob (`*`, `?`, `[…]`, fnmatch) matching the whole
+    /// name, or else a plain substring (`down_proj`, `layers.3.`).
+    public var skip: [String]
+    /// Leave the first / last N transformer layers in float.
+    public var skipFirst: Int
+    public var skipLast: Int
+    /// Quantize the output layer (`lm_head`) too (off by default; a tied head has no tensor).
+    public var includeHead: Bool
+    /// Quantize the token embedding matrix too (off by default).
+    public var includeEmbeddings: Bool
+    public var format: QuantFormat
+
+    enum CodingKeys: String, CodingKey {
+        case scheme, activations, skip, skipFirst = "skip_first", skipLast = "skip_last",
+             includeHead = "include_head", includeEmbeddings = "include_embeddings", format
+    }
+
+    public init(scheme: QuantScheme, activations: ActivationQuantization = .none, skip: [String] = [],
+                skipFirst: Int = 0, skipLast: Int = 0, includeHead: Bool = false, includeEmbeddings: Bool = false,
+                format: QuantFormat = .compressedTensors) {
+        self.scheme = scheme; self.activations = activations; self.skip = skip
+        self.skipFirst = skipFirst; self.skipLast = skipLast
+        self.includeHead = includeHead; self.includeEmbeddings = includeEmbeddings; self.format = format
+    }
+}
+
+/// `OUT/quantization.json`: the settings, what was quantized, and what it saved.
+public struct QuantizationReport: Codable, Sendable {
+    public var source: String
+    public var family: String
+    public var options: QuantizeOptions
+    /// Modules stored quantized.
+    public var quantized: [String]
+    /// Linear modules left in float, with the reason.
+    public var skipped: [String: String]
+    /// Bytes of the source weights files / of the output weights files.
+    public var bytesBefore: Int
+    public var bytesAfter: Int
+    public var wallSeconds: Double
+
+    enum CodingKeys: String, CodingKey {
+        case source, family, options, quantized, skipped, bytesBefore = "bytes_before",
+             bytesAfter = "bytes_after", ratio, wallSeconds = "wall_seconds"
+    }
+
+    public init(source: String, family: String, options: QuantizeOptions, quantized: [String],
+                skipped: [String: String], bytesBefore: Int, bytesAfter: Int, wallSeconds: Double) {
+        self.source = source; self.family = family; self.options = options; self.quantized = quantized
+        self.skipped = skipped; self.bytesBefore = bytesBefore; self.bytesAfter = bytesAfter; self.wallSeconds = wallSeconds
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        source = try c.decode(String.self, forKey: .source)
+        family = try c.decode(String.self, forKey: .family)
+        options = try c.decode(QuantizeOptions.self, forKey: .options)
+        quantized = try c.decode([String].self, forKey: .quantized)
+        skipped = try c.decode([String: String].self, forKey: .skipped)
+        bytesBefore = try c.decode(Int.self, forKey: .bytesBefore)
+        bytesAfter = try c.decode(Int.self, forKey: .bytesAfter)
+        wallSeconds = try c.decode(Double.self, forKey: .wallSeconds)
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: CodingKeys.self)
+        try c.encode(source, forKey: .source); try c.encode(family, forKey: .family)
+        try c.encode(options, forKey: .options); try c.encode(quantized, forKey: .quantized)
+        try c.encode(skipped, forKey: .skipped); try c.encode(bytesBefore, forKey: .bytesBefore)
+        try c.encode(bytesAfter, forKey: .bytesAfter)
+        try c.encode(bytesBefore > 0 ? Double(bytesAfter) / Double(bytesBefore) : 0, forKey: .ratio)
+        try c.encode(wallSeconds, forKey: .wallSeconds)
+    }
+}
+
+/// Model directory → quantized model directory.
+///
+/// Works on checkpoint names, so any Llama-family decoder or BERT encoder — pruned ones
+/// included, whose layers differ in shape — goes through the same path: every Linear weight
+/// (attention and MLP projections) is quantized with the scheme unless skipped; norms, biases,
+/// position tables and (by default) embeddings and the output head keep their dtype.
+public enum Quantizer {
+    /// The role a checkpoint tensor plays.
+    public enum Role: Equatable, Sendable {
+        /// A projection inside transformer layer `layer`.
+        case linear(layer: Int)
+        /// The output head (`lm_head`).
+        case head
+        /// The token embedding matrix.
+        case embedding
+        /// A Linear outside the layers that GreenPrune keeps in float (BERT's pooler).
+        case otherLinear
+        /// Everything else (norms, biases, position tables).
+        case other
+    }
+
+    /// Classifies `name` (a tensor name) for `family`.
+    public static func role(of name: String, family: ModelFamily) -> Role {
+        guard name.hasSuffix(".weight") else { return .other }
+        let module = String(name.dropLast(".weight".count))
+        switch family {
+        case .llama:
+            if module == "lm_head" { return .head }
+            if module.hasSuffix("embed_tokens") { return .embedding }
+            if let l = layerIndex(module, marker: "layers"), module.contains(".self_attn.") || module.contains(".mlp."),
+               module.hasSuffix("_proj") { return .linear(layer: l) }
+        case .bert:
+            if module.hasSuffix("embeddings.word_embeddings") { return .embedding }
+            if module.hasSuffix("pooler.dense") { return .otherLinear }
+            if let l = layerIndex(module, marker: "layer"),
+               ["attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
+                "intermediate.dense", "output.dense"].contains(where: { module.hasSuffix("." + $0) }) {
+                return .linear(layer: l)
+            }
+        }
+        return .other
+    }
+
+    /// The number after `.<marker>.` (or at the start) in a module name.
+    static func layerIndex(_ module: String, marker: String) -> Int? {
+        let parts = module.split(separator: ".")
+        for (i, p) in parts.enumerated() where p == marker && i + 1 < parts.count {
+            if let n = Int(parts[i + 1]) { return n }
+        }
+        return nil
+    }
+
+    /// True when `pattern` selects `module`: fnmatch for globs, else substring.
+    public static func matches(_ pattern: String, _ module: String) -> Bool {
+        if pattern.contains(where: { "*?[".contains($0) }) { return fnmatch(pattern, module, 0) == 0 }
+        return module.contains(pattern)
+    }
+
+    /// Which modules of `reader` get quantized (sorted) and which Linear ones stay float (reason).
+    public static func plan(_ reader: SafeTensorsReader, family: ModelFamily, numLayers: Int,
+                            options o: QuantizeOptions) -> (quantize: [String], skipped: [String: String]) {
+        var q: [String] = [], skipped: [String: String] = [:]
+        for name in reader.names {
+            guard let info = reader.info(name), info.shape.count == 2 else { continue }
+            let module = String(name.dropLast(".weight".count))
+            let r = role(of: name, family: family)
+            switch r {
+            case .other: continue
+            case .otherLinear: skipped[module] = "kept in float (outside the transformer layers)"; continue
+            case .head where !o.includeHead: skipped[module] = "output head (use --include-head)"; continue
+            case .embedding where !o.includeEmbeddings: continue
+            case .linear(let l) where l < o.skipFirst: skipped[module] = "--skip-first \(o.skipFirst)"; continue
+            case .linear(let l) where l >= numLayers - o.skipLast: skipped[module] = "--skip-last \(o.skipLast)"; continue
+            default: break
+            }
+            if let p = o.skip.first(where: { matches($0, module) }) { skipped[module] = "--skip \(p)"; continue }
+            guard [DType.f32, .f16, .bf16, .f64].contains(info.dtype) else { continue }
+            q.append(module)
+        }
+        // A tied decoder has no lm_head tensor: --include-head stores a quantized copy of the
+        // embedding as lm_head, so the head runs quantized while the float embedding table is
+        // only read row by row (its pages stay out of memory).
+        if family == .llama, o.includeHead, !o.includeEmbeddings, reader.info("lm_head.weight") == nil,
+           reader.info("model.embed_tokens.weight")?.shape.count == 2 {
+            q.append("lm_head")
+        }
+        return (q, skipped)
+    }
+
+    /// The float tensor a quantized module is made from (the tied head reads the embedding).
+    static func source(of module: String, _ reader: SafeTensorsReader) -> String {
+        module == "lm_head" && reader.info("lm_head.weight") == nil ? "model.embed_tokens.weight" : module + ".weight"
+    }
+
+    /// The weights files of a model directory, for size accounting.
+    static func weightFiles(_ dir: URL) -> [URL] {
+        let items = (try? FileManager.default.contentsOfDirectory(at: dir, includingPropertiesForKeys: nil)) ?? []
+        return items.filter { $0.pathExtension == "safetensors" || $0.pathExtension == "gguf" }
+    }
+
+    static func bytes(of files: [URL]) -> Int {
+        files.reduce(0) { $0 + ((try? FileManager.default.attributesOfItem(atPath: $1.path)[.size] as? Int) ?? 0) }
+    }
+
+    /// Throws when `dir` already holds a quantized model (config or tensor names say so).
+    public static func refuseQuantized(_ dir: URL, config: Data, reader: SafeTensorsReader) throws {
+        let top = (try? JSONSerialization.jsonObject(with: config)) as? [String: Any]
+        if top?["quantization_config"] != nil {
+            throw InputError(dir.appendingPathComponent("config.json").path, "the model is already quantized (quantization_config present); quantize the float model instead")
+        }
+        if let n = reader.names.first(where: { $0.hasSuffix(".weight_scale") || $0.hasSuffix(".weight_packed") }) {
+            throw InputError(dir.path, "the model is already quantized (tensor \(n)); quantize the float model instead")
+        }
+    }
+
+    /// Quantizes the model in `dir` into `out` (built under a temporary name, then renamed).
+    @discardableResult
+    public static func quantize(model dir: URL, to out: URL, options o: QuantizeOptions, progress: Bool = true) throws -> QuantizationReport {
+        let start = Date()
+        let configURL = dir.appendingPathComponent("config.json")
+        let configData: Data
+        do { configData = try Data(contentsOf: configURL) } catch { throw InputError(configURL.path, "cannot read: \(error.localizedDescription)") }
+        let config = try ModelConfig.decode(configData, path: configURL.path)
+        let family = try config.family(path: configURL.path)
+        let reader = try SafeTensorsReader(dir)
+        try refuseQuantized(dir, config: configData, reader: reader)
+        guard dir.standardizedFileURL.path != out.standardizedFileURL.path else {
+            throw InputError("--out", "must differ from the input directory \(dir.path)")
+        }
+        let numLayers = config.numHiddenLayers ?? 0
+        guard o.skipFirst + o.skipLast <= numLayers || numLayers == 0 else {
+            throw InputError("--skip-first/--skip-last", "skip \(o.skipFirst)+\(o.skipLast) layers but the model has \(numLayers)")
+        }
+        let (modules, skipped) = plan(reader, family: family, numLayers: numLayers, options: o)
+        // Validate every width before writing anything.
+        for m in modules {
+            let info = reader.info(source(of: m, reader))!
+            try o.scheme.validate(cols: info.shape[1], name: m)
+        }
+
+        if o.format == .gguf {
+            return try GGUFExport.write(model: dir, reader: reader, config: config, configData: configData, family: family,
+                                        modules: modules, skipped: skipped, to: out, options: o, start: start, progress: progress)
+        }
+
+        let tmp = AtomicFile.temporarySibling(of: out)
+        let fm = FileManager.default
+        do {
+            try fm.createDirectory(at: tmp, withIntermediateDirectories: true)
+            // Everything but the weights and config.json comes along unchanged (tokenizer, pooling…).
+            for item in try fm.contentsOfDirectory(at: dir, includingPropertiesForKeys: nil) {
+                let n = item.lastPathComponent
+                if n.hasPrefix(".") || n == "config.json" || n == "quantization.json" || item.pathExtension == "safetensors"
+                    || n == "model.safetensors.index.json" { continue }
+                try fm.copyItem(at: item, to: tmp.appendingPathComponent(n))
+            }
+            let entries = try tensorEntries(reader, modules: Set(modules), scheme: o.scheme)
+            let bar = progress ? ProgressBar("quantize", total: entries.count, unit: "tensors") : nil
+            try SafeTensorsWriter.write(entries, metadata: ["format": "pt", "quantized_by": "greenprune"],
+                                        to: tmp.appendingPathComponent("model.safetensors"), progress: bar)
+            bar?.finish()
+            let ignore = skipped.keys.sorted()
+            let qc = CTQuantizationConfig(scheme: o.scheme, activationsInt8: o.activations == .int8, ignore: ignore,
+                                          includesEmbeddings: modules.contains { role(of: $0 + ".weight", family: family) == .embedding })
+            try AtomicFile.write(try configWithQuantization(configData, qc, path: configURL.path), to: tmp.appendingPathComponent("config.json"))
+            let report = QuantizationReport(source: dir.path, family: family.rawValue, options: o, quantized: modules, skipped: skipped,
+                                            bytesBefore: bytes(of: weightFiles(dir)),
+                                            bytesAfter: bytes(of: weightFiles(tmp)),
+                                            wallSeconds: Date().timeIntervalSince(start))
+            let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+            try AtomicFile.write(try enc.encode(report), to: tmp.appendingPathComponent("quantization.json"))
+            try AtomicFile.commit(tmp, to: out)
+            return report
+        } catch {
+            try? fm.removeItem(at: tmp)
+            throw error
+        }
+    }
+
+    /// config.json text with `"quantization_config": {…}` appended as the last key (the rest of
+    /// the file kept byte for byte).
+    static func configWithQuantization(_ data: Data, _ qc: CTQuantizationConfig, path: String) throws -> Data {
+        guard var text = String(data: data, encoding: .utf8), let close = text.lastIndex(of: "}") else {
+            throw InputError(path, "config.json is not a JSON object")
+        }
+        let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let block = String(decoding: try enc.encode(qc), as: UTF8.self)
+            .split(separator: "\n", omittingEmptySubsequences: false).joined(separator: "\n  ")
+        var head = String(text[..<close])
+        while let last = head.last, last.isWhitespace { head.removeLast() }
+        let empty = head.hasSuffix("{")
+        text = head + (empty ? "\n" : ",\n") + "  \"quantization_config\": " + block + "\n}\n"
+        return Data(text.utf8)
+    }
+
+    /// The output tensors: quantized modules in compressed-tensors form, everything else as is.
+    /// Each module is quantized once, when the writer reaches its first tensor (names sort together).
+    static func tensorEntries(_ reader: SafeTensorsReader, modules: Set<String>, scheme: QuantScheme) throws -> [SafeTensorsEntry] {
+        final class Cache { var name = ""; var tensor: QuantizedTensor? }
+        let cache = Cache()
+        func quantized(_ m: String) throws -> QuantizedTensor {
+            if cache.name == m, let t = cache.tensor { return t }
+            let src = source(of: m, reader)
+            let info = reader.info(src)!
+            let w = try reader.floats(src)
+            let t = try scheme.quantize(w.buffer, rows: info.shape[0], cols: info.shape[1], name: m)
+            cache.name = m; cache.tensor = t
+            return t
+        }
+        var entries: [SafeTensorsEntry] = []
+        var names = reader.names
+        if modules.contains("lm_head") && reader.info("lm_head.weight") == nil { names.append("lm_head.weight") }
+        for name in names {
+            let module = name.hasSuffix(".weight") ? String(name.dropLast(".weight".count)) : ""
+            guard modules.contains(module) else {
+                let info = reader.info(name)!, file = reader.file(of: name)!
+                entries.append(SafeTensorsEntry(name: name, dtype: info.dtype, shape: info.shape) { Data(file.bytes(info)) })
+                continue
+            }
+            let info = reader.info(source(of: module, reader))!
+            let rows = info.shape[0], cols = info.shape[1]
+            let gpr = scheme.granularity == .group ? cols / scheme.groupLength(cols: cols) : 1
+            let scaleShape = scheme.granularity == .tensor ? [1] : [rows, gpr]
+            entries.append(SafeTensorsEntry(name: module + ".weight_scale", dtype: .f32, shape: scaleShape) {
+                try SafeTensorsWriter.encode(try quantized(module).scales, as: .f32)
+            })
+            if scheme.bits == 8 {
+                entries.append(SafeTensorsEntry(name: module + ".weight", dtype: .i8, shape: [rows, cols]) {
+                    try quantized(module).codes.withUnsafeBytes { Data($0) }
+                })
+                if !scheme.symmetric {
+                    entries.append(SafeTensorsEntry(name: module + ".weight_zero_point", dtype: .i8, shape: scaleShape) {
+                        try quantized(module).zeroPoints!.withUnsafeBytes { Data($0) }
+                    })
+                }
+            } else {
+                let per = 32 / scheme.bits
+                entries.append(SafeTensorsEntry(name: module + ".weight_packed", dtype: .i32, shape: [rows, (cols + per - 1) / per]) {
+                    let t = try quantized(module)
+                    return littleEndianBytes(CompressedTensors.pack(t.codes, rows: rows, cols: cols, bits: scheme.bits))
+                })
+                entries.append(try SafeTensorsEntry(name: module + ".weight_shape", integers: [Int32(rows), Int32(cols)], shape: [2]))
+                if !scheme.symmetric {
+                    if scheme.granularity == .tensor {
+                        entries.append(SafeTensorsEntry(name: module + ".weight_zero_point", dtype: .i8, shape: [1]) {
+                            try quantized(module).zeroPoints!.withUnsafeBytes { Data($0) }
+                        })
+                    } else {
+                        entries.append(SafeTensorsEntry(name: module + ".weight_zero_point", dtype: .i32, shape: [(rows + per - 1) / per, gpr]) {
+                            let t = try quantized(module)
+                            return littleEndianBytes(CompressedTensors.packRows(t.zeroPoints!, rows: rows, cols: gpr, bits: scheme.bits))
+                        })
+                    }
+                }
+            }
+        }
+        return entries
+    }
+
+    static func littleEndianBytes(_ v: [Int32]) -> Data {
+        var d = Data(capacity: v.count * 4)
+        for x in v { var le = x.littleEndian; withUnsafeBytes(of: &le) { d.append(contentsOf: $0) } }
+        return d
+    }
+}

@@ -1,0 +1,169 @@
+import ArgumentParser
+import Foundation
+import GreenPrune
+
+/// `greenprune quant-bench`: what quantization costs and saves, measured within one run.
+///
+/// `encoder BASE DIR…`: all-MiniLM-style encoders — STS-B Spearman, embedding_drift (MSE,
+/// cosine) against BASE, and weights size on disk relative to BASE.
+/// `decoder BASE DIR…`: each model scored in its own child process (so peak RSS is its own) on
+/// the first `--windows` windows of wikitext2_chunked — perplexity, tokens/s and peak RSS, with
+/// ratios to BASE.
+struct QuantBench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "quant-bench",
+        abstract: "Measure quantized models against their float baseline (accuracy, size, speed, peak RSS).")
+
+    enum Kind: String, ExpressibleByArgument { case encoder, decoder, score }
+
+    @Argument(help: "encoder, decoder (or score: one child measurement, JSON on stdout).")
+    var kind: Kind
+
+    @Argument(help: "Baseline (float) directory first, then the quantized directories.")
+    var directories: [String]
+
+    @Option(help: "STS-B pairs (encoder) to use; all by default.")
+    var limit: Int?
+
+    @Option(help: "wikitext2_chunked windows to score (decoder).")
+    var windows: Int = 40
+
+    @Option(help: "Window length in tokens (decoder).")
+    var seqLen: Int = 128
+
+    @Option(help: "Tokens per scoring batch (decoder); smaller batches need less activation memory.")
+    var batchTokens: Int = 4096
+
+    @Option(help: "Evaluation data directory.")
+    var dataDir: String?
+
+    @Option(help: "Activations for every quantized layer at run time (none | int8), overriding the config.")
+    var activations: ActivationQuantization?
+
+    func validate() throws {
+        guard !directories.isEmpty else { throw ValidationError("give at least one model directory") }
+        guard kind == .score || directories.count >= 2 else { throw ValidationError("give the baseline directory and at least one quantized directory") }
+    }
+
+    func run() throws {
+        switch kind {
+        case .encoder: try encoder()
+        case .decoder: try decoder()
+        case .score: try score()
+        }
+    }
+
+    static func weightBytes(_ dir: String) -> Int {
+        let url = URL(fileURLWithPath: dir)
+        let items = (try? FileManager.default.contentsOfDirectory(at: url, includingPropertiesForKeys: [.fileSizeKey])) ?? []
+        return items.filter { $0.pathExtension == "safetensors" }
+            .reduce(0) { $0 + ((try? $1.resourceValues(forKeys: [.fileSizeKey]).fileSize) ?? 0) }
+    }
+
+    /// A field of /proc/self/status in bytes: VmHWM (peak resident set), RssAnon, RssFile.
+    static func status(_ field: String) -> Int {
+        guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
+        for line in s.split(separator: "\n") where line.hasPrefix(field + ":") {
+            let kb = line.split(separator: " ").compactMap { Int($0) }.first ?? 0
+            return kb * 1024
+        }
+        return 0
+    }
+
+    func loadEncoder(_ dir: String) throws -> BertModel {
+        let url = URL(fileURLWithPath: dir)
+        let m = try ModelLoader.loadBert(url)
+        m.tokenizer = try TokenizerLoader.load(directory: url)
+        if let d = try? Data(contentsOf: url.appendingPathComponent("sentence_bert_config.json")),
+           let o = try? JSONSerialization.jsonObject(with: d) as? [String: Any], let n = o["max_seq_length"] as? Int {
+            m.maxSequenceLength = n
+        }
+        applyActivations(m.weights.layers.flatMap { [$0.query, $0.key, $0.value, $0.attentionOutput, $0.intermediate, $0.output] })
+        return m
+    }
+
+    func applyActivations(_ layers: [any LinearLayer]) {
+        guard let a = activations else { return }
+        for case let q as QuantizedLinear in layers { q.activations = a }
+    }
+
+    func encoder() throws {
+        let data = Paths.dataDirectory(dataDir)
+        let base = try loadEncoder(directories[0])
+        let baseRho = try STSBTask().run(base, baseline: nil, dataDirectory: data, limit: limit).values["spearman"]!.value
+        let baseBytes = Self.weightBytes(directories[0])
+        print(String(format: "%-40@ stsb %.2f  size %d", directories[0] as NSString, baseRho, baseBytes))
+        for dir in directories.dropFirst() {
+            let m = try loadEncoder(dir)
+            let quantized = m.weights.layers.first.map { $0.query is QuantizedLinear } ?? false
+            let rho = try STSBTask().run(m, baseline: nil, dataDirectory: data, limit: limit).values["spearman"]!.value
+            let drift = try EmbeddingDriftTask().run(m, baseline: base, dataDirectory: data, limit: limit)
+            let bytes = Self.weightBytes(dir)
+            print(String(format: "%-40@ stsb %.2f (Δ %+.2f)  drift mse %.3e cosine %.6f  size %d (%.1f%%)  QuantizedLinear: %@",
+                         dir as NSString, rho, rho - baseRho, drift.values["mse"]!.value, drift.values["cosine"]!.value,
+                         bytes, 100 * Double(bytes) / Double(baseBytes), quantized ? "yes" : "no"))
+        }
+    }
+
+    /// Child: load one decoder, score the windows, print one JSON line.
+    func score() throws {
+        let url = URL(fileURLWithPath: directories[0])
+        let t0 = Date()
+        let model = try ModelLoader.loadLlama(url)
+        applyActivations(model.weights.layers.flatMap { $0.linears.map(\.layer) })
+        let tokenizer = try TokenizerLoader.load(directory: url)
+        let loadSeconds = Date().timeIntervalSince(t0)
+        model.maxBatchTokens = batchTokens
+        let ev = Evaluator(model: model, tokenizer: tokenizer, options: ScorerOptions(batchTokens: batchTokens), showProgress: false)
+        let setup = TaskSetup(dataDirectory: Paths.dataDirectory(dataDir), sequenceLength: seqLen, tokenizer: tokenizer)
+        let out = try ev.run(ChunkedPerplexityTask(.wikitext2), setup: setup, limit: windows)
+        let resident = model.weights.layers.reduce(0) { $0 + $1.linears.reduce(0) { $0 + $1.layer.residentBytes } }
+        let kind = model.weights.layers.first.map { String(describing: type(of: $0.qProj)) } ?? "?"
+        let o: [String: Any] = ["dir": url.path, "perplexity": out.values["perplexity"]!.value,
+                                "tokens_per_second": out.tokensPerSecond, "wall_seconds": out.wallSeconds,
+                                "load_seconds": loadSeconds, "peak_rss_bytes": Self.status("VmHWM"),
+                                "rss_anon_bytes": Self.status("RssAnon"), "rss_file_bytes": Self.status("RssFile"),
+                                "linear_resident_bytes": resident, "projection_type": kind]
+        print(String(decoding: try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]), as: UTF8.self))
+    }
+
+    func decoder() throws {
+        var results: [[String: Any]] = []
+        for dir in directories {
+            let p = Process()
+            p.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
+            if !FileManager.default.isExecutableFile(atPath: p.executableURL!.path) {
+                p.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+            }
+            var args = ["quant-bench", "score", dir, "--windows", String(windows), "--seq-len", String(seqLen),
+                        "--batch-tokens", String(batchTokens)]
+            if let d = dataDir { args += ["--data-dir", d] }
+            if let a = activations { args += ["--activations", a.rawValue] }
+            p.arguments = args
+            let pipe = Pipe()
+            p.standardOutput = pipe
+            try p.run()
+            let data = pipe.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            guard p.terminationStatus == 0, let line = String(data: data, encoding: .utf8)?.split(separator: "\n").last,
+                  let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+                throw InputError(dir, "the scoring child failed (exit \(p.terminationStatus))")
+            }
+            results.append(o)
+            FileHandle.standardError.write(Data((String(line) + "\n").utf8))
+        }
+        let b = results[0]
+        func d(_ o: [String: Any], _ k: String) -> Double { (o[k] as? NSNumber)?.doubleValue ?? 0 }
+        for (i, o) in results.enumerated() {
+            print(String(format: "%-40@ ppl %.4f (%+.2f%%)  %.1f tok/s (×%.3f)  peak RSS %.1f MB (%.1f%%; at exit anon %.0f MB, file %.0f MB)  linear weights %.1f MB  size %.1f MB (%.1f%%)  %@",
+                         directories[i] as NSString, d(o, "perplexity"), 100 * (d(o, "perplexity") / d(b, "perplexity") - 1),
+                         d(o, "tokens_per_second"), d(o, "tokens_per_second") / d(b, "tokens_per_second"),
+                         d(o, "peak_rss_bytes") / 1e6, 100 * d(o, "peak_rss_bytes") / d(b, "peak_rss_bytes"),
+                         d(o, "rss_anon_bytes") / 1e6, d(o, "rss_file_bytes") / 1e6,
+                         d(o, "linear_resident_bytes") / 1e6,
+                         Double(Self.weightBytes(directories[i])) / 1e6,
+                         100 * Double(Self.weightBytes(directories[i])) / Double(Self.weightBytes(directories[0])),
+                         (o["projection_type"] as? String ?? "?") as NSString))
+        }
+    }
+}

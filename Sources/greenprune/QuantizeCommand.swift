@@ -1,0 +1,85 @@
+import ArgumentParser
+import Foundation
+import GreenPrune
+
+extension QuantGranularity: ExpressibleByArgument {}
+extension QuantFormat: ExpressibleByArgument {}
+extension ActivationQuantization: ExpressibleByArgument {}
+
+/// `greenprune quantize DIR --out OUT --bits 8|4 …`: post-training round-to-nearest quantization.
+struct Quantize: ParsableCommand {
+    enum Scheme: String, ExpressibleByArgument, CaseIterable { case symmetric, asymmetric }
+
+    static let configuration = CommandConfiguration(
+        abstract: "Quantize every Linear layer of a model to INT8 or INT4 (compressed-tensors directory or GGUF).",
+        discussion: """
+        Writes OUT/ as a Hugging Face directory in the compressed-tensors layout (config.json gains \
+        quantization_config; tensors <module>.weight (int8) or <module>.weight_packed (4-bit in int32) \
+        with weight_scale), plus OUT/quantization.json with the settings, bytes before/after and wall time. \
+        Embeddings and the output head stay in their dtype unless --include-embeddings / --include-head.
+        """)
+
+    @Argument(help: "Model directory (config.json + model.safetensors).")
+    var model: String
+
+    @Option(help: "Output directory (or .gguf file with --format gguf).")
+    var out: String
+
+    @Option(help: "Weight bits: 8 or 4.")
+    var bits: Int
+
+    @Option(help: "Scale granularity: tensor, channel or group.")
+    var granularity: QuantGranularity?
+
+    @Option(help: "Columns per scale for --granularity group: 32, 64 or 128 (default 128).")
+    var groupSize: Int?
+
+    @Option(help: "symmetric (zero point 0) or asymmetric (a zero point per scale).")
+    var scheme: Scheme = .symmetric
+
+    @Option(help: "Activations at run time: none (float) or int8 (dynamic per-token int8, int8×int8 kernels).")
+    var activations: ActivationQuantization = .none
+
+    @Option(parsing: .singleValue, help: "Leave modules matching this glob or substring in float (repeatable).")
+    var skip: [String] = []
+
+    @Option(help: "Leave the first N transformer layers in float.")
+    var skipFirst: Int = 0
+
+    @Option(help: "Leave the last N transformer layers in float.")
+    var skipLast: Int = 0
+
+    @Flag(help: "Quantize the output head (lm_head) too; for a tied decoder a quantized copy of the embedding becomes lm_head.")
+    var includeHead = false
+
+    @Flag(help: "Quantize the token embedding table too.")
+    var includeEmbeddings = false
+
+    @Option(help: "compressed-tensors (directory) or gguf (one file of ggml 32-weight blocks: Q8_0 for --bits 8, Q4_0 / Q4_1 for --bits 4 symmetric / asymmetric; the granularity flags do not apply).")
+    var format: QuantFormat = .compressedTensors
+
+    @Flag(help: "No progress bar.")
+    var quiet = false
+
+    /// Channel by default; group when only --group-size is given.
+    var resolvedGranularity: QuantGranularity { granularity ?? (groupSize != nil ? .group : .channel) }
+
+    func validate() throws {
+        guard bits == 8 || bits == 4 else { throw ValidationError("--bits: \(bits) is not supported (use 8 or 4)") }
+        if let g = groupSize {
+            guard QuantScheme.groupSizes.contains(g) else { throw ValidationError("--group-size: \(g) is not supported (use 32, 64 or 128)") }
+            guard resolvedGranularity == .group else { throw ValidationError("--group-size needs --granularity group") }
+        }
+        guard skipFirst >= 0, skipLast >= 0 else { throw ValidationError("--skip-first/--skip-last must not be negative") }
+    }
+
+    func run() throws {
+        let s = try QuantScheme(bits: bits, granularity: resolvedGranularity, groupSize: groupSize, symmetric: scheme == .symmetric)
+        let options = QuantizeOptions(scheme: s, activations: activations, skip: skip, skipFirst: skipFirst, skipLast: skipLast,
+                                      includeHead: includeHead, includeEmbeddings: includeEmbeddings, format: format)
+        let r = try Quantizer.quantize(model: URL(fileURLWithPath: model), to: URL(fileURLWithPath: out), options: options, progress: !quiet)
+        print(String(format: "%@: %d modules quantized (%d kept in float), %d → %d bytes (%.1f%%) in %.1f s",
+                     out, r.quantized.count, r.skipped.count, r.bytesBefore, r.bytesAfter,
+                     100 * Double(r.bytesAfter) / Double(max(r.bytesBefore, 1)), r.wallSeconds))
+    }
+}

@@ -1,0 +1,260 @@
+import Foundation
+import GreenPrune
+import Testing
+
+/// Deterministic pseudo-random numbers (SplitMix64) so failures reproduce.
+struct SplitMix {
+    var state: UInt64
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+    /// Uniform in [-1, 1).
+    mutating func float() -> Float { Float(Double(next() >> 11) / Double(1 << 53)) * 2 - 1 }
+    mutating func int8(_ lo: Int, _ hi: Int) -> Int8 { Int8(lo + Int(next() % UInt64(hi - lo + 1))) }
+}
+
+/// Weights with a few outliers per row, like real projections.
+func randomMatrix(_ rows: Int, _ cols: Int, seed: UInt64) -> [Float] {
+    var g = SplitMix(state: seed)
+    return (0 ..< rows * cols).map { i in g.float() * (i % 37 == 0 ? 3 : 0.2) }
+}
+
+/// out (m, n) = x (m, k) · wᵀ (n, k) in Double, the reference every path is checked against.
+func referenceMatmul(_ x: [Float], _ w: [Float], m: Int, n: Int, k: Int) -> [Double] {
+    var out = [Double](repeating: 0, count: m * n)
+    for i in 0 ..< m { for j in 0 ..< n {
+        var s = 0.0
+        for c in 0 ..< k { s += Double(x[i * k + c]) * Double(w[j * k + c]) }
+        out[i * n + j] = s
+    } }
+    return out
+}
+
+@Suite("Quantization")
+struct QuantizationTests {
+    static let schemes: [QuantScheme] = {
+        var s: [QuantScheme] = []
+        for bits in [8, 4] { for sym in [true, false] {
+            s.append(try! QuantScheme(bits: bits, granularity: .tensor, symmetric: sym))
+            s.append(try! QuantScheme(bits: bits, granularity: .channel, symmetric: sym))
+            for g in [32, 64, 128] { s.append(try! QuantScheme(bits: bits, granularity: .group, groupSize: g, symmetric: sym)) }
+        } }
+        return s
+    }()
+
+    // MARK: scheme
+
+    /// |w − dequant(quant(w))| ≤ scale/2 for every weight (float32 rounding: + 1e-6·|w| + 1e-9).
+    @Test("round trip within half a step", arguments: schemes)
+    func roundTrip(_ scheme: QuantScheme) throws {
+        let rows = 12, cols = 384
+        let w = randomMatrix(rows, cols, seed: UInt64(scheme.bits * 100 + (scheme.groupSize ?? 1)))
+        let t = try w.withUnsafeBufferPointer { try scheme.quantize($0, rows: rows, cols: cols, name: "w") }
+        let d = t.dequantize()
+        var worstSteps: Float = 0
+        for r in 0 ..< rows { for c in 0 ..< cols {
+            let i = r * cols + c
+            let s = t.scales[t.scaleIndex(row: r, col: c)]
+            let err = abs(w[i] - d[i])
+            #expect(err <= s / 2 + 1e-6 * abs(w[i]) + 1e-9, "w[\(r),\(c)] = \(w[i]) → \(d[i]), step \(s)")
+            #expect(Int(t.codes[i]) >= scheme.qmin && Int(t.codes[i]) <= scheme.qmax)
+            worstSteps = max(worstSteps, err / s)
+        } }
+        // The bound is tight: some weight lands near half a step (or the scheme is too coarse).
+        #expect(worstSteps > 0.4)
+    }
+
+    /// Worked by hand from compressed-tensors' formulas.
+    @Test func workedExamples() throws {
+        // 8-bit symmetric per channel: scale = max|w| / 127.5 = 1 (exact in float); −127.5 → −128
+        // (ties to even), 63.5 → 64, 127.5 → 128 clamped to 127, 0.25 → 0; row 2: scale 2, 5 → 2.5 → 2.
+        let s8 = try QuantScheme(bits: 8, granularity: .channel, symmetric: true)
+        let t8 = try [-127.5, 63.5, 127.5, 0.25, 255, 5, 0, -1].withUnsafeBufferPointer { try s8.quantize($0, rows: 2, cols: 4, name: "w") }
+        #expect(t8.codes == [-128, 64, 127, 0, 127, 2, 0, 0])
+        #expect(t8.scales == [1, 2])
+        // 4-bit symmetric: scale = 7.5 / 7.5 = 1; −7.5 → −8, 3.5 → 4, 7.5 → 8 clamped to 7, 2.4 → 2.
+        let s4s = try QuantScheme(bits: 4, granularity: .tensor, symmetric: true)
+        let t4s = try [-7.5, 3.5, 7.5, 2.4].withUnsafeBufferPointer { try s4s.quantize($0, rows: 1, cols: 4, name: "w") }
+        #expect(t4s.codes == [-8, 4, 7, 2])
+        #expect(t8.zeroPoints == nil)
+        // 4-bit asymmetric: [0, 3] → scale 3/15 = 0.2, zero point −8 − 0/0.2 = −8,
+        // codes round(x/0.2 − 8) = [−8, −3, 2, 7].
+        let s4 = try QuantScheme(bits: 4, granularity: .tensor, symmetric: false)
+        let t4 = try [0, 1, 2, 3].withUnsafeBufferPointer { try s4.quantize($0, rows: 1, cols: 4, name: "w") }
+        #expect(t4.codes == [-8, -3, 2, 7])
+        #expect(abs(t4.scales[0] - 0.2) < 1e-7)
+        #expect(t4.zeroPoints == [-8])
+        // All-zero group: scale becomes float32 epsilon, codes 0.
+        let z = try [Float](repeating: 0, count: 32).withUnsafeBufferPointer {
+            try QuantScheme(bits: 4, granularity: .group, groupSize: 32).quantize($0, rows: 1, cols: 32, name: "w")
+        }
+        #expect(z.scales == [Float.ulpOfOne])
+        #expect(z.codes.allSatisfy { $0 == 0 })
+    }
+
+    @Test func badInputIsOneLineError() throws {
+        for (make, flag) in [({ _ = try QuantScheme(bits: 3, granularity: .channel) }, "--bits"),
+                             ({ _ = try QuantScheme(bits: 4, granularity: .group, groupSize: 48) }, "--group-size")] as [(() throws -> Void, String)] {
+            do { try make(); Issue.record("expected an error for \(flag)") } catch {
+                let text = "\(error)"
+                #expect(text.hasPrefix(flag) && !text.contains("\n"), "\(text)")
+            }
+        }
+        let s = try QuantScheme(bits: 4, granularity: .group, groupSize: 128)
+        let w = [Float](repeating: 1, count: 2 * 500)
+        #expect(throws: InputError.self) { try w.withUnsafeBufferPointer { try s.quantize($0, rows: 2, cols: 500, name: "model.layers.0.mlp.down_proj") } }
+        do { _ = try w.withUnsafeBufferPointer { try s.quantize($0, rows: 2, cols: 500, name: "down") } } catch {
+            #expect("\(error)".contains("500") && "\(error)".contains("down") && !"\(error)".contains("\n"))
+        }
+        let nan = [Float.nan, 1]
+        #expect(throws: InputError.self) { try nan.withUnsafeBufferPointer { try QuantScheme(bits: 8, granularity: .tensor).quantize($0, rows: 1, cols: 2, name: "w") } }
+    }
+
+    // MARK: compressed-tensors packing
+
+    /// compressed-tensors' pack_to_int32 docstring: 8-bit [1, 2] → [129, 130, 0, 0] → 33409.
+    @Test func packDocstringExample() {
+        #expect(CompressedTensors.pack([1, 2], rows: 1, cols: 2, bits: 8) == [33409])
+        #expect(CompressedTensors.unpack([33409], rows: 1, cols: 2, bits: 8) == [1, 2])
+    }
+
+    /// 4-bit: code j sits in bits 4j..4j+3 of the word, stored as q + 8; rows pad with zero bits.
+    @Test func pack4BitWorked() {
+        let codes: [Int8] = [-8, -7, -6, -5, -4, -3, -2, -1, 0, 1, 2, 3, 4, 5, 6, 7, 7]
+        let words = CompressedTensors.pack(codes, rows: 1, cols: 17, bits: 4)
+        #expect(words.map { UInt32(bitPattern: $0) } == [0x7654_3210, 0xFEDC_BA98, 0x0000_000F])
+        #expect(CompressedTensors.unpack(words, rows: 1, cols: 17, bits: 4) == codes)
+        // Two rows of 3: each row starts a new word.
+        let two = CompressedTensors.pack([0, 1, -1, 2, -8, 7], rows: 2, cols: 3, bits: 4)
+        #expect(two.map { UInt32(bitPattern: $0) } == [0x798, 0xF0A])
+        // Zero points pack along the rows (packed_dim=0): column c of word-row 0 holds rows 0..7.
+        let zp: [Int8] = [1, -1, 0, 2, 3, -8, 7, -2, 5, 4]   // (5 rows, 2 cols)
+        let zw = CompressedTensors.packRows(zp, rows: 5, cols: 2, bits: 4)
+        // column 0: rows 1,0,3,7,5 → u = 9,8,11,15,13 → 0xDFB89; column 1: −1,2,−8,−2,4 → 7,10,0,6,12 → 0xC60A7
+        #expect(zw.map { UInt32(bitPattern: $0) } == [0xD_FB89, 0xC_60A7])
+        #expect(CompressedTensors.unpackRows(zw, rows: 5, cols: 2, bits: 4) == zp)
+    }
+
+    @Test func packRandomRoundTrip() {
+        var g = SplitMix(state: 7)
+        for (bits, lo, hi) in [(4, -8, 7), (8, -128, 127)] {
+            let rows = 5, cols = 37
+            let codes = (0 ..< rows * cols).map { _ in g.int8(lo, hi) }
+            #expect(CompressedTensors.unpack(CompressedTensors.pack(codes, rows: rows, cols: cols, bits: bits), rows: rows, cols: cols, bits: bits) == codes)
+            #expect(CompressedTensors.unpackRows(CompressedTensors.packRows(codes, rows: rows, cols: cols, bits: bits), rows: rows, cols: cols, bits: bits) == codes)
+        }
+    }
+
+    /// The config.json block uses compressed-tensors' key names and values.
+    @Test func quantizationConfigJSON() throws {
+        let s = try QuantScheme(bits: 4, granularity: .group, groupSize: 128, symmetric: false)
+        let cfg = CTQuantizationConfig(scheme: s, activationsInt8: true, ignore: ["lm_head"])
+        let json = try JSONSerialization.jsonObject(with: JSONEncoder().encode(cfg)) as? [String: Any]
+        #expect(json?["quant_method"] as? String == "compressed-tensors")
+        #expect(json?["format"] as? String == "pack-quantized")
+        #expect(json?["ignore"] as? [String] == ["lm_head"])
+        let group = (json?["config_groups"] as? [String: Any])?["group_0"] as? [String: Any]
+        #expect(group?["targets"] as? [String] == ["Linear"])
+        let w = group?["weights"] as? [String: Any]
+        #expect(w?["num_bits"] as? Int == 4)
+        #expect(w?["strategy"] as? String == "group")
+        #expect(w?["group_size"] as? Int == 128)
+        #expect(w?["symmetric"] as? Bool == false)
+        #expect(w?["type"] as? String == "int")
+        let a = group?["input_activations"] as? [String: Any]
+        #expect(a?["strategy"] as? String == "token" && a?["dynamic"] as? Bool == true && a?["num_bits"] as? Int == 8)
+        let back = try JSONDecoder().decode(CTQuantizationConfig.self, from: JSONEncoder().encode(cfg))
+        #expect(try back.scheme(source: "config.json").scheme == s)
+        #expect(CTQuantizationConfig(scheme: try QuantScheme(bits: 8, granularity: .channel), activationsInt8: false, ignore: []).format == "int-quantized")
+    }
+
+    // MARK: int8 kernels
+
+    /// Every SIMD path gives the exact integer the portable loop gives, including −128 weights
+    /// and lengths with tails.
+    @Test func int8DotPathsAgree() {
+        var g = SplitMix(state: 11)
+        for len in [1, 31, 32, 33, 64, 100, 576, 1536] {
+            let a = (0 ..< len).map { _ in g.int8(-127, 127) }
+            var b = (0 ..< len).map { _ in g.int8(-128, 127) }
+            b[0] = -128
+            let exact = zip(a, b).reduce(Int32(0)) { $0 + Int32($1.0) * Int32($1.1) }
+            for isa in Int8Kernels.ISA.allCases where isa.isSupported {
+                #expect(Int8Kernels.dot(a, b, isa: isa) == exact, "\(isa) len \(len)")
+            }
+            // Worst case for vpmaddubsw saturation: all −127 × −128.
+            let wa = [Int8](repeating: -127, count: len), wb = [Int8](repeating: -128, count: len)
+            for isa in Int8Kernels.ISA.allCases where isa.isSupported {
+                #expect(Int8Kernels.dot(wa, wb, isa: isa) == Int32(len) * 127 * 128)
+            }
+        }
+        print("int8 kernels: best path on this CPU is \(Int8Kernels.best); supported: \(Int8Kernels.ISA.allCases.filter(\.isSupported))")
+    }
+
+    // MARK: QuantizedLinear
+
+    /// forward(.none) equals dequantize-then-matmul (double reference on the dequantized W),
+    /// relative to Σ|x||w| with tolerance 1e-5, through several tiles; bias added.
+    @Test("QuantizedLinear = dequantized matmul", arguments: [(8, QuantGranularity.channel, true), (4, .group, true), (4, .group, false), (8, .tensor, false), (4, .channel, true)])
+    func linearMatchesDequantized(_ bits: Int, _ gran: QuantGranularity, _ sym: Bool) throws {
+        let m = 5, n = 70, k = 256
+        let scheme = try QuantScheme(bits: bits, granularity: gran, groupSize: 64, symmetric: sym)
+        let w = randomMatrix(n, k, seed: 3)
+        let x = randomMatrix(m, k, seed: 4)
+        let bias = (0 ..< n).map { Float($0) * 0.01 }
+        let t = try w.withUnsafeBufferPointer { try scheme.quantize($0, rows: n, cols: k, name: "w") }
+        let layer = try QuantizedLinear(t, bias: bias)
+        let saved = QuantizedLinear.tileElements
+        QuantizedLinear.tileElements = 16 * k       // 5 tiles, the last one partial
+        defer { QuantizedLinear.tileElements = saved }
+        var out = [Float](repeating: .nan, count: m * n)
+        x.withUnsafeBufferPointer { xp in out.withUnsafeMutableBufferPointer { layer.forward(xp.baseAddress!, rows: m, into: $0.baseAddress!) } }
+        let dq = t.dequantize()
+        let ref = referenceMatmul(x, dq, m: m, n: n, k: k)
+        let mag = referenceMatmul(x.map(abs), dq.map(abs), m: m, n: n, k: k)
+        for i in 0 ..< m * n {
+            #expect(abs(Double(out[i]) - ref[i] - Double(bias[i % n])) <= 1e-5 * mag[i] + 1e-6, "out[\(i)]")
+        }
+        // Unpacked dequantization is bit-identical to QuantizedTensor's (q − z)·scale.
+        var rows = [Float](repeating: 0, count: n * k)
+        rows.withUnsafeMutableBufferPointer { layer.dequantize(rows: 0 ..< n, into: $0.baseAddress!) }
+        #expect(rows == dq)
+        // Memory: packed codes are bits/32 of float32 plus scales.
+        let floatBytes = n * k * 4
+        #expect(layer.residentBytes <= floatBytes * bits / 32 + n * layer.groupsPerRow * 5 + n * 4)
+    }
+
+    /// forward(.int8): every ISA path gives bit-identical output (integer dots are exact and the
+    /// float epilogue is shared), and the result is within the activation-quantization bound of
+    /// the float product: |Σ (x − x̂)·w| ≤ (scale_x/2)·Σ|w| per output.
+    @Test("int8 activations", arguments: [(8, QuantGranularity.channel, true), (4, .group, true), (4, .group, false), (8, .channel, false)])
+    func int8Activations(_ bits: Int, _ gran: QuantGranularity, _ sym: Bool) throws {
+        let m = 7, n = 96, k = 320
+        let scheme = try QuantScheme(bits: bits, granularity: gran, groupSize: 32, symmetric: sym)
+        let w = randomMatrix(n, k, seed: 21)
+        let x = randomMatrix(m, k, seed: 22)
+        let t = try w.withUnsafeBufferPointer { try scheme.quantize($0, rows: n, cols: k, name: "w") }
+        let layer = try QuantizedLinear(t, activations: .int8)
+        var outs: [[Float]] = []
+        for isa in Int8Kernels.ISA.allCases where isa.isSupported {
+            layer.isa = isa
+            var out = [Float](repeating: .nan, count: m * n)
+            x.withUnsafeBufferPointer { xp in out.withUnsafeMutableBufferPointer { layer.forward(xp.baseAddress!, rows: m, into: $0.baseAddress!) } }
+            outs.append(out)
+        }
+        for o in outs.dropFirst() { #expect(o == outs[0]) }
+        let dq = t.dequantize()
+        let ref = referenceMatmul(x, dq, m: m, n: n, k: k)
+        for i in 0 ..< m {
+            let sx = Double(x[i * k ..< (i + 1) * k].map(abs).max()!) / 127
+            for j in 0 ..< n {
+                let wsum = dq[j * k ..< (j + 1) * k].reduce(0.0) { $0 + Double(abs($1)) }
+                #expect(abs(Double(outs[0][i * n + j]) - ref[i * n + j]) <= sx / 2 * wsum * 1.0001 + 1e-5)
+            }
+        }
+    }
+}

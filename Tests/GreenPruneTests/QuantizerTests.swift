@@ -1,0 +1,293 @@
+import Foundation
+import GreenPrune
+import Testing
+
+/// A tiny Llama directory with random weights; `layerDims` gives (query heads, MLP width) per
+/// layer so a pruned model (layers of different shapes) is one call away.
+func writeTinyLlama(_ dir: URL, layerDims: [(heads: Int, ffn: Int)], seed: UInt64 = 1, transform: ((String, [Float], [Int]) -> [Float])? = nil) throws {
+    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+    let c = 64, d = 16, kv = 2, vocab = 50
+    let config = """
+    {"architectures": ["LlamaForCausalLM"], "model_type": "llama", "hidden_size": \(c), "num_hidden_layers": \(layerDims.count),
+     "num_attention_heads": 4, "num_key_value_heads": \(kv), "head_dim": \(d), "intermediate_size": 96, "vocab_size": \(vocab),
+     "max_position_embeddings": 64, "rms_norm_eps": 1e-5, "tie_word_embeddings": true, "hidden_act": "silu"}
+    """
+    try Data(config.utf8).write(to: dir.appendingPathComponent("config.json"))
+    var g = SplitMix(state: seed)
+    var entries: [SafeTensorsEntry] = []
+    func add(_ name: String, _ shape: [Int], scale: Float = 0.1) {
+        var v = (0 ..< shape.reduce(1, *)).map { _ in g.float() * scale }
+        if let t = transform { v = t(name, v, shape) }
+        entries.append(SafeTensorsEntry(name: name, floats: v, shape: shape))
+    }
+    add("model.embed_tokens.weight", [vocab, c], scale: 1)
+    add("model.norm.weight", [c], scale: 1)
+    for (i, l) in layerDims.enumerated() {
+        let p = "model.layers.\(i)."
+        add(p + "input_layernorm.weight", [c], scale: 1)
+        add(p + "post_attention_layernorm.weight", [c], scale: 1)
+        add(p + "self_attn.q_proj.weight", [l.heads * d, c])
+        add(p + "self_attn.k_proj.weight", [kv * d, c])
+        add(p + "self_attn.v_proj.weight", [kv * d, c])
+        add(p + "self_attn.o_proj.weight", [c, l.heads * d])
+        add(p + "mlp.gate_proj.weight", [l.ffn, c])
+        add(p + "mlp.up_proj.weight", [l.ffn, c])
+        add(p + "mlp.down_proj.weight", [c, l.ffn])
+    }
+    try SafeTensorsWriter.write(entries, to: dir.appendingPathComponent("model.safetensors"))
+}
+
+func temporaryDirectory(_ name: String) -> URL {
+    let u = FileManager.default.temporaryDirectory.appendingPathComponent("gp-quant-\(name)-\(getpid())-\(UInt32.random(in: 0 ... .max))")
+    try? FileManager.default.createDirectory(at: u, withIntermediateDirectories: true)
+    return u
+}
+
+@Suite("Quantizer")
+struct QuantizerTests {
+    /// Pruned shapes: layer 1 has 2 query heads and a 64-wide MLP, layer 2 the full 4 / 96.
+    static let pruned: [(heads: Int, ffn: Int)] = [(4, 96), (2, 64), (4, 96)]
+
+    /// The directory follows the compressed-tensors layout, loads with QuantizedLinear layers
+    /// whose weights equal the scheme's quantize→dequantize of the originals, and the whole model
+    /// scores like a float model built from those dequantized weights (|Δ logprob| ≤ 1e-4).
+    @Test("quantize → load → score", arguments: [(4, QuantGranularity.group, false), (8, .channel, true), (4, .channel, true), (8, .tensor, false)])
+    func endToEnd(_ bits: Int, _ gran: QuantGranularity, _ sym: Bool) throws {
+        let root = temporaryDirectory("e2e")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let src = root.appendingPathComponent("f32"), out = root.appendingPathComponent("q")
+        try writeTinyLlama(src, layerDims: Self.pruned)
+        let scheme = try QuantScheme(bits: bits, granularity: gran, groupSize: 32, symmetric: sym)
+        let report = try Quantizer.quantize(model: src, to: out, options: QuantizeOptions(scheme: scheme), progress: false)
+        #expect(report.quantized.count == 21)
+        #expect(report.bytesAfter < report.bytesBefore)
+
+        // Layout: names, dtypes and shapes from the compressed-tensors compressors.
+        let st = try SafeTensorsReader(out)
+        let q = "model.layers.1.self_attn.q_proj"        // (32, 64) in the pruned layer
+        let groups = gran == .group ? 2 : 1
+        let scaleShape = gran == .tensor ? [1] : [32, groups]
+        #expect(st.info(q + ".weight_scale")?.shape == scaleShape)
+        if bits == 8 {
+            #expect(st.info(q + ".weight")?.dtype == .i8 && st.info(q + ".weight")?.shape == [32, 64])
+        } else {
+            #expect(st.info(q + ".weight_packed")?.dtype == .i32 && st.info(q + ".weight_packed")?.shape == [32, 8])
+            #expect(st.info(q + ".weight_shape")?.shape == [2])
+            #expect(st.info(q + ".weight") == nil)
+        }
+        if !sym {
+            let z = st.info(q + ".weight_zero_point")
+            #expect(z != nil)
+            if bits == 4 && gran != .tensor { #expect(z?.dtype == .i32 && z?.shape == [4, groups]) }
+        }
+        #expect(st.info("model.embed_tokens.weight")?.dtype == .f32)   // embeddings kept by default
+        let cfg = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("config.json"))) as? [String: Any]
+        let qc = cfg?["quantization_config"] as? [String: Any]
+        #expect(qc?["quant_method"] as? String == "compressed-tensors")
+        #expect(qc?["format"] as? String == (bits == 8 ? "int-quantized" : "pack-quantized"))
+        #expect(cfg?["hidden_size"] as? Int == 64)
+        let qj = try JSONDecoder().decode(QuantizationReport.self, from: Data(contentsOf: out.appendingPathComponent("quantization.json")))
+        #expect(qj.options.scheme == scheme && qj.bytesAfter == report.bytesAfter)
+
+        // Loading: every projection is quantized and dequantizes to the scheme's values.
+        let model = try ModelLoader.loadLlama(out)
+        let f32 = try SafeTensorsReader(src)
+        for (i, layer) in model.weights.layers.enumerated() {
+            for (name, lin) in layer.linears {
+                let ql = try #require(lin as? QuantizedLinear, "layer \(i) \(name) is \(type(of: lin))")
+                let wname = "model.layers.\(i).\(name).weight"
+                let info = try #require(f32.info(wname))
+                let expected = try scheme.quantize(f32.floats(wname).buffer, rows: info.shape[0], cols: info.shape[1], name: wname).dequantize()
+                var got = [Float](repeating: 0, count: expected.count)
+                got.withUnsafeMutableBufferPointer { ql.dequantize(rows: 0 ..< ql.outFeatures, into: $0.baseAddress!) }
+                #expect(got == expected, "\(wname)")
+            }
+        }
+
+        // A float model holding the dequantized weights scores the same tokens identically (to float error).
+        let deq = root.appendingPathComponent("deq")
+        try writeTinyLlama(deq, layerDims: Self.pruned) { name, v, shape in
+            guard name.hasSuffix("_proj.weight") else { return v }
+            return (try? scheme.quantize(UnsafeBufferPointer(start: v, count: v.count), rows: shape[0], cols: shape[1], name: name).dequantize()) ?? v
+        }
+        let reference = try ModelLoader.loadLlama(deq)
+        let tokens = [1, 7, 3, 22, 49, 0, 5, 13, 8, 31]
+        let a = try model.score([ScoreRequest(tokens: tokens, scoreFrom: 1)])[0].logprobs
+        let b = try reference.score([ScoreRequest(tokens: tokens, scoreFrom: 1)])[0].logprobs
+        #expect(a.count == tokens.count - 1)
+        for (x, y) in zip(a, b) { #expect(abs(x - y) <= 1e-4, "\(a) vs \(b)") }
+
+        // Quantizing it again is refused.
+        #expect(throws: InputError.self) { try Quantizer.quantize(model: out, to: root.appendingPathComponent("again"), options: QuantizeOptions(scheme: scheme), progress: false) }
+        do { try Quantizer.quantize(model: out, to: root.appendingPathComponent("again"), options: QuantizeOptions(scheme: scheme), progress: false) } catch {
+            #expect("\(error)".contains("already quantized") && !"\(error)".contains("\n"))
+        }
+        #expect(!FileManager.default.fileExists(atPath: root.appendingPathComponent("again").path))
+    }
+
+    /// --skip, --skip-first/--skip-last keep modules in float, listed in `ignore`; the model
+    /// still loads (those layers dense). int8 activations are recorded and used at load.
+    @Test func skipsAndActivations() throws {
+        let root = temporaryDirectory("skip")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let src = root.appendingPathComponent("f32"), out = root.appendingPathComponent("q")
+        try writeTinyLlama(src, layerDims: Self.pruned)
+        let o = QuantizeOptions(scheme: try QuantScheme(bits: 8, granularity: .channel), activations: .int8,
+                                skip: ["*.down_proj", "k_proj"], skipFirst: 1, skipLast: 0)
+        let r = try Quantizer.quantize(model: src, to: out, options: o, progress: false)
+        #expect(r.skipped["model.layers.0.self_attn.q_proj"] == "--skip-first 1")
+        #expect(r.skipped["model.layers.2.mlp.down_proj"] == "--skip *.down_proj")
+        #expect(r.skipped["model.layers.1.self_attn.k_proj"] == "--skip k_proj")
+        #expect(r.quantized.count == 2 * 5)
+        let st = try SafeTensorsReader(out)
+        #expect(st.info("model.layers.2.mlp.down_proj.weight")?.dtype == .f32)
+        let cfg = try JSONSerialization.jsonObject(with: Data(contentsOf: out.appendingPathComponent("config.json"))) as? [String: Any]
+        let ignore = (cfg?["quantization_config"] as? [String: Any])?["ignore"] as? [String]
+        #expect(ignore?.contains("model.layers.2.mlp.down_proj") == true && ignore?.count == r.skipped.count)
+        let model = try ModelLoader.loadLlama(out)
+        #expect(model.weights.layers[0].qProj is DenseLinear)
+        #expect(model.weights.layers[2].downProj is DenseLinear)
+        let up = try #require(model.weights.layers[2].upProj as? QuantizedLinear)
+        #expect(up.activations == .int8)
+        let f = try ModelLoader.loadLlama(src)
+        let tokens = [4, 9, 16, 25, 36, 49]
+        let a = try model.score([ScoreRequest(tokens: tokens, scoreFrom: 1)])[0].logprobs
+        let b = try f.score([ScoreRequest(tokens: tokens, scoreFrom: 1)])[0].logprobs
+        // INT8 weights and activations: log-probs move by far less than a nat.
+        for (x, y) in zip(a, b) { #expect(abs(x - y) < 0.05, "\(a) vs \(b)") }
+    }
+
+    /// A tied decoder with --include-head gets a quantized copy of the embedding as lm_head;
+    /// the embedding table stays float and the loader runs the head quantized.
+    @Test func tiedHead() throws {
+        let root = temporaryDirectory("head")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let src = root.appendingPathComponent("f32"), out = root.appendingPathComponent("q")
+        try writeTinyLlama(src, layerDims: [(4, 96)])
+        let scheme = try QuantScheme(bits: 4, granularity: .group, groupSize: 32)
+        let r = try Quantizer.quantize(model: src, to: out, options: QuantizeOptions(scheme: scheme, includeHead: true), progress: false)
+        #expect(r.quantized.contains("lm_head"))
+        let st = try SafeTensorsReader(out)
+        #expect(st.info("lm_head.weight_packed")?.shape == [50, 8])
+        #expect(st.info("model.embed_tokens.weight")?.dtype == .f32)
+        let m = try ModelLoader.loadLlama(out)
+        let head = try #require(m.weights.lmHead as? QuantizedLinear)
+        let f32 = try SafeTensorsReader(src)
+        let expected = try scheme.quantize(f32.floats("model.embed_tokens.weight").buffer, rows: 50, cols: 64, name: "e").dequantize()
+        var got = [Float](repeating: 0, count: expected.count)
+        got.withUnsafeMutableBufferPointer { head.dequantize(rows: 0 ..< 50, into: $0.baseAddress!) }
+        #expect(got == expected)
+        #expect(m.weights.embedTokens.isMapped)
+    }
+
+    @Test func badInput() throws {
+        let root = temporaryDirectory("bad")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let src = root.appendingPathComponent("f32"), out = root.appendingPathComponent("q")
+        try writeTinyLlama(src, layerDims: [(4, 96)])
+        // 96-wide down_proj input is not a multiple of 64: one line naming flag and module, nothing written.
+        do {
+            try Quantizer.quantize(model: src, to: out, options: QuantizeOptions(scheme: try QuantScheme(bits: 4, granularity: .group, groupSize: 64)), progress: false)
+            Issue.record("expected an error")
+        } catch {
+            let s = "\(error)"
+            #expect(s.hasPrefix("--group-size") && s.contains("down_proj") && s.contains("96") && !s.contains("\n"), "\(s)")
+        }
+        #expect(!FileManager.default.fileExists(atPath: out.path))
+        #expect(throws: InputError.self) {
+            try Quantizer.quantize(model: root.appendingPathComponent("nope"), to: out, options: QuantizeOptions(scheme: try QuantScheme(bits: 8, granularity: .channel)), progress: false)
+        }
+        #expect(throws: InputError.self) {
+            try Quantizer.quantize(model: src, to: src, options: QuantizeOptions(scheme: try QuantScheme(bits: 8, granularity: .channel)), progress: false)
+        }
+    }
+
+    /// all-MiniLM-L6-v2 INT8 per channel with int8 embeddings: loads with QuantizedLinear
+    /// projections, weights ≤ 27% of F32 on disk, embeddings of a few sentences within cosine
+    /// 0.999 of the float model's. (Full STS-B figures: `greenprune quant-bench encoder`.)
+    @Test func miniLMInt8() throws {
+        let src = Paths.defaultEncoder
+        guard FileManager.default.fileExists(atPath: src.appendingPathComponent("model.safetensors").path) else {
+            Issue.record("\(src.path) is missing: run scripts/fetch-models.sh first"); return
+        }
+        let root = temporaryDirectory("minilm")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let out = root.appendingPathComponent("q")
+        let r = try Quantizer.quantize(model: src, to: out, options: QuantizeOptions(scheme: try QuantScheme(bits: 8, granularity: .channel), includeEmbeddings: true), progress: false)
+        #expect(Double(r.bytesAfter) <= 0.27 * Double(r.bytesBefore))
+        let f = try ModelLoader.loadBert(src), q = try ModelLoader.loadBert(out)
+        f.tokenizer = try TokenizerLoader.load(directory: src); q.tokenizer = try TokenizerLoader.load(directory: out)
+        #expect(q.weights.layers.allSatisfy { $0.query is QuantizedLinear && $0.output is QuantizedLinear })
+        let texts = ["A man is playing a guitar.", "The cat sits on the mat.", "Quantization keeps the meaning of a sentence."]
+        let a = try f.embed(texts), b = try q.embed(texts)
+        for (x, y) in zip(a, b) {
+            let cos = zip(x, y).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
+            #expect(cos > 0.999, "cosine \(cos)")
+        }
+    }
+}
+
+@Suite("GGUF export")
+struct GGUFExportTests {
+    /// Our permutation is the exact inverse of the importer's (transformers' reverse permute).
+    @Test func rotaryPermutationInvertsImporter() {
+        let rows = 3 * 8, cols = 5
+        let w = (0 ..< rows * cols).map { Float($0) }
+        let p = GGUFExport.permuteRotaryRows(w, rows: rows, columns: cols, heads: 3)
+        #expect(p != w)
+        #expect(GGUFImporter.unpermuteRotaryRows(p, rows: rows, columns: cols, heads: 3) == w)
+        // Head 0, hd 8: llama.cpp row 1 (i = 0, j = 1) is transformers' row 4.
+        #expect(Array(p[cols ..< 2 * cols]) == Array(w[4 * cols ..< 5 * cols]))
+    }
+
+    /// The SmolLM2 directory was imported from a Q4_1 GGUF; exporting it again as Q4_1 (Q8_0
+    /// embedding) must give back the original file's blocks — names, dims, types and bytes —
+    /// for at least 99.9% of blocks, and the same tokenizer metadata.
+    @Test func smolLM2RoundTripsToTheOriginalBlocks() throws {
+        let src = Paths.defaultDecoder
+        let original = Paths.home.appendingPathComponent("gguf/SmolLM2-135M-Instruct.Q4_1.gguf")
+        guard FileManager.default.fileExists(atPath: src.appendingPathComponent("model.safetensors").path),
+              FileManager.default.fileExists(atPath: original.path) else {
+            Issue.record("\(src.path) or \(original.path) is missing: run scripts/fetch-models.sh first"); return
+        }
+        let root = temporaryDirectory("gguf")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let out = root.appendingPathComponent("smol.gguf")
+        let o = QuantizeOptions(scheme: try QuantScheme(bits: 4, granularity: .channel, symmetric: false),
+                                includeEmbeddings: true, format: .gguf)
+        try Quantizer.quantize(model: src, to: out, options: o, progress: false)
+        let a = try GGUFFile(url: original), b = try GGUFFile(url: out)
+        for key in ["tokenizer.ggml.tokens", "tokenizer.ggml.merges", "tokenizer.ggml.token_type", "llama.attention.head_count_kv",
+                    "llama.rope.freq_base", "tokenizer.ggml.eos_token_id", "general.file_type"] {
+            #expect(a[key] == b[key], "\(key)")
+        }
+        var blocks = 0, equal = 0
+        for t in a.tensors {
+            let u = try #require(b.tensor(t.name), "\(t.name) missing")
+            #expect(u.shape == t.shape && u.type == t.type, "\(t.name)")
+            guard u.type == t.type, u.byteCount == t.byteCount else { continue }
+            let per = t.type.blockBytes
+            a.withBytes(of: t) { x in b.withBytes(of: u) { y in
+                for i in 0 ..< t.byteCount / per {
+                    blocks += 1
+                    if memcmp(x.baseAddress! + i * per, y.baseAddress! + i * per, per) == 0 { equal += 1 }
+                }
+            } }
+        }
+        #expect(blocks > 4_000_000)
+        #expect(Double(equal) >= 0.999 * Double(blocks), "\(equal) of \(blocks) blocks equal")
+    }
+
+    @Test func encoderIsRefused() throws {
+        let src = Paths.defaultEncoder
+        guard FileManager.default.fileExists(atPath: src.appendingPathComponent("config.json").path) else {
+            Issue.record("\(src.path) is missing: run scripts/fetch-models.sh first"); return
+        }
+        let root = temporaryDirectory("gguf-bert")
+        defer { try? FileManager.default.removeItem(at: root) }
+        #expect(throws: InputError.self) {
+            try Quantizer.quantize(model: src, to: root.appendingPathComponent("m.gguf"),
+                                   options: QuantizeOptions(scheme: try QuantScheme(bits: 8, granularity: .channel), format: .gguf), progress: false)
+        }
+    }
+}

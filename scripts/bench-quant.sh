@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Quantization benchmark: what INT8 / INT4 cost and save on the two default models, measured
+# within one run (each decoder scored in its own child process, so peak RSS is its own).
+#   all-MiniLM-L6-v2: STS-B Spearman, embedding_drift (MSE, cosine) vs F32, size on disk
+#   SmolLM2-135M:     wikitext2_chunked perplexity, tokens/s, peak RSS vs F32
+# Usage: scripts/bench-quant.sh [WINDOWS]   (wikitext2_chunked windows of 128 tokens, default 40)
+source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+ensure_system_packages
+ensure_models
+[ -x "$GP" ] || build_release
+# OpenBLAS 0.3.21 does not recognise some virtualised Xeons and falls back to its slow SSE3
+# ("Prescott") kernels; name the core when the CPU has AVX-512 (or AVX2).
+if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
+  if grep -q avx512f /proc/cpuinfo; then export OPENBLAS_CORETYPE=SkylakeX
+  elif grep -q avx2 /proc/cpuinfo; then export OPENBLAS_CORETYPE=Haswell; fi
+fi
+WINDOWS="${1:-40}"
+OUT="$(mktemp -d "${TMPDIR:-/tmp}/gp-bench-quant.XXXX")"
+trap 'rm -rf "$OUT"' EXIT
+M="$GREENPRUNE_HOME/models/all-minilm-l6-v2"; S="$GREENPRUNE_HOME/models/smollm2-135m"
+
+log "quantizing all-MiniLM-L6-v2 (INT8 per channel, INT4 group 128; embeddings included)"
+"$GP" quantize "$M" --out "$OUT/minilm-int8" --bits 8 --granularity channel --include-embeddings --quiet
+"$GP" quantize "$M" --out "$OUT/minilm-int4" --bits 4 --granularity group --group-size 128 --include-embeddings --quiet
+"$GP" quant-bench encoder "$M" "$OUT/minilm-int8" "$OUT/minilm-int4"
+
+# SmolLM2's 576-wide projections are not a multiple of 128: INT4 uses groups of 64.
+log "quantizing SmolLM2-135M (INT8 per channel, INT4 group 64; quantized copy of the tied head)"
+"$GP" quantize "$S" --out "$OUT/smol-int8" --bits 8 --granularity channel --include-head --quiet
+"$GP" quantize "$S" --out "$OUT/smol-int4" --bits 4 --granularity group --group-size 64 --include-head --quiet
+"$GP" quant-bench decoder "$S" "$OUT/smol-int8" "$OUT/smol-int4" --windows "$WINDOWS"
+log "int8 activations (dynamic per token, int8 x int8 kernels)"
+"$GP" quant-bench decoder "$S" "$OUT/smol-int8" "$OUT/smol-int4" --windows "$WINDOWS" --activations int8
