@@ -75,7 +75,7 @@ public struct TaskReport {
     public init(_ o: EncoderOutcome) {
         name = o.task; version = o.version; configuration = o.configuration; metrics = o.metrics
         values = o.values; originalCount = o.originalCount; effectiveCount = o.count
-        wallSeconds = o.wallSeconds; requestTokens = 0; tokensRead = 0
+        wallSeconds = o.wallSeconds; requestTokens = o.tokens; tokensRead = o.tokens
         samples = o.samples
         encoder = o
     }
@@ -158,7 +158,7 @@ public struct EvaluationResults {
             ]
         }
         let tokens = reports.reduce(0) { $0 + $1.requestTokens }
-        let tokenSeconds = reports.filter { $0.language != nil }.reduce(0) { $0 + $1.wallSeconds }
+        let tokenSeconds = reports.filter { $0.requestTokens > 0 }.reduce(0) { $0 + $1.wallSeconds }
         var config = settings
         config["model"] = "greenprune"
         config["model_args"] = "pretrained=\(model.path)"

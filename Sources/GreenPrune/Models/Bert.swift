@@ -124,6 +124,11 @@ public final class BertModel: SentenceEncoder {
         return out
     }
 
+    public func tokenCount(_ texts: [String]) -> Int {
+        guard let tokenizer else { return 0 }
+        return texts.reduce(0) { $0 + ((try? tokenizer.encode($1, addSpecialTokens: true).count) ?? 0) }
+    }
+
     public func embed(_ texts: [String]) throws -> [[Float]] {
         guard let tokenizer else { throw InputError("bert", "no tokenizer loaded for this model (tokenizer.json)") }
         return try embed(ids: texts.map { try tokenizer.encode($0, addSpecialTokens: true) })

@@ -53,4 +53,11 @@ public protocol SentenceEncoder: AnyObject {
     var dimension: Int { get }
     /// L2-normalised mean-pooled embeddings, one per text.
     func embed(_ texts: [String]) throws -> [[Float]]
+    /// Tokens `embed` reads for `texts` (special tokens included), for throughput figures;
+    /// 0 where the encoder cannot tell.
+    func tokenCount(_ texts: [String]) -> Int
+}
+
+extension SentenceEncoder {
+    public func tokenCount(_ texts: [String]) -> Int { 0 }
 }

@@ -26,6 +26,8 @@ public struct EncoderOutcome {
     public var wallSeconds: Double
     /// Sentences embedded (by the evaluated encoder).
     public var sentences: Int
+    /// Tokens the evaluated encoder read (special tokens included).
+    public var tokens: Int = 0
 }
 
 /// A task on a `SentenceEncoder` (`stsb`, `embedding_drift`).
@@ -93,7 +95,8 @@ public struct STSBTask: EncoderTask {
         let start = DispatchTime.now().uptimeNanoseconds
         let all = try STSBenchmark.pairs(dataDirectory: dataDirectory)
         let pairs = limit.map { Array(all.prefix(max($0, 0))) } ?? all
-        let e = try STSBenchmark.embed(encoder, pairs.flatMap { [$0.sentence1, $0.sentence2] }, label: name)
+        let texts = pairs.flatMap { [$0.sentence1, $0.sentence2] }
+        let e = try STSBenchmark.embed(encoder, texts, label: name)
         let cosines = pairs.indices.map { Metrics.cosine(e[2 * $0], e[2 * $0 + 1]) }
         let rho = 100 * Metrics.spearman(cosines, pairs.map(\.score))
         let samples: [[String: Any]] = pairs.enumerated().map { i, p in
@@ -105,7 +108,7 @@ public struct STSBTask: EncoderTask {
                               metrics: [Self.metric], values: ["spearman": (rho, nil)],
                               originalCount: all.count, count: pairs.count, samples: samples,
                               wallSeconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9,
-                              sentences: 2 * pairs.count)
+                              sentences: 2 * pairs.count, tokens: encoder.tokenCount(texts))
     }
 }
 
@@ -142,6 +145,6 @@ public struct EmbeddingDriftTask: EncoderTask {
                                        "cosine": (Metrics.mean(cos), Metrics.standardErrorOfMean(cos))],
                               originalCount: 2 * all.count, count: texts.count, samples: samples,
                               wallSeconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9,
-                              sentences: texts.count)
+                              sentences: texts.count, tokens: encoder.tokenCount(texts))
     }
 }
