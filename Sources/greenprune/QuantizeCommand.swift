@@ -9,6 +9,7 @@ extension ActivationQuantization: ExpressibleByArgument {}
 /// `greenprune quantize DIR --out OUT --bits 8|4 …`: post-training round-to-nearest quantization.
 struct Quantize: ParsableCommand {
     enum Scheme: String, ExpressibleByArgument, CaseIterable { case symmetric, asymmetric }
+    enum Method: String, ExpressibleByArgument, CaseIterable { case rtn, gptq }
 
     static let configuration = CommandConfiguration(
         abstract: "Quantize every Linear layer of a model to INT8 or INT4 (compressed-tensors directory or GGUF).",
@@ -58,6 +59,27 @@ struct Quantize: ParsableCommand {
     @Option(help: "compressed-tensors (directory) or gguf (one file of ggml 32-weight blocks: Q8_0 for --bits 8, Q4_0 / Q4_1 for --bits 4 symmetric / asymmetric; the granularity flags do not apply).")
     var format: QuantFormat = .compressedTensors
 
+    @Option(help: "rtn (round to nearest) or gptq (calibrated error compensation, same stored format).")
+    var method: Method = .rtn
+
+    @Option(help: "GPTQ calibration text, JSONL with a 'text' field (default: the C4 sample in the data directory).")
+    var calibration: String?
+
+    @Option(help: "GPTQ calibration documents.")
+    var numExamples: Int = 128
+
+    @Option(help: "GPTQ tokens per calibration document.")
+    var calibrationLen: Int = 256
+
+    @Option(help: "GPTQ dampening: fraction of mean(diag H) added to H's diagonal.")
+    var dampening: Double = 0.01
+
+    @Flag(help: "GPTQ: quantize columns in storage order instead of by decreasing activation (act-order).")
+    var noActOrder = false
+
+    @Option(help: "Data directory (default $GREENPRUNE_DATA or ../shared/data).")
+    var dataDir: String?
+
     @Flag(help: "No progress bar.")
     var quiet = false
 
@@ -71,14 +93,29 @@ struct Quantize: ParsableCommand {
             guard resolvedGranularity == .group else { throw ValidationError("--group-size needs --granularity group") }
         }
         guard skipFirst >= 0, skipLast >= 0 else { throw ValidationError("--skip-first/--skip-last must not be negative") }
+        if method == .gptq {
+            guard format == .compressedTensors else { throw ValidationError("--method gptq writes compressed-tensors directories, not --format gguf") }
+            guard numExamples >= 1 else { throw ValidationError("--num-examples must be at least 1") }
+            guard calibrationLen >= 2 else { throw ValidationError("--calibration-len must be at least 2") }
+            guard dampening > 0, dampening < 1 else { throw ValidationError("--dampening must be in (0, 1)") }
+        } else if calibration != nil {
+            throw ValidationError("--calibration needs --method gptq")
+        }
     }
 
     func run() throws {
         let s = try QuantScheme(bits: bits, granularity: resolvedGranularity, groupSize: groupSize, symmetric: scheme == .symmetric)
+        var gptq: GPTQOptions?
+        if method == .gptq {
+            let file = calibration.map { URL(fileURLWithPath: $0) }
+                ?? Calibration.defaultFile(dataDirectory: Paths.dataDirectory(dataDir))
+            gptq = try GPTQOptions(calibration: file.path, numExamples: numExamples, calibrationLength: calibrationLen,
+                                   dampening: dampening, actOrder: !noActOrder)
+        }
         let options = QuantizeOptions(scheme: s, activations: activations, skip: skip, skipFirst: skipFirst, skipLast: skipLast,
-                                      includeHead: includeHead, includeEmbeddings: includeEmbeddings, format: format)
+                                      includeHead: includeHead, includeEmbeddings: includeEmbeddings, format: format, gptq: gptq)
         let r = try Quantizer.quantize(model: URL(fileURLWithPath: model), to: URL(fileURLWithPath: out), options: options, progress: !quiet)
-        print(String(format: "%@: %d modules quantized (%d kept in float), %d → %d bytes (%.1f%%) in %.1f s",
+        print(String(format: "%@: %d modules quantized (\(options.method)) (%d kept in float), %d → %d bytes (%.1f%%) in %.1f s",
                      out, r.quantized.count, r.skipped.count, r.bytesBefore, r.bytesAfter,
                      100 * Double(r.bytesAfter) / Double(max(r.bytesBefore, 1)), r.wallSeconds))
     }

@@ -24,18 +24,24 @@ public struct QuantizeOptions: Codable, Equatable, Sendable {
     /// Quantize the token embedding matrix too (off by default).
     public var includeEmbeddings: Bool
     public var format: QuantFormat
+    /// GPTQ calibration (`--method gptq`); nil for round-to-nearest.
+    public var gptq: GPTQOptions?
 
     enum CodingKeys: String, CodingKey {
         case scheme, activations, skip, skipFirst = "skip_first", skipLast = "skip_last",
-             includeHead = "include_head", includeEmbeddings = "include_embeddings", format
+             includeHead = "include_head", includeEmbeddings = "include_embeddings", format, gptq
     }
+
+    /// "gptq" or "rtn" (round-to-nearest).
+    public var method: String { gptq == nil ? "rtn" : "gptq" }
 
     public init(scheme: QuantScheme, activations: ActivationQuantization = .none, skip: [String] = [],
                 skipFirst: Int = 0, skipLast: Int = 0, includeHead: Bool = false, includeEmbeddings: Bool = false,
-                format: QuantFormat = .compressedTensors) {
+                format: QuantFormat = .compressedTensors, gptq: GPTQOptions? = nil) {
         self.scheme = scheme; self.activations = activations; self.skip = skip
         self.skipFirst = skipFirst; self.skipLast = skipLast
         self.includeHead = includeHead; self.includeEmbeddings = includeEmbeddings; self.format = format
+        self.gptq = gptq
     }
 }
 
@@ -52,16 +58,21 @@ public struct QuantizationReport: Codable, Sendable {
     public var bytesBefore: Int
     public var bytesAfter: Int
     public var wallSeconds: Double
+    /// GPTQ only: per module, its calibration reconstruction loss ‖X(W−Ŵ)ᵀ‖² over the loss of
+    /// round-to-nearest with the same scheme (below 1: GPTQ did better on that layer).
+    public var gptqLossRatios: [String: Double]?
 
     enum CodingKeys: String, CodingKey {
         case source, family, options, quantized, skipped, bytesBefore = "bytes_before",
-             bytesAfter = "bytes_after", ratio, wallSeconds = "wall_seconds"
+             bytesAfter = "bytes_after", ratio, wallSeconds = "wall_seconds", gptqLossRatios = "gptq_loss_ratio_vs_rtn"
     }
 
     public init(source: String, family: String, options: QuantizeOptions, quantized: [String],
-                skipped: [String: String], bytesBefore: Int, bytesAfter: Int, wallSeconds: Double) {
+                skipped: [String: String], bytesBefore: Int, bytesAfter: Int, wallSeconds: Double,
+                gptqLossRatios: [String: Double]? = nil) {
         self.source = source; self.family = family; self.options = options; self.quantized = quantized
         self.skipped = skipped; self.bytesBefore = bytesBefore; self.bytesAfter = bytesAfter; self.wallSeconds = wallSeconds
+        self.gptqLossRatios = gptqLossRatios
     }
 
     public init(from decoder: Decoder) throws {
@@ -74,6 +85,7 @@ public struct QuantizationReport: Codable, Sendable {
         bytesBefore = try c.decode(Int.self, forKey: .bytesBefore)
         bytesAfter = try c.decode(Int.self, forKey: .bytesAfter)
         wallSeconds = try c.decode(Double.self, forKey: .wallSeconds)
+        gptqLossRatios = try c.decodeIfPresent([String: Double].self, forKey: .gptqLossRatios)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -84,8 +96,12 @@ public struct QuantizationReport: Codable, Sendable {
         try c.encode(bytesAfter, forKey: .bytesAfter)
         try c.encode(bytesBefore > 0 ? Double(bytesAfter) / Double(bytesBefore) : 0, forKey: .ratio)
         try c.encode(wallSeconds, forKey: .wallSeconds)
+        try c.encodeIfPresent(gptqLossRatios, forKey: .gptqLossRatios)
     }
 }
+
+/// Per-module GPTQ diagnostics gathered while the writer quantizes.
+final class GPTQStats { var ratios: [String: Double] = [:] }
 
 /// Model directory → quantized model directory.
 ///
@@ -227,6 +243,19 @@ public enum Quantizer {
             try o.scheme.validate(cols: info.shape[1], name: m)
         }
 
+        var o = o
+        var hessians: [String: HessianAccumulator] = [:]
+        if let g = o.gptq {
+            guard o.format == .compressedTensors else {
+                throw InputError("--method gptq", "writes compressed-tensors directories; GGUF export uses ggml's own rounding")
+            }
+            // Embedding tables are lookups, not Linears: they have no Hessian and stay round-to-nearest.
+            let linears = modules.filter { role(of: $0 + ".weight", family: family) != .embedding }
+            let r = try HessianCollection.collect(model: dir, modules: Set(linears), options: g, progress: progress)
+            hessians = r.hessians
+            o.gptq?.calibrationIdsHash = r.idsHash
+        }
+
         if o.format == .gguf {
             return try GGUFExport.write(model: dir, reader: reader, config: config, configData: configData, family: family,
                                         modules: modules, skipped: skipped, to: out, options: o, start: start, progress: progress)
@@ -243,7 +272,8 @@ public enum Quantizer {
                     || n == "model.safetensors.index.json" { continue }
                 try fm.copyItem(at: item, to: tmp.appendingPathComponent(n))
             }
-            let entries = try tensorEntries(reader, modules: Set(modules), scheme: o.scheme)
+            let stats = o.gptq == nil ? nil : GPTQStats()
+            let entries = try tensorEntries(reader, modules: Set(modules), scheme: o.scheme, gptq: o.gptq, hessians: hessians, stats: stats)
             let bar = progress ? ProgressBar("quantize", total: entries.count, unit: "tensors") : nil
             try SafeTensorsWriter.write(entries, metadata: ["format": "pt", "quantized_by": "greenprune"],
                                         to: tmp.appendingPathComponent("model.safetensors"), progress: bar)
@@ -255,7 +285,7 @@ public enum Quantizer {
             let report = QuantizationReport(source: dir.path, family: family.rawValue, options: o, quantized: modules, skipped: skipped,
                                             bytesBefore: bytes(of: weightFiles(dir)),
                                             bytesAfter: bytes(of: weightFiles(tmp)),
-                                            wallSeconds: Date().timeIntervalSince(start))
+                                            wallSeconds: Date().timeIntervalSince(start), gptqLossRatios: stats?.ratios)
             let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
             try AtomicFile.write(try enc.encode(report), to: tmp.appendingPathComponent("quantization.json"))
             try AtomicFile.commit(tmp, to: out)
@@ -284,7 +314,10 @@ public enum Quantizer {
 
     /// The output tensors: quantized modules in compressed-tensors form, everything else as is.
     /// Each module is quantized once, when the writer reaches its first tensor (names sort together).
-    static func tensorEntries(_ reader: SafeTensorsReader, modules: Set<String>, scheme: QuantScheme) throws -> [SafeTensorsEntry] {
+    /// With `gptq`, modules that have a Hessian accumulator go through `GPTQ.quantize`.
+    static func tensorEntries(_ reader: SafeTensorsReader, modules: Set<String>, scheme: QuantScheme,
+                              gptq: GPTQOptions? = nil, hessians: [String: HessianAccumulator] = [:],
+                              stats: GPTQStats? = nil) throws -> [SafeTensorsEntry] {
         final class Cache { var name = ""; var tensor: QuantizedTensor? }
         let cache = Cache()
         func quantized(_ m: String) throws -> QuantizedTensor {
@@ -292,7 +325,19 @@ public enum Quantizer {
             let src = source(of: m, reader)
             let info = reader.info(src)!
             let w = try reader.floats(src)
-            let t = try scheme.quantize(w.buffer, rows: info.shape[0], cols: info.shape[1], name: m)
+            let t: QuantizedTensor
+            if let g = gptq, let h = hessians[m] {
+                t = try GPTQ.quantize(w.buffer, rows: info.shape[0], cols: info.shape[1], hessian: h.sum, scheme: scheme,
+                                      dampening: g.dampening, blockSize: g.blockSize, actOrder: g.actOrder, name: m)
+                if let stats {
+                    let rtn = try scheme.quantize(w.buffer, rows: info.shape[0], cols: info.shape[1], name: m)
+                    let lg = GPTQ.reconstructionLoss(w.buffer, t.dequantize(), rows: info.shape[0], cols: info.shape[1], hessian: h.sum)
+                    let lr = GPTQ.reconstructionLoss(w.buffer, rtn.dequantize(), rows: info.shape[0], cols: info.shape[1], hessian: h.sum)
+                    stats.ratios[m] = lr > 0 ? lg / lr : 1
+                }
+            } else {
+                t = try scheme.quantize(w.buffer, rows: info.shape[0], cols: info.shape[1], name: m)
+            }
             cache.name = m; cache.tensor = t
             return t
         }

@@ -1,0 +1,182 @@
+import Foundation
+
+/// Σ xᵀx over every input row a Linear saw: the (cols, cols) Gram matrix GPTQ needs
+/// (H = 2·XᵀX / n; the scale does not change GPTQ's result, λ is relative to mean(diag H)).
+public final class HessianAccumulator {
+    /// Input width.
+    public let cols: Int
+    /// Σ xᵀx, (cols, cols) row-major.
+    public private(set) var sum: [Float]
+    /// Input rows accumulated.
+    public private(set) var rows = 0
+
+    public init(cols: Int) {
+        self.cols = cols
+        sum = [Float](repeating: 0, count: cols * cols)
+    }
+
+    /// sum += Xᵀ X for x (m, cols) row-major, through sgemm.
+    public func add(_ x: UnsafePointer<Float>, rows m: Int) {
+        guard m > 0 else { return }
+        sum.withUnsafeMutableBufferPointer { s in
+            sgemm(transA: true, m: cols, n: cols, k: m, a: x, lda: cols, b: x, ldb: cols,
+                  beta: 1, c: s.baseAddress!, ldc: cols)
+        }
+        rows += m
+    }
+
+    /// 2·XᵀX / n, the Hessian of the layer's mean squared reconstruction loss.
+    public var hessian: [Float] {
+        let f = rows > 0 ? 2 / Float(rows) : 0
+        return sum.map { $0 * f }
+    }
+}
+
+/// A Linear that runs `inner` and, when it owns an accumulator, adds its input rows to it.
+/// Projections reading the same input (q/k/v, gate/up) share one accumulator; only the first of
+/// them records, so every row is counted once.
+public final class HessianRecorder: LinearLayer {
+    public let inner: any LinearLayer
+    /// The accumulator this layer's input feeds (shared with its siblings).
+    public let accumulator: HessianAccumulator
+    /// Whether this layer adds its rows (false for the siblings of the recording one).
+    public let records: Bool
+
+    public init(_ inner: any LinearLayer, accumulator: HessianAccumulator, records: Bool) {
+        self.inner = inner; self.accumulator = accumulator; self.records = records
+    }
+
+    public var inFeatures: Int { inner.inFeatures }
+    public var outFeatures: Int { inner.outFeatures }
+    public var residentBytes: Int { inner.residentBytes + (records ? accumulator.sum.count * 4 : 0) }
+
+    public func forward(_ x: UnsafePointer<Float>, rows m: Int, into out: UnsafeMutablePointer<Float>) {
+        if records { accumulator.add(x, rows: m) }
+        inner.forward(x, rows: m, into: out)
+    }
+}
+
+/// Runs calibration text through a float model with recorders on the Linear modules GPTQ will
+/// quantize, and returns each module's Hessian (keyed by the module name, e.g.
+/// `model.layers.3.mlp.down_proj`, `encoder.layer.0.attention.self.query`).
+///
+/// Every Hessian comes from the float model's activations in one pass (no layer-by-layer
+/// re-propagation through already quantized layers, unlike the GPTQ paper's sequential loop).
+public enum HessianCollection {
+    /// Module names of a Llama layer, grouped by the input they read.
+    static let llamaInputs: [[String]] = [["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"],
+                                          ["self_attn.o_proj"], ["mlp.gate_proj", "mlp.up_proj"], ["mlp.down_proj"]]
+    /// The same for a BERT layer.
+    static let bertInputs: [[String]] = [["attention.self.query", "attention.self.key", "attention.self.value"],
+                                         ["attention.output.dense"], ["intermediate.dense"], ["output.dense"]]
+
+    /// Gram accumulators (Σ xᵀx, which GPTQ may use in place of H: its result does not depend on
+    /// H's scale) for `modules` of the model in `dir`, from `options`' calibration text (tokens
+    /// of the model's own tokenizer; BERT samples get [CLS]/[SEP] around them), with the hash of
+    /// the calibration ids. Modules reading the same input share one accumulator.
+    public static func collect(model dir: URL, modules: Set<String>, options g: GPTQOptions,
+                               progress: Bool) throws -> (hessians: [String: HessianAccumulator], idsHash: String) {
+        let bundle = try ModelLoader.load(dir)
+        let tokenizer = try bundle.requireTokenizer()
+        let file = URL(fileURLWithPath: g.calibration)
+        guard FileManager.default.fileExists(atPath: file.path) else {
+            throw InputError(file.path, "calibration file is missing (--calibration or --data-dir)")
+        }
+        var recorders: [String: HessianAccumulator] = [:]
+        func wrap(_ prefix: String, _ group: [String], _ get: (String) -> any LinearLayer,
+                  _ set: (String, any LinearLayer) -> Void) {
+            let wanted = group.filter { modules.contains(prefix + $0) }
+            guard let first = wanted.first else { return }
+            let acc = HessianAccumulator(cols: get(first).inFeatures)
+            for name in wanted {
+                set(name, HessianRecorder(get(name), accumulator: acc, records: name == first))
+                recorders[prefix + name] = acc
+            }
+        }
+        let samples: [[Int]]
+        switch bundle.model {
+        case .llama(let m):
+            samples = try Calibration.samples(file: file, tokenizer: tokenizer, count: g.numExamples, length: g.calibrationLength)
+            for i in m.weights.layers.indices {
+                let p = "model.layers.\(i)."
+                for group in llamaInputs {
+                    wrap(p, group, { n in m.weights.layers[i].linears.first { $0.name == n }!.layer }) { n, l in
+                        switch n {
+                        case "self_attn.q_proj": m.weights.layers[i].qProj = l
+                        case "self_attn.k_proj": m.weights.layers[i].kProj = l
+                        case "self_attn.v_proj": m.weights.layers[i].vProj = l
+                        case "self_attn.o_proj": m.weights.layers[i].oProj = l
+                        case "mlp.gate_proj": m.weights.layers[i].gateProj = l
+                        case "mlp.up_proj": m.weights.layers[i].upProj = l
+                        default: m.weights.layers[i].downProj = l
+                        }
+                    }
+                }
+            }
+            if modules.contains("lm_head") { recorders["lm_head"] = HessianAccumulator(cols: m.weights.lmHead.inFeatures) }
+            let bar = progress ? ProgressBar("calibrate", total: samples.count, unit: "samples") : nil
+            let perBatch = max(1, m.maxBatchTokens / g.calibrationLength)
+            var i = 0
+            while i < samples.count {
+                let batch = Array(samples[i ..< min(samples.count, i + perBatch)])
+                let t = g.calibrationLength
+                // forward stops at the final norm: the head's input is its result, every row.
+                let h = m.forward(tokens: batch.flatMap { $0 }, batch: batch.count, time: t,
+                                  lengths: [Int](repeating: t, count: batch.count))
+                recorders["lm_head"]?.add(h, rows: batch.count * t)
+                i += batch.count
+                bar?.advance(batch.count)
+            }
+            bar?.finish()
+        case .bert(let m):
+            let inner = try Calibration.samples(file: file, tokenizer: tokenizer, count: g.numExamples,
+                                                length: max(1, g.calibrationLength - 2))
+            let cls = try tokenizer.encode("", addSpecialTokens: true)
+            guard cls.count == 2 else { throw InputError(dir.appendingPathComponent("tokenizer.json").path, "expected [CLS] and [SEP] around an empty text, got \(cls.count) special tokens") }
+            samples = inner.map { [cls[0]] + $0 + [cls[1]] }
+            for i in m.weights.layers.indices {
+                let p = "encoder.layer.\(i)."
+                let base = bundle.checkpoint.info("bert.encoder.layer.0.attention.self.query.weight") != nil ? "bert." + p : p
+                for group in bertInputs {
+                    wrap(base, group, { n in
+                        let l = m.weights.layers[i]
+                        switch n {
+                        case "attention.self.query": return l.query
+                        case "attention.self.key": return l.key
+                        case "attention.self.value": return l.value
+                        case "attention.output.dense": return l.attentionOutput
+                        case "intermediate.dense": return l.intermediate
+                        default: return l.output
+                        }
+                    }) { n, l in
+                        switch n {
+                        case "attention.self.query": m.weights.layers[i].query = l
+                        case "attention.self.key": m.weights.layers[i].key = l
+                        case "attention.self.value": m.weights.layers[i].value = l
+                        case "attention.output.dense": m.weights.layers[i].attentionOutput = l
+                        case "intermediate.dense": m.weights.layers[i].intermediate = l
+                        default: m.weights.layers[i].output = l
+                        }
+                    }
+                }
+            }
+            let bar = progress ? ProgressBar("calibrate", total: samples.count, unit: "samples") : nil
+            let t = samples[0].count
+            let perBatch = max(1, m.maxBatchTokens / t)
+            var i = 0
+            while i < samples.count {
+                let batch = Array(samples[i ..< min(samples.count, i + perBatch)])
+                _ = m.forward(tokens: batch.flatMap { $0 }, batch: batch.count, time: t,
+                              lengths: [Int](repeating: t, count: batch.count))
+                i += batch.count
+                bar?.advance(batch.count)
+            }
+            bar?.finish()
+        }
+        let missing = modules.subtracting(recorders.keys)
+        if let m = missing.sorted().first {
+            throw InputError(m, "GPTQ has no calibration inputs for this module")
+        }
+        return (recorders, Calibration.idsHash(samples))
+    }
+}
