@@ -55,7 +55,7 @@ import GreenPrune
         let ll = try h5.readDoubles("/openbookqa/loglikelihood")
         #expect(ll == o.answers.joined().map(\.loglikelihood))
         #expect(try h5.readDoubles("/openbookqa/gold") == [0, 2])
-        #expect(try h5.readDoubles("/openbookqa/batches/kind") == [1, 1])   // one shared-prefix call per document
+        #expect(try h5.readDoubles("/openbookqa/batches/kind") == [1])   // both documents packed into one shared-prefix call
         #expect(try h5.stringAttribute("/", "model") == "/m")
         #expect(results.table.contains("|openbookqa|1|none|0|acc|↑|"))
     }

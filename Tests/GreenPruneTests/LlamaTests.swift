@@ -77,6 +77,35 @@ import GreenPrune
         }
     }
 
+    /// Shared-prefix packing (many documents per forward, choices masked from each other) ==
+    /// the plain path (1e-4), over several batches and with empty and one-token continuations.
+    @Test func packedPrefixGroupsEqualPlainPath() throws {
+        let model = try Self.shared.get()
+        let (ids, _, _) = try Self.reference()
+        let groups = [
+            PrefixGroup(prefix: ids[4], continuations: [ids[0], Array(ids[1].prefix(3)), [42], ids[3]]),
+            PrefixGroup(prefix: Array(ids[2].prefix(5)), continuations: [[7], Array(ids[0].prefix(4)), ids[1]]),
+            PrefixGroup(prefix: [ids[3][0]], continuations: [Array(ids[4].prefix(6)), [], [9, 10]]),
+            PrefixGroup(prefix: ids[0], continuations: [Array(ids[2].prefix(2))]),
+        ]
+        let saved = model.maxBatchTokens
+        defer { model.maxBatchTokens = saved }
+        for budget in [4096, 40] {
+            model.maxBatchTokens = budget
+            let packed = try model.score(prefixGroups: groups)
+            for (g, grp) in groups.enumerated() {
+                let plain = try model.score(grp.continuations.map { ScoreRequest(tokens: grp.prefix + $0, scoreFrom: grp.prefix.count) })
+                #expect(packed[g].count == grp.continuations.count)
+                for i in grp.continuations.indices {
+                    #expect(packed[g][i].logprobs.count == grp.continuations[i].count)
+                    let d = ModelsFixtures.maxAbsDiff(packed[g][i].logprobs, plain[i].logprobs)
+                    #expect(d < 1e-4, "budget \(budget) group \(g) continuation \(i): max |Δ| = \(d)")
+                    #expect(packed[g][i].greedy == plain[i].greedy)
+                }
+            }
+        }
+    }
+
     /// Greedy generation with the cache equals re-running the whole sequence each step.
     @Test func generateWithCacheEqualsRecomputation() throws {
         let model = try Self.shared.get()

@@ -3,7 +3,8 @@ import Foundation
 /// How the engine schedules work on the model.
 public struct ScorerOptions: Sendable, Equatable {
     /// Multiple-choice requests of one document that share their context go through
-    /// `score(prefix:continuations:)`: the context runs once and its keys/values are reused.
+    /// `score(prefixGroups:)`: the context runs once and every choice continues from it
+    /// (documents packed together, `batchTokens` packed tokens per call).
     public var kvReuse: Bool
     /// Upper bound on (requests × longest sequence) in one plain batch; a longer request goes alone.
     /// 1 gives one request per call (the lm-eval-like baseline, batch size 1).
@@ -16,12 +17,14 @@ public struct ScorerOptions: Sendable, Equatable {
 
 /// One call the engine made to the model, for trace.h5 and the speed figures.
 public struct BatchTiming: Sendable, Equatable {
-    /// `plain` (a `score(_:)` batch) or `prefix` (one `score(prefix:continuations:)` call).
+    /// `plain` (a `score(_:)` batch) or `prefix` (one `score(prefixGroups:)` call: documents
+    /// whose choices share their context, packed together).
     public enum Kind: Int32, Sendable { case plain = 0, prefix = 1 }
     public var kind: Kind
     /// Requests answered by the call.
     public var requests: Int
-    /// Tokens the model read: Σ sequence lengths (plain), prefix + Σ continuations (prefix).
+    /// Tokens the model read: Σ sequence lengths (plain), Σ packed lengths (prefix: each
+    /// document's context once plus its continuations without their last tokens).
     public var tokens: Int
     /// Tokens lm-eval would feed for the same requests: Σ (sequence length − 1).
     public var requestTokens: Int
@@ -34,8 +37,8 @@ public struct BatchTiming: Sendable, Equatable {
 /// Plain requests are sorted by length (longest first, as lm-eval does, so memory peaks early
 /// and the ETA is honest) and packed into batches under `batchTokens`. With `kvReuse`, requests
 /// of the same group (document) whose scored part follows the same prefix tokens become one
-/// `score(prefix:continuations:)` call; by the `TokenScorer` contract both paths give the same
-/// numbers.
+/// prefix group, and groups go to the model many at a time through `score(prefixGroups:)`; by
+/// the `TokenScorer` contract both paths give the same numbers.
 public final class Scorer {
     public let model: TokenScorer
     public let options: ScorerOptions
@@ -50,7 +53,7 @@ public final class Scorer {
     /// A unit of scheduled work.
     enum Job {
         case plain([Int])                                // request indices, longest first
-        case prefix(prefix: [Int], members: [Int])       // shared prefix tokens, request indices
+        case prefix([(prefix: [Int], members: [Int])])   // documents: shared prefix tokens, request indices
     }
 
     /// Scores `requests`; `groups[i]` is the document of request i (prefix sharing never
@@ -78,13 +81,15 @@ public final class Scorer {
                 let tokens = members.reduce(0) { $0 + requests[$1].tokens.count }
                 timing = BatchTiming(kind: .plain, requests: members.count, tokens: tokens,
                                      requestTokens: tokens - members.count, seconds: 0)
-            case let .prefix(prefix, members):
-                indices = members
-                let conts = members.map { Array(requests[$0].tokens[prefix.count...]) }
-                answered = try model.score(prefix: prefix, continuations: conts)
-                let seq = members.reduce(0) { $0 + requests[$1].tokens.count - 1 }
-                timing = BatchTiming(kind: .prefix, requests: members.count,
-                                     tokens: prefix.count + conts.reduce(0) { $0 + $1.count },
+            case let .prefix(groups):
+                indices = groups.flatMap(\.members)
+                let packed = groups.map { g in
+                    PrefixGroup(prefix: g.prefix, continuations: g.members.map { Array(requests[$0].tokens[g.prefix.count...]) })
+                }
+                answered = try model.score(prefixGroups: packed).flatMap { $0 }
+                let seq = indices.reduce(0) { $0 + requests[$1].tokens.count - 1 }
+                timing = BatchTiming(kind: .prefix, requests: indices.count,
+                                     tokens: packed.reduce(0) { $0 + $1.packedLength },
                                      requestTokens: seq, seconds: 0)
             }
             guard answered.count == indices.count else {
@@ -123,7 +128,7 @@ public final class Scorer {
             for (g, key) in order {
                 let members = byGroup[g]?[key] ?? []
                 if members.count >= 2 {
-                    let length = key.count + members.reduce(0) { $0 + requests[$1].tokens.count - key.count }
+                    let length = key.count + members.reduce(0) { $0 + max(requests[$1].tokens.count - key.count - 1, 0) }
                     prefixJobs.append((key, members, length))
                 } else {
                     plainIndices += members
@@ -132,8 +137,19 @@ public final class Scorer {
         } else {
             plainIndices = Array(requests.indices)
         }
+        // Documents longest first, packed into calls of at most `batchTokens` packed tokens.
         prefixJobs.sort { $0.length > $1.length }
-        var jobs: [Job] = prefixJobs.map { .prefix(prefix: $0.prefix, members: $0.members) }
+        var jobs: [Job] = []
+        var call: [(prefix: [Int], members: [Int])] = []
+        var callLongest = 0
+        for j in prefixJobs {
+            if !call.isEmpty, (call.count + 1) * max(callLongest, j.length) > options.batchTokens {
+                jobs.append(.prefix(call)); call = []; callLongest = 0
+            }
+            call.append((j.prefix, j.members))
+            callLongest = max(callLongest, j.length)
+        }
+        if !call.isEmpty { jobs.append(.prefix(call)) }
 
         // Longest first; ties keep request order so runs are reproducible.
         plainIndices.sort { (requests[$0].tokens.count, -$0) > (requests[$1].tokens.count, -$1) }

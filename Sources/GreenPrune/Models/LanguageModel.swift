@@ -38,12 +38,33 @@ public protocol TokenScorer: AnyObject {
     /// continuation i (its first token given the prefix). Must equal
     /// `score([ScoreRequest(tokens: prefix + c, scoreFrom: prefix.count)])` within float error.
     func score(prefix: [Int], continuations: [[Int]]) throws -> [ScoreResult]
+    /// Many documents' (prefix, continuations) at once; result g is what
+    /// `score(prefix: groups[g].prefix, continuations: groups[g].continuations)` returns.
+    /// Models override this to batch documents together (shared-prefix packing).
+    func score(prefixGroups groups: [PrefixGroup]) throws -> [[ScoreResult]]
+}
+
+/// Continuations that share one prefix (the choices of a multiple-choice document).
+public struct PrefixGroup: Sendable, Equatable {
+    public var prefix: [Int]
+    public var continuations: [[Int]]
+    public init(prefix: [Int], continuations: [[Int]]) {
+        self.prefix = prefix
+        self.continuations = continuations
+    }
+    /// Tokens a packed row holds: the prefix, then every continuation but its last token.
+    public var packedLength: Int { prefix.count + continuations.reduce(0) { $0 + max($1.count - 1, 0) } }
 }
 
 extension TokenScorer {
     /// The plain path: one request per continuation. Models override this with KV reuse.
     public func score(prefix: [Int], continuations: [[Int]]) throws -> [ScoreResult] {
         try score(continuations.map { ScoreRequest(tokens: prefix + $0, scoreFrom: prefix.count) })
+    }
+
+    /// One `score(prefix:continuations:)` call per group.
+    public func score(prefixGroups groups: [PrefixGroup]) throws -> [[ScoreResult]] {
+        try groups.map { try score(prefix: $0.prefix, continuations: $0.continuations) }
     }
 }
 

@@ -98,8 +98,14 @@ public final class LlamaModel: TokenScorer {
     /// With a `cache`, positions start at `cache.length`, the new keys/values are appended to
     /// it, and attention covers the cached positions too. The pointer is valid until the next
     /// forward. Ids must be in 0..<V (checked by the public entry points).
+    ///
+    /// With `positions` and `segments` (B·T each; no cache) a row is a shared-prefix pack: token
+    /// r sits at position positions[r] and sees the keys of segment 0 and of its own segment
+    /// (see `attentionForward`).
     public func forward(tokens: [Int], batch b: Int, time t: Int, lengths: [Int],
-                        cache: LlamaKVCache? = nil) -> UnsafePointer<Float> {
+                        cache: LlamaKVCache? = nil, positions: [Int32]? = nil, segments: [Int32]? = nil) -> UnsafePointer<Float> {
+        precondition((positions == nil) == (segments == nil) && (positions == nil || cache == nil),
+                     "forward: positions and segments go together, without a cache")
         let c = hiddenSize, d = config.headDim, n = b * t
         let past = cache?.length ?? 0
         let layers = weights.layers
@@ -129,8 +135,10 @@ public final class LlamaModel: TokenScorer {
                 layer.vProj.forward(xn, rows: n, into: v)
             }
             profile.time("rope") {
-                ropeForward(q, cos: cosT, sin: sinT, b: b, t: t, heads: layer.numHeads, d: d, rowStride: qw)
-                ropeForward(k, cos: cosT, sin: sinT, b: b, t: t, heads: layer.numKVHeads, d: d, rowStride: kvw)
+                positions.withOptionalBuffer { pos in
+                    ropeForward(q, cos: cosT, sin: sinT, b: b, t: t, heads: layer.numHeads, d: d, rowStride: qw, positions: pos)
+                    ropeForward(k, cos: cosT, sin: sinT, b: b, t: t, heads: layer.numKVHeads, d: d, rowStride: kvw, positions: pos)
+                }
             }
             var kSrc = UnsafePointer(k), vSrc = UnsafePointer(v), s = t
             if let cache {
@@ -143,9 +151,11 @@ public final class LlamaModel: TokenScorer {
                 kSrc = UnsafePointer(kc); vSrc = UnsafePointer(vc); s = cap
             }
             profile.time("attention") {
-                attentionForward(att, probs: nil, q: q, k: kSrc, v: vSrc, lengths: lengths, b: b, t: t,
-                                 past: past, s: s, heads: layer.numHeads, kvHeads: layer.numKVHeads, d: d,
-                                 qStride: qw, kvStride: kvw, causal: true, scratch: scores)
+                segments.withOptionalBuffer { seg in
+                    attentionForward(att, probs: nil, q: q, k: kSrc, v: vSrc, lengths: lengths, b: b, t: t,
+                                     past: past, s: s, heads: layer.numHeads, kvHeads: layer.numKVHeads, d: d,
+                                     qStride: qw, kvStride: kvw, causal: true, scratch: scores, segments: seg)
+                }
             }
             profile.time("o projection") { addProjection(layer.oProj, att, rows: n, into: x) }
             // MLP block (SwiGLU), in row chunks so gate/up stay (mlpRows, F).
@@ -337,6 +347,69 @@ public final class LlamaModel: TokenScorer {
         return results
     }
 
+    /// Shared-prefix packing: each group becomes one row [prefix, c₁ without its last token,
+    /// c₂ …]; continuation tokens take positions after the prefix and attend to the prefix and
+    /// to their own earlier tokens only, so every score equals the plain path's. Rows go longest
+    /// first into batches of at most `maxBatchTokens` (a longer row goes alone); the weights are
+    /// read once per batch instead of twice per document.
+    public func score(prefixGroups groups: [PrefixGroup]) throws -> [[ScoreResult]] {
+        var out = [[ScoreResult]](repeating: [], count: groups.count)
+        var packable: [Int] = []
+        for (g, grp) in groups.enumerated() {
+            if grp.prefix.isEmpty || grp.continuations.isEmpty || grp.continuations.contains(where: \.isEmpty) {
+                out[g] = try score(prefix: grp.prefix, continuations: grp.continuations)
+                continue
+            }
+            try check(grp.prefix, what: "prefix")
+            for (i, c) in grp.continuations.enumerated() {
+                try check(c, what: "continuation \(i)")
+                guard grp.prefix.count + c.count <= maxLength + 1 else {
+                    throw InputError("continuation \(i)", "prefix + continuation exceed the model's \(maxLength) positions")
+                }
+            }
+            packable.append(g)
+        }
+        packable.sort { (groups[$0].packedLength, -$0) > (groups[$1].packedLength, -$1) }
+        var i = 0
+        while i < packable.count {
+            let t = groups[packable[i]].packedLength
+            let bsz = max(1, min(packable.count - i, maxBatchTokens / max(t, 1)))
+            let batch = Array(packable[i ..< i + bsz])
+            i += bsz
+            var ids = [Int](repeating: 0, count: bsz * t)
+            var positions = [Int32](repeating: 0, count: bsz * t), segments = [Int32](repeating: 0, count: bsz * t)
+            var lengths: [Int] = []
+            var rows: [Int] = [], targets: [Int] = []
+            for (b, g) in batch.enumerated() {
+                let grp = groups[g], p = grp.prefix.count, base = b * t
+                for (j, x) in grp.prefix.enumerated() { ids[base + j] = x; positions[base + j] = Int32(j) }
+                var at = p
+                for (k, c) in grp.continuations.enumerated() {
+                    rows.append(base + p - 1); targets.append(c[0])
+                    for j in 0 ..< c.count - 1 {
+                        ids[base + at + j] = c[j]; positions[base + at + j] = Int32(p + j); segments[base + at + j] = Int32(k + 1)
+                        rows.append(base + at + j); targets.append(c[j + 1])
+                    }
+                    at += c.count - 1
+                }
+                // Padding continues the positions so the rotary tables stay in range.
+                for j in at ..< t { positions[base + j] = Int32(j) }
+                lengths.append(at)
+            }
+            let hidden = forward(tokens: ids, batch: bsz, time: t, lengths: lengths, positions: positions, segments: segments)
+            let scored = headScores(hidden, rows: rows, targets: targets)
+            var at = 0
+            for g in batch {
+                out[g] = groups[g].continuations.map { c in
+                    let part = scored[at ..< at + c.count]
+                    at += c.count
+                    return ScoreResult(logprobs: part.map(\.0), greedy: part.map(\.1))
+                }
+            }
+        }
+        return out
+    }
+
     /// Logits (V) at the last position of each sequence, all sequences in one padded batch.
     public func lastLogits(_ sequences: [[Int]]) throws -> [[Float]] {
         for (i, s) in sequences.enumerated() { try check(s, what: "sequence \(i)") }
@@ -374,4 +447,15 @@ public final class LlamaModel: TokenScorer {
 @inline(__always)
 public func argmaxFirst(_ p: UnsafePointer<Float>, _ n: Int) -> Int {
     gpk_argmax(p, max(n, 1))
+}
+
+extension Optional where Wrapped == [Int32] {
+    /// Calls `body` with the array's base address, or nil.
+    @inline(__always)
+    func withOptionalBuffer<R>(_ body: (UnsafePointer<Int32>?) -> R) -> R {
+        switch self {
+        case .some(let a): return a.withUnsafeBufferPointer { body($0.baseAddress) }
+        case .none: return body(nil)
+        }
+    }
 }

@@ -14,6 +14,10 @@ import Foundation
 /// j < past + lengths[b] (right padding of the new tokens) and, if `causal`, j ≤ past + t.
 /// `lengths[b] ≥ 1`. Padded query rows get well-defined (ignored) outputs.
 ///
+/// With `segments` (B, T) and past = 0, a row also holds several branches after one shared
+/// prefix (shared-prefix packing): key j is visible to query t only when segments[j] is 0 (the
+/// prefix) or equals segments[t]; masked entries are exactly 0 as above.
+///
 /// Causal attention runs in blocks of `attentionQueryBlock` queries, each multiplying only the
 /// keys its last query can see. `scratch` holds T·L floats. `probs`, if given, receives P for every (b, h) as
 /// (B, H, T, L): with q, k, v it is what the backward needs.
@@ -21,7 +25,9 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, probs: UnsafeMu
                              q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                              lengths: [Int], b: Int, t: Int, past: Int, s: Int,
                              heads: Int, kvHeads: Int, d: Int, qStride: Int, kvStride: Int,
-                             causal: Bool, scratch: UnsafeMutablePointer<Float>) {
+                             causal: Bool, scratch: UnsafeMutablePointer<Float>,
+                             segments: UnsafePointer<Int32>? = nil) {
+    precondition(segments == nil || past == 0, "attentionForward: segments need past = 0")
     let l = past + t
     guard heads > 0, kvHeads > 0, t > 0 else { return }
     let group = heads / kvHeads
@@ -50,8 +56,17 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, probs: UnsafeMu
                 for r in rows {
                     let row = pb + r * l
                     let visible = causal ? min(valid, past + i0 + r + 1) : valid
+                    var masked = false
+                    if let seg = segments.map({ $0 + bi * t }), seg[i0 + r] != 0 {
+                        let own = seg[i0 + r]
+                        for j in 0 ..< visible where seg[j] != 0 && seg[j] != own { row[j] = -.infinity; masked = true }
+                    }
                     let m = vmax(row, visible)
                     vscale(row, visible, 1 / vexpShiftSum(row, row, visible, shift: m))
+                    if masked, let seg = segments.map({ $0 + bi * t }) {
+                        let own = seg[i0 + r]
+                        for j in 0 ..< visible where seg[j] != 0 && seg[j] != own { row[j] = 0 }
+                    }
                     if visible < l { (row + visible).update(repeating: 0, count: l - visible) }
                 }
             }

@@ -78,13 +78,14 @@ public func ropeTables(_ cos: UnsafeMutablePointer<Float>, _ sin: UnsafeMutableP
 /// x[i] ← x[i]·cos − x[i+D/2]·sin,  x[i+D/2] ← x[i+D/2]·cos + x[i]·sin.
 ///
 /// `rowStride` is the distance between consecutive tokens (heads·D for a packed q/k buffer).
-/// cos, sin (T, D/2) from `ropeTables`. The backward is the same rotation with −sin.
+/// cos, sin (T, D/2) from `ropeTables`: token r uses row r mod T, or row positions[r] when
+/// `positions` (B·T, each < the tables' rows) is given. The backward is the same rotation with −sin.
 public func ropeForward(_ x: UnsafeMutablePointer<Float>, cos: UnsafePointer<Float>, sin: UnsafePointer<Float>,
-                        b: Int, t: Int, heads: Int, d: Int, rowStride: Int) {
+                        b: Int, t: Int, heads: Int, d: Int, rowStride: Int, positions: UnsafePointer<Int32>? = nil) {
     let half = d / 2
     parallelFor(b * t, grain: 8) { rows in
         for r in rows {
-            let p = r % t
+            let p = positions.map { Int($0[r]) } ?? r % t
             let cr = cos + p * half, sr = sin + p * half
             for h in 0..<heads {
                 let v = x + r * rowStride + h * d
