@@ -17,4 +17,6 @@ if [ "${GREENPRUNE_TEST_SLURM:-1}" = 1 ] && [ "$(id -u)" = 0 ]; then
 else
   log "no Slurm cluster (not root or GREENPRUNE_TEST_SLURM=0): the job-array test is skipped"
 fi
-swift test -c release "$@"
+# The tests import GreenPrune without @testable, so the release build above is reused as is
+# (testable imports would rebuild every module with different flags).
+swift test -c release --disable-testable-imports "$@"

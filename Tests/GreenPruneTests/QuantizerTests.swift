@@ -178,6 +178,34 @@ struct QuantizerTests {
         got.withUnsafeMutableBufferPointer { head.dequantize(rows: 0 ..< 50, into: $0.baseAddress!) }
         #expect(got == expected)
         #expect(m.weights.embedTokens.isMapped)
+        // The quantized head is the token lookup too (same matrix): a forward reads its rows,
+        // so the run equals a float model whose embedding table is the dequantized head.
+        #expect(m.weights.embeddingRows === head)
+        let ids: [Int32] = [0, 7, 49, 7]
+        var rows = [Float](repeating: 0, count: ids.count * 64)
+        ids.withUnsafeBufferPointer { i in rows.withUnsafeMutableBufferPointer { head.gather(i.baseAddress!, count: ids.count, into: $0.baseAddress!) } }
+        for (k, id) in ids.enumerated() { #expect(Array(rows[k * 64 ..< (k + 1) * 64]) == Array(expected[Int(id) * 64 ..< (Int(id) + 1) * 64])) }
+        let f = try ModelLoader.loadLlama(out)
+        f.weights.embeddingRows = nil
+        f.weights.embedTokens = FloatStorage(expected)
+        let seq = ScoreRequest(tokens: [3, 9, 49, 0, 12], scoreFrom: 1)
+        #expect(try m.score([seq]) == f.score([seq]))
+    }
+
+    /// --include-embeddings on a tied decoder: one quantized table is both lookup and head,
+    /// and no float copy of it is made.
+    @Test func quantizedEmbeddingTable() throws {
+        let root = temporaryDirectory("embed")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let src = root.appendingPathComponent("f32"), out = root.appendingPathComponent("q")
+        try writeTinyLlama(src, layerDims: [(4, 96)])
+        let r = try Quantizer.quantize(model: src, to: out, options: QuantizeOptions(scheme: try QuantScheme(bits: 8, granularity: .channel), includeEmbeddings: true), progress: false)
+        #expect(r.quantized.contains("model.embed_tokens"))
+        let m = try ModelLoader.loadLlama(out)
+        let table = try #require(m.weights.embeddingRows as? QuantizedLinear)
+        #expect(m.weights.lmHead === table)
+        #expect(m.weights.embedTokens.count == 0 && m.weights.embeddingCount == 50 * 64)
+        #expect(try m.score([ScoreRequest(tokens: [1, 2, 3], scoreFrom: 1)])[0].logprobs.count == 2)
     }
 
     @Test func badInput() throws {

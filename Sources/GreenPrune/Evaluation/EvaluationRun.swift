@@ -44,7 +44,7 @@ public enum EvaluationRun {
             let w = m.weights
             let total = w.parameterCount
             let head = w.tied ? 0 : w.lmHead.inFeatures * w.lmHead.outFeatures
-            return (total, total - w.embedTokens.count - head)
+            return (total, total - w.embeddingCount - head)
         case .bert:
             var total = 0, embedding = 0
             for name in bundle.checkpoint.names {

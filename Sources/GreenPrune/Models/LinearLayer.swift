@@ -12,3 +12,14 @@ public protocol LinearLayer: AnyObject {
     /// Bytes the weights (and scales, bias) occupy in memory while the model runs.
     var residentBytes: Int { get }
 }
+
+/// A (V, C) table read one row per token: the token embeddings when they are kept quantized
+/// (a quantized tied head serves as the embedding too, as llama.cpp's token_embd does).
+public protocol EmbeddingRows: AnyObject {
+    /// Row width C.
+    var rowWidth: Int { get }
+    /// Rows V.
+    var rowCount: Int { get }
+    /// out (n, C) = table rows ids[0..<n] (ids in 0..<V).
+    func gather(_ ids: UnsafePointer<Int32>, count n: Int, into out: UnsafeMutablePointer<Float>)
+}

@@ -123,7 +123,8 @@ public final class LlamaModel: TokenScorer {
 
         state.ids = tokens.map { Int32(truncatingIfNeeded: $0) }
         state.ids.withUnsafeBufferPointer { ids in
-            embeddingForward(x, ids: ids.baseAddress!, table: weights.embedTokens.pointer, n: n, c: c)
+            if let rows = weights.embeddingRows { rows.gather(ids.baseAddress!, count: n, into: x) }
+            else { embeddingForward(x, ids: ids.baseAddress!, table: weights.embedTokens.pointer, n: n, c: c) }
         }
         for (li, layer) in layers.enumerated() {
             let qw = layer.qProj.outFeatures, kvw = layer.kProj.outFeatures
@@ -242,7 +243,7 @@ public final class LlamaModel: TokenScorer {
         guard tokens.count <= maxLength + extra else {
             throw InputError(what, "\(tokens.count) tokens exceed the model's \(maxLength) positions")
         }
-        let v = weights.embedTokens.count / max(hiddenSize, 1)
+        let v = weights.vocabSize
         if let bad = tokens.first(where: { $0 < 0 || $0 >= v }) {
             throw InputError(what, "token id \(bad) outside the vocabulary 0..<\(v)")
         }

@@ -45,7 +45,11 @@ public struct LlamaLayerWeights {
 /// `ParameterTensors`). Checkpoint names map one-to-one: `embedTokens` ↔
 /// `model.embed_tokens.weight`, `layers[i].qProj` ↔ `model.layers.i.self_attn.q_proj`, …
 public struct LlamaWeights {
+    /// (V, C) float table; empty when the checkpoint stores the embedding only quantized.
     public var embedTokens: FloatStorage      // (V, C)
+    /// When set, the forward reads token rows here instead of `embedTokens` (a quantized
+    /// table, or the quantized tied head), so the float table's pages are never touched.
+    public var embeddingRows: (any EmbeddingRows)?
     public var layers: [LlamaLayerWeights]
     public var norm: FloatStorage             // (C)
     /// Output layer (V, C); when `tied`, a DenseLinear over `embedTokens`' storage.
@@ -54,10 +58,13 @@ public struct LlamaWeights {
     public var tied: Bool
 
     public init(embedTokens: FloatStorage, layers: [LlamaLayerWeights], norm: FloatStorage,
-                lmHead: any LinearLayer, tied: Bool) {
+                lmHead: any LinearLayer, tied: Bool, embeddingRows: (any EmbeddingRows)? = nil) {
         self.embedTokens = embedTokens; self.layers = layers; self.norm = norm
-        self.lmHead = lmHead; self.tied = tied
+        self.lmHead = lmHead; self.tied = tied; self.embeddingRows = embeddingRows
     }
+
+    /// Embedding parameters V·C, whether the table is float or quantized.
+    public var embeddingCount: Int { vocabSize * hiddenSize }
 
     /// Hidden size C.
     public var hiddenSize: Int { norm.count }
@@ -68,6 +75,7 @@ public struct LlamaWeights {
     /// nil when a layer is not a `DenseLinear` (quantized). The tied head is omitted.
     /// This is what a writer needs to save a (pruned) model as model.safetensors.
     public func namedTensors() -> [(name: String, shape: [Int], values: FloatStorage)]? {
+        guard embeddingRows == nil || embedTokens.count == embeddingCount else { return nil }
         var out: [(String, [Int], FloatStorage)] = []
         let c = hiddenSize
         out.append(("model.embed_tokens.weight", [embedTokens.count / max(c, 1), c], embedTokens))
@@ -91,7 +99,7 @@ public struct LlamaWeights {
 
     /// Parameter count (embedding and head counted once when tied).
     public var parameterCount: Int {
-        var n = embedTokens.count + norm.count
+        var n = embeddingCount + norm.count
         for l in layers {
             n += l.inputLayernorm.count + l.postAttentionLayernorm.count
             for (_, lin) in l.linears {

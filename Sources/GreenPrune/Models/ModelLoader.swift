@@ -197,8 +197,12 @@ public enum ModelLoader {
     public static func loadLlamaWeights(_ checkpoint: SafeTensorsReader, llama c: LlamaConfig) throws -> LlamaWeights {
         let ledger = NameLedger(checkpoint)
         let C = c.hiddenSize, D = c.headDim
-        let vocab = checkpoint.info("model.embed_tokens.weight")?.shape.first ?? c.vocabSize
-        let embed = try ledger.tensor("model.embed_tokens.weight", [vocab, C])
+        // A quantized table loads as a QuantizedLinear read row by row, never as floats.
+        var quantizedEmbed: (any LinearLayer)? = nil
+        if checkpoint.info("model.embed_tokens.weight_scale") != nil { quantizedEmbed = try ledger.linear("model.embed_tokens") }
+        let vocab = quantizedEmbed?.outFeatures ?? checkpoint.info("model.embed_tokens.weight")?.shape.first ?? c.vocabSize
+        if let q = quantizedEmbed { ledger.expectShape("model.embed_tokens.weight", [q.outFeatures, q.inFeatures], [vocab, C]) }
+        let embed = quantizedEmbed == nil ? try ledger.tensor("model.embed_tokens.weight", [vocab, C]) : FloatStorage(zeros: 0)
         var layers: [LlamaLayerWeights] = []
         for i in 0..<c.numLayers {
             let p = "model.layers.\(i)."
@@ -241,9 +245,15 @@ public enum ModelLoader {
         var head: (any LinearLayer)?
         // A tied checkpoint may still carry lm_head.weight (ignored, as transformers does).
         let tied = c.tieWordEmbeddings
+        var embeddingRows = quantizedEmbed as? any EmbeddingRows
         if tied {
-            // A quantized checkpoint may carry the tied head as its own quantized copy.
-            if checkpoint.info("lm_head.weight_scale") != nil { head = try ledger.linear("lm_head") }
+            // A quantized checkpoint may carry the tied head as its own quantized copy; being the
+            // same matrix, it serves the token lookups too (llama.cpp's token_embd does both),
+            // so the float table stays unread.
+            if checkpoint.info("lm_head.weight_scale") != nil {
+                head = try ledger.linear("lm_head")
+                if embeddingRows == nil { embeddingRows = head as? any EmbeddingRows }
+            } else if let q = quantizedEmbed { head = q }
             else if let embed { head = DenseLinear(weight: embed, outFeatures: vocab, inFeatures: C) }
             if let h = checkpoint.info("lm_head.weight") { ledger.expectShape("lm_head.weight", h.shape, [vocab, C]) }
         } else {
@@ -256,7 +266,7 @@ public enum ModelLoader {
         guard let embed, let norm, let head, layers.count == c.numLayers else {
             throw InputError(checkpoint.files.first?.url.path ?? "checkpoint", "incomplete llama checkpoint")
         }
-        return LlamaWeights(embedTokens: embed, layers: layers, norm: norm, lmHead: head, tied: tied)
+        return LlamaWeights(embedTokens: embed, layers: layers, norm: norm, lmHead: head, tied: tied, embeddingRows: embeddingRows)
     }
 
     // MARK: BERT

@@ -85,11 +85,16 @@ public struct ModelSummary: Codable, Sendable {
             let mlp = w.layers.reduce(0) { $0 + [$1.gateProj, $1.upProj, $1.downProj].map(linearParams).reduce(0, +) }
             let norms = w.layers.reduce(w.norm.count) { $0 + $1.inputLayernorm.count + $1.postAttentionLayernorm.count }
             let head = w.tied ? 0 : linearParams(w.lmHead)
-            parametersByComponent = ["embeddings": w.embedTokens.count, "attention": attn, "mlp": mlp, "norms": norms, "lm_head": head]
-            parameters = w.embedTokens.count + attn + mlp + norms + head
+            parametersByComponent = ["embeddings": w.embeddingCount, "attention": attn, "mlp": mlp, "norms": norms, "lm_head": head]
+            parameters = w.embeddingCount + attn + mlp + norms + head
             nonEmbeddingParameters = attn + mlp + norms
-            var inMemory = w.embedTokens.byteCount + 4 * norms + (w.tied ? 0 : w.lmHead.residentBytes)
-            var mappedBytes = mapped(w.embedTokens) + mapped(w.norm) + (w.tied ? 0 : mapped(w.lmHead))
+            // A quantized table (or the quantized tied head standing in for it) replaces the
+            // float one, whose mapped pages are then never read.
+            let rowsLayer = w.embeddingRows as? any LinearLayer
+            let headSeparate = !w.tied || rowsLayer != nil
+            let embedBytes = rowsLayer.map { $0 === w.lmHead ? 0 : $0.residentBytes } ?? w.embedTokens.byteCount
+            var inMemory = embedBytes + 4 * norms + (headSeparate ? w.lmHead.residentBytes : 0)
+            var mappedBytes = (rowsLayer == nil ? mapped(w.embedTokens) : 0) + mapped(w.norm) + (headSeparate ? mapped(w.lmHead) : 0)
             for l in w.layers {
                 for (_, lin) in l.linears { inMemory += lin.residentBytes; mappedBytes += mapped(lin) }
                 mappedBytes += mapped(l.inputLayernorm) + mapped(l.postAttentionLayernorm)

@@ -276,3 +276,17 @@ public final class QuantizedLinear: LinearLayer {
         }
     }
 }
+
+extension QuantizedLinear: EmbeddingRows {
+    public var rowWidth: Int { inFeatures }
+    public var rowCount: Int { outFeatures }
+    /// Dequantizes row ids[i] of W into out row i: W (V, C) read as an embedding table.
+    public func gather(_ ids: UnsafePointer<Int32>, count n: Int, into out: UnsafeMutablePointer<Float>) {
+        parallelFor(n, grain: 64) { rows in
+            for i in rows {
+                let r = Int(ids[i])
+                self.dequantize(rows: r ..< r + 1, into: out + i * self.inFeatures)
+            }
+        }
+    }
+}
