@@ -106,3 +106,29 @@ GPK_CLONES long gpk_argmax(const float *x, long n) {
     for (long i = 0; i < n; i++) if (x[i] == m) return i;
     return 0;
 }
+
+// Dequantization of one weight row (compressed-tensors codes), 8 columns per step.
+typedef int8_t v8c __attribute__((vector_size(8)));
+
+GPK_CLONES void gpk_dequant_u4_row(float *out, const uint32_t *words, const float *scale, const float *offset,
+                                   long n, long group) {
+    const v8i shifts = {0, 4, 8, 12, 16, 20, 24, 28};
+    for (long c = 0; c < n; c += 8) {
+        long g = c / group;
+        v8i w = (v8i){0, 0, 0, 0, 0, 0, 0, 0} + (int32_t)words[c >> 3];
+        v8i u = ((v8i)((__attribute__((vector_size(32))) uint32_t)w >> (__attribute__((vector_size(32))) uint32_t)shifts)) & 15;
+        v8 f = __builtin_convertvector(u, v8);
+        store8(out + c, (f - offset[g]) * scale[g]);
+    }
+}
+
+GPK_CLONES void gpk_dequant_s8_row(float *out, const int8_t *q, const float *scale, const float *zero,
+                                   long n, long group) {
+    for (long c = 0; c < n; c += 8) {
+        long g = c / group;
+        v8c b;
+        memcpy(&b, q + c, sizeof b);
+        v8 f = __builtin_convertvector(__builtin_convertvector(b, v8i), v8);
+        store8(out + c, (f - zero[g]) * scale[g]);
+    }
+}

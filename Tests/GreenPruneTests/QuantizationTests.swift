@@ -199,9 +199,12 @@ struct QuantizationTests {
 
     /// forward(.none) equals dequantize-then-matmul (double reference on the dequantized W),
     /// relative to Σ|x||w| with tolerance 1e-5, through several tiles; bias added.
-    @Test("QuantizedLinear = dequantized matmul", arguments: [(8, QuantGranularity.channel, true), (4, .group, true), (4, .group, false), (8, .tensor, false), (4, .channel, true)])
-    func linearMatchesDequantized(_ bits: Int, _ gran: QuantGranularity, _ sym: Bool) throws {
-        let m = 5, n = 70, k = 256
+    /// Widths that are multiples of 8 go through the vector dequantization kernels, k = 250
+    /// through the scalar path: both bit-identical to QuantizedTensor.dequantize.
+    @Test("QuantizedLinear = dequantized matmul", arguments: [(8, QuantGranularity.channel, true, 256), (4, .group, true, 256), (4, .group, false, 256), (8, .tensor, false, 256), (4, .channel, true, 256),
+                                                              (4, .channel, false, 250), (8, .channel, false, 250)])
+    func linearMatchesDequantized(_ bits: Int, _ gran: QuantGranularity, _ sym: Bool, _ k: Int) throws {
+        let m = 5, n = 70
         let scheme = try QuantScheme(bits: bits, granularity: gran, groupSize: 64, symmetric: sym)
         let w = randomMatrix(n, k, seed: 3)
         let x = randomMatrix(m, k, seed: 4)
@@ -223,9 +226,9 @@ struct QuantizationTests {
         var rows = [Float](repeating: 0, count: n * k)
         rows.withUnsafeMutableBufferPointer { layer.dequantize(rows: 0 ..< n, into: $0.baseAddress!) }
         #expect(rows == dq)
-        // Memory: packed codes are bits/32 of float32 plus scales.
-        let floatBytes = n * k * 4
-        #expect(layer.residentBytes <= floatBytes * bits / 32 + n * layer.groupsPerRow * 5 + n * 4)
+        // Memory: packed codes (4-bit rows padded to whole int32 words) plus scales, zeros, bias.
+        let packedBytes = bits == 4 ? n * 4 * ((k + 7) / 8) : n * k
+        #expect(layer.residentBytes <= packedBytes + n * layer.groupsPerRow * 5 + n * 4)
     }
 
     /// forward(.int8): every ISA path gives bit-identical output (integer dots are exact and the

@@ -27,6 +27,16 @@ void gpk_silu_mul(float *out, const float *gate, const float *up, long n);
 /// Index of the first maximum of x[0..<n] (n >= 1), as torch.argmax.
 long gpk_argmax(const float *x, long n);
 
+/// One row of 4-bit codes to floats: out[c] = (u_c − offset[g])·scale[g], g = c / group, where
+/// u_c is nibble c mod 8 (least-significant first) of words[c / 8]. n and group multiples of 8.
+void gpk_dequant_u4_row(float *out, const unsigned int *words, const float *scale, const float *offset,
+                        long n, long group);
+
+/// One row of int8 codes to floats: out[c] = (q[c] − zero[g])·scale[g], g = c / group.
+/// n and group multiples of 8.
+void gpk_dequant_s8_row(float *out, const signed char *q, const float *scale, const float *zero,
+                        long n, long group);
+
 /// exp(x) with the same polynomial as the vector paths (for scalar callers).
 float gpk_exp(float x);
 

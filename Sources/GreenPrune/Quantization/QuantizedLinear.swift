@@ -1,3 +1,4 @@
+import CKernels
 import COpenBLAS
 import Foundation
 
@@ -163,6 +164,24 @@ public final class QuantizedLinear: LinearLayer {
     /// W[r0..<r1, :] ≈ (q − z)·scale as float32, (r1−r0, in) row-major.
     public func dequantize(rows r: Range<Int>, into out: UnsafeMutablePointer<Float>) {
         let n = inFeatures, gl = groupLength, gpr = groupsPerRow
+        if n % 8 == 0 && gl % 8 == 0 {
+            // Vector kernels (CKernels), 8 columns per step; offsets as floats per row.
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: gpr) { off in
+                let base: Float = bits == 4 ? 8 : 0
+                for (i, row) in r.enumerated() {
+                    for g in 0 ..< gpr { off[g] = base + Float(zeros?[row * gpr + g] ?? 0) }
+                    let sc = scales.baseAddress! + row * gpr
+                    if bits == 8 {
+                        gpk_dequant_s8_row(out + i * n, data.baseAddress!.assumingMemoryBound(to: Int8.self) + row * n,
+                                           sc, off.baseAddress!, n, gl)
+                    } else {
+                        gpk_dequant_u4_row(out + i * n, data.baseAddress!.assumingMemoryBound(to: UInt32.self) + row * (rowBytes / 4),
+                                           sc, off.baseAddress!, n, gl)
+                    }
+                }
+            }
+            return
+        }
         if bits == 8 {
             let src = data.baseAddress!.assumingMemoryBound(to: Int8.self)
             for (i, row) in r.enumerated() {
