@@ -112,23 +112,27 @@ typedef int8_t v8c __attribute__((vector_size(8)));
 
 GPK_CLONES void gpk_dequant_u4_row(float *out, const uint32_t *words, const float *scale, const float *offset,
                                    long n, long group) {
-    const v8i shifts = {0, 4, 8, 12, 16, 20, 24, 28};
-    for (long c = 0; c < n; c += 8) {
-        long g = c / group;
-        v8i w = (v8i){0, 0, 0, 0, 0, 0, 0, 0} + (int32_t)words[c >> 3];
-        v8i u = ((v8i)((__attribute__((vector_size(32))) uint32_t)w >> (__attribute__((vector_size(32))) uint32_t)shifts)) & 15;
-        v8 f = __builtin_convertvector(u, v8);
-        store8(out + c, (f - offset[g]) * scale[g]);
+    typedef uint32_t v8u __attribute__((vector_size(32)));
+    const v8u shifts = {0, 4, 8, 12, 16, 20, 24, 28};
+    for (long g = 0, c0 = 0; c0 < n; g++, c0 += group) {
+        const float s = scale[g], o = offset[g];
+        for (long c = c0; c < c0 + group; c += 8) {
+            v8u w = (v8u){0, 0, 0, 0, 0, 0, 0, 0} + words[c >> 3];
+            v8 f = __builtin_convertvector((v8i)((w >> shifts) & 15), v8);
+            store8(out + c, (f - o) * s);
+        }
     }
 }
 
 GPK_CLONES void gpk_dequant_s8_row(float *out, const int8_t *q, const float *scale, const float *zero,
                                    long n, long group) {
-    for (long c = 0; c < n; c += 8) {
-        long g = c / group;
-        v8c b;
-        memcpy(&b, q + c, sizeof b);
-        v8 f = __builtin_convertvector(__builtin_convertvector(b, v8i), v8);
-        store8(out + c, (f - zero[g]) * scale[g]);
+    for (long g = 0, c0 = 0; c0 < n; g++, c0 += group) {
+        const float s = scale[g], z = zero[g];
+        for (long c = c0; c < c0 + group; c += 8) {
+            v8c b;
+            memcpy(&b, q + c, sizeof b);
+            v8 f = __builtin_convertvector(__builtin_convertvector(b, v8i), v8);
+            store8(out + c, (f - z) * s);
+        }
     }
 }

@@ -246,6 +246,13 @@ struct QuantizerTests {
         let f = try ModelLoader.loadBert(src), q = try ModelLoader.loadBert(out)
         f.tokenizer = try TokenizerLoader.load(directory: src); q.tokenizer = try TokenizerLoader.load(directory: out)
         #expect(q.weights.layers.allSatisfy { $0.query is QuantizedLinear && $0.output is QuantizedLinear })
+        // Parameter counts come from shapes: the float checkpoint's element count (no pooler, no
+        // position_ids buffer) for both the float and the quantized model.
+        let reader = try SafeTensorsReader(src)
+        let elements = reader.names.filter { !$0.contains("pooler") && !$0.hasSuffix("position_ids") }.reduce(0) { $0 + reader.info($1)!.elementCount }
+        let cf = EvaluationRun.parameterCounts(try ModelLoader.load(src, tokenizer: false))
+        let cq = EvaluationRun.parameterCounts(try ModelLoader.load(out, tokenizer: false))
+        #expect(cf.total == elements && cq.total == cf.total && cq.nonEmbedding == cf.nonEmbedding)
         let texts = ["A man is playing a guitar.", "The cat sits on the mat.", "Quantization keeps the meaning of a sentence."]
         let a = try f.embed(texts), b = try q.embed(texts)
         for (x, y) in zip(a, b) {

@@ -45,13 +45,18 @@ public enum EvaluationRun {
             let total = w.parameterCount
             let head = w.tied ? 0 : w.lmHead.inFeatures * w.lmHead.outFeatures
             return (total, total - w.embeddingCount - head)
-        case .bert:
-            var total = 0, embedding = 0
-            for name in bundle.checkpoint.names {
-                guard let info = bundle.checkpoint.info(name), !name.contains("pooler") else { continue }
-                total += info.elementCount
-                if name.hasSuffix("word_embeddings.weight") || name.hasSuffix("position_embeddings.weight")
-                    || name.hasSuffix("token_type_embeddings.weight") { embedding += info.elementCount }
+        case let .bert(m):
+            // From the layers' shapes, not the checkpoint's element counts (packed int32 words
+            // and scales of a quantized model are storage, not parameters). Every BERT Linear has a bias.
+            let w = m.weights
+            let embedding = w.wordEmbeddings.count + w.positionEmbeddings.count + w.tokenTypeEmbeddings.count
+            var total = embedding + w.embeddingsLayerNormWeight.count + w.embeddingsLayerNormBias.count
+            for l in w.layers {
+                for lin in [l.query, l.key, l.value, l.attentionOutput, l.intermediate, l.output] {
+                    total += lin.inFeatures * lin.outFeatures + lin.outFeatures
+                }
+                total += l.attentionLayerNormWeight.count + l.attentionLayerNormBias.count
+                    + l.outputLayerNormWeight.count + l.outputLayerNormBias.count
             }
             return (total, total - embedding)
         }
