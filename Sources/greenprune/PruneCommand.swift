@@ -2,6 +2,8 @@ import ArgumentParser
 import Foundation
 import GreenPrune
 
+extension PrunePolicy.TargetMode: ExpressibleByArgument {}
+
 extension ImportanceKind: ExpressibleByArgument {}
 extension TaylorVariant: ExpressibleByArgument {}
 extension GroupReduction: ExpressibleByArgument {}
@@ -30,6 +32,9 @@ struct Prune: ParsableCommand {
 
     @Option(help: "Fraction of ALL parameters to remove; the per-layer ratio is solved for.")
     var targetParams: Double?
+
+    @Option(help: "With --target-params: at-least (the smallest ratio reaching the target) or closest (the ratio landing nearest it, either side).")
+    var targetMode: PrunePolicy.TargetMode = .atLeast
 
     @Option(help: "Importance estimator: taylor, l1, l2, random, bi (depth pruning).")
     var importance: ImportanceKind = .taylor
@@ -100,6 +105,7 @@ struct Prune: ParsableCommand {
     func validate() throws {
         guard FileManager.default.fileExists(atPath: model) else { throw ValidationError("\(model): no such directory") }
         if !dryRun { guard let o = out, !o.isEmpty else { throw ValidationError("--out is required (or --dry-run)") } }
+        if targetMode == .closest && targetParams == nil { throw ValidationError("--target-mode needs --target-params") }
         switch (ratio, targetParams) {
         case (nil, nil): throw ValidationError("give --ratio or --target-params")
         case (.some, .some): throw ValidationError("give either --ratio or --target-params, not both")
@@ -216,10 +222,12 @@ struct Prune: ParsableCommand {
 
     func makePolicy(layers n: Int) -> PrunePolicy {
         let def = uniform ? LayerRange(start: 0, end: n) : PrunePolicy.range(skipFirst: skipFirst, skipLast: skipLast, layers: n)
-        return PrunePolicy(ratio: ratio, targetParams: targetParams,
-                           attnLayers: attnLayers.flatMap(LayerRange.init(parsing:)) ?? def,
-                           mlpLayers: mlpLayers.flatMap(LayerRange.init(parsing:)) ?? def,
-                           unit: attentionUnit, global: global, iterativeSteps: iterativeSteps, roundTo: roundTo)
+        var p = PrunePolicy(ratio: ratio, targetParams: targetParams,
+                            attnLayers: attnLayers.flatMap(LayerRange.init(parsing:)) ?? def,
+                            mlpLayers: mlpLayers.flatMap(LayerRange.init(parsing:)) ?? def,
+                            unit: attentionUnit, global: global, iterativeSteps: iterativeSteps, roundTo: roundTo)
+        p.targetMode = targetMode
+        return p
     }
 
     func printPlan(_ plan: [PlanRow], _ m: PrunableModel, _ o: PruneOptions) {
@@ -257,6 +265,7 @@ struct Prune: ParsableCommand {
         ]
         settings["ratio"] = ratio ?? NSNull()
         settings["target_params"] = targetParams ?? NSNull()
+        settings["target_mode"] = targetMode.rawValue
         settings["round_to"] = roundTo ?? NSNull()
         settings["calibration"] = calibration ?? "c4_sample/c4_validation_2k.jsonl"
         let before = m.parameterCount, after = o.model.parameterCount

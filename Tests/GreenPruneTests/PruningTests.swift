@@ -112,6 +112,25 @@ struct PruningTests {
         #expect(Double(at) >= want && Double(below) < want, "ratio \(r): \(at) vs \(want)")
     }
 
+    /// --target-mode closest: the at-least ratio or the step just below it, whichever removes a
+    /// count nearer the target (for 0.2 on SmolLM2 the step below keeps every KV group).
+    @Test(arguments: [0.1, 0.2, 0.3])
+    func targetModeClosest(_ target: Double) throws {
+        let range = LayerRange(start: 3, end: 27)
+        let atLeast = PrunePolicy(ratio: nil, targetParams: target, attnLayers: range, mlpLayers: range)
+        var closest = atLeast
+        closest.targetMode = .closest
+        let r1 = try atLeast.resolvedRatio(smolGeometry), r2 = try closest.resolvedRatio(smolGeometry)
+        func removed(_ r: Double) throws -> Double {
+            Double(PrunePolicy.removedParameters(smolGeometry, try atLeast.counts(smolGeometry, original: smolGeometry, ratio: r), unit: .kvGroup))
+        }
+        let want = target * Double(smolGeometry.totalParameters)
+        let up = try removed(r1), down = try removed(r1 - 1e-9)
+        #expect(try removed(r2) == (want - down < up - want ? down : up))
+        #expect(abs(try removed(r2) - want) <= abs(up - want))
+        #expect(r2 <= r1)
+    }
+
     @Test func badFlagsAreRejectedBeforeWork() {
         let full = LayerRange(start: 3, end: 27)
         #expect(throws: InputError.self) { try PrunePolicy(ratio: 0.2, attnLayers: LayerRange(start: 3, end: 31), mlpLayers: full).validate(smolGeometry) }

@@ -35,10 +35,20 @@ public struct PrunePolicy: Codable, Equatable, Sendable {
     public var iterativeSteps: Int
     /// MLP widths kept are rounded up to a multiple of this.
     public var roundTo: Int?
+    /// How `targetParams` picks among the ratios' step function (nil: `.atLeast`).
+    public var targetMode: TargetMode?
+
+    /// `--target-mode`: the smallest ratio removing at least the target, or the ratio whose
+    /// removal is closest to it (either side).
+    public enum TargetMode: String, Codable, CaseIterable, Sendable {
+        case atLeast = "at-least"
+        case closest
+    }
 
     enum CodingKeys: String, CodingKey {
         case ratio
         case targetParams = "target_params"
+        case targetMode = "target_mode"
         case attnLayers = "attn_layers"
         case mlpLayers = "mlp_layers"
         case unit = "attention_unit"
@@ -160,7 +170,8 @@ public struct PrunePolicy: Codable, Equatable, Sendable {
     }
 
     /// The per-layer ratio of the final step: `ratio`, or for `--target-params p` the smallest
-    /// ratio whose counts remove at least p of all parameters (bisection over the step function).
+    /// ratio whose counts remove at least p of all parameters (bisection over the step function);
+    /// with `targetMode == .closest`, that one or the step just below, whichever lands nearer p.
     public func resolvedRatio(_ g: PruneGeometry) throws -> Double {
         if let r = ratio { return r }
         guard let p = targetParams else { throw InputError("--ratio", "give --ratio or --target-params") }
@@ -178,6 +189,8 @@ public struct PrunePolicy: Codable, Equatable, Sendable {
         guard let n = removed(hi), n >= want else {
             throw InputError("--target-params", "removing \(p) of all parameters from the chosen layers would empty a layer")
         }
+        // `lo` sits on the step just below: fewer units removed than the target asks.
+        if targetMode == .closest, let below = removed(lo), want - below < n - want { return lo }
         return hi
     }
 
