@@ -96,6 +96,9 @@ public enum HessianCollection {
         let samples: [[Int]]
         switch bundle.model {
         case .llama(let m):
+            guard g.calibrationLength <= m.maxLength else {
+                throw InputError("--calibration-len", "\(g.calibrationLength) exceeds the model's \(m.maxLength) positions")
+            }
             samples = try Calibration.samples(file: file, tokenizer: tokenizer, count: g.numExamples, length: g.calibrationLength)
             for i in m.weights.layers.indices {
                 let p = "model.layers.\(i)."
@@ -129,6 +132,9 @@ public enum HessianCollection {
             }
             bar?.finish()
         case .bert(let m):
+            guard g.calibrationLength <= m.maxSequenceLength else {
+                throw InputError("--calibration-len", "\(g.calibrationLength) exceeds the encoder's \(m.maxSequenceLength) positions")
+            }
             let inner = try Calibration.samples(file: file, tokenizer: tokenizer, count: g.numExamples,
                                                 length: max(1, g.calibrationLength - 2))
             let cls = try tokenizer.encode("", addSpecialTokens: true)
