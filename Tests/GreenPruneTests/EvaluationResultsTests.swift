@@ -58,5 +58,11 @@ import GreenPrune
         #expect(try h5.readDoubles("/openbookqa/batches/kind") == [1])   // both documents packed into one shared-prefix call
         #expect(try h5.stringAttribute("/", "model") == "/m")
         #expect(results.table.contains("|openbookqa|1|none|0|acc|↑|"))
+        // A tiny value (an embedding-drift MSE) keeps 3 significant digits instead of 0.0000.
+        var small = o
+        small.values["acc"] = (2.2187e-6, 1.8e-8)
+        let t = EvaluationResults(reports: [TaskReport(small)], model: ModelFacts(path: "/m", family: "llama", parameters: 10, nonEmbeddingParameters: 6, bytesOnDisk: 40),
+                                  settings: [:], startDate: Date(), totalSeconds: 1, peakResidentBytes: 1).table
+        #expect(t.contains("|acc|↑|2.22e-06|±|1.8e-08|"), "\(t)")
     }
 }

@@ -195,11 +195,18 @@ public struct EvaluationResults {
         for r in reports {
             for (k, m) in r.metrics.enumerated() {
                 guard let v = r.values[m.name] else { continue }
-                let se = v.standardError.flatMap { $0.isFinite ? String(format: "%.4f", $0) : nil } ?? "N/A"
-                rows.append("|\(k == 0 ? r.name : "")|\(k == 0 ? EvaluationResults.version(r.version) : "")|\(k == 0 ? "none" : "")|\(k == 0 ? "0" : "")|\(m.name)|\(m.higherIsBetter ? "↑" : "↓")|\(String(format: "%.4f", v.value))|±|\(se)|")
+                let se = v.standardError.flatMap { $0.isFinite ? EvaluationResults.tableNumber($0) : nil } ?? "N/A"
+                rows.append("|\(k == 0 ? r.name : "")|\(k == 0 ? EvaluationResults.version(r.version) : "")|\(k == 0 ? "none" : "")|\(k == 0 ? "0" : "")|\(m.name)|\(m.higherIsBetter ? "↑" : "↓")|\(EvaluationResults.tableNumber(v.value))|±|\(se)|")
             }
         }
         return rows.joined(separator: "\n")
+    }
+
+    /// A metric in the stdout table: 4 decimals as lm-eval prints, but values below 1e-3 (an
+    /// embedding-drift MSE of 2e-6, its standard error) in 3 significant digits so they do not
+    /// read as 0.0000.
+    static func tableNumber(_ x: Double) -> String {
+        x != 0 && abs(x) < 1e-3 ? String(format: "%.3g", x) : String(format: "%.4f", x)
     }
 
     static func version(_ v: Double) -> String { v == v.rounded() ? String(Int(v)) : String(v) }
