@@ -136,3 +136,20 @@ GPK_CLONES void gpk_dequant_s8_row(float *out, const int8_t *q, const float *sca
         }
     }
 }
+
+GPK_CLONES float gpk_rmsnorm_row(float *y, const float *x, const float *w, long n, float eps) {
+    v8 a0 = splat(0), a1 = splat(0);
+    long i = 0;
+    for (; i + 16 <= n; i += 16) {
+        v8 u = load8(x + i), v = load8(x + i + 8);
+        a0 += u * u; a1 += v * v;
+    }
+    for (; i + 8 <= n; i += 8) { v8 u = load8(x + i); a0 += u * u; }
+    float ss = hsum(a0 + a1);
+    for (; i < n; i++) ss += x[i] * x[i];
+    float r = 1.0f / __builtin_sqrtf(ss / (float)n + eps);
+    v8 rv = splat(r);
+    for (i = 0; i + 8 <= n; i += 8) store8(y + i, load8(x + i) * rv * load8(w + i));
+    for (; i < n; i++) y[i] = x[i] * r * w[i];
+    return r;
+}

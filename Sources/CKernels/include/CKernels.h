@@ -37,6 +37,9 @@ void gpk_dequant_u4_row(float *out, const unsigned int *words, const float *scal
 void gpk_dequant_s8_row(float *out, const signed char *q, const float *scale, const float *zero,
                         long n, long group);
 
+/// One RMSNorm row: y[i] = x[i] · r · w[i], r = 1/sqrt(mean(x²) + eps); returns r. y may equal x.
+float gpk_rmsnorm_row(float *y, const float *x, const float *w, long n, float eps);
+
 /// exp(x) with the same polynomial as the vector paths (for scalar callers).
 float gpk_exp(float x);
 

@@ -86,8 +86,20 @@ public enum EvaluationRun {
                 }
                 loaded.append((task, try evaluator.documents(task, setup: setup)))
             }
+            // GREENPRUNE_PROFILE=1: seconds per forward phase on stderr after each task.
+            let profile = ProcessInfo.processInfo.environment["GREENPRUNE_PROFILE"] == "1" ? ForwardProfile() : nil
+            model.profile = profile
+            defer { model.profile = nil }
             for (task, docs) in loaded {
+                let t0 = DispatchTime.now().uptimeNanoseconds
                 reports.append(TaskReport(try evaluator.run(task, documents: docs, limit: options.limit)))
+                if let p = profile {
+                    let wall = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
+                    let parts = (p.order.map { String(format: "%@ %.2f", $0, p.seconds[$0]!) }
+                                 + p.countOrder.map { "\($0) \(p.counts[$0]!)" }).joined(separator: ", ")
+                    FileHandle.standardError.write(Data(String(format: "profile %@: %.2f s wall; %@\n", task.name, wall, parts).utf8))
+                    p.reset()
+                }
             }
         case let .bert(model):
             if model.tokenizer == nil { model.tokenizer = try TokenizerLoader.load(directory: directory) }

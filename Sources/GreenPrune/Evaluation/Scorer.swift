@@ -137,35 +137,19 @@ public final class Scorer {
         } else {
             plainIndices = Array(requests.indices)
         }
-        // Documents longest first, packed into calls of at most `batchTokens` packed tokens.
+        // Documents longest first, cut into calls of at most `batchTokens` packed tokens where
+        // padding plus per-call overhead is least (BatchPlan).
         prefixJobs.sort { $0.length > $1.length }
         var jobs: [Job] = []
-        var call: [(prefix: [Int], members: [Int])] = []
-        var callLongest = 0
-        for j in prefixJobs {
-            if !call.isEmpty, (call.count + 1) * max(callLongest, j.length) > options.batchTokens {
-                jobs.append(.prefix(call)); call = []; callLongest = 0
-            }
-            call.append((j.prefix, j.members))
-            callLongest = max(callLongest, j.length)
+        for r in BatchPlan.cuts(prefixJobs.map(\.length), budget: options.batchTokens) {
+            jobs.append(.prefix(prefixJobs[r].map { ($0.prefix, $0.members) }))
         }
-        if !call.isEmpty { jobs.append(.prefix(call)) }
 
         // Longest first; ties keep request order so runs are reproducible.
         plainIndices.sort { (requests[$0].tokens.count, -$0) > (requests[$1].tokens.count, -$1) }
-        var batch: [Int] = []
-        var longest = 0
-        for i in plainIndices {
-            let n = requests[i].tokens.count
-            if !batch.isEmpty, (batch.count + 1) * max(longest, n) > options.batchTokens {
-                jobs.append(.plain(batch))
-                batch = []
-                longest = 0
-            }
-            batch.append(i)
-            longest = max(longest, n)
+        for r in BatchPlan.cuts(plainIndices.map { requests[$0].tokens.count }, budget: options.batchTokens) {
+            jobs.append(.plain(Array(plainIndices[r])))
         }
-        if !batch.isEmpty { jobs.append(.plain(batch)) }
         return jobs
     }
 }

@@ -34,6 +34,19 @@ public final class DenseLinear: LinearLayer {
         if let bias { addBias(out, bias.pointer, n: m, c: outFeatures) }
     }
 
+    /// out (M, r.count), stride `ldo` = x · W[r, :]ᵀ + b[r]: one sgemm on the band's rows of W.
+    public func forward(_ x: UnsafePointer<Float>, rows m: Int, outputs r: Range<Int>,
+                        into out: UnsafeMutablePointer<Float>, ldo: Int) {
+        precondition(r.lowerBound >= 0 && r.upperBound <= outFeatures && ldo >= r.count, "DenseLinear: bad output band")
+        guard m > 0, !r.isEmpty else { return }
+        sgemm(transB: true, m: m, n: r.count, k: inFeatures, a: x, lda: inFeatures,
+              b: weight.pointer + r.lowerBound * inFeatures, ldb: inFeatures, beta: 0, c: out, ldc: ldo)
+        if let bias {
+            let b = bias.pointer + r.lowerBound
+            for i in 0 ..< m { let o = out + i * ldo; for j in 0 ..< r.count { o[j] += b[j] } }
+        }
+    }
+
     /// Bytes of weight and bias (mapped pages included: they are resident once touched).
     public var residentBytes: Int { weight.byteCount + (bias?.byteCount ?? 0) }
 }

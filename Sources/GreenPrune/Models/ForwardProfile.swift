@@ -20,8 +20,17 @@ public final class ForwardProfile {
         return r
     }
 
-    /// Clears every phase.
-    public func reset() { seconds = [:]; order = [] }
+    /// Named tallies (rows computed, rows scored…), in the order first seen.
+    public private(set) var counts: [String: Int] = [:]
+    public private(set) var countOrder: [String] = []
+    /// Adds `n` to the tally `name`.
+    public func count(_ name: String, _ n: Int) {
+        if counts[name] == nil { countOrder.append(name) }
+        counts[name, default: 0] += n
+    }
+
+    /// Clears every phase and tally.
+    public func reset() { seconds = [:]; order = []; counts = [:]; countOrder = [] }
 }
 
 extension Optional where Wrapped == ForwardProfile {

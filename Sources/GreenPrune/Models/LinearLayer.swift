@@ -11,6 +11,24 @@ public protocol LinearLayer: AnyObject {
     func forward(_ x: UnsafePointer<Float>, rows m: Int, into out: UnsafeMutablePointer<Float>)
     /// Bytes the weights (and scales, bias) occupy in memory while the model runs.
     var residentBytes: Int { get }
+    /// A band of output features: out (M, r.count), row stride `ldo` ≥ r.count, =
+    /// x (M, inFeatures) · W[r, :]ᵀ + bias[r]. The streaming output layer calls this one
+    /// vocabulary tile at a time. The default computes every output into a temporary and copies
+    /// the band; dense and weight-only quantized layers compute only the band.
+    func forward(_ x: UnsafePointer<Float>, rows m: Int, outputs r: Range<Int>,
+                 into out: UnsafeMutablePointer<Float>, ldo: Int)
+}
+
+extension LinearLayer {
+    public func forward(_ x: UnsafePointer<Float>, rows m: Int, outputs r: Range<Int>,
+                        into out: UnsafeMutablePointer<Float>, ldo: Int) {
+        precondition(r.lowerBound >= 0 && r.upperBound <= outFeatures && ldo >= r.count, "LinearLayer: bad output band")
+        guard m > 0, !r.isEmpty else { return }
+        let all = UnsafeMutablePointer<Float>.allocate(capacity: m * outFeatures)
+        defer { all.deallocate() }
+        forward(x, rows: m, into: all)
+        for i in 0 ..< m { (out + i * ldo).update(from: all + i * outFeatures + r.lowerBound, count: r.count) }
+    }
 }
 
 /// A (V, C) table read one row per token: the token embeddings when they are kept quantized

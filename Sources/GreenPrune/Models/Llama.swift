@@ -16,8 +16,10 @@ public final class LlamaModel: TokenScorer {
     public var weights: LlamaWeights
     /// Largest B·T one forward takes when scoring (more requests are split into batches).
     public var maxBatchTokens = 4096
-    /// Rows of logits computed at once: chunk·V floats at a time.
-    public var logitChunkRows = 128
+    /// Rows of the output layer computed together (the head's weights are read once per chunk).
+    public var logitChunkRows = 512
+    /// Vocabulary entries per logits tile: the logits buffer is chunk × tile floats.
+    public var logitTileColumns = 4096
     /// Rows the MLP processes at once (its (rows, F) gate/up buffers are the largest activations).
     public var mlpChunkRows = 1024
 
@@ -70,7 +72,7 @@ public final class LlamaModel: TokenScorer {
             + 2 * (l.map { $0.kProj.outFeatures }.max() ?? 0)
         let mlp = 2 * min(n, mlpChunkRows) * (l.map { $0.gateProj.outFeatures }.max() ?? 0)
         let chunk = min(logitChunkRows, n)
-        return 4 * (n * perRow + mlp + t * t + chunk * (vocabularySize + hiddenSize) + t * config.headDim)
+        return 4 * (n * perRow + mlp + t * t + chunk * (min(logitTileColumns, vocabularySize) + hiddenSize) + t * config.headDim)
     }
 
     /// Matmul FLOPs (2 per multiply-add) of one forward over B sequences of T tokens with the
@@ -108,6 +110,8 @@ public final class LlamaModel: TokenScorer {
                      "forward: positions and segments go together, without a cache")
         let c = hiddenSize, d = config.headDim, n = b * t
         let past = cache?.length ?? 0
+        profile?.count("rows computed", n)
+        profile?.count("rows real", lengths.reduce(0) { $0 + min(max($1, 0), t) })
         let layers = weights.layers
         let maxQ = layers.map { $0.qProj.outFeatures }.max() ?? 0
         let maxKV = layers.map { $0.kProj.outFeatures }.max() ?? 0
@@ -196,29 +200,62 @@ public final class LlamaModel: TokenScorer {
     // MARK: output layer
 
     /// For each (row of `hidden`, target id): ln softmax(logits)[target] and whether target is
-    /// the argmax (first maximum, as torch.argmax). Logits are computed `logitChunkRows` rows at
-    /// a time, never more.
+    /// the argmax (first maximum, as torch.argmax).
+    ///
+    /// Streaming output layer: rows go `logitChunkRows` at a time, and for each chunk the
+    /// vocabulary goes `logitTileColumns` logits at a time (one band of the head's rows, so the
+    /// head is read once per chunk and the logits buffer is chunk × tile floats, never chunk × V).
+    /// Each tile updates a running max m, a running Σ exp(logit − m) (rescaled when m grows), the
+    /// target's logit and the first maximum; ln p(target) = logit − (m + ln Σ).
     func headScores(_ hidden: UnsafePointer<Float>, rows: [Int], targets: [Int]) -> [(Float, Bool)] {
         let c = hiddenSize, vocab = vocabularySize
+        profile?.count("rows scored", rows.count)
         let chunk = max(1, min(logitChunkRows, rows.count))
+        let tileCols = max(1, min(logitTileColumns, vocab))
         let buf = state.rows.reserve(chunk * c)
-        let logits = state.logits.reserve(chunk * vocab)
+        let logits = state.logits.reserve(chunk * tileCols)
         var out = [(Float, Bool)](repeating: (0, false), count: rows.count)
+        var runMax = [Float](repeating: 0, count: chunk), runSum = [Float](repeating: 0, count: chunk)
+        var target = [Float](repeating: 0, count: chunk), best = [Float](repeating: 0, count: chunk)
+        var bestIndex = [Int](repeating: 0, count: chunk)
         var start = 0
         while start < rows.count {
             let m = min(chunk, rows.count - start)
             for i in 0..<m { (buf + i * c).update(from: hidden + rows[start + i] * c, count: c) }
-            profile.time("lm_head") { weights.lmHead.forward(buf, rows: m, into: logits) }
-            profile.time("log-softmax") { out.withUnsafeMutableBufferPointer { res in
-                parallelFor(m, grain: 1) { r in
-                    for i in r {
-                        let row = UnsafePointer(logits + i * vocab)
-                        let target = targets[start + i]
-                        let lse = logSumExp(row, vocab)
-                        res[start + i] = (row[target] - lse, argmaxFirst(row, vocab) == target)
-                    }
+            for i in 0..<m { runMax[i] = -.infinity; runSum[i] = 0; best[i] = -.infinity; bestIndex[i] = -1; target[i] = .nan }
+            var v0 = 0
+            while v0 < vocab {
+                let v1 = min(vocab, v0 + tileCols), w = v1 - v0
+                profile.time("lm_head") { weights.lmHead.forward(buf, rows: m, outputs: v0 ..< v1, into: logits, ldo: w) }
+                profile.time("log-softmax") {
+                    runMax.withUnsafeMutableBufferPointer { mx in runSum.withUnsafeMutableBufferPointer { sm in
+                    target.withUnsafeMutableBufferPointer { tg in best.withUnsafeMutableBufferPointer { bs in
+                    bestIndex.withUnsafeMutableBufferPointer { bi in
+                        parallelFor(m, grain: 8) { r in
+                            for i in r {
+                                let row = UnsafePointer(logits + i * w)
+                                let tmax = vmax(row, w)
+                                if tmax > mx[i] {
+                                    // Rescale the running sum to the new max (exp(−∞) = 0 on the first tile).
+                                    let kept = mx[i] == -.infinity ? 0 : sm[i] * gpk_exp(mx[i] - tmax)
+                                    sm[i] = kept + vsumExpShift(row, w, shift: tmax)
+                                    mx[i] = tmax
+                                } else {
+                                    sm[i] += vsumExpShift(row, w, shift: mx[i])
+                                }
+                                let t = targets[start + i]
+                                if t >= v0 && t < v1 { tg[i] = row[t - v0] }
+                                if tmax > bs[i] { bs[i] = tmax; bi[i] = v0 + argmaxFirst(row, w) }
+                            }
+                        }
+                    } } } } }
                 }
-            } }
+                v0 = v1
+            }
+            for i in 0..<m {
+                let lse = runMax[i] + log(runSum[i])
+                out[start + i] = (target[i] - lse, bestIndex[i] == targets[start + i])
+            }
             start += m
         }
         return out

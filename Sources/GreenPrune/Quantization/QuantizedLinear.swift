@@ -236,15 +236,40 @@ public final class QuantizedLinear: LinearLayer {
 
     private static let threads = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
-    /// Tile by tile: W tile (T, in) dequantized (threads split its rows), out[:, tile] = x · tileᵀ.
-    private func forwardDequantized(_ x: UnsafePointer<Float>, rows m: Int, into out: UnsafeMutablePointer<Float>) {
+    /// out (M, r.count), stride `ldo` = x · W[r, :]ᵀ + b[r]. Float activations dequantize only
+    /// the band's rows, tile by tile; int8 activations go through the full product.
+    public func forward(_ x: UnsafePointer<Float>, rows m: Int, outputs r: Range<Int>,
+                        into out: UnsafeMutablePointer<Float>, ldo: Int) {
+        precondition(r.lowerBound >= 0 && r.upperBound <= outFeatures && ldo >= r.count, "QuantizedLinear: bad output band")
+        guard m > 0, !r.isEmpty else { return }
+        guard activations == .none else {
+            let all = UnsafeMutablePointer<Float>.allocate(capacity: m * outFeatures)
+            defer { all.deallocate() }
+            forward(x, rows: m, into: all)
+            for i in 0 ..< m { (out + i * ldo).update(from: all + i * outFeatures + r.lowerBound, count: r.count) }
+            return
+        }
+        forwardDequantized(x, rows: m, outputs: r, into: out, ldo: ldo)
+        if let b = bias {
+            for i in 0 ..< m {
+                let o = out + i * ldo
+                for j in 0 ..< r.count { o[j] += b[r.lowerBound + j] }
+            }
+        }
+    }
+
+    /// Tile by tile: W tile (T, in) dequantized (threads split its rows), out[:, tile] = x · tileᵀ,
+    /// over the output rows `band` (all by default), written with row stride `ldo`.
+    private func forwardDequantized(_ x: UnsafePointer<Float>, rows m: Int, outputs band: Range<Int>? = nil,
+                                    into out: UnsafeMutablePointer<Float>, ldo: Int? = nil) {
         let n = inFeatures
-        let tile = Swift.max(1, Swift.min(outFeatures, Self.tileElements / n))
+        let band = band ?? 0 ..< outFeatures, ldo = ldo ?? outFeatures
+        let tile = Swift.max(1, Swift.min(band.count, Self.tileElements / n))
         let scratch = UnsafeMutablePointer<Float>.allocate(capacity: tile * n)
         defer { scratch.deallocate() }
-        var r0 = 0
-        while r0 < outFeatures {
-            let r1 = Swift.min(outFeatures, r0 + tile), t = r1 - r0
+        var r0 = band.lowerBound
+        while r0 < band.upperBound {
+            let r1 = Swift.min(band.upperBound, r0 + tile), t = r1 - r0
             let parts = Swift.min(Self.threads, Swift.max(1, t / 16))
             if parts == 1 {
                 dequantize(rows: r0 ..< r1, into: scratch)
@@ -255,7 +280,7 @@ public final class QuantizedLinear: LinearLayer {
                 }
             }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(t), Int32(n),
-                        1, x, Int32(n), scratch, Int32(n), 0, out + r0, Int32(outFeatures))
+                        1, x, Int32(n), scratch, Int32(n), 0, out + (r0 - band.lowerBound), Int32(ldo))
             r0 = r1
         }
     }

@@ -78,6 +78,12 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, probs: UnsafeMu
     }
 
     let workers = ProcessInfo.processInfo.activeProcessorCount
+    if probs == nil && t <= attentionGroupedMaxTime && attentionGroupedHeads {
+        groupedAttentionForward(out, q: q, k: k, v: v, lengths: lengths, b: b, t: t, past: past, s: s,
+                                heads: heads, kvHeads: kvHeads, d: d, qStride: qStride, kvStride: kvStride,
+                                causal: causal, segments: segments, workers: workers)
+        return
+    }
     let tasks = b * heads
     if attentionParallelOverHeads && workers > 1 && tasks > 1 && BLAS.threads > 1 {
         // Heads in parallel, each on one thread with single-threaded sgemm (many small products
@@ -103,6 +109,132 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, probs: UnsafeMu
 
 /// Query rows per block in causal attention (see `attentionForward`).
 public let attentionQueryBlock = 128
+
+/// Take the grouped-query path (see `groupedAttentionForward`) when it applies. Both paths
+/// give the same numbers up to float rounding; this switch exists for tests and benchmarks.
+nonisolated(unsafe) public var attentionGroupedHeads = true
+
+/// Longest T the grouped path takes: it computes the whole T×L square (no causal blocks), which
+/// costs little next to the projections up to a few hundred tokens.
+public let attentionGroupedMaxTime = 256
+
+/// The inference path of `attentionForward` for T ≤ `attentionGroupedMaxTime` without kept
+/// probabilities: one task per (sequence b, key/value head g). The `H/G` query heads that read
+/// g are stacked into Q_g (H/G·T, D), so each task is two sgemms — S = scale · Q_g · K_gᵀ
+/// (H/G·T, L') and O_g = P · V_g (H/G·T, D), L' = the keys the last query can see — instead of
+/// two per query head. Softmax rows run over contiguous key ranges: [0, visible) or, with
+/// `segments` laid out as the shared-prefix packer writes them (prefix of 0s, then runs of
+/// non-decreasing non-zero ids), the prefix plus the row's own run; other layouts fall back
+/// to masking key by key. Same contract and masking as `attentionForward`.
+func groupedAttentionForward(_ out: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>,
+                             k: UnsafePointer<Float>, v: UnsafePointer<Float>, lengths: [Int],
+                             b: Int, t: Int, past: Int, s: Int, heads: Int, kvHeads: Int, d: Int,
+                             qStride: Int, kvStride: Int, causal: Bool, segments: UnsafePointer<Int32>?,
+                             workers: Int) {
+    let l = past + t
+    let group = heads / kvHeads
+    let rowsG = group * t
+    let scale = 1 / Float(d).squareRoot()
+    // Per sequence: prefix length p and, per token, the start of its segment run (or nil when
+    // the layout is not prefix-then-runs and rows must be masked key by key).
+    var prefixLength = [Int](repeating: 0, count: b)
+    var runStart: [[Int]]? = nil
+    if let seg = segments {
+        var starts = [[Int]](repeating: [], count: b)
+        var ok = true
+        for bi in 0 ..< b where ok {
+            let sg = seg + bi * t, n = min(max(lengths[bi], 1), t)
+            var p = 0
+            while p < n && sg[p] == 0 { p += 1 }
+            var st = [Int](repeating: 0, count: t)
+            for j in p ..< n {
+                if sg[j] == 0 || (j > p && sg[j] < sg[j - 1]) { ok = false; break }
+                st[j] = (j > p && sg[j] == sg[j - 1]) ? st[j - 1] : j
+            }
+            prefixLength[bi] = p
+            starts[bi] = st
+        }
+        if ok { runStart = starts }
+    }
+    let perTask = 2 * rowsG * d + rowsG * l
+    let parallel = workers > 1 && b * kvHeads > 1 && BLAS.threads > 1
+    let slots = parallel ? min(workers, b * kvHeads) : 1
+    let scratch = UnsafeMutablePointer<Float>.allocate(capacity: slots * perTask)
+    defer { scratch.deallocate() }
+
+    func task(_ bi: Int, _ g: Int, _ area: UnsafeMutablePointer<Float>) {
+        let qg = area, og = area + rowsG * d, sc = area + 2 * rowsG * d
+        let valid = past + min(max(lengths[bi], 1), t)
+        let keys = causal ? min(valid, past + t) : valid
+        for hh in 0 ..< group {
+            let h = g * group + hh
+            for ti in 0 ..< t { (qg + (hh * t + ti) * d).update(from: q + (bi * t + ti) * qStride + h * d, count: d) }
+        }
+        let kh = k + bi * s * kvStride + g * d, vh = v + bi * s * kvStride + g * d
+        sgemm(transB: true, m: rowsG, n: keys, k: d, alpha: scale, a: qg, lda: d, b: kh, ldb: kvStride,
+              beta: 0, c: sc, ldc: l)
+        let sg = segments.map { $0 + bi * t }
+        let p = prefixLength[bi]
+        for r in 0 ..< rowsG {
+            let ti = r % t
+            let row = sc + r * l
+            let visible = causal ? min(valid, past + ti + 1) : valid
+            // Key ranges [a0, a1) ∪ [b0, b1) this row sees (b empty when b0 == b1).
+            var a1 = visible, b0 = visible, b1 = visible
+            if let sg {
+                if let st = runStart?[bi] {
+                    // Rows past the sequence's length (padding) read the prefix only.
+                    let own = ti < min(max(lengths[bi], 1), t) ? sg[ti] : 0
+                    if own == 0 { a1 = min(visible, p); b0 = a1; b1 = a1 }
+                    else { a1 = min(visible, p); b0 = min(visible, st[ti]); b1 = visible }
+                } else {
+                    // Generic layout: mask key by key, then one range [0, visible).
+                    let own = sg[ti]
+                    var mx = -Float.infinity
+                    for j in 0 ..< visible where sg[j] == 0 || sg[j] == own { mx = max(mx, row[j]) }
+                    var sum: Float = 0
+                    for j in 0 ..< visible {
+                        if sg[j] == 0 || sg[j] == own { row[j] = sexp(row[j] - mx); sum += row[j] } else { row[j] = 0 }
+                    }
+                    let inv = sum > 0 ? 1 / sum : 0
+                    vscale(row, visible, inv)
+                    if visible < keys { (row + visible).update(repeating: 0, count: keys - visible) }
+                    continue
+                }
+            }
+            if a1 == 0 && b1 == b0 { row.update(repeating: 0, count: keys); continue }
+            var mx = -Float.infinity
+            if a1 > 0 { mx = vmax(row, a1) }
+            if b1 > b0 { mx = max(mx, vmax(row + b0, b1 - b0)) }
+            var sum: Float = 0
+            if a1 > 0 { sum += vexpShiftSum(row, row, a1, shift: mx) }
+            if b1 > b0 { sum += vexpShiftSum(row + b0, row + b0, b1 - b0, shift: mx) }
+            let inv = 1 / sum
+            if a1 > 0 { vscale(row, a1, inv) }
+            if b1 > b0 { vscale(row + b0, b1 - b0, inv) }
+            if b0 > a1 { (row + a1).update(repeating: 0, count: b0 - a1) }
+            if keys > b1 { (row + b1).update(repeating: 0, count: keys - b1) }
+        }
+        sgemm(m: rowsG, n: d, k: keys, a: sc, lda: l, b: vh, ldb: kvStride, beta: 0, c: og, ldc: d)
+        for hh in 0 ..< group {
+            let h = g * group + hh
+            for ti in 0 ..< t { (out + (bi * t + ti) * qStride + h * d).update(from: og + (hh * t + ti) * d, count: d) }
+        }
+    }
+
+    let tasks = b * kvHeads
+    if parallel {
+        let threads = BLAS.threads
+        BLAS.threads = 1
+        DispatchQueue.concurrentPerform(iterations: slots) { w in
+            var i = w
+            while i < tasks { task(i / kvHeads, i % kvHeads, scratch + w * perTask); i += slots }
+        }
+        BLAS.threads = threads
+    } else {
+        for i in 0 ..< tasks { task(i / kvHeads, i % kvHeads, scratch) }
+    }
+}
 
 /// Run heads concurrently (single-threaded sgemm each) rather than one after another with
 /// multi-threaded sgemm. Both give the same numbers; this switch exists for benchmarking.

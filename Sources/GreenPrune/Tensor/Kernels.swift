@@ -18,13 +18,8 @@ public func rmsnormForward(_ out: UnsafeMutablePointer<Float>, _ rstd: UnsafeMut
                            n: Int, c: Int, eps: Float) {
     parallelFor(n, grain: 16) { rows in
         for i in rows {
-            let x = inp + i * c
-            let y = out + i * c
-            var ss: Float = 0
-            for j in 0..<c { ss += x[j] * x[j] }
-            let r = 1 / (ss / Float(c) + eps).squareRoot()
+            let r = gpk_rmsnorm_row(out + i * c, inp + i * c, weight, c, eps)
             rstd?[i] = r
-            for j in 0..<c { y[j] = x[j] * r * weight[j] }
         }
     }
 }
