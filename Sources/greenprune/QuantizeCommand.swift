@@ -38,6 +38,9 @@ struct Quantize: ParsableCommand {
     @Option(help: "symmetric (zero point 0) or asymmetric (a zero point per scale).")
     var scheme: Scheme = .symmetric
 
+    @Option(help: "How scales are chosen: minmax (the block's range) or mse (the shrunk range, p = 1 … 0.80, with the least rounding error Σ|w − ŵ|^2.4, as llm-compressor's MSE observer).")
+    var observer: QuantObserver = .minmax
+
     @Option(help: "Activations at run time: none (float) or int8 (dynamic per-token int8, int8×int8 kernels).")
     var activations: ActivationQuantization = .none
 
@@ -77,6 +80,9 @@ struct Quantize: ParsableCommand {
     @Flag(help: "GPTQ: quantize columns in storage order instead of by decreasing activation (act-order).")
     var noActOrder = false
 
+    @Flag(help: "GPTQ on a decoder: take every Hessian from the float model in one pass instead of layer by layer through the quantized layers.")
+    var noSequential = false
+
     @Option(help: "Data directory (default $GREENPRUNE_DATA or ../shared/data).")
     var dataDir: String?
 
@@ -104,13 +110,14 @@ struct Quantize: ParsableCommand {
     }
 
     func run() throws {
-        let s = try QuantScheme(bits: bits, granularity: resolvedGranularity, groupSize: groupSize, symmetric: scheme == .symmetric)
+        let s = try QuantScheme(bits: bits, granularity: resolvedGranularity, groupSize: groupSize, symmetric: scheme == .symmetric,
+                                observer: observer)
         var gptq: GPTQOptions?
         if method == .gptq {
             let file = calibration.map { URL(fileURLWithPath: $0) }
                 ?? Calibration.defaultFile(dataDirectory: Paths.dataDirectory(dataDir))
             gptq = try GPTQOptions(calibration: file.path, numExamples: numExamples, calibrationLength: calibrationLen,
-                                   dampening: dampening, actOrder: !noActOrder)
+                                   dampening: dampening, actOrder: !noActOrder, sequential: !noSequential)
         }
         let options = QuantizeOptions(scheme: s, activations: activations, skip: skip, skipFirst: skipFirst, skipLast: skipLast,
                                       includeHead: includeHead, includeEmbeddings: includeEmbeddings, format: format, gptq: gptq)
@@ -120,3 +127,5 @@ struct Quantize: ParsableCommand {
                      100 * Double(r.bytesAfter) / Double(max(r.bytesBefore, 1)), r.wallSeconds))
     }
 }
+
+extension QuantObserver: ExpressibleByArgument {}

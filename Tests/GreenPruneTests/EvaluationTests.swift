@@ -169,6 +169,39 @@ import GreenPrune
         #expect(scorer.timings.reduce(0) { $0 + $1.requests } == reqs.count)
     }
 
+    /// BatchPlan's cuts are the cheapest segmentation (Σ b·t + callCost per call, b·t ≤ budget
+    /// unless alone), checked against every segmentation of small sorted lists.
+    @Test func batchPlanIsOptimalAndWithinBudget() {
+        var seed: UInt32 = 5
+        func rnd(_ n: Int) -> Int { seed = seed &* 1664525 &+ 1013904223; return Int(seed >> 8) % n }
+        for trial in 0 ..< 40 {
+            let n = 1 + rnd(10)
+            let lengths = (0 ..< n).map { _ in 1 + rnd(30) }.sorted(by: >)
+            let budget = 20 + rnd(60), callCost = trial % 3 == 0 ? 0 : rnd(40)
+            let plan = BatchPlan.cuts(lengths, budget: budget, callCost: callCost)
+            #expect(plan.first?.lowerBound == 0 && plan.last?.upperBound == n)
+            #expect(zip(plan, plan.dropFirst()).allSatisfy { $0.upperBound == $1.lowerBound })
+            func cost(_ r: Range<Int>) -> Int? {
+                r.count > 1 && r.count * lengths[r.lowerBound] > budget ? nil : r.count * lengths[r.lowerBound] + callCost
+            }
+            #expect(plan.allSatisfy { cost($0) != nil })
+            // Brute force over the 2^(n−1) ways to cut.
+            var best = Int.max
+            for mask in 0 ..< (1 << (n - 1)) {
+                var total = 0, start = 0, ok = true
+                for i in 1 ... n where i == n || mask & (1 << (i - 1)) != 0 {
+                    guard let c = cost(start ..< i) else { ok = false; break }
+                    total += c; start = i
+                }
+                if ok { best = min(best, total) }
+            }
+            #expect(plan.reduce(0) { $0 + cost($1)! } == best, "lengths \(lengths) budget \(budget)")
+        }
+        // A sequence longer than the budget goes alone; an empty list has no calls.
+        #expect(BatchPlan.cuts([50, 10, 10], budget: 20, callCost: 0) == [0 ..< 1, 1 ..< 3])
+        #expect(BatchPlan.cuts([], budget: 20).isEmpty)
+    }
+
     @Test func protocolDefaultPrefixPathEqualsPlain() throws {
         let (reqs, groups) = mixedRequests()
         let a = try Scorer(model: DummyLM(ownPrefixPath: false), options: ScorerOptions(kvReuse: true)).score(reqs, groups: groups)

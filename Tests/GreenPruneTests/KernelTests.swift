@@ -193,6 +193,40 @@ import GreenPrune
         #expect(worst < 1e-5, "max |Δ| = \(worst)")
     }
 
+    /// Shared-prefix segments through the grouped-query path (no probabilities kept) equal the
+    /// per-head path (probabilities kept) within 1e-5: a packed row (prefix, three choice runs,
+    /// padding) and a row whose segments interleave (the grouped path's key-by-key fallback).
+    @Test func groupedAttentionMatchesPerHeadWithSegments() {
+        let b = 2, t = 40, h = 6, g = 2, d = 8
+        var seed: UInt32 = 11
+        func rnd() -> Float { seed = seed &* 1664525 &+ 1013904223; return Float(Int(seed >> 9) % 2001 - 1000) / 500 }
+        let q = (0..<(b * t * h * d)).map { _ in rnd() }
+        let k = (0..<(b * t * g * d)).map { _ in rnd() }
+        let v = (0..<(b * t * g * d)).map { _ in rnd() }
+        var segs = [Int32](repeating: 0, count: b * t)
+        // Row 0: prefix 0..<10, choices 10..<18, 18..<30, 30..<36, padding 36..<40.
+        for j in 10 ..< 18 { segs[j] = 1 }
+        for j in 18 ..< 30 { segs[j] = 2 }
+        for j in 30 ..< 36 { segs[j] = 3 }
+        // Row 1: prefix 0..<5, then segments 1, 2, 1, 2… (not runs): masked key by key.
+        for j in 5 ..< 38 { segs[t + j] = Int32(1 + (j / 3) % 2) }
+        let lengths = [36, 38]
+        var a = [Float](repeating: 0, count: b * t * h * d), c = a
+        var scratch = [Float](repeating: 0, count: t * t), probs = [Float](repeating: 0, count: b * h * t * t)
+        attentionForward(&a, probs: &probs, q: q, k: k, v: v, lengths: lengths, b: b, t: t, past: 0, s: t,
+                         heads: h, kvHeads: g, d: d, qStride: h * d, kvStride: g * d, causal: true,
+                         scratch: &scratch, segments: segs)
+        attentionForward(&c, probs: nil, q: q, k: k, v: v, lengths: lengths, b: b, t: t, past: 0, s: t,
+                         heads: h, kvHeads: g, d: d, qStride: h * d, kvStride: g * d, causal: true,
+                         scratch: &scratch, segments: segs)
+        var worst: Float = 0
+        for bi in 0 ..< b { for i in 0 ..< lengths[bi] { for x in 0 ..< h * d {
+            let idx = (bi * t + i) * h * d + x
+            worst = max(worst, abs(a[idx] - c[idx]))
+        } } }
+        #expect(worst < 1e-5, "max |Δ| = \(worst)")
+    }
+
     @Test func parallelForCoversEveryIndexOnce() {
         var hits = [Int](repeating: 0, count: 10_007)
         hits.withUnsafeMutableBufferPointer { h in

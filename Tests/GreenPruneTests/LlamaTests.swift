@@ -106,6 +106,31 @@ import GreenPrune
         }
     }
 
+    /// The streaming output layer (vocabulary tiles, online log-sum-exp) against a float64
+    /// log-softmax of the full last-position logits: within 2e-5 for one tile, 4096-wide tiles
+    /// and 1000-wide tiles (the last one ragged), and the argmax flag agrees.
+    @Test func streamingHeadMatchesDoubleLogSoftmax() throws {
+        let model = try Self.shared.get()
+        let (ids, _, _) = try Self.reference()
+        let saved = model.logitTileColumns
+        defer { model.logitTileColumns = saved }
+        for seq in ids.prefix(3) {
+            let prefix = Array(seq.dropLast())
+            let logits = try model.lastLogits([prefix])[0].map(Double.init)
+            let m = logits.max()!
+            let lse = m + Foundation.log(logits.reduce(0) { $0 + Foundation.exp($1 - m) })
+            let best = logits.indices.max { (logits[$0], -$0) < (logits[$1], -$1) }!
+            for target in [seq.last!, best, 7, model.vocabularySize - 1] {
+                for tile in [model.vocabularySize, 4096, 1000] {
+                    model.logitTileColumns = tile
+                    let r = try model.score([ScoreRequest(tokens: prefix + [target], scoreFrom: prefix.count)])[0]
+                    #expect(abs(Double(r.logprobs[0]) - (logits[target] - lse)) < 2e-5, "tile \(tile) target \(target)")
+                    #expect(r.greedy[0] == (target == best), "tile \(tile) target \(target)")
+                }
+            }
+        }
+    }
+
     /// Greedy generation with the cache equals re-running the whole sequence each step.
     @Test func generateWithCacheEqualsRecomputation() throws {
         let model = try Self.shared.get()

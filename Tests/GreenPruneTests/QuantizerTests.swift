@@ -296,6 +296,66 @@ extension QuantizerTests {
     }
 }
 
+extension QuantizerTests {
+    /// Sequential GPTQ on SmolLM2 (layers 0–2, INT4 asymmetric g64, 8 × 64 calibration tokens):
+    /// every module's calibration loss is below round-to-nearest's on its own inputs; layer 0 sees
+    /// the embeddings either way, so its codes equal the one-pass run's byte for byte, while
+    /// layer 2's inputs went through quantized layers and its codes differ.
+    @Test func sequentialGPTQOnSmolLM2() throws {
+        let src = Paths.defaultDecoder
+        guard FileManager.default.fileExists(atPath: src.appendingPathComponent("model.safetensors").path) else {
+            Issue.record("\(src.path) is missing: run scripts/fetch-models.sh first"); return
+        }
+        let root = temporaryDirectory("smol-gptq")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let scheme = try QuantScheme(bits: 4, granularity: .group, groupSize: 64, symmetric: false)
+        let cal = Calibration.defaultFile(dataDirectory: Paths.dataDirectory()).path
+        var reports: [QuantizationReport] = []
+        for sequential in [true, false] {
+            let g = try GPTQOptions(calibration: cal, numExamples: 8, calibrationLength: 64, sequential: sequential)
+            reports.append(try Quantizer.quantize(model: src, to: root.appendingPathComponent(sequential ? "seq" : "one"),
+                                                  options: QuantizeOptions(scheme: scheme, skipLast: 27, gptq: g), progress: false))
+        }
+        #expect(reports[0].options.gptq?.sequential == true && reports[1].options.gptq?.sequential == false)
+        let ratios = try #require(reports[0].gptqLossRatios)
+        #expect(ratios.count == 21)
+        #expect(ratios.values.allSatisfy { $0 < 1 }, "\(ratios.filter { $0.value >= 1 })")
+        let a = try SafeTensorsReader(root.appendingPathComponent("seq")), b = try SafeTensorsReader(root.appendingPathComponent("one"))
+        func same(_ n: String) -> Bool {
+            guard let x = a.info(n), let y = b.info(n) else { return false }
+            return Data(a.file(of: n)!.bytes(x)) == Data(b.file(of: n)!.bytes(y))
+        }
+        let layer0 = a.names.filter { $0.hasPrefix("model.layers.0.") }
+        #expect(layer0.count > 7 && layer0.allSatisfy(same))
+        #expect(a.names.filter { $0.hasPrefix("model.layers.2.") && $0.hasSuffix(".weight_packed") }.contains { !same($0) })
+    }
+
+    /// The MSE observer never rounds a block worse than min/max (p = 1 is in its grid) in its
+    /// own norm Σ|w − ŵ|^2.4, does better on heavy-tailed rows, and travels through config.json.
+    @Test func mseObserver() throws {
+        var g = SplitMix(state: 3)
+        let rows = 16, cols = 128
+        // Student-t-like rows: mostly small weights and a few large ones.
+        let w: [Float] = (0 ..< rows * cols).map { _ in let u = g.float(); return u * u * u * 0.5 + g.float() * 0.02 }
+        let mm = try QuantScheme(bits: 4, granularity: .group, groupSize: 32, symmetric: false)
+        let ms = try QuantScheme(bits: 4, granularity: .group, groupSize: 32, symmetric: false, observer: .mse)
+        let a = try w.withUnsafeBufferPointer { try mm.quantize($0, rows: rows, cols: cols, name: "w") }.dequantize()
+        let b = try w.withUnsafeBufferPointer { try ms.quantize($0, rows: rows, cols: cols, name: "w") }.dequantize()
+        var better = 0
+        for blk in 0 ..< rows * cols / 32 {
+            let r = blk * 32 ..< (blk + 1) * 32
+            let ea = r.reduce(0.0) { $0 + pow(Double(abs(w[$1] - a[$1])), 2.4) }
+            let eb = r.reduce(0.0) { $0 + pow(Double(abs(w[$1] - b[$1])), 2.4) }
+            #expect(eb <= ea * (1 + 1e-5), "block \(blk)")
+            if eb < ea * 0.999 { better += 1 }
+        }
+        #expect(better > 0)
+        let cfg = CTQuantizationConfig(scheme: ms, activationsInt8: false, ignore: [])
+        let text = String(decoding: try JSONEncoder().encode(cfg), as: UTF8.self)
+        #expect(text.contains("\"observer\":\"mse\""))
+    }
+}
+
 @Suite("GGUF export")
 struct GGUFExportTests {
     /// Our permutation is the exact inverse of the importer's (transformers' reverse permute).

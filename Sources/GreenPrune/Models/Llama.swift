@@ -108,15 +108,42 @@ public final class LlamaModel: TokenScorer {
                         cache: LlamaKVCache? = nil, positions: [Int32]? = nil, segments: [Int32]? = nil) -> UnsafePointer<Float> {
         precondition((positions == nil) == (segments == nil) && (positions == nil || cache == nil),
                      "forward: positions and segments go together, without a cache")
-        let c = hiddenSize, d = config.headDim, n = b * t
+        let c = hiddenSize, n = b * t
         let past = cache?.length ?? 0
         profile?.count("rows computed", n)
         profile?.count("rows real", lengths.reduce(0) { $0 + min(max($1, 0), t) })
+        let x = state.x.reserve(n * c)
+        embed(tokens, into: x)
+        runLayers(x, layers: 0 ..< weights.layers.count, batch: b, time: t, lengths: lengths,
+                  cache: cache, positions: positions, segments: segments)
+        let xn = state.xn.reserve(n * c)
+        rmsnormForward(xn, nil, x, weights.norm.pointer, n: n, c: c, eps: config.rmsNormEps)
+        cache?.length = past + t
+        return UnsafePointer(xn)
+    }
+
+    /// x (N, C) = the token embeddings of `tokens` (N ids in 0..<V).
+    public func embed(_ tokens: [Int], into x: UnsafeMutablePointer<Float>) {
+        let n = tokens.count
+        state.ids = tokens.map { Int32(truncatingIfNeeded: $0) }
+        state.ids.withUnsafeBufferPointer { ids in
+            if let rows = weights.embeddingRows { rows.gather(ids.baseAddress!, count: n, into: x) }
+            else { embeddingForward(x, ids: ids.baseAddress!, table: weights.embedTokens.pointer, n: n, c: hiddenSize) }
+        }
+    }
+
+    /// Runs decoder layers `range` over the residual stream x (B·T, C) in place (the rest of
+    /// `forward`'s contract: padding, cache, packed positions/segments). With a cache, `range`
+    /// must be every layer (the cache's length moves in `forward`).
+    public func runLayers(_ x: UnsafeMutablePointer<Float>, layers range: Range<Int>, batch b: Int, time t: Int,
+                          lengths: [Int], cache: LlamaKVCache? = nil, positions: [Int32]? = nil, segments: [Int32]? = nil) {
+        let c = hiddenSize, d = config.headDim, n = b * t
+        let past = cache?.length ?? 0
         let layers = weights.layers
         let maxQ = layers.map { $0.qProj.outFeatures }.max() ?? 0
         let maxKV = layers.map { $0.kProj.outFeatures }.max() ?? 0
         let maxF = layers.map { $0.gateProj.outFeatures }.max() ?? 0
-        let x = state.x.reserve(n * c), xn = state.xn.reserve(n * c)
+        let xn = state.xn.reserve(n * c)
         let q = state.q.reserve(n * maxQ), att = state.att.reserve(n * maxQ)
         let k = state.k.reserve(n * maxKV), v = state.v.reserve(n * maxKV)
         let mlpRows = min(n, mlpChunkRows)
@@ -125,12 +152,8 @@ public final class LlamaModel: TokenScorer {
         let cosT = state.cos.reserve(t * d / 2), sinT = state.sin.reserve(t * d / 2)
         ropeTables(cosT, sinT, invFreq: invFreq, start: past, t: t)
 
-        state.ids = tokens.map { Int32(truncatingIfNeeded: $0) }
-        state.ids.withUnsafeBufferPointer { ids in
-            if let rows = weights.embeddingRows { rows.gather(ids.baseAddress!, count: n, into: x) }
-            else { embeddingForward(x, ids: ids.baseAddress!, table: weights.embedTokens.pointer, n: n, c: c) }
-        }
-        for (li, layer) in layers.enumerated() {
+        for li in range {
+            let layer = layers[li]
             let qw = layer.qProj.outFeatures, kvw = layer.kProj.outFeatures
             // Attention block.
             profile.time("rmsnorm") { rmsnormForward(xn, nil, x, layer.inputLayernorm.pointer, n: n, c: c, eps: config.rmsNormEps) }
@@ -178,9 +201,6 @@ public final class LlamaModel: TokenScorer {
                 r0 += rows
             }
         }
-        rmsnormForward(xn, nil, x, weights.norm.pointer, n: n, c: c, eps: config.rmsNormEps)
-        cache?.length = past + t
-        return UnsafePointer(xn)
     }
 
     /// x (rows, out) += input (rows, in) · Wᵀ (+ b): straight into the residual stream with

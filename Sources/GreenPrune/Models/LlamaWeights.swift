@@ -39,6 +39,20 @@ public struct LlamaLayerWeights {
          ("self_attn.o_proj", oProj), ("mlp.gate_proj", gateProj), ("mlp.up_proj", upProj),
          ("mlp.down_proj", downProj)]
     }
+
+    /// Replaces the projection named as in `linears` (`self_attn.q_proj` … `mlp.down_proj`).
+    public mutating func setLinear(_ name: String, _ layer: any LinearLayer) {
+        switch name {
+        case "self_attn.q_proj": qProj = layer
+        case "self_attn.k_proj": kProj = layer
+        case "self_attn.v_proj": vProj = layer
+        case "self_attn.o_proj": oProj = layer
+        case "mlp.gate_proj": gateProj = layer
+        case "mlp.up_proj": upProj = layer
+        case "mlp.down_proj": downProj = layer
+        default: preconditionFailure("LlamaLayerWeights.setLinear: no projection named \(name)")
+        }
+    }
 }
 
 /// All parameters of a Llama-family model, as plain structs of buffers (llm.c's

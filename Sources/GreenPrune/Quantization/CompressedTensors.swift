@@ -190,8 +190,9 @@ public struct CTQuantizationConfig: Codable, Equatable, Sendable {
     public init(scheme: QuantScheme, activationsInt8: Bool, ignore: [String], includesEmbeddings: Bool = false) {
         quantMethod = "compressed-tensors"
         format = CompressedTensors.format(bits: scheme.bits)
-        let w = CTQuantizationArgs(numBits: scheme.bits, symmetric: scheme.symmetric, groupSize: scheme.groupSize,
+        var w = CTQuantizationArgs(numBits: scheme.bits, symmetric: scheme.symmetric, groupSize: scheme.groupSize,
                                    strategy: scheme.granularity.rawValue, dynamic: false)
+        w.observer = scheme.observer.rawValue
         let a = activationsInt8 ? CTQuantizationArgs(numBits: 8, symmetric: true, groupSize: nil,
                                                      strategy: "token", dynamic: true) : nil
         configGroups = ["group_0": CTConfigGroup(targets: includesEmbeddings ? ["Linear", "Embedding"] : ["Linear"],
@@ -237,7 +238,8 @@ public struct CTQuantizationConfig: Codable, Equatable, Sendable {
         guard let gran = QuantGranularity(rawValue: w.strategy) else {
             throw InputError(source, "weight strategy \"\(w.strategy)\" is not supported (tensor, channel, group)")
         }
-        let s = try QuantScheme(bits: w.numBits, granularity: gran, groupSize: w.groupSize, symmetric: w.symmetric)
+        let s = try QuantScheme(bits: w.numBits, granularity: gran, groupSize: w.groupSize, symmetric: w.symmetric,
+                                observer: w.observer.flatMap { QuantObserver(rawValue: $0) } ?? .minmax)
         return (s, g.inputActivations != nil)
     }
 }

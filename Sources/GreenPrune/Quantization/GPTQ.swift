@@ -22,17 +22,21 @@ public struct GPTQOptions: Codable, Equatable, Sendable {
     /// Quantize columns by decreasing H[i,i] (GPTQ's act-order / desc_act) with every scale
     /// fixed from the original weights first (static groups: storage needs no g_idx).
     public var actOrder: Bool
+    /// Decoders: quantize layer by layer, each layer's Hessians from inputs that went through the
+    /// already quantized layers (`HessianCollection.quantizeSequential`); false: every Hessian
+    /// from the float model in one pass (`collect`, always the case for encoders).
+    public var sequential: Bool
     /// FNV-1a hash of the calibration ids (filled in by the run).
     public var calibrationIdsHash: String?
 
     enum CodingKeys: String, CodingKey {
         case calibration, numExamples = "num_examples", calibrationLength = "calibration_len",
-             dampening, blockSize = "block_size", actOrder = "act_order", calibrationIdsHash = "calibration_ids_hash"
+             dampening, blockSize = "block_size", actOrder = "act_order", sequential, calibrationIdsHash = "calibration_ids_hash"
     }
 
     /// Validates the flags (one-line errors naming the flag).
     public init(calibration: String, numExamples: Int = 128, calibrationLength: Int = 256,
-                dampening: Double = 0.01, blockSize: Int = 128, actOrder: Bool = true) throws {
+                dampening: Double = 0.01, blockSize: Int = 128, actOrder: Bool = true, sequential: Bool = true) throws {
         guard numExamples >= 1 else { throw InputError("--num-examples", "must be at least 1") }
         guard calibrationLength >= 2 else { throw InputError("--calibration-len", "must be at least 2") }
         guard dampening > 0, dampening < 1 else { throw InputError("--dampening", "\(dampening) must be in (0, 1)") }
@@ -40,6 +44,7 @@ public struct GPTQOptions: Codable, Equatable, Sendable {
         self.calibration = calibration; self.numExamples = numExamples
         self.calibrationLength = calibrationLength; self.dampening = dampening; self.blockSize = blockSize
         self.actOrder = actOrder
+        self.sequential = sequential
     }
 }
 
@@ -119,15 +124,14 @@ public enum GPTQ {
         func setParameters(group g: Int) {
             let c0 = scheme.granularity == .group ? g * glen : 0, c1 = scheme.granularity == .group ? c0 + glen : cols
             if scheme.granularity == .tensor {
-                var mn = Float.infinity, mx = -Float.infinity
-                for v in wt { mn = min(mn, v); mx = max(mx, v) }
-                let p = scheme.parameters(min: mn, max: mx); scales[0] = p.scale; zeros[0] = Int8(p.zero)
+                let p = wt.withUnsafeBufferPointer { scheme.parameters(block: $0.baseAddress!, count: $0.count) }
+                scales[0] = p.scale; zeros[0] = Int8(p.zero)
                 return
             }
+            var block = [Float](repeating: 0, count: c1 - c0)
             for r in 0 ..< rows {
-                var mn = Float.infinity, mx = -Float.infinity
-                for c in c0 ..< c1 { let v = wt[posOf[c] * rows + r]; mn = min(mn, v); mx = max(mx, v) }
-                let p = scheme.parameters(min: mn, max: mx)
+                for c in c0 ..< c1 { block[c - c0] = wt[posOf[c] * rows + r] }
+                let p = block.withUnsafeBufferPointer { scheme.parameters(block: $0.baseAddress!, count: $0.count) }
                 scales[r * gpr + g] = p.scale; zeros[r * gpr + g] = Int8(p.zero)
             }
         }

@@ -185,4 +185,106 @@ public enum HessianCollection {
         }
         return (recorders, Calibration.idsHash(samples))
     }
+
+    /// Sequential GPTQ for Llama-family decoders, the GPTQ paper's loop: the calibration
+    /// samples' residual streams go through the model one layer at a time. Layer i's Hessians
+    /// come from inputs that already passed through the *quantized* layers 0..<i; its modules in
+    /// `modules` are quantized with `GPTQ.quantize`, put in place (dequantized), and the layer is
+    /// run again to give layer i+1 its inputs, so each layer also absorbs the error of the ones
+    /// before it. The head's Hessian (when `lm_head` is in `modules`) comes from the final norm
+    /// of the quantized stack. Returns nil for a model that is not a decoder (BERT encoders use
+    /// `collect`'s one pass). Costs two layer passes over the calibration set per layer, about
+    /// two float forwards in all, plus the residual streams (samples × length × C floats).
+    public static func quantizeSequential(model dir: URL, modules: Set<String>, options g: GPTQOptions,
+                                          scheme: QuantScheme, reader: SafeTensorsReader, progress: Bool) throws
+        -> (tensors: [String: QuantizedTensor], hessians: [String: HessianAccumulator], idsHash: String)? {
+        let bundle = try ModelLoader.load(dir)
+        guard case .llama(let m) = bundle.model else { return nil }
+        let tokenizer = try bundle.requireTokenizer()
+        let file = URL(fileURLWithPath: g.calibration)
+        guard FileManager.default.fileExists(atPath: file.path) else {
+            throw InputError(file.path, "calibration file is missing (--calibration or --data-dir)")
+        }
+        guard g.calibrationLength <= m.maxLength else {
+            throw InputError("--calibration-len", "\(g.calibrationLength) exceeds the model's \(m.maxLength) positions")
+        }
+        let samples = try Calibration.samples(file: file, tokenizer: tokenizer, count: g.numExamples, length: g.calibrationLength)
+        let t = g.calibrationLength, c = m.hiddenSize
+        let perBatch = max(1, m.maxBatchTokens / t)
+        let batches = stride(from: 0, to: samples.count, by: perBatch).map { $0 ..< min(samples.count, $0 + perBatch) }
+        // Residual streams of every sample, (samples·T, C), and a scratch copy for Hessian passes.
+        let xs = UnsafeMutablePointer<Float>.allocate(capacity: samples.count * t * c)
+        defer { xs.deallocate() }
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: perBatch * t * c)
+        defer { scratch.deallocate() }
+        for r in batches { m.embed(Array(samples[r].joined()), into: xs + r.lowerBound * t * c) }
+
+        var tensors: [String: QuantizedTensor] = [:]
+        var hessians: [String: HessianAccumulator] = [:]
+        let layerCount = m.weights.layers.count
+        let bar = progress ? ProgressBar("gptq layers", total: layerCount, unit: "layers") : nil
+        // Past the last quantized layer only the head's Hessian needs the streams.
+        let lastNeeded = modules.contains("lm_head") ? layerCount - 1
+            : ((0 ..< layerCount).last { i in llamaInputs.joined().contains { modules.contains("model.layers.\(i).\($0)") } } ?? -1)
+        for i in 0 ..< layerCount where i <= lastNeeded {
+            let prefix = "model.layers.\(i)."
+            let original = m.weights.layers[i]
+            guard llamaInputs.joined().contains(where: { modules.contains(prefix + $0) }) else {
+                // A layer left in float: one pass carries the streams through it.
+                for r in batches {
+                    m.runLayers(xs + r.lowerBound * t * c, layers: i ..< i + 1, batch: r.count, time: t,
+                                lengths: [Int](repeating: t, count: r.count))
+                }
+                bar?.advance(1)
+                continue
+            }
+            // Recorders on this layer's modules (siblings reading one input share an accumulator).
+            var layer = original
+            for group in llamaInputs {
+                let wanted = group.filter { modules.contains(prefix + $0) }
+                guard let first = wanted.first else { continue }
+                let acc = HessianAccumulator(cols: original.linears.first { $0.name == first }!.layer.inFeatures)
+                for name in wanted {
+                    hessians[prefix + name] = acc
+                    layer.setLinear(name, HessianRecorder(original.linears.first { $0.name == name }!.layer,
+                                                          accumulator: acc, records: name == first))
+                }
+            }
+            m.weights.layers[i] = layer
+            for r in batches {
+                scratch.update(from: xs + r.lowerBound * t * c, count: r.count * t * c)
+                m.runLayers(scratch, layers: i ..< i + 1, batch: r.count, time: t, lengths: [Int](repeating: t, count: r.count))
+            }
+            // Quantize, then run the quantized layer for the next one's inputs.
+            var quantized = original
+            for (name, lin) in original.linears where modules.contains(prefix + name) {
+                let module = prefix + name
+                let src = Quantizer.source(of: module, reader)
+                let w = try reader.floats(src)
+                let q = try GPTQ.quantize(w.buffer, rows: lin.outFeatures, cols: lin.inFeatures, hessian: hessians[module]!.sum,
+                                          scheme: scheme, dampening: g.dampening, blockSize: g.blockSize,
+                                          actOrder: g.actOrder, name: module)
+                tensors[module] = q
+                quantized.setLinear(name, DenseLinear(weight: FloatStorage(q.dequantize()), bias: (lin as? DenseLinear)?.bias,
+                                                      outFeatures: lin.outFeatures, inFeatures: lin.inFeatures))
+            }
+            m.weights.layers[i] = quantized
+            for r in batches {
+                m.runLayers(xs + r.lowerBound * t * c, layers: i ..< i + 1, batch: r.count, time: t,
+                            lengths: [Int](repeating: t, count: r.count))
+            }
+            bar?.advance(1)
+        }
+        bar?.finish()
+        if modules.contains("lm_head") {
+            let acc = HessianAccumulator(cols: c)
+            for r in batches {
+                let rows = r.count * t
+                rmsnormForward(scratch, nil, xs + r.lowerBound * t * c, m.weights.norm.pointer, n: rows, c: c, eps: m.config.rmsNormEps)
+                acc.add(scratch, rows: rows)
+            }
+            hessians["lm_head"] = acc
+        }
+        return (tensors, hessians, Calibration.idsHash(samples))
+    }
 }

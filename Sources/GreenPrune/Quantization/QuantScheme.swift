@@ -10,6 +10,16 @@ public enum QuantGranularity: String, Codable, CaseIterable, Sendable {
     case group
 }
 
+/// How a block's scale and zero point are chosen (compressed-tensors' `observer`).
+public enum QuantObserver: String, Codable, CaseIterable, Sendable {
+    /// From the block's min and max (every weight inside the range).
+    case minmax
+    /// llm-compressor's MSE observer: the range [p·min, p·max] for p = 1, 0.99, …, 0.80 whose
+    /// rounding error Σ|w − ŵ|^2.4 over the block is least (outliers may clip, the rest get a
+    /// finer step).
+    case mse
+}
+
 /// A round-to-nearest integer weight quantization scheme, as compressed-tensors defines it.
 ///
 /// Codes are signed: q ∈ [qmin, qmax] = [−2^(b−1), 2^(b−1)−1]. The range always contains 0
@@ -26,16 +36,19 @@ public struct QuantScheme: Codable, Equatable, Sendable {
     /// Columns per group (32, 64 or 128) when `granularity == .group`, else nil.
     public var groupSize: Int?
     public var symmetric: Bool
+    /// How scales are chosen (minmax unless asked).
+    public var observer: QuantObserver
 
     enum CodingKeys: String, CodingKey {
-        case bits, granularity, groupSize = "group_size", symmetric
+        case bits, granularity, groupSize = "group_size", symmetric, observer
     }
 
     /// Group sizes the command accepts.
     public static let groupSizes = [32, 64, 128]
 
     /// Validates the combination; errors name the flag at fault in one line.
-    public init(bits: Int, granularity: QuantGranularity, groupSize: Int? = nil, symmetric: Bool = true) throws {
+    public init(bits: Int, granularity: QuantGranularity, groupSize: Int? = nil, symmetric: Bool = true,
+                observer: QuantObserver = .minmax) throws {
         guard bits == 8 || bits == 4 else {
             throw InputError("--bits", "\(bits) is not supported (use 8 or 4)")
         }
@@ -51,6 +64,7 @@ public struct QuantScheme: Codable, Equatable, Sendable {
         self.granularity = granularity
         self.groupSize = size
         self.symmetric = symmetric
+        self.observer = observer
     }
 
     public init(from decoder: Decoder) throws {
@@ -58,7 +72,34 @@ public struct QuantScheme: Codable, Equatable, Sendable {
         try self.init(bits: try c.decode(Int.self, forKey: .bits),
                       granularity: try c.decode(QuantGranularity.self, forKey: .granularity),
                       groupSize: try c.decodeIfPresent(Int.self, forKey: .groupSize),
-                      symmetric: try c.decode(Bool.self, forKey: .symmetric))
+                      symmetric: try c.decode(Bool.self, forKey: .symmetric),
+                      observer: try c.decodeIfPresent(QuantObserver.self, forKey: .observer) ?? .minmax)
+    }
+
+    /// Shrink factors the MSE observer tries (llm-compressor: grid 100, maxshrink 0.2).
+    static let mseShrinks: [Float] = (0 ..< 20).map { 1 - Float($0) / 100 }
+
+    /// Scale and zero point for the block of `n` finite values at `v` (every `stride`-th float):
+    /// `parameters(min:max:)` of the block's range, or with the MSE observer of the shrunk range
+    /// whose rounding error Σ|w − ŵ|^2.4 is least (ties keep the wider range).
+    public func parameters(block v: UnsafePointer<Float>, count n: Int, stride: Int = 1) -> (scale: Float, zero: Int) {
+        var mn = Float.infinity, mx = -Float.infinity
+        for i in 0 ..< n { let x = v[i * stride]; mn = Swift.min(mn, x); mx = Swift.max(mx, x) }
+        guard observer == .mse, n > 0 else { return parameters(min: mn, max: mx) }
+        let lo = Float(qmin), hi = Float(qmax)
+        var best = parameters(min: mn, max: mx), bestError = Float.infinity
+        for p in Self.mseShrinks {
+            let cand = parameters(min: p * mn, max: p * mx)
+            let z = Float(cand.zero)
+            var err: Float = 0
+            for i in 0 ..< n {
+                let x = v[i * stride]
+                let q = Swift.min(Swift.max((x / cand.scale + z).rounded(.toNearestOrEven), lo), hi)
+                err += pow(abs(x - (q - z) * cand.scale), 2.4)
+            }
+            if err < bestError { bestError = err; best = cand }
+        }
+        return best
     }
 
     /// Smallest code, −2^(bits−1).
@@ -130,7 +171,7 @@ public struct QuantScheme: Codable, Equatable, Sendable {
         if granularity == .tensor {
             var mn = Float.infinity, mx = -Float.infinity
             try extrema(0, rows * cols, &mn, &mx)
-            let p = parameters(min: mn, max: mx)
+            let p = observer == .minmax ? parameters(min: mn, max: mx) : parameters(block: w.baseAddress!, count: rows * cols)
             scales[0] = p.scale; zeros[0] = Int8(p.zero)
             encode(0, rows * cols, p.scale, p.zero)
         } else {
@@ -139,7 +180,7 @@ public struct QuantScheme: Codable, Equatable, Sendable {
                     let start = r * cols + g * glen
                     var mn = Float.infinity, mx = -Float.infinity
                     try extrema(start, glen, &mn, &mx)
-                    let p = parameters(min: mn, max: mx)
+                    let p = observer == .minmax ? parameters(min: mn, max: mx) : parameters(block: w.baseAddress! + start, count: glen)
                     scales[r * groupsPerRow + g] = p.scale
                     zeros[r * groupsPerRow + g] = Int8(p.zero)
                     encode(start, glen, p.scale, p.zero)

@@ -243,17 +243,29 @@ public enum Quantizer {
             try o.scheme.validate(cols: info.shape[1], name: m)
         }
 
+        guard o.format == .compressedTensors || o.scheme.observer == .minmax else {
+            throw InputError("--observer", "\(o.scheme.observer.rawValue) applies to compressed-tensors output; GGUF blocks use ggml's own scales")
+        }
         var o = o
         var hessians: [String: HessianAccumulator] = [:]
+        var precomputed: [String: QuantizedTensor] = [:]
         if let g = o.gptq {
             guard o.format == .compressedTensors else {
                 throw InputError("--method gptq", "writes compressed-tensors directories; GGUF export uses ggml's own rounding")
             }
             // Embedding tables are lookups, not Linears: they have no Hessian and stay round-to-nearest.
             let linears = modules.filter { role(of: $0 + ".weight", family: family) != .embedding }
-            let r = try HessianCollection.collect(model: dir, modules: Set(linears), options: g, progress: progress)
-            hessians = r.hessians
-            o.gptq?.calibrationIdsHash = r.idsHash
+            if g.sequential, let r = try HessianCollection.quantizeSequential(model: dir, modules: Set(linears), options: g,
+                                                                            scheme: o.scheme, reader: reader, progress: progress) {
+                hessians = r.hessians
+                precomputed = r.tensors
+                o.gptq?.calibrationIdsHash = r.idsHash
+            } else {
+                let r = try HessianCollection.collect(model: dir, modules: Set(linears), options: g, progress: progress)
+                hessians = r.hessians
+                o.gptq?.calibrationIdsHash = r.idsHash
+                o.gptq?.sequential = false
+            }
         }
 
         if o.format == .gguf {
@@ -273,7 +285,8 @@ public enum Quantizer {
                 try fm.copyItem(at: item, to: tmp.appendingPathComponent(n))
             }
             let stats = o.gptq == nil ? nil : GPTQStats()
-            let entries = try tensorEntries(reader, modules: Set(modules), scheme: o.scheme, gptq: o.gptq, hessians: hessians, stats: stats)
+            let entries = try tensorEntries(reader, modules: Set(modules), scheme: o.scheme, gptq: o.gptq, hessians: hessians,
+                                            precomputed: precomputed, stats: stats)
             let bar = progress ? ProgressBar("quantize", total: entries.count, unit: "tensors") : nil
             try SafeTensorsWriter.write(entries, metadata: ["format": "pt", "quantized_by": "greenprune"],
                                         to: tmp.appendingPathComponent("model.safetensors"), progress: bar)
@@ -317,6 +330,7 @@ public enum Quantizer {
     /// With `gptq`, modules that have a Hessian accumulator go through `GPTQ.quantize`.
     static func tensorEntries(_ reader: SafeTensorsReader, modules: Set<String>, scheme: QuantScheme,
                               gptq: GPTQOptions? = nil, hessians: [String: HessianAccumulator] = [:],
+                              precomputed: [String: QuantizedTensor] = [:],
                               stats: GPTQStats? = nil) throws -> [SafeTensorsEntry] {
         final class Cache { var name = ""; var tensor: QuantizedTensor? }
         let cache = Cache()
@@ -327,8 +341,9 @@ public enum Quantizer {
             let w = try reader.floats(src)
             let t: QuantizedTensor
             if let g = gptq, let h = hessians[m] {
-                t = try GPTQ.quantize(w.buffer, rows: info.shape[0], cols: info.shape[1], hessian: h.sum, scheme: scheme,
-                                      dampening: g.dampening, blockSize: g.blockSize, actOrder: g.actOrder, name: m)
+                // Sequential GPTQ quantized the layers already (each from its own inputs).
+                t = try precomputed[m] ?? GPTQ.quantize(w.buffer, rows: info.shape[0], cols: info.shape[1], hessian: h.sum, scheme: scheme,
+                                                        dampening: g.dampening, blockSize: g.blockSize, actOrder: g.actOrder, name: m)
                 if let stats {
                     let rtn = try scheme.quantize(w.buffer, rows: info.shape[0], cols: info.shape[1], name: m)
                     let lg = GPTQ.reconstructionLoss(w.buffer, t.dequantize(), rows: info.shape[0], cols: info.shape[1], hessian: h.sum)
