@@ -25,9 +25,9 @@ log "quantizing all-MiniLM-L6-v2 (INT8 per channel, INT4 group 128; embeddings i
 "$GP" quant-bench encoder "$M" "$OUT/minilm-int8" "$OUT/minilm-int4"
 
 # SmolLM2's 576-wide projections are not a multiple of 128: INT4 uses groups of 64.
-log "quantizing SmolLM2-135M (INT8 per channel, INT4 group 64; quantized copy of the tied head)"
+log "quantizing SmolLM2-135M (INT8 per channel, INT4 asymmetric group 64; quantized copy of the tied head)"
 "$GP" quantize "$S" --out "$OUT/smol-int8" --bits 8 --granularity channel --include-head --quiet
-"$GP" quantize "$S" --out "$OUT/smol-int4" --bits 4 --granularity group --group-size 64 --include-head --quiet
+"$GP" quantize "$S" --out "$OUT/smol-int4" --bits 4 --granularity group --group-size 64 --scheme asymmetric --include-head --quiet
 "$GP" quant-bench decoder "$S" "$OUT/smol-int8" "$OUT/smol-int4" --windows "$WINDOWS"
 log "int8 activations (dynamic per token, int8 x int8 kernels)"
 "$GP" quant-bench decoder "$S" "$OUT/smol-int8" "$OUT/smol-int4" --windows "$WINDOWS" --activations int8

@@ -22,6 +22,13 @@ public protocol LinearLayer: AnyObject {
 extension LinearLayer {
     public func forward(_ x: UnsafePointer<Float>, rows m: Int, outputs r: Range<Int>,
                         into out: UnsafeMutablePointer<Float>, ldo: Int) {
+        forwardBandThroughFullProduct(x, rows: m, outputs: r, into: out, ldo: ldo)
+    }
+
+    /// The band by way of the whole product (into a temporary), for layers that cannot compute
+    /// part of their outputs.
+    public func forwardBandThroughFullProduct(_ x: UnsafePointer<Float>, rows m: Int, outputs r: Range<Int>,
+                                              into out: UnsafeMutablePointer<Float>, ldo: Int) {
         precondition(r.lowerBound >= 0 && r.upperBound <= outFeatures && ldo >= r.count, "LinearLayer: bad output band")
         guard m > 0, !r.isEmpty else { return }
         let all = UnsafeMutablePointer<Float>.allocate(capacity: m * outFeatures)

@@ -240,15 +240,9 @@ public final class QuantizedLinear: LinearLayer {
     /// the band's rows, tile by tile; int8 activations go through the full product.
     public func forward(_ x: UnsafePointer<Float>, rows m: Int, outputs r: Range<Int>,
                         into out: UnsafeMutablePointer<Float>, ldo: Int) {
+        guard activations == .none else { return forwardBandThroughFullProduct(x, rows: m, outputs: r, into: out, ldo: ldo) }
         precondition(r.lowerBound >= 0 && r.upperBound <= outFeatures && ldo >= r.count, "QuantizedLinear: bad output band")
         guard m > 0, !r.isEmpty else { return }
-        guard activations == .none else {
-            let all = UnsafeMutablePointer<Float>.allocate(capacity: m * outFeatures)
-            defer { all.deallocate() }
-            forward(x, rows: m, into: all)
-            for i in 0 ..< m { (out + i * ldo).update(from: all + i * outFeatures + r.lowerBound, count: r.count) }
-            return
-        }
         forwardDequantized(x, rows: m, outputs: r, into: out, ldo: ldo)
         if let b = bias {
             for i in 0 ..< m {
