@@ -5,10 +5,12 @@
 /// smaller matrix products). Cutting greedily — fill each call up to the token budget — pads
 /// the calls where lengths fall fast (hellaswag --limit 300 at 4096 tokens: 9.9% padding).
 /// `cuts` instead minimises Σ over calls of (b·t + `callCost`) by dynamic programming over the
-/// sorted lengths, under b·t ≤ `budget` (a sequence longer than the budget goes alone).
+/// sorted lengths, under b·t ≤ `budget` (a sequence longer than the budget goes alone). With the
+/// default cost the same 300 documents take 15 calls and 3.0% padding.
 public enum BatchPlan {
-    /// Padding-equivalent tokens charged per call (see the type's comment).
-    public static let defaultCallCost = 256
+    /// Padding-equivalent tokens charged per call (see the type's comment): a SmolLM2-sized
+    /// forward's fixed cost is a few milliseconds, well under 64 tokens of work.
+    public static let defaultCallCost = 64
 
     /// Consecutive ranges of `lengths` (sorted longest first) forming the calls, in order.
     /// O(n · calls' largest size). Ties go to the earliest cut, so plans are reproducible.

@@ -75,6 +75,8 @@ public enum EvaluationRun {
         switch bundle.model {
         case let .llama(model):
             let tokenizer = try TokenizerLoader.load(directory: directory)
+            // The scorer plans calls of up to batchTokens; the model must not re-split them.
+            model.maxBatchTokens = options.scorer.batchTokens
             let evaluator = Evaluator(model: model, tokenizer: tokenizer, maxLength: options.maxLength,
                                       options: options.scorer, showProgress: options.showProgress)
             let setup = TaskSetup(dataDirectory: options.dataDirectory, sequenceLength: options.sequenceLength, tokenizer: tokenizer)
