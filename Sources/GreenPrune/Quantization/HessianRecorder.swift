@@ -104,15 +104,7 @@ public enum HessianCollection {
                 let p = "model.layers.\(i)."
                 for group in llamaInputs {
                     wrap(p, group, { n in m.weights.layers[i].linears.first { $0.name == n }!.layer }) { n, l in
-                        switch n {
-                        case "self_attn.q_proj": m.weights.layers[i].qProj = l
-                        case "self_attn.k_proj": m.weights.layers[i].kProj = l
-                        case "self_attn.v_proj": m.weights.layers[i].vProj = l
-                        case "self_attn.o_proj": m.weights.layers[i].oProj = l
-                        case "mlp.gate_proj": m.weights.layers[i].gateProj = l
-                        case "mlp.up_proj": m.weights.layers[i].upProj = l
-                        default: m.weights.layers[i].downProj = l
-                        }
+                        m.weights.layers[i].setLinear(n, l)
                     }
                 }
             }
