@@ -60,8 +60,9 @@ public final class HessianRecorder: LinearLayer {
 /// quantize, and returns each module's Hessian (keyed by the module name, e.g.
 /// `model.layers.3.mlp.down_proj`, `encoder.layer.0.attention.self.query`).
 ///
-/// Every Hessian comes from the float model's activations in one pass (no layer-by-layer
-/// re-propagation through already quantized layers, unlike the GPTQ paper's sequential loop).
+/// `collect` takes every Hessian from the float model's activations in one pass (encoders, and
+/// decoders with `--no-sequential`); `quantizeSequential` is the GPTQ paper's layer-by-layer loop
+/// through the already quantized layers (decoders, the default).
 public enum HessianCollection {
     /// Module names of a Llama layer, grouped by the input they read.
     static let llamaInputs: [[String]] = [["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"],
