@@ -29,5 +29,7 @@ log "quantizing SmolLM2-135M (INT8 per channel, INT4 asymmetric group 64; quanti
 "$GP" quantize "$S" --out "$OUT/smol-int8" --bits 8 --granularity channel --include-head --quiet
 "$GP" quantize "$S" --out "$OUT/smol-int4" --bits 4 --granularity group --group-size 64 --scheme asymmetric --include-head --quiet
 "$GP" quant-bench decoder "$S" "$OUT/smol-int8" "$OUT/smol-int4" --windows "$WINDOWS"
+log "the same with 512-token batches (less activation memory, more dequantization per token)"
+"$GP" quant-bench decoder "$S" "$OUT/smol-int8" "$OUT/smol-int4" --windows "$WINDOWS" --batch-tokens 512
 log "int8 activations (dynamic per token, int8 x int8 kernels)"
 "$GP" quant-bench decoder "$S" "$OUT/smol-int8" "$OUT/smol-int4" --windows "$WINDOWS" --activations int8

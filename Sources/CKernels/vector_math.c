@@ -3,6 +3,9 @@
 #include "CKernels.h"
 #include <stdint.h>
 #include <string.h>
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
 
 typedef float v8 __attribute__((vector_size(32)));
 typedef int32_t v8i __attribute__((vector_size(32)));
@@ -152,4 +155,10 @@ GPK_CLONES float gpk_rmsnorm_row(float *y, const float *x, const float *w, long 
     for (i = 0; i + 8 <= n; i += 8) store8(y + i, load8(x + i) * rv * load8(w + i));
     for (; i < n; i++) y[i] = x[i] * r * w[i];
     return r;
+}
+
+void gpk_release_free_heap(void) {
+#if defined(__GLIBC__)
+    malloc_trim(0);
+#endif
 }

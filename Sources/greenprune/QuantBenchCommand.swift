@@ -113,6 +113,7 @@ struct QuantBench: ParsableCommand {
         applyActivations(model.weights.layers.flatMap { $0.linears.map(\.layer) })
         let tokenizer = try TokenizerLoader.load(directory: url)
         let loadSeconds = Date().timeIntervalSince(t0)
+        let loadedRSS = Self.status("VmRSS")
         model.maxBatchTokens = batchTokens
         let ev = Evaluator(model: model, tokenizer: tokenizer, options: ScorerOptions(batchTokens: batchTokens), showProgress: false)
         let setup = TaskSetup(dataDirectory: Paths.dataDirectory(dataDir), sequenceLength: seqLen, tokenizer: tokenizer)
@@ -121,7 +122,7 @@ struct QuantBench: ParsableCommand {
         let kind = model.weights.layers.first.map { String(describing: type(of: $0.qProj)) } ?? "?"
         let o: [String: Any] = ["dir": url.path, "perplexity": out.values["perplexity"]!.value,
                                 "tokens_per_second": out.tokensPerSecond, "wall_seconds": out.wallSeconds,
-                                "load_seconds": loadSeconds, "peak_rss_bytes": Self.status("VmHWM"),
+                                "load_seconds": loadSeconds, "peak_rss_bytes": Self.status("VmHWM"), "rss_after_load_bytes": loadedRSS,
                                 "rss_anon_bytes": Self.status("RssAnon"), "rss_file_bytes": Self.status("RssFile"),
                                 "linear_resident_bytes": resident, "projection_type": kind]
         print(String(decoding: try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]), as: UTF8.self))
@@ -155,10 +156,11 @@ struct QuantBench: ParsableCommand {
         let b = results[0]
         func d(_ o: [String: Any], _ k: String) -> Double { (o[k] as? NSNumber)?.doubleValue ?? 0 }
         for (i, o) in results.enumerated() {
-            print(String(format: "%-40@ ppl %.4f (%+.2f%%)  %.1f tok/s (×%.3f)  peak RSS %.1f MB (%.1f%%; at exit anon %.0f MB, file %.0f MB)  linear weights %.1f MB  size %.1f MB (%.1f%%)  %@",
+            print(String(format: "%-40@ ppl %.4f (%+.2f%%)  %.1f tok/s (×%.3f)  peak RSS %.1f MB (%.1f%%; after load %.0f MB, at exit anon %.0f MB, file %.0f MB)  linear weights %.1f MB  size %.1f MB (%.1f%%)  %@",
                          directories[i] as NSString, d(o, "perplexity"), 100 * (d(o, "perplexity") / d(b, "perplexity") - 1),
                          d(o, "tokens_per_second"), d(o, "tokens_per_second") / d(b, "tokens_per_second"),
                          d(o, "peak_rss_bytes") / 1e6, 100 * d(o, "peak_rss_bytes") / d(b, "peak_rss_bytes"),
+                         d(o, "rss_after_load_bytes") / 1e6,
                          d(o, "rss_anon_bytes") / 1e6, d(o, "rss_file_bytes") / 1e6,
                          d(o, "linear_resident_bytes") / 1e6,
                          Double(Self.weightBytes(directories[i])) / 1e6,

@@ -47,6 +47,26 @@ import GreenPrune
         #expect(throws: InputError.self) { try r.floats("a", shape: [4]) }
     }
 
+    /// Releasing a tensor's pages (after its values were copied) must not change what a later
+    /// read sees: the whole pages inside it fault back in from the file; a tensor smaller than
+    /// a page, or the bytes it shares with a neighbour's page, are left alone.
+    @Test func releasedPagesReadBackUnchanged() throws {
+        let dir = try Self.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let n = 5000  // 20,000 bytes: at least three whole pages of 4 KiB
+        let big = (0 ..< n).map { Float($0) * 0.5 - 7 }
+        var header = #"{"s":{"dtype":"F32","shape":[3],"data_offsets":[0,12]},"big":{"dtype":"F32","shape":[\#(n)],"data_offsets":[12,\#(12 + 4 * n)]}}"#
+        while (8 + header.utf8.count) % 8 != 0 { header += " " }
+        let url = dir.appendingPathComponent("m.safetensors")
+        try Self.file(header: header, data: Self.floatBytes([1, 2, 3]) + Self.floatBytes(big)).write(to: url)
+        let f = try SafeTensorsFile(url)
+        #expect(try f.floats(f.tensors["big"]!).array == big)
+        f.release(f.tensors["big"]!)
+        f.release(f.tensors["s"]!)
+        #expect(try f.floats(f.tensors["big"]!).array == big)
+        #expect(try f.floats(f.tensors["s"]!).array == [1, 2, 3])
+    }
+
     @Test func unalignedF32IsCopied() throws {
         let dir = try Self.tempDir()
         defer { try? FileManager.default.removeItem(at: dir) }

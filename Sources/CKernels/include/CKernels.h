@@ -43,6 +43,10 @@ float gpk_rmsnorm_row(float *y, const float *x, const float *w, long n, float ep
 /// exp(x) with the same polynomial as the vector paths (for scalar callers).
 float gpk_exp(float x);
 
+/// Returns freed heap memory to the system (glibc malloc_trim); a no-op elsewhere. Called
+/// after loading, when large parse trees have been freed.
+void gpk_release_free_heap(void);
+
 #ifdef __cplusplus
 }
 #endif

@@ -81,20 +81,21 @@ public enum EvaluationRun {
                                       options: options.scorer, showProgress: options.showProgress)
             let setup = TaskSetup(dataDirectory: options.dataDirectory, sequenceLength: options.sequenceLength, tokenizer: tokenizer)
             // Read every task's data first: a bad file fails the run before any scoring.
-            var loaded: [(EvaluationTask, [TaskDocument])] = []
+            var loaded: [(EvaluationTask, [TaskDocument], Int)] = []
             for (name, entry) in entries {
                 guard case let .language(task) = entry else {
                     throw InputError("--tasks", "\(name) needs a sentence encoder; \(directory.path) is a decoder")
                 }
-                loaded.append((task, try evaluator.documents(task, setup: setup)))
+                let all = try evaluator.documents(task, setup: setup)
+                loaded.append((task, Evaluator.limited(all, options.limit), all.count))
             }
             // GREENPRUNE_PROFILE=1: seconds per forward phase on stderr after each task.
             let profile = ProcessInfo.processInfo.environment["GREENPRUNE_PROFILE"] == "1" ? ForwardProfile() : nil
             model.profile = profile
             defer { model.profile = nil }
-            for (task, docs) in loaded {
+            for (task, docs, count) in loaded {
                 let t0 = DispatchTime.now().uptimeNanoseconds
-                reports.append(TaskReport(try evaluator.run(task, documents: docs, limit: options.limit)))
+                reports.append(TaskReport(try evaluator.run(task, documents: docs, originalCount: count)))
                 if let p = profile {
                     let wall = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
                     let parts = (p.order.map { String(format: "%@ %.2f", $0, p.seconds[$0]!) }

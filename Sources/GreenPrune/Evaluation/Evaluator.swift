@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// What one task produced: the aggregated metrics and everything the outputs show.
@@ -44,7 +45,15 @@ public final class Evaluator {
 
     /// Evaluates `task` on its first `limit` documents (all when nil).
     public func run(_ task: EvaluationTask, setup: TaskSetup, limit: Int? = nil) throws -> TaskOutcome {
-        try run(task, documents: try documents(task, setup: setup), limit: limit)
+        let all = try documents(task, setup: setup)
+        // Documents past the limit are dropped before scoring rather than held through it.
+        return try run(task, documents: Self.limited(all, limit), originalCount: all.count)
+    }
+
+    /// The first `limit` documents (all when nil), as a new array.
+    public static func limited(_ documents: [TaskDocument], _ limit: Int?) -> [TaskDocument] {
+        guard let limit, limit < documents.count else { return documents }
+        return Array(documents.prefix(max(limit, 0)))
     }
 
     /// Every document of `task` (read before any scoring, so a bad file fails fast).
@@ -54,17 +63,19 @@ public final class Evaluator {
         return try task.documents(setup)
     }
 
-    /// Evaluates `task` on the first `limit` of its already-read documents `all`.
-    public func run(_ task: EvaluationTask, documents all: [TaskDocument], limit: Int? = nil) throws -> TaskOutcome {
+    /// Evaluates `task` on the first `limit` of its already-read documents `all`;
+    /// `originalCount` is the task's full size when `all` is already a prefix of it.
+    public func run(_ task: EvaluationTask, documents all: [TaskDocument], limit: Int? = nil,
+                    originalCount: Int? = nil) throws -> TaskOutcome {
         let start = DispatchTime.now().uptimeNanoseconds
-        let documents = limit.map { Array(all.prefix(max($0, 0))) } ?? all
+        let documents = Self.limited(all, limit)
         let answers = try answer(documents, label: task.name)
         let samples = zip(documents, answers).map { task.process($0, answers: $1) }
         var values: [String: (Double, Double?)] = [:]
         for m in task.metrics { values[m.name] = m.aggregate(samples.compactMap { $0[m.name] }) }
         let wall = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
         return TaskOutcome(task: task.name, version: task.version, configuration: task.configuration,
-                           metrics: task.metrics, values: values, originalCount: all.count,
+                           metrics: task.metrics, values: values, originalCount: originalCount ?? all.count,
                            documents: documents, answers: answers, sampleValues: samples,
                            batches: lastTimings, wallSeconds: wall,
                            tokensRead: lastTimings.reduce(0) { $0 + $1.tokens },
@@ -93,6 +104,9 @@ public final class Evaluator {
         for o in owner { remaining[o.doc] += 1 }
         let bar = ProgressBar(label, total: documents.count, unit: "docs", enabled: showProgress)
         bar.advance(remaining.filter { $0 == 0 }.count)
+        // Reading and tokenizing the task's files left freed heap behind (tens of MB for a
+        // whole corpus); give it back before the activations are allocated.
+        gpk_release_free_heap()
         let scorer = Scorer(model: model, options: options)
         let results = try scorer.score(sequences, groups: groups) { finished in
             var docsDone = 0

@@ -130,6 +130,9 @@ public final class SafeTensorsFile: @unchecked Sendable {
     /// The tensor's raw bytes (zero-copy).
     public func bytes(_ info: SafeTensorInfo) -> UnsafeRawBufferPointer { file.bytes(info.fileRange) }
 
+    /// Drops the resident pages of a tensor whose values were copied (see `MappedFile.release`).
+    public func release(_ info: SafeTensorInfo) { file.release(info.fileRange) }
+
     /// The tensor as float32: a zero-copy view when it is F32 and 4-byte aligned, else a
     /// converted copy (F16, BF16, F64, or unaligned F32). Integer dtypes are an error.
     public func floats(_ info: SafeTensorInfo) throws -> FloatStorage {

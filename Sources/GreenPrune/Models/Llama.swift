@@ -18,8 +18,9 @@ public final class LlamaModel: TokenScorer {
     public var maxBatchTokens = 4096
     /// Rows of the output layer computed together (the head's weights are read once per chunk).
     public var logitChunkRows = 512
-    /// Vocabulary entries per logits tile: the logits buffer is chunk × tile floats.
-    public var logitTileColumns = 4096
+    /// Vocabulary entries per logits tile: the logits buffer is chunk × tile floats (4 MB).
+    /// The head's weights are packed once per tile either way, so narrower tiles cost little.
+    public var logitTileColumns = 2048
     /// Rows the MLP processes at once (its (rows, F) gate/up buffers are the largest activations).
     public var mlpChunkRows = 1024
 

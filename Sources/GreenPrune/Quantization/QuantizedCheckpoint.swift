@@ -105,6 +105,7 @@ public final class QuantizedCheckpoint {
         }
         var scales = try reader.floats(name).array
         guard scales.allSatisfy({ $0.isFinite }) else { throw InputError(path, "\(name) holds a non-finite scale") }
+        reader.file(of: name)?.release(info)  // copied: its file pages need not stay resident
         if scheme.granularity == .tensor { scales = [Float](repeating: scales[0], count: rows) }
         guard !scheme.symmetric else { return (scales, nil) }
         let zname = module + ".weight_zero_point"
@@ -124,6 +125,7 @@ public final class QuantizedCheckpoint {
             throw InputError(path, "\(zname) holds a zero point outside [\(scheme.qmin), \(scheme.qmax)]")
         }
         if scheme.granularity == .tensor { zeros = [Int8](repeating: zeros[0], count: rows) }
+        f.release(z)
         return (scales, zeros)
     }
 

@@ -44,7 +44,8 @@ public final class QuantizedLinear: LinearLayer {
     private let zeros: UnsafeMutableBufferPointer<Int8>?
     private let bias: UnsafeMutableBufferPointer<Float>?
 
-    /// Most float weights dequantized at once (the scratch tile is 4 bytes per element).
+    /// Most float weights dequantized at once (the scratch tile is 4 bytes per element). A
+    /// quarter of this measured 4 MB less peak RSS but slower scoring on SmolLM2.
     public static var tileElements = 1 << 20
 
     /// Builds the layer from quantized codes (any granularity), copying them into packed storage.

@@ -32,6 +32,17 @@ public final class MappedFile: @unchecked Sendable {
         if let base { munmap(UnsafeMutableRawPointer(mutating: base), count) }
     }
 
+    /// Drops this process's resident pages of `range` (the whole pages inside it) after their
+    /// contents were copied elsewhere, e.g. scales converted at load: the memory is counted
+    /// once, not twice. A later read faults the pages back in from the page cache.
+    public func release(_ range: Range<Int>) {
+        guard let base, !range.isEmpty else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let lo = (range.lowerBound + page - 1) / page * page, hi = range.upperBound / page * page
+        guard hi > lo else { return }
+        _ = madvise(UnsafeMutableRawPointer(mutating: base + lo), hi - lo, Int32(MADV_DONTNEED))
+    }
+
     /// The bytes `range` of the file (the caller has checked the range).
     public func bytes(_ range: Range<Int>) -> UnsafeRawBufferPointer {
         guard let base else { return UnsafeRawBufferPointer(start: nil, count: 0) }
