@@ -9,6 +9,7 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdlib.h>
 
 #if defined(__x86_64__) || defined(__i386__)
 #define QK_X86 1
@@ -120,7 +121,51 @@ int32_t qk_dot_s8(int isa, const int8_t *a, const int8_t *b, int64_t len) {
     return pick(isa)(a, b, len);
 }
 
+#ifdef QK_X86
+// One row, 16 floats per step: the same arithmetic as the portable loop below (max |x|, one
+// multiply by 1/scale, rounding half away from zero done exactly as trunc + (|frac| ≥ ½ ? ±1 : 0),
+// clamp), so the codes and scales are bit-identical to it.
+__attribute__((target("avx512f,avx512bw,avx512dq")))
+static void quantize_row_avx512(const float *row, int64_t K, int8_t *qr, float *scale_out) {
+    __m512 vmax = _mm512_setzero_ps();
+    int64_t k = 0;
+    for (; k + 16 <= K; k += 16) vmax = _mm512_max_ps(vmax, _mm512_abs_ps(_mm512_loadu_ps(row + k)));
+    float amax = _mm512_reduce_max_ps(vmax);
+    for (; k < K; k++) { float v = fabsf(row[k]); if (v > amax) amax = v; }
+    const float s = amax > 0 ? amax / 127.0f : 1.0f;
+    const float inv = 1.0f / s;
+    const __m512 vinv = _mm512_set1_ps(inv), half = _mm512_set1_ps(0.5f), one = _mm512_set1_ps(1.0f);
+    const __m512 hi = _mm512_set1_ps(127.0f), lo = _mm512_set1_ps(-127.0f);
+    for (k = 0; k + 16 <= K; k += 16) {
+        const __m512 v = _mm512_mul_ps(_mm512_loadu_ps(row + k), vinv);
+        __m512 t = _mm512_roundscale_ps(v, _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC);
+        const __mmask16 up = _mm512_cmp_ps_mask(_mm512_abs_ps(_mm512_sub_ps(v, t)), half, _CMP_GE_OQ);
+        const __m512 sgn = _mm512_or_ps(one, _mm512_and_ps(v, _mm512_set1_ps(-0.0f)));  // copysign(1, v)
+        t = _mm512_mask_add_ps(t, up, t, sgn);
+        t = _mm512_min_ps(_mm512_max_ps(t, lo), hi);
+        _mm_storeu_si128((__m128i *)(qr + k), _mm512_cvtepi32_epi8(_mm512_cvttps_epi32(t)));
+    }
+    for (; k < K; k++) {
+        float v = roundf(row[k] * inv);
+        if (v > 127) v = 127;
+        if (v < -127) v = -127;
+        qr[k] = (int8_t)v;
+    }
+    *scale_out = s;
+}
+#endif
+
 void qk_quantize_rows_s8(int64_t M, int64_t K, const float *x, int8_t *q, float *scale) {
+#ifdef QK_X86
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq")) {
+        for (int64_t m = 0; m < M; m++) quantize_row_avx512(x + m * K, K, q + m * K, scale + m);
+        return;
+    }
+#endif
+    qk_quantize_rows_s8_portable(M, K, x, q, scale);
+}
+
+void qk_quantize_rows_s8_portable(int64_t M, int64_t K, const float *x, int8_t *q, float *scale) {
     for (int64_t m = 0; m < M; m++) {
         const float *row = x + m * K;
         float amax = 0;
@@ -138,6 +183,121 @@ void qk_quantize_rows_s8(int64_t M, int64_t K, const float *x, int8_t *q, float 
     }
 }
 
+#ifdef QK_X86
+// ---------------------------------------------------------------------------------------------
+// AVX-512 VNNI, register-blocked: 16 output columns × up to 4 activation rows per step.
+//
+// The 16 weight rows of a column block are repacked (once per call and block, 16·K bytes) so
+// that one 64-byte load holds 4 consecutive k of each of the 16 columns, the layout vpdpbusd
+// wants. vpdpbusd multiplies unsigned by signed bytes, so activations enter as a ^ 0x80 = a + 128
+// (unsigned) and 128·Σ_{k∈g} b is subtracted per group afterwards; every integer is exact
+// (|Σ| ≤ K·255·128 < 2³¹ for K < 65,536), and the float epilogue is the same sequence of
+// operations as the portable path (multiply, then add, per group; the row scale last), so
+// the results are bit-identical to it.
+
+enum { QK_NR = 16, QK_MR = 8 };
+
+/// Packs B rows [n0, n0 + 16) (zero rows past n1) into bp (K/4 quads × 64 bytes) and fills the
+/// per-group column sums, scales and zero points of the block (G × 16 each).
+static void pack_block(const int8_t *B, const float *b_scale, const int8_t *b_zero, int64_t K, int64_t G, int64_t group,
+                       int64_t n0, int64_t n1, int8_t *bp, int32_t *colsum, float *scale, int32_t *zero) {
+    for (int64_t j = 0; j < QK_NR; j++) {
+        const int64_t n = n0 + j;
+        const int live = n < n1;
+        const int8_t *row = B + n * K;
+        for (int64_t q = 0; q < K / 4; q++)
+            for (int t = 0; t < 4; t++) bp[q * 64 + j * 4 + t] = live ? row[4 * q + t] : 0;
+        for (int64_t g = 0; g < G; g++) {
+            int32_t cs = 0;
+            if (live) for (int64_t k = g * group; k < (g + 1) * group; k++) cs += row[k];
+            colsum[g * QK_NR + j] = cs;
+            scale[g * QK_NR + j] = live ? b_scale[n * G + g] : 0;
+            zero[g * QK_NR + j] = (live && b_zero) ? b_zero[n * G + g] : 0;
+        }
+    }
+}
+
+/// rows (1…8) activation rows, already offset to unsigned (a ^ 0x80), against one packed block;
+/// out rows have stride ldc, `width` ≤ 16 columns are stored.
+__attribute__((target("avx2,avx512f,avx512bw,avx512vl,avx512vnni"), always_inline))
+static inline void vnni_tile(const int rows, const int8_t *A, int64_t K, const float *a_scale, const int32_t *asum,
+                             int64_t G, int64_t group, const int8_t *bp, const int32_t *colsum, const float *scale,
+                             const int32_t *zero, int has_zero, float *C, int64_t ldc, int width) {
+    __m512 accf[QK_MR];
+    for (int r = 0; r < QK_MR; r++) accf[r] = _mm512_setzero_ps();
+    for (int64_t g = 0; g < G; g++) {
+        __m512i acc[QK_MR];
+        for (int r = 0; r < QK_MR; r++) acc[r] = _mm512_setzero_si512();
+        const int64_t k0 = g * group, k1 = k0 + group;
+        for (int64_t k = k0; k < k1; k += 4) {
+            const __m512i b = _mm512_loadu_si512((const void *)(bp + k * 16));
+            for (int r = 0; r < rows; r++) {
+                int32_t a4;
+                __builtin_memcpy(&a4, A + r * K + k, 4);
+                acc[r] = _mm512_dpbusd_epi32(acc[r], _mm512_set1_epi32(a4), b);
+            }
+        }
+        const __m512i cs128 = _mm512_slli_epi32(_mm512_loadu_si512((const void *)(colsum + g * QK_NR)), 7);
+        const __m512 sc = _mm512_loadu_ps(scale + g * QK_NR);
+        const __m512i zp = _mm512_loadu_si512((const void *)(zero + g * QK_NR));
+        for (int r = 0; r < rows; r++) {
+            __m512i d = _mm512_sub_epi32(acc[r], cs128);
+            if (has_zero) d = _mm512_sub_epi32(d, _mm512_mullo_epi32(zp, _mm512_set1_epi32(asum[r * G + g])));
+            accf[r] = _mm512_add_ps(accf[r], _mm512_mul_ps(sc, _mm512_cvtepi32_ps(d)));
+        }
+    }
+    const __mmask16 mask = (__mmask16)((1u << width) - 1u);
+    for (int r = 0; r < rows; r++)
+        _mm512_mask_storeu_ps(C + r * ldc, mask, _mm512_mul_ps(_mm512_set1_ps(a_scale[r]), accf[r]));
+}
+
+__attribute__((target("avx2,avx512f,avx512bw,avx512vl,avx512vnni")))
+static void gemm_vnni_blocked(int64_t M, int64_t K, int64_t n0, int64_t n1, const int8_t *A, const float *a_scale,
+                              const int8_t *B, const float *b_scale, const int8_t *b_zero, int64_t group,
+                              float *C, int64_t ldc) {
+    const int64_t G = K / group;
+    int8_t *bp = (int8_t *)aligned_alloc(64, (size_t)(K * QK_NR + 64));
+    int32_t *colsum = (int32_t *)malloc(sizeof(int32_t) * (size_t)(G * QK_NR));
+    float *scale = (float *)malloc(sizeof(float) * (size_t)(G * QK_NR));
+    int32_t *zero = (int32_t *)malloc(sizeof(int32_t) * (size_t)(G * QK_NR));
+    int32_t *asum = b_zero ? (int32_t *)malloc(sizeof(int32_t) * (size_t)(M * G)) : NULL;
+    uint8_t *au = (uint8_t *)malloc((size_t)(M * K));
+    if (!bp || !colsum || !scale || !zero || (b_zero && !asum) || !au) {
+        free(bp); free(colsum); free(scale); free(zero); free(asum); free(au);
+        return;  // caller checked sizes; allocation failure leaves C untouched
+    }
+    for (int64_t i = 0; i < M * K; i++) au[i] = (uint8_t)A[i] ^ 0x80u;  // a + 128 as unsigned
+    if (asum) {
+        for (int64_t m = 0; m < M; m++)
+            for (int64_t g = 0; g < G; g++) {
+                int32_t s = 0;
+                for (int64_t k = g * group; k < (g + 1) * group; k++) s += A[m * K + k];
+                asum[m * G + g] = s;
+            }
+    }
+    for (int64_t nb = n0; nb < n1; nb += QK_NR) {
+        const int width = (int)(n1 - nb < QK_NR ? n1 - nb : QK_NR);
+        pack_block(B, b_scale, b_zero, K, G, group, nb, n1, bp, colsum, scale, zero);
+        int64_t m = 0;
+#define QK_TILE(R) vnni_tile(R, (const int8_t *)au + m * K, K, a_scale + m, asum ? asum + m * G : NULL, G, group, bp, \
+                             colsum, scale, zero, b_zero != NULL, C + m * ldc + nb, ldc, width)
+        for (; m + QK_MR <= M; m += QK_MR) QK_TILE(8);
+        switch (M - m) {
+        case 7: QK_TILE(7); break;
+        case 6: QK_TILE(6); break;
+        case 5: QK_TILE(5); break;
+        case 4: QK_TILE(4); break;
+        case 3: QK_TILE(3); break;
+        case 2: QK_TILE(2); break;
+        case 1: QK_TILE(1); break;
+        default: break;
+        }
+#undef QK_TILE
+    }
+    free(bp); free(colsum); free(scale); free(zero); free(asum); free(au);
+}
+#endif
+
 // Output columns are processed in blocks so that a block of weight rows (NB·K bytes) stays in
 // cache while every activation row passes over it.
 enum { QK_NB = 32 };
@@ -147,6 +307,12 @@ void qk_gemm_s8(int isa, int64_t M, int64_t N, int64_t K, int64_t n0, int64_t n1
                 const int8_t *B, const float *b_scale, const int8_t *b_zero, int64_t group,
                 float *C, int64_t ldc) {
     (void)N;
+#ifdef QK_X86
+    if (isa == QK_ISA_AVX512VNNI && qk_isa_supported(isa) && K % 4 == 0 && group % 4 == 0 && K < 65536 && n1 > n0) {
+        gemm_vnni_blocked(M, K, n0, n1, A, a_scale, B, b_scale, b_zero, group, C, ldc);
+        return;
+    }
+#endif
     dot_fn dot = pick(isa);
     const int64_t G = K / group;            // groups per weight row
     for (int64_t nb = n0; nb < n1; nb += QK_NB) {

@@ -231,6 +231,28 @@ struct QuantizationTests {
         #expect(layer.residentBytes <= packedBytes + n * layer.groupsPerRow * 5 + n * 4)
     }
 
+    /// Dynamic per-row activation quantization: the vector path gives the portable loop's codes
+    /// and scales bit for bit, ties (x/scale = k + ½) round away from zero as roundf does, and a
+    /// zero row gets scale 1. Rows of 37 floats exercise the 16-wide body and the tail.
+    @Test func quantizeRowsVectorMatchesPortable() {
+        let k = 37
+        // Row 0: max |x| = 127, so the scale is exactly 1 and the listed ties are exact.
+        var row0: [Float] = [127, 2.5, -3.5, 0.5, -0.5, 126.5, -126.5, 0.49999997, -1.5, 1.5000001]
+        row0 += (row0.count ..< k).map { Float($0) - 20.5 }
+        let rows = [row0, [Float](repeating: 0, count: k), randomMatrix(1, k, seed: 5).map { $0 * 3 }, randomMatrix(1, k, seed: 6)]
+        let x = rows.flatMap { $0 }, m = rows.count
+        var qv = [Int8](repeating: 0, count: m * k), qp = qv
+        var sv = [Float](repeating: 0, count: m), sp = sv
+        x.withUnsafeBufferPointer { xp in
+            Int8Kernels.quantizeRows(xp.baseAddress!, rows: m, cols: k, into: &qv, scales: &sv)
+            Int8Kernels.quantizeRows(xp.baseAddress!, rows: m, cols: k, into: &qp, scales: &sp, portable: true)
+        }
+        #expect(qv == qp && sv == sp)
+        #expect(sv[0] == 1 && sv[1] == 1)
+        #expect(Array(qv[0 ..< 10]) == [127, 3, -4, 1, -1, 127, -127, 0, -2, 2])
+        #expect(qv[k ..< 2 * k].allSatisfy { $0 == 0 })
+    }
+
     /// forward(.int8): every ISA path gives bit-identical output (integer dots are exact and the
     /// float epilogue is shared), and the result is within the activation-quantization bound of
     /// the float product: |Σ (x − x̂)·w| ≤ (scale_x/2)·Σ|w| per output.
@@ -250,6 +272,15 @@ struct QuantizationTests {
             outs.append(out)
         }
         for o in outs.dropFirst() { #expect(o == outs[0]) }
+        // A band of outputs (the streaming head's call) equals those columns of the full product.
+        let band = 17 ..< 61, ldo = band.count + 3
+        var part = [Float](repeating: .nan, count: m * ldo)
+        x.withUnsafeBufferPointer { xp in
+            part.withUnsafeMutableBufferPointer { layer.forward(xp.baseAddress!, rows: m, outputs: band, into: $0.baseAddress!, ldo: ldo) }
+        }
+        for i in 0 ..< m {
+            #expect(Array(part[i * ldo ..< i * ldo + band.count]) == Array(outs.last![i * n + band.lowerBound ..< i * n + band.upperBound]))
+        }
         let dq = t.dequantize()
         let ref = referenceMatmul(x, dq, m: m, n: n, k: k)
         for i in 0 ..< m {

@@ -33,7 +33,11 @@ int32_t qk_dot_s8(int isa, const int8_t *a, const int8_t *b, int64_t len);
 /// Dynamic symmetric per-row quantization (PyTorch quantize_dynamic's idea, per token):
 /// scale[m] = max_k |x[m,k]| / 127 (1 when the row is zero), q[m,k] = round(x[m,k]/scale[m])
 /// rounded half away from zero, in [-127, 127]. x (M, K) float, q (M, K) int8, scale (M).
+/// Uses AVX-512 where the CPU has it, with results bit-identical to the portable loop.
 void qk_quantize_rows_s8(int64_t M, int64_t K, const float *x, int8_t *q, float *scale);
+
+/// The portable loop itself (for tests of the vector path).
+void qk_quantize_rows_s8_portable(int64_t M, int64_t K, const float *x, int8_t *q, float *scale);
 
 /// C[m, n] = a_scale[m] · Σ_g b_scale[n, g] · (Σ_{k∈g} A[m,k]·B[n,k] − zp[n, g]·Σ_{k∈g} A[m,k])
 /// for output columns n in [n0, n1). b_scale and b_zero are (N, K/group) row-major;

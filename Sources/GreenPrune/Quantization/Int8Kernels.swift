@@ -26,9 +26,14 @@ public enum Int8Kernels {
     }
 
     /// Per-row symmetric int8 quantization: x (M, K) → q (M, K) ∈ [−127, 127], scale (M).
+    /// Rows are split across threads; `portable` forces the plain C loop (tests compare the two).
     public static func quantizeRows(_ x: UnsafePointer<Float>, rows m: Int, cols k: Int,
-                                    into q: UnsafeMutablePointer<Int8>, scales: UnsafeMutablePointer<Float>) {
-        qk_quantize_rows_s8(Int64(m), Int64(k), x, q, scales)
+                                    into q: UnsafeMutablePointer<Int8>, scales: UnsafeMutablePointer<Float>,
+                                    portable: Bool = false) {
+        if portable { return qk_quantize_rows_s8_portable(Int64(m), Int64(k), x, q, scales) }
+        parallelFor(m, grain: Swift.max(1, (1 << 16) / Swift.max(k, 1))) { r in
+            qk_quantize_rows_s8(Int64(r.count), Int64(k), x + r.lowerBound * k, q + r.lowerBound * k, scales + r.lowerBound)
+        }
     }
 
     /// C[m, n] (ldc) = aScale[m] · Σ_g bScale[n, g] · Σ_{k∈g} A[m,k]·(B[n,k] − bZero[n, g]) for n in n0..<n1.

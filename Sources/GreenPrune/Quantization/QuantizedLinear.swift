@@ -237,14 +237,16 @@ public final class QuantizedLinear: LinearLayer {
 
     private static let threads = max(1, ProcessInfo.processInfo.activeProcessorCount)
 
-    /// out (M, r.count), stride `ldo` = x · W[r, :]ᵀ + b[r]. Float activations dequantize only
-    /// the band's rows, tile by tile; int8 activations go through the full product.
+    /// out (M, r.count), stride `ldo` = x · W[r, :]ᵀ + b[r]: only the band's weight rows are
+    /// dequantized (float activations) or multiplied (int8 activations).
     public func forward(_ x: UnsafePointer<Float>, rows m: Int, outputs r: Range<Int>,
                         into out: UnsafeMutablePointer<Float>, ldo: Int) {
-        guard activations == .none else { return forwardBandThroughFullProduct(x, rows: m, outputs: r, into: out, ldo: ldo) }
         precondition(r.lowerBound >= 0 && r.upperBound <= outFeatures && ldo >= r.count, "QuantizedLinear: bad output band")
         guard m > 0, !r.isEmpty else { return }
-        forwardDequantized(x, rows: m, outputs: r, into: out, ldo: ldo)
+        switch activations {
+        case .none: forwardDequantized(x, rows: m, outputs: r, into: out, ldo: ldo)
+        case .int8: forwardInt8(x, rows: m, outputs: r, into: out, ldo: ldo)
+        }
         if let b = bias {
             for i in 0 ..< m {
                 let o = out + i * ldo
@@ -280,23 +282,29 @@ public final class QuantizedLinear: LinearLayer {
         }
     }
 
-    /// Per-token int8 activations, int8 weights, int32 accumulation.
-    private func forwardInt8(_ x: UnsafePointer<Float>, rows m: Int, into out: UnsafeMutablePointer<Float>) {
+    /// Per-token int8 activations, int8 weights, int32 accumulation, over the output rows
+    /// `band` (all by default) written with row stride `ldo`.
+    private func forwardInt8(_ x: UnsafePointer<Float>, rows m: Int, outputs band: Range<Int>? = nil,
+                             into out: UnsafeMutablePointer<Float>, ldo: Int? = nil) {
         let n = inFeatures
+        let band = band ?? 0 ..< outFeatures, ldo = ldo ?? outFeatures
         let qa = UnsafeMutablePointer<Int8>.allocate(capacity: m * n)
         let sa = UnsafeMutablePointer<Float>.allocate(capacity: m)
         defer { qa.deallocate(); sa.deallocate() }
         Int8Kernels.quantizeRows(x, rows: m, cols: n, into: qa, scales: sa)
-        let parts = Swift.min(Self.threads, Swift.max(1, outFeatures / 64))
+        let parts = Swift.min(Self.threads, Swift.max(1, band.count / 64))
         let zp = zeros.map { UnsafePointer($0.baseAddress!) }
         let sc = UnsafePointer(scales.baseAddress!)
-        let isa = self.isa
+        let isa = self.isa, gpr = groupsPerRow
         DispatchQueue.concurrentPerform(iterations: parts) { p in
-            let a = outFeatures * p / parts, b = outFeatures * (p + 1) / parts
+            // Weight rows a..<b; the kernel sees them as rows 0..<(b − a) and writes out's columns
+            // from a − band.lowerBound on.
+            let a = band.lowerBound + band.count * p / parts, b = band.lowerBound + band.count * (p + 1) / parts
             if bits == 8 {
                 let w = UnsafePointer(data.baseAddress!.assumingMemoryBound(to: Int8.self))
-                Int8Kernels.gemm(isa: isa, m: m, n: outFeatures, k: n, columns: a ..< b, a: qa, aScale: sa,
-                                 b: w, bScale: sc, bZero: zp, group: groupLength, c: out, ldc: outFeatures)
+                Int8Kernels.gemm(isa: isa, m: m, n: b - a, k: n, columns: 0 ..< (b - a), a: qa, aScale: sa,
+                                 b: w + a * n, bScale: sc + a * gpr, bZero: zp.map { $0 + a * gpr },
+                                 group: groupLength, c: out + (a - band.lowerBound), ldc: ldo)
             } else {
                 // Unpack 32 rows at a time; pointers are shifted so the kernel sees rows 0..<t.
                 let chunk = 32
@@ -307,8 +315,8 @@ public final class QuantizedLinear: LinearLayer {
                     let e = Swift.min(b, r + chunk)
                     codes(rows: r ..< e, into: buf)
                     Int8Kernels.gemm(isa: isa, m: m, n: e - r, k: n, columns: 0 ..< (e - r), a: qa, aScale: sa,
-                                     b: buf, bScale: sc + r * groupsPerRow, bZero: zp.map { $0 + r * groupsPerRow },
-                                     group: groupLength, c: out + r, ldc: outFeatures)
+                                     b: buf, bScale: sc + r * gpr, bZero: zp.map { $0 + r * gpr },
+                                     group: groupLength, c: out + (r - band.lowerBound), ldc: ldo)
                     r = e
                 }
             }
