@@ -306,8 +306,9 @@ public final class QuantizedLinear: LinearLayer {
                                  b: w + a * n, bScale: sc + a * gpr, bZero: zp.map { $0 + a * gpr },
                                  group: groupLength, c: out + (a - band.lowerBound), ldc: ldo)
             } else {
-                // Unpack 32 rows at a time; pointers are shifted so the kernel sees rows 0..<t.
-                let chunk = 32
+                // Unpack 256 rows at a time (each kernel call also prepares the activations
+                // once, so fewer, larger calls); pointers are shifted so the kernel sees rows 0..<t.
+                let chunk = 256
                 let buf = UnsafeMutablePointer<Int8>.allocate(capacity: chunk * n)
                 defer { buf.deallocate() }
                 var r = a
