@@ -20,8 +20,8 @@ public enum ActivationQuantization: String, Codable, CaseIterable, Sendable {
 ///   row (a per-tensor scale is repeated per row).
 /// With `.none`, `forward` dequantizes at most `tileElements` weights at a time into a float
 /// scratch buffer (threads split the rows) and multiplies with `cblas_sgemm`; with `.int8` it
-/// quantizes each input row to int8 and runs `Int8Kernels.gemm` (4-bit rows unpacked 32 at a
-/// time to int8). Either way the float weights never exist in full.
+/// quantizes each input row to int8 and runs `Int8Kernels.gemm` (4-bit rows unpacked 256 at
+/// a time to int8). Either way the float weights never exist in full.
 public final class QuantizedLinear: LinearLayer {
     public let inFeatures: Int
     public let outFeatures: Int
