@@ -252,7 +252,8 @@ static inline void vnni_tile(const int rows, const int8_t *A, int64_t K, const f
 }
 
 __attribute__((target("avx2,avx512f,avx512bw,avx512vl,avx512vnni")))
-static void gemm_vnni_blocked(int64_t M, int64_t K, int64_t n0, int64_t n1, const int8_t *A, const float *a_scale,
+static void gemm_vnni_blocked(int64_t M, int64_t K, int64_t n0, int64_t n1, const int8_t *A,
+                              const uint8_t *au_in, const int32_t *asum_in, const float *a_scale,
                               const int8_t *B, const float *b_scale, const int8_t *b_zero, int64_t group,
                               float *C, int64_t ldc) {
     const int64_t G = K / group;
@@ -260,21 +261,22 @@ static void gemm_vnni_blocked(int64_t M, int64_t K, int64_t n0, int64_t n1, cons
     int32_t *colsum = (int32_t *)malloc(sizeof(int32_t) * (size_t)(G * QK_NR));
     float *scale = (float *)malloc(sizeof(float) * (size_t)(G * QK_NR));
     int32_t *zero = (int32_t *)malloc(sizeof(int32_t) * (size_t)(G * QK_NR));
-    int32_t *asum = b_zero ? (int32_t *)malloc(sizeof(int32_t) * (size_t)(M * G)) : NULL;
-    uint8_t *au = (uint8_t *)malloc((size_t)(M * K));
-    if (!bp || !colsum || !scale || !zero || (b_zero && !asum) || !au) {
-        free(bp); free(colsum); free(scale); free(zero); free(asum); free(au);
+    // The shared preparation, made here only when the caller did not pass it.
+    int32_t *asum_own = (!asum_in && b_zero) ? (int32_t *)malloc(sizeof(int32_t) * (size_t)(M * G)) : NULL;
+    uint8_t *au_own = au_in ? NULL : (uint8_t *)malloc((size_t)(M * K));
+    if (!bp || !colsum || !scale || !zero || (!asum_in && b_zero && !asum_own) || (!au_in && !au_own)) {
+        free(bp); free(colsum); free(scale); free(zero); free(asum_own); free(au_own);
         return;  // caller checked sizes; allocation failure leaves C untouched
     }
-    for (int64_t i = 0; i < M * K; i++) au[i] = (uint8_t)A[i] ^ 0x80u;  // a + 128 as unsigned
-    if (asum) {
-        for (int64_t m = 0; m < M; m++)
-            for (int64_t g = 0; g < G; g++) {
-                int32_t s = 0;
-                for (int64_t k = g * group; k < (g + 1) * group; k++) s += A[m * K + k];
-                asum[m * G + g] = s;
-            }
+    if (au_own || asum_own) {
+        uint8_t *u = au_own ? au_own : (uint8_t *)malloc((size_t)(M * K));
+        int32_t *t = asum_own ? asum_own : (int32_t *)malloc(sizeof(int32_t) * (size_t)(M * G));
+        if (u && t) qk_prepare_s8(M, K, group, A, u, t);
+        if (!au_own) free(u);
+        if (!asum_own) free(t);
     }
+    const uint8_t *au = au_in ? au_in : au_own;
+    const int32_t *asum = b_zero ? (asum_in ? asum_in : asum_own) : NULL;
     for (int64_t nb = n0; nb < n1; nb += QK_NR) {
         const int width = (int)(n1 - nb < QK_NR ? n1 - nb : QK_NR);
         pack_block(B, b_scale, b_zero, K, G, group, nb, n1, bp, colsum, scale, zero);
@@ -294,7 +296,7 @@ static void gemm_vnni_blocked(int64_t M, int64_t K, int64_t n0, int64_t n1, cons
         }
 #undef QK_TILE
     }
-    free(bp); free(colsum); free(scale); free(zero); free(asum); free(au);
+    free(bp); free(colsum); free(scale); free(zero); free(asum_own); free(au_own);
 }
 #endif
 
@@ -302,14 +304,25 @@ static void gemm_vnni_blocked(int64_t M, int64_t K, int64_t n0, int64_t n1, cons
 // cache while every activation row passes over it.
 enum { QK_NB = 32 };
 
+void qk_prepare_s8(int64_t M, int64_t K, int64_t group, const int8_t *A, uint8_t *au, int32_t *asum) {
+    const int64_t G = K / group;
+    for (int64_t i = 0; i < M * K; i++) au[i] = (uint8_t)A[i] ^ 0x80u;  // a + 128 as unsigned
+    for (int64_t m = 0; m < M; m++)
+        for (int64_t g = 0; g < G; g++) {
+            int32_t s = 0;
+            for (int64_t k = g * group; k < (g + 1) * group; k++) s += A[m * K + k];
+            asum[m * G + g] = s;
+        }
+}
+
 void qk_gemm_s8(int isa, int64_t M, int64_t N, int64_t K, int64_t n0, int64_t n1,
-                const int8_t *A, const float *a_scale,
+                const int8_t *A, const uint8_t *au, const int32_t *pre_asum, const float *a_scale,
                 const int8_t *B, const float *b_scale, const int8_t *b_zero, int64_t group,
                 float *C, int64_t ldc) {
     (void)N;
 #ifdef QK_X86
     if (isa == QK_ISA_AVX512VNNI && qk_isa_supported(isa) && K % 4 == 0 && group % 4 == 0 && K < 65536 && n1 > n0) {
-        gemm_vnni_blocked(M, K, n0, n1, A, a_scale, B, b_scale, b_zero, group, C, ldc);
+        gemm_vnni_blocked(M, K, n0, n1, A, au, pre_asum, a_scale, B, b_scale, b_zero, group, C, ldc);
         return;
     }
 #endif
@@ -320,12 +333,13 @@ void qk_gemm_s8(int isa, int64_t M, int64_t N, int64_t K, int64_t n0, int64_t n1
         for (int64_t m = 0; m < M; m++) {
             const int8_t *a = A + m * K;
             // Σ_{k∈g} A[m,k] per group, needed only for asymmetric weights.
-            int32_t asum[G > 0 && b_zero ? G : 1];
-            if (b_zero) {
+            int32_t own[G > 0 && b_zero && !pre_asum ? G : 1];
+            const int32_t *asum = pre_asum ? pre_asum + m * G : own;
+            if (b_zero && !pre_asum) {
                 for (int64_t g = 0; g < G; g++) {
                     int32_t s = 0;
                     for (int64_t k = g * group; k < (g + 1) * group; k++) s += a[k];
-                    asum[g] = s;
+                    own[g] = s;
                 }
             }
             for (int64_t n = nb; n < ne; n++) {

@@ -33,6 +33,10 @@ int32_t qk_dot_s8(int isa, const int8_t *a, const int8_t *b, int64_t len);
 /// Dynamic symmetric per-row quantization (PyTorch quantize_dynamic's idea, per token):
 /// scale[m] = max_k |x[m,k]| / 127 (1 when the row is zero), q[m,k] = round(x[m,k]/scale[m])
 /// rounded half away from zero, in [-127, 127]. x (M, K) float, q (M, K) int8, scale (M).
+/// The per-product preparation of A (M, K) shared by all column ranges: au[m,k] = A[m,k] + 128 as
+/// an unsigned byte (vpdpbusd's unsigned operand) and asum[m, g] = Σ_{k∈g} A[m,k], g < K/group.
+void qk_prepare_s8(int64_t M, int64_t K, int64_t group, const int8_t *A, uint8_t *au, int32_t *asum);
+
 /// Uses AVX-512 where the CPU has it, with results bit-identical to the portable loop.
 void qk_quantize_rows_s8(int64_t M, int64_t K, const float *x, int8_t *q, float *scale);
 
@@ -42,8 +46,10 @@ void qk_quantize_rows_s8_portable(int64_t M, int64_t K, const float *x, int8_t *
 /// C[m, n] = a_scale[m] · Σ_g b_scale[n, g] · (Σ_{k∈g} A[m,k]·B[n,k] − zp[n, g]·Σ_{k∈g} A[m,k])
 /// for output columns n in [n0, n1). b_scale and b_zero are (N, K/group) row-major;
 /// b_zero may be NULL (symmetric weights). group must divide K. Results overwrite C.
+/// `au` and `asum` are what every column range of one product shares (see qk_prepare_s8);
+/// either may be NULL, and is then computed inside the call.
 void qk_gemm_s8(int isa, int64_t M, int64_t N, int64_t K, int64_t n0, int64_t n1,
-                const int8_t *A, const float *a_scale,
+                const int8_t *A, const uint8_t *au, const int32_t *asum, const float *a_scale,
                 const int8_t *B, const float *b_scale, const int8_t *b_zero, int64_t group,
                 float *C, int64_t ldc);
 

@@ -36,13 +36,22 @@ public enum Int8Kernels {
         }
     }
 
+    /// A (M, K) prepared once for every column range of a product: A + 128 as unsigned bytes
+    /// (M·K) and per-group row sums (M, K/group).
+    public static func prepare(_ a: UnsafePointer<Int8>, rows m: Int, cols k: Int, group: Int,
+                               unsigned au: UnsafeMutablePointer<UInt8>, sums: UnsafeMutablePointer<Int32>) {
+        qk_prepare_s8(Int64(m), Int64(k), Int64(group), a, au, sums)
+    }
+
     /// C[m, n] (ldc) = aScale[m] · Σ_g bScale[n, g] · Σ_{k∈g} A[m,k]·(B[n,k] − bZero[n, g]) for n in n0..<n1.
-    /// A (M, K) int8, B (N, K) int8, bScale/bZero (N, K/group).
+    /// A (M, K) int8, B (N, K) int8, bScale/bZero (N, K/group); `prepared` is `prepare`'s output
+    /// for A (nil: each call prepares its own).
     public static func gemm(isa: ISA = best, m: Int, n: Int, k: Int, columns: Range<Int>,
-                            a: UnsafePointer<Int8>, aScale: UnsafePointer<Float>,
+                            a: UnsafePointer<Int8>, prepared: (UnsafePointer<UInt8>, UnsafePointer<Int32>)? = nil,
+                            aScale: UnsafePointer<Float>,
                             b: UnsafePointer<Int8>, bScale: UnsafePointer<Float>, bZero: UnsafePointer<Int8>?,
                             group: Int, c: UnsafeMutablePointer<Float>, ldc: Int) {
         qk_gemm_s8(isa.rawValue, Int64(m), Int64(n), Int64(k), Int64(columns.lowerBound), Int64(columns.upperBound),
-                   a, aScale, b, bScale, bZero, Int64(group), c, Int64(ldc))
+                   a, prepared?.0, prepared?.1, aScale, b, bScale, bZero, Int64(group), c, Int64(ldc))
     }
 }

@@ -292,6 +292,12 @@ public final class QuantizedLinear: LinearLayer {
         let sa = UnsafeMutablePointer<Float>.allocate(capacity: m)
         defer { qa.deallocate(); sa.deallocate() }
         Int8Kernels.quantizeRows(x, rows: m, cols: n, into: qa, scales: sa)
+        // Shared by every kernel call below (both threads, every 4-bit chunk): prepared once.
+        let au = UnsafeMutablePointer<UInt8>.allocate(capacity: m * n)
+        let asum = UnsafeMutablePointer<Int32>.allocate(capacity: m * groupsPerRow)
+        defer { au.deallocate(); asum.deallocate() }
+        Int8Kernels.prepare(qa, rows: m, cols: n, group: groupLength, unsigned: au, sums: asum)
+        let prepared = (UnsafePointer(au), UnsafePointer(asum))
         let parts = Swift.min(Self.threads, Swift.max(1, band.count / 64))
         let zp = zeros.map { UnsafePointer($0.baseAddress!) }
         let sc = UnsafePointer(scales.baseAddress!)
@@ -302,12 +308,11 @@ public final class QuantizedLinear: LinearLayer {
             let a = band.lowerBound + band.count * p / parts, b = band.lowerBound + band.count * (p + 1) / parts
             if bits == 8 {
                 let w = UnsafePointer(data.baseAddress!.assumingMemoryBound(to: Int8.self))
-                Int8Kernels.gemm(isa: isa, m: m, n: b - a, k: n, columns: 0 ..< (b - a), a: qa, aScale: sa,
+                Int8Kernels.gemm(isa: isa, m: m, n: b - a, k: n, columns: 0 ..< (b - a), a: qa, prepared: prepared, aScale: sa,
                                  b: w + a * n, bScale: sc + a * gpr, bZero: zp.map { $0 + a * gpr },
                                  group: groupLength, c: out + (a - band.lowerBound), ldc: ldo)
             } else {
-                // Unpack 256 rows at a time (each kernel call also prepares the activations
-                // once, so fewer, larger calls); pointers are shifted so the kernel sees rows 0..<t.
+                // Unpack 256 rows at a time; pointers are shifted so the kernel sees rows 0..<t.
                 let chunk = 256
                 let buf = UnsafeMutablePointer<Int8>.allocate(capacity: chunk * n)
                 defer { buf.deallocate() }
@@ -315,7 +320,7 @@ public final class QuantizedLinear: LinearLayer {
                 while r < b {
                     let e = Swift.min(b, r + chunk)
                     codes(rows: r ..< e, into: buf)
-                    Int8Kernels.gemm(isa: isa, m: m, n: e - r, k: n, columns: 0 ..< (e - r), a: qa, aScale: sa,
+                    Int8Kernels.gemm(isa: isa, m: m, n: e - r, k: n, columns: 0 ..< (e - r), a: qa, prepared: prepared, aScale: sa,
                                      b: buf, bScale: sc + r * gpr, bZero: zp.map { $0 + r * gpr },
                                      group: groupLength, c: out + (r - band.lowerBound), ldc: ldo)
                     r = e
