@@ -31,5 +31,6 @@ log "quantizing SmolLM2-135M (INT8 per channel, INT4 asymmetric group 64; quanti
 "$GP" quant-bench decoder "$S" "$OUT/smol-int8" "$OUT/smol-int4" --windows "$WINDOWS"
 log "the same with 512-token batches (less activation memory, more dequantization per token)"
 "$GP" quant-bench decoder "$S" "$OUT/smol-int8" "$OUT/smol-int4" --windows "$WINDOWS" --batch-tokens 512
-log "int8 activations (dynamic per token, int8 x int8 kernels)"
-"$GP" quant-bench decoder "$S" "$OUT/smol-int8" "$OUT/smol-int4" --windows "$WINDOWS" --activations int8
+log "int8 activations (dynamic per token, int8 x int8 kernels); the last model is INT8 after SmoothQuant (alpha 0.85)"
+"$GP" quantize "$S" --out "$OUT/smol-int8-smooth" --bits 8 --granularity channel --include-head --smooth 0.85 --num-examples 64 --quiet
+"$GP" quant-bench decoder "$S" "$OUT/smol-int8" "$OUT/smol-int4" "$OUT/smol-int8-smooth" --windows "$WINDOWS" --activations int8

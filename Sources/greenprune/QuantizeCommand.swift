@@ -65,13 +65,16 @@ struct Quantize: ParsableCommand {
     @Option(help: "rtn (round to nearest) or gptq (calibrated error compensation, same stored format).")
     var method: Method = .rtn
 
-    @Option(help: "GPTQ calibration text, JSONL with a 'text' field (default: the C4 sample in the data directory).")
+    @Option(help: "SmoothQuant strength α in (0, 1) (0.5 is the paper's default): before rounding, move each input channel's activation range into the weights, s_j = max|X_j|^α / max|W_j|^(1−α), folded into the preceding norm (q/k/v, gate/up) or up_proj rows (down). For --activations int8 on Llama decoders; uses the calibration flags below.")
+    var smooth: Double?
+
+    @Option(help: "GPTQ / SmoothQuant calibration text, JSONL with a 'text' field (default: the C4 sample in the data directory).")
     var calibration: String?
 
-    @Option(help: "GPTQ calibration documents.")
+    @Option(help: "GPTQ / SmoothQuant calibration documents.")
     var numExamples: Int = 128
 
-    @Option(help: "GPTQ tokens per calibration document.")
+    @Option(help: "GPTQ / SmoothQuant tokens per calibration document.")
     var calibrationLen: Int = 256
 
     @Option(help: "GPTQ dampening: fraction of mean(diag H) added to H's diagonal.")
@@ -104,8 +107,14 @@ struct Quantize: ParsableCommand {
             guard numExamples >= 1 else { throw ValidationError("--num-examples must be at least 1") }
             guard calibrationLen >= 2 else { throw ValidationError("--calibration-len must be at least 2") }
             guard dampening > 0, dampening < 1 else { throw ValidationError("--dampening must be in (0, 1)") }
-        } else if calibration != nil {
-            throw ValidationError("--calibration needs --method gptq")
+        } else if calibration != nil && smooth == nil {
+            throw ValidationError("--calibration needs --method gptq or --smooth")
+        }
+        if let a = smooth {
+            guard a > 0, a < 1 else { throw ValidationError("--smooth: α = \(a) must be in (0, 1)") }
+            guard method == .rtn else { throw ValidationError("--smooth is not combined with --method gptq yet") }
+            guard format == .compressedTensors else { throw ValidationError("--smooth writes compressed-tensors directories, not --format gguf") }
+            guard numExamples >= 1, calibrationLen >= 2 else { throw ValidationError("--num-examples ≥ 1 and --calibration-len ≥ 2") }
         }
     }
 
@@ -119,8 +128,13 @@ struct Quantize: ParsableCommand {
             gptq = try GPTQOptions(calibration: file.path, numExamples: numExamples, calibrationLength: calibrationLen,
                                    dampening: dampening, actOrder: !noActOrder, sequential: !noSequential)
         }
+        let calibrationFile = calibration.map { URL(fileURLWithPath: $0) }
+            ?? Calibration.defaultFile(dataDirectory: Paths.dataDirectory(dataDir))
+        let sq = try smooth.map { try SmoothQuantOptions(alpha: $0, calibration: calibrationFile.path, numExamples: numExamples,
+                                                         calibrationLength: calibrationLen) }
         let options = QuantizeOptions(scheme: s, activations: activations, skip: skip, skipFirst: skipFirst, skipLast: skipLast,
-                                      includeHead: includeHead, includeEmbeddings: includeEmbeddings, format: format, gptq: gptq)
+                                      includeHead: includeHead, includeEmbeddings: includeEmbeddings, format: format, gptq: gptq,
+                                      smoothQuant: sq)
         let r = try Quantizer.quantize(model: URL(fileURLWithPath: model), to: URL(fileURLWithPath: out), options: options, progress: !quiet)
         print(String(format: "%@: %d modules quantized (\(options.method)) (%d kept in float), %d → %d bytes (%.1f%%) in %.1f s",
                      out, r.quantized.count, r.skipped.count, r.bytesBefore, r.bytesAfter,

@@ -26,10 +26,12 @@ public struct QuantizeOptions: Codable, Equatable, Sendable {
     public var format: QuantFormat
     /// GPTQ calibration (`--method gptq`); nil for round-to-nearest.
     public var gptq: GPTQOptions?
+    /// SmoothQuant before quantizing (`--smooth α`); nil for none.
+    public var smoothQuant: SmoothQuantOptions?
 
     enum CodingKeys: String, CodingKey {
         case scheme, activations, skip, skipFirst = "skip_first", skipLast = "skip_last",
-             includeHead = "include_head", includeEmbeddings = "include_embeddings", format, gptq
+             includeHead = "include_head", includeEmbeddings = "include_embeddings", format, gptq, smoothQuant = "smoothquant"
     }
 
     /// "gptq" or "rtn" (round-to-nearest).
@@ -37,11 +39,11 @@ public struct QuantizeOptions: Codable, Equatable, Sendable {
 
     public init(scheme: QuantScheme, activations: ActivationQuantization = .none, skip: [String] = [],
                 skipFirst: Int = 0, skipLast: Int = 0, includeHead: Bool = false, includeEmbeddings: Bool = false,
-                format: QuantFormat = .compressedTensors, gptq: GPTQOptions? = nil) {
+                format: QuantFormat = .compressedTensors, gptq: GPTQOptions? = nil, smoothQuant: SmoothQuantOptions? = nil) {
         self.scheme = scheme; self.activations = activations; self.skip = skip
         self.skipFirst = skipFirst; self.skipLast = skipLast
         self.includeHead = includeHead; self.includeEmbeddings = includeEmbeddings; self.format = format
-        self.gptq = gptq
+        self.gptq = gptq; self.smoothQuant = smoothQuant
     }
 }
 
@@ -247,6 +249,13 @@ public enum Quantizer {
             throw InputError("--observer", "\(o.scheme.observer.rawValue) applies to compressed-tensors output; GGUF blocks use ggml's own scales")
         }
         var o = o
+        var smoothed: [String: [Float]] = [:]
+        if let sq = o.smoothQuant {
+            guard o.format == .compressedTensors else { throw InputError("--smooth", "applies to compressed-tensors output, not --format gguf") }
+            guard o.gptq == nil else { throw InputError("--smooth", "is not combined with --method gptq yet; use round-to-nearest") }
+            guard family == .llama else { throw InputError("--smooth", "is implemented for Llama-family decoders; \(dir.path) is \(family.rawValue)") }
+            smoothed = try SmoothQuant.smoothedTensors(model: dir, reader: reader, options: sq, progress: progress)
+        }
         var hessians: [String: HessianAccumulator] = [:]
         var precomputed: [String: QuantizedTensor] = [:]
         if let g = o.gptq {
@@ -286,7 +295,7 @@ public enum Quantizer {
             }
             let stats = o.gptq == nil ? nil : GPTQStats()
             let entries = try tensorEntries(reader, modules: Set(modules), scheme: o.scheme, gptq: o.gptq, hessians: hessians,
-                                            precomputed: precomputed, stats: stats)
+                                            precomputed: precomputed, stats: stats, replacing: smoothed)
             let bar = progress ? ProgressBar("quantize", total: entries.count, unit: "tensors") : nil
             try SafeTensorsWriter.write(entries, metadata: ["format": "pt", "quantized_by": "greenprune"],
                                         to: tmp.appendingPathComponent("model.safetensors"), progress: bar)
@@ -327,11 +336,13 @@ public enum Quantizer {
 
     /// The output tensors: quantized modules in compressed-tensors form, everything else as is.
     /// Each module is quantized once, when the writer reaches its first tensor (names sort together).
-    /// With `gptq`, modules that have a Hessian accumulator go through `GPTQ.quantize`.
+    /// With `gptq`, modules that have a Hessian accumulator go through `GPTQ.quantize`. Float
+    /// tensors named in `replacing` (SmoothQuant's) take the place of the checkpoint's, both where
+    /// they are quantized and where they are written as they are (as F32).
     static func tensorEntries(_ reader: SafeTensorsReader, modules: Set<String>, scheme: QuantScheme,
                               gptq: GPTQOptions? = nil, hessians: [String: HessianAccumulator] = [:],
                               precomputed: [String: QuantizedTensor] = [:],
-                              stats: GPTQStats? = nil) throws -> [SafeTensorsEntry] {
+                              stats: GPTQStats? = nil, replacing: [String: [Float]] = [:]) throws -> [SafeTensorsEntry] {
         final class Cache { var name = ""; var tensor: QuantizedTensor? }
         let cache = Cache()
         func quantized(_ m: String) throws -> QuantizedTensor {
@@ -350,6 +361,8 @@ public enum Quantizer {
                     let lr = GPTQ.reconstructionLoss(w.buffer, rtn.dequantize(), rows: info.shape[0], cols: info.shape[1], hessian: h.sum)
                     stats.ratios[m] = lr > 0 ? lg / lr : 1
                 }
+            } else if let v = replacing[src] {
+                t = try v.withUnsafeBufferPointer { try scheme.quantize($0, rows: info.shape[0], cols: info.shape[1], name: m) }
             } else {
                 t = try scheme.quantize(w.buffer, rows: info.shape[0], cols: info.shape[1], name: m)
             }
@@ -363,6 +376,10 @@ public enum Quantizer {
             let module = name.hasSuffix(".weight") ? String(name.dropLast(".weight".count)) : ""
             guard modules.contains(module) else {
                 let info = reader.info(name)!, file = reader.file(of: name)!
+                if let v = replacing[name] {
+                    entries.append(SafeTensorsEntry(name: name, dtype: .f32, shape: info.shape) { try SafeTensorsWriter.encode(v, as: .f32) })
+                    continue
+                }
                 entries.append(SafeTensorsEntry(name: name, dtype: info.dtype, shape: info.shape) { Data(file.bytes(info)) })
                 continue
             }
