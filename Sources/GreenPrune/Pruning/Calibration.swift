@@ -9,9 +9,16 @@ public enum Calibration {
         dataDirectory.appendingPathComponent("c4_sample/c4_validation_2k.jsonl")
     }
 
-    public static func samples(file: URL, tokenizer: Tokenizer, count: Int, length: Int) throws -> [[Int]] {
+    /// `maxLength`: the model's positions, which `length` must not exceed.
+    public static func samples(file: URL, tokenizer: Tokenizer, count: Int, length: Int, maxLength: Int? = nil) throws -> [[Int]] {
         guard count >= 1 else { throw InputError("--num-examples", "must be at least 1") }
         guard length >= 2 else { throw InputError("--calibration-len", "must be at least 2") }
+        if let maxLength, length > maxLength {
+            throw InputError("--calibration-len", "\(length) exceeds the model's \(maxLength) positions")
+        }
+        guard FileManager.default.fileExists(atPath: file.path) else {
+            throw InputError(file.path, "calibration file is missing (--calibration or --data-dir)")
+        }
         let text: String
         do { text = try String(contentsOf: file, encoding: .utf8) } catch {
             throw InputError(file.path, "cannot read the calibration file")

@@ -80,9 +80,6 @@ public enum HessianCollection {
         let bundle = try ModelLoader.load(dir)
         let tokenizer = try bundle.requireTokenizer()
         let file = URL(fileURLWithPath: g.calibration)
-        guard FileManager.default.fileExists(atPath: file.path) else {
-            throw InputError(file.path, "calibration file is missing (--calibration or --data-dir)")
-        }
         var recorders: [String: HessianAccumulator] = [:]
         func wrap(_ prefix: String, _ group: [String], _ get: (String) -> any LinearLayer,
                   _ set: (String, any LinearLayer) -> Void) {
@@ -97,10 +94,8 @@ public enum HessianCollection {
         let samples: [[Int]]
         switch bundle.model {
         case .llama(let m):
-            guard g.calibrationLength <= m.maxLength else {
-                throw InputError("--calibration-len", "\(g.calibrationLength) exceeds the model's \(m.maxLength) positions")
-            }
-            samples = try Calibration.samples(file: file, tokenizer: tokenizer, count: g.numExamples, length: g.calibrationLength)
+            samples = try Calibration.samples(file: file, tokenizer: tokenizer, count: g.numExamples, length: g.calibrationLength,
+                                              maxLength: m.maxLength)
             for i in m.weights.layers.indices {
                 let p = "model.layers.\(i)."
                 for group in llamaInputs {
@@ -194,14 +189,8 @@ public enum HessianCollection {
         let bundle = try ModelLoader.load(dir)
         guard case .llama(let m) = bundle.model else { return nil }
         let tokenizer = try bundle.requireTokenizer()
-        let file = URL(fileURLWithPath: g.calibration)
-        guard FileManager.default.fileExists(atPath: file.path) else {
-            throw InputError(file.path, "calibration file is missing (--calibration or --data-dir)")
-        }
-        guard g.calibrationLength <= m.maxLength else {
-            throw InputError("--calibration-len", "\(g.calibrationLength) exceeds the model's \(m.maxLength) positions")
-        }
-        let samples = try Calibration.samples(file: file, tokenizer: tokenizer, count: g.numExamples, length: g.calibrationLength)
+        let samples = try Calibration.samples(file: URL(fileURLWithPath: g.calibration), tokenizer: tokenizer, count: g.numExamples,
+                                              length: g.calibrationLength, maxLength: m.maxLength)
         let t = g.calibrationLength, c = m.hiddenSize
         let perBatch = max(1, m.maxBatchTokens / t)
         let batches = stride(from: 0, to: samples.count, by: perBatch).map { $0 ..< min(samples.count, $0 + perBatch) }

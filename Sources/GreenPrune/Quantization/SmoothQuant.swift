@@ -93,14 +93,8 @@ public enum SmoothQuant {
             throw InputError("--smooth", "SmoothQuant is implemented for Llama-family decoders; \(dir.path) is not one")
         }
         let tokenizer = try bundle.requireTokenizer()
-        let file = URL(fileURLWithPath: o.calibration)
-        guard FileManager.default.fileExists(atPath: file.path) else {
-            throw InputError(file.path, "calibration file is missing (--calibration or --data-dir)")
-        }
-        guard o.calibrationLength <= m.maxLength else {
-            throw InputError("--calibration-len", "\(o.calibrationLength) exceeds the model's \(m.maxLength) positions")
-        }
-        let samples = try Calibration.samples(file: file, tokenizer: tokenizer, count: o.numExamples, length: o.calibrationLength)
+        let samples = try Calibration.samples(file: URL(fileURLWithPath: o.calibration), tokenizer: tokenizer, count: o.numExamples,
+                                              length: o.calibrationLength, maxLength: m.maxLength)
         // The inputs of q (shared by k, v), gate (shared by up) and down, per layer.
         var stats: [(attn: AbsMax, mlp: AbsMax, down: AbsMax)] = []
         for i in m.weights.layers.indices {
