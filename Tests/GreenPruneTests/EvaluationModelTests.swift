@@ -6,17 +6,9 @@ import GreenPrune
 /// (../shared/reference/smollm2_ref.json), the KV-reuse path against the plain path on real
 /// HellaSwag documents, and whole runs writing their outputs.
 @Suite(.serialized) struct EvaluationModelTests {
-    struct Missing: Error, CustomStringConvertible { var description: String }
-
-    static func directory(_ url: URL) throws -> URL {
-        guard FileManager.default.fileExists(atPath: url.appendingPathComponent("model.safetensors").path) else {
-            throw Missing(description: "\(url.path) is missing: run scripts/fetch-models.sh first")
-        }
-        return url
-    }
 
     func smol() throws -> (LlamaModel, Tokenizer) {
-        let dir = try Self.directory(Paths.defaultDecoder)
+        let dir = try ModelsFixtures.model(Paths.defaultDecoder)
         return (try ModelLoader.loadLlama(dir), try TokenizerLoader.load(directory: dir))
     }
 
@@ -25,7 +17,7 @@ import GreenPrune
         guard let data = FileManager.default.contents(atPath: url.path),
               let ref = try JSONSerialization.jsonObject(with: data) as? [String: Any],
               let sentences = ref["sentences"] as? [[String: Any]], !sentences.isEmpty else {
-            throw Missing(description: "\(url.path) is missing or not JSON (set GREENPRUNE_REFERENCE)")
+            throw ModelsFixtures.Missing(description: "\(url.path) is missing or not JSON (set GREENPRUNE_REFERENCE)")
         }
         let (model, tokenizer) = try smol()
         let texts = sentences.compactMap { $0["text"] as? String }
@@ -54,7 +46,7 @@ import GreenPrune
     }
 
     @Test func kvReuseEqualsThePlainPathOnHellaswag() throws {
-        guard let data = sharedData() else { throw Missing(description: "evaluation data missing: set GREENPRUNE_DATA") }
+        guard let data = sharedData() else { throw ModelsFixtures.Missing(description: "evaluation data missing: set GREENPRUNE_DATA") }
         let (model, tokenizer) = try smol()
         let task = try languageTask("hellaswag")
         let docs = Array(try task.documents(TaskSetup(dataDirectory: data, tokenizer: tokenizer)).prefix(12))
@@ -76,8 +68,8 @@ import GreenPrune
     }
 
     @Test func aRunWritesResultsSamplesAndTrace() throws {
-        guard let data = sharedData() else { throw Missing(description: "evaluation data missing: set GREENPRUNE_DATA") }
-        let dir = try Self.directory(Paths.defaultDecoder)
+        guard let data = sharedData() else { throw ModelsFixtures.Missing(description: "evaluation data missing: set GREENPRUNE_DATA") }
+        let dir = try ModelsFixtures.model(Paths.defaultDecoder)
         var options = EvaluationRunOptions(tasks: ["hellaswag", "wikitext2_chunked"], dataDirectory: data)
         options.limit = 3
         options.showProgress = false
@@ -115,7 +107,7 @@ import GreenPrune
     }
 
     @Test func aFailedRunLeavesNoResultsFile() throws {
-        let dir = try Self.directory(Paths.defaultDecoder)
+        let dir = try ModelsFixtures.model(Paths.defaultDecoder)
         let bad = try TempDataDirectory(["hellaswag/hellaswag_val_full.txt": "ctx\n9\na\nb\nc\nd\n"])
         var options = EvaluationRunOptions(tasks: ["hellaswag"], dataDirectory: bad.url)
         options.showProgress = false
@@ -130,8 +122,8 @@ import GreenPrune
     }
 
     @Test func encoderTasksOnMiniLM() throws {
-        guard let data = sharedData() else { throw Missing(description: "evaluation data missing: set GREENPRUNE_DATA") }
-        let dir = try Self.directory(Paths.defaultEncoder)
+        guard let data = sharedData() else { throw ModelsFixtures.Missing(description: "evaluation data missing: set GREENPRUNE_DATA") }
+        let dir = try ModelsFixtures.model(Paths.defaultEncoder)
         var options = EvaluationRunOptions(tasks: ["stsb"], dataDirectory: data)
         options.showProgress = false
         options.taskDirectory = try taskRegistry().specDirectory

@@ -234,10 +234,7 @@ struct QuantizerTests {
     /// projections, weights ≤ 27% of F32 on disk, embeddings of a few sentences within cosine
     /// 0.999 of the float model's. (Full STS-B figures: `greenprune quant-bench encoder`.)
     @Test func miniLMInt8() throws {
-        let src = Paths.defaultEncoder
-        guard FileManager.default.fileExists(atPath: src.appendingPathComponent("model.safetensors").path) else {
-            Issue.record("\(src.path) is missing: run scripts/fetch-models.sh first"); return
-        }
+        let src = try ModelsFixtures.model(Paths.defaultEncoder)
         let root = temporaryDirectory("minilm")
         defer { try? FileManager.default.removeItem(at: root) }
         let out = root.appendingPathComponent("q")
@@ -267,10 +264,7 @@ extension QuantizerTests {
     /// loss is below round-to-nearest's, the result loads as an ordinary compressed-tensors model,
     /// and on held-out STS-B sentences its embeddings drift less from the float model's than RTN's.
     @Test func miniLMGPTQBeatsRoundToNearest() throws {
-        let src = Paths.defaultEncoder
-        guard FileManager.default.fileExists(atPath: src.appendingPathComponent("model.safetensors").path) else {
-            Issue.record("\(src.path) is missing: run scripts/fetch-models.sh first"); return
-        }
+        let src = try ModelsFixtures.model(Paths.defaultEncoder)
         let data = Paths.dataDirectory()
         let root = temporaryDirectory("minilm-gptq")
         defer { try? FileManager.default.removeItem(at: root) }
@@ -302,10 +296,7 @@ extension QuantizerTests {
     /// the embeddings either way, so its codes equal the one-pass run's byte for byte, while
     /// layer 2's inputs went through quantized layers and its codes differ.
     @Test func sequentialGPTQOnSmolLM2() throws {
-        let src = Paths.defaultDecoder
-        guard FileManager.default.fileExists(atPath: src.appendingPathComponent("model.safetensors").path) else {
-            Issue.record("\(src.path) is missing: run scripts/fetch-models.sh first"); return
-        }
+        let src = try ModelsFixtures.model(Paths.defaultDecoder)
         let root = temporaryDirectory("smol-gptq")
         defer { try? FileManager.default.removeItem(at: root) }
         let scheme = try QuantScheme(bits: 4, granularity: .group, groupSize: 64, symmetric: false)
@@ -408,10 +399,7 @@ struct GGUFExportTests {
     }
 
     @Test func encoderIsRefused() throws {
-        let src = Paths.defaultEncoder
-        guard FileManager.default.fileExists(atPath: src.appendingPathComponent("config.json").path) else {
-            Issue.record("\(src.path) is missing: run scripts/fetch-models.sh first"); return
-        }
+        let src = try ModelsFixtures.model(Paths.defaultEncoder)
         let root = temporaryDirectory("gguf-bert")
         defer { try? FileManager.default.removeItem(at: root) }
         #expect(throws: InputError.self) {
