@@ -392,3 +392,48 @@ enum TokenizerFixtures {
         #expect(try imported.encode(sample, addSpecialTokens: false) == reference.encode(sample, addSpecialTokens: false))
     }
 }
+
+/// The pooled token map against Swift's Dictionary (the structure it replaces).
+@Suite struct ScalarSequenceMapTests {
+    @Test func agreesWithDictionaryThroughGrowthReplacementAndClearing() {
+        var rng = SystemRandomNumberGenerator()
+        var map = ScalarSequenceMap()
+        var reference = [[Unicode.Scalar]: [Int32]]()
+        let alphabet: [Unicode.Scalar] = ["a", "b", "Ġ", "é", "e", "\u{301}", "😀", "\0"]
+        for round in 0 ..< 3 {
+            for _ in 0 ..< 5_000 {
+                let key = (0 ..< Int.random(in: 0 ... 6, using: &rng)).map { _ in alphabet.randomElement(using: &rng)! }
+                let value = (0 ..< Int.random(in: 0 ... 4, using: &rng)).map { _ in Int32.random(in: -5 ... 1 << 20, using: &rng) }
+                map.set(key, value)
+                reference[key] = value
+            }
+            #expect(map.count == reference.count)
+            for (k, v) in reference { #expect(map.value(k).map { $0.map { Int32(bitPattern: $0) } } == v) }
+            var seen = 0
+            map.forEach { k, v in
+                seen += 1
+                let key = k.map { Unicode.Scalar($0)! }
+                #expect(reference[key] == v.map { Int32(bitPattern: $0) })
+            }
+            #expect(seen == reference.count)
+            // Canonically equivalent strings stay different keys.
+            if let e1 = map.value(["é"] as [Unicode.Scalar]), let e2 = map.value(["e", "\u{301}"] as [Unicode.Scalar]) {
+                #expect(Array(e1) == reference[["é"]].map { $0.map { UInt32(bitPattern: $0) } })
+                #expect(Array(e2) == reference[["e", "\u{301}"]].map { $0.map { UInt32(bitPattern: $0) } })
+            }
+            #expect(map.value(["z"] as [Unicode.Scalar]) == nil)
+            if round < 2 { map.removeAll(); reference.removeAll(); #expect(map.count == 0 && map.value(["a"] as [Unicode.Scalar]) == nil) }
+        }
+    }
+
+    @Test func singleIds() {
+        var map = ScalarSequenceMap(minimumCapacity: 3)
+        map.set("hello".unicodeScalars, CollectionOfOne(Int32(7)))
+        map.set("".unicodeScalars, CollectionOfOne(Int32(0)))
+        map.set("hello".unicodeScalars, CollectionOfOne(Int32(9)))
+        #expect(map.id("hello".unicodeScalars) == 9)
+        #expect(map.id("".unicodeScalars) == 0)
+        #expect(map.id("hell".unicodeScalars) == nil)
+        #expect(map.count == 2)
+    }
+}

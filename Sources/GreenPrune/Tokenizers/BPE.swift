@@ -22,7 +22,7 @@ final class BPEModel: TokenizationModel {
     /// `<0x00>`…`<0xFF>` ids, -1 where absent.
     let byteIds: [Int32]
 
-    private var cache = [ScalarKey: [Int32]]()
+    private var cache = ScalarSequenceMap()
     private let lock = NSLock()
     private static let cacheLimit = 200_000
 
@@ -40,7 +40,9 @@ final class BPEModel: TokenizationModel {
             unkId = nil
         }
         var single = [UInt32: Int32]()
-        for (tok, id) in vocab.ids where tok.count == 1 { single[tok[0].value] = Int32(id) }
+        vocab.ids.forEach { tok, id in
+            if tok.count == 1 { single[tok[tok.startIndex]] = Int32(bitPattern: id[id.startIndex]) }
+        }
         scalarIds = single
         let v = vocab
         byteIds = (0..<256).map { b in
@@ -66,7 +68,7 @@ final class BPEModel: TokenizationModel {
                 throw entry.error("must be \"a b\" or [\"a\", \"b\"]")
             }
             let merged = a + b.dropFirst(prefix.count)
-            guard let ia = vocab.ids[a], let ib = vocab.ids[b], let im = vocab.ids[merged] else {
+            guard let ia = vocab.id(a), let ib = vocab.id(b), let im = vocab.id(merged) else {
                 throw entry.error("merges tokens not in the vocabulary")
             }
             let key = UInt64(ia) << 32 | UInt64(ib)
@@ -82,16 +84,16 @@ final class BPEModel: TokenizationModel {
     func tokenize(_ piece: [Unicode.Scalar], into ids: inout [Int]) throws {
         if piece.isEmpty { return }
         lock.lock()
-        let hit = cache[piece]
-        lock.unlock()
-        if let hit {
-            for t in hit { ids.append(Int(t)) }
+        if let hit = cache.value(piece) {
+            for t in hit { ids.append(Int(Int32(bitPattern: t))) }
+            lock.unlock()
             return
         }
+        lock.unlock()
         let word = encodeWord(piece)
         lock.lock()
-        if cache.count >= Self.cacheLimit { cache.removeAll(keepingCapacity: true) }
-        cache[piece] = word
+        if cache.count >= Self.cacheLimit { cache.removeAll() }
+        cache.set(piece, word)
         lock.unlock()
         for t in word { ids.append(Int(t)) }
     }
@@ -109,7 +111,7 @@ final class BPEModel: TokenizationModel {
                 found = scalarIds[c.value]
             } else {
                 text = (i > 0 ? prefix : []) + [c] + (i == piece.count - 1 ? suffix : [])
-                found = vocab.ids[text].map { Int32($0) }
+                found = vocab.id(text).map { Int32($0) }
             }
             if let id = found {
                 if let u = unk { syms.append(u); unk = nil }
@@ -134,7 +136,7 @@ final class BPEModel: TokenizationModel {
     }
 
     private func encodeWord(_ piece: [Unicode.Scalar]) -> [Int32] {
-        if ignoreMerges, let id = vocab.ids[piece] { return [Int32(id)] }
+        if ignoreMerges, let id = vocab.id(piece) { return [Int32(id)] }
         var sym = initialSymbols(piece)
         let n = sym.count
         if n < 2 { return sym }

@@ -46,18 +46,19 @@ typealias ScalarKey = [Unicode.Scalar]
 
 /// A model's `vocab` object (token → id) and its inverse.
 struct Vocabulary {
-    let ids: [ScalarKey: Int]
+    /// Token scalars → id (one value per key), all tokens in one pool.
+    let ids: ScalarSequenceMap
     let tokens: [String?]
 
     init(_ node: JSONField) throws {
         let members = try node.required("vocab").members()
-        var ids = [ScalarKey: Int](minimumCapacity: members.count)
+        var ids = ScalarSequenceMap(minimumCapacity: members.count)
         var maxId = -1
         for (k, v) in members {
             guard case .number(let d) = v, let id = Int(exactly: d), id >= 0, id < 1 << 24 else {
                 throw node.error("vocab entry \(k.debugDescription) must map to an id in 0..<16777216")
             }
-            ids[Array(k.unicodeScalars)] = id
+            ids.set(k.unicodeScalars, CollectionOfOne(Int32(id)))
             maxId = max(maxId, id)
         }
         // Real vocabularies are dense; a few huge ids must not make us allocate millions of slots.
@@ -65,13 +66,16 @@ struct Vocabulary {
             throw node.error("vocab ids are sparse (largest \(maxId) for \(ids.count) tokens)")
         }
         var tokens = [String?](repeating: nil, count: maxId + 1)
-        for (k, id) in ids { tokens[id] = String(String.UnicodeScalarView(k)) }
+        ids.forEach { k, v in
+            tokens[Int(v[v.startIndex])] = String(String.UnicodeScalarView(k.compactMap(Unicode.Scalar.init)))
+        }
         self.ids = ids
         self.tokens = tokens
     }
 
     func token(_ id: Int) -> String? { id >= 0 && id < tokens.count ? tokens[id] : nil }
-    func id(_ token: String) -> Int? { ids[Array(token.unicodeScalars)] }
+    func id(_ token: String) -> Int? { ids.id(token.unicodeScalars) }
+    func id<K: Collection>(_ scalars: K) -> Int? where K.Element == Unicode.Scalar { ids.id(scalars) }
 }
 
 /// A vocabulary without subword rules: whole pieces, else the unknown token.
@@ -90,7 +94,7 @@ final class WordLevelModel: TokenizationModel {
     }
 
     func tokenize(_ piece: [Unicode.Scalar], into ids: inout [Int]) throws {
-        if let id = vocab.ids[piece] {
+        if let id = vocab.id(piece) {
             ids.append(id)
         } else if let u = unkId {
             ids.append(u)

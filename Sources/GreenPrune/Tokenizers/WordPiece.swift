@@ -33,7 +33,7 @@ final class WordPieceModel: TokenizationModel {
                 s.reserveCapacity(prefix.count + end - start)
                 if start > 0 { s.append(contentsOf: prefix) }
                 s.append(contentsOf: piece[start..<end])
-                if let id = vocab.ids[s] { found = id; break }
+                if let id = vocab.id(s) { found = id; break }
                 end -= 1
             }
             guard let id = found else { ids.append(unkId); return }
