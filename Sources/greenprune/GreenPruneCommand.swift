@@ -29,9 +29,11 @@ struct GreenPruneCommand: ParsableCommand {
         ]
     )
 
-    /// Entry point: first make sure OpenBLAS runs the kernels this CPU can (see BLASCoreType).
+    /// Entry point: first make sure OpenBLAS runs the kernels this CPU can (see BLASCoreType)
+    /// and that its idle threads sleep instead of spinning (see BLAS.sleepWhenIdle).
     static func main() {
         BLASCoreType.reexecIfGeneric()
+        BLAS.sleepWhenIdle()
         main(nil)
     }
 }

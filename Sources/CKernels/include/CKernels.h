@@ -47,7 +47,15 @@ float gpk_exp(float x);
 /// after loading, when large parse trees have been freed.
 void gpk_release_free_heap(void);
 
+/// OpenBLAS's idle worker threads spin for 2^log2_cycles cycles (2^28 by default, about a tenth
+/// of a second) before they sleep, taking a core from the caller's own threads between products.
+/// Sets OPENBLAS_THREAD_TIMEOUT (4…30) and restarts the thread server so it takes effect. Does
+/// nothing and returns 0 when the variable is already set or the library has no thread server.
+/// Call before any other thread uses BLAS.
+int gpk_blas_set_thread_timeout(int log2_cycles);
+
 #ifdef __cplusplus
 }
 #endif
 #endif
+
