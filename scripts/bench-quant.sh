@@ -3,7 +3,8 @@
 # within one run (each decoder scored in its own child process, so peak RSS is its own).
 #   all-MiniLM-L6-v2: STS-B Spearman, embedding_drift (MSE, cosine) vs F32, size on disk
 #   SmolLM2-135M:     wikitext2_chunked perplexity, tokens/s, peak RSS vs F32
-# Usage: scripts/bench-quant.sh [WINDOWS]   (wikitext2_chunked windows of 128 tokens, default 40)
+# Usage: scripts/bench-quant.sh [WINDOWS [REPEAT]]   (wikitext2_chunked windows of 128 tokens, default 40;
+#        interleaved rounds per decoder comparison, default 3)
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 ensure_system_packages
 ensure_models
@@ -15,6 +16,7 @@ if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
   elif grep -q avx2 /proc/cpuinfo; then export OPENBLAS_CORETYPE=Haswell; fi
 fi
 WINDOWS="${1:-40}"
+REPEAT="${2:-3}"  # interleaved rounds per decoder comparison (speed ratios are medians)
 OUT="$(mktemp -d "${TMPDIR:-/tmp}/gp-bench-quant.XXXX")"
 trap 'rm -rf "$OUT"' EXIT
 M="$GREENPRUNE_HOME/models/all-minilm-l6-v2"; S="$GREENPRUNE_HOME/models/smollm2-135m"
@@ -28,9 +30,9 @@ log "quantizing all-MiniLM-L6-v2 (INT8 per channel, INT4 group 128; embeddings i
 log "quantizing SmolLM2-135M (INT8 per channel, INT4 asymmetric group 64; quantized copy of the tied head)"
 "$GP" quantize "$S" --out "$OUT/smol-int8" --bits 8 --granularity channel --include-head --quiet
 "$GP" quantize "$S" --out "$OUT/smol-int4" --bits 4 --granularity group --group-size 64 --scheme asymmetric --include-head --quiet
-"$GP" quant-bench decoder "$S" "$OUT/smol-int8" "$OUT/smol-int4" --windows "$WINDOWS"
+"$GP" quant-bench decoder "$S" "$OUT/smol-int8" "$OUT/smol-int4" --windows "$WINDOWS" --repeat "$REPEAT"
 log "the same with 512-token batches (less activation memory, more dequantization per token)"
-"$GP" quant-bench decoder "$S" "$OUT/smol-int8" "$OUT/smol-int4" --windows "$WINDOWS" --batch-tokens 512
+"$GP" quant-bench decoder "$S" "$OUT/smol-int8" "$OUT/smol-int4" --windows "$WINDOWS" --batch-tokens 512 --repeat "$REPEAT"
 log "int8 activations (dynamic per token, int8 x int8 kernels); the last model is INT8 after SmoothQuant (alpha 0.85)"
 "$GP" quantize "$S" --out "$OUT/smol-int8-smooth" --bits 8 --granularity channel --include-head --smooth 0.85 --num-examples 64 --quiet
-"$GP" quant-bench decoder "$S" "$OUT/smol-int8" "$OUT/smol-int4" "$OUT/smol-int8-smooth" --windows "$WINDOWS" --activations int8
+"$GP" quant-bench decoder "$S" "$OUT/smol-int8" "$OUT/smol-int4" "$OUT/smol-int8-smooth" --windows "$WINDOWS" --activations int8 --repeat "$REPEAT"

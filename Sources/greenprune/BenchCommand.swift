@@ -75,8 +75,8 @@ struct Bench: ParsableCommand {
             let key = "\(m)x\(lin.outFeatures)x\(lin.inFeatures)"
             if seen.insert(key).inserted { shapes.append((key + " (\(name.split(separator: ".").last ?? ""))", m, lin.outFeatures, lin.inFeatures)) }
         }
-        let tile = min(lm.logitTileColumns, vocab)
-        shapes.append(("\(lm.logitChunkRows)x\(tile)x\(lm.hiddenSize) (lm_head tile)", lm.logitChunkRows, tile, lm.hiddenSize))
+        let head = lm.headPass(rows: batch * (time - 1))
+        shapes.append(("\(head.rows)x\(head.tile)x\(lm.hiddenSize) (lm_head tile)", head.rows, head.tile, lm.hiddenSize))
         var shapeFlops = [Double](repeating: 0, count: shapes.count), shapeTime = [Double](repeating: 0, count: shapes.count)
         var sgemmCPU = 0.0
         func measureSgemm() {

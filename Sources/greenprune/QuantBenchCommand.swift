@@ -8,7 +8,11 @@ import GreenPrune
 /// cosine) against BASE, and weights size on disk relative to BASE.
 /// `decoder BASE DIR…`: each model scored in its own child process (so peak RSS is its own) on
 /// the first `--windows` windows of wikitext2_chunked — perplexity, tokens/s and peak RSS, with
-/// ratios to BASE.
+/// ratios to BASE. With `--repeat N` the models run N rounds, interleaved (each round starts one
+/// model later), and speed is the median over rounds of each round's ratio to BASE: on a shared
+/// machine whose speed drifts by tens of percent, only ratios taken close together mean much.
+/// Tokens per CPU-second (user + system, all threads) are printed beside tokens per wall-second:
+/// other processes on the machine do not advance that clock.
 struct QuantBench: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "quant-bench",
@@ -40,8 +44,12 @@ struct QuantBench: ParsableCommand {
     @Option(help: "Activations for every quantized layer at run time (none | int8), overriding the config.")
     var activations: ActivationQuantization?
 
+    @Option(help: "Rounds of every decoder, interleaved; speed ratios are medians over rounds.")
+    var `repeat`: Int = 1
+
     func validate() throws {
         guard !directories.isEmpty else { throw ValidationError("give at least one model directory") }
+        guard `repeat` >= 1 else { throw ValidationError("--repeat must be at least 1, got \(`repeat`)") }
         guard kind == .score || directories.count >= 2 else { throw ValidationError("give the baseline directory and at least one quantized directory") }
     }
 
@@ -117,11 +125,14 @@ struct QuantBench: ParsableCommand {
         model.maxBatchTokens = batchTokens
         let ev = Evaluator(model: model, tokenizer: tokenizer, options: ScorerOptions(batchTokens: batchTokens), showProgress: false)
         let setup = TaskSetup(dataDirectory: Paths.dataDirectory(dataDir), sequenceLength: seqLen, tokenizer: tokenizer)
+        let cpu0 = Bench.cpuTime()
         let out = try ev.run(ChunkedPerplexityTask(.wikitext2), setup: setup, limit: windows)
+        let cpuSeconds = Bench.cpuTime() - cpu0
         let resident = model.weights.layers.reduce(0) { $0 + $1.linears.reduce(0) { $0 + $1.layer.residentBytes } }
         let kind = model.weights.layers.first.map { String(describing: type(of: $0.qProj)) } ?? "?"
         let o: [String: Any] = ["dir": url.path, "perplexity": out.values["perplexity"]!.value,
                                 "tokens_per_second": out.tokensPerSecond, "wall_seconds": out.wallSeconds,
+                                "tokens_per_cpu_second": cpuSeconds > 0 ? Double(out.requestTokens) / cpuSeconds : 0,
                                 "load_seconds": loadSeconds, "peak_rss_bytes": Self.status("VmHWM"), "rss_after_load_bytes": loadedRSS,
                                 "rss_anon_bytes": Self.status("RssAnon"), "rss_file_bytes": Self.status("RssFile"),
                                 "linear_resident_bytes": resident, "projection_type": kind]
@@ -129,43 +140,63 @@ struct QuantBench: ParsableCommand {
     }
 
     func decoder() throws {
-        var results: [[String: Any]] = []
-        for dir in directories {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
-            if !FileManager.default.isExecutableFile(atPath: p.executableURL!.path) {
-                p.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        // rounds[r][i]: model i's child result in round r.
+        var rounds: [[[String: Any]?]] = []
+        for r in 0 ..< `repeat` {
+            var round = [[String: Any]?](repeating: nil, count: directories.count)
+            for step in 0 ..< directories.count {
+                let i = (step + r) % directories.count
+                round[i] = try child(directories[i])
             }
-            var args = ["quant-bench", "score", dir, "--windows", String(windows), "--seq-len", String(seqLen),
-                        "--batch-tokens", String(batchTokens)]
-            if let d = dataDir { args += ["--data-dir", d] }
-            if let a = activations { args += ["--activations", a.rawValue] }
-            p.arguments = args
-            let pipe = Pipe()
-            p.standardOutput = pipe
-            try p.run()
-            let data = pipe.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
-            guard p.terminationStatus == 0, let line = String(data: data, encoding: .utf8)?.split(separator: "\n").last,
-                  let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
-                throw InputError(dir, "the scoring child failed (exit \(p.terminationStatus))")
-            }
-            results.append(o)
-            FileHandle.standardError.write(Data((String(line) + "\n").utf8))
+            rounds.append(round)
         }
-        let b = results[0]
-        func d(_ o: [String: Any], _ k: String) -> Double { (o[k] as? NSNumber)?.doubleValue ?? 0 }
-        for (i, o) in results.enumerated() {
-            print(String(format: "%-40@ ppl %.4f (%+.2f%%)  %.1f tok/s (×%.3f)  peak RSS %.1f MB (%.1f%%; after load %.0f MB, at exit anon %.0f MB, file %.0f MB)  linear weights %.1f MB  size %.1f MB (%.1f%%)  %@",
+        func d(_ o: [String: Any]?, _ k: String) -> Double { (o?[k] as? NSNumber)?.doubleValue ?? 0 }
+        func median(_ xs: [Double]) -> Double {
+            let s = xs.sorted()
+            return s.isEmpty ? 0 : s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
+        }
+        if `repeat` > 1 { print("speed: median over \(`repeat`) interleaved rounds of each round's ratio to the baseline") }
+        for i in directories.indices {
+            let o = rounds[0][i], b = rounds[0][0]
+            let wallRatio = median(rounds.map { d($0[i], "tokens_per_second") / d($0[0], "tokens_per_second") })
+            let cpuRatio = median(rounds.map { d($0[i], "tokens_per_cpu_second") / d($0[0], "tokens_per_cpu_second") })
+            let tps = median(rounds.map { d($0[i], "tokens_per_second") })
+            let peak = median(rounds.map { d($0[i], "peak_rss_bytes") }), basePeak = median(rounds.map { d($0[0], "peak_rss_bytes") })
+            print(String(format: "%-40@ ppl %.4f (%+.2f%%)  %.1f tok/s (×%.3f; per CPU-second ×%.3f)  peak RSS %.1f MB (%.1f%%; after load %.0f MB, at exit anon %.0f MB, file %.0f MB)  linear weights %.1f MB  size %.1f MB (%.1f%%)  %@",
                          directories[i] as NSString, d(o, "perplexity"), 100 * (d(o, "perplexity") / d(b, "perplexity") - 1),
-                         d(o, "tokens_per_second"), d(o, "tokens_per_second") / d(b, "tokens_per_second"),
-                         d(o, "peak_rss_bytes") / 1e6, 100 * d(o, "peak_rss_bytes") / d(b, "peak_rss_bytes"),
+                         tps, wallRatio, cpuRatio,
+                         peak / 1e6, 100 * peak / basePeak,
                          d(o, "rss_after_load_bytes") / 1e6,
                          d(o, "rss_anon_bytes") / 1e6, d(o, "rss_file_bytes") / 1e6,
                          d(o, "linear_resident_bytes") / 1e6,
                          Double(Self.weightBytes(directories[i])) / 1e6,
                          100 * Double(Self.weightBytes(directories[i])) / Double(Self.weightBytes(directories[0])),
-                         (o["projection_type"] as? String ?? "?") as NSString))
+                         (o?["projection_type"] as? String ?? "?") as NSString))
         }
+    }
+
+    /// Scores `dir` in a child process (`quant-bench score`) and returns its JSON line.
+    private func child(_ dir: String) throws -> [String: Any] {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
+        if !FileManager.default.isExecutableFile(atPath: p.executableURL!.path) {
+            p.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
+        }
+        var args = ["quant-bench", "score", dir, "--windows", String(windows), "--seq-len", String(seqLen),
+                    "--batch-tokens", String(batchTokens)]
+        if let d = dataDir { args += ["--data-dir", d] }
+        if let a = activations { args += ["--activations", a.rawValue] }
+        p.arguments = args
+        let pipe = Pipe()
+        p.standardOutput = pipe
+        try p.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        guard p.terminationStatus == 0, let line = String(data: data, encoding: .utf8)?.split(separator: "\n").last,
+              let o = try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any] else {
+            throw InputError(dir, "the scoring child failed (exit \(p.terminationStatus))")
+        }
+        FileHandle.standardError.write(Data((String(line) + "\n").utf8))
+        return o
     }
 }

@@ -131,6 +131,31 @@ import GreenPrune
         }
     }
 
+    /// Many scored rows in one pass with narrowed tiles (the logits budget spread over more
+    /// rows) give the log-probabilities of the default layout within 3e-5 (other tile widths
+    /// round the float32 logits and the running exp-sums differently: a few tens of float32
+    /// steps at log-probabilities near −10), and the same greedy flags: every position of three
+    /// reference sentences, with passes of 8 rows (tiles of 250) and passes that end mid-sequence.
+    @Test func headPassesOfManyRowsMatchDefaultLayout() throws {
+        let model = try Self.shared.get()
+        let (ids, _, _) = try Self.reference()
+        let requests = ids.prefix(3).map { ScoreRequest(tokens: $0, scoreFrom: 1) }
+        let expected = try model.score(requests)
+        let saved = (model.logitChunkRows, model.logitTileColumns, model.logitPassRows)
+        defer { (model.logitChunkRows, model.logitTileColumns, model.logitPassRows) = saved }
+        for (chunk, tile, pass) in [(2, 1000, 8), (3, 777, 5), (1, model.vocabularySize, 1)] {
+            (model.logitChunkRows, model.logitTileColumns, model.logitPassRows) = (chunk, tile, pass)
+            let layout = model.headPass(rows: 100)
+            #expect(layout.rows == max(chunk, pass) && layout.tile == min(tile, chunk * min(tile, model.vocabularySize) / layout.rows))
+            let got = try model.score(requests)
+            for (g, e) in zip(got, expected) {
+                #expect(g.logprobs.count == e.logprobs.count)
+                for (a, b) in zip(g.logprobs, e.logprobs) { #expect(abs(a - b) < 3e-5, "chunk \(chunk) tile \(tile) pass \(pass)") }
+                #expect(g.greedy == e.greedy, "chunk \(chunk) tile \(tile) pass \(pass)")
+            }
+        }
+    }
+
     /// Greedy generation with the cache equals re-running the whole sequence each step.
     @Test func generateWithCacheEqualsRecomputation() throws {
         let model = try Self.shared.get()

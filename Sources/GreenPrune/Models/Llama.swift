@@ -16,11 +16,15 @@ public final class LlamaModel: TokenScorer {
     public var weights: LlamaWeights
     /// Largest B·T one forward takes when scoring (more requests are split into batches).
     public var maxBatchTokens = 4096
-    /// Rows of the output layer computed together (the head's weights are read once per chunk).
+    /// The logits buffer holds logitChunkRows × logitTileColumns floats (4 MB): up to
+    /// `logitChunkRows` rows of the output layer go together at the full tile width.
     public var logitChunkRows = 512
-    /// Vocabulary entries per logits tile: the logits buffer is chunk × tile floats (4 MB).
-    /// The head's weights are packed once per tile either way, so narrower tiles cost little.
+    /// Vocabulary entries per logits tile at `logitChunkRows` rows or fewer.
     public var logitTileColumns = 2048
+    /// Most rows of the output layer computed together (one pass over the head's weights, which
+    /// a quantized head expands band by band): above `logitChunkRows` rows the tiles narrow so
+    /// the logits buffer keeps its size. The rows are gathered into a (pass, C) buffer.
+    public var logitPassRows = 2048
     /// Rows the MLP processes at once (its (rows, F) gate/up buffers are the largest activations).
     public var mlpChunkRows = 1024
 
@@ -72,8 +76,8 @@ public final class LlamaModel: TokenScorer {
         let perRow = 2 * hiddenSize + 2 * (l.map { $0.qProj.outFeatures }.max() ?? 0)
             + 2 * (l.map { $0.kProj.outFeatures }.max() ?? 0)
         let mlp = 2 * min(n, mlpChunkRows) * (l.map { $0.gateProj.outFeatures }.max() ?? 0)
-        let chunk = min(logitChunkRows, n)
-        return 4 * (n * perRow + mlp + t * t + chunk * (min(logitTileColumns, vocabularySize) + hiddenSize) + t * config.headDim)
+        let (pass, tile) = headPass(rows: n)
+        return 4 * (n * perRow + mlp + t * t + pass * (tile + hiddenSize) + t * config.headDim)
     }
 
     /// Matmul FLOPs (2 per multiply-add) of one forward over B sequences of T tokens with the
@@ -220,19 +224,27 @@ public final class LlamaModel: TokenScorer {
 
     // MARK: output layer
 
+    /// Rows per pass of the output layer and vocabulary entries per tile for `rows` scored rows:
+    /// the logits buffer (pass × tile) stays within logitChunkRows × logitTileColumns floats.
+    public func headPass(rows: Int) -> (rows: Int, tile: Int) {
+        let budget = max(1, logitChunkRows) * max(1, min(logitTileColumns, vocabularySize))
+        let pass = max(1, min(rows, max(logitChunkRows, logitPassRows)))
+        return (pass, max(1, min(logitTileColumns, vocabularySize, budget / pass)))
+    }
+
     /// For each (row of `hidden`, target id): ln softmax(logits)[target] and whether target is
     /// the argmax (first maximum, as torch.argmax).
     ///
-    /// Streaming output layer: rows go `logitChunkRows` at a time, and for each chunk the
-    /// vocabulary goes `logitTileColumns` logits at a time (one band of the head's rows, so the
-    /// head is read once per chunk and the logits buffer is chunk × tile floats, never chunk × V).
-    /// Each tile updates a running max m, a running Σ exp(logit − m) (rescaled when m grows), the
-    /// target's logit and the first maximum; ln p(target) = logit − (m + ln Σ).
+    /// Streaming output layer: rows go up to `logitPassRows` at a time (gathered into one
+    /// buffer), and for each pass the vocabulary goes one tile of logits at a time (one band of
+    /// the head's rows, so the head is read once per pass and the logits buffer is pass × tile
+    /// floats, never pass × V; see `headPass`). Each tile updates a running max m, a running
+    /// Σ exp(logit − m) (rescaled when m grows), the target's logit and the first maximum;
+    /// ln p(target) = logit − (m + ln Σ).
     func headScores(_ hidden: UnsafePointer<Float>, rows: [Int], targets: [Int]) -> [(Float, Bool)] {
         let c = hiddenSize, vocab = vocabularySize
         profile?.count("rows scored", rows.count)
-        let chunk = max(1, min(logitChunkRows, rows.count))
-        let tileCols = max(1, min(logitTileColumns, vocab))
+        let (chunk, tileCols) = headPass(rows: rows.count)
         let buf = state.rows.reserve(chunk * c)
         let logits = state.logits.reserve(chunk * tileCols)
         var out = [(Float, Bool)](repeating: (0, false), count: rows.count)
