@@ -25,6 +25,7 @@ final class BPEModel: TokenizationModel {
     private var cache = ScalarSequenceMap()
     private let lock = NSLock()
     private static let cacheLimit = 200_000
+    private static let cachedPieceLimit = 256
 
     init(_ node: JSONField) throws {
         vocab = try Vocabulary(node)
@@ -91,10 +92,13 @@ final class BPEModel: TokenizationModel {
         }
         lock.unlock()
         let word = encodeWord(piece)
-        lock.lock()
-        if cache.count >= Self.cacheLimit { cache.removeAll() }
-        cache.set(piece, word)
-        lock.unlock()
+        // Long pieces (runs without spaces) seldom repeat; leaving them out also bounds the pool.
+        if piece.count <= Self.cachedPieceLimit {
+            lock.lock()
+            if cache.count >= Self.cacheLimit { cache.removeAll() }
+            cache.set(piece, word)
+            lock.unlock()
+        }
         for t in word { ids.append(Int(t)) }
     }
 
