@@ -58,4 +58,3 @@ int gpk_blas_set_thread_timeout(int log2_cycles);
 }
 #endif
 #endif
-

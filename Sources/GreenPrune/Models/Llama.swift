@@ -244,16 +244,16 @@ public final class LlamaModel: TokenScorer {
     func headScores(_ hidden: UnsafePointer<Float>, rows: [Int], targets: [Int]) -> [(Float, Bool)] {
         let c = hiddenSize, vocab = vocabularySize
         profile?.count("rows scored", rows.count)
-        let (chunk, tileCols) = headPass(rows: rows.count)
-        let buf = state.rows.reserve(chunk * c)
-        let logits = state.logits.reserve(chunk * tileCols)
+        let (pass, tileCols) = headPass(rows: rows.count)
+        let buf = state.rows.reserve(pass * c)
+        let logits = state.logits.reserve(pass * tileCols)
         var out = [(Float, Bool)](repeating: (0, false), count: rows.count)
-        var runMax = [Float](repeating: 0, count: chunk), runSum = [Float](repeating: 0, count: chunk)
-        var target = [Float](repeating: 0, count: chunk), best = [Float](repeating: 0, count: chunk)
-        var bestIndex = [Int](repeating: 0, count: chunk)
+        var runMax = [Float](repeating: 0, count: pass), runSum = [Float](repeating: 0, count: pass)
+        var target = [Float](repeating: 0, count: pass), best = [Float](repeating: 0, count: pass)
+        var bestIndex = [Int](repeating: 0, count: pass)
         var start = 0
         while start < rows.count {
-            let m = min(chunk, rows.count - start)
+            let m = min(pass, rows.count - start)
             for i in 0..<m { (buf + i * c).update(from: hidden + rows[start + i] * c, count: c) }
             for i in 0..<m { runMax[i] = -.infinity; runSum[i] = 0; best[i] = -.infinity; bestIndex[i] = -1; target[i] = .nan }
             var v0 = 0
