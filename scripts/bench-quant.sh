@@ -30,7 +30,7 @@ log "quantizing all-MiniLM-L6-v2 (INT8 per channel, INT4 group 128; embeddings i
 log "quantizing SmolLM2-135M (INT8 per channel, INT4 asymmetric group 64; quantized copy of the tied head)"
 "$GP" quantize "$S" --out "$OUT/smol-int8" --bits 8 --granularity channel --include-head --quiet
 "$GP" quantize "$S" --out "$OUT/smol-int4" --bits 4 --granularity group --group-size 64 --scheme asymmetric --include-head --quiet
-"$GP" quant-bench decoder "$S" "$OUT/smol-int8" "$OUT/smol-int4" --windows "$WINDOWS" --repeat "$REPEAT"
+"$GP" quant-bench decoder "$S" "$OUT/smol-int8" "$OUT/smol-int4" --windows "$WINDOWS" --repeat "$REPEAT" --sgemm-too
 log "the same with 512-token batches (less activation memory, more dequantization per token)"
 "$GP" quant-bench decoder "$S" "$OUT/smol-int8" "$OUT/smol-int4" --windows "$WINDOWS" --batch-tokens 512 --repeat "$REPEAT"
 log "int8 activations (dynamic per token, int8 x int8 kernels); the last model is INT8 after SmoothQuant (alpha 0.85)"

@@ -47,6 +47,9 @@ struct QuantBench: ParsableCommand {
     @Option(help: "Rounds of every decoder, interleaved; speed ratios are medians over rounds.")
     var `repeat`: Int = 1
 
+    @Flag(help: "Also score each quantized decoder with its float-activation products on sgemm (GREENPRUNE_AMX=0), next to the AMX bf16 tiles where the CPU has them.")
+    var sgemmToo = false
+
     func validate() throws {
         guard !directories.isEmpty else { throw ValidationError("give at least one model directory") }
         guard `repeat` >= 1 else { throw ValidationError("--repeat must be at least 1, got \(`repeat`)") }
@@ -130,23 +133,31 @@ struct QuantBench: ParsableCommand {
         let cpuSeconds = Bench.cpuTime() - cpu0
         let resident = model.weights.layers.reduce(0) { $0 + $1.linears.reduce(0) { $0 + $1.layer.residentBytes } }
         let kind = model.weights.layers.first.map { String(describing: type(of: $0.qProj)) } ?? "?"
+        let kernel: String
+        if let q = model.weights.layers.first?.qProj as? QuantizedLinear {
+            kernel = q.activations == .int8 ? "int8 \(q.isa)" : q.usesAMX(rows: batchTokens) ? "amx-bf16" : "sgemm"
+        } else { kernel = "sgemm" }
         let o: [String: Any] = ["dir": url.path, "perplexity": out.values["perplexity"]!.value,
                                 "tokens_per_second": out.tokensPerSecond, "wall_seconds": out.wallSeconds,
                                 "tokens_per_cpu_second": cpuSeconds > 0 ? Double(out.requestTokens) / cpuSeconds : 0,
                                 "load_seconds": loadSeconds, "peak_rss_bytes": Self.status("VmHWM"), "rss_after_load_bytes": loadedRSS,
                                 "rss_anon_bytes": Self.status("RssAnon"), "rss_file_bytes": Self.status("RssFile"),
-                                "linear_resident_bytes": resident, "projection_type": kind]
+                                "linear_resident_bytes": resident, "projection_type": kind, "kernel": kernel]
         print(String(decoding: try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]), as: UTF8.self))
     }
 
     func decoder() throws {
-        // rounds[r][i]: model i's child result in round r.
+        // Entries: the baseline, each quantized directory, and with --sgemm-too each quantized
+        // directory again on sgemm.
+        var entries = directories.map { (dir: $0, sgemm: false) }
+        if sgemmToo && QuantizedLinear.amxEnabled { entries += directories.dropFirst().map { (dir: $0, sgemm: true) } }
+        // rounds[r][i]: entry i's child result in round r.
         var rounds: [[[String: Any]?]] = []
         for r in 0 ..< `repeat` {
-            var round = [[String: Any]?](repeating: nil, count: directories.count)
-            for step in 0 ..< directories.count {
-                let i = (step + r) % directories.count
-                round[i] = try child(directories[i])
+            var round = [[String: Any]?](repeating: nil, count: entries.count)
+            for step in 0 ..< entries.count {
+                let i = (step + r) % entries.count
+                round[i] = try child(entries[i].dir, sgemm: entries[i].sgemm)
             }
             rounds.append(round)
         }
@@ -156,28 +167,34 @@ struct QuantBench: ParsableCommand {
             return s.isEmpty ? 0 : s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
         }
         if `repeat` > 1 { print("speed: median over \(`repeat`) interleaved rounds of each round's ratio to the baseline") }
-        for i in directories.indices {
+        for i in entries.indices {
+            let dir = entries[i].dir
             let o = rounds[0][i], b = rounds[0][0]
             let wallRatio = median(rounds.map { d($0[i], "tokens_per_second") / d($0[0], "tokens_per_second") })
             let cpuRatio = median(rounds.map { d($0[i], "tokens_per_cpu_second") / d($0[0], "tokens_per_cpu_second") })
             let tps = median(rounds.map { d($0[i], "tokens_per_second") })
             let peak = median(rounds.map { d($0[i], "peak_rss_bytes") }), basePeak = median(rounds.map { d($0[0], "peak_rss_bytes") })
-            print(String(format: "%-40@ ppl %.4f (%+.2f%%)  %.1f tok/s (×%.3f; per CPU-second ×%.3f)  peak RSS %.1f MB (%.1f%%; after load %.0f MB, at exit anon %.0f MB, file %.0f MB)  linear weights %.1f MB  size %.1f MB (%.1f%%)  %@",
-                         directories[i] as NSString, d(o, "perplexity"), 100 * (d(o, "perplexity") / d(b, "perplexity") - 1),
+            print(String(format: "%-40@ ppl %.4f (%+.2f%%)  %.1f tok/s (×%.3f; per CPU-second ×%.3f)  peak RSS %.1f MB (%.1f%%; after load %.0f MB, at exit anon %.0f MB, file %.0f MB)  linear weights %.1f MB  size %.1f MB (%.1f%%)  %@ on %@",
+                         dir as NSString, d(o, "perplexity"), 100 * (d(o, "perplexity") / d(b, "perplexity") - 1),
                          tps, wallRatio, cpuRatio,
                          peak / 1e6, 100 * peak / basePeak,
                          d(o, "rss_after_load_bytes") / 1e6,
                          d(o, "rss_anon_bytes") / 1e6, d(o, "rss_file_bytes") / 1e6,
                          d(o, "linear_resident_bytes") / 1e6,
-                         Double(Self.weightBytes(directories[i])) / 1e6,
-                         100 * Double(Self.weightBytes(directories[i])) / Double(Self.weightBytes(directories[0])),
-                         (o?["projection_type"] as? String ?? "?") as NSString))
+                         Double(Self.weightBytes(dir)) / 1e6,
+                         100 * Double(Self.weightBytes(dir)) / Double(Self.weightBytes(directories[0])),
+                         (o?["projection_type"] as? String ?? "?") as NSString, (o?["kernel"] as? String ?? "?") as NSString))
         }
     }
 
     /// Scores `dir` in a child process (`quant-bench score`) and returns its JSON line.
-    private func child(_ dir: String) throws -> [String: Any] {
+    private func child(_ dir: String, sgemm: Bool = false) throws -> [String: Any] {
         let p = Process()
+        if sgemm {
+            var env = ProcessInfo.processInfo.environment
+            env["GREENPRUNE_AMX"] = "0"
+            p.environment = env
+        }
         p.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
         if !FileManager.default.isExecutableFile(atPath: p.executableURL!.path) {
             p.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()

@@ -53,6 +53,33 @@ void qk_gemm_s8(int isa, int64_t M, int64_t N, int64_t K, int64_t n0, int64_t n1
                 const int8_t *B, const float *b_scale, const int8_t *b_zero, int64_t group,
                 float *C, int64_t ldc);
 
+// ---------------------------------------------------------------------------------------------
+// bf16 products on AMX tiles (amx_bf16.c): float activations × quantized weights expanded to bf16.
+// A (M, K) is packed to (Mp, Kp) bf16 row-major and W (N, K) to (Np/16) blocks of (Kp/32)
+// VNNI tiles of 16×32 bf16 (tile t of block j: element [r][2c+e] = W[16j+c][32t+2r+e]),
+// with Mp, Np, Kp the sizes rounded up to 32 and every padding value zero.
+
+/// 1 when the CPU has AMX-BF16 and AVX512-BF16 and the kernel granted this process the tile
+/// data state (Linux arch_prctl ARCH_REQ_XCOMP_PERM, asked once).
+int qk_amx_bf16_available(void);
+
+/// f to bf16, rounded to nearest with ties to even (NaN stays NaN).
+uint16_t qk_bf16_round(float f);
+
+/// Rows [m0, m1) of the packed A: row m < M is x[m, 0..<K] (row stride ldx) in bf16, zero
+/// padded to Kp; rows M ≤ m < Mp are zero. a holds Mp·Kp values.
+void qk_amx_pack_a(int64_t m0, int64_t m1, int64_t M, int64_t K, const float *x, int64_t ldx, uint16_t *a);
+
+/// One block of 16 weight rows (w (rows, K), row stride ldw, rows ≤ 16; missing rows are zero)
+/// to its Kp/32 tiles (Kp·16 values). Returns 0, or -1 when scratch memory runs out.
+int qk_amx_pack_b16(int64_t rows, int64_t K, const float *w, int64_t ldw, uint16_t *tiles);
+
+/// C[m, n] = col_scale[n] · Σ_k A[m,k]·W[n,k] (col_scale NULL: 1) for m < M and output columns
+/// n in [n0, n1), from packed A and B; n0 a multiple of 32, n1 a multiple of 32 or N. C has row stride ldc and only
+/// those entries are written. Returns 0, or -1 when AMX is unavailable or the range is invalid.
+int qk_amx_bf16_gemm(int64_t M, int64_t N, int64_t K, int64_t n0, int64_t n1, const uint16_t *a, const uint16_t *b,
+                     const float *col_scale, float *c, int64_t ldc);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,5 +1,6 @@
 import CKernels
 import COpenBLAS
+import CQuantKernels
 import Foundation
 
 /// How a quantized layer treats its input at run time.
@@ -47,6 +48,23 @@ public final class QuantizedLinear: LinearLayer {
     /// Most float weights dequantized at once (the scratch tile is 4 bytes per element). A
     /// quarter of this measured 4 MB less peak RSS but slower scoring on SmolLM2.
     public static var tileElements = 1 << 20
+
+    /// Whether float-activation products may run on AMX bf16 tiles: true when the CPU and
+    /// kernel offer them, unless the environment sets GREENPRUNE_AMX=0. Tests and benchmarks
+    /// switch it to compare both paths.
+    public static var amxEnabled: Bool = ProcessInfo.processInfo.environment["GREENPRUNE_AMX"] != "0" && qk_amx_bf16_available() != 0
+    /// Fewest input rows for the AMX path (below it, expanding the weights to tiles costs more
+    /// than the tiles save).
+    public static var amxMinRows = 32
+
+    /// True when this layer's float-activation products go through AMX bf16 tiles for `m` input
+    /// rows. Only where bf16 adds nothing next to the quantization error: rows with one scale
+    /// (the integer codes are exact in bf16 and the scale is applied to the float32 sums) or
+    /// 4-bit groups (the dequantized weight rounded to bf16 moves by at most 2⁻⁹ of itself,
+    /// under 0.05 steps). 8-bit groups stay on sgemm.
+    public func usesAMX(rows m: Int) -> Bool {
+        Self.amxEnabled && activations == .none && m >= Self.amxMinRows && (groupsPerRow == 1 || bits == 4)
+    }
 
     /// Builds the layer from quantized codes (any granularity), copying them into packed storage.
     public convenience init(_ t: QuantizedTensor, bias: [Float]? = nil, activations: ActivationQuantization = .none) throws {
@@ -162,22 +180,25 @@ public final class QuantizedLinear: LinearLayer {
         }
     }
 
-    /// W[r0..<r1, :] ≈ (q − z)·scale as float32, (r1−r0, in) row-major.
-    public func dequantize(rows r: Range<Int>, into out: UnsafeMutablePointer<Float>) {
+    /// W[r0..<r1, :] ≈ (q − z)·scale as float32, (r1−r0, in) row-major; with `unitScale`, the
+    /// integer codes q − z alone (exact in float32 and bf16).
+    public func dequantize(rows r: Range<Int>, into out: UnsafeMutablePointer<Float>, unitScale: Bool = false) {
         let n = inFeatures, gl = groupLength, gpr = groupsPerRow
         if n % 8 == 0 && gl % 8 == 0 {
             // Vector kernels (CKernels), 8 columns per step; offsets as floats per row.
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: gpr) { off in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * gpr) { buf in
+                let off = buf.baseAddress!, ones = off + gpr
+                ones.initialize(repeating: 1, count: gpr)
                 let base: Float = bits == 4 ? 8 : 0
                 for (i, row) in r.enumerated() {
                     for g in 0 ..< gpr { off[g] = base + Float(zeros?[row * gpr + g] ?? 0) }
-                    let sc = scales.baseAddress! + row * gpr
+                    let sc = unitScale ? ones : scales.baseAddress! + row * gpr
                     if bits == 8 {
                         gpk_dequant_s8_row(out + i * n, data.baseAddress!.assumingMemoryBound(to: Int8.self) + row * n,
-                                           sc, off.baseAddress!, n, gl)
+                                           sc, off, n, gl)
                     } else {
                         gpk_dequant_u4_row(out + i * n, data.baseAddress!.assumingMemoryBound(to: UInt32.self) + row * (rowBytes / 4),
-                                           sc, off.baseAddress!, n, gl)
+                                           sc, off, n, gl)
                     }
                 }
             }
@@ -188,7 +209,7 @@ public final class QuantizedLinear: LinearLayer {
             for (i, row) in r.enumerated() {
                 let q = src + row * n, o = out + i * n
                 for g in 0 ..< gpr {
-                    let s = scales[row * gpr + g], z = Float(zeros?[row * gpr + g] ?? 0)
+                    let s = unitScale ? 1 : scales[row * gpr + g], z = Float(zeros?[row * gpr + g] ?? 0)
                     for c in g * gl ..< (g + 1) * gl { o[c] = (Float(q[c]) - z) * s }
                 }
             }
@@ -201,7 +222,7 @@ public final class QuantizedLinear: LinearLayer {
             var c = 0
             for g in 0 ..< gpr {
                 // Stored nibble u = q + 8, so w = (u − (8 + z))·s, the subtraction exact in float.
-                let s = scales[row * gpr + g]
+                let s = unitScale ? 1 : scales[row * gpr + g]
                 let off = 8 + Float(zeros?[row * gpr + g] ?? 0)
                 let end = (g + 1) * gl
                 while c < end {
@@ -224,6 +245,7 @@ public final class QuantizedLinear: LinearLayer {
     public func forward(_ x: UnsafePointer<Float>, rows m: Int, into out: UnsafeMutablePointer<Float>) {
         guard m > 0 else { return }
         switch activations {
+        case .none where usesAMX(rows: m): forwardAMX(x, rows: m, outputs: 0 ..< outFeatures, into: out, ldo: outFeatures)
         case .none: forwardDequantized(x, rows: m, into: out)
         case .int8: forwardInt8(x, rows: m, into: out)
         }
@@ -244,6 +266,7 @@ public final class QuantizedLinear: LinearLayer {
         precondition(r.lowerBound >= 0 && r.upperBound <= outFeatures && ldo >= r.count, "QuantizedLinear: bad output band")
         guard m > 0, !r.isEmpty else { return }
         switch activations {
+        case .none where usesAMX(rows: m): forwardAMX(x, rows: m, outputs: r, into: out, ldo: ldo)
         case .none: forwardDequantized(x, rows: m, outputs: r, into: out, ldo: ldo)
         case .int8: forwardInt8(x, rows: m, outputs: r, into: out, ldo: ldo)
         }
@@ -278,6 +301,47 @@ public final class QuantizedLinear: LinearLayer {
             }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(t), Int32(n),
                         1, x, Int32(n), scratch, Int32(n), 0, out + (r0 - band.lowerBound), Int32(ldo))
+            r0 = r1
+        }
+    }
+
+    /// The AMX bf16 path over the output rows `band`, written with row stride `ldo`: x packed to
+    /// bf16 once, then tile by tile (at most `tileElements` weights) the band's rows dequantized 16
+    /// at a time straight into VNNI tiles (threads split the blocks) and multiplied (threads split
+    /// the columns). Rows with one scale are expanded as exact codes q − z and scaled after the
+    /// product; grouped rows are expanded with their scales.
+    private func forwardAMX(_ x: UnsafePointer<Float>, rows m: Int, outputs band: Range<Int>,
+                            into out: UnsafeMutablePointer<Float>, ldo: Int) {
+        let n = inFeatures, kp = (n + 31) / 32 * 32, mp = (m + 31) / 32 * 32
+        let a = UnsafeMutableRawPointer.allocate(byteCount: mp * kp * 2, alignment: 64).bindMemory(to: UInt16.self, capacity: mp * kp)
+        defer { a.deallocate() }
+        parallelFor(mp / 32, grain: 4) { blocks in
+            qk_amx_pack_a(Int64(blocks.lowerBound * 32), Int64(blocks.upperBound * 32), Int64(m), Int64(n), x, Int64(n), a)
+        }
+        let exact = groupsPerRow == 1
+        let tile = Swift.max(32, Swift.min((band.count + 31) / 32 * 32, Self.tileElements / n / 32 * 32))
+        let b = UnsafeMutableRawPointer.allocate(byteCount: tile * kp * 2, alignment: 64).bindMemory(to: UInt16.self, capacity: tile * kp)
+        defer { b.deallocate() }
+        var r0 = band.lowerBound
+        while r0 < band.upperBound {
+            let r1 = Swift.min(band.upperBound, r0 + tile), t = r1 - r0
+            let blocks = (t + 31) / 32 * 2
+            parallelFor(blocks, grain: 4) { range in
+                let w = UnsafeMutablePointer<Float>.allocate(capacity: 16 * n)
+                defer { w.deallocate() }
+                for j in range {
+                    let lo = r0 + 16 * j, hi = Swift.min(r1, lo + 16)
+                    if lo < hi { self.dequantize(rows: lo ..< hi, into: w, unitScale: exact) }
+                    _ = qk_amx_pack_b16(Int64(Swift.max(0, hi - lo)), Int64(n), w, Int64(n), b + j * 16 * kp)
+                }
+            }
+            let colScale: UnsafePointer<Float>? = exact ? UnsafePointer(scales.baseAddress! + r0) : nil
+            let c = out + (r0 - band.lowerBound)
+            let parts = Swift.min(Self.threads, Swift.max(1, t / 64))
+            DispatchQueue.concurrentPerform(iterations: parts) { p in
+                let c0 = (t * p / parts) / 32 * 32, c1 = p == parts - 1 ? t : (t * (p + 1) / parts) / 32 * 32
+                _ = qk_amx_bf16_gemm(Int64(m), Int64(t), Int64(n), Int64(c0), Int64(c1), a, b, colScale, c, Int64(ldo))
+            }
             r0 = r1
         }
     }
