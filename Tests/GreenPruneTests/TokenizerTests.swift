@@ -437,3 +437,22 @@ enum TokenizerFixtures {
         #expect(map.count == 2)
     }
 }
+
+/// Streaming pre-tokenization (pieces handed on one by one, depth first through a Sequence)
+/// gives exactly the pieces the stage-by-stage arrays give, for the default models' pipelines and
+/// the Llama-3 / Qwen2 (Sequence of Split and ByteLevel) and SentencePiece (Metaspace) fixtures.
+@Suite struct StreamingPreTokenizerTests {
+    @Test(arguments: ["smollm2", "minilm", "llama3", "qwen2", "sp-metaspace"])
+    func streamingMatchesArrays(_ name: String) throws {
+        let tok = try #require(try TokenizerFixtures.tokenizer(name) as? PreTrainedTokenizer)
+        let pre = try #require(tok.preTokenizer)
+        let wiki = try String(contentsOf: Paths.dataDirectory().appendingPathComponent("wikitext2/wiki.test.raw"), encoding: .utf8)
+        let piece = TextPiece(Array(wiki.prefix(50_000).unicodeScalars), atOrigin: true)
+        var streamed = [TextPiece]()
+        pre.preTokenize(piece) { streamed.append($0) }
+        let arrays = pre.preTokenize([piece])
+        #expect(streamed.count == arrays.count && !streamed.isEmpty)
+        #expect(streamed.map(\.scalars) == arrays.map(\.scalars))
+        #expect(streamed.map(\.atOrigin) == arrays.map(\.atOrigin))
+    }
+}

@@ -14,6 +14,16 @@ public struct TextPiece {
 /// tokenizes independently, and may rewrite them (ByteLevel's byte → scalar map, Metaspace's ▁).
 public protocol PreTokenizer {
     func preTokenize(_ pieces: [TextPiece]) -> [TextPiece]
+    /// The pieces of one input piece, handed to `emit` in order as they are made: the same
+    /// pieces `preTokenize([piece])` returns, without holding them all (a whole corpus makes
+    /// hundreds of thousands).
+    func preTokenize(_ piece: TextPiece, emit: (TextPiece) throws -> Void) rethrows
+}
+
+extension PreTokenizer {
+    public func preTokenize(_ piece: TextPiece, emit: (TextPiece) throws -> Void) rethrows {
+        for p in preTokenize([piece]) { try emit(p) }
+    }
 }
 
 /// The pre-tokenizer `"type"` strings GreenPrune implements.
@@ -160,6 +170,17 @@ struct SequencePreTokenizer: PreTokenizer {
     func preTokenize(_ pieces: [TextPiece]) -> [TextPiece] {
         parts.reduce(pieces) { $1.preTokenize($0) }
     }
+
+    /// Depth first: each stage treats every piece on its own, so a piece can go through all the
+    /// later stages before the next one is made.
+    func preTokenize(_ piece: TextPiece, emit: (TextPiece) throws -> Void) rethrows {
+        try run(piece, from: 0, emit)
+    }
+
+    private func run(_ piece: TextPiece, from stage: Int, _ emit: (TextPiece) throws -> Void) rethrows {
+        guard stage < parts.count else { return try emit(piece) }
+        try parts[stage].preTokenize(piece) { try run($0, from: stage + 1, emit) }
+    }
 }
 
 /// GPT-2's byte-level stage: optional leading space, the GPT-2 regex split, then every UTF-8
@@ -171,19 +192,24 @@ struct ByteLevelPreTokenizer: PreTokenizer {
     func preTokenize(_ pieces: [TextPiece]) -> [TextPiece] {
         var out = [TextPiece]()
         out.reserveCapacity(pieces.count * 4)
-        let scanner = GPT2Scanner()
-        for var p in pieces {
-            if addPrefixSpace && p.scalars.first != " " { p.scalars.insert(" ", at: 0) }
-            if useRegex {
-                let s = p.scalars[...]
-                for r in scanner.matches(in: s) {
-                    out.append(TextPiece(Self.mapBytes(s[r]), atOrigin: p.atOrigin && r.lowerBound == 0))
-                }
-            } else if !p.scalars.isEmpty {
-                out.append(TextPiece(Self.mapBytes(p.scalars[...]), atOrigin: p.atOrigin))
-            }
-        }
+        for p in pieces { preTokenize(p) { out.append($0) } }
         return out
+    }
+
+    func preTokenize(_ piece: TextPiece, emit: (TextPiece) throws -> Void) rethrows {
+        var p = piece
+        if addPrefixSpace && p.scalars.first != " " { p.scalars.insert(" ", at: 0) }
+        if useRegex {
+            let s = p.scalars[...], scanner = GPT2Scanner()
+            var i = s.startIndex
+            while i < s.endIndex {
+                let end = scanner.matchEnd(s, i)
+                try emit(TextPiece(Self.mapBytes(s[i ..< end]), atOrigin: p.atOrigin && i == 0))
+                i = end
+            }
+        } else if !p.scalars.isEmpty {
+            try emit(TextPiece(Self.mapBytes(p.scalars[...]), atOrigin: p.atOrigin))
+        }
     }
 
     /// UTF-8 bytes of `s`, each as its GPT-2 stand-in scalar.

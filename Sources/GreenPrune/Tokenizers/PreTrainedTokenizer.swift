@@ -85,9 +85,12 @@ public final class PreTrainedTokenizer: Tokenizer {
                     switch seg2 {
                     case .token(let id): ids.append(id)
                     case .text(let r2):
-                        var pieces = [TextPiece(Array(text[r2]), atOrigin: r.lowerBound == 0 && r2.lowerBound == 0)]
-                        if let p = preTokenizer { pieces = p.preTokenize(pieces) }
-                        for p in pieces { try model.tokenize(p.scalars, into: &ids) }
+                        let piece = TextPiece(Array(text[r2]), atOrigin: r.lowerBound == 0 && r2.lowerBound == 0)
+                        if let p = preTokenizer {
+                            try p.preTokenize(piece) { try model.tokenize($0.scalars, into: &ids) }
+                        } else {
+                            try model.tokenize(piece.scalars, into: &ids)
+                        }
                     }
                 }
             }

@@ -88,7 +88,7 @@ struct GPT2Scanner: SplitPattern {
     }
 
     @inline(__always)
-    private func matchEnd(_ s: ArraySlice<Unicode.Scalar>, _ i: Int) -> Int {
+    func matchEnd(_ s: ArraySlice<Unicode.Scalar>, _ i: Int) -> Int {
         let c = s[i]
         let k = contraction(s, i, caseless: false)
         if k > 0 { return i + k }
@@ -129,7 +129,7 @@ struct Llama3Scanner: SplitPattern {
     private func isNewline(_ c: Unicode.Scalar) -> Bool { c == "\r" || c == "\n" }
 
     @inline(__always)
-    private func matchEnd(_ s: ArraySlice<Unicode.Scalar>, _ i: Int) -> Int {
+    func matchEnd(_ s: ArraySlice<Unicode.Scalar>, _ i: Int) -> Int {
         let c = s[i]
         let k = contraction(s, i, caseless: true)
         if k > 0 { return i + k }
