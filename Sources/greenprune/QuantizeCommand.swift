@@ -68,13 +68,22 @@ struct Quantize: ParsableCommand {
     @Option(help: "SmoothQuant strength α in (0, 1) (0.5 is the paper's default): before rounding, move each input channel's activation range into the weights, s_j = max|X_j|^α / max|W_j|^(1−α), folded into the preceding norm (q/k/v, gate/up) or up_proj rows (down). For --activations int8 on Llama decoders; uses the calibration flags below.")
     var smooth: Double?
 
-    @Option(help: "GPTQ / SmoothQuant calibration text, JSONL with a 'text' field (default: the C4 sample in the data directory).")
+    @Flag(help: "AWQ: before rounding, scale each input channel of q/k/v, gate/up and down by s = a^α (a: the channel's RMS on the calibration text), α searched per group for the least output error after rounding, folded into the preceding norm or up_proj rows. Llama decoders; combines with --method rtn or gptq; uses the calibration flags below.")
+    var awq = false
+
+    @Option(help: "AWQ: exponents tried per group, α = 0, 1/N, …, (N−1)/N.")
+    var awqGrid = 20
+
+    @Flag(help: "AWQ: scale only; do not clip each block's range (p·min, p·max, p = 1 … 0.5) for the least output error.")
+    var awqNoClip = false
+
+    @Option(help: "GPTQ / SmoothQuant / AWQ calibration text, JSONL with a 'text' field (default: the C4 sample in the data directory).")
     var calibration: String?
 
-    @Option(help: "GPTQ / SmoothQuant calibration documents.")
+    @Option(help: "GPTQ / SmoothQuant / AWQ calibration documents.")
     var numExamples: Int = 128
 
-    @Option(help: "GPTQ / SmoothQuant tokens per calibration document.")
+    @Option(help: "GPTQ / SmoothQuant / AWQ tokens per calibration document.")
     var calibrationLen: Int = 256
 
     @Option(help: "GPTQ dampening: fraction of mean(diag H) added to H's diagonal.")
@@ -107,12 +116,17 @@ struct Quantize: ParsableCommand {
             guard numExamples >= 1 else { throw ValidationError("--num-examples must be at least 1") }
             guard calibrationLen >= 2 else { throw ValidationError("--calibration-len must be at least 2") }
             guard dampening > 0, dampening < 1 else { throw ValidationError("--dampening must be in (0, 1)") }
-        } else if calibration != nil && smooth == nil {
-            throw ValidationError("--calibration needs --method gptq or --smooth")
+        } else if calibration != nil && smooth == nil && !awq {
+            throw ValidationError("--calibration needs --method gptq, --smooth or --awq")
+        }
+        if awq {
+            guard smooth == nil else { throw ValidationError("--awq and --smooth both rescale the same channels; use one") }
+            guard format == .compressedTensors else { throw ValidationError("--awq writes compressed-tensors directories, not --format gguf") }
+            guard awqGrid >= 2 else { throw ValidationError("--awq-grid must be at least 2") }
+            guard numExamples >= 1, calibrationLen >= 2 else { throw ValidationError("--num-examples ≥ 1 and --calibration-len ≥ 2") }
         }
         if let a = smooth {
             guard a > 0, a < 1 else { throw ValidationError("--smooth: α = \(a) must be in (0, 1)") }
-            guard method == .rtn else { throw ValidationError("--smooth is not combined with --method gptq yet") }
             guard format == .compressedTensors else { throw ValidationError("--smooth writes compressed-tensors directories, not --format gguf") }
             guard numExamples >= 1, calibrationLen >= 2 else { throw ValidationError("--num-examples ≥ 1 and --calibration-len ≥ 2") }
         }
@@ -132,11 +146,13 @@ struct Quantize: ParsableCommand {
             ?? Calibration.defaultFile(dataDirectory: Paths.dataDirectory(dataDir))
         let sq = try smooth.map { try SmoothQuantOptions(alpha: $0, calibration: calibrationFile.path, numExamples: numExamples,
                                                          calibrationLength: calibrationLen) }
+        let aw = awq ? try AWQOptions(calibration: calibrationFile.path, numExamples: numExamples, calibrationLength: calibrationLen,
+                                      gridSize: awqGrid, clip: !awqNoClip) : nil
         let options = QuantizeOptions(scheme: s, activations: activations, skip: skip, skipFirst: skipFirst, skipLast: skipLast,
                                       includeHead: includeHead, includeEmbeddings: includeEmbeddings, format: format, gptq: gptq,
-                                      smoothQuant: sq)
+                                      smoothQuant: sq, awq: aw)
         let r = try Quantizer.quantize(model: URL(fileURLWithPath: model), to: URL(fileURLWithPath: out), options: options, progress: !quiet)
-        print(String(format: "%@: %d modules quantized (\(options.method)) (%d kept in float), %d → %d bytes (%.1f%%) in %.1f s",
+        print(String(format: "%@: %d modules quantized (\(options.method)\(aw == nil ? "" : " after AWQ scaling")) (%d kept in float), %d → %d bytes (%.1f%%) in %.1f s",
                      out, r.quantized.count, r.skipped.count, r.bytesBefore, r.bytesAfter,
                      100 * Double(r.bytesAfter) / Double(max(r.bytesBefore, 1)), r.wallSeconds))
     }

@@ -75,9 +75,13 @@ public enum HessianCollection {
     /// H's scale) for `modules` of the model in `dir`, from `options`' calibration text (tokens
     /// of the model's own tokenizer; BERT samples get [CLS]/[SEP] around them), with the hash of
     /// the calibration ids. Modules reading the same input share one accumulator.
-    public static func collect(model dir: URL, modules: Set<String>, options g: GPTQOptions,
+    public static func collect(model dir: URL, modules: Set<String>, options g: GPTQOptions, replacing: [String: [Float]] = [:],
                                progress: Bool) throws -> (hessians: [String: HessianAccumulator], idsHash: String) {
         let bundle = try ModelLoader.load(dir)
+        if !replacing.isEmpty {
+            guard case .llama(let m) = bundle.model else { throw InputError(dir.path, "rescaled tensors apply to Llama-family decoders") }
+            try AWQ.apply(replacing, to: m)
+        }
         let tokenizer = try bundle.requireTokenizer()
         let file = URL(fileURLWithPath: g.calibration)
         var recorders: [String: HessianAccumulator] = [:]
@@ -184,10 +188,13 @@ public enum HessianCollection {
     /// `collect`'s one pass). Costs two layer passes over the calibration set per layer, about
     /// two float forwards in all, plus the residual streams (samples × length × C floats).
     public static func quantizeSequential(model dir: URL, modules: Set<String>, options g: GPTQOptions,
-                                          scheme: QuantScheme, reader: SafeTensorsReader, progress: Bool) throws
+                                          scheme: QuantScheme, reader: SafeTensorsReader, replacing: [String: [Float]] = [:],
+                                          progress: Bool) throws
         -> (tensors: [String: QuantizedTensor], hessians: [String: HessianAccumulator], idsHash: String)? {
         let bundle = try ModelLoader.load(dir)
         guard case .llama(let m) = bundle.model else { return nil }
+        // SmoothQuant's / AWQ's rescaled float tensors replace the checkpoint's (the float model is unchanged).
+        try AWQ.apply(replacing, to: m)
         let tokenizer = try bundle.requireTokenizer()
         let samples = try Calibration.samples(file: URL(fileURLWithPath: g.calibration), tokenizer: tokenizer, count: g.numExamples,
                                               length: g.calibrationLength, maxLength: m.maxLength)
@@ -242,10 +249,12 @@ public enum HessianCollection {
             for (name, lin) in original.linears where modules.contains(prefix + name) {
                 let module = prefix + name
                 let src = Quantizer.source(of: module, reader)
-                let w = try reader.floats(src)
-                let q = try GPTQ.quantize(w.buffer, rows: lin.outFeatures, cols: lin.inFeatures, hessian: hessians[module]!.sum,
-                                          scheme: scheme, dampening: g.dampening, blockSize: g.blockSize,
-                                          actOrder: g.actOrder, name: module)
+                let w = try replacing[src] ?? reader.floats(src).array
+                let q = try w.withUnsafeBufferPointer {
+                    try GPTQ.quantize($0, rows: lin.outFeatures, cols: lin.inFeatures, hessian: hessians[module]!.sum,
+                                      scheme: scheme, dampening: g.dampening, blockSize: g.blockSize,
+                                      actOrder: g.actOrder, name: module)
+                }
                 tensors[module] = q
                 quantized.setLinear(name, DenseLinear(weight: FloatStorage(q.dequantize()), bias: (lin as? DenseLinear)?.bias,
                                                       outFeatures: lin.outFeatures, inFeatures: lin.inFeatures))

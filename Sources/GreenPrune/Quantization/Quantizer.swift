@@ -28,10 +28,12 @@ public struct QuantizeOptions: Codable, Equatable, Sendable {
     public var gptq: GPTQOptions?
     /// SmoothQuant before quantizing (`--smooth α`); nil for none.
     public var smoothQuant: SmoothQuantOptions?
+    /// AWQ scaling before quantizing (`--awq`); nil for none.
+    public var awq: AWQOptions?
 
     enum CodingKeys: String, CodingKey {
         case scheme, activations, skip, skipFirst = "skip_first", skipLast = "skip_last",
-             includeHead = "include_head", includeEmbeddings = "include_embeddings", format, gptq, smoothQuant = "smoothquant"
+             includeHead = "include_head", includeEmbeddings = "include_embeddings", format, gptq, smoothQuant = "smoothquant", awq
     }
 
     /// "gptq" or "rtn" (round-to-nearest).
@@ -39,11 +41,12 @@ public struct QuantizeOptions: Codable, Equatable, Sendable {
 
     public init(scheme: QuantScheme, activations: ActivationQuantization = .none, skip: [String] = [],
                 skipFirst: Int = 0, skipLast: Int = 0, includeHead: Bool = false, includeEmbeddings: Bool = false,
-                format: QuantFormat = .compressedTensors, gptq: GPTQOptions? = nil, smoothQuant: SmoothQuantOptions? = nil) {
+                format: QuantFormat = .compressedTensors, gptq: GPTQOptions? = nil, smoothQuant: SmoothQuantOptions? = nil,
+                awq: AWQOptions? = nil) {
         self.scheme = scheme; self.activations = activations; self.skip = skip
         self.skipFirst = skipFirst; self.skipLast = skipLast
         self.includeHead = includeHead; self.includeEmbeddings = includeEmbeddings; self.format = format
-        self.gptq = gptq; self.smoothQuant = smoothQuant
+        self.gptq = gptq; self.smoothQuant = smoothQuant; self.awq = awq
     }
 }
 
@@ -63,18 +66,25 @@ public struct QuantizationReport: Codable, Sendable {
     /// GPTQ only: per module, its calibration reconstruction loss ‖X(W−Ŵ)ᵀ‖² over the loss of
     /// round-to-nearest with the same scheme (below 1: GPTQ did better on that layer).
     public var gptqLossRatios: [String: Double]?
+    /// AWQ only: per group (named by its first module) the exponent α chosen and the group's
+    /// calibration output error with those scales over plain rounding's (≤ 1).
+    public var awqAlphas: [String: Double]?
+    public var awqLossRatios: [String: Double]?
 
     enum CodingKeys: String, CodingKey {
         case source, family, options, quantized, skipped, bytesBefore = "bytes_before",
-             bytesAfter = "bytes_after", ratio, wallSeconds = "wall_seconds", gptqLossRatios = "gptq_loss_ratio_vs_rtn"
+             bytesAfter = "bytes_after", ratio, wallSeconds = "wall_seconds", gptqLossRatios = "gptq_loss_ratio_vs_rtn",
+             awqAlphas = "awq_alpha", awqLossRatios = "awq_loss_ratio_vs_rtn"
     }
 
     public init(source: String, family: String, options: QuantizeOptions, quantized: [String],
                 skipped: [String: String], bytesBefore: Int, bytesAfter: Int, wallSeconds: Double,
-                gptqLossRatios: [String: Double]? = nil) {
+                gptqLossRatios: [String: Double]? = nil, awq: [String: AWQ.Choice]? = nil) {
         self.source = source; self.family = family; self.options = options; self.quantized = quantized
         self.skipped = skipped; self.bytesBefore = bytesBefore; self.bytesAfter = bytesAfter; self.wallSeconds = wallSeconds
         self.gptqLossRatios = gptqLossRatios
+        awqAlphas = awq?.mapValues { $0.alpha }
+        awqLossRatios = awq?.mapValues { $0.roundingLoss > 0 ? $0.loss / $0.roundingLoss : 1 }
     }
 
     public init(from decoder: Decoder) throws {
@@ -88,6 +98,8 @@ public struct QuantizationReport: Codable, Sendable {
         bytesAfter = try c.decode(Int.self, forKey: .bytesAfter)
         wallSeconds = try c.decode(Double.self, forKey: .wallSeconds)
         gptqLossRatios = try c.decodeIfPresent([String: Double].self, forKey: .gptqLossRatios)
+        awqAlphas = try c.decodeIfPresent([String: Double].self, forKey: .awqAlphas)
+        awqLossRatios = try c.decodeIfPresent([String: Double].self, forKey: .awqLossRatios)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -99,6 +111,8 @@ public struct QuantizationReport: Codable, Sendable {
         try c.encode(bytesBefore > 0 ? Double(bytesAfter) / Double(bytesBefore) : 0, forKey: .ratio)
         try c.encode(wallSeconds, forKey: .wallSeconds)
         try c.encodeIfPresent(gptqLossRatios, forKey: .gptqLossRatios)
+        try c.encodeIfPresent(awqAlphas, forKey: .awqAlphas)
+        try c.encodeIfPresent(awqLossRatios, forKey: .awqLossRatios)
     }
 }
 
@@ -250,11 +264,22 @@ public enum Quantizer {
         }
         var o = o
         var smoothed: [String: [Float]] = [:]
+        var awqChoices: [String: AWQ.Choice]?
         if let sq = o.smoothQuant {
             guard o.format == .compressedTensors else { throw InputError("--smooth", "applies to compressed-tensors output, not --format gguf") }
-            guard o.gptq == nil else { throw InputError("--smooth", "is not combined with --method gptq yet; use round-to-nearest") }
+            guard o.awq == nil else { throw InputError("--smooth", "and --awq both rescale the same channels; use one") }
             guard family == .llama else { throw InputError("--smooth", "is implemented for Llama-family decoders; \(dir.path) is \(family.rawValue)") }
             smoothed = try SmoothQuant.smoothedTensors(model: dir, reader: reader, options: sq, progress: progress)
+        }
+        if let aw = o.awq {
+            guard o.format == .compressedTensors else { throw InputError("--awq", "applies to compressed-tensors output, not --format gguf") }
+            guard family == .llama else { throw InputError("--awq", "is implemented for Llama-family decoders; \(dir.path) is \(family.rawValue)") }
+            if let b = reader.names.first(where: { $0.hasSuffix("mlp.up_proj.bias") }) {
+                throw InputError(b, "AWQ folds down_proj's scales into up_proj's rows and does not rescale biases")
+            }
+            let r = try AWQ.scaledTensors(model: dir, reader: reader, modules: Set(modules), scheme: o.scheme, options: aw, progress: progress)
+            smoothed = r.tensors
+            awqChoices = r.choices
         }
         var hessians: [String: HessianAccumulator] = [:]
         var precomputed: [String: QuantizedTensor] = [:]
@@ -265,12 +290,13 @@ public enum Quantizer {
             // Embedding tables are lookups, not Linears: they have no Hessian and stay round-to-nearest.
             let linears = modules.filter { role(of: $0 + ".weight", family: family) != .embedding }
             if g.sequential, let r = try HessianCollection.quantizeSequential(model: dir, modules: Set(linears), options: g,
-                                                                            scheme: o.scheme, reader: reader, progress: progress) {
+                                                                            scheme: o.scheme, reader: reader, replacing: smoothed,
+                                                                            progress: progress) {
                 hessians = r.hessians
                 precomputed = r.tensors
                 o.gptq?.calibrationIdsHash = r.idsHash
             } else {
-                let r = try HessianCollection.collect(model: dir, modules: Set(linears), options: g, progress: progress)
+                let r = try HessianCollection.collect(model: dir, modules: Set(linears), options: g, replacing: smoothed, progress: progress)
                 hessians = r.hessians
                 o.gptq?.calibrationIdsHash = r.idsHash
                 o.gptq?.sequential = false
@@ -307,7 +333,8 @@ public enum Quantizer {
             let report = QuantizationReport(source: dir.path, family: family.rawValue, options: o, quantized: modules, skipped: skipped,
                                             bytesBefore: bytes(of: weightFiles(dir)),
                                             bytesAfter: bytes(of: weightFiles(tmp)),
-                                            wallSeconds: Date().timeIntervalSince(start), gptqLossRatios: stats?.ratios)
+                                            wallSeconds: Date().timeIntervalSince(start), gptqLossRatios: stats?.ratios,
+                                            awq: awqChoices)
             let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
             try AtomicFile.write(try enc.encode(report), to: tmp.appendingPathComponent("quantization.json"))
             try AtomicFile.commit(tmp, to: out)
@@ -337,7 +364,7 @@ public enum Quantizer {
     /// The output tensors: quantized modules in compressed-tensors form, everything else as is.
     /// Each module is quantized once, when the writer reaches its first tensor (names sort together).
     /// With `gptq`, modules that have a Hessian accumulator go through `GPTQ.quantize`. Float
-    /// tensors named in `replacing` (SmoothQuant's) take the place of the checkpoint's, both where
+    /// tensors named in `replacing` (SmoothQuant's or AWQ's) take the place of the checkpoint's, both where
     /// they are quantized and where they are written as they are (as F32).
     static func tensorEntries(_ reader: SafeTensorsReader, modules: Set<String>, scheme: QuantScheme,
                               gptq: GPTQOptions? = nil, hessians: [String: HessianAccumulator] = [:],
@@ -349,23 +376,24 @@ public enum Quantizer {
             if cache.name == m, let t = cache.tensor { return t }
             let src = source(of: m, reader)
             let info = reader.info(src)!
-            let w = try reader.floats(src)
-            let t: QuantizedTensor
-            if let g = gptq, let h = hessians[m] {
+            let stored = try reader.floats(src)
+            func quantize(_ w: UnsafeBufferPointer<Float>) throws -> QuantizedTensor {
+                guard let g = gptq, let h = hessians[m] else {
+                    return try scheme.quantize(w, rows: info.shape[0], cols: info.shape[1], name: m)
+                }
                 // Sequential GPTQ quantized the layers already (each from its own inputs).
-                t = try precomputed[m] ?? GPTQ.quantize(w.buffer, rows: info.shape[0], cols: info.shape[1], hessian: h.sum, scheme: scheme,
-                                                        dampening: g.dampening, blockSize: g.blockSize, actOrder: g.actOrder, name: m)
+                let t = try precomputed[m] ?? GPTQ.quantize(w, rows: info.shape[0], cols: info.shape[1], hessian: h.sum, scheme: scheme,
+                                                            dampening: g.dampening, blockSize: g.blockSize, actOrder: g.actOrder, name: m)
                 if let stats {
-                    let rtn = try scheme.quantize(w.buffer, rows: info.shape[0], cols: info.shape[1], name: m)
-                    let lg = GPTQ.reconstructionLoss(w.buffer, t.dequantize(), rows: info.shape[0], cols: info.shape[1], hessian: h.sum)
-                    let lr = GPTQ.reconstructionLoss(w.buffer, rtn.dequantize(), rows: info.shape[0], cols: info.shape[1], hessian: h.sum)
+                    let rtn = try scheme.quantize(w, rows: info.shape[0], cols: info.shape[1], name: m)
+                    let lg = GPTQ.reconstructionLoss(w, t.dequantize(), rows: info.shape[0], cols: info.shape[1], hessian: h.sum)
+                    let lr = GPTQ.reconstructionLoss(w, rtn.dequantize(), rows: info.shape[0], cols: info.shape[1], hessian: h.sum)
                     stats.ratios[m] = lr > 0 ? lg / lr : 1
                 }
-            } else if let v = replacing[src] {
-                t = try v.withUnsafeBufferPointer { try scheme.quantize($0, rows: info.shape[0], cols: info.shape[1], name: m) }
-            } else {
-                t = try scheme.quantize(w.buffer, rows: info.shape[0], cols: info.shape[1], name: m)
+                return t
             }
+            // SmoothQuant's / AWQ's rescaled weights where they exist.
+            let t = try replacing[src].map { try $0.withUnsafeBufferPointer(quantize) } ?? quantize(stored.buffer)
             cache.name = m; cache.tensor = t
             return t
         }
