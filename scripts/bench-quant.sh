@@ -2,7 +2,8 @@
 # Quantization benchmark: what INT8 / INT4 cost and save on the two default models, measured
 # within one run (each decoder scored in its own child process, so peak RSS is its own).
 #   all-MiniLM-L6-v2: STS-B Spearman, embedding_drift (MSE, cosine) vs F32, size on disk
-#   SmolLM2-135M:     wikitext2_chunked perplexity, tokens/s, peak RSS vs F32
+#   SmolLM2-135M:     wikitext2_chunked perplexity, tokens/s, peak RSS vs F32 (quantized models on
+#                     AMX bf16 tiles where the CPU has them, and again on sgemm)
 # Usage: scripts/bench-quant.sh [WINDOWS [REPEAT]]   (wikitext2_chunked windows of 128 tokens, default 40;
 #        interleaved rounds per decoder comparison, default 3)
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -30,7 +31,10 @@ log "quantizing all-MiniLM-L6-v2 (INT8 per channel, INT4 group 128; embeddings i
 log "quantizing SmolLM2-135M (INT8 per channel, INT4 asymmetric group 64; quantized copy of the tied head)"
 "$GP" quantize "$S" --out "$OUT/smol-int8" --bits 8 --granularity channel --include-head --quiet
 "$GP" quantize "$S" --out "$OUT/smol-int4" --bits 4 --granularity group --group-size 64 --scheme asymmetric --include-head --quiet
-"$GP" quant-bench decoder "$S" "$OUT/smol-int8" "$OUT/smol-int4" --windows "$WINDOWS" --repeat "$REPEAT" --sgemm-too
+log "INT4 again after AWQ scaling and clipping (64 calibration documents of the C4 sample)"
+"$GP" quantize "$S" --out "$OUT/smol-int4-awq" --bits 4 --granularity group --group-size 64 --scheme asymmetric --include-head \
+  --awq --num-examples 64 --quiet
+"$GP" quant-bench decoder "$S" "$OUT/smol-int8" "$OUT/smol-int4" "$OUT/smol-int4-awq" --windows "$WINDOWS" --repeat "$REPEAT" --sgemm-too
 log "the same with 512-token batches (less activation memory, more dequantization per token)"
 "$GP" quant-bench decoder "$S" "$OUT/smol-int8" "$OUT/smol-int4" --windows "$WINDOWS" --batch-tokens 512 --repeat "$REPEAT"
 log "int8 activations (dynamic per token, int8 x int8 kernels); the last model is INT8 after SmoothQuant (alpha 0.85)"
