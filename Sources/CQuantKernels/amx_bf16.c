@@ -123,7 +123,13 @@ typedef struct {
 
 // Writes a 16×16 float tile (row stride 16) into C rows [0, rows), columns [0, cols), scaling
 // column c by scale[c] when scale is non-NULL.
+__attribute__((target("avx512f")))
 static inline void store_block(const float *t, int64_t rows, int64_t cols, const float *scale, float *c, int64_t ldc) {
+    if (cols == 16) {
+        const __m512 s = scale ? _mm512_loadu_ps(scale) : _mm512_set1_ps(1);
+        for (int64_t i = 0; i < rows; i++) _mm512_storeu_ps(c + i * ldc, _mm512_mul_ps(_mm512_loadu_ps(t + i * 16), s));
+        return;
+    }
     for (int64_t i = 0; i < rows; i++) {
         const float *s = t + i * 16;
         float *o = c + i * ldc;
@@ -132,7 +138,7 @@ static inline void store_block(const float *t, int64_t rows, int64_t cols, const
     }
 }
 
-__attribute__((target("amx-tile,amx-bf16")))
+__attribute__((target("amx-tile,amx-bf16,avx512f")))
 static void gemm_amx(int64_t M, int64_t N, int64_t K, int64_t n0, int64_t n1, const uint16_t *a, const uint16_t *b,
                      const float *col_scale, float *c, int64_t ldc) {
     const int64_t Kp = round_up(K, 32), kb = Kp / 32, Mp = round_up(M, 32);
