@@ -165,14 +165,7 @@ public enum AWQ {
         let tokenizer = try bundle.requireTokenizer()
         let samples = try Calibration.samples(file: URL(fileURLWithPath: o.calibration), tokenizer: tokenizer, count: o.numExamples,
                                               length: o.calibrationLength, maxLength: m.maxLength)
-        let t = o.calibrationLength, c = m.hiddenSize
-        let perBatch = max(1, m.maxBatchTokens / t)
-        let batches = stride(from: 0, to: samples.count, by: perBatch).map { $0 ..< min(samples.count, $0 + perBatch) }
-        let xs = UnsafeMutablePointer<Float>.allocate(capacity: samples.count * t * c)
-        defer { xs.deallocate() }
-        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: perBatch * t * c)
-        defer { scratch.deallocate() }
-        for r in batches { m.embed(Array(samples[r].joined()), into: xs + r.lowerBound * t * c) }
+        let streams = CalibrationStreams(model: m, samples: samples, length: o.calibrationLength)
 
         func load(_ name: String) throws -> (values: [Float], rows: Int, cols: Int) {
             guard let info = reader.info(name), info.shape.count <= 2 else { throw InputError(dir.path, "AWQ needs \(name)") }
@@ -199,10 +192,7 @@ public enum AWQ {
                     layer.setLinear(g[0], HessianRecorder(original.linears.first { $0.name == g[0] }!.layer, accumulator: acc, records: true))
                 }
                 m.weights.layers[i] = layer
-                for r in batches {
-                    scratch.update(from: xs + r.lowerBound * t * c, count: r.count * t * c)
-                    m.runLayers(scratch, layers: i ..< i + 1, batch: r.count, time: t, lengths: [Int](repeating: t, count: r.count))
-                }
+                streams.probe(layer: i)
                 m.weights.layers[i] = original
                 // The group's members that are quantized set the error; every member is scaled.
                 var tensors: [String: (values: [Float], rows: Int, cols: Int)] = [:]
@@ -264,11 +254,7 @@ public enum AWQ {
                 }
                 for n in changed { out[p + n + ".weight"] = tensors[n]!.values }
             }
-            if i < lastNeeded {
-                for r in batches {
-                    m.runLayers(xs + r.lowerBound * t * c, layers: i ..< i + 1, batch: r.count, time: t, lengths: [Int](repeating: t, count: r.count))
-                }
-            }
+            if i < lastNeeded { streams.advance(layer: i) }
             bar?.advance(1)
         }
         bar?.finish()

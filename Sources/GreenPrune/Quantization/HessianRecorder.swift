@@ -198,15 +198,8 @@ public enum HessianCollection {
         let tokenizer = try bundle.requireTokenizer()
         let samples = try Calibration.samples(file: URL(fileURLWithPath: g.calibration), tokenizer: tokenizer, count: g.numExamples,
                                               length: g.calibrationLength, maxLength: m.maxLength)
-        let t = g.calibrationLength, c = m.hiddenSize
-        let perBatch = max(1, m.maxBatchTokens / t)
-        let batches = stride(from: 0, to: samples.count, by: perBatch).map { $0 ..< min(samples.count, $0 + perBatch) }
-        // Residual streams of every sample, (samples·T, C), and a scratch copy for Hessian passes.
-        let xs = UnsafeMutablePointer<Float>.allocate(capacity: samples.count * t * c)
-        defer { xs.deallocate() }
-        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: perBatch * t * c)
-        defer { scratch.deallocate() }
-        for r in batches { m.embed(Array(samples[r].joined()), into: xs + r.lowerBound * t * c) }
+        // Residual streams of every sample, moved through one layer at a time.
+        let streams = CalibrationStreams(model: m, samples: samples, length: g.calibrationLength)
 
         var tensors: [String: QuantizedTensor] = [:]
         var hessians: [String: HessianAccumulator] = [:]
@@ -220,10 +213,7 @@ public enum HessianCollection {
             let original = m.weights.layers[i]
             guard llamaInputs.joined().contains(where: { modules.contains(prefix + $0) }) else {
                 // A layer left in float: one pass carries the streams through it.
-                for r in batches {
-                    m.runLayers(xs + r.lowerBound * t * c, layers: i ..< i + 1, batch: r.count, time: t,
-                                lengths: [Int](repeating: t, count: r.count))
-                }
+                streams.advance(layer: i)
                 bar?.advance(1)
                 continue
             }
@@ -240,10 +230,7 @@ public enum HessianCollection {
                 }
             }
             m.weights.layers[i] = layer
-            for r in batches {
-                scratch.update(from: xs + r.lowerBound * t * c, count: r.count * t * c)
-                m.runLayers(scratch, layers: i ..< i + 1, batch: r.count, time: t, lengths: [Int](repeating: t, count: r.count))
-            }
+            streams.probe(layer: i)
             // Quantize, then run the quantized layer for the next one's inputs.
             var quantized = original
             for (name, lin) in original.linears where modules.contains(prefix + name) {
@@ -260,18 +247,15 @@ public enum HessianCollection {
                                                       outFeatures: lin.outFeatures, inFeatures: lin.inFeatures))
             }
             m.weights.layers[i] = quantized
-            for r in batches {
-                m.runLayers(xs + r.lowerBound * t * c, layers: i ..< i + 1, batch: r.count, time: t,
-                            lengths: [Int](repeating: t, count: r.count))
-            }
+            streams.advance(layer: i)
             bar?.advance(1)
         }
         bar?.finish()
         if modules.contains("lm_head") {
+            let c = m.hiddenSize
             let acc = HessianAccumulator(cols: c)
-            for r in batches {
-                let rows = r.count * t
-                rmsnormForward(scratch, nil, xs + r.lowerBound * t * c, m.weights.norm.pointer, n: rows, c: c, eps: m.config.rmsNormEps)
+            streams.forEachBatch { x, rows, scratch in
+                rmsnormForward(scratch, nil, x, m.weights.norm.pointer, n: rows, c: c, eps: m.config.rmsNormEps)
                 acc.add(scratch, rows: rows)
             }
             hessians["lm_head"] = acc
