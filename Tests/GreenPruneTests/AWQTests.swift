@@ -6,7 +6,8 @@ import Testing
 /// folded SmolLM2 layers against the float model they must leave unchanged.
 @Suite("AWQ")
 struct AWQTests {
-    /// tr(ΔGΔᵀ) with G = Σ xxᵀ is Σ_n ‖Δ x_n‖², the squared output error over the inputs.
+    /// The error AWQ searches with, tr(ΔGΔᵀ) (GPTQ.reconstructionLoss) with G = Σ xxᵀ, is
+    /// Σ_n ‖Δ x_n‖², the squared output error over the inputs.
     @Test func outputErrorIsTheSquaredOutputError() {
         let rows = 7, cols = 24, n = 30
         let w = randomMatrix(rows, cols, seed: 1), wq = w.enumerated().map { $0.element + Float($0.offset % 5) * 0.01 - 0.02 }
@@ -15,7 +16,7 @@ struct AWQTests {
         for r in 0 ..< n { for i in 0 ..< cols { for j in 0 ..< cols { gram[i * cols + j] += x[r * cols + i] * x[r * cols + j] } } }
         let direct = zip(referenceMatmul(x, w, m: n, n: rows, k: cols), referenceMatmul(x, wq, m: n, n: rows, k: cols))
             .reduce(0.0) { $0 + ($1.0 - $1.1) * ($1.0 - $1.1) }
-        let e = AWQ.outputError(w, wq, rows: rows, cols: cols, gram: gram)
+        let e = w.withUnsafeBufferPointer { GPTQ.reconstructionLoss($0, wq, rows: rows, cols: cols, hessian: gram) }
         #expect(abs(e - direct) <= 1e-4 * direct)
     }
 
@@ -40,7 +41,8 @@ struct AWQTests {
         let scheme = try QuantScheme(bits: 4, granularity: .group, groupSize: 64, symmetric: false)
         let c = try AWQ.search(weights: [(w, rows)], cols: cols, gram: gram, count: n, scheme: scheme, grid: 10, name: "t")
         let rtn = try w.withUnsafeBufferPointer { try scheme.quantize($0, rows: rows, cols: cols, name: "t") }.dequantize()
-        #expect(abs(c.roundingLoss - AWQ.outputError(w, rtn, rows: rows, cols: cols, gram: gram)) <= 1e-6 * c.roundingLoss)
+        let rtnLoss = w.withUnsafeBufferPointer { GPTQ.reconstructionLoss($0, rtn, rows: rows, cols: cols, hessian: gram) }
+        #expect(abs(c.roundingLoss - rtnLoss) <= 1e-6 * c.roundingLoss)
         #expect(c.loss <= c.roundingLoss)
         #expect(c.alpha > 0 && c.loss < 0.8 * c.roundingLoss, "α \(c.alpha), \(c.loss) vs \(c.roundingLoss)")
     }
@@ -60,7 +62,7 @@ struct AWQTests {
         let scheme = try QuantScheme(bits: 4, granularity: .group, groupSize: 32, symmetric: false)
         func error(_ v: [Float]) throws -> Double {
             let q = try v.withUnsafeBufferPointer { try scheme.quantize($0, rows: rows, cols: cols, name: "w") }.dequantize()
-            return AWQ.outputError(original, q, rows: rows, cols: cols, gram: gram)
+            return original.withUnsafeBufferPointer { GPTQ.reconstructionLoss($0, q, rows: rows, cols: cols, hessian: gram) }
         }
         let e = AWQ.clip(&w, rows: rows, cols: cols, gram: gram, scheme: scheme)
         #expect(e.loss <= e.unclipped && e.loss < 0.95 * e.unclipped, "\(e)")

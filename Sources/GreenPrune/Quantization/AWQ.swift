@@ -50,19 +50,6 @@ public enum AWQ {
         public var roundingLoss: Double
     }
 
-    /// tr(Δ G Δᵀ) for Δ = w − ŵ (rows, cols), G (cols, cols).
-    public static func outputError(_ w: [Float], _ wq: [Float], rows: Int, cols: Int, gram: [Float]) -> Double {
-        var d = [Float](repeating: 0, count: rows * cols)
-        for i in d.indices { d[i] = w[i] - wq[i] }
-        var p = [Float](repeating: 0, count: rows * cols)
-        d.withUnsafeBufferPointer { dp in gram.withUnsafeBufferPointer { gp in p.withUnsafeMutableBufferPointer { pp in
-            sgemm(m: rows, n: cols, k: cols, a: dp.baseAddress!, lda: cols, b: gp.baseAddress!, ldb: cols, c: pp.baseAddress!, ldc: cols)
-        } } }
-        var s = 0.0
-        for i in d.indices { s += Double(d[i]) * Double(p[i]) }
-        return s
-    }
-
     /// The scales for exponent α from channel statistics `a` (each floored at 1e-4).
     public static func scales(_ a: [Float], alpha: Double) -> [Float] {
         let s = a.map { max(Float(pow(Double(max($0, 0)), alpha)), 1e-4) }
@@ -86,7 +73,7 @@ public enum AWQ {
                 SmoothQuant.scaleColumns(&scaled, rows: rows, cols: cols, by: s)
                 var back = try scaled.withUnsafeBufferPointer { try scheme.quantize($0, rows: rows, cols: cols, name: name) }.dequantize()
                 SmoothQuant.scaleColumns(&back, rows: rows, cols: cols, by: s.map { 1 / $0 })
-                loss += outputError(w, back, rows: rows, cols: cols, gram: gram)
+                loss += w.withUnsafeBufferPointer { GPTQ.reconstructionLoss($0, back, rows: rows, cols: cols, hessian: gram) }
             }
             if step == 0 { best = Choice(alpha: 0, scales: s, loss: loss, roundingLoss: loss) }
             if loss < best!.loss { best = Choice(alpha: alpha, scales: s, loss: loss, roundingLoss: best!.roundingLoss) }

@@ -263,13 +263,13 @@ public enum Quantizer {
             throw InputError("--observer", "\(o.scheme.observer.rawValue) applies to compressed-tensors output; GGUF blocks use ggml's own scales")
         }
         var o = o
-        var smoothed: [String: [Float]] = [:]
+        var rescaled: [String: [Float]] = [:]
         var awqChoices: [String: AWQ.Choice]?
         if let sq = o.smoothQuant {
             guard o.format == .compressedTensors else { throw InputError("--smooth", "applies to compressed-tensors output, not --format gguf") }
             guard o.awq == nil else { throw InputError("--smooth", "and --awq both rescale the same channels; use one") }
             guard family == .llama else { throw InputError("--smooth", "is implemented for Llama-family decoders; \(dir.path) is \(family.rawValue)") }
-            smoothed = try SmoothQuant.smoothedTensors(model: dir, reader: reader, options: sq, progress: progress)
+            rescaled = try SmoothQuant.smoothedTensors(model: dir, reader: reader, options: sq, progress: progress)
         }
         if let aw = o.awq {
             guard o.format == .compressedTensors else { throw InputError("--awq", "applies to compressed-tensors output, not --format gguf") }
@@ -278,7 +278,7 @@ public enum Quantizer {
                 throw InputError(b, "AWQ folds down_proj's scales into up_proj's rows and does not rescale biases")
             }
             let r = try AWQ.scaledTensors(model: dir, reader: reader, modules: Set(modules), scheme: o.scheme, options: aw, progress: progress)
-            smoothed = r.tensors
+            rescaled = r.tensors
             awqChoices = r.choices
         }
         var hessians: [String: HessianAccumulator] = [:]
@@ -290,13 +290,13 @@ public enum Quantizer {
             // Embedding tables are lookups, not Linears: they have no Hessian and stay round-to-nearest.
             let linears = modules.filter { role(of: $0 + ".weight", family: family) != .embedding }
             if g.sequential, let r = try HessianCollection.quantizeSequential(model: dir, modules: Set(linears), options: g,
-                                                                            scheme: o.scheme, reader: reader, replacing: smoothed,
+                                                                            scheme: o.scheme, reader: reader, replacing: rescaled,
                                                                             progress: progress) {
                 hessians = r.hessians
                 precomputed = r.tensors
                 o.gptq?.calibrationIdsHash = r.idsHash
             } else {
-                let r = try HessianCollection.collect(model: dir, modules: Set(linears), options: g, replacing: smoothed, progress: progress)
+                let r = try HessianCollection.collect(model: dir, modules: Set(linears), options: g, replacing: rescaled, progress: progress)
                 hessians = r.hessians
                 o.gptq?.calibrationIdsHash = r.idsHash
                 o.gptq?.sequential = false
@@ -321,7 +321,7 @@ public enum Quantizer {
             }
             let stats = o.gptq == nil ? nil : GPTQStats()
             let entries = try tensorEntries(reader, modules: Set(modules), scheme: o.scheme, gptq: o.gptq, hessians: hessians,
-                                            precomputed: precomputed, stats: stats, replacing: smoothed)
+                                            precomputed: precomputed, stats: stats, replacing: rescaled)
             let bar = progress ? ProgressBar("quantize", total: entries.count, unit: "tensors") : nil
             try SafeTensorsWriter.write(entries, metadata: ["format": "pt", "quantized_by": "greenprune"],
                                         to: tmp.appendingPathComponent("model.safetensors"), progress: bar)
