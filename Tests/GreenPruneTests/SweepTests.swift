@@ -129,6 +129,8 @@ enum SweepFixtures {
               - name: t20-int8
                 prune: {target_params: 0.25, importance: l2}
                 quantize: {bits: 8, granularity: group, group_size: 32, scheme: asymmetric}
+              - name: awq4
+                quantize: {bits: 4, group_size: 64, method: gptq, awq: true}
         """
         let c = try SweepConfig.parse(yaml, file: "c.yaml", defaults: Self.models)
         #expect(c.energy.country == "FRA" && c.energy.meter == "rapl" && c.energy.measureBuild == false)
@@ -142,6 +144,7 @@ enum SweepFixtures {
         #expect(m.variants[2].prune?.arguments == ["--target-params", "0.25", "--importance", "l2"])
         #expect(m.variants[2].quantize?.arguments == ["--bits", "8", "--granularity", "group", "--group-size", "32",
                                                      "--scheme", "asymmetric"])
+        #expect(m.variants[3].quantize?.arguments == ["--bits", "4", "--group-size", "64", "--method", "gptq", "--awq"])
     }
 
     /// The shipped configs parse (with their models' folders faked) and the default job stays small.

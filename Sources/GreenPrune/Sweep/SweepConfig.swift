@@ -149,10 +149,12 @@ public struct SweepConfig: Codable, Equatable {
         public var format: String?
         /// rtn or gptq (calibration flags go in `args`).
         public var method: String?
+        /// AWQ scaling and clipping before rounding (`--awq`).
+        public var awq: Bool?
         public var args: [String] = []
         public init(bits: Int) { self.bits = bits }
         enum CodingKeys: String, CodingKey {
-            case bits, granularity, groupSize = "group_size", scheme, format, method, args
+            case bits, granularity, groupSize = "group_size", scheme, format, method, awq, args
         }
 
         /// The command-line flags for `greenprune quantize`.
@@ -163,6 +165,7 @@ public struct SweepConfig: Codable, Equatable {
             if let s = scheme { a += ["--scheme", s] }
             if let f = format { a += ["--format", f] }
             if let m = method { a += ["--method", m] }
+            if awq == true { a.append("--awq") }
             return a + args
         }
     }
@@ -368,7 +371,7 @@ public struct SweepConfig: Codable, Equatable {
     }
 
     private static func parseQuantize(_ node: ConfigNode) throws -> QuantizeOptions {
-        let m = try node.mapping(allowed: ["bits", "granularity", "group_size", "scheme", "format", "method", "args"])
+        let m = try node.mapping(allowed: ["bits", "granularity", "group_size", "scheme", "format", "method", "awq", "args"])
         guard let b = m["bits"] else { throw node.error("quantize needs 'bits' (8 or 4)") }
         let bits = try b.int()
         guard bits == 8 || bits == 4 else { throw b.error("quantize.bits must be 8 or 4, got \(bits)") }
@@ -382,6 +385,7 @@ public struct SweepConfig: Codable, Equatable {
         if let s = m["scheme"] { q.scheme = try s.choice(["symmetric", "asymmetric"]) }
         if let f = m["format"] { q.format = try f.choice(["compressed-tensors", "gguf"]) }
         if let x = m["method"] { q.method = try x.choice(["rtn", "gptq"]) }
+        if let x = m["awq"] { q.awq = try x.bool() }
         if let a = m["args"] { q.args = try a.strings() }
         return q
     }
