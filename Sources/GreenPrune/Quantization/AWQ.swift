@@ -145,13 +145,10 @@ public enum AWQ {
     public static func scaledTensors(model dir: URL, reader: SafeTensorsReader, modules: Set<String>, scheme: QuantScheme,
                                      options o: AWQOptions, progress: Bool) throws
         -> (tensors: [String: [Float]], choices: [String: Choice]) {
-        let bundle = try ModelLoader.load(dir)
-        guard case .llama(let m) = bundle.model else {
+        guard let (m, samples) = try Calibration.decoderSamples(model: dir, file: o.calibration, count: o.numExamples,
+                                                                 length: o.calibrationLength) else {
             throw InputError("--awq", "AWQ is implemented for Llama-family decoders; \(dir.path) is not one")
         }
-        let tokenizer = try bundle.requireTokenizer()
-        let samples = try Calibration.samples(file: URL(fileURLWithPath: o.calibration), tokenizer: tokenizer, count: o.numExamples,
-                                              length: o.calibrationLength, maxLength: m.maxLength)
         let streams = CalibrationStreams(model: m, samples: samples, length: o.calibrationLength)
 
         func load(_ name: String) throws -> (values: [Float], rows: Int, cols: Int) {

@@ -191,13 +191,10 @@ public enum HessianCollection {
                                           scheme: QuantScheme, reader: SafeTensorsReader, replacing: [String: [Float]] = [:],
                                           progress: Bool) throws
         -> (tensors: [String: QuantizedTensor], hessians: [String: HessianAccumulator], idsHash: String)? {
-        let bundle = try ModelLoader.load(dir)
-        guard case .llama(let m) = bundle.model else { return nil }
+        guard let (m, samples) = try Calibration.decoderSamples(model: dir, file: g.calibration, count: g.numExamples,
+                                                                 length: g.calibrationLength) else { return nil }
         // SmoothQuant's / AWQ's rescaled float tensors replace the checkpoint's (the float model is unchanged).
         try AWQ.apply(replacing, to: m)
-        let tokenizer = try bundle.requireTokenizer()
-        let samples = try Calibration.samples(file: URL(fileURLWithPath: g.calibration), tokenizer: tokenizer, count: g.numExamples,
-                                              length: g.calibrationLength, maxLength: m.maxLength)
         // Residual streams of every sample, moved through one layer at a time.
         let streams = CalibrationStreams(model: m, samples: samples, length: g.calibrationLength)
 

@@ -88,13 +88,10 @@ public enum SmoothQuant {
     /// the activation maxima of `options`' calibration text run through the float model.
     public static func smoothedTensors(model dir: URL, reader: SafeTensorsReader, options o: SmoothQuantOptions,
                                        progress: Bool) throws -> [String: [Float]] {
-        let bundle = try ModelLoader.load(dir)
-        guard case .llama(let m) = bundle.model else {
+        guard let (m, samples) = try Calibration.decoderSamples(model: dir, file: o.calibration, count: o.numExamples,
+                                                                 length: o.calibrationLength) else {
             throw InputError("--smooth", "SmoothQuant is implemented for Llama-family decoders; \(dir.path) is not one")
         }
-        let tokenizer = try bundle.requireTokenizer()
-        let samples = try Calibration.samples(file: URL(fileURLWithPath: o.calibration), tokenizer: tokenizer, count: o.numExamples,
-                                              length: o.calibrationLength, maxLength: m.maxLength)
         // The inputs of q (shared by k, v), gate (shared by up) and down, per layer.
         var stats: [(attn: AbsMax, mlp: AbsMax, down: AbsMax)] = []
         for i in m.weights.layers.indices {
