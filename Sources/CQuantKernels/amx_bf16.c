@@ -122,25 +122,32 @@ typedef struct {
 } __attribute__((packed)) qk_tilecfg;
 
 // Writes a 16×16 float tile (row stride 16) into C rows [0, rows), columns [0, cols), scaling
-// column c by scale[c] when scale is non-NULL.
+// column c by scale[c] when scale is non-NULL, and adding C's old value when accumulate is set.
 __attribute__((target("avx512f")))
-static inline void store_block(const float *t, int64_t rows, int64_t cols, const float *scale, float *c, int64_t ldc) {
+static inline void store_block(const float *t, int64_t rows, int64_t cols, const float *scale, int accumulate,
+                               float *c, int64_t ldc) {
     if (cols == 16) {
         const __m512 s = scale ? _mm512_loadu_ps(scale) : _mm512_set1_ps(1);
-        for (int64_t i = 0; i < rows; i++) _mm512_storeu_ps(c + i * ldc, _mm512_mul_ps(_mm512_loadu_ps(t + i * 16), s));
+        for (int64_t i = 0; i < rows; i++) {
+            __m512 v = _mm512_mul_ps(_mm512_loadu_ps(t + i * 16), s);
+            if (accumulate) v = _mm512_add_ps(v, _mm512_loadu_ps(c + i * ldc));
+            _mm512_storeu_ps(c + i * ldc, v);
+        }
         return;
     }
     for (int64_t i = 0; i < rows; i++) {
         const float *s = t + i * 16;
         float *o = c + i * ldc;
-        if (scale) for (int64_t j = 0; j < cols; j++) o[j] = s[j] * scale[j];
-        else for (int64_t j = 0; j < cols; j++) o[j] = s[j];
+        for (int64_t j = 0; j < cols; j++) {
+            const float v = scale ? s[j] * scale[j] : s[j];
+            o[j] = accumulate ? o[j] + v : v;
+        }
     }
 }
 
 __attribute__((target("amx-tile,amx-bf16,avx512f")))
 static void gemm_amx(int64_t M, int64_t N, int64_t K, int64_t n0, int64_t n1, const uint16_t *a, const uint16_t *b,
-                     const float *col_scale, float *c, int64_t ldc) {
+                     const float *col_scale, int accumulate, float *c, int64_t ldc) {
     const int64_t Kp = round_up(K, 32), kb = Kp / 32, Mp = round_up(M, 32);
     qk_tilecfg cfg;
     memset(&cfg, 0, sizeof cfg);
@@ -168,7 +175,7 @@ static void gemm_amx(int64_t M, int64_t N, int64_t K, int64_t n0, int64_t n1, co
                 }
                 const int64_t rows0 = M - m < 16 ? M - m : 16, rows1 = M - m - 16 < 16 ? M - m - 16 : 16;
                 const int64_t cols0 = N - n < 16 ? N - n : 16, cols1 = N - n - 16 < 16 ? N - n - 16 : 16;
-                if (!col_scale && rows0 == 16 && rows1 == 16 && cols0 == 16 && cols1 == 16) {
+                if (!col_scale && !accumulate && rows0 == 16 && rows1 == 16 && cols0 == 16 && cols1 == 16) {
                     _tile_stored(0, c + m * ldc + n, ldc * 4);
                     _tile_stored(1, c + m * ldc + n + 16, ldc * 4);
                     _tile_stored(2, c + (m + 16) * ldc + n, ldc * 4);
@@ -180,10 +187,10 @@ static void gemm_amx(int64_t M, int64_t N, int64_t K, int64_t n0, int64_t n1, co
                 _tile_stored(2, tmp[2], 64);
                 _tile_stored(3, tmp[3], 64);
                 const float *s0 = col_scale ? col_scale + n : NULL, *s1 = col_scale ? col_scale + n + 16 : NULL;
-                if (rows0 > 0 && cols0 > 0) store_block(tmp[0], rows0, cols0, s0, c + m * ldc + n, ldc);
-                if (rows0 > 0 && cols1 > 0) store_block(tmp[1], rows0, cols1, s1, c + m * ldc + n + 16, ldc);
-                if (rows1 > 0 && cols0 > 0) store_block(tmp[2], rows1, cols0, s0, c + (m + 16) * ldc + n, ldc);
-                if (rows1 > 0 && cols1 > 0) store_block(tmp[3], rows1, cols1, s1, c + (m + 16) * ldc + n + 16, ldc);
+                if (rows0 > 0 && cols0 > 0) store_block(tmp[0], rows0, cols0, s0, accumulate, c + m * ldc + n, ldc);
+                if (rows0 > 0 && cols1 > 0) store_block(tmp[1], rows0, cols1, s1, accumulate, c + m * ldc + n + 16, ldc);
+                if (rows1 > 0 && cols0 > 0) store_block(tmp[2], rows1, cols0, s0, accumulate, c + (m + 16) * ldc + n, ldc);
+                if (rows1 > 0 && cols1 > 0) store_block(tmp[3], rows1, cols1, s1, accumulate, c + (m + 16) * ldc + n + 16, ldc);
             }
         }
     }
@@ -192,14 +199,14 @@ static void gemm_amx(int64_t M, int64_t N, int64_t K, int64_t n0, int64_t n1, co
 #endif
 
 int qk_amx_bf16_gemm(int64_t M, int64_t N, int64_t K, int64_t n0, int64_t n1, const uint16_t *a, const uint16_t *b,
-                     const float *col_scale, float *c, int64_t ldc) {
+                     const float *col_scale, int accumulate, float *c, int64_t ldc) {
     if (n0 % 32 != 0 || n0 < 0 || n1 > N || (n1 != N && n1 % 32 != 0) || n0 >= n1) return n0 == n1 ? 0 : -1;
 #ifdef QK_AMX
     if (!qk_amx_bf16_available()) return -1;
-    gemm_amx(M, N, K, n0, n1, a, b, col_scale, c, ldc);
+    gemm_amx(M, N, K, n0, n1, a, b, col_scale, accumulate, c, ldc);
     return 0;
 #else
-    (void)M; (void)K; (void)a; (void)b; (void)col_scale; (void)c; (void)ldc;
+    (void)M; (void)K; (void)a; (void)b; (void)col_scale; (void)accumulate; (void)c; (void)ldc;
     return -1;
 #endif
 }

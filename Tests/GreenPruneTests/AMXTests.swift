@@ -71,19 +71,22 @@ struct AMXTests {
                 _ = qk_amx_pack_b16(Int64(rows), Int64(k), wp.baseAddress! + min(16 * j, n - 1) * k, Int64(k), bp.baseAddress! + j * 16 * kp)
             }
         } }
-        for scaled in [false, true] {
+        // With accumulate, C starts at small integers (i − j) and the product is added to them.
+        for (scaled, accumulate) in [(false, false), (true, false), (false, true), (true, true)] {
             var c = [Float](repeating: .nan, count: m * ldc)
+            if accumulate { for i in 0 ..< m { for j in 0 ..< n { c[i * ldc + j] = Float(i - j) } } }
             for (c0, c1) in [(0, 32), (32, n)] {
                 let rc = a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in scale.withUnsafeBufferPointer { sp in c.withUnsafeMutableBufferPointer { cp in
                     qk_amx_bf16_gemm(Int64(m), Int64(n), Int64(k), Int64(c0), Int64(c1), ap.baseAddress!, bp.baseAddress!,
-                                     scaled ? sp.baseAddress! : nil, cp.baseAddress!, Int64(ldc))
+                                     scaled ? sp.baseAddress! : nil, accumulate ? 1 : 0, cp.baseAddress!, Int64(ldc))
                 } } } }
                 #expect(rc == 0)
             }
             let ref = referenceMatmul(x, w, m: m, n: n, k: k)
             for i in 0 ..< m { for j in 0 ..< ldc {
                 if j < n {
-                    #expect(Double(c[i * ldc + j]) == ref[i * n + j] * (scaled ? Double(scale[j]) : 1), "c[\(i), \(j)]")
+                    let expected = ref[i * n + j] * (scaled ? Double(scale[j]) : 1) + (accumulate ? Double(i - j) : 0)
+                    #expect(Double(c[i * ldc + j]) == expected, "c[\(i), \(j)] (scaled \(scaled), accumulate \(accumulate))")
                 } else {
                     #expect(c[i * ldc + j].isNaN, "column \(j) beyond N was written")
                 }
@@ -92,7 +95,7 @@ struct AMXTests {
         // A column range that does not start on a 32-column block is refused.
         let rc = a.withUnsafeBufferPointer { ap in b.withUnsafeBufferPointer { bp in
             var c = [Float](repeating: 0, count: m * n)
-            return c.withUnsafeMutableBufferPointer { qk_amx_bf16_gemm(Int64(m), Int64(n), Int64(k), 16, Int64(n), ap.baseAddress!, bp.baseAddress!, nil, $0.baseAddress!, Int64(n)) }
+            return c.withUnsafeMutableBufferPointer { qk_amx_bf16_gemm(Int64(m), Int64(n), Int64(k), 16, Int64(n), ap.baseAddress!, bp.baseAddress!, nil, 0, $0.baseAddress!, Int64(n)) }
         } }
         #expect(rc == -1)
     }
@@ -134,11 +137,22 @@ struct AMXTests {
         for i in 0 ..< m { for j in 0 ..< 80 {
             if j < 60 { #expect(band[i * 80 + j] == out[i * n + 40 + j], "band[\(i), \(j)]") } else { #expect(band[i * 80 + j].isNaN) }
         } }
-        // The sgemm path at the same size stays within float32 rounding.
+        // Accumulating onto y0 gives y0 + the same product (one float32 add per entry).
+        let y0 = (0 ..< m * n).map { Float($0 % 7) - 3 }
+        func accumulated() -> [Float] {
+            var acc = y0
+            x.withUnsafeBufferPointer { xp in acc.withUnsafeMutableBufferPointer { layer.forward(xp.baseAddress!, rows: m, into: $0.baseAddress!, accumulate: true) } }
+            return acc
+        }
+        var acc = accumulated()
+        for i in 0 ..< m * n { #expect(acc[i] == y0[i] + out[i], "accumulated out[\(i)]") }
+        // The sgemm path at the same size stays within float32 rounding, and accumulates too.
         QuantizedLinear.amxEnabled = false
         #expect(!layer.usesAMX(rows: m))
         x.withUnsafeBufferPointer { xp in out.withUnsafeMutableBufferPointer { layer.forward(xp.baseAddress!, rows: m, into: $0.baseAddress!) } }
         for i in 0 ..< m * n { #expect(abs(Double(out[i]) - ref[i]) <= 1e-5 * mag[i] + 1e-6) }
+        acc = accumulated()
+        for i in 0 ..< m * n { #expect(abs(Double(acc[i]) - Double(y0[i]) - ref[i]) <= 1e-5 * mag[i] + 1e-5) }
     }
 
     /// 8-bit groups keep sgemm: a bf16 weight would move by up to a quarter step.

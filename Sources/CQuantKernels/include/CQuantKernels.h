@@ -74,11 +74,12 @@ void qk_amx_pack_a(int64_t m0, int64_t m1, int64_t M, int64_t K, const float *x,
 /// to its Kp/32 tiles (Kp·16 values). Returns 0, or -1 when scratch memory runs out.
 int qk_amx_pack_b16(int64_t rows, int64_t K, const float *w, int64_t ldw, uint16_t *tiles);
 
-/// C[m, n] = col_scale[n] · Σ_k A[m,k]·W[n,k] (col_scale NULL: 1) for m < M and output columns
-/// n in [n0, n1), from packed A and B; n0 a multiple of 32, n1 a multiple of 32 or N. C has row stride ldc and only
-/// those entries are written. Returns 0, or -1 when AMX is unavailable or the range is invalid.
+/// C[m, n] = col_scale[n] · Σ_k A[m,k]·W[n,k] (col_scale NULL: 1), plus C's old value when
+/// accumulate is nonzero, for m < M and output columns n in [n0, n1), from packed A and B; n0 a
+/// multiple of 32, n1 a multiple of 32 or N. C has row stride ldc and only those entries are
+/// written. Returns 0, or -1 when AMX is unavailable or the range is invalid.
 int qk_amx_bf16_gemm(int64_t M, int64_t N, int64_t K, int64_t n0, int64_t n1, const uint16_t *a, const uint16_t *b,
-                     const float *col_scale, float *c, int64_t ldc);
+                     const float *col_scale, int accumulate, float *c, int64_t ldc);
 
 #ifdef __cplusplus
 }

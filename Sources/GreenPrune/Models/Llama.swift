@@ -209,12 +209,14 @@ public final class LlamaModel: TokenScorer {
     }
 
     /// x (rows, out) += input (rows, in) · Wᵀ (+ b): straight into the residual stream with
-    /// sgemm's beta = 1 for a bias-free dense layer, else through a scratch buffer (quantized
-    /// layers, biases).
+    /// sgemm's beta = 1 for a bias-free dense layer or with a float-activation quantized layer's
+    /// accumulating product, else through a scratch buffer (int8 activations, dense biases).
     private func addProjection(_ layer: any LinearLayer, _ input: UnsafePointer<Float>, rows: Int,
                                into x: UnsafeMutablePointer<Float>) {
         if let d = layer as? DenseLinear, d.bias == nil {
             matmulLinear(x, input, d.weight.pointer, m: rows, n: d.outFeatures, k: d.inFeatures, accumulate: true)
+        } else if let q = layer as? QuantizedLinear, q.accumulatesInPlace {
+            q.forward(input, rows: rows, into: x, accumulate: true)
         } else {
             let tmp = state.tmp.reserve(rows * layer.outFeatures)
             layer.forward(input, rows: rows, into: tmp)

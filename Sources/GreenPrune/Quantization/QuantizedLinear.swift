@@ -243,10 +243,26 @@ public final class QuantizedLinear: LinearLayer {
     // MARK: - Forward
 
     public func forward(_ x: UnsafePointer<Float>, rows m: Int, into out: UnsafeMutablePointer<Float>) {
+        forward(x, rows: m, into: out, accumulate: false)
+    }
+
+    /// True when `forward(_:rows:into:accumulate: true)` adds in place without a temporary (float
+    /// activations: AMX's epilogue or sgemm's beta = 1).
+    public var accumulatesInPlace: Bool { activations == .none }
+
+    /// out (M, outFeatures) = x · Wᵀ + b, or with `accumulate` out += x · Wᵀ + b: a residual
+    /// add without an (M, outFeatures) temporary where `accumulatesInPlace` (else through one).
+    public func forward(_ x: UnsafePointer<Float>, rows m: Int, into out: UnsafeMutablePointer<Float>, accumulate: Bool) {
         guard m > 0 else { return }
         switch activations {
-        case .none where usesAMX(rows: m): forwardAMX(x, rows: m, outputs: 0 ..< outFeatures, into: out, ldo: outFeatures)
-        case .none: forwardDequantized(x, rows: m, into: out)
+        case .none where usesAMX(rows: m):
+            forwardAMX(x, rows: m, outputs: 0 ..< outFeatures, into: out, ldo: outFeatures, accumulate: accumulate)
+        case .none: forwardDequantized(x, rows: m, into: out, accumulate: accumulate)
+        case .int8 where accumulate:
+            let tmp = UnsafeMutablePointer<Float>.allocate(capacity: m * outFeatures)
+            defer { tmp.deallocate() }
+            forwardInt8(x, rows: m, into: tmp)
+            for i in 0 ..< m * outFeatures { out[i] += tmp[i] }
         case .int8: forwardInt8(x, rows: m, into: out)
         }
         if let b = bias {
@@ -281,7 +297,7 @@ public final class QuantizedLinear: LinearLayer {
     /// Tile by tile: W tile (T, in) dequantized (threads split its rows), out[:, tile] = x · tileᵀ,
     /// over the output rows `band` (all by default), written with row stride `ldo`.
     private func forwardDequantized(_ x: UnsafePointer<Float>, rows m: Int, outputs band: Range<Int>? = nil,
-                                    into out: UnsafeMutablePointer<Float>, ldo: Int? = nil) {
+                                    into out: UnsafeMutablePointer<Float>, ldo: Int? = nil, accumulate: Bool = false) {
         let n = inFeatures
         let band = band ?? 0 ..< outFeatures, ldo = ldo ?? outFeatures
         let tile = Swift.max(1, Swift.min(band.count, Self.tileElements / n))
@@ -300,7 +316,7 @@ public final class QuantizedLinear: LinearLayer {
                 }
             }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(t), Int32(n),
-                        1, x, Int32(n), scratch, Int32(n), 0, out + (r0 - band.lowerBound), Int32(ldo))
+                        1, x, Int32(n), scratch, Int32(n), accumulate ? 1 : 0, out + (r0 - band.lowerBound), Int32(ldo))
             r0 = r1
         }
     }
@@ -311,7 +327,7 @@ public final class QuantizedLinear: LinearLayer {
     /// the columns). Rows with one scale are expanded as exact codes q − z and scaled after the
     /// product; grouped rows are expanded with their scales.
     private func forwardAMX(_ x: UnsafePointer<Float>, rows m: Int, outputs band: Range<Int>,
-                            into out: UnsafeMutablePointer<Float>, ldo: Int) {
+                            into out: UnsafeMutablePointer<Float>, ldo: Int, accumulate: Bool = false) {
         let n = inFeatures, kp = (n + 31) / 32 * 32, mp = (m + 31) / 32 * 32
         let a = UnsafeMutableRawPointer.allocate(byteCount: mp * kp * 2, alignment: 64).bindMemory(to: UInt16.self, capacity: mp * kp)
         defer { a.deallocate() }
@@ -340,7 +356,7 @@ public final class QuantizedLinear: LinearLayer {
             let parts = Swift.min(Self.threads, Swift.max(1, t / 64))
             DispatchQueue.concurrentPerform(iterations: parts) { p in
                 let c0 = (t * p / parts) / 32 * 32, c1 = p == parts - 1 ? t : (t * (p + 1) / parts) / 32 * 32
-                _ = qk_amx_bf16_gemm(Int64(m), Int64(t), Int64(n), Int64(c0), Int64(c1), a, b, colScale, c, Int64(ldo))
+                _ = qk_amx_bf16_gemm(Int64(m), Int64(t), Int64(n), Int64(c0), Int64(c1), a, b, colScale, accumulate ? 1 : 0, c, Int64(ldo))
             }
             r0 = r1
         }
