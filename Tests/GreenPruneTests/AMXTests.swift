@@ -137,6 +137,15 @@ struct AMXTests {
         for i in 0 ..< m { for j in 0 ..< 80 {
             if j < 60 { #expect(band[i * 80 + j] == out[i * n + 40 + j], "band[\(i), \(j)]") } else { #expect(band[i * 80 + j].isNaN) }
         } }
+        // The input packed once serves several bands (the streaming head): the same values.
+        let packed = try #require(x.withUnsafeBufferPointer { layer.packInput($0.baseAddress!, rows: m) })
+        #expect(x.withUnsafeBufferPointer { layer.packInput($0.baseAddress!, rows: 8) } == nil)
+        var bands = [Float](repeating: .nan, count: m * 80)
+        bands.withUnsafeMutableBufferPointer {
+            layer.forward(packed: packed, outputs: 40 ..< 70, into: $0.baseAddress!, ldo: 80)
+            layer.forward(packed: packed, outputs: 70 ..< 100, into: $0.baseAddress! + 30, ldo: 80)
+        }
+        for i in 0 ..< m { for j in 0 ..< 60 { #expect(bands[i * 80 + j] == band[i * 80 + j], "packed band[\(i), \(j)]") } }
         // Accumulating onto y0 gives y0 + the same product (one float32 add per entry).
         let y0 = (0 ..< m * n).map { Float($0 % 7) - 3 }
         func accumulated() -> [Float] {

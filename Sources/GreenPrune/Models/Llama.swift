@@ -16,9 +16,9 @@ public final class LlamaModel: TokenScorer {
     public var weights: LlamaWeights
     /// Largest B·T one forward takes when scoring (more requests are split into batches).
     public var maxBatchTokens = 4096
-    /// The logits buffer holds logitChunkRows × logitTileColumns floats (4 MB): up to
+    /// The logits buffer holds logitChunkRows × logitTileColumns floats (1 MB): up to
     /// `logitChunkRows` rows of the output layer go together at the full tile width.
-    public var logitChunkRows = 512
+    public var logitChunkRows = 128
     /// Vocabulary entries per logits tile at `logitChunkRows` rows or fewer.
     public var logitTileColumns = 2048
     /// Most rows of the output layer computed together (one pass over the head's weights, which
@@ -258,10 +258,16 @@ public final class LlamaModel: TokenScorer {
             let m = min(pass, rows.count - start)
             for i in 0..<m { (buf + i * c).update(from: hidden + rows[start + i] * c, count: c) }
             for i in 0..<m { runMax[i] = -.infinity; runSum[i] = 0; best[i] = -.infinity; bestIndex[i] = -1; target[i] = .nan }
+            // A quantized head on AMX tiles packs the pass's rows once for all its tiles.
+            let head = weights.lmHead as? QuantizedLinear
+            let packed = head?.packInput(buf, rows: m)
             var v0 = 0
             while v0 < vocab {
                 let v1 = min(vocab, v0 + tileCols), w = v1 - v0
-                profile.time("lm_head") { weights.lmHead.forward(buf, rows: m, outputs: v0 ..< v1, into: logits, ldo: w) }
+                profile.time("lm_head") {
+                    if let head, let packed { head.forward(packed: packed, outputs: v0 ..< v1, into: logits, ldo: w) }
+                    else { weights.lmHead.forward(buf, rows: m, outputs: v0 ..< v1, into: logits, ldo: w) }
+                }
                 profile.time("log-softmax") {
                     runMax.withUnsafeMutableBufferPointer { mx in runSum.withUnsafeMutableBufferPointer { sm in
                     target.withUnsafeMutableBufferPointer { tg in best.withUnsafeMutableBufferPointer { bs in

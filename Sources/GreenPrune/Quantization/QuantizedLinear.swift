@@ -301,8 +301,7 @@ public final class QuantizedLinear: LinearLayer {
         let n = inFeatures
         let band = band ?? 0 ..< outFeatures, ldo = ldo ?? outFeatures
         let tile = Swift.max(1, Swift.min(band.count, Self.tileElements / n))
-        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: tile * n)
-        defer { scratch.deallocate() }
+        let scratch = QuantWorkspace.current.buffer(.weightTile, bytes: tile * n * 4).bindMemory(to: Float.self, capacity: tile * n)
         var r0 = band.lowerBound
         while r0 < band.upperBound {
             let r1 = Swift.min(band.upperBound, r0 + tile), t = r1 - r0
@@ -321,6 +320,44 @@ public final class QuantizedLinear: LinearLayer {
         }
     }
 
+    /// Float activations packed once for AMX bf16 tiles: x (M, in) rounded to bf16, (Mp, Kp)
+    /// with Mp, Kp rounded up to 32. Several `forward(packed:outputs:into:ldo:)` calls over
+    /// different output bands share it (the streaming output layer). It lives in this thread's
+    /// workspace: valid until the next quantized product on the same thread packs its input.
+    public struct PackedInput {
+        public let rows: Int
+        let columns: Int
+        let a: UnsafeMutablePointer<UInt16>
+        init(_ x: UnsafePointer<Float>, rows m: Int, columns n: Int) {
+            rows = m; columns = n
+            let kp = (n + 31) / 32 * 32, mp = (m + 31) / 32 * 32
+            let a = QuantWorkspace.current.buffer(.packedInput, bytes: mp * kp * 2).bindMemory(to: UInt16.self, capacity: mp * kp)
+            self.a = a
+            parallelFor(mp / 32, grain: 4) { blocks in
+                qk_amx_pack_a(Int64(blocks.lowerBound * 32), Int64(blocks.upperBound * 32), Int64(m), Int64(n), x, Int64(n), a)
+            }
+        }
+    }
+
+    /// x (M, in) packed for this layer's AMX path, or nil when M rows do not run on AMX.
+    public func packInput(_ x: UnsafePointer<Float>, rows m: Int) -> PackedInput? {
+        usesAMX(rows: m) ? PackedInput(x, rows: m, columns: inFeatures) : nil
+    }
+
+    /// out (M, r.count), stride `ldo` = x · W[r, :]ᵀ + b[r] from an input `packInput` packed.
+    public func forward(packed p: PackedInput, outputs r: Range<Int>, into out: UnsafeMutablePointer<Float>, ldo: Int) {
+        precondition(p.columns == inFeatures && r.lowerBound >= 0 && r.upperBound <= outFeatures && ldo >= r.count,
+                     "QuantizedLinear: bad packed input or output band")
+        guard p.rows > 0, !r.isEmpty else { return }
+        forwardAMX(p, outputs: r, into: out, ldo: ldo, accumulate: false)
+        if let b = bias {
+            for i in 0 ..< p.rows {
+                let o = out + i * ldo
+                for j in 0 ..< r.count { o[j] += b[r.lowerBound + j] }
+            }
+        }
+    }
+
     /// The AMX bf16 path over the output rows `band`, written with row stride `ldo`: x packed to
     /// bf16 once, then tile by tile (at most `tileElements` weights) the band's rows dequantized 16
     /// at a time straight into VNNI tiles (threads split the blocks) and multiplied (threads split
@@ -328,16 +365,15 @@ public final class QuantizedLinear: LinearLayer {
     /// product; grouped rows are expanded with their scales.
     private func forwardAMX(_ x: UnsafePointer<Float>, rows m: Int, outputs band: Range<Int>,
                             into out: UnsafeMutablePointer<Float>, ldo: Int, accumulate: Bool = false) {
-        let n = inFeatures, kp = (n + 31) / 32 * 32, mp = (m + 31) / 32 * 32
-        let a = UnsafeMutableRawPointer.allocate(byteCount: mp * kp * 2, alignment: 64).bindMemory(to: UInt16.self, capacity: mp * kp)
-        defer { a.deallocate() }
-        parallelFor(mp / 32, grain: 4) { blocks in
-            qk_amx_pack_a(Int64(blocks.lowerBound * 32), Int64(blocks.upperBound * 32), Int64(m), Int64(n), x, Int64(n), a)
-        }
+        forwardAMX(PackedInput(x, rows: m, columns: inFeatures), outputs: band, into: out, ldo: ldo, accumulate: accumulate)
+    }
+
+    private func forwardAMX(_ packed: PackedInput, outputs band: Range<Int>,
+                            into out: UnsafeMutablePointer<Float>, ldo: Int, accumulate: Bool) {
+        let n = inFeatures, m = packed.rows, kp = (n + 31) / 32 * 32, a = packed.a
         let exact = groupsPerRow == 1
         let tile = Swift.max(32, Swift.min((band.count + 31) / 32 * 32, Self.tileElements / n / 32 * 32))
-        let b = UnsafeMutableRawPointer.allocate(byteCount: tile * kp * 2, alignment: 64).bindMemory(to: UInt16.self, capacity: tile * kp)
-        defer { b.deallocate() }
+        let b = QuantWorkspace.current.buffer(.weightTile, bytes: tile * kp * 2).bindMemory(to: UInt16.self, capacity: tile * kp)
         var r0 = band.lowerBound
         while r0 < band.upperBound {
             let r1 = Swift.min(band.upperBound, r0 + tile), t = r1 - r0
