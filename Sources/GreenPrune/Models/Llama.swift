@@ -163,9 +163,7 @@ public final class LlamaModel: TokenScorer {
             // Attention block.
             profile.time("rmsnorm") { rmsnormForward(xn, nil, x, layer.inputLayernorm.pointer, n: n, c: c, eps: config.rmsNormEps) }
             profile.time("q/k/v projections") {
-                layer.qProj.forward(xn, rows: n, into: q)
-                layer.kProj.forward(xn, rows: n, into: k)
-                layer.vProj.forward(xn, rows: n, into: v)
+                sharedInputProjections([(layer.qProj, q), (layer.kProj, k), (layer.vProj, v)], xn, rows: n)
             }
             profile.time("rope") {
                 positions.withOptionalBuffer { pos in
@@ -198,14 +196,28 @@ public final class LlamaModel: TokenScorer {
             while r0 < n {
                 let rows = min(mlpRows, n - r0)
                 profile.time("gate/up projections") {
-                    layer.gateProj.forward(xn + r0 * c, rows: rows, into: gate)
-                    layer.upProj.forward(xn + r0 * c, rows: rows, into: up)
+                    sharedInputProjections([(layer.gateProj, gate), (layer.upProj, up)], xn + r0 * c, rows: rows)
                 }
                 profile.time("silu·up") { siluMulForward(gate, gate, up, count: rows * f) }
                 profile.time("down projection") { addProjection(layer.downProj, gate, rows: rows, into: x + r0 * c) }
                 r0 += rows
             }
         }
+    }
+
+    /// out_i (rows, out_i) = input (rows, in) · W_iᵀ (+ b_i) for projections that read the same
+    /// input (q/k/v, gate/up). When all are quantized layers on AMX tiles the input is packed
+    /// once for all of them.
+    private func sharedInputProjections(_ projections: [(layer: any LinearLayer, out: UnsafeMutablePointer<Float>)],
+                                        _ input: UnsafePointer<Float>, rows: Int) {
+        let quantized = projections.compactMap { $0.layer as? QuantizedLinear }
+        if quantized.count == projections.count, quantized.count > 1,
+           quantized.allSatisfy({ $0.inFeatures == quantized[0].inFeatures && $0.usesAMX(rows: rows) }),
+           let packed = quantized[0].packInput(input, rows: rows) {
+            for (q, p) in zip(quantized, projections) { q.forward(packed: packed, outputs: 0 ..< q.outFeatures, into: p.out, ldo: q.outFeatures) }
+            return
+        }
+        for p in projections { p.layer.forward(input, rows: rows, into: p.out) }
     }
 
     /// x (rows, out) += input (rows, in) · Wᵀ (+ b): straight into the residual stream with
