@@ -28,15 +28,15 @@ log "quantizing all-MiniLM-L6-v2 (INT8 per channel, INT4 group 128; embeddings i
 "$GP" quant-bench encoder "$M" "$OUT/minilm-int8" "$OUT/minilm-int4"
 
 # SmolLM2's 576-wide projections are not a multiple of 128: INT4 uses groups of 64.
-log "quantizing SmolLM2-135M (INT8 per channel, INT4 asymmetric group 64; quantized copy of the tied head)"
-"$GP" quantize "$S" --out "$OUT/smol-int8" --bits 8 --granularity channel --include-head --quiet
-"$GP" quantize "$S" --out "$OUT/smol-int4" --bits 4 --granularity group --group-size 64 --scheme asymmetric --include-head --quiet
+log "quantizing SmolLM2-135M (INT8 per channel, INT4 asymmetric group 64; the tied embedding table quantized once, as lookup and head)"
+"$GP" quantize "$S" --out "$OUT/smol-int8" --bits 8 --granularity channel --include-embeddings --quiet
+"$GP" quantize "$S" --out "$OUT/smol-int4" --bits 4 --granularity group --group-size 64 --scheme asymmetric --include-embeddings --quiet
 log "INT4 again after AWQ scaling and clipping (64 calibration documents of the C4 sample)"
-"$GP" quantize "$S" --out "$OUT/smol-int4-awq" --bits 4 --granularity group --group-size 64 --scheme asymmetric --include-head \
+"$GP" quantize "$S" --out "$OUT/smol-int4-awq" --bits 4 --granularity group --group-size 64 --scheme asymmetric --include-embeddings \
   --awq --num-examples 64 --quiet
 "$GP" quant-bench decoder "$S" "$OUT/smol-int8" "$OUT/smol-int4" "$OUT/smol-int4-awq" --windows "$WINDOWS" --repeat "$REPEAT" --sgemm-too
 log "the same with 512-token batches (less activation memory, more dequantization per token)"
 "$GP" quant-bench decoder "$S" "$OUT/smol-int8" "$OUT/smol-int4" --windows "$WINDOWS" --batch-tokens 512 --repeat "$REPEAT"
 log "int8 activations (dynamic per token, int8 x int8 kernels); the last model is INT8 after SmoothQuant (alpha 0.85)"
-"$GP" quantize "$S" --out "$OUT/smol-int8-smooth" --bits 8 --granularity channel --include-head --smooth 0.85 --num-examples 64 --quiet
+"$GP" quantize "$S" --out "$OUT/smol-int8-smooth" --bits 8 --granularity channel --include-embeddings --smooth 0.85 --num-examples 64 --quiet
 "$GP" quant-bench decoder "$S" "$OUT/smol-int8" "$OUT/smol-int4" "$OUT/smol-int8-smooth" --windows "$WINDOWS" --activations int8 --repeat "$REPEAT"
