@@ -221,13 +221,13 @@ public final class LlamaModel: TokenScorer {
     }
 
     /// x (rows, out) += input (rows, in) · Wᵀ (+ b): straight into the residual stream with
-    /// sgemm's beta = 1 for a bias-free dense layer or with a float-activation quantized layer's
-    /// accumulating product, else through a scratch buffer (int8 activations, dense biases).
+    /// sgemm's beta = 1 for a bias-free dense layer or with a quantized layer's accumulating
+    /// product, else through a scratch buffer (dense biases).
     private func addProjection(_ layer: any LinearLayer, _ input: UnsafePointer<Float>, rows: Int,
                                into x: UnsafeMutablePointer<Float>) {
         if let d = layer as? DenseLinear, d.bias == nil {
             matmulLinear(x, input, d.weight.pointer, m: rows, n: d.outFeatures, k: d.inFeatures, accumulate: true)
-        } else if let q = layer as? QuantizedLinear, q.accumulatesInPlace {
+        } else if let q = layer as? QuantizedLinear {
             q.forward(input, rows: rows, into: x, accumulate: true)
         } else {
             let tmp = state.tmp.reserve(rows * layer.outFeatures)
@@ -265,13 +265,13 @@ public final class LlamaModel: TokenScorer {
         var runMax = [Float](repeating: 0, count: pass), runSum = [Float](repeating: 0, count: pass)
         var target = [Float](repeating: 0, count: pass), best = [Float](repeating: 0, count: pass)
         var bestIndex = [Int](repeating: 0, count: pass)
+        let head = weights.lmHead as? QuantizedLinear
         var start = 0
         while start < rows.count {
             let m = min(pass, rows.count - start)
             for i in 0..<m { (buf + i * c).update(from: hidden + rows[start + i] * c, count: c) }
             for i in 0..<m { runMax[i] = -.infinity; runSum[i] = 0; best[i] = -.infinity; bestIndex[i] = -1; target[i] = .nan }
             // A quantized head on AMX tiles packs the pass's rows once for all its tiles.
-            let head = weights.lmHead as? QuantizedLinear
             let packed = head?.packInput(buf, rows: m)
             var v0 = 0
             while v0 < vocab {

@@ -246,12 +246,9 @@ public final class QuantizedLinear: LinearLayer {
         forward(x, rows: m, into: out, accumulate: false)
     }
 
-    /// True when `forward(_:rows:into:accumulate: true)` adds in place without a temporary (float
-    /// activations: AMX's epilogue or sgemm's beta = 1).
-    public var accumulatesInPlace: Bool { activations == .none }
-
     /// out (M, outFeatures) = x · Wᵀ + b, or with `accumulate` out += x · Wᵀ + b: a residual
-    /// add without an (M, outFeatures) temporary where `accumulatesInPlace` (else through one).
+    /// add, without an (M, outFeatures) temporary for float activations (AMX's epilogue or
+    /// sgemm's beta = 1; int8 activations go through one).
     public func forward(_ x: UnsafePointer<Float>, rows m: Int, into out: UnsafeMutablePointer<Float>, accumulate: Bool) {
         guard m > 0 else { return }
         switch activations {
@@ -265,11 +262,15 @@ public final class QuantizedLinear: LinearLayer {
             for i in 0 ..< m * outFeatures { out[i] += tmp[i] }
         case .int8: forwardInt8(x, rows: m, into: out)
         }
-        if let b = bias {
-            for i in 0 ..< m {
-                let o = out + i * outFeatures
-                for j in 0 ..< outFeatures { o[j] += b[j] }
-            }
+        addBias(out, rows: m, outputs: 0 ..< outFeatures, ldo: outFeatures)
+    }
+
+    /// out (M, r.count), stride `ldo` += b[r] (nothing without a bias).
+    private func addBias(_ out: UnsafeMutablePointer<Float>, rows m: Int, outputs r: Range<Int>, ldo: Int) {
+        guard let b = bias else { return }
+        for i in 0 ..< m {
+            let o = out + i * ldo
+            for j in 0 ..< r.count { o[j] += b[r.lowerBound + j] }
         }
     }
 
@@ -286,12 +287,7 @@ public final class QuantizedLinear: LinearLayer {
         case .none: forwardDequantized(x, rows: m, outputs: r, into: out, ldo: ldo)
         case .int8: forwardInt8(x, rows: m, outputs: r, into: out, ldo: ldo)
         }
-        if let b = bias {
-            for i in 0 ..< m {
-                let o = out + i * ldo
-                for j in 0 ..< r.count { o[j] += b[r.lowerBound + j] }
-            }
-        }
+        addBias(out, rows: m, outputs: r, ldo: ldo)
     }
 
     /// Tile by tile: W tile (T, in) dequantized (threads split its rows), out[:, tile] = x · tileᵀ,
@@ -350,12 +346,7 @@ public final class QuantizedLinear: LinearLayer {
                      "QuantizedLinear: bad packed input or output band")
         guard p.rows > 0, !r.isEmpty else { return }
         forwardAMX(p, outputs: r, into: out, ldo: ldo, accumulate: false)
-        if let b = bias {
-            for i in 0 ..< p.rows {
-                let o = out + i * ldo
-                for j in 0 ..< r.count { o[j] += b[r.lowerBound + j] }
-            }
-        }
+        addBias(out, rows: p.rows, outputs: r, ldo: ldo)
     }
 
     /// The AMX bf16 path over the output rows `band`, written with row stride `ldo`: x packed to
