@@ -3,7 +3,10 @@
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export GREENPRUNE_HOME="${GREENPRUNE_HOME:-$HOME/.cache/greenprune}"
-GP="$ROOT/.build/release/greenprune"
+# The CLI the scripts run: a self-contained release build (Swift runtime and Foundation linked in;
+# it needs only the Debian libraries libopenblas and libhdf5), built in its own folder so the
+# tests' ordinary release build beside it is not rebuilt each time.
+GP="$ROOT/.build/static/release/greenprune"
 
 log() { printf '[greenprune] %s\n' "$*" >&2; }
 
@@ -38,10 +41,12 @@ if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
   elif has avx2 fma; then export OPENBLAS_CORETYPE=Haswell; fi
 fi
 
-# The release build of the CLI and the library (tests are built by `swift test` with the same flags).
+# The release build of the CLI: one binary that runs without a Swift toolchain installed
+# (copy .build/static/release/greenprune anywhere with libopenblas0 and libhdf5 present).
 build_release() {
-  log "building (release)"
-  (cd "$ROOT" && swift build -c release 2>&1 | grep -vE '^\[[0-9]+/[0-9]+\]' >&2)
+  log "building (release, Swift standard library and Foundation linked statically)"
+  (cd "$ROOT" && swift build -c release --static-swift-stdlib --scratch-path "$ROOT/.build/static" 2>&1 \
+     | grep -vE '^\[[0-9]+/[0-9]+\]|the use of .mktemp. is dangerous' >&2)
 }
 
 ensure_models() { bash "$ROOT/scripts/fetch-models.sh"; }

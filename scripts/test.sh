@@ -17,6 +17,11 @@ if [ "${GREENPRUNE_TEST_SLURM:-1}" = 1 ] && [ "$(id -u)" = 0 ]; then
 else
   log "no Slurm cluster (not root or GREENPRUNE_TEST_SLURM=0): the job-array test is skipped"
 fi
-# The tests import GreenPrune without @testable, so the release build above is reused as is
-# (testable imports would rebuild every module with different flags).
+# The end-to-end tests run the self-contained CLI built above. The suite itself is an ordinary
+# release build (.build/release); the tests import GreenPrune without @testable, so a plain
+# `swift build -c release` there is reused as is.
+export GREENPRUNE_BIN="$GP"
+if ldd "$GP" | grep -E 'libswift|libFoundation|libdispatch|libBlocksRuntime' >&2; then
+  log "$GP links the Swift runtime dynamically (above): it is meant to be self-contained"; exit 1
+fi
 swift test -c release --disable-testable-imports "$@"

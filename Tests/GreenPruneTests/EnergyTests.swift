@@ -521,17 +521,7 @@ func buildFakeNVML(_ dir: TempDir) throws -> String {
 }
 
 @Suite struct EnergyCLITests {
-    /// The built `greenprune` binary beside the test bundle, else under .build/{release,debug}.
-    static func binary() throws -> URL {
-        let here = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let candidates = [here, root.appendingPathComponent(".build/release"), root.appendingPathComponent(".build/debug")]
-            .map { $0.appendingPathComponent("greenprune") }
-        guard let b = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
-            throw InputError("greenprune", "built binary not found (run swift build first); looked in \(candidates.map(\.path))")
-        }
-        return b
-    }
+    static func binary() throws -> URL { try CLIBinary.url() }
 
     @Test func passesTheChildsExitCodeThroughAndWritesItsFiles() throws {
         let t = try TempDir("cli")

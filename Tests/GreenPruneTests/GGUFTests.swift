@@ -226,12 +226,7 @@ fileprivate func validGGUF(alignment: UInt32? = nil) -> Data {
 
     /// The built CLI exits non-zero with a one-line `Error: file: problem` on stderr.
     @Test func cliReportsMalformedFilesOnOneLine() throws {
-        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
-        let candidates = ["release", "debug"].map { root.appendingPathComponent(".build/\($0)/greenprune") }
-        guard let exe = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) else {
-            print("no greenprune binary under .build/{release,debug}: CLI part skipped")
-            return
-        }
+        let exe = try CLIBinary.url()
         for (name, data, phrase) in Self.corpus() where ["wrong-magic", "huge-string-value", "data-past-end"].contains(name) {
             let url = try file("\(name).gguf", data)
             let p = Process()

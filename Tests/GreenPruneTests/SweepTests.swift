@@ -23,22 +23,8 @@ enum SweepFixtures {
         return m
     }
 
-    /// The built `greenprune` CLI: `$GREENPRUNE_BIN`, else the newest of .build/{release,debug}.
-    static func cli() throws -> String {
-        if let b = ProcessInfo.processInfo.environment["GREENPRUNE_BIN"], !b.isEmpty { return b }
-        let fm = FileManager.default
-        let candidates = ["release", "debug"].map { packageRoot.appendingPathComponent(".build/\($0)/greenprune").path }
-            .filter { fm.isExecutableFile(atPath: $0) }
-        let newest = candidates.max { a, b in
-            let da = (try? fm.attributesOfItem(atPath: a)[.modificationDate] as? Date) ?? .distantPast
-            let db = (try? fm.attributesOfItem(atPath: b)[.modificationDate] as? Date) ?? .distantPast
-            return da < db
-        }
-        guard let bin = newest else {
-            throw InputError(".build/release/greenprune", "not built: run `swift build -c release` (scripts/test.sh does)")
-        }
-        return bin
-    }
+    /// The built `greenprune` CLI (`CLIBinary`).
+    static func cli() throws -> String { try CLIBinary.url().path }
 
     /// Runs `argv` to completion; returns (status, stdout, stderr).
     @discardableResult
@@ -154,7 +140,7 @@ enum SweepFixtures {
         let text = String(decoding: try Data(contentsOf: url), as: UTF8.self)
         let c = try SweepConfig.parse(text, file: name, defaults: ["smollm2": URL(fileURLWithPath: "/"), "minilm": URL(fileURLWithPath: "/")])
         let plan = SweepPlan(config: c)
-        #expect(plan.runs.map(\.id).filter { $0.hasPrefix("smollm2__") }.count == 9)
+        #expect(plan.runs.map(\.id).filter { $0.hasPrefix("smollm2__") }.count == 10)
         #expect(plan.runs.map(\.id).filter { $0.hasPrefix("minilm__") }.count == 3)
         if name == "default.yaml" {
             #expect(plan.runs.reduce(0) { $0 + $1.estimatedSeconds } < 30 * 60)
