@@ -53,7 +53,7 @@ struct Quantize: ParsableCommand {
     @Option(help: "Leave the last N transformer layers in float.")
     var skipLast: Int = 0
 
-    @Flag(help: "Quantize the output head (lm_head) too; for a tied decoder a quantized copy of the embedding becomes lm_head.")
+    @Flag(help: "Quantize the output head (lm_head) too; for a tied decoder a quantized copy of the embedding becomes lm_head and config.json is untied (the lookups keep the float table).")
     var includeHead = false
 
     @Flag(help: "Quantize the token embedding table too.")

@@ -157,39 +157,59 @@ struct QuantizerTests {
         for (x, y) in zip(a, b) { #expect(abs(x - y) < 0.05, "\(a) vs \(b)") }
     }
 
-    /// A tied decoder with --include-head gets a quantized copy of the embedding as lm_head;
-    /// the embedding table stays float and the loader runs the head quantized.
+    /// A tied decoder with --include-head gets a quantized copy of the embedding as lm_head and an
+    /// untied config.json (vLLM and transformers skip lm_head tensors of a tied model): the head
+    /// runs quantized, the token lookups read the float table, as vLLM would run it.
     @Test func tiedHead() throws {
         let root = temporaryDirectory("head")
         defer { try? FileManager.default.removeItem(at: root) }
         let src = root.appendingPathComponent("f32"), out = root.appendingPathComponent("q")
         try writeTinyLlama(src, layerDims: [(4, 96)])
+        #expect(try ModelConfig.decode(Data(contentsOf: src.appendingPathComponent("config.json")), path: "").tieWordEmbeddings == true)
         let scheme = try QuantScheme(bits: 4, granularity: .group, groupSize: 32)
         let r = try Quantizer.quantize(model: src, to: out, options: QuantizeOptions(scheme: scheme, includeHead: true), progress: false)
         #expect(r.quantized.contains("lm_head"))
+        let configText = try String(contentsOf: out.appendingPathComponent("config.json"), encoding: .utf8)
+        let config = try ModelConfig.decode(Data(configText.utf8), path: "")
+        #expect(config.tieWordEmbeddings == false)
+        #expect(configText.contains("quantization_config"))
         let st = try SafeTensorsReader(out)
         #expect(st.info("lm_head.weight_packed")?.shape == [50, 8])
         #expect(st.info("model.embed_tokens.weight")?.dtype == .f32)
         let m = try ModelLoader.loadLlama(out)
         let head = try #require(m.weights.lmHead as? QuantizedLinear)
         let f32 = try SafeTensorsReader(src)
-        let expected = try scheme.quantize(f32.floats("model.embed_tokens.weight").buffer, rows: 50, cols: 64, name: "e").dequantize()
+        let table = try f32.floats("model.embed_tokens.weight")
+        let expected = try scheme.quantize(table.buffer, rows: 50, cols: 64, name: "e").dequantize()
         var got = [Float](repeating: 0, count: expected.count)
         got.withUnsafeMutableBufferPointer { head.dequantize(rows: 0 ..< 50, into: $0.baseAddress!) }
         #expect(got == expected)
-        #expect(m.weights.embedTokens.isMapped)
-        // The quantized head is the token lookup too (same matrix): a forward reads its rows,
-        // so the run equals a float model whose embedding table is the dequantized head.
-        #expect(m.weights.embeddingRows === head)
-        let ids: [Int32] = [0, 7, 49, 7]
-        var rows = [Float](repeating: 0, count: ids.count * 64)
-        ids.withUnsafeBufferPointer { i in rows.withUnsafeMutableBufferPointer { head.gather(i.baseAddress!, count: ids.count, into: $0.baseAddress!) } }
-        for (k, id) in ids.enumerated() { #expect(Array(rows[k * 64 ..< (k + 1) * 64]) == Array(expected[Int(id) * 64 ..< (Int(id) + 1) * 64])) }
+        // The lookups read the float table: it is the checkpoint's, and the same model with the
+        // dequantized head as its table instead scores differently.
+        #expect(m.weights.embedTokens.isMapped && m.weights.embeddingRows == nil)
+        #expect(m.weights.embedTokens.array == table.array)
         let f = try ModelLoader.loadLlama(out)
-        f.weights.embeddingRows = nil
         f.weights.embedTokens = FloatStorage(expected)
         let seq = ScoreRequest(tokens: [3, 9, 49, 0, 12], scoreFrom: 1)
-        #expect(try m.score([seq]) == f.score([seq]))
+        #expect(try m.score([seq]) != f.score([seq]))
+    }
+
+    /// A tied config with a quantized lm_head (vLLM would drop the head silently) is refused.
+    @Test func tiedConfigWithQuantizedHeadIsRefused() throws {
+        let root = temporaryDirectory("tiedq")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let src = root.appendingPathComponent("f32"), out = root.appendingPathComponent("q")
+        try writeTinyLlama(src, layerDims: [(4, 96)])
+        let scheme = try QuantScheme(bits: 8, granularity: .channel)
+        try Quantizer.quantize(model: src, to: out, options: QuantizeOptions(scheme: scheme, includeHead: true), progress: false)
+        let url = out.appendingPathComponent("config.json")
+        let text = try String(contentsOf: url, encoding: .utf8)
+        let retied = text.replacingOccurrences(of: #""tie_word_embeddings": false"#, with: #""tie_word_embeddings": true"#)
+        #expect(retied != text)
+        try Data(retied.utf8).write(to: url)
+        #expect { _ = try ModelLoader.loadLlama(out) } throws: { e in
+            "\(e)".contains("tie_word_embeddings is true") && "\(e)".contains("config.json")
+        }
     }
 
     /// --include-embeddings on a tied decoder: one quantized table is both lookup and head,

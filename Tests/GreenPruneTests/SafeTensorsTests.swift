@@ -67,6 +67,51 @@ import GreenPrune
         #expect(try f.floats(f.tensors["s"]!).array == [1, 2, 3])
     }
 
+    /// Table rows gathered from a mapped tensor (pread) equal the rows in the file, and leave
+    /// the table's pages out of the process: scattered reads through the mapping make most of
+    /// it resident (the kernel maps the 64 KB around a touched page, or its whole large folio),
+    /// pread does not. A 2 MiB tensor first keeps the table out of the header's folio.
+    @Test func gatheredRowsStayOutOfResidentMemory() throws {
+        let dir = try Self.tempDir()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let v = 32768, c = 16, pad = 1 << 19  // a 2 MiB table behind a 2 MiB tensor
+        let table = (0 ..< v * c).map { Float($0 % 9973) * 0.25 - 100 }
+        var header = #"{"pad":{"dtype":"F32","shape":[\#(pad)],"data_offsets":[0,\#(4 * pad)]},"t":{"dtype":"F32","shape":[\#(v),\#(c)],"data_offsets":[\#(4 * pad),\#(4 * pad + 4 * v * c)]}}"#
+        while (8 + header.utf8.count) % 8 != 0 { header += " " }
+        let url = dir.appendingPathComponent("rows.safetensors")
+        try Self.file(header: header, data: [UInt8](repeating: 0, count: 4 * pad) + Self.floatBytes(table)).write(to: url)
+        let f = try SafeTensorsFile(url)
+        let t = try f.floats(f.tensors["t"]!)
+        #expect(t.isMapped)
+        var g = SplitMix(state: 5)
+        let ids: [Int32] = [0, Int32(v - 1), 17, 17] + (0 ..< 400).map { _ in Int32(g.next() % UInt64(v)) }
+        var out = [Float](repeating: .nan, count: ids.count * c)
+        ids.withUnsafeBufferPointer { i in out.withUnsafeMutableBufferPointer { t.gatherRows(i.baseAddress!, count: ids.count, width: c, into: $0.baseAddress!) } }
+        for (k, id) in ids.enumerated() {
+            #expect(Array(out[k * c ..< (k + 1) * c]) == Array(table[Int(id) * c ..< (Int(id) + 1) * c]))
+        }
+        #if os(Linux)
+        let afterPread = try Self.presentPages(t.pointer, bytes: t.byteCount)
+        ids.withUnsafeBufferPointer { i in out.withUnsafeMutableBufferPointer { embeddingForward($0.baseAddress!, ids: i.baseAddress!, table: t.pointer, n: ids.count, c: c) } }
+        let afterMapped = try Self.presentPages(t.pointer, bytes: t.byteCount)
+        #expect(afterPread == 0, "\(afterPread) of the table's pages mapped after pread gathers")
+        #expect(afterMapped >= 256, "\(afterMapped) of 512 pages mapped after mapped gathers: the check cannot tell them apart")
+        #endif
+    }
+
+    /// Pages of [p, p + bytes) present in this process's page table (/proc/self/pagemap, bit 63).
+    static func presentPages(_ p: UnsafePointer<Float>, bytes: Int) throws -> Int {
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let first = Int(bitPattern: p) / page, last = (Int(bitPattern: p) + bytes - 1) / page
+        guard let h = FileHandle(forReadingAtPath: "/proc/self/pagemap") else { throw InputError("/proc/self/pagemap", "cannot open") }
+        defer { try? h.close() }
+        try h.seek(toOffset: UInt64(first * 8))
+        let data = h.readData(ofLength: (last - first + 1) * 8)
+        return data.withUnsafeBytes { raw in
+            (0 ..< data.count / 8).filter { raw.loadUnaligned(fromByteOffset: 8 * $0, as: UInt64.self) >> 63 == 1 }.count
+        }
+    }
+
     @Test func unalignedF32IsCopied() throws {
         let dir = try Self.tempDir()
         defer { try? FileManager.default.removeItem(at: dir) }

@@ -95,8 +95,8 @@ public struct GGUFWriter {
         return h
     }
 
-    /// Writes the file atomically.
-    public func write(to url: URL) throws {
+    /// Writes the file atomically, advancing `progress` once per tensor.
+    public func write(to url: URL, progress: ProgressBar? = nil) throws {
         let tmp = AtomicFile.temporarySibling(of: url)
         guard FileManager.default.createFile(atPath: tmp.path, contents: nil),
               let handle = FileHandle(forWritingAtPath: tmp.path) else {
@@ -112,6 +112,7 @@ public struct GGUFWriter {
                 try handle.write(contentsOf: bytes)
                 let pad = align(bytes.count) - bytes.count
                 if pad > 0 { try handle.write(contentsOf: Data(count: pad)) }
+                progress?.advance()
             }
             try handle.close()
             try AtomicFile.commit(tmp, to: url)

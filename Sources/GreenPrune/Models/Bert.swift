@@ -61,13 +61,15 @@ public final class BertModel: SentenceEncoder {
         let x = self.x.reserve(n * c), tmp = self.tmp.reserve(n * c)
         let q = self.q.reserve(n * c), k = self.k.reserve(n * c), v = self.v.reserve(n * c)
         let att = self.att.reserve(n * c), ffn = self.ffn.reserve(n * f), scores = self.scores.reserve(t * t)
-        // Embeddings: word + absolute position + token type, then LayerNorm.
+        // Embeddings: word + absolute position + token type, then LayerNorm. The word rows are
+        // read one per token (`gatherRows`), so the table does not become resident.
+        let wordIDs = ids.map { Int32(truncatingIfNeeded: $0) }
+        wordIDs.withUnsafeBufferPointer { w.wordEmbeddings.gatherRows($0.baseAddress!, count: n, width: c, into: x) }
         for r in 0..<n {
             let row = x + r * c
-            let wr = w.wordEmbeddings.pointer + ids[r] * c
             let pr = w.positionEmbeddings.pointer + (r % t) * c
             let tr = w.tokenTypeEmbeddings.pointer + (tokenTypes?[r] ?? 0) * c
-            for j in 0..<c { row[j] = wr[j] + pr[j] + tr[j] }
+            for j in 0..<c { row[j] = row[j] + pr[j] + tr[j] }
         }
         let eps = config.layerNormEps
         layernormForward(x, nil, nil, x, w.embeddingsLayerNormWeight.pointer, w.embeddingsLayerNormBias.pointer, n: n, c: c, eps: eps)

@@ -39,7 +39,7 @@ extension LinearLayer {
 }
 
 /// A (V, C) table read one row per token: the token embeddings when they are kept quantized
-/// (a quantized tied head serves as the embedding too, as llama.cpp's token_embd does).
+/// (for a tied model the same table is the head, as llama.cpp's token_embd is).
 public protocol EmbeddingRows: AnyObject {
     /// Row width C.
     var rowWidth: Int { get }

@@ -133,7 +133,7 @@ public final class LlamaModel: TokenScorer {
         state.ids = tokens.map { Int32(truncatingIfNeeded: $0) }
         state.ids.withUnsafeBufferPointer { ids in
             if let rows = weights.embeddingRows { rows.gather(ids.baseAddress!, count: n, into: x) }
-            else { embeddingForward(x, ids: ids.baseAddress!, table: weights.embedTokens.pointer, n: n, c: hiddenSize) }
+            else { weights.embedTokens.gatherRows(ids.baseAddress!, count: n, width: hiddenSize, into: x) }
         }
     }
 

@@ -62,7 +62,7 @@ public struct LlamaWeights {
     /// (V, C) float table; empty when the checkpoint stores the embedding only quantized.
     public var embedTokens: FloatStorage      // (V, C)
     /// When set, the forward reads token rows here instead of `embedTokens` (a quantized
-    /// table, or the quantized tied head), so the float table's pages are never touched.
+    /// table), so the float table's pages are never touched.
     public var embeddingRows: (any EmbeddingRows)?
     public var layers: [LlamaLayerWeights]
     public var norm: FloatStorage             // (C)

@@ -247,13 +247,14 @@ public enum ModelLoader {
         let tied = c.tieWordEmbeddings
         var embeddingRows = quantizedEmbed as? any EmbeddingRows
         if tied {
-            // A quantized checkpoint may carry the tied head as its own quantized copy; being the
-            // same matrix, it serves the token lookups too (llama.cpp's token_embd does both),
-            // so the float table stays unread.
+            // vLLM and transformers tie lm_head to the embedding and skip any lm_head tensors, so
+            // a quantized one here would be silently dropped: refuse it (GreenPrune unties the
+            // config when it quantizes the head of a tied model).
             if checkpoint.info("lm_head.weight_scale") != nil {
-                head = try ledger.linear("lm_head")
-                if embeddingRows == nil { embeddingRows = head as? any EmbeddingRows }
-            } else if let q = quantizedEmbed { head = q }
+                throw InputError(checkpoint.files.first?.url.deletingLastPathComponent().appendingPathComponent("config.json").path ?? "config.json",
+                                 "tie_word_embeddings is true but the checkpoint has a quantized lm_head, which vLLM and transformers would ignore; set tie_word_embeddings to false to use it")
+            }
+            if let q = quantizedEmbed { head = q }
             else if let embed { head = DenseLinear(weight: embed, outFeatures: vocab, inFeatures: C) }
             if let h = checkpoint.info("lm_head.weight") { ledger.expectShape("lm_head.weight", h.shape, [vocab, C]) }
         } else {

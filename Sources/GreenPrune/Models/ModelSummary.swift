@@ -88,8 +88,7 @@ public struct ModelSummary: Codable, Sendable {
             parametersByComponent = ["embeddings": w.embeddingCount, "attention": attn, "mlp": mlp, "norms": norms, "lm_head": head]
             parameters = w.embeddingCount + attn + mlp + norms + head
             nonEmbeddingParameters = attn + mlp + norms
-            // A quantized table (or the quantized tied head standing in for it) replaces the
-            // float one, whose mapped pages are then never read.
+            // A quantized table replaces the float one, whose mapped pages are then never read.
             let rowsLayer = w.embeddingRows as? any LinearLayer
             let headSeparate = !w.tied || rowsLayer != nil
             let embedBytes = rowsLayer.map { $0 === w.lmHead ? 0 : $0.residentBytes } ?? w.embedTokens.byteCount

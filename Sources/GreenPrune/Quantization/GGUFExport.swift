@@ -142,10 +142,11 @@ public enum GGUFExport {
         try add("model.norm.weight")
         if !lc.tieWordEmbeddings { try add("lm_head.weight") }
 
-        let tensors: [GGUFExportWriter.Tensor] = plan.map { p in
+        var writer = try GGUFWriter()
+        for (k, v) in kv { try writer.set(k, v) }
+        for p in plan {
             let rows = p.shape.count == 2 ? p.shape[0] : 1, cols = p.shape.last ?? 0
-            return GGUFExportWriter.Tensor(name: p.name, dims: p.shape.reversed(), type: p.type,
-                                     byteCount: p.type.byteCount(weights: rows * cols)) {
+            try writer.addTensor(name: p.name, shape: p.shape, type: p.type) {
                 var w = try reader.floats(p.hf).array
                 // q/k rows (and their biases, one value per row) into llama.cpp's rotary order.
                 if let h = p.heads {
@@ -161,8 +162,8 @@ public enum GGUFExport {
         let target = tmpDir.map { $0.appendingPathComponent(file.lastPathComponent) } ?? file
         do {
             if let t = tmpDir { try FileManager.default.createDirectory(at: t, withIntermediateDirectories: true) }
-            let bar = ProgressBar("quantize", total: tensors.count, unit: "tensors", enabled: progress)
-            try GGUFExportWriter.write(metadata: kv, tensors: tensors, to: target, progress: bar)
+            let bar = ProgressBar("quantize", total: plan.count, unit: "tensors", enabled: progress)
+            try writer.write(to: target, progress: bar)
             bar.finish()
             let bytes = (try? FileManager.default.attributesOfItem(atPath: target.path)[.size] as? Int) ?? 0
             let report = QuantizationReport(source: dir.path, family: family.rawValue, options: o,
@@ -239,74 +240,5 @@ public enum GGUFExport {
             kv.append(("tokenizer.chat_template", .string(t)))
         }
         return kv
-    }
-}
-
-/// A minimal GGUF v3 writer: metadata, tensor infos, 32-byte-aligned data, written atomically.
-enum GGUFExportWriter {
-    struct Tensor {
-        var name: String
-        /// ne[0] (innermost) first.
-        var dims: [Int]
-        var type: GGMLType
-        var byteCount: Int
-        var bytes: () throws -> Data
-    }
-
-    static let alignment = 32
-
-    static func write(metadata: [(String, GGUFValue)], tensors: [Tensor], to url: URL, progress: ProgressBar? = nil) throws {
-        var head = Data()
-        func u32(_ v: UInt32) { var x = v.littleEndian; withUnsafeBytes(of: &x) { head.append(contentsOf: $0) } }
-        func u64(_ v: UInt64) { var x = v.littleEndian; withUnsafeBytes(of: &x) { head.append(contentsOf: $0) } }
-        func str(_ s: String) { let b = Array(s.utf8); u64(UInt64(b.count)); head.append(contentsOf: b) }
-        func value(_ v: GGUFValue) {
-            switch v {
-            case .uint8(let x): head.append(x)
-            case .int8(let x): head.append(UInt8(bitPattern: x))
-            case .uint16(let x): var y = x.littleEndian; withUnsafeBytes(of: &y) { head.append(contentsOf: $0) }
-            case .int16(let x): var y = x.littleEndian; withUnsafeBytes(of: &y) { head.append(contentsOf: $0) }
-            case .uint32(let x): u32(x)
-            case .int32(let x): u32(UInt32(bitPattern: x))
-            case .float32(let x): u32(x.bitPattern)
-            case .bool(let x): head.append(x ? 1 : 0)
-            case .string(let s): str(s)
-            case .uint64(let x): u64(x)
-            case .int64(let x): u64(UInt64(bitPattern: x))
-            case .float64(let x): u64(x.bitPattern)
-            case .array(let t, let vs): u32(t); u64(UInt64(vs.count)); vs.forEach(value)
-            }
-        }
-        head.append(contentsOf: Array("GGUF".utf8))
-        u32(3); u64(UInt64(tensors.count)); u64(UInt64(metadata.count))
-        for (k, v) in metadata { str(k); u32(v.typeCode); value(v) }
-        var offset = 0
-        for t in tensors {
-            str(t.name); u32(UInt32(t.dims.count)); t.dims.forEach { u64(UInt64($0)) }
-            u32(t.type.rawValue); u64(UInt64(offset))
-            offset += (t.byteCount + alignment - 1) / alignment * alignment
-        }
-        head.append(contentsOf: [UInt8](repeating: 0, count: (alignment - head.count % alignment) % alignment))
-
-        let tmp = AtomicFile.temporarySibling(of: url)
-        guard FileManager.default.createFile(atPath: tmp.path, contents: nil), let h = FileHandle(forWritingAtPath: tmp.path) else {
-            throw InputError(url.path, "cannot create \(tmp.lastPathComponent)")
-        }
-        do {
-            try h.write(contentsOf: head)
-            for t in tensors {
-                var b = try t.bytes()
-                guard b.count == t.byteCount else { throw InputError(url.path, "tensor \(t.name): \(b.count) bytes, expected \(t.byteCount)") }
-                b.append(contentsOf: [UInt8](repeating: 0, count: (alignment - b.count % alignment) % alignment))
-                try h.write(contentsOf: b)
-                progress?.advance()
-            }
-            try h.close()
-            try AtomicFile.commit(tmp, to: url)
-        } catch {
-            try? h.close(); try? FileManager.default.removeItem(at: tmp)
-            if let e = error as? InputError { throw e }
-            throw InputError(url.path, "cannot write: \(error.localizedDescription)")
-        }
     }
 }

@@ -199,8 +199,8 @@ public enum Quantizer {
             q.append(module)
         }
         // A tied decoder has no lm_head tensor: --include-head stores a quantized copy of the
-        // embedding as lm_head, so the head runs quantized while the float embedding table is
-        // only read row by row (its pages stay out of memory).
+        // embedding as lm_head and unties the config (as llm-compressor does), so the head runs
+        // quantized while the token lookups read the float table row by row, as vLLM does.
         if family == .llama, o.includeHead, !o.includeEmbeddings, reader.info("lm_head.weight") == nil,
            reader.info("model.embed_tokens.weight")?.shape.count == 2 {
             q.append("lm_head")
@@ -329,7 +329,11 @@ public enum Quantizer {
             let ignore = skipped.keys.sorted()
             let qc = CTQuantizationConfig(scheme: o.scheme, activationsInt8: o.activations == .int8, ignore: ignore,
                                           includesEmbeddings: modules.contains { role(of: $0 + ".weight", family: family) == .embedding })
-            try AtomicFile.write(try configWithQuantization(configData, qc, path: configURL.path), to: tmp.appendingPathComponent("config.json"))
+            // A quantized lm_head of a tied model is its own tensor now: config.json says so, or
+            // vLLM and transformers would tie lm_head back to the float embedding and skip it.
+            let untie = config.tieWordEmbeddings == true && modules.contains("lm_head")
+            try AtomicFile.write(try configWithQuantization(configData, qc, untie: untie, path: configURL.path),
+                                 to: tmp.appendingPathComponent("config.json"))
             let report = QuantizationReport(source: dir.path, family: family.rawValue, options: o, quantized: modules, skipped: skipped,
                                             bytesBefore: bytes(of: weightFiles(dir)),
                                             bytesAfter: bytes(of: weightFiles(tmp)),
@@ -346,10 +350,19 @@ public enum Quantizer {
     }
 
     /// config.json text with `"quantization_config": {…}` appended as the last key (the rest of
-    /// the file kept byte for byte).
-    static func configWithQuantization(_ data: Data, _ qc: CTQuantizationConfig, path: String) throws -> Data {
+    /// the file kept byte for byte, but for `"tie_word_embeddings": true` turned false by `untie`).
+    static func configWithQuantization(_ data: Data, _ qc: CTQuantizationConfig, untie: Bool = false, path: String) throws -> Data {
         guard var text = String(data: data, encoding: .utf8), let close = text.lastIndex(of: "}") else {
             throw InputError(path, "config.json is not a JSON object")
+        }
+        if untie {
+            let re = try NSRegularExpression(pattern: #"("tie_word_embeddings"\s*:\s*)true"#)
+            let whole = NSRange(text.startIndex..., in: text)
+            guard re.numberOfMatches(in: text, range: whole) == 1 else {
+                throw InputError(path, "cannot find the one \"tie_word_embeddings\": true to untie the quantized lm_head")
+            }
+            text = re.stringByReplacingMatches(in: text, range: whole, withTemplate: "$1false")
+            return try configWithQuantization(Data(text.utf8), qc, path: path)
         }
         let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
         let block = String(decoding: try enc.encode(qc), as: UTF8.self)

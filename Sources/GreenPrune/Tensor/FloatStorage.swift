@@ -11,25 +11,48 @@ public final class MappedFile: @unchecked Sendable {
     public let count: Int
     /// The first byte (nil for an empty file).
     public let base: UnsafeRawPointer?
+    /// The open file, kept for `read(_:count:at:)`.
+    private let fd: Int32
 
     /// Maps `url`; the error names the file.
     public init(_ url: URL) throws {
         self.url = url
         let fd = open(url.path, O_RDONLY)
         guard fd >= 0 else { throw InputError(url.path, "cannot open: \(String(cString: strerror(errno)))") }
-        defer { close(fd) }
         var st = stat()
-        guard fstat(fd, &st) == 0 else { throw InputError(url.path, "cannot stat: \(String(cString: strerror(errno)))") }
-        guard (st.st_mode & S_IFMT) == S_IFREG else { throw InputError(url.path, "not a regular file") }
+        guard fstat(fd, &st) == 0 else {
+            close(fd)
+            throw InputError(url.path, "cannot stat: \(String(cString: strerror(errno)))")
+        }
+        guard (st.st_mode & S_IFMT) == S_IFREG else { close(fd); throw InputError(url.path, "not a regular file") }
         count = Int(st.st_size)
+        self.fd = fd
         if count == 0 { base = nil; return }
         let p = mmap(nil, count, PROT_READ, MAP_PRIVATE, fd, 0)
-        guard let p, p != MAP_FAILED else { throw InputError(url.path, "cannot mmap: \(String(cString: strerror(errno)))") }
+        guard let p, p != MAP_FAILED else {
+            close(fd)
+            throw InputError(url.path, "cannot mmap: \(String(cString: strerror(errno)))")
+        }
         base = UnsafeRawPointer(p)
     }
 
     deinit {
         if let base { munmap(UnsafeMutableRawPointer(mutating: base), count) }
+        close(fd)
+    }
+
+    /// Copies `count` bytes at file offset `offset` into `dst` with pread(2), not through the
+    /// mapping: the bytes come from the page cache without becoming resident pages of this
+    /// process. False when the read fails or comes up short (the caller falls back to the mapping).
+    public func read(_ dst: UnsafeMutableRawPointer, count n: Int, at offset: Int) -> Bool {
+        var done = 0
+        while done < n {
+            let got = pread(fd, dst + done, n - done, off_t(offset + done))
+            if got < 0, errno == EINTR { continue }
+            guard got > 0 else { return false }
+            done += got
+        }
+        return true
     }
 
     /// Drops this process's resident pages of `range` (the whole pages inside it) after their
@@ -102,6 +125,24 @@ public final class FloatStorage: @unchecked Sendable {
     public var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
     /// The buffer, for reading.
     public var buffer: UnsafeBufferPointer<Float> { UnsafeBufferPointer(start: pointer, count: count) }
+
+    /// out (n, c) = rows ids[0..<n] of this (V, c) table. A mapped table is read with pread, one
+    /// row per token: touching a mapped row would make the kernel map the 64 KB around it
+    /// (fault-around), so a few thousand scattered lookups would leave most of a table resident
+    /// (SmolLM2's: 113 MB) in a model that uses it only for lookups. Owned tables are copied.
+    public func gatherRows(_ ids: UnsafePointer<Int32>, count n: Int, width c: Int, into out: UnsafeMutablePointer<Float>) {
+        guard let mapping, let base = mapping.base else {
+            embeddingForward(out, ids: ids, table: pointer, n: n, c: c)
+            return
+        }
+        let start = UnsafeRawPointer(pointer) - base, rowBytes = c * MemoryLayout<Float>.size
+        for i in 0..<n {
+            let id = Int(ids[i]), dst = out + i * c
+            if !mapping.read(dst, count: rowBytes, at: start + id * rowBytes) {
+                dst.update(from: pointer + id * c, count: c)
+            }
+        }
+    }
 }
 
 /// Scratch float buffer grown on demand and reused (activations, per-(B, T) run state).
