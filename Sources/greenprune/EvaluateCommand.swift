@@ -10,8 +10,9 @@ struct Evaluate: ParsableCommand {
         discussion: """
             Decoder tasks: wikitext, wikitext2_chunked, ptb_chunked, lambada_openai and the \
             multiple-choice tasks described in configs/tasks/ (hellaswag, piqa, arc_easy, \
-            arc_challenge, boolq, winogrande, openbookqa). Encoder tasks: stsb, embedding_drift \
-            (needs --baseline). Writes OUT/results.json (lm-eval layout plus a `greenprune` block), \
+            arc_challenge, boolq, winogrande, openbookqa), and output_drift (needs --baseline: KL \
+            divergence, top-1 agreement, logits and hidden-state MSE against the baseline decoder \
+            on the wikitext2_chunked windows). Encoder tasks: stsb, embedding_drift (needs --baseline). Writes OUT/results.json (lm-eval layout plus a `greenprune` block), \
             OUT/trace.h5 and, with --log-samples, OUT/samples_<task>.jsonl; results.json is written \
             last, so a failed run leaves none. Prints a table on stdout and progress on stderr.
             """)
@@ -37,7 +38,7 @@ struct Evaluate: ParsableCommand {
     @Option(help: "Token budget of one plain batch (requests × longest sequence); 1 = one request per call.")
     var batchTokens: Int = 4096
 
-    @Option(help: "Baseline encoder directory (embedding_drift).")
+    @Option(help: "Baseline model directory (embedding_drift for encoders, output_drift for decoders).")
     var baseline: String?
 
     @Option(help: "Output directory.")

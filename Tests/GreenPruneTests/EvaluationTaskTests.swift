@@ -13,7 +13,7 @@ import GreenPrune
     @Test func registryHoldsEveryTask() throws {
         let names = try taskRegistry().names
         for n in ["wikitext", "wikitext2_chunked", "ptb_chunked", "lambada_openai", "hellaswag", "piqa", "arc_easy",
-                  "arc_challenge", "boolq", "winogrande", "openbookqa", "stsb", "embedding_drift"] {
+                  "arc_challenge", "boolq", "winogrande", "openbookqa", "stsb", "embedding_drift", "output_drift"] {
             #expect(names.contains(n), "\(n) missing")
         }
         #expect(throws: InputError.self) { try taskRegistry().task("nope") }

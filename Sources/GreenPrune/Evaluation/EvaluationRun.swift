@@ -10,7 +10,7 @@ public struct EvaluationRunOptions {
     /// Rolling-window / truncation length; nil = the model's `max_position_embeddings`.
     public var maxLength: Int?
     public var scorer = ScorerOptions()
-    /// Baseline encoder directory (`embedding_drift`).
+    /// Baseline model directory (`embedding_drift` for encoders, `output_drift` for decoders).
     public var baseline: URL?
     public var showProgress = true
     /// Where the task descriptions live (nil = `TaskRegistry.taskDirectory()`).
@@ -82,12 +82,19 @@ public enum EvaluationRun {
             let setup = TaskSetup(dataDirectory: options.dataDirectory, sequenceLength: options.sequenceLength, tokenizer: tokenizer)
             // Read every task's data first: a bad file fails the run before any scoring.
             var loaded: [(EvaluationTask, [TaskDocument], Int)] = []
+            var drift: (task: OutputDriftTask, baseline: LlamaModel, tokenizer: Tokenizer)?
             for (name, entry) in entries {
-                guard case let .language(task) = entry else {
+                switch entry {
+                case let .language(task):
+                    let all = try evaluator.documents(task, setup: setup)
+                    loaded.append((task, Evaluator.limited(all, options.limit), all.count))
+                case let .decoderDrift(task):
+                    guard let b = options.baseline else { throw InputError("--baseline", "\(name) needs the baseline decoder's directory") }
+                    // The windows are the baseline's tokens, so both models read the same ids.
+                    drift = (task, try ModelLoader.loadLlama(b), try TokenizerLoader.load(directory: b))
+                case .encoder:
                     throw InputError("--tasks", "\(name) needs a sentence encoder; \(directory.path) is a decoder")
                 }
-                let all = try evaluator.documents(task, setup: setup)
-                loaded.append((task, Evaluator.limited(all, options.limit), all.count))
             }
             // GREENPRUNE_PROFILE=1: seconds per forward phase on stderr after each task.
             let profile = ProcessInfo.processInfo.environment["GREENPRUNE_PROFILE"] == "1" ? ForwardProfile() : nil
@@ -103,6 +110,11 @@ public enum EvaluationRun {
                     FileHandle.standardError.write(Data(String(format: "profile %@: %.2f s wall; %@\n", task.name, wall, parts).utf8))
                     p.reset()
                 }
+            }
+            if let d = drift {
+                reports.append(TaskReport(try d.task.run(model, baseline: d.baseline, tokenizer: d.tokenizer,
+                                                         dataDirectory: options.dataDirectory, sequenceLength: options.sequenceLength,
+                                                         limit: options.limit, showProgress: options.showProgress)))
             }
         case let .bert(model):
             if model.tokenizer == nil { model.tokenizer = try TokenizerLoader.load(directory: directory) }

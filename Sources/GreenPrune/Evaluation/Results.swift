@@ -253,7 +253,8 @@ public struct EvaluationResults {
     /// /<task>/batches/kind       i32 [B]      0 = plain batch, 1 = shared-prefix (KV reuse) call
     /// /<task>                    attrs: wall_seconds
     /// ```
-    /// Encoder tasks hold `/<task>/<value>` f64 [N] per logged value instead (`cosine`, `mse`).
+    /// Encoder tasks hold `/<task>/<value>` f64 [N] per logged value instead (`cosine`, `mse`),
+    /// output_drift one per window (`kl_divergence`, `top1_agreement`, `logits_mse`, `hidden_mse`).
     public func writeTrace(_ url: URL) throws {
         let h5 = try HDF5Writer(url: url)
         try h5.setAttribute("/", "model", model.path)
@@ -284,7 +285,7 @@ public struct EvaluationResults {
                 try h5.write("\(g)/batches/kind", o.batches.map(\.kind.rawValue), shape: [o.batches.count])
             } else if let e = r.encoder {
                 wrote = false
-                for key in ["cosine", "mse"] {
+                for key in ["cosine", "mse", "kl_divergence", "top1_agreement", "logits_mse", "hidden_mse"] {
                     let vs = e.samples.compactMap { $0[key] as? Double }
                     if vs.count == e.samples.count, !vs.isEmpty {
                         try h5.write("\(g)/\(key)", vs, shape: [vs.count])

@@ -6,6 +6,8 @@ public struct TaskRegistry {
     public enum Entry {
         case language(EvaluationTask)
         case encoder(EncoderTask)
+        /// A decoder compared with its baseline (`output_drift`, needs `--baseline`).
+        case decoderDrift(OutputDriftTask)
     }
 
     public private(set) var entries: [String: Entry] = [:]
@@ -19,6 +21,7 @@ public struct TaskRegistry {
             entries[t.name] = .language(t)
         }
         for t: EncoderTask in [STSBTask(), EmbeddingDriftTask()] { entries[t.name] = .encoder(t) }
+        entries[OutputDriftTask().name] = .decoderDrift(OutputDriftTask())
         guard let dir = specDirectory else { return }
         let files = (try? FileManager.default.contentsOfDirectory(at: dir, includingPropertiesForKeys: nil)) ?? []
         for url in files.sorted(by: { $0.lastPathComponent < $1.lastPathComponent })

@@ -36,13 +36,14 @@ public enum TaskMetric {
         "boolq": "acc", "piqa": "acc", "hellaswag": "acc_norm", "winogrande": "acc", "arc_easy": "acc",
         "arc_challenge": "acc_norm", "openbookqa": "acc_norm", "lambada_openai": "acc", "wikitext": "word_perplexity",
         "wikitext2_chunked": "perplexity", "ptb_chunked": "perplexity", "stsb": "spearman", "embedding_drift": "mse",
+        "output_drift": "kl_divergence",
     ]
 
     /// Accuracies are fractions in results.json and shown in percent.
     public static func scale(_ metric: String) -> Double { metric.hasPrefix("acc") ? 100 : 1 }
 
     public static func lowerIsBetter(_ metric: String) -> Bool {
-        metric.contains("perplexity") || metric == "mse" || metric == "bits_per_byte"
+        metric.contains("perplexity") || metric.hasSuffix("mse") || metric == "kl_divergence" || metric == "bits_per_byte"
     }
 
     /// The metric shown for `task` in a run (the primary one, else the first numeric one).
@@ -53,7 +54,7 @@ public enum TaskMetric {
     }
 
     static func format(_ v: Double, metric: String) -> String {
-        if metric == "mse" { return String(format: "%.3g", v) }
+        if metric.hasSuffix("mse") || metric == "kl_divergence" { return String(format: "%.3g", v) }
         return String(format: metric.hasPrefix("acc") ? "%.1f" : "%.2f", v)
     }
 }

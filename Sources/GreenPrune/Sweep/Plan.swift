@@ -101,6 +101,7 @@ public enum WorkEstimate {
     public static let tokensPerDocument: [String: Double] = [
         "boolq": 175, "hellaswag": 60, "piqa": 41, "arc_easy": 39, "arc_challenge": 74, "openbookqa": 30,
         "winogrande": 36, "lambada_openai": 86, "wikitext": 5200, "wikitext2_chunked": 128, "ptb_chunked": 128,
+        "output_drift": 256,  // one window through the model and one through its baseline
     ]
     /// Seconds per document of the encoder tasks on two cores (all-MiniLM-L6-v2; the drift embeds twice).
     public static let encoderSecondsPerDocument: [String: Double] = ["stsb": 0.025, "embedding_drift": 0.02]
@@ -108,7 +109,7 @@ public enum WorkEstimate {
     public static let documents: [String: Double] = [
         "hellaswag": 10042, "piqa": 1838, "arc_easy": 2376, "arc_challenge": 1172, "boolq": 3270,
         "openbookqa": 500, "winogrande": 1267, "lambada_openai": 5153, "wikitext": 62,
-        "wikitext2_chunked": 2240, "ptb_chunked": 900, "stsb": 1379, "embedding_drift": 1379,
+        "wikitext2_chunked": 2240, "ptb_chunked": 900, "stsb": 1379, "embedding_drift": 1379, "output_drift": 2240,
     ]
     public static let assumptions = "SmolLM2 450 tokens/s read, MiniLM per document, Taylor pruning ≈ 3 passes over its calibration tokens"
 

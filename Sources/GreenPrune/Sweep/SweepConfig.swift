@@ -173,7 +173,7 @@ public struct SweepConfig: Codable, Equatable {
     /// Task names `greenprune evaluate` knows (../shared/TASKS.md).
     public static let knownTasks = [
         "hellaswag", "piqa", "arc_easy", "arc_challenge", "boolq", "openbookqa", "winogrande",
-        "lambada_openai", "wikitext", "wikitext2_chunked", "ptb_chunked", "stsb", "embedding_drift",
+        "lambada_openai", "wikitext", "wikitext2_chunked", "ptb_chunked", "stsb", "embedding_drift", "output_drift",
     ]
     /// The built-in tasks plus those described by `*.yaml` files in `$GREENPRUNE_TASKS`, else
     /// `./configs/tasks` (where `evaluate` finds task descriptions).
