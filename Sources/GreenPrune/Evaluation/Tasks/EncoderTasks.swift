@@ -12,7 +12,8 @@ public struct STSPair: Sendable, Equatable {
     }
 }
 
-/// What an encoder task produced.
+/// What an encoder task produced: metrics computed directly, not from scored requests (decoder
+/// `output_drift` returns one too, for the same reason).
 public struct EncoderOutcome {
     public var task: String
     public var version: Double
