@@ -13,7 +13,7 @@ struct Evaluate: ParsableCommand {
             arc_challenge, boolq, winogrande, openbookqa), and output_drift (needs --baseline: KL \
             divergence, top-1 agreement, logits and hidden-state MSE against the baseline decoder \
             on the wikitext2_chunked windows; it loads and runs the baseline too, so run it in its own \
-            call when memory, speed or energy matter). Encoder tasks: stsb, embedding_drift (needs --baseline). Writes OUT/results.json (lm-eval layout plus a `greenprune` block), \
+            call when memory, speed or energy matter, as sweeps do). Encoder tasks: stsb, embedding_drift (needs --baseline). Writes OUT/results.json (lm-eval layout plus a `greenprune` block), \
             OUT/trace.h5 and, with --log-samples, OUT/samples_<task>.jsonl; results.json is written \
             last, so a failed run leaves none. Prints a table on stdout and progress on stderr.
             """)

@@ -202,7 +202,9 @@ final class RecordingExecutor: StepExecutor {
             try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
             let tasks = after("--tasks")!.split(separator: ",")
             let body = tasks.map { "\"\($0)\": {\"acc,none\": 0.5, \"acc_stderr,none\": 0.1}" }.joined(separator: ",")
-            try Data("{\"results\": {\(body)}, \"greenprune\": {\"tokens_per_second\": 10.0, \"wall_seconds\": 1.0}}".utf8)
+            // A comparison (two models in one process) reports figures no variant should get.
+            let speed = tasks == ["output_drift"] ? "999.0, \"peak_rss_bytes\": 1e12" : "10.0"
+            try Data("{\"results\": {\(body)}, \"greenprune\": {\"tokens_per_second\": \(speed), \"wall_seconds\": 1.0}}".utf8)
                 .write(to: out.appendingPathComponent("results.json"))
         default: return 2
         }
@@ -250,6 +252,40 @@ final class RecordingExecutor: StepExecutor {
         #expect(ex.calls.map(\.projectName) == ["m__p/prune", "m__p/evaluate-1", "m__p/evaluate-2"])
         // The pruned model feeds evaluate; the baseline evaluates its source folder through the link.
         #expect(ex.calls[1].arguments[1] == ex.calls[0].arguments[3])
+    }
+
+    /// output_drift runs in its own `compare` step, outside the energy tracker, against the
+    /// model's own folder; its task results join results.json, its speed and memory do not.
+    @Test func comparisonsRunUnmeasuredAndKeepOutOfTheVariantsFigures() throws {
+        let dir = try SweepFixtures.tempDir("compare")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let m = try SweepFixtures.fakeModel(in: dir)
+        let yaml = """
+        output: \(dir.path)/out
+        energy: {enabled: true}
+        tasks: [piqa, {name: output_drift, limit: 4}]
+        models:
+          - {name: m, path: \(m.path), variants: [{name: q, quantize: {bits: 8}}]}
+        """
+        let plan = SweepPlan(config: try SweepConfig.parse(yaml, file: "c.yaml", defaults: [:]))
+        #expect(plan.runs[0].evaluationGroups.map(\.tasks) == [["piqa"]])
+        #expect(plan.describe().contains("compare output_drift --limit 4 (unmeasured)"))
+        let ex = RecordingExecutor()
+        let runner = SweepRunner(plan: plan, output: dir.appendingPathComponent("out"), executor: ex)
+        runner.log = { _ in }
+        #expect(try runner.run() == .init(done: 1, failed: 0, skipped: 0))
+        #expect(ex.calls.map(\.projectName) == ["m__q/quantize", "m__q/evaluate", "m__q/compare"])
+        let compare = ex.calls[2]
+        #expect(compare.energyDirectory == nil && ex.calls[1].energyDirectory != nil)
+        let a = compare.arguments
+        #expect(a[0] == "evaluate" && a[1] == ex.calls[1].arguments[1])
+        #expect(a.firstIndex(of: "--baseline").map { a[$0 + 1] } == m.path)
+        #expect(a.firstIndex(of: "--limit").map { a[$0 + 1] } == "4")
+        let obj = try JSONSerialization.jsonObject(with: Data(contentsOf: runner.runDirectory(plan.runs[0]).appendingPathComponent("results.json"))) as? [String: Any]
+        let results = obj?["results"] as? [String: Any]
+        #expect(results?["piqa"] != nil && results?["output_drift"] != nil)
+        let g = obj?["greenprune"] as? [String: Any]
+        #expect((g?["tokens_per_second"] as? NSNumber)?.doubleValue == 10 && g?["peak_rss_bytes"] == nil)
     }
 
     @Test func onlyRunsOneEntryAndChecksTheIndex() throws {

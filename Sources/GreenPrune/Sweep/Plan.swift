@@ -21,10 +21,18 @@ public struct PlannedRun: Codable, Equatable {
              estimatedSeconds = "estimated_seconds"
     }
 
-    /// Tasks grouped by `--limit` (one `evaluate` call per group), in the config's order.
+    /// Tasks that run the variant against its baseline in one process (`output_drift`): each
+    /// gets its own unmeasured `compare` step, so the baseline's memory, time and energy stay
+    /// out of the variant's figures.
+    public static let comparisonTasks: Set<String> = ["output_drift"]
+
+    /// The comparison tasks of this run, in the config's order.
+    public var comparisons: [SweepConfig.TaskSpec] { tasks.filter { Self.comparisonTasks.contains($0.name) } }
+
+    /// The other tasks grouped by `--limit` (one measured `evaluate` call per group), in the config's order.
     public var evaluationGroups: [(limit: Int?, tasks: [String])] {
         var groups: [(limit: Int?, tasks: [String])] = []
-        for t in tasks {
+        for t in tasks where !Self.comparisonTasks.contains(t.name) {
             if let i = groups.firstIndex(where: { $0.limit == t.limit }) { groups[i].tasks.append(t.name) }
             else { groups.append((t.limit, [t.name])) }
         }
@@ -79,6 +87,9 @@ public struct SweepPlan: Codable, Equatable {
             if let q = r.variant.quantize { steps.append("quantize " + q.arguments.joined(separator: " ")) }
             for g in r.evaluationGroups {
                 steps.append("evaluate " + g.tasks.joined(separator: ",") + (g.limit.map { " --limit \($0)" } ?? ""))
+            }
+            for t in r.comparisons {
+                steps.append("compare " + t.name + (t.limit.map { " --limit \($0)" } ?? "") + " (unmeasured)")
             }
             lines.append(String(format: "%3d  %@  %@  ~%@  %@", r.index, r.id.padding(toLength: idWidth, withPad: " ", startingAt: 0),
                                 r.settingsHash, ProgressBar.clock(r.estimatedSeconds), steps.joined(separator: " → ")))

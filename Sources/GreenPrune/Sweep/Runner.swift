@@ -173,28 +173,40 @@ public final class SweepRunner {
             let out = att.appendingPathComponent("steps/\(steps.count + 1)-\(name)/eval")
             var args = ["evaluate", model.path, "--tasks", g.tasks.joined(separator: ",")]
             if let l = g.limit { args += ["--limit", String(l)] }
-            if g.tasks.contains("embedding_drift") || g.tasks.contains("output_drift") { args += ["--baseline", run.modelPath] }
+            if g.tasks.contains("embedding_drift") { args += ["--baseline", run.modelPath] }
             args += ["--output", out.path] + run.variant.evaluateArgs
             try step(name, args, run: run, in: att, measured: plan.energy.enabled, steps: &steps)
+        }
+        // Against the baseline, in a process of its own that the energy tracker does not wrap:
+        // its results join results.json, its memory, speed and energy do not.
+        for t in run.comparisons {
+            let out = att.appendingPathComponent("steps/\(steps.count + 1)-compare/eval")
+            var args = ["evaluate", model.path, "--tasks", t.name, "--baseline", run.modelPath]
+            if let l = t.limit { args += ["--limit", String(l)] }
+            args += ["--output", out.path] + run.variant.evaluateArgs
+            try step("compare", args, run: run, in: att, measured: false, steps: &steps)
         }
     }
 
     /// Gathers the steps' outputs at the run folder's top: results.json (the evaluate groups
-    /// merged), emissions.csv (every measured step's rows), energy.json (per step), trace.h5 and
-    /// power.h5 (the first evaluate step's).
+    /// merged, plus the compare steps' task results without their greenprune figures),
+    /// emissions.csv (every measured step's rows), energy.json (per step), trace.h5 and power.h5
+    /// (the first evaluate step's).
     private func mergeOutputs(_ run: PlannedRun, in att: URL) throws {
         let fm = FileManager.default
         let stepDirs = ((try? fm.contentsOfDirectory(atPath: att.appendingPathComponent("steps").path)) ?? [])
             .sorted { (Int($0.prefix { $0.isNumber }) ?? 0) < (Int($1.prefix { $0.isNumber }) ?? 0) }
             .map { att.appendingPathComponent("steps/\($0)") }
         let evalDirs = stepDirs.filter { $0.lastPathComponent.contains("-evaluate") }
+        let compareDirs = stepDirs.filter { $0.lastPathComponent.hasSuffix("-compare") }
         var results: [[String: Any]] = []
-        for d in evalDirs {
+        for d in evalDirs + compareDirs {
             let url = d.appendingPathComponent("eval/results.json")
-            guard let data = fm.contents(atPath: url.path),
-                  let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            guard var obj = fm.contents(atPath: url.path).flatMap({ try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }) else {
                 throw InputError(url.path, "evaluate wrote no readable results.json")
             }
+            // A comparison's speed and memory are two models': keep only its task results.
+            if compareDirs.contains(d) { obj["greenprune"] = nil }
             results.append(obj)
         }
         let merged = ResultsMerge.merge(results)
