@@ -4,7 +4,7 @@ set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export GREENPRUNE_HOME="${GREENPRUNE_HOME:-$HOME/.cache/greenprune}"
 # The CLI the scripts run: a self-contained release build (Swift runtime and Foundation linked in;
-# it needs only the Debian libraries libopenblas and libhdf5), built in its own folder so the
+# it needs only libopenblas, and libhdf5 when it writes .h5 files), built in its own folder so the
 # tests' ordinary release build beside it is not rebuilt each time.
 GP="$ROOT/.build/static/release/greenprune"
 
@@ -42,7 +42,7 @@ if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
 fi
 
 # The release build of the CLI: one binary that runs without a Swift toolchain installed
-# (copy .build/static/release/greenprune anywhere with libopenblas0 and libhdf5 present).
+# (copy .build/static/release/greenprune anywhere with libopenblas0; libhdf5 is loaded when needed).
 build_release() {
   log "building (release, Swift standard library and Foundation linked statically)"
   (cd "$ROOT" && swift build -c release --static-swift-stdlib --scratch-path "$ROOT/.build/static" 2>&1 \

@@ -24,4 +24,7 @@ export GREENPRUNE_BIN="$GP"
 if ldd "$GP" | grep -E 'libswift|libFoundation|libdispatch|libBlocksRuntime' >&2; then
   log "$GP links the Swift runtime dynamically (above): it is meant to be self-contained"; exit 1
 fi
+if ldd "$GP" | grep -E 'libhdf5|libcurl' >&2; then
+  log "$GP links libhdf5 (above): it is meant to load it only when an .h5 file is read or written"; exit 1
+fi
 swift test -c release --disable-testable-imports "$@"

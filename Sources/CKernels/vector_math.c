@@ -162,3 +162,11 @@ void gpk_release_free_heap(void) {
     malloc_trim(0);
 #endif
 }
+
+GPK_CLONES void gpk_f16_to_f32(const unsigned short *src, float *dst, long n) {
+    for (long i = 0; i < n; i++) {
+        _Float16 h;
+        memcpy(&h, src + i, sizeof h);
+        dst[i] = (float)h;
+    }
+}

@@ -84,6 +84,8 @@ struct Energy: ParsableCommand {
     }
 
     func run() throws {
+        // power.h5 needs libhdf5: fail before the command runs, not after.
+        try HDF5Library.load(for: URL(fileURLWithPath: flags.outputDir).appendingPathComponent("power.h5"))
         let tracker = try EnergyTracker(flags.options)
         try tracker.start()
         let label = command.joined(separator: " ")

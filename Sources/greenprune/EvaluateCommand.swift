@@ -72,6 +72,8 @@ struct Evaluate: ParsableCommand {
     }
 
     func run() throws {
+        // trace.h5 needs libhdf5: fail now, not after the evaluation.
+        try HDF5Library.load(for: URL(fileURLWithPath: output).appendingPathComponent("trace.h5"))
         var options = EvaluationRunOptions(tasks: taskList, dataDirectory: Paths.dataDirectory(dataDir))
         options.limit = limit
         options.sequenceLength = seqLen

@@ -130,6 +130,8 @@ struct Prune: ParsableCommand {
     }
 
     func run() throws {
+        // importance.h5 needs libhdf5: fail now, not after the gradients.
+        if let out { try HDF5Library.load(for: URL(fileURLWithPath: out).appendingPathComponent("importance.h5")) }
         let start = Date()
         let dir = URL(fileURLWithPath: model)
         // Cheap checks against config.json before the weights are read.

@@ -41,6 +41,9 @@ struct Quantize: ParsableCommand {
     @Option(help: "How scales are chosen: minmax (the block's range) or mse (the shrunk range, p = 1 … 0.80, with the least rounding error Σ|w − ŵ|^2.4, as llm-compressor's MSE observer).")
     var observer: QuantObserver = .minmax
 
+    @Option(name: .customLong("scale-dtype"), help: "weight_scale storage: float16 (half the bytes, on disk and in memory for 4-bit layers; each scale is rounded up to a float16, at most 0.1% coarser, before the codes are computed, so every weight stays within half a step) or float32 (what llm-compressor writes for a float32 model).")
+    var scaleDType: ScaleType = .float16
+
     @Option(help: "Activations at run time: none (float) or int8 (dynamic per-token int8, int8×int8 kernels).")
     var activations: ActivationQuantization = .none
 
@@ -134,7 +137,7 @@ struct Quantize: ParsableCommand {
 
     func run() throws {
         let s = try QuantScheme(bits: bits, granularity: resolvedGranularity, groupSize: groupSize, symmetric: scheme == .symmetric,
-                                observer: observer)
+                                observer: observer, scaleType: scaleDType)
         var gptq: GPTQOptions?
         if method == .gptq {
             let file = calibration.map { URL(fileURLWithPath: $0) }
@@ -159,3 +162,4 @@ struct Quantize: ParsableCommand {
 }
 
 extension QuantObserver: ExpressibleByArgument {}
+extension ScaleType: ExpressibleByArgument {}

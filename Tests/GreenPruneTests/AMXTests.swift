@@ -105,11 +105,12 @@ struct AMXTests {
     /// 2⁻⁹ more (per-row scales keep the codes exact), so |Δ| ≤ 2⁻⁸·Σ|x||w| (plus float32
     /// accumulation). Also checks the band form (outputs 40..<100, row stride 80), the sgemm
     /// path at the same size, and that the error is not zero (the tiles really ran).
-    @Test("QuantizedLinear on AMX", arguments: [(8, QuantGranularity.channel, true), (8, .channel, false), (4, .group, false), (4, .group, true), (4, .channel, false)])
-    func quantizedLinear(_ bits: Int, _ gran: QuantGranularity, _ sym: Bool) throws {
+    @Test("QuantizedLinear on AMX", arguments: [(8, QuantGranularity.channel, true, ScaleType.float32), (8, .channel, false, .float32), (4, .group, false, .float32),
+                                                (4, .group, true, .float32), (4, .channel, false, .float32), (4, .group, false, .float16), (4, .channel, false, .float16)])
+    func quantizedLinear(_ bits: Int, _ gran: QuantGranularity, _ sym: Bool, _ scaleType: ScaleType) throws {
         guard Self.available else { print("AMX bf16 unavailable on this CPU: skipped"); return }
         let m = 77, n = 130, k = 192
-        let scheme = try QuantScheme(bits: bits, granularity: gran, groupSize: 64, symmetric: sym)
+        let scheme = try QuantScheme(bits: bits, granularity: gran, groupSize: 64, symmetric: sym, scaleType: scaleType)
         let w = randomMatrix(n, k, seed: 21), x = randomMatrix(m, k, seed: 22)
         let t = try w.withUnsafeBufferPointer { try scheme.quantize($0, rows: n, cols: k, name: "w") }
         let layer = try QuantizedLinear(t, bias: nil)

@@ -1,5 +1,7 @@
 import Foundation
 import Testing
+import CHDF5
+import CKernels
 import GreenPrune
 
 @Suite struct HDF5Tests {
@@ -26,5 +28,81 @@ import GreenPrune
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("gp-h5-\(UUID().uuidString).h5")
         let w = try HDF5Writer(url: url)
         #expect(throws: InputError.self) { try w.write("x", [1, 2, 3] as [Float], shape: [2, 2]) }
+    }
+}
+
+/// The run-time loader (CKernels' gp_hdf5.h) against the real <hdf5.h>, which this test target
+/// links through the CHDF5 system-library target.
+@Suite struct HDF5LoaderTests {
+    @Test func constantsAndTypesMatchTheHeader() throws {
+        try HDF5Library.load(for: URL(fileURLWithPath: "test.h5"))
+        #expect(MemoryLayout<gp_hid_t>.size == MemoryLayout<hid_t>.size)
+        #expect(MemoryLayout<gp_hsize_t>.size == MemoryLayout<hsize_t>.size)
+        #expect(MemoryLayout<gp_herr_t>.size == MemoryLayout<herr_t>.size)
+        #expect(gp_hid_t(GP_H5P_DEFAULT) == chdf5_p_default())
+        #expect(gp_hid_t(GP_H5S_ALL) == chdf5_s_all())
+        #expect(Int32(GP_H5S_SCALAR) == chdf5_s_scalar())
+        #expect(UInt32(GP_H5F_ACC_TRUNC) == chdf5_acc_trunc())
+        #expect(UInt32(GP_H5F_ACC_RDONLY) == chdf5_acc_rdonly())
+        // dlopen hands back the library this binary already links, so the ids are the same.
+        #expect(gp_h5t_native_float() == chdf5_native_float())
+        #expect(gp_h5t_native_double() == chdf5_native_double())
+        #expect(gp_h5t_native_int32() == chdf5_native_int32())
+        #expect(gp_h5t_native_int64() == chdf5_native_int64())
+        #expect(gp_h5t_c_s1() == chdf5_c_s1())
+        var major: UInt32 = 0, minor: UInt32 = 0, release: UInt32 = 0
+        H5get_libversion(&major, &minor, &release)
+        #expect(HDF5Library.version?.hasPrefix("\(major).\(minor).\(release) (") == true)
+    }
+
+    @Test func filesReadBackThroughTheLinkedLibrary() throws {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("gp-h5-\(UUID().uuidString).h5")
+        defer { try? FileManager.default.removeItem(at: url) }
+        let w = try HDF5Writer(url: url)
+        try w.write("a/b/x", [1, -2, 3, 4, 5, 6] as [Int32], shape: [3, 2])
+        try w.setAttribute("/a", "unit", "joules")
+        try w.close()
+        let f = H5Fopen(url.path, chdf5_acc_rdonly(), chdf5_p_default())
+        #expect(f >= 0)
+        defer { H5Fclose(f) }
+        let ds = H5Dopen2(f, "/a/b/x", chdf5_p_default())
+        #expect(ds >= 0)
+        defer { H5Dclose(ds) }
+        let space = H5Dget_space(ds)
+        defer { H5Sclose(space) }
+        var dims = [hsize_t](repeating: 0, count: 2)
+        #expect(H5Sget_simple_extent_ndims(space) == 2)
+        H5Sget_simple_extent_dims(space, &dims, nil)
+        #expect(dims == [3, 2])
+        var values = [Int64](repeating: 0, count: 6)
+        #expect(H5Dread(ds, chdf5_native_int64(), chdf5_s_all(), chdf5_s_all(), chdf5_p_default(), &values) >= 0)
+        #expect(values == [1, -2, 3, 4, 5, 6])
+        let group = H5Oopen(f, "/a", chdf5_p_default())
+        defer { H5Oclose(group) }
+        #expect(H5Aexists(group, "unit") > 0)
+    }
+
+    @Test func aMissingLibraryIsAnErrorNamingTheFile() throws {
+        // The loader runs once per process, so a bad GREENPRUNE_HDF5 is tried in a child: the CLI.
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gp-h5-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let p = Process()
+        p.executableURL = try CLIBinary.url()
+        p.arguments = ["energy", "--output-dir", dir.path, "--", "/bin/true"]
+        var env = ProcessInfo.processInfo.environment
+        env["GREENPRUNE_HDF5"] = "/nonexistent/libhdf5.so"
+        p.environment = env
+        let err = Pipe()
+        p.standardError = err
+        p.standardOutput = Pipe()
+        try p.run()
+        p.waitUntilExit()
+        let text = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(p.terminationStatus != 0)
+        #expect(text.contains("GREENPRUNE_HDF5=/nonexistent/libhdf5.so cannot be loaded"))
+        #expect(text.contains("power.h5"))
+        // Checked before the command ran: no energy.json or emissions row for a run without power.h5.
+        #expect(try FileManager.default.contentsOfDirectory(atPath: dir.path).isEmpty)
     }
 }

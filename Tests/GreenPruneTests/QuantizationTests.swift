@@ -42,6 +42,9 @@ struct QuantizationTests {
             s.append(try! QuantScheme(bits: bits, granularity: .tensor, symmetric: sym))
             s.append(try! QuantScheme(bits: bits, granularity: .channel, symmetric: sym))
             for g in [32, 64, 128] { s.append(try! QuantScheme(bits: bits, granularity: .group, groupSize: g, symmetric: sym)) }
+            // Float16 scales: rounded before the codes are computed, so the bound still holds.
+            s.append(try! QuantScheme(bits: bits, granularity: .channel, symmetric: sym, scaleType: .float16))
+            s.append(try! QuantScheme(bits: bits, granularity: .group, groupSize: 32, symmetric: sym, scaleType: .float16))
         } }
         return s
     }()
@@ -66,6 +69,31 @@ struct QuantizationTests {
         } }
         // The bound is tight: some weight lands near half a step (or the scheme is too coarse).
         #expect(worstSteps > 0.4)
+        if scheme.scaleType == .float16 { #expect(ScaleType.fitsFloat16(t.scales)) }
+    }
+
+    /// Float16 scale storage: the float16 at or just above the scale (never a smaller step),
+    /// unchanged when stored as float32.
+    @Test func float16ScaleRounding() throws {
+        let f16 = ScaleType.float16
+        // 0.1 lies between the float16s 0.0999755859375 and 0.10003662109375.
+        #expect(f16.stored(0.1) == 0.10003662109375)
+        #expect(f16.stored(0.0999755859375) == 0.0999755859375)
+        #expect(f16.stored(0.5) == 0.5)
+        #expect(ScaleType.float32.stored(0.1) == 0.1)
+        for s: Float in [0.1, 0.0123, 1e-6, 3.3e-7, 6e-5, Float.ulpOfOne] {
+            let v = f16.stored(s)
+            // Below 2⁻¹⁴ float16 values are 2⁻²⁴ apart; above, 2⁻¹⁰ relative.
+            #expect(v >= s && v - s <= max(s / 1024, 1.0 / 16_777_216) && ScaleType.fitsFloat16([v]), "\(s) → \(v)")
+        }
+        #expect(f16.stored(Float.ulpOfOne) == Float.ulpOfOne)  // the all-zero block's scale is exact
+        #expect(!ScaleType.fitsFloat16([70000]))
+        // A block of tiny weights: every one still within half a (stored) step, none clipped.
+        let scheme = try QuantScheme(bits: 8, granularity: .channel, symmetric: true, scaleType: .float16)
+        let w: [Float] = (0 ..< 64).map { Float($0 - 31) * 1e-6 }
+        let t = try w.withUnsafeBufferPointer { try scheme.quantize($0, rows: 1, cols: 64, name: "w") }
+        let d = t.dequantize()
+        for i in 0 ..< 64 { #expect(abs(w[i] - d[i]) <= t.scales[0] / 2 * 1.0001) }
     }
 
     /// Worked by hand from compressed-tensors' formulas.
@@ -201,16 +229,21 @@ struct QuantizationTests {
     /// relative to Σ|x||w| with tolerance 1e-5, through several tiles; bias added.
     /// Widths that are multiples of 8 go through the vector dequantization kernels, k = 250
     /// through the scalar path: both bit-identical to QuantizedTensor.dequantize.
-    @Test("QuantizedLinear = dequantized matmul", arguments: [(8, QuantGranularity.channel, true, 256), (4, .group, true, 256), (4, .group, false, 256), (8, .tensor, false, 256), (4, .channel, true, 256),
-                                                              (4, .channel, false, 250), (8, .channel, false, 250)])
-    func linearMatchesDequantized(_ bits: Int, _ gran: QuantGranularity, _ sym: Bool, _ k: Int) throws {
+    @Test("QuantizedLinear = dequantized matmul", arguments: [(8, QuantGranularity.channel, true, 256, ScaleType.float32), (4, .group, true, 256, .float32),
+                                                              (4, .group, false, 256, .float32), (8, .tensor, false, 256, .float32), (4, .channel, true, 256, .float32),
+                                                              (4, .channel, false, 250, .float32), (8, .channel, false, 250, .float32),
+                                                              (4, .group, false, 256, .float16), (4, .channel, true, 256, .float16), (4, .channel, false, 250, .float16),
+                                                              (8, .channel, true, 256, .float16)])
+    func linearMatchesDequantized(_ bits: Int, _ gran: QuantGranularity, _ sym: Bool, _ k: Int, _ scaleType: ScaleType) throws {
         let m = 5, n = 70
-        let scheme = try QuantScheme(bits: bits, granularity: gran, groupSize: 64, symmetric: sym)
+        let scheme = try QuantScheme(bits: bits, granularity: gran, groupSize: 64, symmetric: sym, scaleType: scaleType)
         let w = randomMatrix(n, k, seed: 3)
         let x = randomMatrix(m, k, seed: 4)
         let bias = (0 ..< n).map { Float($0) * 0.01 }
         let t = try w.withUnsafeBufferPointer { try scheme.quantize($0, rows: n, cols: k, name: "w") }
         let layer = try QuantizedLinear(t, bias: bias)
+        // 4-bit layers keep float16-exact scales as float16 (8-bit ones always as float32).
+        #expect(layer.hasFloat16Scales == (bits == 4 && scaleType == .float16))
         let saved = QuantizedLinear.tileElements
         QuantizedLinear.tileElements = 16 * k       // 5 tiles, the last one partial
         defer { QuantizedLinear.tileElements = saved }
@@ -285,10 +318,11 @@ struct QuantizationTests {
     /// forward(.int8): every ISA path gives bit-identical output (integer dots are exact and the
     /// float epilogue is shared), and the result is within the activation-quantization bound of
     /// the float product: |Σ (x − x̂)·w| ≤ (scale_x/2)·Σ|w| per output.
-    @Test("int8 activations", arguments: [(8, QuantGranularity.channel, true), (4, .group, true), (4, .group, false), (8, .channel, false)])
-    func int8Activations(_ bits: Int, _ gran: QuantGranularity, _ sym: Bool) throws {
+    @Test("int8 activations", arguments: [(8, QuantGranularity.channel, true, ScaleType.float32), (4, .group, true, .float32), (4, .group, false, .float32),
+                                          (8, .channel, false, .float32), (4, .group, false, .float16)])
+    func int8Activations(_ bits: Int, _ gran: QuantGranularity, _ sym: Bool, _ scaleType: ScaleType) throws {
         let m = 7, n = 96, k = 320
-        let scheme = try QuantScheme(bits: bits, granularity: gran, groupSize: 32, symmetric: sym)
+        let scheme = try QuantScheme(bits: bits, granularity: gran, groupSize: 32, symmetric: sym, scaleType: scaleType)
         let w = randomMatrix(n, k, seed: 21)
         let x = randomMatrix(m, k, seed: 22)
         let t = try w.withUnsafeBufferPointer { try scheme.quantize($0, rows: n, cols: k, name: "w") }

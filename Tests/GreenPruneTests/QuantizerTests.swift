@@ -51,13 +51,15 @@ struct QuantizerTests {
     /// The directory follows the compressed-tensors layout, loads with QuantizedLinear layers
     /// whose weights equal the scheme's quantize→dequantize of the originals, and the whole model
     /// scores like a float model built from those dequantized weights (|Δ logprob| ≤ 1e-4).
-    @Test("quantize → load → score", arguments: [(4, QuantGranularity.group, false), (8, .channel, true), (4, .channel, true), (8, .tensor, false)])
-    func endToEnd(_ bits: Int, _ gran: QuantGranularity, _ sym: Bool) throws {
+    @Test("quantize → load → score", arguments: [(4, QuantGranularity.group, false, ScaleType.float32), (8, .channel, true, .float32),
+                                                (4, .channel, true, .float32), (8, .tensor, false, .float32),
+                                                (4, .group, false, .float16), (8, .channel, true, .float16)])
+    func endToEnd(_ bits: Int, _ gran: QuantGranularity, _ sym: Bool, _ scaleType: ScaleType) throws {
         let root = temporaryDirectory("e2e")
         defer { try? FileManager.default.removeItem(at: root) }
         let src = root.appendingPathComponent("f32"), out = root.appendingPathComponent("q")
         try writeTinyLlama(src, layerDims: Self.pruned)
-        let scheme = try QuantScheme(bits: bits, granularity: gran, groupSize: 32, symmetric: sym)
+        let scheme = try QuantScheme(bits: bits, granularity: gran, groupSize: 32, symmetric: sym, scaleType: scaleType)
         let report = try Quantizer.quantize(model: src, to: out, options: QuantizeOptions(scheme: scheme), progress: false)
         #expect(report.quantized.count == 21)
         #expect(report.bytesAfter < report.bytesBefore)
@@ -68,6 +70,7 @@ struct QuantizerTests {
         let groups = gran == .group ? 2 : 1
         let scaleShape = gran == .tensor ? [1] : [32, groups]
         #expect(st.info(q + ".weight_scale")?.shape == scaleShape)
+        #expect(st.info(q + ".weight_scale")?.dtype == (scaleType == .float16 ? .f16 : .f32))
         if bits == 8 {
             #expect(st.info(q + ".weight")?.dtype == .i8 && st.info(q + ".weight")?.shape == [32, 64])
         } else {

@@ -32,6 +32,9 @@ long gpk_argmax(const float *x, long n);
 void gpk_dequant_u4_row(float *out, const unsigned int *words, const float *scale, const float *offset,
                         long n, long group);
 
+/// dst[i] = float(src[i]) for n IEEE float16 bit patterns (F16C where the CPU has it).
+void gpk_f16_to_f32(const unsigned short *src, float *dst, long n);
+
 /// One row of int8 codes to floats: out[c] = (q[c] − zero[g])·scale[g], g = c / group.
 /// n and group multiples of 8.
 void gpk_dequant_s8_row(float *out, const signed char *q, const float *scale, const float *zero,
@@ -53,6 +56,8 @@ void gpk_release_free_heap(void);
 /// nothing and returns 0 when the variable is already set or the library has no thread server.
 /// Call before any other thread uses BLAS.
 int gpk_blas_set_thread_timeout(int log2_cycles);
+
+#include "gp_hdf5.h"
 
 #ifdef __cplusplus
 }

@@ -155,12 +155,13 @@ public struct EnergyReport: Codable, Sendable {
         return lines.joined(separator: "\n")
     }
 
-    /// Writes `dir/energy.json` and `dir/power.h5` (atomically) and appends a row to
-    /// `dir/emissions.csv`, creating `dir` if needed.
+    /// Writes `dir/power.h5` and `dir/energy.json` (atomically) and appends a row to
+    /// `dir/emissions.csv`, creating `dir` if needed; in that order, so a failure leaves no
+    /// emissions row for a run whose files are missing.
     public func write(to dir: URL) throws {
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        if let t = trace { try t.write(to: dir.appendingPathComponent("power.h5"), report: self) }
         try AtomicFile.write(try json(), to: dir.appendingPathComponent("energy.json"))
         try EmissionsCSV.append(EmissionsCSV.row(for: self), to: dir.appendingPathComponent("emissions.csv"))
-        if let t = trace { try t.write(to: dir.appendingPathComponent("power.h5"), report: self) }
     }
 }

@@ -141,6 +141,7 @@ public final class EnergyTracker {
     /// tracker is stopped, nothing is written, and the error is rethrown.
     public static func measure<T>(_ options: EnergyOptions, writingTo dir: URL? = nil,
                                   _ body: (EnergyTracker) throws -> T) throws -> (result: T, report: EnergyReport) {
+        if let d = dir { try HDF5Library.load(for: d.appendingPathComponent("power.h5")) }
         let tracker = try EnergyTracker(options)
         try tracker.start()
         let result: T

@@ -245,7 +245,7 @@ public enum ModelLoader {
         var head: (any LinearLayer)?
         // A tied checkpoint may still carry lm_head.weight (ignored, as transformers does).
         let tied = c.tieWordEmbeddings
-        var embeddingRows = quantizedEmbed as? any EmbeddingRows
+        let embeddingRows = quantizedEmbed as? any EmbeddingRows
         if tied {
             // vLLM and transformers tie lm_head to the embedding and skip any lm_head tensors, so
             // a quantized one here would be silently dropped: refuse it (GreenPrune unties the

@@ -20,6 +20,29 @@ public enum QuantObserver: String, Codable, CaseIterable, Sendable {
     case mse
 }
 
+/// The type scales are stored in (compressed-tensors' `weight_scale` dtype).
+public enum ScaleType: String, Codable, CaseIterable, Sendable {
+    case float32
+    /// Scales are rounded *up* to a float16 before the codes are computed: a step at most 2⁻¹⁰
+    /// larger (in float16's normal range, [2⁻¹⁴, 65504]; coarser below it), never a smaller one,
+    /// which would push a block's extreme weights past the last code (a symmetric block's
+    /// largest weight sits exactly half a step inside it). So every weight stays within half a
+    /// step of the stored scale. A scale over 65504 cannot be stored.
+    case float16
+
+    /// `s` (> 0) as stored.
+    @inlinable public func stored(_ s: Float) -> Float {
+        guard self == .float16, s <= 65504 else { return s }
+        var h = Float16(s)
+        if Float(h) < s { h = h.nextUp }
+        return Float(h)
+    }
+    /// True when every value is exactly a float16 (what the writer and the loader check).
+    public static func fitsFloat16<C: Collection>(_ values: C) -> Bool where C.Element == Float {
+        values.allSatisfy { Float(Float16($0)) == $0 && $0.isFinite }
+    }
+}
+
 /// A round-to-nearest integer weight quantization scheme, as compressed-tensors defines it.
 ///
 /// Codes are signed: q ∈ [qmin, qmax] = [−2^(b−1), 2^(b−1)−1]. The range always contains 0
@@ -38,9 +61,11 @@ public struct QuantScheme: Codable, Equatable, Sendable {
     public var symmetric: Bool
     /// How scales are chosen (minmax unless asked).
     public var observer: QuantObserver
+    /// Scale storage (float32 unless asked; the CLI asks for float16).
+    public var scaleType: ScaleType
 
     enum CodingKeys: String, CodingKey {
-        case bits, granularity, groupSize = "group_size", symmetric, observer
+        case bits, granularity, groupSize = "group_size", symmetric, observer, scaleType = "scale_dtype"
     }
 
     /// Group sizes the command accepts.
@@ -48,7 +73,7 @@ public struct QuantScheme: Codable, Equatable, Sendable {
 
     /// Validates the combination; errors name the flag at fault in one line.
     public init(bits: Int, granularity: QuantGranularity, groupSize: Int? = nil, symmetric: Bool = true,
-                observer: QuantObserver = .minmax) throws {
+                observer: QuantObserver = .minmax, scaleType: ScaleType = .float32) throws {
         guard bits == 8 || bits == 4 else {
             throw InputError("--bits", "\(bits) is not supported (use 8 or 4)")
         }
@@ -65,6 +90,7 @@ public struct QuantScheme: Codable, Equatable, Sendable {
         self.groupSize = size
         self.symmetric = symmetric
         self.observer = observer
+        self.scaleType = scaleType
     }
 
     public init(from decoder: Decoder) throws {
@@ -73,7 +99,8 @@ public struct QuantScheme: Codable, Equatable, Sendable {
                       granularity: try c.decode(QuantGranularity.self, forKey: .granularity),
                       groupSize: try c.decodeIfPresent(Int.self, forKey: .groupSize),
                       symmetric: try c.decode(Bool.self, forKey: .symmetric),
-                      observer: try c.decodeIfPresent(QuantObserver.self, forKey: .observer) ?? .minmax)
+                      observer: try c.decodeIfPresent(QuantObserver.self, forKey: .observer) ?? .minmax,
+                      scaleType: try c.decodeIfPresent(ScaleType.self, forKey: .scaleType) ?? .float32)
     }
 
     /// Shrink factors the MSE observer tries (llm-compressor: grid 100, maxshrink 0.2).
@@ -131,6 +158,7 @@ public struct QuantScheme: Codable, Equatable, Sendable {
             scale = (mx - mn) / range
         }
         if scale == 0 { scale = Float.ulpOfOne }
+        scale = scaleType.stored(scale)
         if !symmetric {
             let z = Swift.min(Swift.max(Float(qmin) - mn / scale, Float(qmin)), Float(qmax))
             zero = Int(z.rounded(.toNearestOrEven))

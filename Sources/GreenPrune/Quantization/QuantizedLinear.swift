@@ -18,7 +18,9 @@ public enum ActivationQuantization: String, Codable, CaseIterable, Sendable {
 /// - 4-bit: compressed-tensors words, (out, ⌈in/8⌉) uint32, 8 codes per word least-significant
 ///   first, each code stored as q + 8;
 /// - `scales` (out, G) and, when asymmetric, `zeros` (out, G), G = in / groupLength groups per
-///   row (a per-tensor scale is repeated per row).
+///   row (a per-tensor scale is repeated per row). 4-bit layers whose scales are all exact
+///   float16 values (what `--scale-dtype float16` writes) keep them as float16, half the bytes;
+///   the kernels read them converted a row or a block at a time.
 /// With `.none`, `forward` dequantizes at most `tileElements` weights at a time into a float
 /// scratch buffer (threads split the rows) and multiplies with `cblas_sgemm`; with `.int8` it
 /// quantizes each input row to int8 and runs `Int8Kernels.gemm` (4-bit rows unpacked 256 at
@@ -41,7 +43,10 @@ public final class QuantizedLinear: LinearLayer {
     private let data: UnsafeRawBufferPointer
     /// The mapped file `data` points into (nil when the layer owns `data`).
     private let owner: AnyObject?
-    private let scales: UnsafeMutableBufferPointer<Float>
+    /// Scales as float32, or (`scales16`) as float16; exactly one is non-nil.
+    private let scales32: UnsafeMutableBufferPointer<Float>?
+    private let scales16: UnsafeMutableBufferPointer<Float16>?
+    private let scaleCount: Int
     private let zeros: UnsafeMutableBufferPointer<Int8>?
     private let bias: UnsafeMutableBufferPointer<Float>?
 
@@ -124,8 +129,16 @@ public final class QuantizedLinear: LinearLayer {
             data = UnsafeRawBufferPointer(raw)
             self.owner = nil
         }
-        self.scales = .allocate(capacity: scales.count)
-        _ = self.scales.initialize(from: scales)
+        scaleCount = scales.count
+        if bits == 4 && ScaleType.fitsFloat16(scales) {
+            let b = UnsafeMutableBufferPointer<Float16>.allocate(capacity: scales.count)
+            for (i, s) in scales.enumerated() { b[i] = Float16(s) }
+            scales16 = b; scales32 = nil
+        } else {
+            let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: scales.count)
+            _ = b.initialize(from: scales)
+            scales32 = b; scales16 = nil
+        }
         if let z = zeroPoints {
             let b = UnsafeMutableBufferPointer<Int8>.allocate(capacity: z.count)
             _ = b.initialize(from: z)
@@ -140,14 +153,33 @@ public final class QuantizedLinear: LinearLayer {
 
     deinit {
         if owner == nil { data.deallocate() }
-        scales.deallocate(); zeros?.deallocate(); bias?.deallocate()
+        scales32?.deallocate(); scales16?.deallocate(); zeros?.deallocate(); bias?.deallocate()
     }
 
     /// True when the codes are a zero-copy view into a mapped file.
     public var isMapped: Bool { owner != nil }
 
     public var residentBytes: Int {
-        data.count + scales.count * 4 + (zeros?.count ?? 0) + (bias?.count ?? 0) * 4
+        data.count + scaleCount * (scales16 == nil ? 4 : 2) + (zeros?.count ?? 0) + (bias?.count ?? 0) * 4
+    }
+
+    /// True when the scales are held as float16.
+    public var hasFloat16Scales: Bool { scales16 != nil }
+
+    /// Scale i as float32.
+    @inline(__always) private func scale(_ i: Int) -> Float {
+        if let s = scales16 { return Float(s[i]) }
+        return scales32![i]
+    }
+
+    /// Scales i ..< i + n as float32: a pointer into the float32 storage, or `tmp` (room for n)
+    /// filled from the float16 storage.
+    @inline(__always) private func scales(from i: Int, count n: Int, tmp: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
+        if let s = scales16 {
+            s.baseAddress!.withMemoryRebound(to: UInt16.self, capacity: scaleCount) { gpk_f16_to_f32($0 + i, tmp, n) }
+            return UnsafePointer(tmp)
+        }
+        return UnsafePointer(scales32!.baseAddress! + i)
     }
 
     /// True when the layer has a zero point per group (asymmetric scheme).
@@ -186,13 +218,13 @@ public final class QuantizedLinear: LinearLayer {
         let n = inFeatures, gl = groupLength, gpr = groupsPerRow
         if n % 8 == 0 && gl % 8 == 0 {
             // Vector kernels (CKernels), 8 columns per step; offsets as floats per row.
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * gpr) { buf in
-                let off = buf.baseAddress!, ones = off + gpr
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: 3 * gpr) { buf in
+                let off = buf.baseAddress!, ones = off + gpr, tmp = ones + gpr
                 ones.initialize(repeating: 1, count: gpr)
                 let base: Float = bits == 4 ? 8 : 0
                 for (i, row) in r.enumerated() {
                     for g in 0 ..< gpr { off[g] = base + Float(zeros?[row * gpr + g] ?? 0) }
-                    let sc = unitScale ? ones : scales.baseAddress! + row * gpr
+                    let sc = unitScale ? UnsafePointer(ones) : scales(from: row * gpr, count: gpr, tmp: tmp)
                     if bits == 8 {
                         gpk_dequant_s8_row(out + i * n, data.baseAddress!.assumingMemoryBound(to: Int8.self) + row * n,
                                            sc, off, n, gl)
@@ -209,7 +241,7 @@ public final class QuantizedLinear: LinearLayer {
             for (i, row) in r.enumerated() {
                 let q = src + row * n, o = out + i * n
                 for g in 0 ..< gpr {
-                    let s = unitScale ? 1 : scales[row * gpr + g], z = Float(zeros?[row * gpr + g] ?? 0)
+                    let s = unitScale ? 1 : scale(row * gpr + g), z = Float(zeros?[row * gpr + g] ?? 0)
                     for c in g * gl ..< (g + 1) * gl { o[c] = (Float(q[c]) - z) * s }
                 }
             }
@@ -222,7 +254,7 @@ public final class QuantizedLinear: LinearLayer {
             var c = 0
             for g in 0 ..< gpr {
                 // Stored nibble u = q + 8, so w = (u − (8 + z))·s, the subtraction exact in float.
-                let s = unitScale ? 1 : scales[row * gpr + g]
+                let s = unitScale ? 1 : scale(row * gpr + g)
                 let off = 8 + Float(zeros?[row * gpr + g] ?? 0)
                 let end = (g + 1) * gl
                 while c < end {
@@ -378,12 +410,14 @@ public final class QuantizedLinear: LinearLayer {
                     _ = qk_amx_pack_b16(Int64(Swift.max(0, hi - lo)), Int64(n), w, Int64(n), b + j * 16 * kp)
                 }
             }
-            let colScale: UnsafePointer<Float>? = exact ? UnsafePointer(scales.baseAddress! + r0) : nil
-            let c = out + (r0 - band.lowerBound)
-            let parts = Swift.min(Self.threads, Swift.max(1, t / 64))
-            DispatchQueue.concurrentPerform(iterations: parts) { p in
-                let c0 = (t * p / parts) / 32 * 32, c1 = p == parts - 1 ? t : (t * (p + 1) / parts) / 32 * 32
-                _ = qk_amx_bf16_gemm(Int64(m), Int64(t), Int64(n), Int64(c0), Int64(c1), a, b, colScale, accumulate ? 1 : 0, c, Int64(ldo))
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: exact ? t : 0) { tmp in
+                let colScale: UnsafePointer<Float>? = exact ? scales(from: r0, count: t, tmp: tmp.baseAddress!) : nil
+                let c = out + (r0 - band.lowerBound)
+                let parts = Swift.min(Self.threads, Swift.max(1, t / 64))
+                DispatchQueue.concurrentPerform(iterations: parts) { p in
+                    let c0 = (t * p / parts) / 32 * 32, c1 = p == parts - 1 ? t : (t * (p + 1) / parts) / 32 * 32
+                    _ = qk_amx_bf16_gemm(Int64(m), Int64(t), Int64(n), Int64(c0), Int64(c1), a, b, colScale, accumulate ? 1 : 0, c, Int64(ldo))
+                }
             }
             r0 = r1
         }
@@ -407,28 +441,29 @@ public final class QuantizedLinear: LinearLayer {
         let prepared = (UnsafePointer(au), UnsafePointer(asum))
         let parts = Swift.min(Self.threads, Swift.max(1, band.count / 64))
         let zp = zeros.map { UnsafePointer($0.baseAddress!) }
-        let sc = UnsafePointer(scales.baseAddress!)
         let isa = self.isa, gpr = groupsPerRow
         DispatchQueue.concurrentPerform(iterations: parts) { p in
             // Weight rows a..<b; the kernel sees them as rows 0..<(b − a) and writes out's columns
             // from a − band.lowerBound on.
             let a = band.lowerBound + band.count * p / parts, b = band.lowerBound + band.count * (p + 1) / parts
             if bits == 8 {
+                // 8-bit scales are always float32 (see init).
                 let w = UnsafePointer(data.baseAddress!.assumingMemoryBound(to: Int8.self))
                 Int8Kernels.gemm(isa: isa, m: m, n: b - a, k: n, columns: 0 ..< (b - a), a: qa, prepared: prepared, aScale: sa,
-                                 b: w + a * n, bScale: sc + a * gpr, bZero: zp.map { $0 + a * gpr },
+                                 b: w + a * n, bScale: UnsafePointer(scales32!.baseAddress! + a * gpr), bZero: zp.map { $0 + a * gpr },
                                  group: groupLength, c: out + (a - band.lowerBound), ldc: ldo)
             } else {
                 // Unpack 256 rows at a time; pointers are shifted so the kernel sees rows 0..<t.
                 let chunk = 256
                 let buf = UnsafeMutablePointer<Int8>.allocate(capacity: chunk * n)
-                defer { buf.deallocate() }
+                let sbuf = UnsafeMutablePointer<Float>.allocate(capacity: chunk * gpr)
+                defer { buf.deallocate(); sbuf.deallocate() }
                 var r = a
                 while r < b {
                     let e = Swift.min(b, r + chunk)
                     codes(rows: r ..< e, into: buf)
                     Int8Kernels.gemm(isa: isa, m: m, n: e - r, k: n, columns: 0 ..< (e - r), a: qa, prepared: prepared, aScale: sa,
-                                     b: buf, bScale: sc + r * gpr, bZero: zp.map { $0 + r * gpr },
+                                     b: buf, bScale: self.scales(from: r * gpr, count: (e - r) * gpr, tmp: sbuf), bZero: zp.map { $0 + r * gpr },
                                      group: groupLength, c: out + (r - band.lowerBound), ldc: ldo)
                     r = e
                 }

@@ -428,8 +428,13 @@ public enum Quantizer {
             let rows = info.shape[0], cols = info.shape[1]
             let gpr = scheme.granularity == .group ? cols / scheme.groupLength(cols: cols) : 1
             let scaleShape = scheme.granularity == .tensor ? [1] : [rows, gpr]
-            entries.append(SafeTensorsEntry(name: module + ".weight_scale", dtype: .f32, shape: scaleShape) {
-                try SafeTensorsWriter.encode(try quantized(module).scales, as: .f32)
+            let scaleDType: DType = scheme.scaleType == .float16 ? .f16 : .f32
+            entries.append(SafeTensorsEntry(name: module + ".weight_scale", dtype: scaleDType, shape: scaleShape) {
+                let scales = try quantized(module).scales
+                if scaleDType == .f16, !ScaleType.fitsFloat16(scales) {
+                    throw InputError(module, "has a scale over float16's 65504 (weights of millions); use --scale-dtype float32")
+                }
+                return try SafeTensorsWriter.encode(scales, as: scaleDType)
             })
             if scheme.bits == 8 {
                 entries.append(SafeTensorsEntry(name: module + ".weight", dtype: .i8, shape: [rows, cols]) {
