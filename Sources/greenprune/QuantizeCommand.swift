@@ -41,8 +41,8 @@ struct Quantize: ParsableCommand {
     @Option(help: "How scales are chosen: minmax (the block's range) or mse (the shrunk range, p = 1 … 0.80, with the least rounding error Σ|w − ŵ|^2.4, as llm-compressor's MSE observer).")
     var observer: QuantObserver = .minmax
 
-    @Option(name: .customLong("scale-dtype"), help: "weight_scale storage: float16 (half the bytes, on disk and in memory for 4-bit layers; each scale is rounded up to a float16, at most 0.1% coarser, before the codes are computed, so every weight stays within half a step) or float32 (what llm-compressor writes for a float32 model).")
-    var scaleDType: ScaleType = .float16
+    @Option(name: .customLong("scale-dtype"), help: "weight_scale storage: float16 (half the bytes, on disk and in memory for 4-bit layers; each scale is rounded up to a float16, at most 0.1% coarser, before the codes are computed, so every weight stays within half a step), float32 (what llm-compressor writes for a float32 model), or auto: float16 for --bits 4, float32 for --bits 8 (whose scales are a negligible share of the bytes and stay float32 in memory anyway).")
+    var scaleDType: ScaleChoice = .auto
 
     @Option(help: "Activations at run time: none (float) or int8 (dynamic per-token int8, int8×int8 kernels).")
     var activations: ActivationQuantization = .none
@@ -137,7 +137,7 @@ struct Quantize: ParsableCommand {
 
     func run() throws {
         let s = try QuantScheme(bits: bits, granularity: resolvedGranularity, groupSize: groupSize, symmetric: scheme == .symmetric,
-                                observer: observer, scaleType: scaleDType)
+                                observer: observer, scaleType: scaleDType.resolved(bits: bits))
         var gptq: GPTQOptions?
         if method == .gptq {
             let file = calibration.map { URL(fileURLWithPath: $0) }
@@ -162,4 +162,14 @@ struct Quantize: ParsableCommand {
 }
 
 extension QuantObserver: ExpressibleByArgument {}
-extension ScaleType: ExpressibleByArgument {}
+/// `--scale-dtype`: a `ScaleType`, or auto (float16 where it saves memory: 4-bit layers).
+enum ScaleChoice: String, ExpressibleByArgument, CaseIterable {
+    case auto, float16, float32
+    func resolved(bits: Int) -> ScaleType {
+        switch self {
+        case .auto: return bits == 4 ? .float16 : .float32
+        case .float16: return .float16
+        case .float32: return .float32
+        }
+    }
+}

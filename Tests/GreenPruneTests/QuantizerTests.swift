@@ -368,6 +368,28 @@ extension QuantizerTests {
         let text = String(decoding: try JSONEncoder().encode(cfg), as: UTF8.self)
         #expect(text.contains("\"observer\":\"mse\""))
     }
+
+    /// The CLI's `--scale-dtype auto` (the default) stores 4-bit scales as float16 and 8-bit ones
+    /// as float32; an explicit type wins.
+    @Test func cliScaleDTypeDefaults() throws {
+        let root = temporaryDirectory("scale-dtype")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let src = root.appendingPathComponent("f32")
+        try writeTinyLlama(src, layerDims: Self.pruned)
+        for (args, want) in [(["--bits", "4", "--group-size", "32"], DType.f16), (["--bits", "8"], .f32),
+                             (["--bits", "8", "--scale-dtype", "float16"], .f16), (["--bits", "4", "--scale-dtype", "float32"], .f32)] {
+            let out = root.appendingPathComponent(args.joined(separator: "_"))
+            let p = Process()
+            p.executableURL = try CLIBinary.url()
+            p.arguments = ["quantize", src.path, "--out", out.path, "--quiet"] + args
+            p.standardOutput = Pipe(); p.standardError = Pipe()
+            try p.run()
+            p.waitUntilExit()
+            #expect(p.terminationStatus == 0, "\(args)")
+            let st = try SafeTensorsReader(out)
+            #expect(st.info("model.layers.0.mlp.down_proj.weight_scale")?.dtype == want, "\(args)")
+        }
+    }
 }
 
 @Suite("GGUF export")
