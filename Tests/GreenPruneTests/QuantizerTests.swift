@@ -197,6 +197,37 @@ struct QuantizerTests {
         #expect(try m.score([seq]) != f.score([seq]))
     }
 
+    /// A tied checkpoint that also carries a stray lm_head.weight: transformers ties the head to
+    /// the embedding and ignores that tensor, so --include-head quantizes the embedding, and the
+    /// stray tensor is replaced by the quantized head, not kept beside it.
+    @Test(arguments: [4, 8])
+    func tiedHeadIgnoresAStrayTensor(_ bits: Int) throws {
+        let root = temporaryDirectory("stray")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let src = root.appendingPathComponent("f32"), out = root.appendingPathComponent("q")
+        try writeTinyLlama(src, layerDims: [(4, 96)])
+        let r0 = try SafeTensorsReader(src)
+        var entries = try r0.names.map { SafeTensorsEntry(name: $0, floats: try r0.floats($0).array, shape: r0.info($0)!.shape) }
+        entries.append(SafeTensorsEntry(name: "lm_head.weight", floats: (0 ..< 50 * 64).map { Float($0 % 7) - 3 }, shape: [50, 64]))
+        try SafeTensorsWriter.write(entries, to: src.appendingPathComponent("model.safetensors"))
+        let scheme = try QuantScheme(bits: bits, granularity: .channel)
+        let r = try Quantizer.quantize(model: src, to: out, options: QuantizeOptions(scheme: scheme, includeHead: true), progress: false)
+        #expect(r.quantized.contains("lm_head"))
+        let st = try SafeTensorsReader(out)
+        if bits == 8 {
+            #expect(st.info("lm_head.weight")?.dtype == .i8)
+        } else {
+            #expect(st.info("lm_head.weight") == nil && st.info("lm_head.weight_packed") != nil)
+        }
+        let m = try ModelLoader.loadLlama(out)
+        let head = try #require(m.weights.lmHead as? QuantizedLinear)
+        let table = try SafeTensorsReader(src).floats("model.embed_tokens.weight")
+        let expected = try scheme.quantize(table.buffer, rows: 50, cols: 64, name: "e").dequantize()
+        var got = [Float](repeating: 0, count: expected.count)
+        got.withUnsafeMutableBufferPointer { head.dequantize(rows: 0 ..< 50, into: $0.baseAddress!) }
+        #expect(got == expected)
+    }
+
     /// A tied config with a quantized lm_head (vLLM would drop the head silently) is refused.
     @Test func tiedConfigWithQuantizedHeadIsRefused() throws {
         let root = temporaryDirectory("tiedq")

@@ -232,7 +232,7 @@ public enum HessianCollection {
             var quantized = original
             for (name, lin) in original.linears where modules.contains(prefix + name) {
                 let module = prefix + name
-                let src = Quantizer.source(of: module, reader)
+                let src = Quantizer.source(of: module, reader, tied: false)  // layer modules only
                 let w = try replacing[src] ?? reader.floats(src).array
                 let q = try w.withUnsafeBufferPointer {
                     try GPTQ.quantize($0, rows: lin.outFeatures, cols: lin.inFeatures, hessian: hessians[module]!.sum,

@@ -178,7 +178,10 @@ public enum Quantizer {
     }
 
     /// Which modules of `reader` get quantized (sorted) and which Linear ones stay float (reason).
-    public static func plan(_ reader: SafeTensorsReader, family: ModelFamily, numLayers: Int,
+    /// With `tied` (config.json's tie_word_embeddings), the head is the embedding: a stray
+    /// lm_head.weight in the checkpoint is not the head (transformers and vLLM ignore it), so it
+    /// is never quantized as one.
+    public static func plan(_ reader: SafeTensorsReader, family: ModelFamily, numLayers: Int, tied: Bool,
                             options o: QuantizeOptions) -> (quantize: [String], skipped: [String: String]) {
         var q: [String] = [], skipped: [String: String] = [:]
         for name in reader.names {
@@ -189,6 +192,7 @@ public enum Quantizer {
             case .other: continue
             case .otherLinear: skipped[module] = "kept in float (outside the transformer layers)"; continue
             case .head where !o.includeHead: skipped[module] = "output head (use --include-head)"; continue
+            case .head where tied: continue  // the embedding is the head (added below)
             case .embedding where !o.includeEmbeddings: continue
             case .linear(let l) where l < o.skipFirst: skipped[module] = "--skip-first \(o.skipFirst)"; continue
             case .linear(let l) where l >= numLayers - o.skipLast: skipped[module] = "--skip-last \(o.skipLast)"; continue
@@ -201,16 +205,17 @@ public enum Quantizer {
         // A tied decoder has no lm_head tensor: --include-head stores a quantized copy of the
         // embedding as lm_head and unties the config (as llm-compressor does), so the head runs
         // quantized while the token lookups read the float table row by row, as vLLM does.
-        if family == .llama, o.includeHead, !o.includeEmbeddings, reader.info("lm_head.weight") == nil,
+        if family == .llama, o.includeHead, !o.includeEmbeddings, tied || reader.info("lm_head.weight") == nil,
            reader.info("model.embed_tokens.weight")?.shape.count == 2 {
             q.append("lm_head")
         }
         return (q, skipped)
     }
 
-    /// The float tensor a quantized module is made from (the tied head reads the embedding).
-    static func source(of module: String, _ reader: SafeTensorsReader) -> String {
-        module == "lm_head" && reader.info("lm_head.weight") == nil ? "model.embed_tokens.weight" : module + ".weight"
+    /// The float tensor a quantized module is made from (a tied head, or one without a tensor,
+    /// reads the embedding).
+    static func source(of module: String, _ reader: SafeTensorsReader, tied: Bool) -> String {
+        module == "lm_head" && (tied || reader.info("lm_head.weight") == nil) ? "model.embed_tokens.weight" : module + ".weight"
     }
 
     /// The weights files of a model directory, for size accounting.
@@ -252,10 +257,11 @@ public enum Quantizer {
         guard o.skipFirst + o.skipLast <= numLayers || numLayers == 0 else {
             throw InputError("--skip-first/--skip-last", "skip \(o.skipFirst)+\(o.skipLast) layers but the model has \(numLayers)")
         }
-        let (modules, skipped) = plan(reader, family: family, numLayers: numLayers, options: o)
+        let tied = config.tieWordEmbeddings == true
+        let (modules, skipped) = plan(reader, family: family, numLayers: numLayers, tied: tied, options: o)
         // Validate every width before writing anything.
         for m in modules {
-            let info = reader.info(source(of: m, reader))!
+            let info = reader.info(source(of: m, reader, tied: tied))!
             try o.scheme.validate(cols: info.shape[1], name: m)
         }
 
@@ -320,7 +326,7 @@ public enum Quantizer {
                 try fm.copyItem(at: item, to: tmp.appendingPathComponent(n))
             }
             let stats = o.gptq == nil ? nil : GPTQStats()
-            let entries = try tensorEntries(reader, modules: Set(modules), scheme: o.scheme, gptq: o.gptq, hessians: hessians,
+            let entries = try tensorEntries(reader, modules: Set(modules), tied: tied, scheme: o.scheme, gptq: o.gptq, hessians: hessians,
                                             precomputed: precomputed, stats: stats, replacing: rescaled)
             let bar = progress ? ProgressBar("quantize", total: entries.count, unit: "tensors") : nil
             try SafeTensorsWriter.write(entries, metadata: ["format": "pt", "quantized_by": "greenprune"],
@@ -379,7 +385,7 @@ public enum Quantizer {
     /// With `gptq`, modules that have a Hessian accumulator go through `GPTQ.quantize`. Float
     /// tensors named in `replacing` (SmoothQuant's or AWQ's) take the place of the checkpoint's, both where
     /// they are quantized and where they are written as they are (as F32).
-    static func tensorEntries(_ reader: SafeTensorsReader, modules: Set<String>, scheme: QuantScheme,
+    static func tensorEntries(_ reader: SafeTensorsReader, modules: Set<String>, tied: Bool, scheme: QuantScheme,
                               gptq: GPTQOptions? = nil, hessians: [String: HessianAccumulator] = [:],
                               precomputed: [String: QuantizedTensor] = [:],
                               stats: GPTQStats? = nil, replacing: [String: [Float]] = [:]) throws -> [SafeTensorsEntry] {
@@ -387,7 +393,7 @@ public enum Quantizer {
         let cache = Cache()
         func quantized(_ m: String) throws -> QuantizedTensor {
             if cache.name == m, let t = cache.tensor { return t }
-            let src = source(of: m, reader)
+            let src = source(of: m, reader, tied: tied)
             let info = reader.info(src)!
             let stored = try reader.floats(src)
             func quantize(_ w: UnsafeBufferPointer<Float>) throws -> QuantizedTensor {
@@ -424,7 +430,7 @@ public enum Quantizer {
                 entries.append(SafeTensorsEntry(name: name, dtype: info.dtype, shape: info.shape) { Data(file.bytes(info)) })
                 continue
             }
-            let info = reader.info(source(of: module, reader))!
+            let info = reader.info(source(of: module, reader, tied: tied))!
             let rows = info.shape[0], cols = info.shape[1]
             let gpr = scheme.granularity == .group ? cols / scheme.groupLength(cols: cols) : 1
             let scaleShape = scheme.granularity == .tensor ? [1] : [rows, gpr]
