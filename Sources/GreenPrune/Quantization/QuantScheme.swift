@@ -61,7 +61,7 @@ public struct QuantScheme: Codable, Equatable, Sendable {
     public var symmetric: Bool
     /// How scales are chosen (minmax unless asked).
     public var observer: QuantObserver
-    /// Scale storage (float32 unless asked; the CLI asks for float16).
+    /// Scale storage (float32 unless asked; the CLI's default asks for float16 at 4 bits).
     public var scaleType: ScaleType
 
     enum CodingKeys: String, CodingKey {

@@ -19,7 +19,7 @@ public enum ActivationQuantization: String, Codable, CaseIterable, Sendable {
 ///   first, each code stored as q + 8;
 /// - `scales` (out, G) and, when asymmetric, `zeros` (out, G), G = in / groupLength groups per
 ///   row (a per-tensor scale is repeated per row). 4-bit layers whose scales are all exact
-///   float16 values (what `--scale-dtype float16` writes) keep them as float16, half the bytes;
+///   float16 values (what `quantize` writes at 4 bits by default) keep them as float16, half the bytes;
 ///   the kernels read them converted a row or a block at a time.
 /// With `.none`, `forward` dequantizes at most `tileElements` weights at a time into a float
 /// scratch buffer (threads split the rows) and multiplies with `cblas_sgemm`; with `.int8` it
