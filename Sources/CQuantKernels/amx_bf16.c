@@ -90,6 +90,94 @@ void qk_amx_pack_a(int64_t m0, int64_t m1, int64_t M, int64_t K, const float *x,
     }
 }
 
+#ifdef QK_AMX
+// tile[p·16 + c] = lane p of r[c]: the 16×16 transpose of 32-bit values (bf16 pairs), in three
+// steps: 32-bit and 64-bit interleaves inside 128-bit lanes, then 128-bit lane shuffles.
+__attribute__((target("avx512f")))
+static void transpose16_store(const __m512i r[16], uint32_t *tile) {
+    __m512i t[16], u[16];
+    for (int k = 0; k < 8; k++) {
+        // t[2k], t[2k+1]: rows 2k and 2k+1 interleaved (columns 4L, 4L+1 and 4L+2, 4L+3 of lane L).
+        t[2 * k] = _mm512_unpacklo_epi32(r[2 * k], r[2 * k + 1]);
+        t[2 * k + 1] = _mm512_unpackhi_epi32(r[2 * k], r[2 * k + 1]);
+    }
+    for (int m = 0; m < 4; m++) {
+        // u[4m + c], lane L: rows 4m..4m+3 of column 4L + c.
+        u[4 * m] = _mm512_unpacklo_epi64(t[4 * m], t[4 * m + 2]);
+        u[4 * m + 1] = _mm512_unpackhi_epi64(t[4 * m], t[4 * m + 2]);
+        u[4 * m + 2] = _mm512_unpacklo_epi64(t[4 * m + 1], t[4 * m + 3]);
+        u[4 * m + 3] = _mm512_unpackhi_epi64(t[4 * m + 1], t[4 * m + 3]);
+    }
+    for (int c = 0; c < 4; c++) {
+        // Column 4L + c gathers lane L of u[c], u[4+c], u[8+c], u[12+c].
+        const __m512i x0 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0x88), x1 = _mm512_shuffle_i32x4(u[c], u[4 + c], 0xDD);
+        const __m512i y0 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0x88), y1 = _mm512_shuffle_i32x4(u[8 + c], u[12 + c], 0xDD);
+        _mm512_storeu_si512((void *)(tile + (0 + c) * 16), _mm512_shuffle_i32x4(x0, y0, 0x88));
+        _mm512_storeu_si512((void *)(tile + (4 + c) * 16), _mm512_shuffle_i32x4(x1, y1, 0x88));
+        _mm512_storeu_si512((void *)(tile + (8 + c) * 16), _mm512_shuffle_i32x4(x0, y0, 0xDD));
+        _mm512_storeu_si512((void *)(tile + (12 + c) * 16), _mm512_shuffle_i32x4(x1, y1, 0xDD));
+    }
+}
+
+__attribute__((target("avx512f")))
+static void transpose_rows(uint16_t *const row[16], int64_t kb, uint16_t *tiles) {
+    for (int64_t t = 0; t < kb; t++) {
+        __m512i v[16];
+        for (int c = 0; c < 16; c++) v[c] = _mm512_loadu_si512((const void *)(row[c] + 32 * t));
+        transpose16_store(v, (uint32_t *)(tiles + t * 512));
+    }
+}
+
+__attribute__((target("avx512f,avx512bw,avx512bf16,avx512vl")))
+static void pack_q_avx512(int64_t rows, int64_t K, int bits, const uint8_t *data, int64_t row_bytes, const float *scale,
+                          const float *offset, int64_t gpr, int64_t group, uint16_t *tiles) {
+    const __m128i low4 = _mm_set1_epi8(0x0F);
+    for (int64_t t = 0; t < K / 32; t++) {
+        const int64_t k0 = 32 * t;
+        __m512i v[16];
+        for (int64_t r = 0; r < 16; r++) {
+            if (r >= rows) { v[r] = _mm512_setzero_si512(); continue; }
+            __m512 lo, hi;  // values k0..k0+15 and k0+16..k0+31 of row r
+            if (bits == 4) {
+                // Byte i holds value 2i in its low nibble and 2i+1 in its high nibble.
+                const __m128i b = _mm_loadu_si128((const __m128i *)(data + r * row_bytes + k0 / 2));
+                const __m128i ln = _mm_and_si128(b, low4), hn = _mm_and_si128(_mm_srli_epi16(b, 4), low4);
+                lo = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_unpacklo_epi8(ln, hn)));
+                hi = _mm512_cvtepi32_ps(_mm512_cvtepu8_epi32(_mm_unpackhi_epi8(ln, hn)));
+            } else {
+                const int8_t *q = (const int8_t *)(data + r * row_bytes + k0);
+                lo = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)q)));
+                hi = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(q + 16))));
+            }
+            const int64_t g0 = r * gpr + k0 / group, g1 = r * gpr + (k0 + 16) / group;
+            lo = _mm512_sub_ps(lo, _mm512_set1_ps(offset[g0]));
+            hi = _mm512_sub_ps(hi, _mm512_set1_ps(offset[g1]));
+            if (scale) {
+                lo = _mm512_mul_ps(lo, _mm512_set1_ps(scale[g0]));
+                hi = _mm512_mul_ps(hi, _mm512_set1_ps(scale[g1]));
+            }
+            v[r] = (__m512i)_mm512_cvtne2ps_pbh(hi, lo);
+        }
+        transpose16_store(v, (uint32_t *)(tiles + t * 512));
+    }
+}
+#endif
+
+int qk_amx_pack_q(int64_t rows, int64_t K, int bits, const void *data, int64_t row_bytes, const float *scale,
+                  const float *offset, int64_t gpr, int64_t group, uint16_t *tiles) {
+#ifdef QK_AMX
+    if (!qk_amx_bf16_available() || (bits != 4 && bits != 8) || rows < 0 || rows > 16 || K <= 0 || K % 32 != 0 ||
+        group <= 0 || group % 16 != 0 || K % group != 0 || gpr != K / group)
+        return -1;
+    pack_q_avx512(rows, K, bits, (const uint8_t *)data, row_bytes, scale, offset, gpr, group, tiles);
+    return 0;
+#else
+    (void)rows; (void)K; (void)bits; (void)data; (void)row_bytes; (void)scale; (void)offset; (void)gpr; (void)group;
+    (void)tiles;
+    return -1;
+#endif
+}
+
 int qk_amx_pack_b16(int64_t rows, int64_t K, const float *w, int64_t ldw, uint16_t *tiles) {
     const int64_t Kp = round_up(K, 32), kb = Kp / 32;
     // Rows to bf16 first (row r as Kp/2 pairs), then a 16×16 transpose of 32-bit pairs per tile.
@@ -101,6 +189,13 @@ int qk_amx_pack_b16(int64_t rows, int64_t K, const float *w, int64_t ldw, uint16
         if (r < rows) pack_row(w + r * ldw, K, row[r], Kp);
         else memset(row[r], 0, (size_t)Kp * 2);
     }
+#ifdef QK_AMX
+    if (qk_amx_bf16_available()) {
+        transpose_rows(row, kb, tiles);
+        free(rowbuf);
+        return 0;
+    }
+#endif
     for (int64_t t = 0; t < kb; t++) {
         uint32_t *tile = (uint32_t *)(tiles + t * 512);
         for (int64_t p = 0; p < 16; p++)

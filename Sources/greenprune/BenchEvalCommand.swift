@@ -30,7 +30,7 @@ struct BenchEval: ParsableCommand {
     var dataDir: String?
 
     @Option(help: "Token budget of one engine batch.")
-    var batchTokens: Int = 4096
+    var batchTokens: Int = defaultBatchTokens
 
     @Option(help: "lm-eval (Hugging Face backend, 2 threads) throughput this machine was measured at.")
     var lmEvalTokensPerSecond: Double = 490

@@ -37,7 +37,7 @@ struct Evaluate: ParsableCommand {
     var maxLength: Int?
 
     @Option(help: "Token budget of one plain batch (requests × longest sequence); 1 = one request per call.")
-    var batchTokens: Int = 4096
+    var batchTokens: Int = defaultBatchTokens
 
     @Option(help: "Baseline model directory (embedding_drift for encoders, output_drift for decoders).")
     var baseline: String?

@@ -36,7 +36,7 @@ struct QuantBench: ParsableCommand {
     var seqLen: Int = 128
 
     @Option(help: "Tokens per scoring batch (decoder); smaller batches need less activation memory.")
-    var batchTokens: Int = 4096
+    var batchTokens: Int = defaultBatchTokens
 
     @Option(help: "Evaluation data directory.")
     var dataDir: String?

@@ -52,6 +52,48 @@ struct AMXTests {
         } } } }
     }
 
+    /// Codes straight to tiles (qk_amx_pack_q) equal the rows dequantized by the definition,
+    /// (q − offset)·scale in float32, then packed (qk_amx_pack_b16), bit for bit: 4-bit nibbles
+    /// (least significant first) and int8 codes, groups of 16 to the whole row, full and partial
+    /// blocks, with and without scales. Layouts the kernel does not take are refused.
+    @Test(arguments: [4, 8])
+    func packQuantizedEqualsDequantizeThenPack(_ bits: Int) {
+        guard Self.available else { print("AMX bf16 unavailable on this CPU: skipped"); return }
+        var rng = SplitMix64(seed: UInt64(bits))
+        for k in [32, 192, 576] {
+            for group in [16, 32, 64, 192, k] where k % group == 0 {
+                for rows in [16, 5] {
+                    let gpr = k / group, rowBytes = bits == 4 ? k / 2 : k
+                    let data = (0 ..< 16 * rowBytes).map { _ in UInt8(truncatingIfNeeded: rng.next()) }
+                    let scale = (0 ..< 16 * gpr).map { _ in Float(rng.next() % 1000 + 1) * 1e-4 }
+                    let offset = (0 ..< 16 * gpr).map { _ in Float(bits == 4 ? 8 : 0) + Float(Int(rng.next() % 15) - 7) }
+                    for scaled in [true, false] {
+                        var w = [Float](repeating: 0, count: 16 * k)
+                        for r in 0 ..< rows { for c in 0 ..< k {
+                            let q: Float = bits == 4
+                                ? Float((data[r * rowBytes + c / 2] >> (c % 2 == 0 ? 0 : 4)) & 0xF)
+                                : Float(Int8(bitPattern: data[r * rowBytes + c]))
+                            let g = r * gpr + c / group
+                            w[r * k + c] = scaled ? (q - offset[g]) * scale[g] : q - offset[g]
+                        } }
+                        var want = [UInt16](repeating: 0xFFFF, count: 16 * k), got = want
+                        _ = qk_amx_pack_b16(Int64(rows), Int64(k), w, Int64(k), &want)
+                        let rc = qk_amx_pack_q(Int64(rows), Int64(k), Int32(bits), data, Int64(rowBytes), scaled ? scale : nil,
+                                               offset, Int64(gpr), Int64(group), &got)
+                        #expect(rc == 0)
+                        #expect(got == want, "bits \(bits) k \(k) group \(group) rows \(rows) scaled \(scaled)")
+                    }
+                }
+            }
+        }
+        var tiles = [UInt16](repeating: 0, count: 16 * 64)
+        let codes = [UInt8](repeating: 0, count: 16 * 64), ones = [Float](repeating: 1, count: 64)
+        #expect(qk_amx_pack_q(16, 40, Int32(bits), codes, 64, ones, ones, 1, 40, &tiles) == -1)   // width not a multiple of 32
+        #expect(qk_amx_pack_q(16, 64, Int32(bits), codes, 64, ones, ones, 8, 8, &tiles) == -1)    // groups of 8
+        #expect(qk_amx_pack_q(16, 64, 3, codes, 64, ones, ones, 1, 64, &tiles) == -1)             // 3 bits
+        #expect(qk_amx_pack_q(17, 64, Int32(bits), codes, 64, ones, ones, 1, 64, &tiles) == -1)   // more than 16 rows
+    }
+
     /// Small integers are exact in bf16 and their sums exact in float32, so the tiles must give
     /// the integer product exactly, column scales applied after. Sizes leave partial tiles in
     /// M, N and K; two column ranges (as two threads would) and a row stride wider than N.

@@ -227,6 +227,33 @@ import GreenPrune
         #expect(worst < 1e-5, "max |Δ| = \(worst)")
     }
 
+    /// The decoder writes the attention output over its queries (out == q). Each (sequence,
+    /// head) reads its queries before it writes those rows, so in place must equal a separate
+    /// output buffer bit for bit: the grouped-query path (T ≤ 256) and the blocked causal path
+    /// (T = 300, three query blocks), with a cached past, GQA and padding.
+    @Test(arguments: [(40, 0), (120, 25), (300, 0), (300, 7)])
+    func attentionInPlaceOverQueriesEqualsSeparateOutput(_ c: (t: Int, past: Int)) {
+        let (t, past) = c
+        let b = 2, h = 6, g = 2, d = 8, s = past + t, l = past + t
+        var seed: UInt32 = 5
+        func rnd() -> Float { seed = seed &* 1664525 &+ 1013904223; return Float(Int(seed >> 9) % 2001 - 1000) / 500 }
+        let q = (0..<(b * t * h * d)).map { _ in rnd() }
+        let k = (0..<(b * s * g * d)).map { _ in rnd() }
+        let v = (0..<(b * s * g * d)).map { _ in rnd() }
+        let lengths = [t, max(1, t - 9)]
+        var separate = [Float](repeating: 0, count: q.count), inPlace = q
+        var scratch = [Float](repeating: 0, count: t * l)
+        attentionForward(&separate, probs: nil, q: q, k: k, v: v, lengths: lengths, b: b, t: t, past: past, s: s,
+                         heads: h, kvHeads: g, d: d, qStride: h * d, kvStride: g * d, causal: true, scratch: &scratch)
+        inPlace.withUnsafeMutableBufferPointer { p in
+            attentionForward(p.baseAddress!, probs: nil, q: p.baseAddress!, k: k, v: v, lengths: lengths, b: b, t: t,
+                             past: past, s: s, heads: h, kvHeads: g, d: d, qStride: h * d, kvStride: g * d,
+                             causal: true, scratch: &scratch)
+        }
+        #expect(inPlace == separate, "t \(t) past \(past)")
+        #expect(inPlace != q)
+    }
+
     @Test func parallelForCoversEveryIndexOnce() {
         var hits = [Int](repeating: 0, count: 10_007)
         hits.withUnsafeMutableBufferPointer { h in

@@ -74,6 +74,16 @@ void qk_amx_pack_a(int64_t m0, int64_t m1, int64_t M, int64_t K, const float *x,
 /// to its Kp/32 tiles (Kp·16 values). Returns 0, or -1 when scratch memory runs out.
 int qk_amx_pack_b16(int64_t rows, int64_t K, const float *w, int64_t ldw, uint16_t *tiles);
 
+/// One block of 16 rows of a quantized weight straight to its Kp/32 tiles, the same bits as
+/// qk_amx_pack_b16 of the dequantized rows: value k of row r (r < rows ≤ 16; missing rows are
+/// zero) is (q − offset[r·gpr + k/group]) · scale[r·gpr + k/group] (scale NULL: no product),
+/// with q the unsigned nibble k of the row (bits 4: eight per little-endian uint32, least
+/// significant first) or its int8 code (bits 8); rows start row_bytes apart in data. Needs
+/// AVX-512 BF16, K a multiple of 32 and group a multiple of 16 dividing K. Returns 0, or -1
+/// when those do not hold (the caller then dequantizes and uses qk_amx_pack_b16).
+int qk_amx_pack_q(int64_t rows, int64_t K, int bits, const void *data, int64_t row_bytes, const float *scale,
+                  const float *offset, int64_t gpr, int64_t group, uint16_t *tiles);
+
 /// C[m, n] = col_scale[n] · Σ_k A[m,k]·W[n,k] (col_scale NULL: 1), plus C's old value when
 /// accumulate is nonzero, for m < M and output columns n in [n0, n1), from packed A and B; n0 a
 /// multiple of 32, n1 a multiple of 32 or N. C has row stride ldc and only those entries are

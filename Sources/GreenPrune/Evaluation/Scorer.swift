@@ -1,5 +1,12 @@
 import Foundation
 
+/// Tokens one decoder forward takes by default (requests × longest sequence): llama.cpp's physical
+/// batch (`n_ubatch`). The activations of a forward grow with it (SmolLM2: about 17 KB per token,
+/// 69 MB at 4096 tokens, more than the INT4 model's packed weights), while the products are as
+/// fast per token at 512 rows as at 4096 for float32 weights (`scripts/bench-quant.sh` measures
+/// both). `--batch-tokens` raises it.
+public let defaultBatchTokens = 512
+
 /// How the engine schedules work on the model.
 public struct ScorerOptions: Sendable, Equatable {
     /// Multiple-choice requests of one document that share their context go through
@@ -9,7 +16,7 @@ public struct ScorerOptions: Sendable, Equatable {
     /// Upper bound on (requests × longest sequence) in one plain batch; a longer request goes alone.
     /// 1 gives one request per call (the lm-eval-like baseline, batch size 1).
     public var batchTokens: Int
-    public init(kvReuse: Bool = true, batchTokens: Int = 4096) {
+    public init(kvReuse: Bool = true, batchTokens: Int = defaultBatchTokens) {
         self.kvReuse = kvReuse
         self.batchTokens = max(batchTokens, 1)
     }

@@ -15,7 +15,7 @@ public final class LlamaModel: TokenScorer {
     /// The parameters; replace layers (pruned, quantized) between forwards, not during one.
     public var weights: LlamaWeights
     /// Largest B·T one forward takes when scoring (more requests are split into batches).
-    public var maxBatchTokens = 4096
+    public var maxBatchTokens = defaultBatchTokens
     /// The logits buffer holds logitChunkRows × logitTileColumns floats (1 MB): up to
     /// `logitChunkRows` rows of the output layer go together at the full tile width.
     public var logitChunkRows = 128
@@ -25,8 +25,12 @@ public final class LlamaModel: TokenScorer {
     /// a quantized head expands band by band): above `logitChunkRows` rows the tiles narrow so
     /// the logits buffer keeps its size. The rows are gathered into a (pass, C) buffer.
     public var logitPassRows = 2048
-    /// Rows the MLP processes at once (its (rows, F) gate/up buffers are the largest activations).
+    /// Rows the MLP processes at once (its (rows, F) gate buffer is the largest activation).
     public var mlpChunkRows = 1024
+    /// Columns of the up projection computed at a time and multiplied into silu(gate) (dense and
+    /// quantized layers, which compute a band of outputs directly): the up buffer is (rows,
+    /// band), not (rows, F). Each weight row is still read (or expanded) once per chunk.
+    public var mlpUpBand = 256
 
     /// Attach to time the phases of each forward (benchmark breakdown).
     public var profile: ForwardProfile?
@@ -54,12 +58,11 @@ public final class LlamaModel: TokenScorer {
         let x = ScratchBuffer()      // (N, C) residual stream
         let xn = ScratchBuffer()     // (N, C) normed input of the current block / final norm
         let tmp = ScratchBuffer()    // (N, C) projection output before the residual add (non-dense layers only)
-        let q = ScratchBuffer()      // (N, H·D)
+        let q = ScratchBuffer()      // (N, H·D) queries, overwritten in place by the attention output
         let k = ScratchBuffer()      // (N, G·D)
         let v = ScratchBuffer()      // (N, G·D)
-        let att = ScratchBuffer()    // (N, H·D) attention output
         let gate = ScratchBuffer()   // (mlpRows, F) gate, then silu(gate)·up
-        let up = ScratchBuffer()     // (mlpRows, F)
+        let up = ScratchBuffer()     // (mlpRows, F), or (mlpRows, mlpUpBand) when the up projection goes in bands
         let scores = ScratchBuffer() // (T, L) one head's attention probabilities
         let cos = ScratchBuffer()    // (T, D/2)
         let sin = ScratchBuffer()    // (T, D/2)
@@ -69,13 +72,15 @@ public final class LlamaModel: TokenScorer {
     }
 
     /// Bytes of activation buffers one forward over B·T = `rows` tokens of length `time`
-    /// allocates (x, xn: C; q, att: max H·D; k, v: max G·D; gate, up: max F per row; one
+    /// allocates (x, xn: C; q (and the attention output in place): max H·D; k, v: max G·D; gate, up: max F per row; one
     /// head's T×T scores; a logits chunk), i.e. what scoring needs beyond the weights.
     public func activationBytes(rows n: Int, time t: Int) -> Int {
         let l = weights.layers
-        let perRow = 2 * hiddenSize + 2 * (l.map { $0.qProj.outFeatures }.max() ?? 0)
+        let perRow = 2 * hiddenSize + (l.map { $0.qProj.outFeatures }.max() ?? 0)
             + 2 * (l.map { $0.kProj.outFeatures }.max() ?? 0)
-        let mlp = 2 * min(n, mlpChunkRows) * (l.map { $0.gateProj.outFeatures }.max() ?? 0)
+        let maxF = l.map { $0.gateProj.outFeatures }.max() ?? 0
+        let upWidth = l.allSatisfy({ upGoesInBands($0) }) ? min(maxF, mlpUpBand) : maxF
+        let mlp = min(n, mlpChunkRows) * (maxF + upWidth)
         let (pass, tile) = headPass(rows: n)
         return 4 * (n * perRow + mlp + t * t + pass * (tile + hiddenSize) + t * config.headDim)
     }
@@ -149,10 +154,13 @@ public final class LlamaModel: TokenScorer {
         let maxKV = layers.map { $0.kProj.outFeatures }.max() ?? 0
         let maxF = layers.map { $0.gateProj.outFeatures }.max() ?? 0
         let xn = state.xn.reserve(n * c)
-        let q = state.q.reserve(n * maxQ), att = state.att.reserve(n * maxQ)
+        // The attention output overwrites q: each (sequence, head) reads its queries before it
+        // writes its output rows (see attentionForward), which saves an (N, H·D) buffer.
+        let q = state.q.reserve(n * maxQ), att = q
         let k = state.k.reserve(n * maxKV), v = state.v.reserve(n * maxKV)
         let mlpRows = min(n, mlpChunkRows)
-        let gate = state.gate.reserve(mlpRows * maxF), up = state.up.reserve(mlpRows * maxF)
+        let upWidth = layers[range].allSatisfy({ upGoesInBands($0) }) ? min(maxF, mlpUpBand) : maxF
+        let gate = state.gate.reserve(mlpRows * maxF), up = state.up.reserve(mlpRows * upWidth)
         let scores = state.scores.reserve(t * (past + t))
         let cosT = state.cos.reserve(t * d / 2), sinT = state.sin.reserve(t * d / 2)
         ropeTables(cosT, sinT, invFreq: invFreq, start: past, t: t)
@@ -195,13 +203,47 @@ public final class LlamaModel: TokenScorer {
             var r0 = 0
             while r0 < n {
                 let rows = min(mlpRows, n - r0)
-                profile.time("gate/up projections") {
-                    sharedInputProjections([(layer.gateProj, gate), (layer.upProj, up)], xn + r0 * c, rows: rows)
+                if upWidth < f {
+                    profile.time("gate/up projections") { gatedUpInBands(layer, xn + r0 * c, rows: rows, gate: gate, up: up, band: upWidth) }
+                } else {
+                    profile.time("gate/up projections") {
+                        sharedInputProjections([(layer.gateProj, gate), (layer.upProj, up)], xn + r0 * c, rows: rows)
+                    }
+                    profile.time("silu·up") { siluMulForward(gate, gate, up, count: rows * f) }
                 }
-                profile.time("silu·up") { siluMulForward(gate, gate, up, count: rows * f) }
                 profile.time("down projection") { addProjection(layer.downProj, gate, rows: rows, into: x + r0 * c) }
                 r0 += rows
             }
+        }
+    }
+
+    /// True when the layer's up projection can go in bands of outputs: dense and quantized layers
+    /// compute a band directly (other layers, e.g. calibration recorders, see every call as a
+    /// whole product and take the unbanded path).
+    private func upGoesInBands(_ layer: LlamaLayerWeights) -> Bool {
+        func banded(_ l: any LinearLayer) -> Bool { l is DenseLinear || l is QuantizedLinear }
+        return banded(layer.gateProj) && banded(layer.upProj)
+    }
+
+    /// gate (rows, F) = silu(input · W_gateᵀ) ⊙ (input · W_upᵀ), the up product `band` columns at
+    /// a time into `up` (rows, band). On AMX the input is packed once for both layers.
+    private func gatedUpInBands(_ layer: LlamaLayerWeights, _ input: UnsafePointer<Float>, rows: Int,
+                                gate: UnsafeMutablePointer<Float>, up: UnsafeMutablePointer<Float>, band: Int) {
+        let g = layer.gateProj, u = layer.upProj, f = g.outFeatures
+        var packed: QuantizedLinear.PackedInput? = nil
+        if let qg = g as? QuantizedLinear, let qu = u as? QuantizedLinear, qg.inFeatures == qu.inFeatures,
+           qg.usesAMX(rows: rows), qu.usesAMX(rows: rows) {
+            packed = qg.packInput(input, rows: rows)
+        }
+        if let packed, let qg = g as? QuantizedLinear { qg.forward(packed: packed, outputs: 0 ..< f, into: gate, ldo: f) }
+        else { g.forward(input, rows: rows, into: gate) }
+        var f0 = 0
+        while f0 < f {
+            let f1 = min(f, f0 + band), w = f1 - f0
+            if let packed, let qu = u as? QuantizedLinear { qu.forward(packed: packed, outputs: f0 ..< f1, into: up, ldo: w) }
+            else { u.forward(input, rows: rows, outputs: f0 ..< f1, into: up, ldo: w) }
+            siluMulBand(gate + f0, ldg: f, up, rows: rows, width: w)
+            f0 = f1
         }
     }
 
@@ -258,34 +300,57 @@ public final class LlamaModel: TokenScorer {
     func headScores(_ hidden: UnsafePointer<Float>, rows: [Int], targets: [Int]) -> [(Float, Bool)] {
         let c = hiddenSize, vocab = vocabularySize
         profile?.count("rows scored", rows.count)
-        let (pass, tileCols) = headPass(rows: rows.count)
-        let buf = state.rows.reserve(pass * c)
+        // Scored rows that fill nearly all of one range of `hidden` (rolling windows score every
+        // row but each window's first) are read in place, the few others in the range computed
+        // and dropped: no (pass, C) copy. Scattered rows (choices) are gathered.
+        var span: Range<Int>? = nil
+        var slot: [Int] = []          // in place: index into rows of span row j, or -1
+        if let first = rows.first, let last = rows.last, last >= first, (last - first + 1) * 16 <= rows.count * 17,
+           zip(rows, rows.dropFirst()).allSatisfy({ $0 < $1 }) {
+            span = first ..< last + 1
+            slot = [Int](repeating: -1, count: last - first + 1)
+            for (k, r) in rows.enumerated() { slot[r - first] = k }
+        }
+        let computed = span?.count ?? rows.count
+        let (pass, tileCols) = headPass(rows: computed)
+        let buf: UnsafeMutablePointer<Float>? = span == nil ? state.rows.reserve(pass * c) : nil
         let logits = state.logits.reserve(pass * tileCols)
         var out = [(Float, Bool)](repeating: (0, false), count: rows.count)
         var runMax = [Float](repeating: 0, count: pass), runSum = [Float](repeating: 0, count: pass)
         var target = [Float](repeating: 0, count: pass), best = [Float](repeating: 0, count: pass)
         var bestIndex = [Int](repeating: 0, count: pass)
+        var index = [Int](repeating: -1, count: pass), want = [Int](repeating: -1, count: pass)
         let head = weights.lmHead as? QuantizedLinear
         var start = 0
-        while start < rows.count {
-            let m = min(pass, rows.count - start)
-            for i in 0..<m { (buf + i * c).update(from: hidden + rows[start + i] * c, count: c) }
-            for i in 0..<m { runMax[i] = -.infinity; runSum[i] = 0; best[i] = -.infinity; bestIndex[i] = -1; target[i] = .nan }
+        while start < computed {
+            let m = min(pass, computed - start)
+            let input: UnsafePointer<Float>
+            if let span {
+                input = hidden + (span.lowerBound + start) * c
+                for i in 0..<m { index[i] = slot[start + i] }
+            } else {
+                for i in 0..<m { (buf! + i * c).update(from: hidden + rows[start + i] * c, count: c); index[i] = start + i }
+                input = UnsafePointer(buf!)
+            }
+            for i in 0..<m {
+                runMax[i] = -.infinity; runSum[i] = 0; best[i] = -.infinity; bestIndex[i] = -1; target[i] = .nan
+                want[i] = index[i] >= 0 ? targets[index[i]] : -1
+            }
             // A quantized head on AMX tiles packs the pass's rows once for all its tiles.
-            let packed = head?.packInput(buf, rows: m)
+            let packed = head?.packInput(input, rows: m)
             var v0 = 0
             while v0 < vocab {
                 let v1 = min(vocab, v0 + tileCols), w = v1 - v0
                 profile.time("lm_head") {
                     if let head, let packed { head.forward(packed: packed, outputs: v0 ..< v1, into: logits, ldo: w) }
-                    else { weights.lmHead.forward(buf, rows: m, outputs: v0 ..< v1, into: logits, ldo: w) }
+                    else { weights.lmHead.forward(input, rows: m, outputs: v0 ..< v1, into: logits, ldo: w) }
                 }
                 profile.time("log-softmax") {
                     runMax.withUnsafeMutableBufferPointer { mx in runSum.withUnsafeMutableBufferPointer { sm in
                     target.withUnsafeMutableBufferPointer { tg in best.withUnsafeMutableBufferPointer { bs in
-                    bestIndex.withUnsafeMutableBufferPointer { bi in
+                    bestIndex.withUnsafeMutableBufferPointer { bi in want.withUnsafeBufferPointer { wt in
                         parallelFor(m, grain: 8) { r in
-                            for i in r {
+                            for i in r where wt[i] >= 0 {
                                 let row = UnsafePointer(logits + i * w)
                                 let tmax = vmax(row, w)
                                 if tmax > mx[i] {
@@ -296,18 +361,18 @@ public final class LlamaModel: TokenScorer {
                                 } else {
                                     sm[i] += vsumExpShift(row, w, shift: mx[i])
                                 }
-                                let t = targets[start + i]
+                                let t = wt[i]
                                 if t >= v0 && t < v1 { tg[i] = row[t - v0] }
                                 if tmax > bs[i] { bs[i] = tmax; bi[i] = v0 + argmaxFirst(row, w) }
                             }
                         }
-                    } } } } }
+                    } } } } } }
                 }
                 v0 = v1
             }
-            for i in 0..<m {
+            for i in 0..<m where index[i] >= 0 {
                 let lse = runMax[i] + log(runSum[i])
-                out[start + i] = (target[i] - lse, bestIndex[i] == targets[start + i])
+                out[index[i]] = (target[i] - lse, bestIndex[i] == want[i])
             }
             start += m
         }

@@ -17,8 +17,9 @@ public enum ActivationQuantization: String, Codable, CaseIterable, Sendable {
 /// - 8-bit: `codes` int8 (out, in);
 /// - 4-bit: compressed-tensors words, (out, ⌈in/8⌉) uint32, 8 codes per word least-significant
 ///   first, each code stored as q + 8;
-/// - `scales` (out, G) and, when asymmetric, `zeros` (out, G), G = in / groupLength groups per
-///   row (a per-tensor scale is repeated per row). 4-bit layers whose scales are all exact
+/// - `scales` (out, G) and, when asymmetric, zero points (out, G), G = in / groupLength groups per
+///   row (a per-tensor scale is repeated per row); 4-bit zero points two per byte (z + 8, the
+///   even index in the low nibble), 8-bit ones a byte each. 4-bit layers whose scales are all exact
 ///   float16 values (what `quantize` writes at 4 bits by default) keep them as float16, half the bytes;
 ///   the kernels read them converted a row or a block at a time.
 /// With `.none`, `forward` dequantizes at most `tileElements` weights at a time into a float
@@ -47,12 +48,17 @@ public final class QuantizedLinear: LinearLayer {
     private let scales32: UnsafeMutableBufferPointer<Float>?
     private let scales16: UnsafeMutableBufferPointer<Float16>?
     private let scaleCount: Int
+    /// 8-bit zero points, one per byte.
     private let zeros: UnsafeMutableBufferPointer<Int8>?
+    /// 4-bit zero points, two per byte: zero point i is the nibble i of the buffer (low nibble
+    /// first) minus 8.
+    private let zeros4: UnsafeMutableBufferPointer<UInt8>?
     private let bias: UnsafeMutableBufferPointer<Float>?
 
-    /// Most float weights dequantized at once (the scratch tile is 4 bytes per element). A
-    /// quarter of this measured 4 MB less peak RSS but slower scoring on SmolLM2.
-    public static var tileElements = 1 << 20
+    /// Most weights expanded at once (the scratch tile is 4 bytes per element on sgemm, 2 on
+    /// AMX). On SmolLM2 INT4 at 512-token batches, 2²⁰ and 2¹⁹ score at the same speed (2¹⁹ holds
+    /// 0.7 MB less); 2¹⁸ saves 0.7 MB more but scores about 10% slower.
+    public static var tileElements = 1 << 19
 
     /// Whether float-activation products may run on AMX bf16 tiles: true when the CPU and
     /// kernel offer them, unless the environment sets GREENPRUNE_AMX=0. Tests and benchmarks
@@ -117,6 +123,9 @@ public final class QuantizedLinear: LinearLayer {
         guard scales.count == rows * groupsPerRow, zeroPoints.map({ $0.count == scales.count }) ?? true else {
             throw InputError("QuantizedLinear", "scales hold \(scales.count) values, expected \(rows * groupsPerRow)")
         }
+        if bits == 4, let bad = zeroPoints?.first(where: { $0 < -8 || $0 > 7 }) {
+            throw InputError("QuantizedLinear", "4-bit zero point \(bad) is outside [-8, 7]")
+        }
         guard bias.map({ $0.count == rows }) ?? true else {
             throw InputError("QuantizedLinear", "bias holds \(bias?.count ?? 0) values, expected \(rows)")
         }
@@ -139,11 +148,16 @@ public final class QuantizedLinear: LinearLayer {
             _ = b.initialize(from: scales)
             scales32 = b; scales16 = nil
         }
-        if let z = zeroPoints {
+        if let z = zeroPoints, bits == 4 {
+            let b = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: (z.count + 1) / 2)
+            b.initialize(repeating: 0)
+            for (i, v) in z.enumerated() { b[i >> 1] |= UInt8(Int(v) + 8) << UInt8((i & 1) * 4) }
+            zeros4 = b; zeros = nil
+        } else if let z = zeroPoints {
             let b = UnsafeMutableBufferPointer<Int8>.allocate(capacity: z.count)
             _ = b.initialize(from: z)
-            zeros = b
-        } else { zeros = nil }
+            zeros = b; zeros4 = nil
+        } else { zeros = nil; zeros4 = nil }
         if let bb = bias {
             let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: bb.count)
             _ = b.initialize(from: bb)
@@ -153,14 +167,14 @@ public final class QuantizedLinear: LinearLayer {
 
     deinit {
         if owner == nil { data.deallocate() }
-        scales32?.deallocate(); scales16?.deallocate(); zeros?.deallocate(); bias?.deallocate()
+        scales32?.deallocate(); scales16?.deallocate(); zeros?.deallocate(); zeros4?.deallocate(); bias?.deallocate()
     }
 
     /// True when the codes are a zero-copy view into a mapped file.
     public var isMapped: Bool { owner != nil }
 
     public var residentBytes: Int {
-        data.count + scaleCount * (scales16 == nil ? 4 : 2) + (zeros?.count ?? 0) + (bias?.count ?? 0) * 4
+        data.count + scaleCount * (scales16 == nil ? 4 : 2) + (zeros?.count ?? 0) + (zeros4?.count ?? 0) + (bias?.count ?? 0) * 4
     }
 
     /// True when the scales are held as float16.
@@ -182,8 +196,23 @@ public final class QuantizedLinear: LinearLayer {
         return UnsafePointer(scales32!.baseAddress! + i)
     }
 
+    /// Zero point i (0 for a symmetric layer).
+    @inline(__always) private func zero(_ i: Int) -> Int8 {
+        if let z = zeros4 { return Int8(truncatingIfNeeded: Int((z[i >> 1] >> UInt8((i & 1) * 4)) & 0xF) - 8) }
+        return zeros?[i] ?? 0
+    }
+
+    /// Zero points i ..< i + n as int8: a pointer into the 8-bit storage, or `tmp` (room for n)
+    /// filled from the nibbles; nil for a symmetric layer.
+    private func zeroPoints(from i: Int, count n: Int, tmp: UnsafeMutablePointer<Int8>) -> UnsafePointer<Int8>? {
+        if let z = zeros { return UnsafePointer(z.baseAddress! + i) }
+        guard zeros4 != nil else { return nil }
+        for j in 0 ..< n { tmp[j] = zero(i + j) }
+        return UnsafePointer(tmp)
+    }
+
     /// True when the layer has a zero point per group (asymmetric scheme).
-    public var isAsymmetric: Bool { zeros != nil }
+    public var isAsymmetric: Bool { zeros != nil || zeros4 != nil }
 
     // MARK: - Unpacking
 
@@ -223,7 +252,7 @@ public final class QuantizedLinear: LinearLayer {
                 ones.initialize(repeating: 1, count: gpr)
                 let base: Float = bits == 4 ? 8 : 0
                 for (i, row) in r.enumerated() {
-                    for g in 0 ..< gpr { off[g] = base + Float(zeros?[row * gpr + g] ?? 0) }
+                    for g in 0 ..< gpr { off[g] = base + Float(zero(row * gpr + g)) }
                     let sc = unitScale ? UnsafePointer(ones) : scales(from: row * gpr, count: gpr, tmp: tmp)
                     if bits == 8 {
                         gpk_dequant_s8_row(out + i * n, data.baseAddress!.assumingMemoryBound(to: Int8.self) + row * n,
@@ -241,7 +270,7 @@ public final class QuantizedLinear: LinearLayer {
             for (i, row) in r.enumerated() {
                 let q = src + row * n, o = out + i * n
                 for g in 0 ..< gpr {
-                    let s = unitScale ? 1 : scale(row * gpr + g), z = Float(zeros?[row * gpr + g] ?? 0)
+                    let s = unitScale ? 1 : scale(row * gpr + g), z = Float(zero(row * gpr + g))
                     for c in g * gl ..< (g + 1) * gl { o[c] = (Float(q[c]) - z) * s }
                 }
             }
@@ -255,7 +284,7 @@ public final class QuantizedLinear: LinearLayer {
             for g in 0 ..< gpr {
                 // Stored nibble u = q + 8, so w = (u − (8 + z))·s, the subtraction exact in float.
                 let s = unitScale ? 1 : scale(row * gpr + g)
-                let off = 8 + Float(zeros?[row * gpr + g] ?? 0)
+                let off = 8 + Float(zero(row * gpr + g))
                 let end = (g + 1) * gl
                 while c < end {
                     if c & 7 == 0 && c + 8 <= end {
@@ -402,12 +431,15 @@ public final class QuantizedLinear: LinearLayer {
             let r1 = Swift.min(band.upperBound, r0 + tile), t = r1 - r0
             let blocks = (t + 31) / 32 * 2
             parallelFor(blocks, grain: 4) { range in
-                let w = UnsafeMutablePointer<Float>.allocate(capacity: 16 * n)
-                defer { w.deallocate() }
+                var w: UnsafeMutablePointer<Float>? = nil
+                defer { w?.deallocate() }
                 for j in range {
-                    let lo = r0 + 16 * j, hi = Swift.min(r1, lo + 16)
-                    if lo < hi { self.dequantize(rows: lo ..< hi, into: w, unitScale: exact) }
-                    _ = qk_amx_pack_b16(Int64(Swift.max(0, hi - lo)), Int64(n), w, Int64(n), b + j * 16 * kp)
+                    let lo = r0 + 16 * j, hi = Swift.min(r1, lo + 16), tiles = b + j * 16 * kp
+                    if self.packTiles(rows: lo ..< Swift.max(lo, hi), unitScale: exact, into: tiles) { continue }
+                    let rowsF = w ?? UnsafeMutablePointer<Float>.allocate(capacity: 16 * n)
+                    w = rowsF
+                    if lo < hi { self.dequantize(rows: lo ..< hi, into: rowsF, unitScale: exact) }
+                    _ = qk_amx_pack_b16(Int64(Swift.max(0, hi - lo)), Int64(n), rowsF, Int64(n), tiles)
                 }
             }
             withUnsafeTemporaryAllocation(of: Float.self, capacity: exact ? t : 0) { tmp in
@@ -420,6 +452,23 @@ public final class QuantizedLinear: LinearLayer {
                 }
             }
             r0 = r1
+        }
+    }
+
+    /// Weight rows `r` (at most 16; fewer leave zero rows) straight from their codes to one block
+    /// of AMX tiles (`qk_amx_pack_q`, the same bits as dequantizing and packing them), with the
+    /// scales applied or, with `unitScale`, the codes alone. False when the kernel does not take
+    /// this layout (width not a multiple of 32, groups not a multiple of 16, no AVX-512 BF16).
+    private func packTiles(rows r: Range<Int>, unitScale: Bool, into tiles: UnsafeMutablePointer<UInt16>) -> Bool {
+        let n = inFeatures, gpr = groupsPerRow
+        guard n % 32 == 0, groupLength % 16 == 0, r.count <= 16 else { return false }
+        return withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * 16 * gpr) { buf in
+            let off = buf.baseAddress!, tmp = off + 16 * gpr
+            let base: Float = bits == 4 ? 8 : 0
+            for i in 0 ..< r.count * gpr { off[i] = base + Float(zero(r.lowerBound * gpr + i)) }
+            let sc: UnsafePointer<Float>? = unitScale || r.isEmpty ? nil : scales(from: r.lowerBound * gpr, count: r.count * gpr, tmp: tmp)
+            return qk_amx_pack_q(Int64(r.count), Int64(n), Int32(bits), data.baseAddress! + r.lowerBound * rowBytes, Int64(rowBytes),
+                                 sc, off, Int64(gpr), Int64(groupLength), tiles) == 0
         }
     }
 
@@ -457,13 +506,15 @@ public final class QuantizedLinear: LinearLayer {
                 let chunk = 256
                 let buf = UnsafeMutablePointer<Int8>.allocate(capacity: chunk * n)
                 let sbuf = UnsafeMutablePointer<Float>.allocate(capacity: chunk * gpr)
-                defer { buf.deallocate(); sbuf.deallocate() }
+                let zbuf = UnsafeMutablePointer<Int8>.allocate(capacity: chunk * gpr)
+                defer { buf.deallocate(); sbuf.deallocate(); zbuf.deallocate() }
                 var r = a
                 while r < b {
                     let e = Swift.min(b, r + chunk)
                     codes(rows: r ..< e, into: buf)
                     Int8Kernels.gemm(isa: isa, m: m, n: e - r, k: n, columns: 0 ..< (e - r), a: qa, prepared: prepared, aScale: sa,
-                                     b: buf, bScale: self.scales(from: r * gpr, count: (e - r) * gpr, tmp: sbuf), bZero: zp.map { $0 + r * gpr },
+                                     b: buf, bScale: self.scales(from: r * gpr, count: (e - r) * gpr, tmp: sbuf),
+                                     bZero: self.zeroPoints(from: r * gpr, count: (e - r) * gpr, tmp: zbuf),
                                      group: groupLength, c: out + (r - band.lowerBound), ldc: ldo)
                     r = e
                 }

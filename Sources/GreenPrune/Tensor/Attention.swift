@@ -18,6 +18,9 @@ import Foundation
 /// prefix (shared-prefix packing): key j is visible to query t only when segments[j] is 0 (the
 /// prefix) or equals segments[t]; masked entries are exactly 0 as above.
 ///
+/// `out` may be `q` (same stride): every (sequence, head) reads its queries before it writes
+/// its output rows, so the decoder overwrites its queries with the output in place.
+///
 /// Causal attention runs in blocks of `attentionQueryBlock` queries, each multiplying only the
 /// keys its last query can see. `scratch` holds T·L floats. `probs`, if given, receives P for every (b, h) as
 /// (B, H, T, L): with q, k, v it is what the backward needs.

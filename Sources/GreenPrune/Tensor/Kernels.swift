@@ -103,6 +103,14 @@ public func siluMulForward(_ out: UnsafeMutablePointer<Float>, _ gate: UnsafePoi
     }
 }
 
+/// gate (rows, width), row stride `ldg` = silu(gate) · up, up (rows, width) contiguous: one
+/// band of SwiGLU's columns, in place.
+public func siluMulBand(_ gate: UnsafeMutablePointer<Float>, ldg: Int, _ up: UnsafePointer<Float>, rows: Int, width: Int) {
+    parallelFor(rows, grain: max(1, 16384 / max(width, 1))) { r in
+        for i in r { gpk_silu_mul(gate + i * ldg, gate + i * ldg, up + i * width, width) }
+    }
+}
+
 /// out (n) = gelu(inp), exact form 0.5·x·(1 + erf(x/√2)) (BERT's "gelu"). `out` may alias `inp`.
 /// The backward needs `inp`.
 public func geluForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, count n: Int) {
