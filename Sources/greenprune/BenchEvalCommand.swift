@@ -56,6 +56,7 @@ struct BenchEval: ParsableCommand {
     func run() throws {
         let dir = model.map { URL(fileURLWithPath: $0) } ?? Paths.defaultDecoder
         let llama = try ModelLoader.loadLlama(dir)
+        llama.maxBatchTokens = batchTokens   // as evaluate: the scorer's calls are not re-split
         let tokenizer = try TokenizerLoader.load(directory: dir)
         let registry = try TaskRegistry()
         guard case let .language(hellaswag) = try registry.task("hellaswag") else { return }

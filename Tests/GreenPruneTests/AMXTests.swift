@@ -238,6 +238,34 @@ struct AMXTests {
         #expect(diff.max()! > 0, "bf16 rounding left no trace: the AMX path did not run")
     }
 
+    /// The up projection in bands of columns (multiplied into silu(gate) band by band) gives the
+    /// whole-product path's log-probabilities: bit for bit on AMX tiles (each output sums over K
+    /// in the same order), within float32 rounding on sgemm; dense and 4-bit models, bands that
+    /// do not divide F (40, 40, 16 of 96).
+    @Test func upProjectionInBandsEqualsWholeProduct() throws {
+        let root = temporaryDirectory("up-bands")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let src = root.appendingPathComponent("f32"), out = root.appendingPathComponent("q")
+        try writeTinyLlama(src, layerDims: [(4, 96), (4, 96)])
+        let scheme = try QuantScheme(bits: 4, granularity: .group, groupSize: 32, symmetric: false)
+        _ = try Quantizer.quantize(model: src, to: out, options: QuantizeOptions(scheme: scheme), progress: false)
+        var g = SplitMix(state: 5)
+        let requests = (0 ..< 3).map { _ in ScoreRequest(tokens: (0 ..< 41).map { _ in Int(g.int8(0, 49)) }, scoreFrom: 1) }
+        let saved = QuantizedLinear.amxEnabled
+        defer { QuantizedLinear.amxEnabled = saved }
+        for (dir, amx) in [(src, false), (out, false), (out, true)] where !amx || Self.available {
+            QuantizedLinear.amxEnabled = amx
+            let m = try ModelLoader.loadLlama(dir)
+            m.mlpUpBand = 1 << 20
+            let whole = try m.score(requests).flatMap(\.logprobs)
+            m.mlpUpBand = 40
+            let bands = try m.score(requests).flatMap(\.logprobs)
+            #expect(whole.count == 120 && bands.count == 120)
+            let diff = zip(whole, bands).map { abs($0 - $1) }.max()!
+            if amx { #expect(diff == 0, "AMX: largest change \(diff)") } else { #expect(diff < 1e-5, "\(dir.lastPathComponent): largest change \(diff)") }
+        }
+    }
+
     /// 8-bit groups keep sgemm: a bf16 weight would move by up to a quarter step.
     @Test func int8GroupsStayOnSgemm() throws {
         let scheme = try QuantScheme(bits: 8, granularity: .group, groupSize: 32, symmetric: true)
