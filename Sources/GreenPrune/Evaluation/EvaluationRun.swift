@@ -118,6 +118,7 @@ public enum EvaluationRun {
             }
         case let .bert(model):
             if model.tokenizer == nil { model.tokenizer = try TokenizerLoader.load(directory: directory) }
+            model.maxBatchTokens = options.scorer.batchTokens
             var baseline: BertModel?
             for (name, entry) in entries {
                 guard case let .encoder(task) = entry else {
@@ -127,6 +128,7 @@ public enum EvaluationRun {
                     guard let b = options.baseline else { throw InputError("--baseline", "\(name) needs the baseline encoder's directory") }
                     let base = try ModelLoader.loadBert(b)
                     if base.tokenizer == nil { base.tokenizer = try TokenizerLoader.load(directory: b) }
+                    base.maxBatchTokens = options.scorer.batchTokens
                     baseline = base
                 }
                 reports.append(TaskReport(try task.run(model, baseline: baseline, dataDirectory: options.dataDirectory, limit: options.limit)))

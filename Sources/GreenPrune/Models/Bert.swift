@@ -38,11 +38,11 @@ public final class BertModel: SentenceEncoder {
     public var tokenizer: (any Tokenizer)?
     /// Longest input in tokens (sentence-transformers' max_seq_length, else max positions).
     public var maxSequenceLength: Int
-    /// Largest B·T in one forward.
-    public var maxBatchTokens = 8192
+    /// Largest B·T in one forward (the activations take about 14 KB per token on MiniLM).
+    public var maxBatchTokens = defaultBatchTokens
 
     private let x = ScratchBuffer(), tmp = ScratchBuffer(), q = ScratchBuffer(), k = ScratchBuffer()
-    private let v = ScratchBuffer(), att = ScratchBuffer(), ffn = ScratchBuffer(), scores = ScratchBuffer()
+    private let v = ScratchBuffer(), ffn = ScratchBuffer(), scores = ScratchBuffer()
 
     public init(config: BertConfig, weights: BertWeights, tokenizer: (any Tokenizer)? = nil) {
         self.config = config
@@ -60,7 +60,8 @@ public final class BertModel: SentenceEncoder {
         let c = config.hiddenSize, n = b * t, f = config.intermediateSize, w = weights
         let x = self.x.reserve(n * c), tmp = self.tmp.reserve(n * c)
         let q = self.q.reserve(n * c), k = self.k.reserve(n * c), v = self.v.reserve(n * c)
-        let att = self.att.reserve(n * c), ffn = self.ffn.reserve(n * f), scores = self.scores.reserve(t * t)
+        // The attention output overwrites q (see attentionForward).
+        let att = q, ffn = self.ffn.reserve(n * f), scores = self.scores.reserve(t * t)
         // Embeddings: word + absolute position + token type, then LayerNorm. The word rows are
         // read one per token (`gatherRows`), so the table does not become resident.
         let wordIDs = ids.map { Int32(truncatingIfNeeded: $0) }

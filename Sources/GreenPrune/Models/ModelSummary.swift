@@ -123,7 +123,7 @@ public struct ModelSummary: Codable, Sendable {
             mappedWeightBytes = mappedBytes
             estimateTokens = min(m.maxBatchTokens, 64 * m.maxSequenceLength)
             let n = estimateTokens, t = min(m.maxSequenceLength, n)
-            activationBytes = 4 * (n * (7 * c.hiddenSize + c.intermediateSize) + t * t)
+            activationBytes = 4 * (n * (5 * c.hiddenSize + c.intermediateSize) + t * t)   // x, tmp, q (attention output in place), k, v; FFN
         }
         estimatedMemoryBytes = weightBytesInMemory + activationBytes
     }
