@@ -254,22 +254,24 @@ final class RecordingExecutor: StepExecutor {
         #expect(ex.calls[1].arguments[1] == ex.calls[0].arguments[3])
     }
 
-    /// output_drift runs in its own `compare` step, outside the energy tracker, against the
-    /// model's own folder; its task results join results.json, its speed and memory do not.
-    @Test func comparisonsRunUnmeasuredAndKeepOutOfTheVariantsFigures() throws {
-        let dir = try SweepFixtures.tempDir("compare")
+    /// output_drift (decoders) and embedding_drift (encoders) run in their own `compare` step,
+    /// outside the energy tracker, against the model's own folder; their task results join
+    /// results.json, their speed and memory do not.
+    @Test(arguments: [("piqa", "output_drift"), ("stsb", "embedding_drift")])
+    func comparisonsRunUnmeasuredAndKeepOutOfTheVariantsFigures(_ tasks: (measured: String, drift: String)) throws {
+        let dir = try SweepFixtures.tempDir("compare-" + tasks.drift)
         defer { try? FileManager.default.removeItem(at: dir) }
         let m = try SweepFixtures.fakeModel(in: dir)
         let yaml = """
         output: \(dir.path)/out
         energy: {enabled: true}
-        tasks: [piqa, {name: output_drift, limit: 4}]
+        tasks: [\(tasks.measured), {name: \(tasks.drift), limit: 4}]
         models:
           - {name: m, path: \(m.path), variants: [{name: q, quantize: {bits: 8}}]}
         """
         let plan = SweepPlan(config: try SweepConfig.parse(yaml, file: "c.yaml", defaults: [:]))
-        #expect(plan.runs[0].evaluationGroups.map(\.tasks) == [["piqa"]])
-        #expect(plan.describe().contains("compare output_drift --limit 4 (unmeasured)"))
+        #expect(plan.runs[0].evaluationGroups.map(\.tasks) == [[tasks.measured]])
+        #expect(plan.describe().contains("compare \(tasks.drift) --limit 4 (unmeasured)"))
         let ex = RecordingExecutor()
         let runner = SweepRunner(plan: plan, output: dir.appendingPathComponent("out"), executor: ex)
         runner.log = { _ in }
@@ -278,12 +280,13 @@ final class RecordingExecutor: StepExecutor {
         let compare = ex.calls[2]
         #expect(compare.energyDirectory == nil && ex.calls[1].energyDirectory != nil)
         let a = compare.arguments
-        #expect(a[0] == "evaluate" && a[1] == ex.calls[1].arguments[1])
+        #expect(a[0] == "evaluate" && a[1] == ex.calls[1].arguments[1] && a[3] == tasks.drift)
+        #expect(!ex.calls[1].arguments.contains("--baseline"))
         #expect(a.firstIndex(of: "--baseline").map { a[$0 + 1] } == m.path)
         #expect(a.firstIndex(of: "--limit").map { a[$0 + 1] } == "4")
         let obj = try JSONSerialization.jsonObject(with: Data(contentsOf: runner.runDirectory(plan.runs[0]).appendingPathComponent("results.json"))) as? [String: Any]
         let results = obj?["results"] as? [String: Any]
-        #expect(results?["piqa"] != nil && results?["output_drift"] != nil)
+        #expect(results?[tasks.measured] != nil && results?[tasks.drift] != nil)
         let g = obj?["greenprune"] as? [String: Any]
         #expect((g?["tokens_per_second"] as? NSNumber)?.doubleValue == 10 && g?["peak_rss_bytes"] == nil)
     }

@@ -21,10 +21,10 @@ public struct PlannedRun: Codable, Equatable {
              estimatedSeconds = "estimated_seconds"
     }
 
-    /// Tasks that run the variant against its baseline in one process (`output_drift`): each
-    /// gets its own unmeasured `compare` step, so the baseline's memory, time and energy stay
-    /// out of the variant's figures.
-    public static let comparisonTasks: Set<String> = ["output_drift"]
+    /// Tasks that run the variant against its baseline in one process (`output_drift`,
+    /// `embedding_drift`): each gets its own unmeasured `compare` step, so the baseline's memory,
+    /// time and energy stay out of the variant's figures.
+    public static let comparisonTasks: Set<String> = ["output_drift", "embedding_drift"]
 
     /// The comparison tasks of this run, in the config's order.
     public var comparisons: [SweepConfig.TaskSpec] { tasks.filter { Self.comparisonTasks.contains($0.name) } }

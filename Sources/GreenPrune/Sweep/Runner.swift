@@ -173,7 +173,6 @@ public final class SweepRunner {
             let out = att.appendingPathComponent("steps/\(steps.count + 1)-\(name)/eval")
             var args = ["evaluate", model.path, "--tasks", g.tasks.joined(separator: ",")]
             if let l = g.limit { args += ["--limit", String(l)] }
-            if g.tasks.contains("embedding_drift") { args += ["--baseline", run.modelPath] }
             args += ["--output", out.path] + run.variant.evaluateArgs
             try step(name, args, run: run, in: att, measured: plan.energy.enabled, steps: &steps)
         }
