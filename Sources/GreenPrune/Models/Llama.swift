@@ -79,8 +79,7 @@ public final class LlamaModel: TokenScorer {
         let perRow = 2 * hiddenSize + (l.map { $0.qProj.outFeatures }.max() ?? 0)
             + 2 * (l.map { $0.kProj.outFeatures }.max() ?? 0)
         let maxF = l.map { $0.gateProj.outFeatures }.max() ?? 0
-        let upWidth = l.allSatisfy({ upGoesInBands($0) }) ? min(maxF, mlpUpBand) : maxF
-        let mlp = min(n, mlpChunkRows) * (maxF + upWidth)
+        let mlp = min(n, mlpChunkRows) * (maxF + upBufferWidth(l[...], maxF: maxF))
         let (pass, tile) = headPass(rows: n)
         return 4 * (n * perRow + mlp + t * t + pass * (tile + hiddenSize) + t * config.headDim)
     }
@@ -159,7 +158,7 @@ public final class LlamaModel: TokenScorer {
         let q = state.q.reserve(n * maxQ), att = q
         let k = state.k.reserve(n * maxKV), v = state.v.reserve(n * maxKV)
         let mlpRows = min(n, mlpChunkRows)
-        let upWidth = layers[range].allSatisfy({ upGoesInBands($0) }) ? min(maxF, mlpUpBand) : maxF
+        let upWidth = upBufferWidth(layers[range], maxF: maxF)
         let gate = state.gate.reserve(mlpRows * maxF), up = state.up.reserve(mlpRows * upWidth)
         let scores = state.scores.reserve(t * (past + t))
         let cosT = state.cos.reserve(t * d / 2), sinT = state.sin.reserve(t * d / 2)
@@ -217,12 +216,12 @@ public final class LlamaModel: TokenScorer {
         }
     }
 
-    /// True when the layer's up projection can go in bands of outputs: dense and quantized layers
-    /// compute a band directly (other layers, e.g. calibration recorders, see every call as a
-    /// whole product and take the unbanded path).
-    private func upGoesInBands(_ layer: LlamaLayerWeights) -> Bool {
+    /// Columns of the up buffer for `layers` (widest MLP `maxF`): `mlpUpBand` when every layer's
+    /// up projection can go in bands — dense and quantized layers compute a band directly; other
+    /// layers, e.g. calibration recorders, see every call as a whole product — else `maxF`.
+    private func upBufferWidth(_ layers: ArraySlice<LlamaLayerWeights>, maxF: Int) -> Int {
         func banded(_ l: any LinearLayer) -> Bool { l is DenseLinear || l is QuantizedLinear }
-        return banded(layer.gateProj) && banded(layer.upProj)
+        return layers.allSatisfy({ banded($0.gateProj) && banded($0.upProj) }) ? min(maxF, mlpUpBand) : maxF
     }
 
     /// gate (rows, F) = silu(input · W_gateᵀ) ⊙ (input · W_upᵀ), the up product `band` columns at
