@@ -50,6 +50,16 @@ import GreenPrune
         #expect((s1["loglikelihoods"] as? [Any])?.count == 3 && (s1["is_greedy"] as? [Any])?.count == 3)
         #expect(s1["acc"] != nil)
 
+        // documents.json: the per-document values behind each aggregate, in document order.
+        let docs = try #require(try DocumentScores.read(from: out)?.tasks["openbookqa"])
+        #expect(docs.documents == [0, 1])
+        for m in ["acc", "acc_norm"] {
+            let e = try #require(docs.metrics[m]?.estimate())
+            #expect(e.value == o.values[m]?.value, "\(m)")
+            #expect(docs.metrics[m]?.values == o.sampleValues.map { v -> Double in
+                if case let .scalar(x)? = v[m] { return x } else { return .nan } })
+        }
+
         let h5 = try HDF5Reader(url: out.appendingPathComponent("trace.h5"))
         #expect(try h5.readDoubles("/openbookqa/doc_offsets") == [0, 2, 5])
         let ll = try h5.readDoubles("/openbookqa/loglikelihood")

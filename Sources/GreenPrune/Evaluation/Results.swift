@@ -216,8 +216,8 @@ public struct EvaluationResults {
         try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
     }
 
-    /// Writes the outputs into `directory` (created if needed): samples and trace first, each
-    /// atomically, and results.json last, so a run that fails leaves no results.json.
+    /// Writes the outputs into `directory` (created if needed): samples, trace and documents.json
+    /// (per-document values for the report's intervals) first, each atomically, and results.json last, so a run that fails leaves no results.json.
     public func write(to directory: URL, logSamples: Bool, trace: Bool = true) throws {
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -235,6 +235,7 @@ public struct EvaluationResults {
             }
         }
         if trace { try writeTrace(directory.appendingPathComponent("trace.h5")) }
+        try DocumentScores(reports).write(to: directory)
         try AtomicFile.write(try Self.encode(json), to: directory.appendingPathComponent("results.json"))
     }
 
