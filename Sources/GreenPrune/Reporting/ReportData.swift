@@ -50,6 +50,8 @@ public struct ReportRun {
 public struct ReportData {
     public var directory: URL
     public var runs: [ReportRun]
+    /// Where each task's primary metric, direction and groups come from.
+    public var tasks: TaskRegistry
 
     /// Models in order of first appearance.
     public var models: [String] {
@@ -66,8 +68,10 @@ public struct ReportData {
         return rs.first { $0.isBaseline } ?? rs.first { $0.variant == "baseline" }
     }
 
-    /// Reads every finished run under `dir/runs` (folders without run.json are skipped).
-    public static func load(_ dir: URL) throws -> ReportData {
+    /// Reads every finished run under `dir/runs` (folders without run.json are skipped); `tasks`
+    /// defaults to the built-in tasks and the descriptions in `TaskRegistry.taskDirectory()`.
+    public static func load(_ dir: URL, tasks: TaskRegistry? = nil) throws -> ReportData {
+        let registry = try tasks ?? TaskRegistry()
         let runsDir = dir.appendingPathComponent("runs")
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: runsDir.path) else {
             throw InputError(dir.path, "no runs/ folder: not a sweep folder")
@@ -79,7 +83,7 @@ public struct ReportData {
             runs.append(loadRun(d, rec))
         }
         runs.sort { ($0.record.index, $0.id) < ($1.record.index, $1.id) }
-        return ReportData(directory: dir, runs: runs)
+        return ReportData(directory: dir, runs: runs, tasks: registry)
     }
 
     static func loadRun(_ d: URL, _ rec: RunRecord) -> ReportRun {

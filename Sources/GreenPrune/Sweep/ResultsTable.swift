@@ -59,6 +59,8 @@ public struct RunResults {
 
     public var results: [String: [String: Any]] = [:]
     public var greenprune: [String: Any] = [:]
+    /// `higher_is_better.<task>.<metric>`.
+    public var higherIsBetter: [String: [String: Bool]] = [:]
 
     /// Reads `url`; a missing or unreadable file gives empty results.
     public static func read(_ url: URL) -> RunResults {
@@ -69,6 +71,7 @@ public struct RunResults {
             if let m = v as? [String: Any] { r.results[task] = m }
         }
         r.greenprune = (obj["greenprune"] as? [String: Any]) ?? [:]
+        r.higherIsBetter = (obj["higher_is_better"] as? [String: [String: Bool]]) ?? [:]
         return r
     }
 
