@@ -4,7 +4,7 @@ import Foundation
 public struct ReportRun {
     public var directory: URL
     public var record: RunRecord
-    public var results: RunResults
+    public var results: ResultsFile
     /// Energy of the evaluation steps (J), of the build steps (prune, quantize), and the CO2eq
     /// (kg) of each, summed from the steps' emissions.csv (`energy_consumed` is kWh).
     public var evaluationEnergy: Double?
@@ -25,11 +25,8 @@ public struct ReportRun {
     /// Tokens the evaluation scored: the sum of the block's per-task `tokens` (as `evaluate`
     /// writes them), else speed × wall time.
     public var tokens: Double? {
-        if let tasks = results.greenprune["tasks"] as? [String: Any] {
-            let t = tasks.values.compactMap { ($0 as? [String: Any]).flatMap { RunResults.number($0["tokens"] as Any) } }
-            if !t.isEmpty { return t.reduce(0, +) }
-        }
-        guard let s = results.number("tokens_per_second"), let w = results.number("wall_seconds") else { return nil }
+        if let t = results.greenprune?.tokens { return t }
+        guard let s = results.greenprune?.tokensPerSecond, let w = results.greenprune?.wallSeconds else { return nil }
         return s * w
     }
 
@@ -88,8 +85,9 @@ public struct ReportData {
 
     static func loadRun(_ d: URL, _ rec: RunRecord) -> ReportRun {
         let fm = FileManager.default
-        var run = ReportRun(directory: d, record: rec, results: RunResults.read(d.appendingPathComponent("results.json")),
-                            energyNotes: [])
+        // An unreadable results.json shows as "–" cells (the run record says it finished).
+        let results = (try? ResultsFile.read(d.appendingPathComponent("results.json"))) ?? ResultsFile()
+        var run = ReportRun(directory: d, record: rec, results: results, energyNotes: [])
         let steps = d.appendingPathComponent("steps")
         for s in ((try? fm.contentsOfDirectory(atPath: steps.path)) ?? []).sorted() {
             let sd = steps.appendingPathComponent(s)

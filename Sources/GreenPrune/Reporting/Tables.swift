@@ -38,12 +38,12 @@ public enum TaskMetric {
 
     /// Whether a larger `metric` of `task` is better: results.json's `higher_is_better`, else the
     /// task's own metric spec; nil when neither knows the metric.
-    public static func higherIsBetter(task: String, metric: String, in results: RunResults, tasks: TaskRegistry) -> Bool? {
-        results.higherIsBetter[task]?[metric] ?? tasks.info(task)?.metric(metric)?.higherIsBetter
+    public static func higherIsBetter(task: String, metric: String, in results: ResultsFile, tasks: TaskRegistry) -> Bool? {
+        results.higherIsBetter?[task]?[metric] ?? tasks.info(task)?.metric(metric)?.higherIsBetter
     }
 
     /// The metric shown for `task` in a run (the task's primary one, else the first numeric one).
-    public static func metric(task: String, in results: RunResults, tasks: TaskRegistry) -> String? {
+    public static func metric(task: String, in results: ResultsFile, tasks: TaskRegistry) -> String? {
         let ms = results.metrics(task: task)
         if let p = tasks.info(task)?.primaryMetric, ms.contains(where: { $0.name == p }) { return p }
         return ms.first?.name
@@ -110,11 +110,12 @@ public enum Tables {
                 continue
             }
             let g = r.results, bg = base?.results
+            let number = { (n: Int?) in n.map(Double.init) }
             var row = [ReportCell(r.variant),
-                       pct(g.number("parameters"), bg?.number("parameters")),
-                       pct(g.number("bytes_on_disk"), bg?.number("bytes_on_disk")),
-                       pct(g.number("peak_rss_bytes"), bg?.number("peak_rss_bytes")),
-                       pct(g.number("tokens_per_second"), bg?.number("tokens_per_second")),
+                       pct(number(g.greenprune?.parameters), number(bg?.greenprune?.parameters)),
+                       pct(number(g.greenprune?.bytesOnDisk), number(bg?.greenprune?.bytesOnDisk)),
+                       pct(g.peakResidentBytes, bg?.peakResidentBytes),
+                       pct(g.greenprune?.tokensPerSecond, bg?.greenprune?.tokensPerSecond),
                        pct(r.evaluationEnergy, base?.evaluationEnergy)]
             row.append(r.joulesPerToken.map { ReportCell(String(format: "%.3g", $0), $0) } ?? ReportCell("–"))
             row.append(r.evaluationEmissions.map { ReportCell(String(format: "%.3g", $0 * 1000), $0 * 1000) } ?? ReportCell("–"))
