@@ -301,7 +301,8 @@ public struct SweepConfig: Codable, Equatable {
                 spec = TaskSpec(name: try t.string())
             }
             guard registry.info(spec.name) != nil else {
-                throw nameNode.error("unknown task '\(spec.name)' (known: \(registry.names.joined(separator: ", ")))")
+                let hint = registry.specDirectory == nil ? "; no configs/tasks directory found: set GREENPRUNE_TASKS" : ""
+                throw nameNode.error("unknown task '\(spec.name)' (known: \(registry.names.joined(separator: ", "))\(hint))")
             }
             guard !tasks.contains(where: { $0.name == spec.name }) else { throw nameNode.error("task '\(spec.name)' listed twice") }
             tasks.append(spec)
