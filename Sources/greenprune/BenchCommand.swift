@@ -100,7 +100,7 @@ struct Bench: ParsableCommand {
             lm.profile = nil
             if t < best { best = t; phases = profile.order.map { ($0, profile.seconds[$0] ?? 0) } }
         }
-        let peak = Self.peakRSS()
+        let peak = peakResidentBytes()
         let status = Self.procStatus()
         let tokens = Double(batch * time)
         let flops = lm.forwardFLOPs(batch: batch, time: time, headRows: batch * (time - 1))
@@ -185,13 +185,6 @@ struct Bench: ParsableCommand {
         var ts = timespec()
         clock_gettime(CLOCK_MONOTONIC, &ts)
         return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
-    }
-
-    /// Peak resident set size in bytes (getrusage: kilobytes on Linux).
-    static func peakRSS() -> Int {
-        var u = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &u)
-        return Int(u.ru_maxrss) * 1024
     }
 
     /// Current resident set size in bytes.

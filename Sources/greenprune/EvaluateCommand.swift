@@ -85,9 +85,8 @@ struct Evaluate: ParsableCommand {
         let out = URL(fileURLWithPath: output)
         try results.write(to: out, logSamples: logSamples)
         print(results.table)
-        let g = results.json["greenprune"] as? [String: Any] ?? [:]
         print(String(format: "%@: %.1f s, %.0f tokens/s, peak RSS %.0f MB -> %@",
-                     model, results.totalSeconds, g["tokens_per_second"] as? Double ?? 0,
+                     model, results.totalSeconds, results.file.greenprune?.tokensPerSecond ?? 0,
                      Double(results.peakResidentBytes) / 1e6, out.appendingPathComponent("results.json").path))
     }
 }

@@ -199,18 +199,6 @@ struct Prune: ParsableCommand {
                      Date().timeIntervalSince(start)))
     }
 
-    /// Peak resident set of this process so far (getrusage ru_maxrss, KiB on Linux).
-    func peakRSSBytes() -> Int {
-        var u = rusage()
-        #if os(Linux)
-        getrusage(RUSAGE_SELF.rawValue, &u)
-        return Int(u.ru_maxrss) * 1024
-        #else
-        getrusage(RUSAGE_SELF, &u)
-        return Int(u.ru_maxrss)
-        #endif
-    }
-
     /// User + system CPU seconds of this process so far (all threads).
     func cpuSeconds() -> Double {
         var u = rusage()
@@ -280,7 +268,7 @@ struct Prune: ParsableCommand {
             "parameters": ["before": before, "after": after,
                            "removed_fraction": Double(before - after) / Double(max(before, 1))] as [String: Any],
             "wall_seconds": seconds,
-            "peak_rss_bytes": peakRSSBytes(),
+            "peak_rss_bytes": peakResidentBytes(),
             "cpu_seconds": cpuSeconds(),
             "phase_seconds": ["gradients": o.gradientSeconds, "surgery": o.surgerySeconds, "save": saveSeconds],
         ]

@@ -147,7 +147,7 @@ struct QuantBench: ParsableCommand {
         let o: [String: Any] = ["dir": url.path, "perplexity": out.values["perplexity"]!.value,
                                 "tokens_per_second": out.tokensPerSecond, "wall_seconds": out.wallSeconds,
                                 "tokens_per_cpu_second": cpuSeconds > 0 ? Double(out.requestTokens) / cpuSeconds : 0,
-                                "load_seconds": loadSeconds, "peak_rss_bytes": Self.status("VmHWM"), "rss_after_load_bytes": loadedRSS,
+                                "load_seconds": loadSeconds, "peak_rss_bytes": peakResidentBytes(), "rss_after_load_bytes": loadedRSS,
                                 "rss_anon_bytes": Self.status("RssAnon"), "rss_file_bytes": Self.status("RssFile"),
                                 "linear_resident_bytes": resident, "projection_type": kind, "kernel": kernel]
         print(String(decoding: try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]), as: UTF8.self))

@@ -429,7 +429,7 @@ struct GGUFExportTests {
     @Test func rotaryPermutationInvertsImporter() {
         let rows = 3 * 8, cols = 5
         let w = (0 ..< rows * cols).map { Float($0) }
-        let p = GGUFExport.permuteRotaryRows(w, rows: rows, columns: cols, heads: 3)
+        let p = GGUFImporter.permuteRotaryRows(w, rows: rows, columns: cols, heads: 3)
         #expect(p != w)
         #expect(GGUFImporter.unpermuteRotaryRows(p, rows: rows, columns: cols, heads: 3) == w)
         // Head 0, hd 8: llama.cpp row 1 (i = 0, j = 1) is transformers' row 4.

@@ -128,34 +128,31 @@ public struct EvaluationResults {
         self.peakResidentBytes = peakResidentBytes
     }
 
-    /// The results.json object.
-    public var json: [String: Any] {
-        var results: [String: Any] = [:], configs: [String: Any] = [:], versions: [String: Any] = [:]
-        var nShot: [String: Any] = [:], hib: [String: Any] = [:], nSamples: [String: Any] = [:]
-        var wall: [String: Any] = [:], perTask: [String: Any] = [:]
+    /// The results.json contents.
+    public var file: ResultsFile {
+        var f = ResultsFile()
+        var configs: [String: JSONValue] = [:], versions: [String: Double] = [:], nShot: [String: Int] = [:]
+        var hib: [String: [String: Bool]] = [:], nSamples: [String: ResultsFile.SampleCounts] = [:]
+        var wall: [String: Double] = [:], perTask: [String: TaskFigures] = [:]
         for r in reports {
-            var entry: [String: Any] = ["alias": r.name]
+            var entry = TaskResult(alias: r.name)
             for m in r.metrics {
                 guard let v = r.values[m.name] else { continue }
-                entry["\(m.name),none"] = JSONNumber.clean(v.value)
-                entry["\(m.name)_stderr,none"] = v.standardError.map(JSONNumber.clean) ?? "N/A"
+                entry.set(m.name, value: v.value, standardError: v.standardError)
             }
-            results[r.name] = entry
-            configs[r.name] = r.configuration
+            f.results[r.name] = entry
+            configs[r.name] = JSONValue(r.configuration) ?? .null
             versions[r.name] = r.version
             nShot[r.name] = 0
             hib[r.name] = Dictionary(uniqueKeysWithValues: r.metrics.map { ($0.name, $0.higherIsBetter) })
-            nSamples[r.name] = ["original": r.originalCount, "effective": r.effectiveCount]
+            nSamples[r.name] = .init(original: r.originalCount, effective: r.effectiveCount)
             wall[r.name] = r.wallSeconds
-            perTask[r.name] = [
-                "wall_seconds": r.wallSeconds,
-                "documents": r.effectiveCount,
-                "documents_per_second": r.wallSeconds > 0 ? Double(r.effectiveCount) / r.wallSeconds : 0,
-                "tokens": r.requestTokens,
-                "tokens_read": r.tokensRead,
-                "tokens_per_second": r.wallSeconds > 0 ? Double(r.requestTokens) / r.wallSeconds : 0,
-                "model_calls": r.language?.batches.count ?? 0,
-            ]
+            perTask[r.name] = TaskFigures(
+                wallSeconds: r.wallSeconds, documents: r.effectiveCount,
+                documentsPerSecond: r.wallSeconds > 0 ? Double(r.effectiveCount) / r.wallSeconds : 0,
+                tokens: r.requestTokens, tokensRead: r.tokensRead,
+                tokensPerSecond: r.wallSeconds > 0 ? Double(r.requestTokens) / r.wallSeconds : 0,
+                modelCalls: r.language?.batches.count ?? 0)
         }
         let tokens = reports.reduce(0) { $0 + $1.requestTokens }
         let tokenSeconds = reports.filter { $0.requestTokens > 0 }.reduce(0) { $0 + $1.wallSeconds }
@@ -166,26 +163,28 @@ public struct EvaluationResults {
         config["model_family"] = model.family
         config["model_num_parameters"] = model.parameters
         config["device"] = "cpu"
-        return [
-            "results": results,
-            "group_subtasks": Dictionary(uniqueKeysWithValues: reports.map { ($0.name, [String]()) }),
-            "configs": configs, "versions": versions, "n-shot": nShot, "higher_is_better": hib,
-            "n-samples": nSamples, "config": config,
-            "date": startDate.timeIntervalSince1970,
-            "total_evaluation_time_seconds": String(totalSeconds),
-            "greenprune": [
-                "version": GreenPruneInfo.version,
-                "tokens_per_second": tokenSeconds > 0 ? Double(tokens) / tokenSeconds : 0,
-                "wall_seconds": totalSeconds,
-                "wall_seconds_by_task": wall,
-                "tasks": perTask,
-                "parameters": model.parameters,
-                "non_embedding_parameters": model.nonEmbeddingParameters,
-                "bytes_on_disk": model.bytesOnDisk,
-                "peak_rss_bytes": peakResidentBytes,
-                "blas_core": openBLASCoreName(),
-            ] as [String: Any],
-        ]
+        f.groupSubtasks = Dictionary(uniqueKeysWithValues: reports.map { ($0.name, [String]()) })
+        f.configs = configs
+        f.versions = versions
+        f.nShot = nShot
+        f.higherIsBetter = hib
+        f.nSamples = nSamples
+        f.config = config.compactMapValues { JSONValue($0) }
+        f.date = startDate.timeIntervalSince1970
+        f.totalEvaluationTimeSeconds = String(totalSeconds)
+        var g = GreenPruneFigures()
+        g.version = GreenPruneInfo.version
+        g.tokensPerSecond = tokenSeconds > 0 ? Double(tokens) / tokenSeconds : 0
+        g.wallSeconds = totalSeconds
+        g.wallSecondsByTask = wall
+        g.tasks = perTask
+        g.parameters = model.parameters
+        g.nonEmbeddingParameters = model.nonEmbeddingParameters
+        g.bytesOnDisk = model.bytesOnDisk
+        g.peakRSSBytes = peakResidentBytes
+        g.blasCore = openBLASCoreName()
+        f.greenprune = g
+        return f
     }
 
     /// lm-eval's markdown table: Tasks | Version | Filter | n-shot | Metric | | Value | | Stderr.
@@ -211,13 +210,9 @@ public struct EvaluationResults {
 
     static func version(_ v: Double) -> String { v == v.rounded() ? String(Int(v)) : String(v) }
 
-    /// JSON text, keys sorted, pretty-printed.
-    public static func encode(_ object: Any) throws -> Data {
-        try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
-    }
-
     /// Writes the outputs into `directory` (created if needed): samples, trace and documents.json
-    /// (per-document values for the report's intervals) first, each atomically, and results.json last, so a run that fails leaves no results.json.
+    /// (per-document values for the report's intervals) first, each atomically, and results.json
+    /// last, so a run that fails leaves no results.json.
     public func write(to directory: URL, logSamples: Bool, trace: Bool = true) throws {
         do {
             try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
@@ -236,7 +231,7 @@ public struct EvaluationResults {
         }
         if trace { try writeTrace(directory.appendingPathComponent("trace.h5")) }
         try DocumentScores(reports).write(to: directory)
-        try AtomicFile.write(try Self.encode(json), to: directory.appendingPathComponent("results.json"))
+        try file.write(to: directory.appendingPathComponent("results.json"))
     }
 
     /// trace.h5, which `h5py` opens:

@@ -122,6 +122,9 @@ public protocol EvaluationTask {
     var name: String { get }
     var version: Double { get }
     var metrics: [MetricSpec] { get }
+    /// The task's primary metric, groups and cost (see `TaskInfo`); by default its first metric,
+    /// no group, and `TaskInfo`'s default size.
+    var info: TaskInfo { get }
     /// The task's definition for `configs` in results.json.
     var configuration: [String: Any] { get }
     /// Every document of the task in file order (`--limit` is applied by the caller).
@@ -131,6 +134,8 @@ public protocol EvaluationTask {
 }
 
 extension EvaluationTask {
+    public var info: TaskInfo { TaskInfo(name: name, metrics: metrics) }
+
     /// acc (and acc_norm where listed) of a multiple-choice document.
     public func multipleChoiceValues(_ document: TaskDocument, answers: [Answer]) -> [String: SampleValue] {
         let lls = answers.map(\.loglikelihood)

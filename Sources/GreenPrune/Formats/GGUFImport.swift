@@ -281,27 +281,17 @@ public enum GGUFImporter {
     /// `w` is [rows, columns] row-major with rows = heads · hd. Within each head, llama.cpp's row
     /// 2i + j (i < hd/2, j ∈ {0, 1}) is transformers' row j · hd/2 + i.
     public static func unpermuteRotaryRows(_ w: [Float], rows: Int, columns: Int, heads: Int) -> [Float] {
-        let hd = rows / heads, half = hd / 2
-        var out = [Float](repeating: 0, count: w.count)
-        w.withUnsafeBufferPointer { src in
-            out.withUnsafeMutableBufferPointer { dst in
-                guard let s = src.baseAddress, let d = dst.baseAddress else { return }
-                for h in 0..<heads {
-                    for i in 0..<half {
-                        for j in 0..<2 {
-                            let from = h * hd + 2 * i + j, to = h * hd + j * half + i
-                            (d + to * columns).update(from: s + from * columns, count: columns)
-                        }
-                    }
-                }
-            }
-        }
-        return out
+        reorderRotaryRows(w, rows: rows, columns: columns, heads: heads, toLlamaCpp: false)
     }
 
     /// llama.cpp's q/k row permutation (the inverse of `unpermuteRotaryRows`), for writers of
     /// GGUF files: transformers' row j · hd/2 + i of each head becomes row 2i + j.
     public static func permuteRotaryRows(_ w: [Float], rows: Int, columns: Int, heads: Int) -> [Float] {
+        reorderRotaryRows(w, rows: rows, columns: columns, heads: heads, toLlamaCpp: true)
+    }
+
+    /// Moves each head's row j · hd/2 + i (transformers) to 2i + j (llama.cpp), or back.
+    static func reorderRotaryRows(_ w: [Float], rows: Int, columns: Int, heads: Int, toLlamaCpp: Bool) -> [Float] {
         let hd = rows / heads, half = hd / 2
         var out = [Float](repeating: 0, count: w.count)
         w.withUnsafeBufferPointer { src in
@@ -310,7 +300,8 @@ public enum GGUFImporter {
                 for h in 0..<heads {
                     for i in 0..<half {
                         for j in 0..<2 {
-                            let from = h * hd + j * half + i, to = h * hd + 2 * i + j
+                            let hf = h * hd + j * half + i, cpp = h * hd + 2 * i + j
+                            let (from, to) = toLlamaCpp ? (hf, cpp) : (cpp, hf)
                             (d + to * columns).update(from: s + from * columns, count: columns)
                         }
                     }

@@ -3,7 +3,7 @@ import Foundation
 /// The GGUF metadata of a Hugging Face llama directory — the inverse of what `GGUFImporter`
 /// reads: `llama.*` hyper-parameters from config.json, and the byte-level BPE vocabulary, merges,
 /// token types and special ids from tokenizer.json as `tokenizer.ggml.*`, with the key types
-/// llama.cpp's converter uses (u32 counts, f32 theta/eps). For a GGUF writer (`--format gguf`).
+/// llama.cpp's converter uses (u32 counts, f32 theta/eps). `GGUFExport` (`--format gguf`) writes it.
 public enum GGUFLlamaMetadata {
     /// One decoder layer's attention and MLP widths, for models whose layers differ (pruned):
     /// written as per-layer arrays, which llama.cpp accepts for these three keys.
@@ -105,13 +105,16 @@ public enum GGUFLlamaMetadata {
         }
         kv.append(("llama.rope.freq_base", .float32(Float(theta))))
         kv.append(("llama.attention.layer_norm_rms_epsilon", .float32(Float(eps))))
-        if headDim != hidden / heads {
+        // llama.cpp takes the head width as embedding / heads unless told: tell it when that is
+        // wrong for any layer (a model with its own head_dim, or heads pruned away).
+        if (layers?.map(\.heads) ?? [heads]).contains(where: { hidden != $0 * headDim }) {
             kv.append(("llama.attention.key_length", u32(headDim)))
             kv.append(("llama.attention.value_length", u32(headDim)))
         }
         kv.append(("general.file_type", .uint32(fileType)))
 
-        let tok = try tokenizerMetadata(tokenizer, path: tokenizerPath)
+        let vocabSize = config["vocab_size"] == nil ? nil : try int("vocab_size")
+        let tok = try tokenizerMetadata(tokenizer, vocabSize: vocabSize, path: tokenizerPath)
         kv.append(("llama.vocab_size", u32(tok.tokens.count)))
         kv.append(("llama.rope.dimension_count", u32(headDim)))
         kv.append(("tokenizer.ggml.add_space_prefix", .bool(tok.addSpacePrefix)))
@@ -124,7 +127,9 @@ public enum GGUFLlamaMetadata {
         kv.append(("tokenizer.ggml.merges", .array(elementType: 8, values: tok.merges.map { .string($0) })))
         for (key, cfg) in [("bos_token_id", "bos_token_id"), ("eos_token_id", "eos_token_id"),
                            ("unknown_token_id", "unk_token_id"), ("padding_token_id", "pad_token_id")] {
-            if let id = (config[cfg] as? NSNumber)?.intValue, id >= 0, id < tok.tokens.count {
+            // An id, or a list whose first id is the one llama.cpp keeps (eos_token_id: [2, 32000]).
+            let value = config[cfg] as? NSNumber ?? (config[cfg] as? [NSNumber])?.first
+            if let id = (value?.intValue ?? (cfg == "unk_token_id" ? tok.unknown : nil)), id >= 0, id < tok.tokens.count {
                 kv.append(("tokenizer.ggml." + key, u32(id)))
             }
         }
@@ -143,10 +148,14 @@ public enum GGUFLlamaMetadata {
         var addSpacePrefix: Bool
         var addBOS: Bool
         var addEOS: Bool
+        /// The id of the BPE model's `unk_token`, for configs that do not state `unk_token_id`.
+        var unknown: Int?
     }
 
-    /// The `tokenizer.ggml.*` content of a byte-level BPE tokenizer.json.
-    static func tokenizerMetadata(_ t: [String: Any], path: String) throws -> Tokenizer {
+    /// The `tokenizer.ggml.*` content of a byte-level BPE tokenizer.json; with `vocabSize` (the
+    /// embedding's rows) larger than the tokenizer, the rest are `[PAD<id>]` tokens of type
+    /// unused, as llama.cpp's converter pads them.
+    static func tokenizerMetadata(_ t: [String: Any], vocabSize: Int? = nil, path: String) throws -> Tokenizer {
         guard let model = t["model"] as? [String: Any], (model["type"] as? String) == "BPE",
               let vocab = model["vocab"] as? [String: Any] else {
             throw InputError(path, "only BPE tokenizers can be written as GGUF")
@@ -183,11 +192,16 @@ public enum GGUFLlamaMetadata {
             types[id] = (a["special"] as? Bool ?? false) ? 3 : 4  // control : user-defined
         }
         let n = byID.count
+        if let v = vocabSize, v < n { throw InputError(path, "\(n) tokens for a vocabulary of \(v) (config.json vocab_size)") }
         var tokens: [String] = []
-        tokens.reserveCapacity(n)
+        tokens.reserveCapacity(max(n, vocabSize ?? 0))
         for id in 0..<n {
             guard let s = byID[id] else { throw InputError(path, "token ids are not 0..<\(n): \(id) is missing") }
             tokens.append(s)
+        }
+        for id in n ..< max(n, vocabSize ?? 0) {
+            tokens.append("[PAD\(id)]")
+            types[id] = 5  // unused
         }
         var merges: [String] = []
         for case let m in model["merges"] as? [Any] ?? [] {
@@ -203,7 +217,9 @@ public enum GGUFLlamaMetadata {
             addBOS = single.prefix(seq).contains { $0["SpecialToken"] != nil }
             addEOS = single.suffix(from: min(seq + 1, single.count)).contains { $0["SpecialToken"] != nil }
         }
-        return Tokenizer(tokens: tokens, types: (0..<n).map { types[$0] ?? 1 }, merges: merges, pre: preName,
-                         addSpacePrefix: byteLevel?["add_prefix_space"] as? Bool ?? false, addBOS: addBOS, addEOS: addEOS)
+        let unknown = (model["unk_token"] as? String).flatMap { (vocab[$0] as? NSNumber)?.intValue }
+        return Tokenizer(tokens: tokens, types: tokens.indices.map { types[$0] ?? 1 }, merges: merges, pre: preName,
+                         addSpacePrefix: byteLevel?["add_prefix_space"] as? Bool ?? false, addBOS: addBOS, addEOS: addEOS,
+                         unknown: unknown)
     }
 }

@@ -17,7 +17,7 @@ public enum Plots {
     /// evaluation energy per token (else total evaluation energy), the Pareto front joined.
     public static func accuracyVsEnergy(_ table: ReportTable) -> String? {
         guard let yKey = table.keys.contains("avg_acc") ? "avg_acc"
-                : table.keys.dropFirst(9).first(where: { !TaskMetric.lowerIsBetter(String($0.split(separator: ".").last ?? "")) }),
+                : table.keys.dropFirst(9).first(where: { table.higherIsBetter[$0] != false }),
               let yi = table.column(yKey) else { return nil }
         var xi = table.column("joules_per_token")!
         var xLabel = "evaluation energy per token (J)"

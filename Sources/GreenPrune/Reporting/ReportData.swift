@@ -4,7 +4,7 @@ import Foundation
 public struct ReportRun {
     public var directory: URL
     public var record: RunRecord
-    public var results: RunResults
+    public var results: ResultsFile
     /// Energy of the evaluation steps (J), of the build steps (prune, quantize), and the CO2eq
     /// (kg) of each, summed from the steps' emissions.csv (`energy_consumed` is kWh).
     public var evaluationEnergy: Double?
@@ -25,11 +25,8 @@ public struct ReportRun {
     /// Tokens the evaluation scored: the sum of the block's per-task `tokens` (as `evaluate`
     /// writes them), else speed × wall time.
     public var tokens: Double? {
-        if let tasks = results.greenprune["tasks"] as? [String: Any] {
-            let t = tasks.values.compactMap { ($0 as? [String: Any]).flatMap { RunResults.number($0["tokens"] as Any) } }
-            if !t.isEmpty { return t.reduce(0, +) }
-        }
-        guard let s = results.number("tokens_per_second"), let w = results.number("wall_seconds") else { return nil }
+        if let t = results.greenprune?.tokens { return t }
+        guard let s = results.greenprune?.tokensPerSecond, let w = results.greenprune?.wallSeconds else { return nil }
         return s * w
     }
 
@@ -50,6 +47,8 @@ public struct ReportRun {
 public struct ReportData {
     public var directory: URL
     public var runs: [ReportRun]
+    /// Where each task's primary metric, direction and groups come from.
+    public var tasks: TaskRegistry
 
     /// Models in order of first appearance.
     public var models: [String] {
@@ -66,8 +65,10 @@ public struct ReportData {
         return rs.first { $0.isBaseline } ?? rs.first { $0.variant == "baseline" }
     }
 
-    /// Reads every finished run under `dir/runs` (folders without run.json are skipped).
-    public static func load(_ dir: URL) throws -> ReportData {
+    /// Reads every finished run under `dir/runs` (folders without run.json are skipped); `tasks`
+    /// defaults to the built-in tasks and the descriptions in `TaskRegistry.taskDirectory()`.
+    public static func load(_ dir: URL, tasks: TaskRegistry? = nil) throws -> ReportData {
+        let registry = try tasks ?? TaskRegistry()
         let runsDir = dir.appendingPathComponent("runs")
         guard let names = try? FileManager.default.contentsOfDirectory(atPath: runsDir.path) else {
             throw InputError(dir.path, "no runs/ folder: not a sweep folder")
@@ -79,13 +80,14 @@ public struct ReportData {
             runs.append(loadRun(d, rec))
         }
         runs.sort { ($0.record.index, $0.id) < ($1.record.index, $1.id) }
-        return ReportData(directory: dir, runs: runs)
+        return ReportData(directory: dir, runs: runs, tasks: registry)
     }
 
     static func loadRun(_ d: URL, _ rec: RunRecord) -> ReportRun {
         let fm = FileManager.default
-        var run = ReportRun(directory: d, record: rec, results: RunResults.read(d.appendingPathComponent("results.json")),
-                            energyNotes: [])
+        // An unreadable results.json shows as "–" cells (the run record says it finished).
+        let results = (try? ResultsFile.read(d.appendingPathComponent("results.json"))) ?? ResultsFile()
+        var run = ReportRun(directory: d, record: rec, results: results, energyNotes: [])
         let steps = d.appendingPathComponent("steps")
         for s in ((try? fm.contentsOfDirectory(atPath: steps.path)) ?? []).sorted() {
             let sd = steps.appendingPathComponent(s)

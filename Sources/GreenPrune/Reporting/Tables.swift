@@ -25,31 +25,27 @@ public struct ReportTable {
     public var rows: [[ReportCell]]
     /// How energy was obtained, what the columns mean, failures.
     public var notes: [String]
+    /// Whether a larger value is better, per task column key (absent: unknown).
+    public var higherIsBetter: [String: Bool] = [:]
 
     public func column(_ key: String) -> Int? { keys.firstIndex(of: key) }
 }
 
 /// The metric each task is shown with, and how.
 public enum TaskMetric {
-    /// lm-eval / LLM-Pruner's choice per task; anything else shows its first metric.
-    public static let primary: [String: String] = [
-        "boolq": "acc", "piqa": "acc", "hellaswag": "acc_norm", "winogrande": "acc", "arc_easy": "acc",
-        "arc_challenge": "acc_norm", "openbookqa": "acc_norm", "lambada_openai": "acc", "wikitext": "word_perplexity",
-        "wikitext2_chunked": "perplexity", "ptb_chunked": "perplexity", "stsb": "spearman", "embedding_drift": "mse",
-        "output_drift": "kl_divergence",
-    ]
-
     /// Accuracies are fractions in results.json and shown in percent.
     public static func scale(_ metric: String) -> Double { metric.hasPrefix("acc") ? 100 : 1 }
 
-    public static func lowerIsBetter(_ metric: String) -> Bool {
-        metric.contains("perplexity") || metric.hasSuffix("mse") || metric == "kl_divergence" || metric == "bits_per_byte"
+    /// Whether a larger `metric` of `task` is better: results.json's `higher_is_better`, else the
+    /// task's own metric spec; nil when neither knows the metric.
+    public static func higherIsBetter(task: String, metric: String, in results: ResultsFile, tasks: TaskRegistry) -> Bool? {
+        results.higherIsBetter?[task]?[metric] ?? tasks.info(task)?.metric(metric)?.higherIsBetter
     }
 
-    /// The metric shown for `task` in a run (the primary one, else the first numeric one).
-    public static func metric(task: String, in results: RunResults) -> String? {
+    /// The metric shown for `task` in a run (the task's primary one, else the first numeric one).
+    public static func metric(task: String, in results: ResultsFile, tasks: TaskRegistry) -> String? {
         let ms = results.metrics(task: task)
-        if let p = primary[task], ms.contains(where: { $0.name == p }) { return p }
+        if let p = tasks.info(task)?.primaryMetric, ms.contains(where: { $0.name == p }) { return p }
         return ms.first?.name
     }
 
@@ -77,23 +73,29 @@ public enum Tables {
         // Tasks in the order the runs list them.
         var tasks: [String] = []
         for r in runs { for t in r.record.tasks where !tasks.contains(t.name) { tasks.append(t.name) } }
-        let metrics: [(task: String, metric: String)] = tasks.compactMap { t in
-            let from = ([base].compactMap { $0 } + runs).first { TaskMetric.metric(task: t, in: $0.results) != nil }
-            return from.flatMap { TaskMetric.metric(task: t, in: $0.results) }.map { (t, $0) }
+        let registry = data.tasks
+        // Each column's metric and direction, from the first run (baseline first) that has the task.
+        let metrics: [(task: String, metric: String, higherIsBetter: Bool?)] = tasks.compactMap { t in
+            let from = ([base].compactMap { $0 } + runs).first { TaskMetric.metric(task: t, in: $0.results, tasks: registry) != nil }
+            return from.flatMap { r in
+                TaskMetric.metric(task: t, in: r.results, tasks: registry).map {
+                    (t, $0, TaskMetric.higherIsBetter(task: t, metric: $0, in: r.results, tasks: registry))
+                }
+            }
         }
-        let zeroShot = tasks.filter { SweepConfig.zeroShotTasks.contains($0) }
+        let zeroShot = tasks.filter { registry.info($0)?.groups.contains(TaskGroup.zeroShotAverage) == true }
         var keys = ["variant", "params_pct", "size_pct", "peak_memory_pct", "tokens_per_second_pct", "energy_pct",
                     "joules_per_token", "co2eq_g", "build_energy_kj"]
         var labels = ["Variant", "Params %", "Size %", "Peak mem %", "Tokens/s %", "Energy %", "J/token", "CO2eq (g)", "Build kJ"]
         for m in metrics {
             keys.append("\(m.task).\(m.metric)")
-            labels.append("\(m.task) \(m.metric)" + (TaskMetric.lowerIsBetter(m.metric) ? " ↓" : ""))
+            labels.append("\(m.task) \(m.metric)" + (m.higherIsBetter == false ? " ↓" : ""))
         }
         if !zeroShot.isEmpty { keys.append("avg_acc"); labels.append("Avg acc (\(zeroShot.count) zero-shot)") }
 
         func avg(_ r: ReportRun) -> Double? {
             let vs = zeroShot.compactMap { t -> Double? in
-                guard let m = TaskMetric.metric(task: t, in: r.results) else { return nil }
+                guard let m = TaskMetric.metric(task: t, in: r.results, tasks: registry) else { return nil }
                 return r.results.value(task: t, metric: m).map { $0 * TaskMetric.scale(m) }
             }
             return vs.count == zeroShot.count && !vs.isEmpty ? vs.reduce(0, +) / Double(vs.count) : nil
@@ -108,11 +110,12 @@ public enum Tables {
                 continue
             }
             let g = r.results, bg = base?.results
+            let number = { (n: Int?) in n.map(Double.init) }
             var row = [ReportCell(r.variant),
-                       pct(g.number("parameters"), bg?.number("parameters")),
-                       pct(g.number("bytes_on_disk"), bg?.number("bytes_on_disk")),
-                       pct(g.number("peak_rss_bytes"), bg?.number("peak_rss_bytes")),
-                       pct(g.number("tokens_per_second"), bg?.number("tokens_per_second")),
+                       pct(number(g.greenprune?.parameters), number(bg?.greenprune?.parameters)),
+                       pct(number(g.greenprune?.bytesOnDisk), number(bg?.greenprune?.bytesOnDisk)),
+                       pct(g.peakResidentBytes, bg?.peakResidentBytes),
+                       pct(g.greenprune?.tokensPerSecond, bg?.greenprune?.tokensPerSecond),
                        pct(r.evaluationEnergy, base?.evaluationEnergy)]
             row.append(r.joulesPerToken.map { ReportCell(String(format: "%.3g", $0), $0) } ?? ReportCell("–"))
             row.append(r.evaluationEmissions.map { ReportCell(String(format: "%.3g", $0 * 1000), $0 * 1000) } ?? ReportCell("–"))
@@ -127,7 +130,7 @@ public enum Tables {
                     change = v - b
                     text += " (" + String(format: m.metric == "mse" ? "%+.3g" : (m.metric.hasPrefix("acc") ? "%+.1f" : "%+.2f"), v - b) + ")"
                 }
-                let better = change.flatMap { $0 == 0 ? nil : (($0 < 0) == TaskMetric.lowerIsBetter(m.metric)) }
+                let better = change.flatMap { c in c == 0 ? nil : m.higherIsBetter.map { (c > 0) == $0 } }
                 row.append(ReportCell(text, v, change: change, better: better))
             }
             if !zeroShot.isEmpty {
@@ -150,7 +153,10 @@ public enum Tables {
         notes.append("Percentages are relative to the baseline; task cells show the value and its change from the baseline"
                      + (zeroShot.isEmpty ? "." : "; Avg acc is the mean of \(zeroShot.joined(separator: ", ")) (acc or acc_norm as LLM-Pruner prints them)."))
         if tasks.contains("ptb_chunked") { notes.append("ptb_chunked uses the PTB test split (papers quote validation).") }
-        return ReportTable(model: model, keys: keys, labels: labels, rows: rows, notes: notes)
+        var direction: [String: Bool] = [:]
+        for m in metrics { direction["\(m.task).\(m.metric)"] = m.higherIsBetter }
+        direction["avg_acc"] = zeroShot.isEmpty ? nil : true
+        return ReportTable(model: model, keys: keys, labels: labels, rows: rows, notes: notes, higherIsBetter: direction)
     }
 
     // MARK: Rendering

@@ -21,18 +21,15 @@ public struct PlannedRun: Codable, Equatable {
              estimatedSeconds = "estimated_seconds"
     }
 
-    /// Tasks that run the variant against its baseline in one process (`output_drift`,
-    /// `embedding_drift`): each gets its own unmeasured `compare` step, so the baseline's memory,
-    /// time and energy stay out of the variant's figures.
-    public static let comparisonTasks: Set<String> = ["output_drift", "embedding_drift"]
-
-    /// The comparison tasks of this run, in the config's order.
-    public var comparisons: [SweepConfig.TaskSpec] { tasks.filter { Self.comparisonTasks.contains($0.name) } }
+    /// The comparison tasks of this run (`TaskInfo.needsBaseline`: they run the variant against
+    /// its baseline in one process), in the config's order. Each gets its own unmeasured
+    /// `compare` step, so the baseline's memory, time and energy stay out of the variant's figures.
+    public var comparisons: [SweepConfig.TaskSpec] { tasks.filter { TaskRegistry.needsBaseline($0.name) } }
 
     /// The other tasks grouped by `--limit` (one measured `evaluate` call per group), in the config's order.
     public var evaluationGroups: [(limit: Int?, tasks: [String])] {
         var groups: [(limit: Int?, tasks: [String])] = []
-        for t in tasks where !Self.comparisonTasks.contains(t.name) {
+        for t in tasks where !TaskRegistry.needsBaseline(t.name) {
             if let i = groups.firstIndex(where: { $0.limit == t.limit }) { groups[i].tasks.append(t.name) }
             else { groups.append((t.limit, [t.name])) }
         }
@@ -56,7 +53,7 @@ public struct SweepPlan: Codable, Equatable {
                 let hash = SweepPlan.settingsHash(modelPath: m.path, variant: v, tasks: m.tasks, energy: config.energy)
                 runs.append(PlannedRun(index: runs.count, id: id, model: m.name, modelPath: m.path, variant: v,
                                        tasks: m.tasks, settingsHash: hash,
-                                       estimatedSeconds: WorkEstimate.seconds(variant: v, tasks: m.tasks)))
+                                       estimatedSeconds: WorkEstimate.seconds(variant: v, tasks: m.tasks, info: config.taskInfo)))
             }
         }
     }
@@ -102,36 +99,27 @@ public struct SweepPlan: Codable, Equatable {
 
 /// A rough work model for `--dry-run`, from `greenprune evaluate`/`prune` runs of the default
 /// models on a shared two-core machine, so it errs long: SmolLM2-135M's float32 evaluation in the
-/// main job read 9.7k tokens in 18 s (≈ 550 tokens/s; taken as 450),
-/// and each task reads the tokens below per document with shared-context KV reuse (lm-eval
-/// request tokens are 1.5–3× more). MiniLM tasks are timed per document.
+/// main job read 9.7k tokens in 18 s (≈ 550 tokens/s; taken as 450). Each task states its size
+/// and the tokens it reads per document with shared-context KV reuse (`TaskInfo.cost`; lm-eval
+/// request tokens are 1.5–3× more); MiniLM tasks are timed per document.
 public enum WorkEstimate {
     /// Tokens read per second by a 135M-parameter decoder on two cores.
     public static var decoderTokensPerSecond = 450.0
-    /// Tokens read per document (per 128-token window for the chunked perplexities), measured.
-    public static let tokensPerDocument: [String: Double] = [
-        "boolq": 175, "hellaswag": 60, "piqa": 41, "arc_easy": 39, "arc_challenge": 74, "openbookqa": 30,
-        "winogrande": 36, "lambada_openai": 86, "wikitext": 5200, "wikitext2_chunked": 128, "ptb_chunked": 128,
-        "output_drift": 256,  // one window through the model and one through its baseline
-    ]
-    /// Seconds per document of the encoder tasks on two cores (all-MiniLM-L6-v2; the drift embeds twice).
-    public static let encoderSecondsPerDocument: [String: Double] = ["stsb": 0.025, "embedding_drift": 0.02]
-    /// Documents in each full set (128-token windows for the chunked perplexities).
-    public static let documents: [String: Double] = [
-        "hellaswag": 10042, "piqa": 1838, "arc_easy": 2376, "arc_challenge": 1172, "boolq": 3270,
-        "openbookqa": 500, "winogrande": 1267, "lambada_openai": 5153, "wikitext": 62,
-        "wikitext2_chunked": 2240, "ptb_chunked": 900, "stsb": 1379, "embedding_drift": 1379, "output_drift": 2240,
-    ]
     public static let assumptions = "SmolLM2 450 tokens/s read, MiniLM per document, Taylor pruning ≈ 3 passes over its calibration tokens"
 
-    public static func seconds(variant: SweepConfig.VariantSpec, tasks: [SweepConfig.TaskSpec]) -> Double {
+    /// `info` holds the tasks' facts (a task missing there: the built-in one, else `TaskInfo`'s defaults).
+    public static func seconds(variant: SweepConfig.VariantSpec, tasks: [SweepConfig.TaskSpec],
+                               info: [String: TaskInfo] = [:]) -> Double {
         var s = 0.0
         var groups = Set<Int?>()
         for t in tasks {
             groups.insert(t.limit)
-            let docs = min(Double(t.limit ?? Int.max), documents[t.name] ?? 100)
-            if let e = encoderSecondsPerDocument[t.name] { s += docs * e }
-            else { s += docs * (tokensPerDocument[t.name] ?? 100) / decoderTokensPerSecond }
+            let facts = info[t.name] ?? TaskRegistry.builtIn[t.name]?.info ?? TaskInfo(name: t.name, metrics: [])
+            let docs = min(Double(t.limit ?? Int.max), facts.documents)
+            switch facts.cost {
+            case let .secondsPerDocument(e): s += docs * e
+            case let .tokensPerDocument(n): s += docs * n / decoderTokensPerSecond
+            }
         }
         s += 3 * Double(groups.count)  // start, model load per evaluate call
         if let p = variant.prune {

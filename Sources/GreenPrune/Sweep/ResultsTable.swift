@@ -22,7 +22,8 @@ public enum ResultsTable {
                 rows.append(base + ["", "", "", "", "", "failed", rec.error ?? ""] + tail)
                 continue
             }
-            let results = RunResults.read(dir.appendingPathComponent("results.json"))
+            // A done run whose results.json cannot be read gives no rows (the report shows it as "–").
+            let results = (try? ResultsFile.read(dir.appendingPathComponent("results.json"))) ?? ResultsFile()
             for t in rec.tasks {
                 for m in results.metrics(task: t.name) {
                     rows.append(base + [t.name, m.name, format(m.value), m.stderr.map(format) ?? "",
@@ -46,57 +47,4 @@ public enum ResultsTable {
     }
 
     static func format(_ x: Double) -> String { x.isFinite ? String(x) : (x.isNaN ? "nan" : (x > 0 ? "inf" : "-inf")) }
-}
-
-/// A run's results.json in lm-eval's layout: `results.<task>."<metric>,none"` and
-/// `"<metric>_stderr,none"`, plus GreenPrune's `greenprune` block.
-public struct RunResults {
-    public struct Metric: Equatable {
-        public var name: String
-        public var value: Double
-        public var stderr: Double?
-    }
-
-    public var results: [String: [String: Any]] = [:]
-    public var greenprune: [String: Any] = [:]
-
-    /// Reads `url`; a missing or unreadable file gives empty results.
-    public static func read(_ url: URL) -> RunResults {
-        var r = RunResults()
-        guard let data = FileManager.default.contents(atPath: url.path),
-              let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else { return r }
-        for (task, v) in (obj["results"] as? [String: Any]) ?? [:] {
-            if let m = v as? [String: Any] { r.results[task] = m }
-        }
-        r.greenprune = (obj["greenprune"] as? [String: Any]) ?? [:]
-        return r
-    }
-
-    /// The numeric metrics of `task`, sorted by name (filter `,none`; skip stderr and aliases).
-    public func metrics(task: String) -> [Metric] {
-        guard let m = results[task] else { return [] }
-        var out: [Metric] = []
-        for (key, v) in m {
-            let parts = key.split(separator: ",", maxSplits: 1).map(String.init)
-            let name = parts[0]
-            guard parts.count == 2, !name.hasSuffix("_stderr"), let value = RunResults.number(v) else { continue }
-            out.append(Metric(name: name, value: value, stderr: RunResults.number(m["\(name)_stderr,\(parts[1])"] as Any)))
-        }
-        return out.sorted { $0.name < $1.name }
-    }
-
-    /// The value of one metric.
-    public func value(task: String, metric: String) -> Double? {
-        metrics(task: task).first { $0.name == metric }?.value
-    }
-
-    /// A number from the greenprune block.
-    public func number(_ key: String) -> Double? { RunResults.number(greenprune[key] as Any) }
-
-    static func number(_ v: Any) -> Double? {
-        if let n = v as? NSNumber, !(v is Bool) { return n.doubleValue }
-        if let d = v as? Double { return d }
-        if let i = v as? Int { return Double(i) }
-        return nil
-    }
 }

@@ -198,19 +198,17 @@ public final class SweepRunner {
             .map { att.appendingPathComponent("steps/\($0)") }
         let evalDirs = stepDirs.filter { $0.lastPathComponent.contains("-evaluate") }
         let compareDirs = stepDirs.filter { $0.lastPathComponent.hasSuffix("-compare") }
-        var results: [[String: Any]] = []
+        var results: [ResultsFile] = []
         for d in evalDirs + compareDirs {
             let url = d.appendingPathComponent("eval/results.json")
-            guard var obj = fm.contents(atPath: url.path).flatMap({ try? JSONSerialization.jsonObject(with: $0) as? [String: Any] }) else {
+            guard var part = try? ResultsFile.read(url) else {
                 throw InputError(url.path, "evaluate wrote no readable results.json")
             }
             // A comparison's speed and memory are two models': keep only its task results.
-            if compareDirs.contains(d) { obj["greenprune"] = nil }
-            results.append(obj)
+            if compareDirs.contains(d) { part.greenprune = nil }
+            results.append(part)
         }
-        let merged = ResultsMerge.merge(results)
-        try AtomicFile.write(try JSONSerialization.data(withJSONObject: merged, options: [.prettyPrinted, .sortedKeys]),
-                             to: att.appendingPathComponent("results.json"))
+        try ResultsMerge.merge(results).write(to: att.appendingPathComponent("results.json"))
         if let first = evalDirs.first {
             for (src, dst) in [("eval/trace.h5", "trace.h5"), ("power.h5", "power.h5")] {
                 let s = first.appendingPathComponent(src)
@@ -244,42 +242,47 @@ public final class SweepRunner {
 
 /// Merges the results.json of several `evaluate` calls on one model into one, in lm-eval's layout.
 enum ResultsMerge {
-    static func merge(_ parts: [[String: Any]]) -> [String: Any] {
-        guard var out = parts.first else { return [:] }
+    static func merge(_ parts: [ResultsFile]) -> ResultsFile {
+        guard var out = parts.first else { return ResultsFile() }
+        /// Per-task tables: a later part's entries join (and replace) the earlier ones.
+        func join<V>(_ a: [String: V]?, _ b: [String: V]?) -> [String: V]? {
+            guard let b else { return a }
+            return (a ?? [:]).merging(b) { _, new in new }
+        }
         for p in parts.dropFirst() {
-            for (k, v) in p where k != "greenprune" {
-                if var a = out[k] as? [String: Any], let b = v as? [String: Any] {
-                    for (kk, vv) in b { a[kk] = vv }
-                    out[k] = a
-                } else if out[k] == nil {
-                    out[k] = v
-                }
-            }
+            out.results = out.results.merging(p.results) { _, new in new }
+            out.groupSubtasks = join(out.groupSubtasks, p.groupSubtasks)
+            out.configs = join(out.configs, p.configs)
+            out.versions = join(out.versions, p.versions)
+            out.nShot = join(out.nShot, p.nShot)
+            out.higherIsBetter = join(out.higherIsBetter, p.higherIsBetter)
+            out.nSamples = join(out.nSamples, p.nSamples)
+            out.config = join(out.config, p.config)
+            out.date = out.date ?? p.date
+            out.totalEvaluationTimeSeconds = out.totalEvaluationTimeSeconds ?? p.totalEvaluationTimeSeconds
         }
         // The greenprune block: model facts from the first part; per-task figures merged; wall
         // time summed; speed as all tokens over all token-seconds (each part's tokens / speed);
         // peak memory the maximum.
-        let blocks = parts.compactMap { $0["greenprune"] as? [String: Any] }
+        let blocks = parts.compactMap(\.greenprune)
         if var g = blocks.first, blocks.count > 1 {
-            for key in ["tasks", "wall_seconds_by_task"] {
-                var merged: [String: Any] = [:]
-                for b in blocks { for (k, v) in (b[key] as? [String: Any]) ?? [:] { merged[k] = v } }
-                if !merged.isEmpty { g[key] = merged }
+            for b in blocks.dropFirst() {
+                g.tasks = join(g.tasks, b.tasks)
+                g.wallSecondsByTask = join(g.wallSecondsByTask, b.wallSecondsByTask)
             }
-            let num = { (v: Any?) -> Double in (v as? NSNumber)?.doubleValue ?? 0 }
-            g["wall_seconds"] = blocks.map { num($0["wall_seconds"]) }.reduce(0, +)
-            let tokens = blocks.map { b in ((b["tasks"] as? [String: Any]) ?? [:]).values.map { num(($0 as? [String: Any])?["tokens"]) }.reduce(0, +) }
-            let speeds = blocks.map { num($0["tokens_per_second"]) }
+            g.wallSeconds = blocks.map { $0.wallSeconds ?? 0 }.reduce(0, +)
+            let tokens = blocks.map { $0.tokens ?? 0 }
+            let speeds = blocks.map { $0.tokensPerSecond ?? 0 }
             let seconds = zip(tokens, speeds).map { $1 > 0 ? $0 / $1 : 0 }.reduce(0, +)
             if seconds > 0 {
-                g["tokens_per_second"] = tokens.reduce(0, +) / seconds
+                g.tokensPerSecond = tokens.reduce(0, +) / seconds
             } else {
-                let walls = blocks.map { num($0["wall_seconds"]) }
+                let walls = blocks.map { $0.wallSeconds ?? 0 }
                 let wall = walls.reduce(0, +)
-                if wall > 0 { g["tokens_per_second"] = zip(walls, speeds).map { $0 * $1 }.reduce(0, +) / wall }
+                if wall > 0 { g.tokensPerSecond = zip(walls, speeds).map { $0 * $1 }.reduce(0, +) / wall }
             }
-            g["peak_rss_bytes"] = blocks.map { num($0["peak_rss_bytes"]) }.max()
-            out["greenprune"] = g
+            g.peakRSSBytes = blocks.compactMap(\.peakRSSBytes).max()
+            out.greenprune = g
         }
         return out
     }

@@ -25,6 +25,9 @@ public struct SweepConfig: Codable, Equatable {
     public var output: String
     public var energy: EnergySettings
     public var models: [ModelEntry]
+    /// The facts of the tasks the models list, from the `TaskRegistry` the config was checked
+    /// against (not part of the YAML).
+    public var taskInfo: [String: TaskInfo] = [:]
 
     enum CodingKeys: String, CodingKey { case output, energy, models }
 
@@ -170,24 +173,6 @@ public struct SweepConfig: Codable, Equatable {
         }
     }
 
-    /// Task names `greenprune evaluate` knows (../shared/TASKS.md).
-    public static let knownTasks = [
-        "hellaswag", "piqa", "arc_easy", "arc_challenge", "boolq", "openbookqa", "winogrande",
-        "lambada_openai", "wikitext", "wikitext2_chunked", "ptb_chunked", "stsb", "embedding_drift", "output_drift",
-    ]
-    /// The built-in tasks plus those described by `*.yaml` files in `$GREENPRUNE_TASKS`, else
-    /// `./configs/tasks` (where `evaluate` finds task descriptions).
-    public static func availableTasks() -> [String] {
-        let env = ProcessInfo.processInfo.environment["GREENPRUNE_TASKS"]
-        let dir = env.flatMap { $0.isEmpty ? nil : URL(fileURLWithPath: $0) }
-            ?? URL(fileURLWithPath: FileManager.default.currentDirectoryPath).appendingPathComponent("configs/tasks")
-        let described = ((try? FileManager.default.contentsOfDirectory(atPath: dir.path)) ?? [])
-            .filter { $0.hasSuffix(".yaml") }.map { String($0.dropLast(5)) }.sorted()
-        return knownTasks + described.filter { !knownTasks.contains($0) }
-    }
-
-    /// The zero-shot multiple-choice tasks averaged as pruning papers do (LLM-Pruner's seven).
-    public static let zeroShotTasks = ["boolq", "piqa", "hellaswag", "winogrande", "arc_easy", "arc_challenge", "openbookqa"]
     public static let importanceChoices = ["taylor", "l1", "l2", "random", "bi"]
     public static let taylorChoices = ["vectorize", "param_first", "param_second", "param_mix"]
 
@@ -198,16 +183,20 @@ public struct SweepConfig: Codable, Equatable {
 
     // MARK: Loading
 
-    /// Reads and validates a config file; `defaults` maps the default model names to directories.
-    public static func load(_ url: URL, defaults: [String: URL]? = nil) throws -> SweepConfig {
+    /// Reads and validates a config file; `defaults` maps the default model names to directories,
+    /// `tasks` knows the task names (default: the built-in tasks and `TaskRegistry.taskDirectory()`).
+    public static func load(_ url: URL, defaults: [String: URL]? = nil, tasks: TaskRegistry? = nil) throws -> SweepConfig {
         guard let data = FileManager.default.contents(atPath: url.path) else {
             throw InputError(url.path, "cannot read the config")
         }
-        return try parse(String(decoding: data, as: UTF8.self), file: url.path, defaults: defaults)
+        return try parse(String(decoding: data, as: UTF8.self), file: url.path, defaults: defaults, tasks: tasks)
     }
 
     /// Parses and validates config text. Relative model paths resolve against the working directory.
-    public static func parse(_ text: String, file: String, defaults: [String: URL]? = nil) throws -> SweepConfig {
+    public static func parse(_ text: String, file: String, defaults: [String: URL]? = nil,
+                             tasks: TaskRegistry? = nil) throws -> SweepConfig {
+        let registry = try tasks ?? TaskRegistry()
+        let readTasks = { (node: ConfigNode) in try parseTasks(node, registry) }
         let defaults = defaults ?? ["smollm2": Paths.defaultDecoder, "minilm": Paths.defaultEncoder]
         let root = try ConfigNode.parse(text, file: file)
         let top = try root.mapping(allowed: ["output", "energy", "tasks", "models"])
@@ -238,7 +227,7 @@ public struct SweepConfig: Codable, Equatable {
             if let v = m["measure_build"] { energy.measureBuild = try v.bool() }
             if let v = m["args"] { energy.args = try v.strings() }
         }
-        let defaultTasks = try top["tasks"].map(parseTasks) ?? []
+        let defaultTasks = try top["tasks"].map(readTasks) ?? []
         guard let modelsNode = top["models"] else { throw root.error("missing key 'models'") }
         var models: [ModelEntry] = []
         for mn in try modelsNode.sequence() {
@@ -259,7 +248,7 @@ public struct SweepConfig: Codable, Equatable {
             } else {
                 throw nameNode.error("model '\(name)' needs a 'path' (only \(defaults.keys.sorted().joined(separator: "/")) have defaults)")
             }
-            let tasks = try m["tasks"].map(parseTasks) ?? defaultTasks
+            let tasks = try m["tasks"].map(readTasks) ?? defaultTasks
             guard !tasks.isEmpty else { throw mn.error("model '\(name)' has no tasks (set 'tasks' here or at the top)") }
             guard let vn = m["variants"] else { throw mn.error("model '\(name)' needs 'variants'") }
             var variants: [VariantSpec] = []
@@ -274,7 +263,9 @@ public struct SweepConfig: Codable, Equatable {
             models.append(ModelEntry(name: name, path: dir.path, tasks: tasks, variants: variants))
         }
         guard !models.isEmpty else { throw modelsNode.error("no models") }
-        return SweepConfig(output: try output.string(), energy: energy, models: models)
+        var info: [String: TaskInfo] = [:]
+        for t in models.flatMap(\.tasks) { info[t.name] = registry.info(t.name) }
+        return SweepConfig(output: try output.string(), energy: energy, models: models, taskInfo: info)
     }
 
     private static func isDirectory(_ url: URL) -> Bool {
@@ -290,7 +281,7 @@ public struct SweepConfig: Codable, Equatable {
         guard ok else { throw node.error("name '\(name)' may hold only ASCII letters, digits, '-', '_' and '.'") }
     }
 
-    private static func parseTasks(_ node: ConfigNode) throws -> [TaskSpec] {
+    private static func parseTasks(_ node: ConfigNode, _ registry: TaskRegistry) throws -> [TaskSpec] {
         var tasks: [TaskSpec] = []
         for t in try node.sequence() {
             var spec: TaskSpec
@@ -309,9 +300,9 @@ public struct SweepConfig: Codable, Equatable {
                 nameNode = t
                 spec = TaskSpec(name: try t.string())
             }
-            let available = availableTasks()
-            guard available.contains(spec.name) else {
-                throw nameNode.error("unknown task '\(spec.name)' (known: \(available.joined(separator: ", ")))")
+            guard registry.info(spec.name) != nil else {
+                let hint = registry.specDirectory == nil ? "; no configs/tasks directory found: set GREENPRUNE_TASKS" : ""
+                throw nameNode.error("unknown task '\(spec.name)' (known: \(registry.names.joined(separator: ", "))\(hint))")
             }
             guard !tasks.contains(where: { $0.name == spec.name }) else { throw nameNode.error("task '\(spec.name)' listed twice") }
             tasks.append(spec)

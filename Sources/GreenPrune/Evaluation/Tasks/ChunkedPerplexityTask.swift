@@ -20,6 +20,10 @@ public struct ChunkedPerplexityTask: EvaluationTask {
     public var metrics: [MetricSpec] {
         [MetricSpec("perplexity", .weightedPerplexity, higherIsBetter: false, hasStandardError: false)]
     }
+    /// Documents are 128-token windows of the default `--seq-len`.
+    public var info: TaskInfo {
+        TaskInfo(name: name, metrics: metrics, cost: .tokensPerDocument(128), documents: corpus == .wikitext2 ? 2240 : 900)
+    }
     public var configuration: [String: Any] {
         ["task": name, "dataset_path": file, "output_type": "loglikelihood_tokens",
          "protocol": "LLM-Pruner: corpus joined with \"\\n\\n\", tokenized once, non-overlapping seq_len windows",

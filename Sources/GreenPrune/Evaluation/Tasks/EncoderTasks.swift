@@ -34,9 +34,14 @@ public struct EncoderOutcome {
 /// A task on a `SentenceEncoder` (`stsb`, `embedding_drift`).
 public protocol EncoderTask {
     var name: String { get }
-    /// Whether the task needs `--baseline`.
-    var needsBaseline: Bool { get }
+    /// The task's metrics, group, direction and cost (see `TaskInfo`).
+    var info: TaskInfo { get }
     func run(_ encoder: SentenceEncoder, baseline: SentenceEncoder?, dataDirectory: URL, limit: Int?) throws -> EncoderOutcome
+}
+
+extension EncoderTask {
+    /// Whether the task needs `--baseline`.
+    public var needsBaseline: Bool { info.needsBaseline }
 }
 
 /// Reads `stsb/sts-test.csv`: tab-separated, no quote handling (50 lines hold a `"`; a CSV
@@ -89,8 +94,11 @@ public enum STSBenchmark {
 public struct STSBTask: EncoderTask {
     public init() {}
     public var name: String { "stsb" }
-    public var needsBaseline: Bool { false }
     public static let metric = MetricSpec("spearman", .mean, higherIsBetter: true, hasStandardError: false)
+    /// The STS-B test pairs (1,379), each embedded twice.
+    public var info: TaskInfo {
+        TaskInfo(name: name, metrics: [Self.metric], cost: .secondsPerDocument(0.025), documents: 1379)
+    }
 
     public func run(_ encoder: SentenceEncoder, baseline: SentenceEncoder?, dataDirectory: URL, limit: Int?) throws -> EncoderOutcome {
         let start = DispatchTime.now().uptimeNanoseconds
@@ -119,9 +127,12 @@ public struct STSBTask: EncoderTask {
 public struct EmbeddingDriftTask: EncoderTask {
     public init() {}
     public var name: String { "embedding_drift" }
-    public var needsBaseline: Bool { true }
     public static let metrics = [MetricSpec("mse", .mean, higherIsBetter: false, hasStandardError: true),
                                  MetricSpec("cosine", .mean, higherIsBetter: true, hasStandardError: true)]
+    /// The STS-B test pairs, each embedded by the model and by its baseline.
+    public var info: TaskInfo {
+        TaskInfo(name: name, metrics: Self.metrics, needsBaseline: true, cost: .secondsPerDocument(0.02), documents: 1379)
+    }
 
     public func run(_ encoder: SentenceEncoder, baseline: SentenceEncoder?, dataDirectory: URL, limit: Int?) throws -> EncoderOutcome {
         guard let baseline else { throw InputError("--baseline", "embedding_drift needs the baseline encoder's directory") }

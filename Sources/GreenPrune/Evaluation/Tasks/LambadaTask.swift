@@ -10,6 +10,9 @@ public struct LambadaTask: EvaluationTask {
     public var metrics: [MetricSpec] {
         [MetricSpec("perplexity", .perplexity, higherIsBetter: false, hasStandardError: false), .acc]
     }
+    public var info: TaskInfo {
+        TaskInfo(name: name, metrics: metrics, primaryMetric: "acc", cost: .tokensPerDocument(86), documents: 5153)
+    }
     public var configuration: [String: Any] {
         ["task": name, "dataset_path": Self.file, "output_type": "loglikelihood",
          "doc_to_text": "{{context}}", "doc_to_target": " {{continuation}}", "num_fewshot": 0,

@@ -13,7 +13,13 @@ import Yams
 /// doc_to_choice: ["{{sol1}}", "{{sol2}}"]   # templates, or "{{field}}" naming an array field
 /// doc_to_target: "{{label}}"          # renders to the gold index
 /// target_delimiter: " "               # put before each choice (default " ")
-/// metric_list: [acc, acc_norm]
+/// metric_list:                      # or the short form [acc, acc_norm]
+///   - {metric: acc, aggregation: mean, higher_is_better: true}
+///   - {metric: acc_norm, aggregation: mean, higher_is_better: true}
+/// primary_metric: acc_norm            # shown by reports (default: the first listed)
+/// tag: zero_shot_average              # groups the task is averaged in (a name or a list)
+/// documents: 1838                     # full-set size and tokens read per document, for
+/// tokens_per_document: 41             # the sweep's time estimate (default 100 each)
 /// ```
 /// With `scoring: partial` (WinoGrande) the choices are contexts and every request scores the
 /// same continuation `target_delimiter + render(continuation)`.
@@ -61,9 +67,49 @@ public struct MultipleChoiceSpec: Codable, Equatable, Sendable {
     public var scoring: Scoring
     public var continuation: String?
     public var metricList: [String]
+    /// lm-eval's `tag`: the groups whose averages include the task.
+    public var tag: [String]
+    public var primaryMetric: String?
+    public var documents: Double?
+    public var tokensPerDocument: Double?
+
+    /// One `metric_list` entry: a metric name, or lm-eval's `{metric, aggregation, higher_is_better}`.
+    /// acc and acc_norm are means where higher is better; an entry saying otherwise is refused.
+    struct MetricEntry: Decodable {
+        var metric: String
+        enum CodingKeys: String, CodingKey {
+            case metric, aggregation
+            case higherIsBetter = "higher_is_better"
+        }
+        init(from decoder: Decoder) throws {
+            if let name = try? decoder.singleValueContainer().decode(String.self) {
+                metric = name
+                return
+            }
+            let c = try decoder.container(keyedBy: CodingKeys.self)
+            metric = try c.decode(String.self, forKey: .metric)
+            if let a = try c.decodeIfPresent(String.self, forKey: .aggregation), a != Aggregation.mean.rawValue {
+                throw DecodingError.dataCorruptedError(forKey: .aggregation, in: c, debugDescription: "\(metric) is aggregated by mean, not \(a)")
+            }
+            if try c.decodeIfPresent(Bool.self, forKey: .higherIsBetter) == false {
+                throw DecodingError.dataCorruptedError(forKey: .higherIsBetter, in: c, debugDescription: "\(metric) is higher-is-better")
+            }
+        }
+    }
+
+    /// A string or a list of strings (lm-eval's `tag`).
+    struct Names: Decodable {
+        var names: [String]
+        init(from decoder: Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if let list = try? c.decode([String].self) { names = list } else { names = [try c.decode(String.self)] }
+        }
+    }
 
     enum CodingKeys: String, CodingKey {
-        case task, version, file, format, scoring, continuation
+        case task, version, file, format, scoring, continuation, tag, documents
+        case primaryMetric = "primary_metric"
+        case tokensPerDocument = "tokens_per_document"
         case labelsFile = "labels_file"
         case linesPerDoc = "lines_per_doc"
         case docToText = "doc_to_text"
@@ -87,7 +133,11 @@ public struct MultipleChoiceSpec: Codable, Equatable, Sendable {
         targetDelimiter = try c.decodeIfPresent(String.self, forKey: .targetDelimiter) ?? " "
         scoring = try c.decodeIfPresent(Scoring.self, forKey: .scoring) ?? .choices
         continuation = try c.decodeIfPresent(String.self, forKey: .continuation)
-        metricList = try c.decodeIfPresent([String].self, forKey: .metricList) ?? ["acc"]
+        metricList = try c.decodeIfPresent([MetricEntry].self, forKey: .metricList)?.map(\.metric) ?? ["acc"]
+        tag = try c.decodeIfPresent(Names.self, forKey: .tag)?.names ?? []
+        primaryMetric = try c.decodeIfPresent(String.self, forKey: .primaryMetric)
+        documents = try c.decodeIfPresent(Double.self, forKey: .documents)
+        tokensPerDocument = try c.decodeIfPresent(Double.self, forKey: .tokensPerDocument)
     }
 
     /// Loud checks of what decoding cannot see; `source` names the spec file in errors.
@@ -106,6 +156,12 @@ public struct MultipleChoiceSpec: Codable, Equatable, Sendable {
         }
         if scoring == .partial, metricList.contains("acc_norm") {
             throw InputError(source, "acc_norm is undefined with scoring: partial (the choices are contexts)")
+        }
+        if let p = primaryMetric, !metricList.contains(p) {
+            throw InputError(source, "primary_metric \(p) is not in metric_list (\(metricList.joined(separator: ", ")))")
+        }
+        for (key, v) in [("documents", documents), ("tokens_per_document", tokensPerDocument)] {
+            if let v, !(v > 0 && v.isFinite) { throw InputError(source, "\(key) must be a positive number, got \(v)") }
         }
     }
 

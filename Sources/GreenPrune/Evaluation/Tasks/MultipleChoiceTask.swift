@@ -11,6 +11,11 @@ public struct MultipleChoiceTask: EvaluationTask {
     public var metrics: [MetricSpec] {
         spec.metricList.map { $0 == "acc_norm" ? MetricSpec.accNorm : MetricSpec.acc }
     }
+    public var info: TaskInfo {
+        TaskInfo(name: name, metrics: metrics, primaryMetric: spec.primaryMetric, groups: spec.tag,
+                 cost: .tokensPerDocument(spec.tokensPerDocument ?? TaskInfo.defaultTokensPerDocument),
+                 documents: spec.documents ?? TaskInfo.defaultDocuments)
+    }
 
     public var configuration: [String: Any] {
         var c: [String: Any] = [

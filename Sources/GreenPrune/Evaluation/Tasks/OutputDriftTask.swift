@@ -23,6 +23,10 @@ public struct OutputDriftTask {
         MetricSpec("logits_mse", .mean, higherIsBetter: false, hasStandardError: true),
         MetricSpec("hidden_mse", .mean, higherIsBetter: false, hasStandardError: true),
     ]
+    /// The wikitext2_chunked windows, each read by the model and by its baseline.
+    public var info: TaskInfo {
+        TaskInfo(name: name, metrics: Self.metrics, needsBaseline: true, cost: .tokensPerDocument(256), documents: 2240)
+    }
 
     /// The per-window values of one window's positions.
     public struct WindowDrift: Equatable {

@@ -15,6 +15,10 @@ public struct WikitextTask: EvaluationTask {
          MetricSpec("byte_perplexity", .weightedPerplexity, higherIsBetter: false, hasStandardError: false),
          MetricSpec("bits_per_byte", .bitsPerByte, higherIsBetter: false, hasStandardError: false)]
     }
+    /// 62 pages of about 5,200 tokens each.
+    public var info: TaskInfo {
+        TaskInfo(name: name, metrics: metrics, primaryMetric: "word_perplexity", cost: .tokensPerDocument(5200), documents: 62)
+    }
     public var configuration: [String: Any] {
         ["task": name, "dataset_path": Self.file, "output_type": "loglikelihood_rolling",
          "doc_to_text": "", "doc_to_target": "{{wikitext_detokenizer(page)}}", "num_fewshot": 0,

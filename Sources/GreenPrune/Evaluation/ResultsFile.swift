@@ -1,0 +1,265 @@
+import Foundation
+
+/// results.json: lm-eval's layout (what its `make_table` reads) plus GreenPrune's `greenprune`
+/// block. `evaluate` writes it, the sweep merges and tabulates it, the report reads it: this is
+/// the one schema all three share.
+///
+/// Every field is optional when read, so a file from another tool (or an older GreenPrune), or a
+/// sweep's merged file whose comparison steps carry no `greenprune` block, still reads.
+public struct ResultsFile: Codable, Equatable {
+    /// `results.<task>."<metric>,<filter>"`, with `"<metric>_stderr,<filter>"` beside it.
+    public var results: [String: TaskResult] = [:]
+    public var groupSubtasks: [String: [String]]?
+    /// Each task's definition (lm-eval's task config: `task`, `metric_list`, `metadata`, ...).
+    public var configs: [String: JSONValue]?
+    public var versions: [String: Double]?
+    public var nShot: [String: Int]?
+    /// `higher_is_better.<task>.<metric>`.
+    public var higherIsBetter: [String: [String: Bool]]?
+    public var nSamples: [String: SampleCounts]?
+    /// The run's settings (`model`, `model_args`, `limit`, `seq_len`, ...).
+    public var config: [String: JSONValue]?
+    /// Unix time the run started.
+    public var date: Double?
+    /// A string, as lm-eval writes it.
+    public var totalEvaluationTimeSeconds: String?
+    public var greenprune: GreenPruneFigures?
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case results, configs, versions, config, date, greenprune
+        case groupSubtasks = "group_subtasks"
+        case nShot = "n-shot"
+        case higherIsBetter = "higher_is_better"
+        case nSamples = "n-samples"
+        case totalEvaluationTimeSeconds = "total_evaluation_time_seconds"
+    }
+
+    /// `n-samples.<task>`: documents in the set and documents evaluated (`--limit`).
+    public struct SampleCounts: Codable, Equatable {
+        public var original: Int
+        public var effective: Int
+        public init(original: Int, effective: Int) {
+            self.original = original
+            self.effective = effective
+        }
+    }
+
+    // MARK: Reading
+
+    /// The numeric metrics of `task` (every filter), sorted by name.
+    public func metrics(task: String) -> [TaskResult.Metric] { results[task]?.metrics() ?? [] }
+
+    /// The value of one metric.
+    public func value(task: String, metric: String) -> Double? {
+        metrics(task: task).first { $0.name == metric }?.value
+    }
+
+    /// Peak resident memory of the evaluation in bytes: the one place it is read from a results
+    /// file (`greenprune.peak_rss_bytes`, the largest of the merged steps in a sweep's file).
+    public var peakResidentBytes: Double? { greenprune?.peakRSSBytes.map(Double.init) }
+
+    /// Reads `url`, or an error naming it.
+    public static func read(_ url: URL) throws -> ResultsFile {
+        guard let data = FileManager.default.contents(atPath: url.path) else {
+            throw InputError(url.path, "cannot read results")
+        }
+        do { return try JSONDecoder().decode(ResultsFile.self, from: data) } catch {
+            throw InputError(url.path, "not a results.json: \(Template.oneLine(error))")
+        }
+    }
+
+    // MARK: Writing
+
+    /// The file's text: keys sorted and pretty-printed by `JSONSerialization`, the layout
+    /// results.json has always had (its key order differs from `JSONEncoder`'s `.sortedKeys`).
+    public func encoded() throws -> Data {
+        let object = try JSONSerialization.jsonObject(with: JSONEncoder().encode(self))
+        return try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+    }
+
+    /// Writes the file atomically.
+    public func write(to url: URL) throws {
+        try AtomicFile.write(try encoded(), to: url)
+    }
+}
+
+/// One task's entry in `results`: its `alias` and the `"<metric>,<filter>"` values, a number or
+/// `"N/A"` (lm-eval's word for an undefined standard error).
+public struct TaskResult: Codable, Equatable {
+    public enum Value: Codable, Equatable {
+        case number(Double)
+        /// Any string; lm-eval writes `"N/A"`.
+        case text(String)
+
+        public init(_ x: Double) { self = x.isFinite ? .number(x) : .text("N/A") }
+
+        public init(from decoder: Decoder) throws {
+            let c = try decoder.singleValueContainer()
+            if let v = try? c.decode(Double.self) { self = .number(v) } else { self = .text(try c.decode(String.self)) }
+        }
+
+        public func encode(to encoder: Encoder) throws {
+            var c = encoder.singleValueContainer()
+            switch self {
+            case let .number(v): try c.encode(v)
+            case let .text(s): try c.encode(s)
+            }
+        }
+
+        public var number: Double? { if case let .number(v) = self { return v } else { return nil } }
+    }
+
+    /// A metric as the sweep and the report use it.
+    public struct Metric: Equatable {
+        public var name: String
+        public var value: Double
+        public var stderr: Double?
+        public init(name: String, value: Double, stderr: Double?) {
+            self.name = name
+            self.value = value
+            self.stderr = stderr
+        }
+    }
+
+    public var alias: String?
+    /// Keyed `"<metric>,<filter>"` and `"<metric>_stderr,<filter>"`.
+    public var values: [String: Value]
+
+    public init(alias: String?, values: [String: Value] = [:]) {
+        self.alias = alias
+        self.values = values
+    }
+
+    /// Sets `"<metric>,none"` and `"<metric>_stderr,none"` (`"N/A"` where undefined).
+    public mutating func set(_ metric: String, value: Double, standardError: Double?) {
+        values["\(metric),none"] = Value(value)
+        values["\(metric)_stderr,none"] = Value(standardError ?? .nan)
+    }
+
+    /// The numeric metrics of `filter` (nil: every filter), sorted by name, each with the
+    /// standard error of its filter.
+    public func metrics(filter: String? = nil) -> [Metric] {
+        var out: [Metric] = []
+        for (key, v) in values {
+            let parts = key.split(separator: ",", maxSplits: 1).map(String.init)
+            guard parts.count == 2, filter == nil || parts[1] == filter, !parts[0].hasSuffix("_stderr"),
+                  let value = v.number else { continue }
+            out.append(Metric(name: parts[0], value: value, stderr: values["\(parts[0])_stderr,\(parts[1])"]?.number))
+        }
+        return out.sorted { $0.name < $1.name }
+    }
+
+    struct Key: CodingKey {
+        var stringValue: String
+        var intValue: Int? { nil }
+        init(stringValue: String) { self.stringValue = stringValue }
+        init?(intValue: Int) { nil }
+    }
+
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: Key.self)
+        alias = nil
+        values = [:]
+        for key in c.allKeys {
+            if key.stringValue == "alias" { alias = try c.decode(String.self, forKey: key); continue }
+            // Keys without a filter (lm-eval group entries, other tools) are not metrics.
+            guard key.stringValue.contains(","), let v = try? c.decode(Value.self, forKey: key) else { continue }
+            values[key.stringValue] = v
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var c = encoder.container(keyedBy: Key.self)
+        if let alias { try c.encode(alias, forKey: Key(stringValue: "alias")) }
+        for (k, v) in values { try c.encode(v, forKey: Key(stringValue: k)) }
+    }
+}
+
+/// The `greenprune` block: model size, speed, memory and per-task figures of the evaluation.
+public struct GreenPruneFigures: Codable, Equatable {
+    public var version: String?
+    /// Request tokens over the wall time of the tasks that have tokens.
+    public var tokensPerSecond: Double?
+    public var wallSeconds: Double?
+    public var wallSecondsByTask: [String: Double]?
+    public var tasks: [String: TaskFigures]?
+    public var parameters: Int?
+    public var nonEmbeddingParameters: Int?
+    public var bytesOnDisk: Int?
+    /// Peak resident set (VmHWM) of the evaluating process; read it through
+    /// `ResultsFile.peakResidentBytes`.
+    public var peakRSSBytes: Int?
+    /// OpenBLAS's kernel set (`Prescott` flags a slow fallback).
+    public var blasCore: String?
+
+    public init() {}
+
+    enum CodingKeys: String, CodingKey {
+        case version, tasks, parameters
+        case tokensPerSecond = "tokens_per_second"
+        case wallSeconds = "wall_seconds"
+        case wallSecondsByTask = "wall_seconds_by_task"
+        case nonEmbeddingParameters = "non_embedding_parameters"
+        case bytesOnDisk = "bytes_on_disk"
+        case peakRSSBytes = "peak_rss_bytes"
+        case blasCore = "blas_core"
+    }
+
+    /// Integers written as JSON numbers by other tools may carry a fraction (`1000.0`).
+    public init(from decoder: Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        func int(_ k: CodingKeys) throws -> Int? {
+            try c.decodeIfPresent(Double.self, forKey: k).flatMap { $0.isFinite && abs($0) < 9e18 ? Int($0) : nil }
+        }
+        version = try c.decodeIfPresent(String.self, forKey: .version)
+        tokensPerSecond = try c.decodeIfPresent(Double.self, forKey: .tokensPerSecond)
+        wallSeconds = try c.decodeIfPresent(Double.self, forKey: .wallSeconds)
+        wallSecondsByTask = try c.decodeIfPresent([String: Double].self, forKey: .wallSecondsByTask)
+        tasks = try c.decodeIfPresent([String: TaskFigures].self, forKey: .tasks)
+        parameters = try int(.parameters)
+        nonEmbeddingParameters = try int(.nonEmbeddingParameters)
+        bytesOnDisk = try int(.bytesOnDisk)
+        peakRSSBytes = try int(.peakRSSBytes)
+        blasCore = try c.decodeIfPresent(String.self, forKey: .blasCore)
+    }
+
+    /// Tokens the evaluation scored: the sum of the per-task `tokens`, nil without per-task figures.
+    public var tokens: Double? {
+        guard let t = tasks, !t.isEmpty else { return nil }
+        return t.values.reduce(0) { $0 + Double($1.tokens) }
+    }
+}
+
+/// `greenprune.tasks.<task>`: one task's time, documents, tokens and model calls.
+public struct TaskFigures: Codable, Equatable {
+    public var wallSeconds: Double
+    public var documents: Int
+    public var documentsPerSecond: Double
+    /// Tokens as lm-eval would feed them (Σ(len − 1)), and tokens the model actually read.
+    public var tokens: Int
+    public var tokensRead: Int
+    public var tokensPerSecond: Double
+    public var modelCalls: Int
+
+    public init(wallSeconds: Double, documents: Int, documentsPerSecond: Double, tokens: Int, tokensRead: Int,
+                tokensPerSecond: Double, modelCalls: Int) {
+        self.wallSeconds = wallSeconds
+        self.documents = documents
+        self.documentsPerSecond = documentsPerSecond
+        self.tokens = tokens
+        self.tokensRead = tokensRead
+        self.tokensPerSecond = tokensPerSecond
+        self.modelCalls = modelCalls
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case documents, tokens
+        case wallSeconds = "wall_seconds"
+        case documentsPerSecond = "documents_per_second"
+        case tokensRead = "tokens_read"
+        case tokensPerSecond = "tokens_per_second"
+        case modelCalls = "model_calls"
+    }
+}
