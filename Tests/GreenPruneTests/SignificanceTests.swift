@@ -55,3 +55,85 @@ import GreenPrune
         #expect(Significance.changeText(ratio, format: "%.2f") == "×1.250 [1.200, 1.310]")
     }
 }
+
+/// The report with per-document values: every task figure carries its interval, changes are
+/// paired and marked when unresolved, and each model opens with its conclusions.
+@Suite struct ReportSignificanceTests {
+    typealias Values = DocumentScores.MetricValues
+
+    /// piqa: 200 documents, baseline 70% right; p20 loses 40 documents (resolved), q8 flips 2
+    /// right and 2 wrong (unresolved). wikitext2_chunked: 50 windows of 100 tokens.
+    static func write(_ dir: URL) throws {
+        let piqaBase = (0 ..< 200).map { $0 % 10 < 7 ? 1.0 : 0.0 }
+        var piqaP20 = piqaBase
+        var lost = 0
+        for i in piqaP20.indices where piqaP20[i] == 1 && lost < 40 { piqaP20[i] = 0; lost += 1 }
+        var piqaQ8 = piqaBase
+        piqaQ8[0] = 0; piqaQ8[1] = 0; piqaQ8[7] = 1; piqaQ8[8] = 1
+        let w = [Double](repeating: 100, count: 50)
+        let llBase = (0 ..< 50).map { -300.0 - Double($0 % 5) * 5 }
+        let runs: [(String, [Double], [Double])] = [
+            ("m__baseline", piqaBase, llBase),
+            ("m__p20", piqaP20, llBase.map { $0 - 22.3 }),
+            ("m__q8", piqaQ8, llBase.enumerated().map { $1 + ($0 % 2 == 0 ? 0.5 : -0.5) }),
+        ]
+        for (id, piqa, ll) in runs {
+            let tasks: [String: DocumentScores.TaskScores] = [
+                "piqa": .init(documents: Array(0 ..< 200), metrics: ["acc": Values(aggregation: "mean", values: piqa)]),
+                "hellaswag": .init(documents: Array(0 ..< 200), metrics: ["acc_norm": Values(aggregation: "mean", values: piqaBase)]),
+                "wikitext2_chunked": .init(documents: Array(0 ..< 50), metrics: ["perplexity": Values(aggregation: "weighted_perplexity",
+                                                                                                      loglikelihoods: ll, weights: w)]),
+            ]
+            try DocumentScores(tasks: tasks).write(to: dir.appendingPathComponent("runs/\(id)"))
+        }
+    }
+
+    func cell(_ t: ReportTable, _ variant: String, _ key: String) throws -> ReportCell {
+        let c = try #require(t.column(key)), row = try #require(t.rows.first { $0[0].text == variant })
+        return row[c]
+    }
+
+    @Test func intervalsPairedChangesAndConclusions() throws {
+        let dir = try ReportFixture.make()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try Self.write(dir)
+        let t = Tables.build(try ReportData.load(dir))[0]
+
+        let base = try cell(t, "baseline", "piqa.acc")
+        let se = Metrics.standardErrorOfMean((0 ..< 200).map { $0 % 10 < 7 ? 1.0 : 0.0 })
+        #expect(abs(try #require(base.interval).halfWidth - 100 * Uncertainty.z95 * se) < 1e-9)
+        #expect(base.text.hasPrefix("70.0 ± "))
+
+        let p20 = try cell(t, "p20", "piqa.acc")
+        #expect(p20.resolved == true && p20.better == false)
+        #expect(abs(try #require(p20.change) + 20) < 1e-9)  // 40 of 200 documents
+        #expect(p20.text.contains("(-20.0 ± "), "\(p20.text)")
+
+        let q8 = try cell(t, "q8", "piqa.acc")
+        #expect(q8.resolved == false && q8.better == nil)
+        #expect(q8.text.contains("(~+0.0 ± "), "\(q8.text)")
+
+        let ppl = try cell(t, "p20", "wikitext2_chunked.perplexity")
+        #expect(ppl.resolved == true && ppl.text.contains("×1.250"), "\(ppl.text)")  // exp(22.3/100)
+        #expect(try cell(t, "q8", "wikitext2_chunked.perplexity").resolved == false)
+
+        let avg = try cell(t, "p20", "avg_acc")
+        #expect(abs(try #require(avg.change) + 10) < 1e-9 && avg.resolved == true)  // (−20 + 0) / 2
+
+        #expect(t.notes.contains(Significance.rule))
+        #expect(t.summary.count == 2)
+        #expect(t.summary[0].hasPrefix("p20: 20.0% fewer parameters"), "\(t.summary)")
+        #expect(t.summary[0].contains("average accuracy -10.0 ± "))
+        #expect(t.summary[0].contains("wikitext2_chunked perplexity ×1.25 ["))
+        #expect(t.summary[1].contains("(not resolved)"))
+
+        let md = Tables.markdown([t])
+        #expect(md.contains("- p20: 20.0% fewer parameters"))
+        let csv = CSV.table(Tables.csv([t]))
+        let row = try #require(csv.first { $0["variant"] == "p20" })
+        #expect(row["piqa.acc_resolved"] == "1.0" && row["piqa.acc_change"].flatMap(Double.init).map { abs($0 + 20) < 1e-9 } == true)
+        #expect(csv.first { $0["variant"] == "q8" }?["piqa.acc_resolved"] == "0.0")
+        #expect(Tables.html(t).contains("class=\"unresolved\""))
+        #expect(Tables.json([t]).contains("\"summary\""))
+    }
+}

@@ -121,6 +121,13 @@ public struct DocumentScores: Codable, Equatable, Sendable {
         self.init(tasks: tasks)
     }
 
+    /// The tasks of several evaluations of one model (a sweep run's evaluate and compare steps).
+    public static func merged(_ parts: [DocumentScores]) -> DocumentScores {
+        var tasks: [String: TaskScores] = [:]
+        for p in parts { tasks.merge(p.tasks) { _, later in later } }
+        return DocumentScores(tasks: tasks)
+    }
+
     /// Reads `directory/documents.json`; nil when the run has none (evaluated before it existed).
     public static func read(from directory: URL) throws -> DocumentScores? {
         let url = directory.appendingPathComponent(fileName)
@@ -158,6 +165,12 @@ public struct MetricComparison: Codable, Equatable, Sendable {
     /// Documents both runs scored.
     public var documents: Int
     enum CodingKeys: String, CodingKey { case kind, estimate, documents }
+
+    public init(kind: String, estimate: Estimate, documents: Int) {
+        self.kind = kind
+        self.estimate = estimate
+        self.documents = documents
+    }
 
     /// Whether the interval excludes no change (0 for a difference, 1 for a ratio).
     public var isResolved: Bool {

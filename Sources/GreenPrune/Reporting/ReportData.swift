@@ -5,6 +5,8 @@ public struct ReportRun {
     public var directory: URL
     public var record: RunRecord
     public var results: ResultsFile
+    /// Per-document values (documents.json) behind the task figures; nil for runs without one.
+    public var documents: DocumentScores?
     /// Energy of the evaluation steps (J), of the build steps (prune, quantize), and the CO2eq
     /// (kg) of each, summed from the steps' emissions.csv (`energy_consumed` is kWh).
     public var evaluationEnergy: Double?
@@ -88,6 +90,8 @@ public struct ReportData {
         // An unreadable results.json shows as "–" cells (the run record says it finished).
         let results = (try? ResultsFile.read(d.appendingPathComponent("results.json"))) ?? ResultsFile()
         var run = ReportRun(directory: d, record: rec, results: results, energyNotes: [])
+        // Unreadable per-document values leave the figures without intervals, not the report without the run.
+        run.documents = (try? DocumentScores.read(from: d)) ?? nil
         let steps = d.appendingPathComponent("steps")
         for s in ((try? fm.contentsOfDirectory(atPath: steps.path)) ?? []).sorted() {
             let sd = steps.appendingPathComponent(s)

@@ -6,13 +6,22 @@ public struct ReportCell: Equatable {
     public var value: Double?
     /// The change from the baseline, in the column's display units (tasks only).
     public var change: Double?
-    /// Whether the change is an improvement (nil: no change or none shown).
+    /// Whether the change is an improvement (nil: no change, none shown, or not resolved).
     public var better: Bool?
-    public init(_ text: String, _ value: Double? = nil, change: Double? = nil, better: Bool? = nil) {
+    /// The value's 95% interval and the change's, in display units (tasks with per-document values).
+    public var interval: Interval?
+    public var changeInterval: Interval?
+    /// Whether the change's interval excludes no change (nil: no interval to tell).
+    public var resolved: Bool?
+    public init(_ text: String, _ value: Double? = nil, change: Double? = nil, better: Bool? = nil,
+                interval: Interval? = nil, changeInterval: Interval? = nil, resolved: Bool? = nil) {
         self.text = text
         self.value = value
         self.change = change
         self.better = better
+        self.interval = interval
+        self.changeInterval = changeInterval
+        self.resolved = resolved
     }
 }
 
@@ -27,6 +36,8 @@ public struct ReportTable {
     public var notes: [String]
     /// Whether a larger value is better, per task column key (absent: unknown).
     public var higherIsBetter: [String: Bool] = [:]
+    /// The answer in words, one sentence per variant, computed from the rows.
+    public var summary: [String] = []
 
     public func column(_ key: String) -> Int? { keys.firstIndex(of: key) }
 }
@@ -49,9 +60,12 @@ public enum TaskMetric {
         return ms.first?.name
     }
 
-    static func format(_ v: Double, metric: String) -> String {
-        if metric.hasSuffix("mse") || metric == "kl_divergence" { return String(format: "%.3g", v) }
-        return String(format: metric.hasPrefix("acc") ? "%.1f" : "%.2f", v)
+    static func format(_ v: Double, metric: String) -> String { String(format: formatString(metric), v) }
+
+    /// The printf format a metric is shown with (in display units).
+    static func formatString(_ metric: String) -> String {
+        if metric.hasSuffix("mse") || metric == "kl_divergence" { return "%.3g" }
+        return metric.hasPrefix("acc") ? "%.1f" : "%.2f"
     }
 }
 
@@ -124,21 +138,23 @@ public enum Tables {
                 guard let v = g.value(task: m.task, metric: m.metric).map({ $0 * TaskMetric.scale(m.metric) }) else {
                     row.append(ReportCell("–")); continue
                 }
-                var text = TaskMetric.format(v, metric: m.metric)
-                var change: Double?
-                if let b = bg?.value(task: m.task, metric: m.metric).map({ $0 * TaskMetric.scale(m.metric) }), r.id != base?.id {
-                    change = v - b
-                    text += " (" + String(format: m.metric == "mse" ? "%+.3g" : (m.metric.hasPrefix("acc") ? "%+.1f" : "%+.2f"), v - b) + ")"
-                }
-                let better = change.flatMap { c in c == 0 ? nil : m.higherIsBetter.map { (c > 0) == $0 } }
-                row.append(ReportCell(text, v, change: change, better: better))
+                row.append(taskCell(run: r, base: r.id != base?.id ? base : nil, task: m.task, metric: m.metric,
+                                    value: v, higherIsBetter: m.higherIsBetter))
             }
             if !zeroShot.isEmpty {
                 if let a = avg(r) {
-                    let b = base.flatMap(avg)
-                    let text = String(format: "%.1f", a) + (b != nil && r.id != base?.id ? String(format: " (%+.1f)", a - b!) : "")
-                    let c = b.map { a - $0 }
-                    row.append(ReportCell(text, a, change: c, better: c.flatMap { $0 == 0 ? nil : $0 > 0 }))
+                    let b = r.id != base?.id ? base.flatMap(avg) : nil
+                    let pairs = zeroShot.compactMap { t in TaskMetric.metric(task: t, in: r.results, tasks: registry).map { (task: t, metric: $0) } }
+                    let est = Significance.average(r.documents, of: pairs)
+                    let cmp = r.id != base?.id ? Significance.averageComparison(variant: r.documents, baseline: base?.documents, of: pairs) : nil
+                    var text = est.map { Significance.text($0, scale: 100, format: "%.1f") } ?? String(format: "%.1f", a)
+                    if let cmp { text += " (" + Significance.changeText(cmp, scale: 100, format: "%.1f") + ")" }
+                    else if let b { text += String(format: " (%+.1f)", a - b) }
+                    let c = cmp.map { $0.estimate.value * 100 } ?? b.map { a - $0 }
+                    let resolved = cmp?.isResolved
+                    row.append(ReportCell(text, a, change: c, better: resolved == false ? nil : c.flatMap { $0 == 0 ? nil : $0 > 0 },
+                                          interval: est?.interval.map { scaled($0, 100) },
+                                          changeInterval: cmp?.estimate.interval.map { scaled($0, 100) }, resolved: resolved))
                 } else {
                     row.append(ReportCell("–"))
                 }
@@ -153,10 +169,47 @@ public enum Tables {
         notes.append("Percentages are relative to the baseline; task cells show the value and its change from the baseline"
                      + (zeroShot.isEmpty ? "." : "; Avg acc is the mean of \(zeroShot.joined(separator: ", ")) (acc or acc_norm as LLM-Pruner prints them)."))
         if tasks.contains("ptb_chunked") { notes.append("ptb_chunked uses the PTB test split (papers quote validation).") }
+        if runs.contains(where: { $0.documents != nil }) { notes.append(Significance.rule) }
+        if runs.contains(where: { $0.record.status == .done && $0.documents == nil }) {
+            notes.append("Runs without documents.json (evaluated by an older GreenPrune) show no intervals.")
+        }
         var direction: [String: Bool] = [:]
         for m in metrics { direction["\(m.task).\(m.metric)"] = m.higherIsBetter }
         direction["avg_acc"] = zeroShot.isEmpty ? nil : true
-        return ReportTable(model: model, keys: keys, labels: labels, rows: rows, notes: notes, higherIsBetter: direction)
+        var table = ReportTable(model: model, keys: keys, labels: labels, rows: rows, notes: notes, higherIsBetter: direction)
+        table.summary = Conclusions.sentences(data, model: model, table: table)
+        return table
+    }
+
+    static func scaled(_ i: Interval, _ k: Double) -> Interval { Interval(low: i.low * k, high: i.high * k, level: i.level) }
+
+    /// A task cell: the value with its interval and, against the baseline, the paired change
+    /// (marked when unresolved); runs without documents.json fall back to results.json's numbers.
+    static func taskCell(run r: ReportRun, base: ReportRun?, task: String, metric: String, value v: Double,
+                         higherIsBetter: Bool?) -> ReportCell {
+        let k = TaskMetric.scale(metric)
+        let fmt = TaskMetric.formatString(metric)
+        let est = Significance.estimate(r.documents, task: task, metric: metric)
+        var text = est.map { Significance.text($0, scale: k, format: fmt) } ?? TaskMetric.format(v, metric: metric)
+        guard let base else {
+            return ReportCell(text, v, interval: est?.interval.map { scaled($0, k) })
+        }
+        let cmp = Significance.comparison(variant: r.documents, baseline: base.documents, task: task, metric: metric)
+        var change: Double?
+        if let cmp {
+            text += " (" + Significance.changeText(cmp, scale: k, format: fmt) + ")"
+            change = cmp.kind == "ratio" ? nil : cmp.estimate.value * k
+        }
+        let b = base.results.value(task: task, metric: metric).map { $0 * k }
+        if cmp == nil, let b {
+            text += " (" + String(format: "%+" + fmt.dropFirst(), v - b) + ")"
+        }
+        let delta = change ?? b.map { v - $0 }
+        let resolved = cmp?.isResolved
+        let better = resolved == false ? nil : delta.flatMap { c in c == 0 ? nil : higherIsBetter.map { (c > 0) == $0 } }
+        let changeInterval = cmp.flatMap { c in c.estimate.interval.map { c.kind == "ratio" ? $0 : scaled($0, k) } }
+        return ReportCell(text, v, change: delta, better: better, interval: est?.interval.map { scaled($0, k) },
+                          changeInterval: changeInterval, resolved: resolved)
     }
 
     // MARK: Rendering
@@ -165,6 +218,7 @@ public enum Tables {
         var out = ""
         for t in tables {
             out += "## \(t.model)\n\n"
+            if !t.summary.isEmpty { out += t.summary.map { "- " + $0 + "\n" }.joined() + "\n" }
             out += "| " + t.labels.map(mdEscape).joined(separator: " | ") + " |\n"
             out += "|" + t.labels.enumerated().map { $0.offset == 0 ? " --- |" : " ---: |" }.joined() + "\n"
             for r in t.rows { out += "| " + r.map { mdEscape($0.text) }.joined(separator: " | ") + " |\n" }
@@ -176,17 +230,45 @@ public enum Tables {
     static func mdEscape(_ s: String) -> String { s.replacingOccurrences(of: "|", with: "\\|") }
 
     /// One CSV with a `model` column; numbers unformatted, empty where missing.
+    /// The extra CSV/JSON fields of a cell with uncertainty, after its value.
+    static let intervalFields = ["low", "high", "change", "change_low", "change_high", "resolved"]
+
+    static func intervalValues(_ c: ReportCell) -> [String: Double?] {
+        ["low": c.interval?.low, "high": c.interval?.high, "change": c.change,
+         "change_low": c.changeInterval?.low, "change_high": c.changeInterval?.high,
+         "resolved": c.resolved.map { $0 ? 1 : 0 }]
+    }
+
+    /// Columns that carry an interval in some row.
+    static func intervalKeys(_ t: ReportTable) -> Set<String> {
+        Set(t.keys.indices.filter { i in t.rows.contains { i < $0.count && ($0[i].interval != nil || $0[i].changeInterval != nil) } }.map { t.keys[$0] })
+    }
+
+    /// One CSV with a `model` column; numbers unformatted, empty where missing. A column with
+    /// intervals is followed by `<col>_low`, `_high`, `_change`, `_change_low`, `_change_high`
+    /// and `_resolved` (1 when the change's interval excludes no change).
     public static func csv(_ tables: [ReportTable]) -> String {
         var keys = ["model"]
-        for t in tables { for k in t.keys where !keys.contains(k) { keys.append(k) } }
+        for t in tables {
+            let withIntervals = intervalKeys(t)
+            for k in t.keys where !keys.contains(k) {
+                keys.append(k)
+                if withIntervals.contains(k) { keys += intervalFields.map { k + "_" + $0 } }
+            }
+        }
         var out = CSV.line(keys)
         for t in tables {
             for r in t.rows {
                 out += CSV.line(keys.map { k in
                     if k == "model" { return t.model }
-                    guard let i = t.column(k) else { return "" }
-                    if i == 0 { return r[i].text }
-                    return r[i].value.map { String($0) } ?? (r[i].text == "failed" ? "failed" : "")
+                    if let i = t.column(k) {
+                        if i == 0 { return r[i].text }
+                        return r[i].value.map { String($0) } ?? (r[i].text == "failed" ? "failed" : "")
+                    }
+                    for f in intervalFields where k.hasSuffix("_" + f) {
+                        if let i = t.column(String(k.dropLast(f.count + 1))), let v = intervalValues(r[i])[f] ?? nil { return String(v) }
+                    }
+                    return ""
                 })
             }
         }
@@ -200,22 +282,23 @@ public enum Tables {
                 for (i, k) in t.keys.enumerated() {
                     if i == 0 { d[k] = r[i].text; continue }
                     d[k] = r[i].value ?? NSNull()
-                    if let c = r[i].change { d[k + "_change"] = c }
+                    for (f, v) in intervalValues(r[i]) { if let v { d[k + "_" + f] = v } }
                     if r[i].text == "failed" { d["status"] = "failed" }
                 }
                 return d
             }
-            return ["model": t.model, "columns": t.keys, "labels": t.labels, "rows": rows, "notes": t.notes]
+            return ["model": t.model, "columns": t.keys, "labels": t.labels, "rows": rows, "notes": t.notes, "summary": t.summary]
         }
         let data = (try? JSONSerialization.data(withJSONObject: ["models": models], options: [.prettyPrinted, .sortedKeys])) ?? Data()
         return String(decoding: data, as: UTF8.self) + "\n"
     }
 
     public static func html(_ t: ReportTable) -> String {
-        var out = "<table>\n<thead><tr>" + t.labels.map { "<th>\(HTML.escape($0))</th>" }.joined() + "</tr></thead>\n<tbody>\n"
+        var out = t.summary.isEmpty ? "" : "<ul class=\"summary\">" + t.summary.map { "<li>\(HTML.escape($0))</li>" }.joined() + "</ul>\n"
+        out += "<table>\n<thead><tr>" + t.labels.map { "<th>\(HTML.escape($0))</th>" }.joined() + "</tr></thead>\n<tbody>\n"
         for r in t.rows {
             out += "<tr>" + r.enumerated().map { i, c in
-                let cls = c.better.map { $0 ? " class=\"better\"" : " class=\"worse\"" } ?? ""
+                let cls = c.better.map { $0 ? " class=\"better\"" : " class=\"worse\"" } ?? (c.resolved == false ? " class=\"unresolved\"" : "")
                 return i == 0 ? "<th scope=\"row\">\(HTML.escape(c.text))</th>" : "<td\(cls)>\(HTML.escape(c.text))</td>"
             }.joined() + "</tr>\n"
         }

@@ -189,6 +189,7 @@ public final class SweepRunner {
 
     /// Gathers the steps' outputs at the run folder's top: results.json (the evaluate groups
     /// merged, plus the compare steps' task results without their greenprune figures),
+    /// documents.json (every step's per-document values),
     /// emissions.csv (every measured step's rows), energy.json (per step), trace.h5 and power.h5
     /// (the first evaluate step's).
     private func mergeOutputs(_ run: PlannedRun, in att: URL) throws {
@@ -209,6 +210,8 @@ public final class SweepRunner {
             results.append(part)
         }
         try ResultsMerge.merge(results).write(to: att.appendingPathComponent("results.json"))
+        let documents = try (evalDirs + compareDirs).compactMap { try DocumentScores.read(from: $0.appendingPathComponent("eval")) }
+        if !documents.isEmpty { try DocumentScores.merged(documents).write(to: att) }
         if let first = evalDirs.first {
             for (src, dst) in [("eval/trace.h5", "trace.h5"), ("power.h5", "power.h5")] {
                 let s = first.appendingPathComponent(src)

@@ -1,0 +1,54 @@
+import Foundation
+
+/// The answer in words: for each variant of a model, what it saves and what it costs against the
+/// baseline, each figure with its uncertainty, computed from the table's cells (so the sentence
+/// and the table can never disagree).
+public enum Conclusions {
+    /// One sentence per finished non-baseline variant, in table order.
+    public static func sentences(_ data: ReportData, model: String, table: ReportTable) -> [String] {
+        guard let base = data.baseline(model: model) else { return [] }
+        // An estimated CPU figure is TDP × a load curve × time: its ratios are close to time ratios.
+        let estimated = data.runs(model: model).contains { r in r.energyNotes.contains { $0.hasPrefix("cpu: estimated") } }
+        var out: [String] = []
+        for (r, row) in zip(data.runs(model: model), table.rows) where r.record.status == .done && r.id != base.id {
+            var parts: [String] = []
+            if let p = cell(table, row, "params_pct")?.value, p != 100 {
+                parts.append(String(format: "%.1f%% %@ parameters", abs(100 - p), p < 100 ? "fewer" : "more"))
+            }
+            if let e = r.joulesPerToken, let b = base.joulesPerToken, b > 0 {
+                parts.append(String(format: "energy per token %+.1f%%", (e / b - 1) * 100)
+                             + (estimated ? " (estimated from CPU load and time, so in effect a time ratio)" : "")
+                             + " from one measurement each")
+            }
+            if let m = cell(table, row, "peak_memory_pct")?.value { parts.append(String(format: "peak memory %+.1f%%", m - 100)) }
+            if let t = cell(table, row, "tokens_per_second_pct")?.value { parts.append(String(format: "speed ×%.2f", t / 100)) }
+            if let c = cell(table, row, "avg_acc"), let d = c.change {
+                let label = table.labels[table.column("avg_acc") ?? 0]
+                if let i = c.changeInterval {
+                    parts.append(String(format: "average accuracy %+.1f ± %.1f points", d, i.halfWidth)
+                                 + (c.resolved == false ? " (not resolved)" : "") + " (\(label.lowercased()), paired)")
+                } else {
+                    parts.append(String(format: "average accuracy %+.1f points (no interval: runs without documents.json)", d))
+                }
+            }
+            for (i, k) in table.keys.enumerated() where k.hasSuffix("perplexity") && i < row.count {
+                let task = String(k.prefix { $0 != "." })
+                guard let v = row[i].value, let b = base.results.value(task: task, metric: String(k.drop { $0 != "." }.dropFirst())),
+                      b > 0 else { continue }
+                var s = String(format: "%@ perplexity ×%.2f", task, v / b)
+                if let ci = row[i].changeInterval {
+                    s += String(format: " [%.2f, %.2f]", ci.low, ci.high) + (row[i].resolved == false ? " (not resolved)" : "")
+                }
+                parts.append(s)
+                break
+            }
+            guard !parts.isEmpty else { continue }
+            out.append("\(r.variant): " + parts.joined(separator: "; ") + ".")
+        }
+        return out
+    }
+
+    static func cell(_ t: ReportTable, _ row: [ReportCell], _ key: String) -> ReportCell? {
+        t.column(key).flatMap { $0 < row.count ? row[$0] : nil }
+    }
+}
