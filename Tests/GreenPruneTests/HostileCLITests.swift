@@ -74,6 +74,23 @@ enum Hostile {
         }
     }
 
+    /// Whether `pid` is a live process (not gone, not a zombie waiting to be reaped).
+    static func running(_ pid: pid_t) -> Bool {
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return false }
+        let state = stat[stat.index(after: close)...].split(separator: " ").first ?? ""
+        return state != "Z" && state != "X"
+    }
+
+    /// Names and sizes of everything under `dir` (what a process still writing there changes).
+    static func listing(_ dir: URL) -> [String: Int] {
+        var out: [String: Int] = [:]
+        guard let e = FileManager.default.enumerator(atPath: dir.path) else { return out }
+        while let rel = e.nextObject() as? String {
+            out[rel] = (try? FileManager.default.attributesOfItem(atPath: dir.appendingPathComponent(rel).path)[.size] as? Int) ?? -1
+        }
+        return out
+    }
+
     /// Waits up to `seconds` for `condition`; returns whether it came true.
     static func eventually(_ seconds: Double, _ condition: () -> Bool) -> Bool {
         let deadline = Date().addingTimeInterval(seconds)
@@ -307,8 +324,9 @@ enum Hostile {
         defer { try? FileManager.default.removeItem(at: dir) }
         let model = try SweepFixtures.fakeModel(in: dir)
         try Data(Self.config(model: model).utf8).write(to: dir.appendingPathComponent("c.yaml"))
+        // Steps long enough that one outliving its sweep would still be running when looked for.
         var env = Self.env
-        env["FAKE_SLEEP"] = "0.05"
+        env["FAKE_SLEEP"] = "0.25"
 
         let t0 = Date()
         let (rc, _, err) = try SweepFixtures.run([bin, "sweep", "c.yaml", "--output", "ref", "--no-report"], cwd: dir, env: env)
@@ -329,9 +347,14 @@ enum Hostile {
             usleep(useconds_t(at * 1e6))
             // Foundation starts the sweep as the leader of a process group of its own.
             if p.isRunning { kill(-p.processIdentifier, SIGKILL); killed += 1 }
-            p.waitUntilExit()
-            #expect(Hostile.eventually(2) { Hostile.processes(mentioning: out.path).isEmpty },
+            // Looked at before reaping the sweep: a step that outlived it would still be running
+            // (steps take 0.25 s and more) and go on writing into the folder.
+            #expect(Hostile.eventually(0.2) { Hostile.processes(mentioning: out.path).isEmpty },
                     "steps outlived their sweep (killed at \(at) s): \(Hostile.processes(mentioning: out.path))")
+            let after = Hostile.listing(out)
+            usleep(600_000)
+            #expect(Hostile.listing(out) == after, "the folder changed after the sweep was killed at \(at) s")
+            p.waitUntilExit()
             if FileManager.default.fileExists(atPath: out.appendingPathComponent("results.csv").path) {
                 let rows = try SweepResumeTests.rowsWithoutTimes(out.appendingPathComponent("results.csv"))
                 #expect(Set(rows.dropFirst()).isSubset(of: Set(reference.dropFirst())), "killed at \(at) s")
@@ -358,8 +381,9 @@ enum Hostile {
         #expect(Hostile.eventually(10) { !Hostile.children(of: p.processIdentifier).isEmpty })
         let steps = Hostile.children(of: p.processIdentifier)
         kill(p.processIdentifier, SIGKILL)
+        #expect(Hostile.eventually(2) { !steps.contains(where: Hostile.running) }, "steps \(steps) outlived the sweep")
+        for s in steps where Hostile.running(s) { kill(s, SIGKILL) }
         p.waitUntilExit()
-        #expect(Hostile.eventually(2) { steps.allSatisfy { kill($0, 0) != 0 } }, "steps \(steps) outlived the sweep")
     }
 
     /// `greenprune energy` takes the command it measures along when it is killed.
@@ -373,8 +397,9 @@ enum Hostile {
         #expect(Hostile.eventually(10) { !Hostile.children(of: p.processIdentifier).isEmpty })
         let children = Hostile.children(of: p.processIdentifier)
         kill(p.processIdentifier, SIGKILL)
+        #expect(Hostile.eventually(2) { !children.contains(where: Hostile.running) }, "\(children) outlived energy")
+        for c in children where Hostile.running(c) { kill(c, SIGKILL) }
         p.waitUntilExit()
-        #expect(Hostile.eventually(2) { children.allSatisfy { kill($0, 0) != 0 } }, "\(children) outlived energy")
     }
 
     /// A second sweep on the same folder is refused with the first's pid, or waits with --wait;
