@@ -480,3 +480,45 @@ enum Hostile {
         }
     }
 }
+
+@Suite struct OutputTargetTests {
+    /// `..` after a link climbs from the link's target, as the kernel does, not from the folder
+    /// holding the link (a lexical clean-up would get this wrong and miss the input).
+    @Test func resolvesLinksBeforeDotDot() throws {
+        let root = try SweepFixtures.tempDir("resolve")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let deep = root.appendingPathComponent("a/b/model")
+        try FileManager.default.createDirectory(at: deep, withIntermediateDirectories: true)
+        try FileManager.default.createSymbolicLink(at: root.appendingPathComponent("l"), withDestinationURL: deep)
+        let viaLink = OutputTarget.resolved(URL(fileURLWithPath: root.path + "/l/.."))
+        #expect(viaLink == OutputTarget.resolved(root.appendingPathComponent("a/b")))
+        // A part that does not exist yet is appended as it will be created.
+        #expect(OutputTarget.resolved(URL(fileURLWithPath: root.path + "/l/new/../x")) == viaLink + "/model/x")
+        // So `quantize a/b/model --out l/..` is refused even with --force.
+        #expect(throws: InputError.self) {
+            try OutputTarget.check(URL(fileURLWithPath: root.path + "/l/.."), inputs: [deep], force: true)
+        }
+        try OutputTarget.check(root.appendingPathComponent("elsewhere"), inputs: [deep], force: false)
+    }
+
+    /// A Foundation error about a writer's temporary sibling names the file it stands for.
+    @Test func foundationErrorsNameTheirFile() throws {
+        let root = try SweepFixtures.tempDir("file-errors")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let file = root.appendingPathComponent("plain")
+        try Data("x".utf8).write(to: file)
+        // A directory under a regular file: ENOTDIR for everyone, root included.
+        let tmp = file.appendingPathComponent(".out.tmp-123-456")
+        do {
+            try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: false)
+            Issue.record("created a directory under a file")
+        } catch {
+            let mapped = try #require(FileErrors.oneLine(error) as? InputError)
+            #expect(mapped.description == "\(file.path)/out: not a directory", "\(error)")
+        }
+        #expect(AtomicFile.target(ofTemporary: ".model.safetensors.tmp-42-7") == "model.safetensors")
+        #expect(AtomicFile.target(ofTemporary: ".model.tmp-x-7") == nil)
+        #expect(SweepRunner.ownerPid(ofTemporary: ".m__v.attempt-4242-99") == 4242)
+        #expect(SweepRunner.ownerPid(ofTemporary: "m__v") == nil)
+    }
+}

@@ -8,7 +8,10 @@ import Foundation
 public enum FileErrors {
     /// What went wrong, in a few words ("permission denied", "no space left on device").
     public static func problem(_ error: Error) -> String {
+        if let p = error as? POSIXError { return posixMessage(p.code.rawValue) }
         let ns = error as NSError
+        // The system's reason: a POSIXError on Linux, an NSError in the POSIX domain elsewhere.
+        if let u = ns.userInfo[NSUnderlyingErrorKey] as? POSIXError { return posixMessage(u.code.rawValue) }
         if let u = ns.userInfo[NSUnderlyingErrorKey] as? NSError, u.domain == NSPOSIXErrorDomain {
             return posixMessage(Int32(u.code))
         }
