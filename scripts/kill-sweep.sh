@@ -71,9 +71,10 @@ kills=0; orphans=0; mismatches=0; stale_left=0; folders=0; moments=()
 while [ "$kills" -lt "$KILLS" ]; do
   folders=$((folders + 1)); OUT="$WORK/out$folders"
   while [ "$kills" -lt "$KILLS" ] && [ "$(finished "$OUT")" -lt "$TOTAL" ]; do
-    # A random moment within the work left in this folder.
+    # A random moment within the work left in this folder (runs differ in length: a fifth of
+    # the whole sweep is added, so a long last run can still be passed now and then).
     left=$(awk -v f="$(finished "$OUT")" -v t="$TOTAL" 'BEGIN { print (t - f) / t }')
-    delay=$(awk -v T="$T" -v l="$left" -v r="$RANDOM" 'BEGIN { d = 0.2 + (r / 32767) * T * l * 0.8; printf "%.2f", d }')
+    delay=$(awk -v T="$T" -v l="$left" -v r="$RANDOM" 'BEGIN { d = 0.2 + (r / 32767) * T * (l * 0.8 + 0.2); printf "%.2f", d }')
     setsid "$GP" sweep "$CONFIG" --output "$OUT" --no-report >>"$WORK/kills.log" 2>&1 &
     pid=$!
     disown "$pid"  # no "Killed" job notice from bash for it
