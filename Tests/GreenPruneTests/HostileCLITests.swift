@@ -5,7 +5,7 @@ import GreenPrune
 /// Issue 22, "Lost data": the built CLI used carelessly or against itself. Each case asserts the
 /// exit status, a one-line `Error: FILE: problem` on stderr, that nothing of the user's was
 /// deleted or changed, and that nothing complete-looking was written.
-enum Hostile {
+enum LostData {
     /// The single non-empty line of `stderr`, nil when there are more (or none).
     static func oneLine(_ stderr: String) -> String? {
         let lines = stderr.split(whereSeparator: \.isNewline).filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
@@ -137,19 +137,19 @@ enum Hostile {
         let bin = try SweepFixtures.cli()
         let root = try SweepFixtures.tempDir("hostile-out-\(command)")
         defer { try? FileManager.default.removeItem(at: root) }
-        let model = try Hostile.model(in: root)
+        let model = try LostData.model(in: root)
         let gguf = root.appendingPathComponent("x.gguf")
         try Data("GGUF not really".utf8).write(to: gguf)
         let out = root.appendingPathComponent("out")
         try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
         try Data("mine".utf8).write(to: out.appendingPathComponent("notes.txt"))
-        let before = Hostile.snapshot(root)
+        let before = LostData.snapshot(root)
 
-        let (rc, _, err) = try SweepFixtures.run([bin] + Hostile.writer(command, model: model, gguf: gguf, out: out.path), cwd: root)
+        let (rc, _, err) = try SweepFixtures.run([bin] + LostData.writer(command, model: model, gguf: gguf, out: out.path), cwd: root)
         #expect(rc != 0)
-        let line = try #require(Hostile.oneLine(err), "\(err)")
+        let line = try #require(LostData.oneLine(err), "\(err)")
         #expect(line == "Error: \(out.path): exists and is not empty (1 entry); use --force to replace it")
-        #expect(Hostile.snapshot(root) == before)
+        #expect(LostData.snapshot(root) == before)
     }
 
     /// With --force an ordinary output is replaced by a complete directory; the input stays.
@@ -158,19 +158,19 @@ enum Hostile {
         let bin = try SweepFixtures.cli()
         let root = try SweepFixtures.tempDir("hostile-force-\(command)")
         defer { try? FileManager.default.removeItem(at: root) }
-        let model = try Hostile.model(in: root)
+        let model = try LostData.model(in: root)
         let out = root.appendingPathComponent("out")
         try FileManager.default.createDirectory(at: out, withIntermediateDirectories: true)
         try Data("mine".utf8).write(to: out.appendingPathComponent("notes.txt"))
-        let input = Hostile.snapshot(model)
+        let input = LostData.snapshot(model)
 
-        let (rc, _, err) = try SweepFixtures.run([bin] + Hostile.writer(command, model: model, gguf: model, out: out.path) + ["--force"], cwd: root)
+        let (rc, _, err) = try SweepFixtures.run([bin] + LostData.writer(command, model: model, gguf: model, out: out.path) + ["--force"], cwd: root)
         #expect(rc == 0, "\(err)")
         let files = Set((try? FileManager.default.contentsOfDirectory(atPath: out.path)) ?? [])
         #expect(!files.contains("notes.txt"))
         #expect(files.isSuperset(of: ["config.json", "model.safetensors", command == "prune" ? "pruning.json" : "quantization.json"]))
-        #expect(Hostile.snapshot(model) == input)
-        #expect(Hostile.hidden(root).isEmpty)
+        #expect(LostData.snapshot(model) == input)
+        #expect(LostData.hidden(root).isEmpty)
     }
 
     /// The input, the input file's directory, a folder above either, and the current directory
@@ -179,7 +179,7 @@ enum Hostile {
         let bin = try SweepFixtures.cli()
         let root = try SweepFixtures.tempDir("hostile-input")
         defer { try? FileManager.default.removeItem(at: root) }
-        let model = try Hostile.model(in: root)
+        let model = try LostData.model(in: root)
         let gguf = root.appendingPathComponent("ggufs/x.gguf")
         try FileManager.default.createDirectory(at: gguf.deletingLastPathComponent(), withIntermediateDirectories: true)
         try Data("GGUF not really".utf8).write(to: gguf)
@@ -188,7 +188,7 @@ enum Hostile {
         let work = root.appendingPathComponent("work")
         try FileManager.default.createDirectory(at: work.appendingPathComponent("sub"), withIntermediateDirectories: true)
         try Data("mine".utf8).write(to: work.appendingPathComponent("sub/notes.txt"))
-        let before = Hostile.snapshot(root)
+        let before = LostData.snapshot(root)
 
         // (command, --out, the working directory, a phrase of the refusal)
         let cases: [(String, String, URL, String)] = [
@@ -202,16 +202,16 @@ enum Hostile {
             ("convert", gguf.path, root, "is the input"),
         ]
         for (command, out, cwd, phrase) in cases {
-            let argv = [bin] + Hostile.writer(command, model: model, gguf: gguf, out: out) + ["--force"]
+            let argv = [bin] + LostData.writer(command, model: model, gguf: gguf, out: out) + ["--force"]
             let (rc, _, err) = try SweepFixtures.run(argv, cwd: cwd)
             #expect(rc != 0, "\(command) --out \(out)")
-            let line = try #require(Hostile.oneLine(err), "\(command) --out \(out): \(err)")
+            let line = try #require(LostData.oneLine(err), "\(command) --out \(out): \(err)")
             #expect(line.contains(phrase) && line.contains("--force"), "\(command) --out \(out): \(line)")
             // It names the output (as an absolute path).
             let named = line.dropFirst("Error: ".count).components(separatedBy: ": ").first ?? ""
             let given = out.hasPrefix("/") ? out : cwd.path + "/" + out
             #expect(OutputTarget.resolved(URL(fileURLWithPath: named)) == OutputTarget.resolved(URL(fileURLWithPath: given)), "\(line)")
-            #expect(Hostile.snapshot(root) == before, "\(command) --out \(out) changed files")
+            #expect(LostData.snapshot(root) == before, "\(command) --out \(out) changed files")
         }
     }
 
@@ -225,7 +225,7 @@ enum Hostile {
             chmod(root.appendingPathComponent("ro").path, 0o755)
             try? FileManager.default.removeItem(at: root)
         }
-        let model = try Hostile.model(in: root)
+        let model = try LostData.model(in: root)
         // A folder nobody may create entries in: a read-only one, or for root (who may write
         // anywhere on disk) sysfs, where the kernel refuses mkdir to everyone.
         let parent: URL
@@ -238,9 +238,9 @@ enum Hostile {
             chmod(parent.path, 0o555)
         }
         let out = parent.appendingPathComponent("gp-hostile-\(getpid())-\(command)")
-        let (rc, _, err) = try SweepFixtures.run([bin] + Hostile.writer(command, model: model, gguf: model, out: out.path), cwd: root)
+        let (rc, _, err) = try SweepFixtures.run([bin] + LostData.writer(command, model: model, gguf: model, out: out.path), cwd: root)
         #expect(rc != 0)
-        let line = try #require(Hostile.oneLine(err), "\(err)")
+        let line = try #require(LostData.oneLine(err), "\(err)")
         #expect(line.hasPrefix("Error: \(out.path):"), "\(line)")
         #expect(line.hasSuffix("permission denied") || line.hasSuffix("operation not permitted"), "\(line)")
         #expect(!line.contains("NSCocoaErrorDomain") && !line.contains("Code="))
@@ -254,7 +254,7 @@ enum Hostile {
         let bin = try SweepFixtures.cli()
         let root = try SweepFixtures.tempDir("hostile-neg")
         defer { try? FileManager.default.removeItem(at: root) }
-        let model = try Hostile.model(in: root)
+        let model = try LostData.model(in: root)
         let out = root.appendingPathComponent("out").path
         for (args, message) in [
             (["prune", model.path, "--out", out, "--ratio", "-1"], "Error: --ratio -1.0 must be in [0, 1)"),
@@ -276,12 +276,12 @@ enum Hostile {
         let bin = try SweepFixtures.cli()
         let root = try SweepFixtures.tempDir("hostile-tasks")
         defer { try? FileManager.default.removeItem(at: root) }
-        let model = try Hostile.model(in: root)
+        let model = try LostData.model(in: root)
         let out = root.appendingPathComponent("eval")
         let t0 = Date()
         let (rc, _, err) = try SweepFixtures.run([bin, "evaluate", model.path, "--tasks", "piqa,piqa", "--output", out.path, "--quiet"], cwd: root)
         #expect(rc != 0)
-        #expect(Hostile.oneLine(err) == "Error: --tasks: piqa is listed twice", "\(err)")
+        #expect(LostData.oneLine(err) == "Error: --tasks: piqa is listed twice", "\(err)")
         #expect(!FileManager.default.fileExists(atPath: out.path))
         #expect(Date().timeIntervalSince(t0) < 20)
     }
@@ -313,7 +313,7 @@ enum Hostile {
     static let locks: Set<String> = [SweepLock.fileName, ".results.lock"]
 
     static func stale(_ out: URL) -> [String] {
-        Hostile.hidden(out).filter { !locks.contains($0) } + Hostile.hidden(out.appendingPathComponent("runs")).map { "runs/" + $0 }
+        LostData.hidden(out).filter { !locks.contains($0) } + LostData.hidden(out.appendingPathComponent("runs")).map { "runs/" + $0 }
     }
 
     /// Killed by process group at random moments, then rerun: the uninterrupted sweep's rows, no
@@ -343,17 +343,17 @@ enum Hostile {
             guard left > 0 else { break }
             let at = Double.random(in: 0.02 ... max(0.05, 0.9 * length * left))
             moments.append(at)
-            let p = try Hostile.start([bin, "sweep", "c.yaml", "--no-report"], cwd: dir, env: env)
+            let p = try LostData.start([bin, "sweep", "c.yaml", "--no-report"], cwd: dir, env: env)
             usleep(useconds_t(at * 1e6))
             // Foundation starts the sweep as the leader of a process group of its own.
             if p.isRunning { kill(-p.processIdentifier, SIGKILL); killed += 1 }
             // Looked at before reaping the sweep: a step that outlived it would still be running
             // (steps take 0.25 s and more) and go on writing into the folder.
-            #expect(Hostile.eventually(0.2) { Hostile.processes(mentioning: out.path).isEmpty },
-                    "steps outlived their sweep (killed at \(at) s): \(Hostile.processes(mentioning: out.path))")
-            let after = Hostile.listing(out)
+            #expect(LostData.eventually(0.2) { LostData.processes(mentioning: out.path).isEmpty },
+                    "steps outlived their sweep (killed at \(at) s): \(LostData.processes(mentioning: out.path))")
+            let after = LostData.listing(out)
             usleep(600_000)
-            #expect(Hostile.listing(out) == after, "the folder changed after the sweep was killed at \(at) s")
+            #expect(LostData.listing(out) == after, "the folder changed after the sweep was killed at \(at) s")
             p.waitUntilExit()
             if FileManager.default.fileExists(atPath: out.appendingPathComponent("results.csv").path) {
                 let rows = try SweepResumeTests.rowsWithoutTimes(out.appendingPathComponent("results.csv"))
@@ -376,13 +376,13 @@ enum Hostile {
         try Data(Self.config(model: model).utf8).write(to: dir.appendingPathComponent("c.yaml"))
         var env = Self.env
         env["FAKE_SLEEP"] = "5"
-        let p = try Hostile.start([bin, "sweep", "c.yaml", "--no-report"], cwd: dir, env: env)
+        let p = try LostData.start([bin, "sweep", "c.yaml", "--no-report"], cwd: dir, env: env)
         defer { kill(-p.processIdentifier, SIGKILL); p.waitUntilExit() }
-        #expect(Hostile.eventually(10) { !Hostile.children(of: p.processIdentifier).isEmpty })
-        let steps = Hostile.children(of: p.processIdentifier)
+        #expect(LostData.eventually(10) { !LostData.children(of: p.processIdentifier).isEmpty })
+        let steps = LostData.children(of: p.processIdentifier)
         kill(p.processIdentifier, SIGKILL)
-        #expect(Hostile.eventually(2) { !steps.contains(where: Hostile.running) }, "steps \(steps) outlived the sweep")
-        for s in steps where Hostile.running(s) { kill(s, SIGKILL) }
+        #expect(LostData.eventually(2) { !steps.contains(where: LostData.running) }, "steps \(steps) outlived the sweep")
+        for s in steps where LostData.running(s) { kill(s, SIGKILL) }
         p.waitUntilExit()
     }
 
@@ -391,14 +391,14 @@ enum Hostile {
         let bin = try SweepFixtures.cli()
         let dir = try SweepFixtures.tempDir("hostile-energy")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let p = try Hostile.start([bin, "energy", "--output-dir", dir.path, "--energy-meter", "estimate", "--", "sleep", "60"],
+        let p = try LostData.start([bin, "energy", "--output-dir", dir.path, "--energy-meter", "estimate", "--", "sleep", "60"],
                                   cwd: dir, env: [:])
         defer { kill(-p.processIdentifier, SIGKILL); p.waitUntilExit() }
-        #expect(Hostile.eventually(10) { !Hostile.children(of: p.processIdentifier).isEmpty })
-        let children = Hostile.children(of: p.processIdentifier)
+        #expect(LostData.eventually(10) { !LostData.children(of: p.processIdentifier).isEmpty })
+        let children = LostData.children(of: p.processIdentifier)
         kill(p.processIdentifier, SIGKILL)
-        #expect(Hostile.eventually(2) { !children.contains(where: Hostile.running) }, "\(children) outlived energy")
-        for c in children where Hostile.running(c) { kill(c, SIGKILL) }
+        #expect(LostData.eventually(2) { !children.contains(where: LostData.running) }, "\(children) outlived energy")
+        for c in children where LostData.running(c) { kill(c, SIGKILL) }
         p.waitUntilExit()
     }
 
@@ -413,14 +413,14 @@ enum Hostile {
         var env = Self.env
         env["FAKE_SLEEP"] = "0.1"
         let out = dir.appendingPathComponent("out")
-        let first = try Hostile.start([bin, "sweep", "c.yaml", "--no-report"], cwd: dir, env: env)
+        let first = try LostData.start([bin, "sweep", "c.yaml", "--no-report"], cwd: dir, env: env)
         defer { kill(-first.processIdentifier, SIGKILL) }
         // Running once a step has started (the lock is taken before any step).
-        #expect(Hostile.eventually(10) { !Hostile.children(of: first.processIdentifier).isEmpty })
+        #expect(LostData.eventually(10) { !LostData.children(of: first.processIdentifier).isEmpty })
 
         let (rc, _, err) = try SweepFixtures.run([bin, "sweep", "c.yaml", "--no-report"], cwd: dir, env: env)
         #expect(rc != 0)
-        #expect(Hostile.oneLine(err) == "Error: \(out.path): another sweep (pid \(first.processIdentifier)) is running in this folder; wait for it to finish (or pass --wait), or stop it",
+        #expect(LostData.oneLine(err) == "Error: \(out.path): another sweep (pid \(first.processIdentifier)) is running in this folder; wait for it to finish (or pass --wait), or stop it",
                 "\(err)")
         let (rcWait, stdout, errWait) = try SweepFixtures.run([bin, "sweep", "c.yaml", "--no-report", "--wait"], cwd: dir, env: env)
         first.waitUntilExit()
@@ -441,7 +441,7 @@ enum Hostile {
         let model = try SweepFixtures.fakeModel(in: dir)
         try Data(Self.config(model: model).utf8).write(to: dir.appendingPathComponent("c.yaml"))
         let out = dir.appendingPathComponent("out"), runs = out.appendingPathComponent("runs")
-        let dead = try Hostile.deadPid()
+        let dead = try LostData.deadPid()
         try FileManager.default.createDirectory(at: runs, withIntermediateDirectories: true)
         try Data("\(dead)\n".utf8).write(to: out.appendingPathComponent(SweepLock.fileName))
         let leftovers = [runs.appendingPathComponent(".tiny__int8.attempt-\(dead)-12"),
