@@ -36,6 +36,7 @@ if [ ! -f "$MODELS/smollm2-135m/model.safetensors" ]; then
   fi
   [ -x "$GP" ] || build_release
   log "importing $gguf"
-  "$GP" convert "$gguf" --out "$MODELS/smollm2-135m"
+  # --force: a folder left without model.safetensors (an interrupted import) is replaced.
+  "$GP" convert "$gguf" --out "$MODELS/smollm2-135m" --force
   log "SmolLM2-135M-Instruct ready in $MODELS/smollm2-135m"
 fi

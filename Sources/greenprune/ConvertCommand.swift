@@ -22,8 +22,10 @@ struct Convert: ParsableCommand {
     @Argument(help: "The GGUF file.")
     var model: String
 
-    @Option(help: "Output model directory (replaced if it exists).")
+    @Option(help: "Output model directory (must not exist or be empty, unless --force).")
     var out: String
+
+    @OptionGroup var replace: ForceFlag
 
     @Option(help: "Storage type of the weights: f32, bf16 or f16.")
     var dtype: StorageType = .f32
@@ -37,6 +39,7 @@ struct Convert: ParsableCommand {
 
     func run() throws {
         guard FileManager.default.fileExists(atPath: model) else { throw InputError(model, "no such file") }
+        try OutputTarget.check(URL(fileURLWithPath: out), inputs: [URL(fileURLWithPath: model)], force: replace.force)
         let summary = try GGUFImporter.convert(gguf: URL(fileURLWithPath: model), to: URL(fileURLWithPath: out),
                                                dtype: dtype.dtype, showProgress: !quiet)
         print(String(format: "%@: %d tensors, %d parameters, %.1f MB (%@) in %.1f s",

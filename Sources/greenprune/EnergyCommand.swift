@@ -89,44 +89,14 @@ struct Energy: ParsableCommand {
         let tracker = try EnergyTracker(flags.options)
         try tracker.start()
         let label = command.joined(separator: " ")
-        let status = try tracker.phase(label.count > 80 ? String(label.prefix(77)) + "..." : label) { try ChildProcess.run(command) }
+        let status = try tracker.phase(label.count > 80 ? String(label.prefix(77)) + "..." : label) {
+            // The command dies with this process (ChildProcess); SIGINT and SIGTERM are left to it
+            // while the tracker waits, so the tracker survives to write its files.
+            try ChildProcess.run(command, ignoringInterrupts: true)
+        }
         let report = try tracker.stop()
         try report.write(to: URL(fileURLWithPath: flags.outputDir))
         FileHandle.standardError.write(Data((report.summary() + "\n").utf8))
         if status != 0 { throw ExitCode(status) }
-    }
-}
-
-/// Runs a command as a child with the same stdin/stdout/stderr and waits for it.
-enum ChildProcess {
-    /// Exit status of `argv` (searched in PATH); 128+N when killed by signal N. SIGINT and
-    /// SIGTERM are ignored here while the child runs (the child still gets them from the
-    /// terminal or can be sent them), so the tracker survives to write its files.
-    static func run(_ argv: [String]) throws -> Int32 {
-        var attr = posix_spawnattr_t()
-        posix_spawnattr_init(&attr)
-        defer { posix_spawnattr_destroy(&attr) }
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        sigaddset(&defaults, SIGINT)
-        sigaddset(&defaults, SIGTERM)
-        posix_spawnattr_setsigdefault(&attr, &defaults)
-        posix_spawnattr_setflags(&attr, Int16(POSIX_SPAWN_SETSIGDEF))
-        let oldInt = signal(SIGINT, SIG_IGN), oldTerm = signal(SIGTERM, SIG_IGN)
-        defer { signal(SIGINT, oldInt); signal(SIGTERM, oldTerm) }
-
-        var cargs: [UnsafeMutablePointer<CChar>?] = argv.map { strdup($0) } + [nil]
-        defer { for p in cargs { free(p) } }
-        var pid: pid_t = 0
-        let rc = posix_spawnp(&pid, argv[0], nil, &attr, &cargs, environ)
-        guard rc == 0 else { throw InputError(argv[0], "cannot run: \(String(cString: strerror(rc)))") }
-        var st: Int32 = 0
-        while waitpid(pid, &st, 0) < 0 {
-            guard errno == EINTR else { throw InputError(argv[0], "waitpid failed: \(String(cString: strerror(errno)))") }
-        }
-        // WIFEXITED / WEXITSTATUS / WTERMSIG are macros: decode the status word by hand.
-        let sig = st & 0x7f
-        if sig == 0 { return (st >> 8) & 0xff }
-        return 128 + sig
     }
 }

@@ -30,10 +30,17 @@ struct GreenPruneCommand: ParsableCommand {
     )
 
     /// Entry point: first make sure OpenBLAS runs the kernels this CPU can (see BLASCoreType)
-    /// and that its idle threads sleep instead of spinning (see BLAS.sleepWhenIdle).
+    /// and that its idle threads sleep instead of spinning (see BLAS.sleepWhenIdle). Errors
+    /// Foundation raises about files (a raw `NSCocoaErrorDomain Code=513` line otherwise) are
+    /// reported as every other bad input is: `Error: FILE: problem`.
     static func main() {
         BLASCoreType.reexecIfGeneric()
         BLAS.sleepWhenIdle()
-        main(nil)
+        do {
+            var command = try parseAsRoot(NegativeNumbers.attach(Array(CommandLine.arguments.dropFirst())))
+            try command.run()
+        } catch {
+            exit(withError: FileErrors.oneLine(error))
+        }
     }
 }

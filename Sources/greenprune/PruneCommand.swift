@@ -24,8 +24,10 @@ struct Prune: ParsableCommand {
     @Argument(help: "The model directory (config.json + safetensors).")
     var model: String
 
-    @Option(help: "Output model directory (replaced if it exists).")
+    @Option(help: "Output model directory (must not exist or be empty, unless --force).")
     var out: String?
+
+    @OptionGroup var replace: ForceFlag
 
     @Option(help: "Fraction of each pruned layer's units to remove, in [0, 1).")
     var ratio: Double?
@@ -130,6 +132,10 @@ struct Prune: ParsableCommand {
     }
 
     func run() throws {
+        if let out, !dryRun {
+            try OutputTarget.check(URL(fileURLWithPath: out), inputs: [URL(fileURLWithPath: model)] + (calibration.map { [URL(fileURLWithPath: $0)] } ?? []),
+                                   force: replace.force)
+        }
         // importance.h5 needs libhdf5: fail now, not after the gradients.
         if let out { try HDF5Library.load(for: URL(fileURLWithPath: out).appendingPathComponent("importance.h5")) }
         let start = Date()

@@ -23,8 +23,10 @@ struct Quantize: ParsableCommand {
     @Argument(help: "Model directory (config.json + model.safetensors).")
     var model: String
 
-    @Option(help: "Output directory (or .gguf file with --format gguf).")
+    @Option(help: "Output directory (or .gguf file with --format gguf); must not exist or be empty, unless --force.")
     var out: String
+
+    @OptionGroup var replace: ForceFlag
 
     @Option(help: "Weight bits: 8 or 4.")
     var bits: Int
@@ -136,6 +138,8 @@ struct Quantize: ParsableCommand {
     }
 
     func run() throws {
+        try OutputTarget.check(URL(fileURLWithPath: out), inputs: [URL(fileURLWithPath: model)] + (calibration.map { [URL(fileURLWithPath: $0)] } ?? []),
+                               force: replace.force)
         let s = try QuantScheme(bits: bits, granularity: resolvedGranularity, groupSize: groupSize, symmetric: scheme == .symmetric,
                                 observer: observer, scaleType: scaleDType.resolved(bits: bits))
         var gptq: GPTQOptions?

@@ -10,6 +10,8 @@ struct Sweep: ParsableCommand {
         Each run goes into OUTPUT/runs/<model>__<variant>/ and counts as done once renamed into place;
         rerunning skips finished runs and redoes interrupted ones. OUTPUT/results.csv holds one row per
         run × task × metric. With --slurm, writes an sbatch job array (one task per run) and submits it.
+        One sweep at a time works in a folder (a second is refused, or waits with --wait); steps die
+        with their sweep. Exits 1 when any run of the plan (or of --only) is recorded as failed.
         """)
 
     @Argument(help: "The sweep's YAML config (see configs/default.yaml).")
@@ -26,6 +28,9 @@ struct Sweep: ParsableCommand {
 
     @Flag(help: "Rerun runs recorded as failed (they are skipped by default).")
     var retryFailed = false
+
+    @Flag(help: "When another sweep is running in the output folder, wait for it instead of refusing to start.")
+    var wait = false
 
     @Flag(help: "Do not write the report at the end.")
     var noReport = false
@@ -74,11 +79,18 @@ struct Sweep: ParsableCommand {
         let runner = SweepRunner(plan: plan, output: out,
                                  executor: ProcessStepExecutor(binary: ProcessStepExecutor.defaultBinary(), energy: cfg.energy))
         runner.retryFailed = retryFailed
+        runner.waitForLock = wait
         let s = try runner.run(only: only)
         print("sweep: \(s.done) done, \(s.failed) failed, \(s.skipped) already finished; results: \(out.appendingPathComponent("results.csv").path)")
         if only == nil && !noReport {
             let files = try Report.write(from: out)
             for f in files { print("report: \(f.path)") }
+        }
+        let failed = runner.failedRuns(only: only)
+        if !failed.isEmpty {
+            let names = failed.prefix(5).map(\.id).joined(separator: ", ") + (failed.count > 5 ? ", …" : "")
+            let what = only == nil ? "\(failed.count) of \(plan.runs.count) runs failed" : "the run failed"
+            throw InputError(out.path, "\(what) (\(names)); runs/<id>/run.json says why, --retry-failed reruns them")
         }
     }
 }

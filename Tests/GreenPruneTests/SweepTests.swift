@@ -348,7 +348,8 @@ final class RecordingExecutor: StepExecutor {
 
         // Reference: one uninterrupted sweep.
         let (rc, _, err) = try SweepFixtures.run([bin, "sweep", "c.yaml", "--output", "ref", "--no-report"], cwd: dir, env: env)
-        #expect(rc == 0, "\(err)")
+        // The broken variant fails, and a sweep with a failed run exits 1 after the others.
+        #expect(rc == 1 && err.contains("1 of 6 runs failed (tiny__broken)"), "\(err)")
         let reference = try Self.rowsWithoutTimes(dir.appendingPathComponent("ref/results.csv"))
         #expect(reference.count == 1 + 5 * 6 + 1)  // header, 5 done runs × 6 metrics, 1 failed row
 
@@ -379,7 +380,7 @@ final class RecordingExecutor: StepExecutor {
         }
         #expect(killedMidway >= 3, "the sweep finished before most kill points; kills did not test anything")
         let (rc2, _, err2) = try SweepFixtures.run([bin, "sweep", "c.yaml", "--no-report"], cwd: dir, env: env)
-        #expect(rc2 == 0, "\(err2)")
+        #expect(rc2 == 1 && err2.contains("1 of 6 runs failed (tiny__broken)"), "\(err2)")
         #expect(try Self.rowsWithoutTimes(out.appendingPathComponent("results.csv")) == reference)
         // A further rerun does nothing and changes nothing.
         let before = try String(contentsOf: out.appendingPathComponent("results.csv"), encoding: .utf8)

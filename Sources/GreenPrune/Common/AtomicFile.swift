@@ -11,7 +11,7 @@ public enum AtomicFile {
             try commit(tmp, to: url)
         } catch {
             try? FileManager.default.removeItem(at: tmp)
-            throw InputError(url.path, "cannot write: \(error.localizedDescription)")
+            throw InputError(url.path, "cannot write: \(FileErrors.problem(error))")
         }
     }
 
@@ -24,6 +24,15 @@ public enum AtomicFile {
     public static func temporarySibling(of url: URL) -> URL {
         let name = ".\(url.lastPathComponent).tmp-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
         return url.deletingLastPathComponent().appendingPathComponent(name)
+    }
+
+    /// The name a `temporarySibling` name stands for (`.x.tmp-12-34` → `x`), else nil.
+    public static func target(ofTemporary name: String) -> String? {
+        guard name.hasPrefix("."), let r = name.range(of: ".tmp-", options: .backwards) else { return nil }
+        let parts = name[r.upperBound...].split(separator: "-", omittingEmptySubsequences: false)
+        guard parts.count == 2, Int32(parts[0]) != nil, UInt32(parts[1]) != nil else { return nil }
+        let target = name[name.index(after: name.startIndex) ..< r.lowerBound]
+        return target.isEmpty ? nil : String(target)
     }
 
     /// Moves a finished temporary file (or directory) into place, replacing what was there.

@@ -66,6 +66,11 @@ public enum EvaluationRun {
     public static func run(modelDirectory directory: URL, options: EvaluationRunOptions) throws -> EvaluationResults {
         let startDate = Date()
         let start = DispatchTime.now().uptimeNanoseconds
+        // A task twice would be scored twice, then collide in results.json and trace.h5.
+        var seen = Set<String>()
+        for t in options.tasks where !seen.insert(t).inserted {
+            throw InputError("--tasks", "\(t) is listed twice")
+        }
         let registry = try TaskRegistry(specDirectory: options.taskDirectory ?? TaskRegistry.taskDirectory())
         let entries = try options.tasks.map { ($0, try registry.task($0)) }
         let bundle = try ModelLoader.load(directory)

@@ -212,13 +212,25 @@ public struct EvaluationResults {
 
     /// Writes the outputs into `directory` (created if needed): samples, trace and documents.json
     /// (per-document values for the report's intervals) first, each atomically, and results.json
-    /// last, so a run that fails leaves no results.json.
+    /// last, so a run that fails leaves no results.json. A directory this call created is removed
+    /// again when writing fails, so a failed run leaves no empty output folder behind.
     public func write(to directory: URL, logSamples: Bool, trace: Bool = true) throws {
+        let fm = FileManager.default
+        let created = !fm.fileExists(atPath: directory.path)
         do {
-            try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
+            try fm.createDirectory(at: directory, withIntermediateDirectories: true)
         } catch {
-            throw InputError(directory.path, "cannot create output directory: \(error.localizedDescription)")
+            throw InputError(directory.path, "cannot create output directory: \(FileErrors.problem(error))")
         }
+        do {
+            try writeFiles(to: directory, logSamples: logSamples, trace: trace)
+        } catch {
+            if created { try? fm.removeItem(at: directory) }
+            throw error
+        }
+    }
+
+    private func writeFiles(to directory: URL, logSamples: Bool, trace: Bool) throws {
         if logSamples {
             for r in reports {
                 var text = Data()

@@ -49,6 +49,8 @@ public enum GGUFImporter {
         guard [.f32, .bf16, .f16].contains(dtype) else {
             throw InputError("--dtype", "must be f32, bf16 or f16 (got \(dtype.rawValue))")
         }
+        // The CLI checks --out against --force first; whatever the caller, never the input.
+        try OutputTarget.check(out, inputs: [url], force: true)
         let file = try GGUFFile(url: url)
         let hp = try hyperparameters(file)
         let tensors = try tensorPlan(file, hp)
@@ -58,13 +60,13 @@ public enum GGUFImporter {
         do {
             try FileManager.default.createDirectory(at: parent, withIntermediateDirectories: true)
         } catch {
-            throw InputError(out.path, "cannot create parent directory: \(error.localizedDescription)")
+            throw InputError(out.path, "cannot create parent directory: \(FileErrors.problem(error))")
         }
         let tmp = AtomicFile.temporarySibling(of: out)
         do {
             try FileManager.default.createDirectory(at: tmp, withIntermediateDirectories: false)
         } catch {
-            throw InputError(out.path, "cannot create \(tmp.lastPathComponent): \(error.localizedDescription)")
+            throw InputError(out.path, "cannot create \(tmp.lastPathComponent): \(FileErrors.problem(error))")
         }
         do {
             let bar = ProgressBar("convert", total: tensors.count, unit: "tensors", enabled: showProgress)

@@ -53,6 +53,8 @@ public struct PrunableModel {
     /// `also` writes further files into the (temporary) directory before it is renamed.
     public func save(to out: URL, configJSON config: [String: Any], extra: [String: Data] = [:],
                      progress: ProgressBar? = nil, also: (URL) throws -> Void = { _ in }) throws {
+        // The CLI checks --out against --force first; whatever the caller, never the input.
+        try OutputTarget.check(out, inputs: [directory], force: true)
         let fm = FileManager.default
         try fm.createDirectory(at: out.deletingLastPathComponent(), withIntermediateDirectories: true)
         let tmp = AtomicFile.temporarySibling(of: out)
@@ -75,7 +77,7 @@ public struct PrunableModel {
         } catch {
             try? fm.removeItem(at: tmp)
             if error is InputError { throw error }
-            throw InputError(out.path, "cannot write the pruned model: \(error.localizedDescription)")
+            throw InputError(out.path, "cannot write the pruned model: \(FileErrors.problem(error))")
         }
     }
 }

@@ -250,9 +250,8 @@ public enum Quantizer {
         let family = try config.family(path: configURL.path)
         let reader = try SafeTensorsReader(dir)
         try refuseQuantized(dir, config: configData, reader: reader)
-        guard dir.standardizedFileURL.path != out.standardizedFileURL.path else {
-            throw InputError("--out", "must differ from the input directory \(dir.path)")
-        }
+        // The CLI checks --out against --force first; whatever the caller, never the input.
+        try OutputTarget.check(out, inputs: [dir], force: true)
         let numLayers = config.numHiddenLayers ?? 0
         guard o.skipFirst + o.skipLast <= numLayers || numLayers == 0 else {
             throw InputError("--skip-first/--skip-last", "skip \(o.skipFirst)+\(o.skipLast) layers but the model has \(numLayers)")

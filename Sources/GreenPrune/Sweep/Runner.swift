@@ -7,11 +7,17 @@ import Foundation
 /// absent. A rerun skips runs whose folder exists with the plan's settings hash (done, or failed
 /// unless `retryFailed`), removes stale attempts and redoes the rest; `results.csv` is then
 /// rebuilt from the finished folders by write-then-rename, so it never holds a partial run.
+///
+/// A sweep holds `SweepLock` on its folder while it runs (exclusively; `--only` runs share it),
+/// so a second sweep on the same folder is refused (or waits) instead of deleting the first's
+/// attempts. Its steps die with it (`ChildProcess`), so once it is killed nothing writes there.
 public final class SweepRunner {
     public let plan: SweepPlan
     public let output: URL
     public let executor: StepExecutor
     public var retryFailed = false
+    /// Wait for another sweep's lock on the folder instead of refusing to start.
+    public var waitForLock = false
     /// Progress and per-run lines (stderr by default).
     public var log: (String) -> Void = { FileHandle.standardError.write(Data(($0 + "\n").utf8)) }
 
@@ -36,7 +42,15 @@ public final class SweepRunner {
     /// Runs every run of the plan (or only the one at `only`), then rebuilds results.csv.
     @discardableResult
     public func run(only: Int? = nil) throws -> Summary {
+        // Released when `lock` goes out of scope at the end of this call (or by the kernel when
+        // the process dies).
+        let lock = try SweepLock(folder: output, mode: only == nil ? .exclusive : .shared, wait: waitForLock)
+        defer { withExtendedLifetime(lock) {} }
         try FileManager.default.createDirectory(at: runsDirectory, withIntermediateDirectories: true)
+        // Alone in the folder: whatever a dead sweep left half-done goes. (`--only` runs share the
+        // folder with the other array tasks, maybe on other hosts, whose pids mean nothing here:
+        // each removes only its own run's attempts, in `execute`.)
+        if only == nil { removeStaleTemporaries() }
         try writePlan()
         let selected: [PlannedRun]
         if let i = only {
@@ -68,6 +82,45 @@ public final class SweepRunner {
         return summary
     }
 
+    /// The runs of the plan (or the one at `only`) whose folder records a failure, as they stand
+    /// now (failed in this call or in an earlier one and not retried).
+    public func failedRuns(only: Int? = nil) -> [PlannedRun] {
+        let selected = only.map { i in plan.runs.indices.contains(i) ? [plan.runs[i]] : [] } ?? plan.runs
+        return selected.filter { run in
+            guard let rec = RunRecord.read(runDirectory(run)), rec.settingsHash == run.settingsHash else { return false }
+            return rec.status == .failed
+        }
+    }
+
+    /// Removes the hidden attempt folders (`runs/.<id>.attempt-<pid>-<n>`) and temporary files
+    /// (`.<name>.tmp-<pid>-<n>`, `AtomicFile`) in the sweep folder and `runs/` whose owner
+    /// process is gone; returns their names. A live owner's are left alone.
+    @discardableResult
+    public func removeStaleTemporaries() -> [String] {
+        let fm = FileManager.default
+        var removed: [String] = []
+        for dir in [output, runsDirectory] {
+            for name in (try? fm.contentsOfDirectory(atPath: dir.path)) ?? [] {
+                guard let pid = Self.ownerPid(ofTemporary: name), pid != getpid(), !ChildProcess.isAlive(pid) else { continue }
+                if (try? fm.removeItem(at: dir.appendingPathComponent(name))) != nil { removed.append(name) }
+            }
+        }
+        for name in removed { log("removed \(name), left by process \(Self.ownerPid(ofTemporary: name) ?? 0), which is gone") }
+        return removed
+    }
+
+    /// The pid in a hidden `.<name>.attempt-<pid>-<n>` or `.<name>.tmp-<pid>-<n>` name, else nil.
+    public static func ownerPid(ofTemporary name: String) -> pid_t? {
+        guard name.hasPrefix(".") else { return nil }
+        for marker in [".attempt-", ".tmp-"] {
+            guard let r = name.range(of: marker, options: .backwards) else { continue }
+            let parts = name[r.upperBound...].split(separator: "-")
+            guard parts.count == 2, let pid = pid_t(parts[0]), pid > 0, UInt32(parts[1]) != nil else { continue }
+            return pid
+        }
+        return nil
+    }
+
     /// `OUT/plan.json`, the expansion the runs were made from.
     public func writePlan() throws {
         let enc = JSONEncoder()
@@ -96,7 +149,7 @@ public final class SweepRunner {
             try evaluate(run, model: modelDir, in: att, steps: &steps)
             try mergeOutputs(run, in: att)
         } catch {
-            failure = ConfigNode.oneLine(error.localizedDescription)
+            failure = ConfigNode.oneLine(FileErrors.oneLine(error).localizedDescription)
         }
         let record = RunRecord(id: run.id, index: run.index, model: run.model, modelPath: run.modelPath, variant: run.variant,
                                tasks: run.tasks, settingsHash: run.settingsHash, status: failure == nil ? .done : .failed,

@@ -66,17 +66,13 @@ public struct ProcessStepExecutor: StepExecutor {
         guard let out = FileHandle(forWritingAtPath: step.log.path) else { throw InputError(step.log.path, "cannot write the log") }
         defer { try? out.close() }
         out.seekToEndOfFile()
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: argv[0])
-        p.arguments = Array(argv.dropFirst())
-        p.standardOutput = out
-        p.standardError = out
-        p.standardInput = FileHandle.nullDevice
+        let null = open("/dev/null", O_RDONLY | O_CLOEXEC)
+        defer { if null >= 0 { close(null) } }
         var env = ProcessInfo.processInfo.environment
         env["GREENPRUNE_NO_PROGRESS"] = "1"
-        p.environment = env
-        do { try p.run() } catch { throw InputError(argv[0], "cannot start: \(error.localizedDescription)") }
-        p.waitUntilExit()
-        return p.terminationReason == .uncaughtSignal ? 128 + p.terminationStatus : p.terminationStatus
+        // In the sweep's process group and killed when the sweep dies: a killed sweep leaves no
+        // step running on into its folders.
+        return try ChildProcess.run(argv, environment: env,
+                                    streams: .init(input: null >= 0 ? null : nil, output: out.fileDescriptor, error: out.fileDescriptor))
     }
 }
