@@ -113,7 +113,8 @@ public enum ModelLoader {
     /// `max_seq_length` from sentence_bert_config.json (sentence-transformers truncates there).
     static func sentenceTransformersMaxLength(_ directory: URL) throws -> Int? {
         let url = directory.appendingPathComponent("sentence_bert_config.json")
-        guard let data = FileManager.default.contents(atPath: url.path) else { return nil }
+        guard FileManager.default.fileExists(atPath: url.path) else { return nil }
+        let data = try RegularFile.contents(url)
         guard let obj = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw InputError(url.path, "not a JSON object")
         }
