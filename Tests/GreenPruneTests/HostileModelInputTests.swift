@@ -38,7 +38,7 @@ final class HostileModelInputTests {
         return try r.names.map { n in
             let info = try #require(r.info(n))
             let f = try r.floats(n)
-            let data = Data(bytes: try #require(f.pointer), count: f.count * 4)
+            let data = Data(bytes: f.pointer, count: f.count * 4)
             return (n, DType.f32, info.shape, data)
         }
     }
@@ -93,7 +93,10 @@ final class HostileModelInputTests {
          ("prune", ["prune", model.path, "--out", out.path, "--ratio", "0.25", "--importance", "l1",
                     "--uniform", "--no-energy", "--quiet"]),
          ("evaluate", ["evaluate", model.path, "--tasks", "wikitext", "--output", out.path, "--quiet"]),
-         ("bench", ["bench", "--model", model.path, "--batch", "1", "--time", "8", "--repeat", "1"])]
+         ("bench", ["bench", "--model", model.path, "--batch", "1", "--time", "8", "--repeat", "1"]),
+         ("score", ["score", model.path, "--text", "a b c"]),
+         ("generate", ["generate", model.path, "--prompt", "a", "--max-tokens", "1"]),
+         ("embed", ["embed", model.path, "--text", "a b c"])]
     }
 
     // MARK: config.json
