@@ -59,7 +59,9 @@ final class HostileModelInputTests {
         p.standardOutput = out; p.standardError = err
         let start = Date()
         try p.run()
-        let killer = DispatchWorkItem { if p.isRunning { p.terminate() } }
+        // SIGKILL, not SIGTERM: a process stuck allocating or blocked in open(2) must stop now.
+        let pid = p.processIdentifier
+        let killer = DispatchWorkItem { if p.isRunning { kill(pid, SIGKILL) } }
         DispatchQueue.global().asyncAfter(deadline: .now() + timeout, execute: killer)
         let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
         p.waitUntilExit()
