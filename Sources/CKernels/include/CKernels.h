@@ -59,6 +59,7 @@ int gpk_blas_set_thread_timeout(int log2_cycles);
 
 #include "gp_hdf5.h"
 #include "gp_spawn.h"
+#include "gp_finite.h"
 
 #ifdef __cplusplus
 }

@@ -12,19 +12,32 @@ public enum DataFiles {
     }
 
     /// The whole file as UTF-8 text; an error for a missing, unreadable or empty file.
+    ///
+    /// CRLF line ends become LF. Every data file GreenPrune reads (wiki.test.raw, PTB, the
+    /// JSONL and TSV task files) is LF-only as published; a CRLF copy is a transport artifact
+    /// (a Windows checkout), and Swift treats "\r\n" as one Character that a split on "\n"
+    /// never sees. Normalising gives the rows the Hugging Face loaders give for the LF file, so
+    /// the same documents and the same scores. A lone "\r" inside a line is text and stays.
     public static func text(_ url: URL) throws -> String {
         guard FileManager.default.fileExists(atPath: url.path) else {
             throw InputError(url.path, "data file not found (set --data-dir or GREENPRUNE_DATA)")
         }
-        let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw InputError(url.path, "cannot read: \(error.localizedDescription)")
-        }
+        let data = try RegularFile.contents(url)
         guard !data.isEmpty else { throw InputError(url.path, "empty file") }
         guard let text = String(data: data, encoding: .utf8) else {
             throw InputError(url.path, "not UTF-8 text")
         }
-        return text
+        return normalizingLineEnds(text)
+    }
+
+    /// `text` with every CRLF pair replaced by LF (other characters untouched).
+    public static func normalizingLineEnds(_ text: String) -> String {
+        let bytes = Array(text.utf8)
+        guard bytes.contains(13) else { return text }
+        var out: [UInt8] = []
+        out.reserveCapacity(bytes.count)
+        for (i, b) in bytes.enumerated() where !(b == 13 && i + 1 < bytes.count && bytes[i + 1] == 10) { out.append(b) }
+        return String(decoding: out, as: UTF8.self)
     }
 
     /// One JSON object per non-blank line, with its 1-based line number.

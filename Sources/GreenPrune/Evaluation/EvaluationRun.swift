@@ -62,6 +62,18 @@ public enum EvaluationRun {
         }
     }
 
+    /// `report` unchanged, or an error naming the task when a metric is NaN or infinite: JSON
+    /// cannot hold it (it would be stored as "N/A", the mark of a missing standard error) and a
+    /// sweep could not rank it, so it must never pass as a result. An undefined standard error
+    /// stays allowed.
+    public static func finite(_ report: TaskReport) throws -> TaskReport {
+        for m in report.metrics {
+            guard let v = report.values[m.name]?.value, !v.isFinite else { continue }
+            throw InputError(report.name, "metric \(m.name) is \(v) (the model's log-likelihoods are not finite: its weights or activations overflow float32)")
+        }
+        return report
+    }
+
     /// Evaluates the model in `directory` on every task of `options`; nothing is written here.
     public static func run(modelDirectory directory: URL, options: EvaluationRunOptions) throws -> EvaluationResults {
         let startDate = Date()
@@ -107,7 +119,7 @@ public enum EvaluationRun {
             defer { model.profile = nil }
             for (task, docs, count) in loaded {
                 let t0 = DispatchTime.now().uptimeNanoseconds
-                reports.append(TaskReport(try evaluator.run(task, documents: docs, originalCount: count)))
+                reports.append(try finite(TaskReport(try evaluator.run(task, documents: docs, originalCount: count))))
                 if let p = profile {
                     let wall = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e9
                     let parts = (p.order.map { String(format: "%@ %.2f", $0, p.seconds[$0]!) }
@@ -117,9 +129,9 @@ public enum EvaluationRun {
                 }
             }
             if let d = drift {
-                reports.append(TaskReport(try d.task.run(model, baseline: d.baseline, tokenizer: d.tokenizer,
+                reports.append(try finite(TaskReport(try d.task.run(model, baseline: d.baseline, tokenizer: d.tokenizer,
                                                          dataDirectory: options.dataDirectory, sequenceLength: options.sequenceLength,
-                                                         limit: options.limit, showProgress: options.showProgress)))
+                                                         limit: options.limit, showProgress: options.showProgress))))
             }
         case let .bert(model):
             if model.tokenizer == nil { model.tokenizer = try TokenizerLoader.load(directory: directory) }
@@ -136,7 +148,7 @@ public enum EvaluationRun {
                     base.maxBatchTokens = options.scorer.batchTokens
                     baseline = base
                 }
-                reports.append(TaskReport(try task.run(model, baseline: baseline, dataDirectory: options.dataDirectory, limit: options.limit)))
+                reports.append(try finite(TaskReport(try task.run(model, baseline: baseline, dataDirectory: options.dataDirectory, limit: options.limit))))
             }
         }
         let facts = ModelFacts(path: directory.path, family: bundle.family.rawValue, parameters: counts.total,

@@ -53,6 +53,10 @@ public struct Answer: Sendable, Equatable {
 /// - `loglikelihood_rolling`: the text's tokens in disjoint windows (`RollingWindows`).
 /// - Sequences longer than `maxLength + 1` keep their last `maxLength + 1` tokens (lm-eval's
 ///   left truncation `(ctx + cont)[-(max_length+1):]`): the model reads at most `maxLength`.
+///   Only context is ever dropped: a continuation longer than `maxLength` would lose scored
+///   tokens while the metric still counts them (its words, bytes or token weight), so it is an
+///   error, and so is a `tokenWindow` (`--seq-len`) longer than the model's positions. Texts of
+///   any length go through `loglikelihood_rolling`, whose windows always fit.
 ///
 /// Special tokens are added only when the tokenizer adds a BOS by default (`add_bos_token`).
 public struct RequestEncoder {
@@ -108,6 +112,9 @@ public struct RequestEncoder {
         switch request {
         case let .loglikelihood(context, continuation):
             let (ctx, cont) = try encodePair(context: context, continuation: continuation)
+            guard cont.count <= maxLength else {
+                throw InputError("--max-length", "a continuation of \(cont.count) tokens does not fit the model's \(maxLength) positions (max_position_embeddings or --max-length), so part of it could not be scored")
+            }
             return [truncated(context: ctx, continuation: cont)]
         case let .loglikelihoodRolling(text):
             let tokens = try encode(text)
@@ -115,6 +122,10 @@ public struct RequestEncoder {
                 .map { truncated(context: $0.context, continuation: $0.continuation) }
         case let .tokenWindow(tokens):
             guard tokens.count >= 2 else { return [] }
+            // The protocol feeds the whole window to the model (seq_len positions).
+            guard tokens.count <= maxLength else {
+                throw InputError("--seq-len", "\(tokens.count) exceeds the model's context of \(maxLength) positions (max_position_embeddings or --max-length); use --seq-len \(maxLength) or less")
+            }
             return [truncated(context: [tokens[0]], continuation: Array(tokens[1...]))]
         }
     }

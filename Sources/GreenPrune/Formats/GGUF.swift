@@ -114,6 +114,7 @@ public final class GGUFFile {
     public init(url: URL) throws {
         self.url = url
         let data: Data
+        try RegularFile.check(url)
         do { data = try Data(contentsOf: url, options: .alwaysMapped) } catch {
             throw InputError(url.path, "cannot read GGUF file: \(error.localizedDescription)")
         }

@@ -90,6 +90,11 @@ public enum GGUFImporter {
             try AtomicFile.write(tokenizer.tokenizerConfigJSON(modelMaxLength: hp.contextLength).rendered() + "\n",
                                  to: tmp.appendingPathComponent("tokenizer_config.json"))
             let bytes = ((try? FileManager.default.attributesOfItem(atPath: st.path))?[.size] as? Int) ?? 0
+            // The directory must pass the check every command runs on a model before it is
+            // renamed into place; the error names the GGUF file, since the temporary goes away.
+            do { try ModelDirectoryCheck.validate(tmp) } catch let e as InputError {
+                throw InputError(url.path, "the converted model fails validation: \(e.problem)")
+            }
             try AtomicFile.commit(tmp, to: out)
             return GGUFImportSummary(tensors: tensors.count, parameters: tensors.reduce(0) { $0 + $1.info.count },
                                      safetensorsBytes: bytes, seconds: Date().timeIntervalSince(start))
@@ -152,9 +157,15 @@ public enum GGUFImporter {
         if f.tensor("rope_freqs.weight") != nil {
             throw InputError(path, "tensor rope_freqs.weight (llama3 RoPE scaling) is not supported")
         }
+        // Each layer holds at least 9 tensors, so a block_count the tensor table cannot hold
+        // (0xFFFFFFFF, 2^62) is refused here, before anything loops or allocates per layer.
+        let layers = try int("block_count")
+        guard layers <= f.tensors.count / 9 else {
+            throw InputError(path, "metadata llama.block_count \(layers) needs at least \(layers)×9 tensors, the file holds \(f.tensors.count)")
+        }
         return GGUFLlamaHyperparameters(
             vocabSize: vocab, hiddenSize: hidden, intermediateSize: try int("feed_forward_length"),
-            layers: try int("block_count"), heads: heads, kvHeads: kvHeads, headDim: headDim,
+            layers: layers, heads: heads, kvHeads: kvHeads, headDim: headDim,
             rmsNormEps: try float("attention.layer_norm_rms_epsilon", default: nil),
             ropeTheta: try float("rope.freq_base", default: 10000),
             contextLength: try int("context_length"),
@@ -428,6 +439,13 @@ public struct GGUFTokenizerExport {
             let left = String(s.unicodeScalars[..<space])
             let right = String(s.unicodeScalars[s.unicodeScalars.index(after: space)...])
             return (left, right)
+        }
+        // tokenizers refuses a BPE whose merges name tokens outside the vocabulary ("Merge token
+        // out of vocabulary"): such a tokenizer.json must never be written.
+        let known = Set(tokens)
+        for (i, m) in merges.enumerated() where !known.contains(m.0) || !known.contains(m.1) || !known.contains(m.0 + m.1) {
+            let missing = [m.0, m.1, m.0 + m.1].first { !known.contains($0) }!
+            throw InputError(path, "tokenizer.ggml.merges entry \(i) '\(m.0) \(m.1)' names '\(missing)', which is not in tokenizer.ggml.tokens")
         }
         addSpacePrefix = file["tokenizer.ggml.add_space_prefix"]?.bool ?? false
         addBOS = file["tokenizer.ggml.add_bos_token"]?.bool ?? false

@@ -190,8 +190,7 @@ public final class SafeTensorsReader: @unchecked Sendable {
     }
 
     private static func openSharded(index url: URL) throws -> ([SafeTensorsFile], [String: Int]) {
-        let data: Data
-        do { data = try Data(contentsOf: url) } catch { throw InputError(url.path, "cannot read the index") }
+        let data = try RegularFile.contents(url)
         guard let top = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw InputError(url.path, "index is not a JSON object")
         }

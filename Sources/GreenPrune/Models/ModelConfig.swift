@@ -72,11 +72,7 @@ public struct ModelConfig: Codable, Sendable, Equatable {
 
     /// Reads and decodes `url` (a config.json); errors are one line naming the file.
     public static func load(_ url: URL) throws -> ModelConfig {
-        let data: Data
-        do { data = try Data(contentsOf: url) } catch {
-            throw InputError(url.path, "cannot read: \(error.localizedDescription)")
-        }
-        return try decode(data, path: url.path)
+        try decode(try RegularFile.contents(url), path: url.path)
     }
 
     /// Decodes config JSON; `path` names the file in errors.
@@ -119,6 +115,15 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         return x
     }
 
+    /// A normalisation epsilon: finite and positive also once rounded to float32 (the forward
+    /// pass adds it in float32, where 1e-50 is 0 and 1e39 is infinity).
+    private func positiveEps(_ v: Double, _ key: CodingKeys, _ path: String) throws -> Float {
+        guard v > 0, v.isFinite, Float(v) > 0, Float(v).isFinite else {
+            throw InputError(path, "field '\(key.rawValue)' must be a positive finite number, got \(v)")
+        }
+        return Float(v)
+    }
+
     /// The validated decoder configuration.
     public func llama(path: String) throws -> LlamaConfig {
         guard try family(path: path) == .llama else { throw InputError(path, "model_type '\(modelType ?? "")' is not a decoder") }
@@ -135,8 +140,7 @@ public struct ModelConfig: Codable, Sendable, Equatable {
             throw InputError(path, "hidden_act '\(act)' is not supported for \(type) (silu)")
         }
         if useSlidingWindow == true { throw InputError(path, "use_sliding_window=true is not supported") }
-        let eps = rmsNormEps ?? 1e-6
-        guard eps > 0, eps.isFinite else { throw InputError(path, "field 'rms_norm_eps' must be positive") }
+        let eps = try positiveEps(rmsNormEps ?? 1e-6, .rmsNormEps, path)
         let rope = try RopeConfig(config: self, path: path)
         let isQwen = type == "qwen2"
         return LlamaConfig(
@@ -146,8 +150,8 @@ public struct ModelConfig: Codable, Sendable, Equatable {
             numHeads: heads, numKVHeads: kvHeads, headDim: hd,
             intermediateSize: try positive(intermediateSize, .intermediateSize, path),
             vocabSize: try positive(vocabSize, .vocabSize, path),
-            maxPositions: maxPositionEmbeddings ?? 2048,
-            rmsNormEps: Float(eps), rope: rope,
+            maxPositions: try positive(maxPositionEmbeddings ?? 2048, .maxPositionEmbeddings, path),
+            rmsNormEps: eps, rope: rope,
             tieWordEmbeddings: tieWordEmbeddings ?? false,
             qkvBias: isQwen || (attentionBias ?? false),
             outputBias: !isQwen && (attentionBias ?? false),
@@ -172,8 +176,8 @@ public struct ModelConfig: Codable, Sendable, Equatable {
             intermediateSize: try positive(intermediateSize, .intermediateSize, path),
             vocabSize: try positive(vocabSize, .vocabSize, path),
             maxPositions: try positive(maxPositionEmbeddings, .maxPositionEmbeddings, path),
-            typeVocabSize: typeVocabSize ?? 2,
-            layerNormEps: Float(layerNormEps ?? 1e-12),
+            typeVocabSize: try positive(typeVocabSize ?? 2, .typeVocabSize, path),
+            layerNormEps: try positiveEps(layerNormEps ?? 1e-12, .layerNormEps, path),
             padTokenId: padTokenId?.first ?? 0)
     }
 }

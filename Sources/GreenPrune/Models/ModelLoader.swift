@@ -82,11 +82,13 @@ public enum ModelLoader {
         let config = try ModelConfig.load(configURL)
         let family = try config.family(path: configURL.path)
         // Validate config.json before touching the weights, so its errors come first.
+        let numLayers: Int
         switch family {
-        case .llama: _ = try config.llama(path: configURL.path)
-        case .bert: _ = try config.bert(path: configURL.path)
+        case .llama: numLayers = try config.llama(path: configURL.path).numLayers
+        case .bert: numLayers = try config.bert(path: configURL.path).numLayers
         }
         let checkpoint = try SafeTensorsReader(directory)
+        try ModelDirectoryCheck.checkTensors(checkpoint, family: family, numLayers: numLayers, configPath: configURL.path)
         var tokenizer: (any Tokenizer)?
         if loadTokenizer, FileManager.default.fileExists(atPath: directory.appendingPathComponent("tokenizer.json").path) {
             tokenizer = try TokenizerLoader.load(directory: directory)
@@ -111,7 +113,8 @@ public enum ModelLoader {
     /// `max_seq_length` from sentence_bert_config.json (sentence-transformers truncates there).
     static func sentenceTransformersMaxLength(_ directory: URL) throws -> Int? {
         let url = directory.appendingPathComponent("sentence_bert_config.json")
-        guard let data = FileManager.default.contents(atPath: url.path) else { return nil }
+        guard FileManager.default.fileExists(atPath: url.path) else { return nil }
+        let data = try RegularFile.contents(url)
         guard let obj = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw InputError(url.path, "not a JSON object")
         }

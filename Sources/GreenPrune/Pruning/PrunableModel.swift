@@ -14,11 +14,12 @@ public struct PrunableModel {
     public static let passThroughFiles = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
                                           "generation_config.json", "tokenizer.model", "vocab.json", "merges.txt"]
 
-    /// Loads `dir` (config.json + safetensors) into float32 arrays.
+    /// Loads `dir` (config.json + safetensors) into float32 arrays, after the shared
+    /// `ModelDirectoryCheck.validate` (so a checkpoint `inspect` rejects is never pruned).
     public static func load(_ dir: URL) throws -> PrunableModel {
+        try ModelDirectoryCheck.validate(dir)
         let configURL = dir.appendingPathComponent("config.json")
-        let data: Data
-        do { data = try Data(contentsOf: configURL) } catch { throw InputError(configURL.path, "cannot read config.json") }
+        let data = try RegularFile.contents(configURL)
         guard let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
             throw InputError(configURL.path, "not a JSON object")
         }

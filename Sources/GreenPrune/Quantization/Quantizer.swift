@@ -243,9 +243,10 @@ public enum Quantizer {
     @discardableResult
     public static func quantize(model dir: URL, to out: URL, options o: QuantizeOptions, progress: Bool = true) throws -> QuantizationReport {
         let start = Date()
+        // The shared check first: an invalid checkpoint never becomes a quantized directory.
+        try ModelDirectoryCheck.validate(dir)
         let configURL = dir.appendingPathComponent("config.json")
-        let configData: Data
-        do { configData = try Data(contentsOf: configURL) } catch { throw InputError(configURL.path, "cannot read: \(error.localizedDescription)") }
+        let configData = try RegularFile.contents(configURL)
         let config = try ModelConfig.decode(configData, path: configURL.path)
         let family = try config.family(path: configURL.path)
         let reader = try SafeTensorsReader(dir)

@@ -17,7 +17,10 @@ public final class MappedFile: @unchecked Sendable {
     /// Maps `url`; the error names the file.
     public init(_ url: URL) throws {
         self.url = url
-        let fd = open(url.path, O_RDONLY)
+        // stat first: open(2) itself blocks on a FIFO. O_NONBLOCK covers a swap after the check
+        // and changes nothing for the regular file that is then required.
+        try RegularFile.check(url)
+        let fd = open(url.path, O_RDONLY | O_NONBLOCK | O_CLOEXEC)
         guard fd >= 0 else { throw InputError(url.path, "cannot open: \(String(cString: strerror(errno)))") }
         var st = stat()
         guard fstat(fd, &st) == 0 else {

@@ -64,6 +64,7 @@ public enum TokenizerLoader {
     }
 
     private static func read(_ url: URL) throws -> Data {
+        try RegularFile.check(url)
         do {
             return try Data(contentsOf: url, options: .mappedIfSafe)
         } catch {

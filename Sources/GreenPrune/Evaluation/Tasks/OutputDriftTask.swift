@@ -80,6 +80,9 @@ public struct OutputDriftTask {
         guard baseline.weights.lmHead.outFeatures == v else {
             throw InputError("--baseline", "vocabulary \(baseline.weights.lmHead.outFeatures) differs from the model's \(v)")
         }
+        for (m, flag) in [(model, "--seq-len"), (baseline, "--baseline")] where sequenceLength > m.maxLength {
+            throw InputError(flag, "--seq-len \(sequenceLength) exceeds the \(flag == "--seq-len" ? "model" : "baseline")'s context of \(m.maxLength) positions; use --seq-len \(m.maxLength) or less")
+        }
         let corpus = ChunkedPerplexityTask(.wikitext2)
         let setup = TaskSetup(dataDirectory: dataDirectory, sequenceLength: sequenceLength, tokenizer: tokenizer)
         let all = try corpus.documents(setup)
