@@ -137,3 +137,44 @@ import GreenPrune
         #expect(Tables.json([t]).contains("\"summary\""))
     }
 }
+
+/// The Pareto front from resolved differences only, and error bars on the plots.
+@Suite struct ResolvedParetoTests {
+    typealias P = Plots.ParetoPoint
+
+    @Test func noiseNeitherPushesOffNorPutsOnTheFront() {
+        let i = { (v: Double, h: Double) in Interval(low: v - h, high: v + h) }
+        let pts = [
+            P(x: 1, y: 50, yInterval: i(50, 5)),   // 0: cheapest
+            P(x: 2, y: 52, yInterval: i(52, 5)),   // 1: dearer, better only within the noise → off
+            P(x: 3, y: 70, yInterval: i(70, 5)),   // 2: dearer and resolved better → on
+            P(x: 1, y: 50, yInterval: i(50, 5)),   // 3: the same as 0 → both stay
+            P(x: 0.5, y: 20, yInterval: i(20, 2)), // 4: cheapest of all, resolved worse → on
+        ]
+        #expect(Plots.resolvedParetoFront(pts) == [4, 0, 3, 2])
+        // Without intervals the noisy point 1 would be on the front.
+        #expect(Plots.paretoFront(pts.map { ($0.x, $0.y) }).count == 4)
+        // Overlapping cost intervals are a tie: neither of two equally accurate points dominates.
+        let tie = [P(x: 1.0, y: 60, xInterval: Interval(low: 0.9, high: 1.2), yInterval: i(60, 1)),
+                   P(x: 1.1, y: 60, xInterval: Interval(low: 1.0, high: 1.3), yInterval: i(60, 1))]
+        #expect(Plots.resolvedParetoFront(tie) == [0, 1])
+        // Resolved on cost: the dearer one goes.
+        let apart = [P(x: 1.0, y: 60, xInterval: Interval(low: 0.9, high: 1.05), yInterval: i(60, 1)),
+                     P(x: 1.2, y: 60, xInterval: Interval(low: 1.1, high: 1.3), yInterval: i(60, 1))]
+        #expect(Plots.resolvedParetoFront(apart) == [0])
+    }
+
+    @Test func plotsDrawErrorBars() throws {
+        let dir = try ReportFixture.make()
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try ReportSignificanceTests.write(dir)
+        let data = try ReportData.load(dir)
+        let t = Tables.build(data)[0]
+        let acc = try #require(Plots.accuracyVsEnergy(t))
+        // One vertical bar per variant with an average-accuracy interval (baseline, p20, q8).
+        #expect(acc.components(separatedBy: "class=\"error-bar\"").count - 1 == 3)
+        #expect(acc.contains("Pareto front (resolved)"))
+        let ppl = try #require(Plots.perplexityVsParameters(t, data))
+        #expect(ppl.components(separatedBy: "class=\"error-bar\"").count - 1 == 3)
+    }
+}

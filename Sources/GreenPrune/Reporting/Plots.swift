@@ -13,6 +13,48 @@ public enum Plots {
         return front
     }
 
+    /// A variant on an accuracy/cost plot: the point and, where known, the 95% interval (or
+    /// min–max of repeated rounds) of each coordinate.
+    public struct ParetoPoint {
+        public var x: Double
+        public var y: Double
+        public var xInterval: Interval?
+        public var yInterval: Interval?
+        public init(x: Double, y: Double, xInterval: Interval? = nil, yInterval: Interval? = nil) {
+            self.x = x
+            self.y = y
+            self.xInterval = xInterval
+            self.yInterval = yInterval
+        }
+    }
+
+    /// The Pareto front (x minimised, y maximised) built only from resolved differences: `a` is
+    /// better than `b` on an axis when its value is better and their intervals do not overlap
+    /// (a coordinate without an interval counts as exact); overlapping intervals are a tie. A
+    /// point is off the front only when another is better on one axis and at least tied on the
+    /// other, so noise alone never pushes a variant off, or onto, the front. Indices into `pts`,
+    /// in increasing x.
+    public static func resolvedParetoFront(_ pts: [ParetoPoint]) -> [Int] {
+        func lower(_ a: Double, _ ai: Interval?, than b: Double, _ bi: Interval?) -> Bool {
+            guard a < b else { return false }
+            guard let ai, let bi else { return true }
+            return ai.high < bi.low
+        }
+        func tied(_ a: Double, _ ai: Interval?, _ b: Double, _ bi: Interval?) -> Bool {
+            !lower(a, ai, than: b, bi) && !lower(b, bi, than: a, ai)
+        }
+        let negate = { (i: Interval?) in i.map { Interval(low: -$0.high, high: -$0.low, level: $0.level) } }
+        func dominates(_ p: ParetoPoint, _ q: ParetoPoint) -> Bool {
+            let xBetter = lower(p.x, p.xInterval, than: q.x, q.xInterval)
+            let yBetter = lower(-p.y, negate(p.yInterval), than: -q.y, negate(q.yInterval))
+            let xOK = xBetter || tied(p.x, p.xInterval, q.x, q.xInterval)
+            let yOK = yBetter || tied(p.y, p.yInterval, q.y, q.yInterval)
+            return xOK && yOK && (xBetter || yBetter)
+        }
+        return pts.indices.filter { i in !pts.indices.contains { j in j != i && dominates(pts[j], pts[i]) } }
+            .sorted { pts[$0].x != pts[$1].x ? pts[$0].x < pts[$1].x : pts[$0].y > pts[$1].y }
+    }
+
     /// Accuracy (the zero-shot average, else the first higher-is-better task metric) against
     /// evaluation energy per token (else total evaluation energy), the Pareto front joined.
     public static func accuracyVsEnergy(_ table: ReportTable) -> String? {
@@ -22,13 +64,20 @@ public enum Plots {
         var xi = table.column("joules_per_token")!
         var xLabel = "evaluation energy per token (J)"
         if table.rows.allSatisfy({ $0[xi].value == nil }) { xi = table.column("energy_pct")!; xLabel = "evaluation energy (% of baseline)" }
-        var pts: [(x: Double, y: Double)] = [], names: [String] = []
-        for r in table.rows { if let x = r[xi].value, let y = r[yi].value { pts.append((x, y)); names.append(r[0].text) } }
+        var pts: [ParetoPoint] = [], names: [String] = []
+        for r in table.rows {
+            if let x = r[xi].value, let y = r[yi].value {
+                pts.append(ParetoPoint(x: x, y: y, xInterval: r[xi].interval, yInterval: r[yi].interval))
+                names.append(r[0].text)
+            }
+        }
         guard !pts.isEmpty else { return nil }
-        let front = paretoFront(pts)
-        var all = SVGSeries(name: "variants", points: pts, color: "#7f7f7f")
+        let front = resolvedParetoFront(pts).map { pts[$0] }
+        var all = SVGSeries(name: "variants", points: pts.map { ($0.x, $0.y) }, color: "#7f7f7f")
         all.line = false; all.filled = false; all.labels = names
-        var f = SVGSeries(name: "Pareto front", points: front, color: "#d62728")
+        all.yErrors = pts.map(\.yInterval)
+        all.xErrors = pts.map(\.xInterval)
+        var f = SVGSeries(name: "Pareto front (resolved)", points: front.map { ($0.x, $0.y) }, color: "#d62728")
         f.dashed = true
         let yLabel = yKey == "avg_acc" ? "average zero-shot accuracy (%)" : yKey.replacingOccurrences(of: ".", with: " ")
         return SVGPlot(title: "\(table.model): accuracy vs energy", xLabel: xLabel, yLabel: yLabel, series: [all, f]).render()
@@ -39,28 +88,33 @@ public enum Plots {
     public static func perplexityVsParameters(_ table: ReportTable, _ data: ReportData) -> String? {
         guard let pk = table.keys.first(where: { $0.hasSuffix("perplexity") }), let yi = table.column(pk),
               let xi = table.column("params_pct") else { return nil }
-        var groups: [(String, [(x: Double, y: Double)], [String])] = []
-        var base: (x: Double, y: Double)?
+        typealias Point = (xy: (x: Double, y: Double), name: String, error: Interval?)
+        var groups: [(String, [Point])] = []
+        var base: Point?
         for (row, run) in zip(table.rows, data.runs(model: table.model)) {
             guard let x = row[xi].value, let y = row[yi].value else { continue }
             let key: String
-            if run.isBaseline { base = (x, y); continue }
+            let point: Point = ((x, y), run.variant, row[yi].interval)
+            if run.isBaseline { base = point; continue }
             if let p = run.record.variant.prune { key = (p.importance ?? "default") + (run.record.variant.quantize != nil ? " + quantized" : "") }
             else { key = "quantized only" }
-            if let i = groups.firstIndex(where: { $0.0 == key }) { groups[i].1.append((x, y)); groups[i].2.append(run.variant) }
-            else { groups.append((key, [(x, y)], [run.variant])) }
+            if let i = groups.firstIndex(where: { $0.0 == key }) { groups[i].1.append(point) }
+            else { groups.append((key, [point])) }
         }
         var series: [SVGSeries] = []
         if let b = base {
-            var s = SVGSeries(name: "baseline", points: [b], color: "#000000")
+            var s = SVGSeries(name: "baseline", points: [b.xy], color: "#000000")
             s.labels = ["baseline"]
+            s.yErrors = [b.error]
             series.append(s)
         }
         for (i, g) in groups.enumerated() {
-            var pts = zip(g.1, g.2).sorted { $0.0.x > $1.0.x }
-            if let b = base, !g.0.contains("quantized") { pts.insert((b, ""), at: 0) }
-            var s = SVGSeries(name: g.0, points: pts.map(\.0), color: SVGPlot.palette[i % SVGPlot.palette.count])
-            s.labels = pts.map(\.1)
+            var pts = g.1.sorted { $0.xy.x > $1.xy.x }
+            // The line starts at the baseline, which is drawn (with its bar) by its own series.
+            if let b = base, !g.0.contains("quantized") { pts.insert((b.xy, "", nil), at: 0) }
+            var s = SVGSeries(name: g.0, points: pts.map(\.xy), color: SVGPlot.palette[i % SVGPlot.palette.count])
+            s.yErrors = pts.map(\.error)
+            s.labels = pts.map(\.name)
             s.line = !g.0.contains("quantized")
             series.append(s)
         }

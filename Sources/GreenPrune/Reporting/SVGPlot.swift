@@ -12,6 +12,10 @@ public struct SVGSeries {
     /// Text beside each marker (same count as `points`), or empty.
     public var labels: [String] = []
     public var dashed = false
+    /// Error bars: per point, the interval drawn around it vertically (`yErrors`) and
+    /// horizontally (`xErrors`); empty, or nil entries, for none.
+    public var yErrors: [Interval?] = []
+    public var xErrors: [Interval?] = []
 
     public init(name: String, points: [(x: Double, y: Double)], color: String) {
         self.name = name
@@ -71,7 +75,14 @@ public struct SVGPlot {
         let pw = width - ml - mr, ph = height - mt - mb
         // On a log axis every y is drawn as log10(y); ticks are labelled with the values.
         let ty: (Double) -> Double = logY ? { $0 > 0 ? log10($0) : .nan } : { $0 }
-        let all = series.flatMap(\.points).map { (x: $0.x, y: ty($0.y)) }.filter { $0.x.isFinite && $0.y.isFinite }
+        var extent = series.flatMap(\.points)
+        for se in series {  // error bars stay inside the axes
+            for (j, p) in se.points.enumerated() {
+                if j < se.yErrors.count, let e = se.yErrors[j] { extent += [(p.x, e.low), (p.x, e.high)] }
+                if j < se.xErrors.count, let e = se.xErrors[j] { extent += [(e.low, p.y), (e.high, p.y)] }
+            }
+        }
+        let all = extent.map { (x: $0.x, y: ty($0.y)) }.filter { $0.x.isFinite && $0.y.isFinite }
         var x0 = all.map(\.x).min() ?? 0, x1 = all.map(\.x).max() ?? 1
         var y0 = all.map(\.y).min() ?? 0, y1 = all.map(\.y).max() ?? 1
         if includeZeroY { y0 = min(y0, 0); y1 = max(y1, 0) }
@@ -108,6 +119,18 @@ public struct SVGPlot {
             if se.line, pts.count > 1 {
                 let d = pts.enumerated().map { ($0.offset == 0 ? "M" : "L") + Self.num(sx($0.element.x)) + " " + Self.num(sy($0.element.y)) }.joined(separator: " ")
                 s += "<path d=\"\(d)\" fill=\"none\" stroke=\"\(se.color)\" stroke-width=\"1.8\"\(se.dashed ? " stroke-dasharray=\"5 3\"" : "")/>\n"
+            }
+            // Error bars first, so markers sit on top; an interval is drawn in data units
+            // (through the log transform on a log axis), with 3-pixel caps.
+            for (j, p) in se.points.enumerated() where p.x.isFinite && ty(p.y).isFinite {
+                if j < se.yErrors.count, let e = se.yErrors[j], ty(e.low).isFinite, ty(e.high).isFinite {
+                    let x = Self.num(sx(p.x)), lo = Self.num(sy(ty(e.low))), hi = Self.num(sy(ty(e.high)))
+                    s += "<path class=\"error-bar\" d=\"M\(x) \(lo) L\(x) \(hi) M\(Self.num(sx(p.x) - 3)) \(lo) L\(Self.num(sx(p.x) + 3)) \(lo) M\(Self.num(sx(p.x) - 3)) \(hi) L\(Self.num(sx(p.x) + 3)) \(hi)\" stroke=\"\(se.color)\" stroke-width=\"1.2\" fill=\"none\"/>\n"
+                }
+                if j < se.xErrors.count, let e = se.xErrors[j], e.low.isFinite, e.high.isFinite {
+                    let y = Self.num(sy(ty(p.y))), lo = Self.num(sx(e.low)), hi = Self.num(sx(e.high))
+                    s += "<path class=\"error-bar\" d=\"M\(lo) \(y) L\(hi) \(y) M\(lo) \(Self.num(sy(ty(p.y)) - 3)) L\(lo) \(Self.num(sy(ty(p.y)) + 3)) M\(hi) \(Self.num(sy(ty(p.y)) - 3)) L\(hi) \(Self.num(sy(ty(p.y)) + 3))\" stroke=\"\(se.color)\" stroke-width=\"1.2\" fill=\"none\"/>\n"
+                }
             }
             if se.markers {
                 for (j, p) in se.points.map({ (x: $0.x, y: ty($0.y)) }).enumerated() where p.x.isFinite && p.y.isFinite {
