@@ -27,13 +27,15 @@ let package = Package(
         .target(name: "CQuantKernels", path: "Sources/CQuantKernels"),
         .target(
             name: "GreenPrune",
-            dependencies: ["COpenBLAS", "CKernels", "CQuantKernels", .product(name: "Yams", package: "Yams")],
-            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+            dependencies: ["COpenBLAS", "CKernels", "CQuantKernels", .product(name: "Yams", package: "Yams")]
         ),
         .executableTarget(
             name: "greenprune",
             dependencies: ["GreenPrune", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        // Fuzz harness over the readers (docs/ARCHITECTURE.md, scripts/fuzz.sh): a corpus replayer,
+        // or a libFuzzer target when built with -sanitize=fuzzer -DGREENPRUNE_LIBFUZZER.
+        .executableTarget(name: "greenprune-fuzz", dependencies: ["GreenPrune"], path: "Sources/GreenPruneFuzz"),
         .testTarget(name: "GreenPruneTests", dependencies: ["GreenPrune", "CHDF5", "CKernels"], exclude: ["Fixtures"]),
     ]
 )
