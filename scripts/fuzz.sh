@@ -23,14 +23,17 @@ log "building greenprune-fuzz (release, libFuzzer + AddressSanitizer) in .build-
 
 run_one() {
   local t="$1" corpus="$SCRATCH/corpus/$1" findings="$SCRATCH/findings/$1" logf="$SCRATCH/logs/$1.log"
+  shift  # the rest: extra libFuzzer flags
   mkdir -p "$corpus" "$findings" "$(dirname "$logf")"
   (cd "$ROOT" && "$FUZZ" --task-files) > "$SCRATCH/task-files.txt"
   python3 "$ROOT/scripts/fuzz-seeds.py" "$t" "$corpus" "$ROOT" "$GREENPRUNE_HOME" "$GREENPRUNE_DATA" "$SCRATCH/task-files.txt" >/dev/null
   local before; before=$(find "$findings" -type f | wc -l)
   # The corpus folder keeps what earlier runs found (a longer run starts where the last one stopped).
+  # No leak detection: Foundation's Data(contentsOf:) leaks a 4 KB buffer on some inputs (in the
+  # toolchain, not here), and a leak in Swift code would be a retain cycle, which LSan cannot see.
   local rc=0
-  (cd "$ROOT" && "$FUZZ" "$t" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 -malloc_limit_mb=2048 \
-     -max_len=65536 -print_final_stats=1 -artifact_prefix="$findings/" "$@" "$corpus") >"$logf" 2>&1 || rc=$?
+  (cd "$ROOT" && GREENPRUNE_FUZZ_TARGET="$t" ASAN_OPTIONS="detect_leaks=0${ASAN_OPTIONS:+:$ASAN_OPTIONS}" "$FUZZ" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=4096 -malloc_limit_mb=2048 \
+     -detect_leaks=0 -max_len=65536 -print_final_stats=1 -artifact_prefix="$findings/" "$@" "$corpus") >"$logf" 2>&1 || rc=$?
   local execs crashes
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$logf" | tail -1)
   crashes=$(( $(find "$findings" -type f | wc -l) - before ))
