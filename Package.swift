@@ -25,6 +25,9 @@ let package = Package(
         .target(name: "CKernels", path: "Sources/CKernels", cSettings: [.unsafeFlags(["-O2"])]),
         // Int8 GEMM kernels (portable, AVX2, AVX-512 VNNI chosen at run time) for quantized models.
         .target(name: "CQuantKernels", path: "Sources/CQuantKernels"),
+        // Checked optimisation (-O), not -Ounchecked: that would also drop the bounds checks and
+        // preconditions of the readers and validators, and the hot loops (UnsafePointer walks,
+        // the C kernels above) have none to remove, so it buys no speed.
         .target(
             name: "GreenPrune",
             dependencies: ["COpenBLAS", "CKernels", "CQuantKernels", .product(name: "Yams", package: "Yams")]
