@@ -25,15 +25,20 @@ let package = Package(
         .target(name: "CKernels", path: "Sources/CKernels", cSettings: [.unsafeFlags(["-O2"])]),
         // Int8 GEMM kernels (portable, AVX2, AVX-512 VNNI chosen at run time) for quantized models.
         .target(name: "CQuantKernels", path: "Sources/CQuantKernels"),
+        // Checked optimisation (-O), not -Ounchecked: that would also drop the bounds checks and
+        // preconditions of the readers and validators, and the hot loops (UnsafePointer walks,
+        // the C kernels above) have none to remove, so it buys no speed.
         .target(
             name: "GreenPrune",
-            dependencies: ["COpenBLAS", "CKernels", "CQuantKernels", .product(name: "Yams", package: "Yams")],
-            swiftSettings: [.unsafeFlags(["-Ounchecked"], .when(configuration: .release))]
+            dependencies: ["COpenBLAS", "CKernels", "CQuantKernels", .product(name: "Yams", package: "Yams")]
         ),
         .executableTarget(
             name: "greenprune",
             dependencies: ["GreenPrune", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
+        // Fuzz harness over the readers (docs/ARCHITECTURE.md, scripts/fuzz.sh): a corpus replayer,
+        // or a libFuzzer target when built with -sanitize=fuzzer -DGREENPRUNE_LIBFUZZER.
+        .executableTarget(name: "greenprune-fuzz", dependencies: ["GreenPrune"], path: "Sources/GreenPruneFuzz"),
         .testTarget(name: "GreenPruneTests", dependencies: ["GreenPrune", "CHDF5", "CKernels"], exclude: ["Fixtures"]),
     ]
 )

@@ -27,4 +27,9 @@ fi
 if ldd "$GP" | grep -E 'libhdf5|libcurl' >&2; then
   log "$GP links libhdf5 (above): it is meant to load it only when an .h5 file is read or written"; exit 1
 fi
+# A short fuzz run of every reader (scripts/fuzz.sh): a crash, hang or unbounded allocation fails the run.
+fuzz_seconds="${GREENPRUNE_FUZZ_SECONDS:-20}"
+if [ "$fuzz_seconds" != 0 ]; then
+  bash "$ROOT/scripts/fuzz.sh" all "$fuzz_seconds" || { log "fuzzing found a crash (above; GREENPRUNE_FUZZ_SECONDS=0 skips it)"; exit 1; }
+fi
 swift test -c release --disable-testable-imports "$@"

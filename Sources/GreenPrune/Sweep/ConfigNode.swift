@@ -19,6 +19,7 @@ struct ConfigNode {
 
     /// Parses `text` into its root node; YAML syntax errors become one-line `InputError`s.
     static func parse(_ text: String, file: String) throws -> ConfigNode {
+        try YAMLNesting.check(text, file: file)
         do {
             guard let root = try Yams.compose(yaml: text) else { throw InputError(file, "empty config") }
             return ConfigNode(node: root, file: file, path: "")

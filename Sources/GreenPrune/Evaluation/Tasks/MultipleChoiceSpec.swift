@@ -176,6 +176,7 @@ public struct MultipleChoiceSpec: Codable, Equatable, Sendable {
             if url.pathExtension.lowercased() == "json" {
                 spec = try JSONDecoder().decode(MultipleChoiceSpec.self, from: Data(text.utf8))
             } else {
+                try YAMLNesting.check(text, file: url.path)
                 spec = try YAMLDecoder().decode(MultipleChoiceSpec.self, from: text)
             }
             try spec.validate(source: url.path)
