@@ -103,8 +103,8 @@ struct Evaluate: ParsableCommand {
 
     /// `--repeat`: an unmeasured warm-up on one document per task (model file and data in the
     /// page cache, CPU clocked up), then `repeatCount` measured rounds; the last round's results
-    /// are kept with every round's figures. Peak memory is one process's high-water mark, so each
-    /// round's is the maximum so far.
+    /// are kept with every round's figures. Peak memory is the one process's high-water mark read
+    /// after each round, so the block keeps the largest.
     private func repeated(directory: URL, options: EvaluationRunOptions) throws -> EvaluationResults {
         var warm = options
         warm.limit = 1

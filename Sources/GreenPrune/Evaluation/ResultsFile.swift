@@ -240,9 +240,9 @@ public struct GreenPruneFigures: Codable, Equatable {
         roundsIdentical = try c.decodeIfPresent(Bool.self, forKey: .roundsIdentical)
     }
 
-    /// Sets `rounds`, `roundsSpread` and the medians of speed and wall time (and of peak memory,
-    /// the rounds being separate processes, unless `peakIsCumulative`: one process's VmHWM, whose
-    /// last round holds the maximum).
+    /// Sets `rounds`, `roundsSpread` and the medians of speed and wall time, and of peak memory
+    /// when the rounds are separate processes (a sweep's); with `peakIsCumulative` (one process,
+    /// `evaluate --repeat`, each round reading its high-water mark) peak memory is their maximum.
     public mutating func setRounds(_ rs: [RoundFigures], identical: Bool, peakIsCumulative: Bool) {
         rounds = rs
         roundsIdentical = identical
@@ -298,7 +298,7 @@ public struct RoundFigures: Codable, Equatable {
     public var round: Int
     public var tokensPerSecond: Double?
     public var wallSeconds: Double?
-    /// Peak resident set of the round's process (`evaluate --repeat`: of the one process so far).
+    /// Peak resident set of the round's process (`evaluate --repeat`: the one process's high-water mark after the round).
     public var peakRSSBytes: Int?
     /// Energy of the round's evaluation (J), where a tracker measured it.
     public var energyJoules: Double?

@@ -114,7 +114,7 @@ public final class SweepRunner {
                 log("[\(run.index)] \(run.id): built earlier, \(p.state.roundsDone) of \(run.rounds) rounds done, resuming")
                 open.append(p)
             } else {
-                log("[\(run.index)] \(run.id): building")
+                log("[\(run.index)] \(run.id): " + (run.variant.isBaseline ? "nothing to build" : "building"))
                 switch try buildPending(run) {
                 case let .built(p): open.append(p)
                 case let .failed(rec):
