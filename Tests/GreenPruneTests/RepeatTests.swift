@@ -17,12 +17,15 @@ final class RoundExecutor: StepExecutor {
     var snapshotFrom: URL?, snapshotTo: URL?
     /// Step (project name) that scores differently.
     var divergentStep: String?
+    /// Step (project name) that exits with status 7.
+    var failStep: String?
 
     func run(_ step: SweepStep) throws -> Int32 {
         if step.projectName == snapshotAt, let from = snapshotFrom, let to = snapshotTo {
             try FileManager.default.copyItem(at: from, to: to)
         }
         calls.append(step.projectName)
+        if step.projectName == failStep { return 7 }
         let a = step.arguments
         func after(_ f: String) -> String? { a.firstIndex(of: f).map { a[$0 + 1] } }
         let id = String(step.projectName.prefix { $0 != "/" })
@@ -183,6 +186,29 @@ final class RoundExecutor: StepExecutor {
         let t = try #require(Tables.build(try ReportData.load(runner.output)).first)
         #expect(t.notes.contains { $0.hasPrefix("WARNING: q's task results differ between its rounds") })
         #expect(!t.notes.contains { $0.hasPrefix("WARNING: p") })
+    }
+
+    /// A run failing in a round (or in the warm-up) leaves the rounds at once with its error; the others go on.
+    @Test(arguments: [("m__p/evaluate-r2", 1), ("m__baseline/warmup", 0)])
+    func aFailingRoundEndsOnlyItsRun(_ failing: (step: String, run: Int)) throws {
+        let dir = try SweepFixtures.tempDir("repeat-fail")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let ex = RoundExecutor.standard()
+        ex.failStep = failing.step
+        let (runner, plan) = try Self.sweep(dir, ex)
+        #expect(try runner.run() == .init(done: 2, failed: 1, skipped: 0))
+        let id = plan.runs[failing.run].id
+        let rec = try #require(RunRecord.read(runner.runDirectory(plan.runs[failing.run])))
+        #expect(rec.status == .failed)
+        #expect(rec.error?.contains("exited with status 7") == true)
+        // Nothing of the failed run after its failing step; the others complete all three rounds.
+        let after = ex.calls.drop { $0 != failing.step }.dropFirst()
+        #expect(!after.contains { $0.hasPrefix(id + "/") })
+        for other in plan.runs where other.id != id {
+            #expect(ex.calls.filter { $0.hasPrefix(other.id + "/evaluate-r") }.count == 3)
+        }
+        #expect(try FileManager.default.contentsOfDirectory(atPath: runner.runsDirectory.path).filter { $0.hasPrefix(".") }.isEmpty)
+        #expect(runner.failedRuns().map(\.id) == [id])
     }
 
     /// Killed during round 2 (the folder as it was when m__p's second round started), the sweep

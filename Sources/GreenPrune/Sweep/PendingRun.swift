@@ -28,6 +28,8 @@ final class PendingRun {
     var state: State
     /// Why the run failed, once it has.
     var failure: String?
+    /// Whether the run folder has been written (the run left the sweep's rounds).
+    var closed = false
 
     init(run: PlannedRun, directory: URL, state: State) {
         self.run = run

@@ -145,7 +145,7 @@ public final class SweepRunner {
                 }
             }
         }
-        for p in open where p.failure == nil {
+        for p in open where !p.closed {
             try record(try finishPending(p), p.run, &summary)
             bar.advance()
         }
@@ -198,6 +198,7 @@ public final class SweepRunner {
             }
         }
         try? FileManager.default.removeItem(at: p.directory.appendingPathComponent(PendingRun.fileName))
+        p.closed = true
         return try finish(p.run, in: p.directory, startedAt: p.state.startedAt, steps: steps, failure: failure)
     }
 
