@@ -155,7 +155,6 @@ public final class SweepRunner {
     /// recorded even when a later one throws).
     private func onPending(_ p: PendingRun, _ body: (inout [RunRecord.StepRecord]) throws -> Void) throws {
         var steps = p.state.steps
-        defer { p.state.steps = steps }
         do { try body(&steps) } catch {
             p.state.steps = steps
             throw error
