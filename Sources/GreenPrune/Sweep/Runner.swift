@@ -8,6 +8,10 @@ import Foundation
 /// unless `retryFailed`), removes stale attempts and redoes the rest; `results.csv` is then
 /// rebuilt from the finished folders by write-then-rename, so it never holds a partial run.
 ///
+/// With `repeat: k` the measured evaluation runs k times, interleaved across runs
+/// (`runInterleaved`); a built run then waits for its rounds in a `PendingRun` folder, which a
+/// rerun resumes.
+///
 /// A sweep holds `SweepLock` on its folder while it runs (exclusively; `--only` runs share it),
 /// so a second sweep on the same folder is refused (or waits) instead of deleting the first's
 /// attempts. Its steps die with it (`ChildProcess`), so once it is killed nothing writes there.
