@@ -54,6 +54,10 @@ struct Evaluate: ParsableCommand {
     @Flag(help: "No progress bar on stderr.")
     var quiet = false
 
+    @Option(name: .customLong("repeat"),
+            help: "Run the tasks N times in this process after one unmeasured warm-up (one document per task); results.json's greenprune block gets each round's speed, wall time and peak memory, their median/min/max, and rounds_identical.")
+    var repeatCount: Int = 1
+
     var taskList: [String] {
         tasks.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
     }
@@ -63,6 +67,7 @@ struct Evaluate: ParsableCommand {
         if let l = limit, l < 1 { throw ValidationError("--limit must be at least 1, got \(l)") }
         guard seqLen >= 2 else { throw ValidationError("--seq-len must be at least 2, got \(seqLen)") }
         if let m = maxLength, m < 1 { throw ValidationError("--max-length must be at least 1, got \(m)") }
+        guard (1 ... 100).contains(repeatCount) else { throw ValidationError("--repeat must be in 1...100, got \(repeatCount)") }
         guard batchTokens >= 1 else { throw ValidationError("--batch-tokens must be at least 1, got \(batchTokens)") }
         guard !output.isEmpty else { throw ValidationError("--output must not be empty") }
         var isDir: ObjCBool = false
@@ -81,12 +86,47 @@ struct Evaluate: ParsableCommand {
         options.scorer = ScorerOptions(kvReuse: !noKvReuse, batchTokens: batchTokens)
         options.baseline = baseline.map { URL(fileURLWithPath: $0) }
         options.showProgress = !quiet
-        let results = try EvaluationRun.run(modelDirectory: URL(fileURLWithPath: model), options: options)
+        let directory = URL(fileURLWithPath: model)
+        let results = repeatCount > 1 ? try repeated(directory: directory, options: options)
+            : try EvaluationRun.run(modelDirectory: directory, options: options)
         let out = URL(fileURLWithPath: output)
         try results.write(to: out, logSamples: logSamples)
         print(results.table)
+        let g = results.file.greenprune
         print(String(format: "%@: %.1f s, %.0f tokens/s, peak RSS %.0f MB -> %@",
-                     model, results.totalSeconds, results.file.greenprune?.tokensPerSecond ?? 0,
-                     Double(results.peakResidentBytes) / 1e6, out.appendingPathComponent("results.json").path))
+                     model, g?.wallSeconds ?? results.totalSeconds, g?.tokensPerSecond ?? 0,
+                     Double(g?.peakRSSBytes ?? results.peakResidentBytes) / 1e6, out.appendingPathComponent("results.json").path))
+        if let s = g?.roundsSpread?.tokensPerSecond {
+            print(String(format: "%d rounds: tokens/s median %.0f (min %.0f, max %.0f)", s.count, s.median, s.min, s.max))
+        }
+    }
+
+    /// `--repeat`: an unmeasured warm-up on one document per task (model file and data in the
+    /// page cache, CPU clocked up), then `repeatCount` measured rounds; the last round's results
+    /// are kept with every round's figures. Peak memory is the one process's high-water mark read
+    /// after each round, so the block keeps the largest.
+    private func repeated(directory: URL, options: EvaluationRunOptions) throws -> EvaluationResults {
+        var warm = options
+        warm.limit = 1
+        warm.showProgress = false
+        _ = try EvaluationRun.run(modelDirectory: directory, options: warm)
+        var rounds: [RoundFigures] = []
+        var last: EvaluationResults?
+        var identical = true
+        for k in 1 ... repeatCount {
+            let r = try EvaluationRun.run(modelDirectory: directory, options: options)
+            if let l = last, l.file.results != r.file.results || DocumentScores(l.reports) != DocumentScores(r.reports) { identical = false }
+            let g = r.file.greenprune
+            rounds.append(RoundFigures(round: k, tokensPerSecond: g?.tokensPerSecond, wallSeconds: r.totalSeconds,
+                                       peakRSSBytes: r.peakResidentBytes))
+            last = r
+        }
+        guard var result = last else { throw ValidationError("--repeat must be at least 1") }
+        if !identical {
+            FileHandle.standardError.write(Data("WARNING: task results differ between rounds (scoring should be deterministic); results.json records rounds_identical: false\n".utf8))
+        }
+        result.rounds = rounds
+        result.roundsIdentical = identical
+        return result
     }
 }

@@ -117,6 +117,10 @@ public struct EvaluationResults {
     public var startDate: Date
     public var totalSeconds: Double
     public var peakResidentBytes: Int
+    /// `evaluate --repeat`: each round's figures and whether their task results agreed; the
+    /// block's speed and wall time are then the rounds' medians, peak memory their maximum.
+    public var rounds: [RoundFigures]?
+    public var roundsIdentical: Bool?
 
     public init(reports: [TaskReport], model: ModelFacts, settings: [String: Any], startDate: Date,
                 totalSeconds: Double, peakResidentBytes: Int) {
@@ -183,6 +187,7 @@ public struct EvaluationResults {
         g.bytesOnDisk = model.bytesOnDisk
         g.peakRSSBytes = peakResidentBytes
         g.blasCore = openBLASCoreName()
+        if let rs = rounds, rs.count > 1 { g.setRounds(rs, identical: roundsIdentical ?? true, peakIsCumulative: true) }
         f.greenprune = g
         return f
     }

@@ -193,6 +193,15 @@ public struct GreenPruneFigures: Codable, Equatable {
     public var peakRSSBytes: Int?
     /// OpenBLAS's kernel set (`Prescott` flags a slow fallback).
     public var blasCore: String?
+    /// The measured evaluation repeated (`evaluate --repeat`, a sweep's `repeat:`): each round's
+    /// figures in order; nil for a single evaluation. `tokensPerSecond` and `wallSeconds` are then
+    /// their medians.
+    public var rounds: [RoundFigures]?
+    /// Median, min and max of the rounds' figures.
+    public var roundsSpread: RoundSpreads?
+    /// Whether every round gave the same task results (scoring is deterministic, so false means a bug
+    /// or a changed input between rounds).
+    public var roundsIdentical: Bool?
 
     public init() {}
 
@@ -205,6 +214,9 @@ public struct GreenPruneFigures: Codable, Equatable {
         case bytesOnDisk = "bytes_on_disk"
         case peakRSSBytes = "peak_rss_bytes"
         case blasCore = "blas_core"
+        case rounds
+        case roundsSpread = "rounds_spread"
+        case roundsIdentical = "rounds_identical"
     }
 
     /// Integers written as JSON numbers by other tools may carry a fraction (`1000.0`).
@@ -223,6 +235,22 @@ public struct GreenPruneFigures: Codable, Equatable {
         bytesOnDisk = try int(.bytesOnDisk)
         peakRSSBytes = try int(.peakRSSBytes)
         blasCore = try c.decodeIfPresent(String.self, forKey: .blasCore)
+        rounds = try c.decodeIfPresent([RoundFigures].self, forKey: .rounds)
+        roundsSpread = try c.decodeIfPresent(RoundSpreads.self, forKey: .roundsSpread)
+        roundsIdentical = try c.decodeIfPresent(Bool.self, forKey: .roundsIdentical)
+    }
+
+    /// Sets `rounds`, `roundsSpread` and the medians of speed and wall time, and of peak memory
+    /// when the rounds are separate processes (a sweep's); with `peakIsCumulative` (one process,
+    /// `evaluate --repeat`, each round reading its high-water mark) peak memory is their maximum.
+    public mutating func setRounds(_ rs: [RoundFigures], identical: Bool, peakIsCumulative: Bool) {
+        rounds = rs
+        roundsIdentical = identical
+        let spreads = RoundSpreads(rs)
+        roundsSpread = spreads
+        if let s = spreads.tokensPerSecond { tokensPerSecond = s.median }
+        if let s = spreads.wallSeconds { wallSeconds = s.median }
+        if let s = spreads.peakRSSBytes { peakRSSBytes = Int(peakIsCumulative ? s.max : s.median) }
     }
 
     /// Tokens the evaluation scored: the sum of the per-task `tokens`, nil without per-task figures.
@@ -261,5 +289,56 @@ public struct TaskFigures: Codable, Equatable {
         case tokensRead = "tokens_read"
         case tokensPerSecond = "tokens_per_second"
         case modelCalls = "model_calls"
+    }
+}
+
+/// `greenprune.rounds[i]`: one round of a repeated measured evaluation.
+public struct RoundFigures: Codable, Equatable {
+    /// 1-based.
+    public var round: Int
+    public var tokensPerSecond: Double?
+    public var wallSeconds: Double?
+    /// Peak resident set of the round's process (`evaluate --repeat`: the one process's high-water mark after the round).
+    public var peakRSSBytes: Int?
+    /// Energy of the round's evaluation (J), where a tracker measured it.
+    public var energyJoules: Double?
+
+    public init(round: Int, tokensPerSecond: Double? = nil, wallSeconds: Double? = nil, peakRSSBytes: Int? = nil,
+                energyJoules: Double? = nil) {
+        self.round = round
+        self.tokensPerSecond = tokensPerSecond
+        self.wallSeconds = wallSeconds
+        self.peakRSSBytes = peakRSSBytes
+        self.energyJoules = energyJoules
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case round
+        case tokensPerSecond = "tokens_per_second"
+        case wallSeconds = "wall_seconds"
+        case peakRSSBytes = "peak_rss_bytes"
+        case energyJoules = "energy_joules"
+    }
+}
+
+/// `greenprune.rounds_spread`: median, min and max over the rounds of each figure.
+public struct RoundSpreads: Codable, Equatable {
+    public var tokensPerSecond: Spread?
+    public var wallSeconds: Spread?
+    public var peakRSSBytes: Spread?
+    public var energyJoules: Spread?
+
+    public init(_ rounds: [RoundFigures]) {
+        tokensPerSecond = Spread(rounds.compactMap(\.tokensPerSecond))
+        wallSeconds = Spread(rounds.compactMap(\.wallSeconds))
+        peakRSSBytes = Spread(rounds.compactMap { $0.peakRSSBytes.map(Double.init) })
+        energyJoules = Spread(rounds.compactMap(\.energyJoules))
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case tokensPerSecond = "tokens_per_second"
+        case wallSeconds = "wall_seconds"
+        case peakRSSBytes = "peak_rss_bytes"
+        case energyJoules = "energy_joules"
     }
 }

@@ -7,8 +7,7 @@ public enum Conclusions {
     /// One sentence per finished non-baseline variant, in table order.
     public static func sentences(_ data: ReportData, model: String, table: ReportTable) -> [String] {
         guard let base = data.baseline(model: model) else { return [] }
-        // An estimated CPU figure is TDP × a load curve × time: its ratios are close to time ratios.
-        let estimated = data.runs(model: model).contains { r in r.energyNotes.contains { $0.hasPrefix("cpu: estimated") } }
+        let estimated = energyIsEstimated(data.runs(model: model))
         var out: [String] = []
         for (r, row) in zip(data.runs(model: model), table.rows) where r.record.status == .done && r.id != base.id {
             var parts: [String] = []
@@ -16,9 +15,16 @@ public enum Conclusions {
                 parts.append(String(format: "%.1f%% %@ parameters", abs(100 - p), p < 100 ? "fewer" : "more"))
             }
             if let e = r.joulesPerToken, let b = base.joulesPerToken, b > 0 {
-                parts.append(String(format: "energy per token %+.1f%%", (e / b - 1) * 100)
-                             + (estimated ? " (estimated from CPU load and time, so in effect a time ratio)" : "")
-                             + " from one measurement each")
+                var text: String
+                if let rv = r.roundJoulesPerToken, let rb = base.roundJoulesPerToken, min(rv.count, rb.count) > 1,
+                   let q = Spread.ratios(rv, rb) {
+                    text = String(format: "energy per token %+.1f%% (median of %d paired rounds, range %+.1f%% to %+.1f%%)",
+                                  (q.median - 1) * 100, q.count, (q.min - 1) * 100, (q.max - 1) * 100)
+                        + (q.contains(1) ? " (not resolved)" : "")
+                } else {
+                    text = String(format: "energy per token %+.1f%%", (e / b - 1) * 100) + " from one measurement each"
+                }
+                parts.append(text + (estimated ? " (\(estimatedEnergyNote))" : ""))
             }
             if let m = cell(table, row, "peak_memory_pct")?.value { parts.append(String(format: "peak memory %+.1f%%", m - 100)) }
             if let t = cell(table, row, "tokens_per_second_pct")?.value { parts.append(String(format: "speed ×%.2f", t / 100)) }
@@ -46,6 +52,15 @@ public enum Conclusions {
             out.append("\(r.variant): " + parts.joined(separator: "; ") + ".")
         }
         return out
+    }
+
+    /// Said wherever an energy ratio rests on an estimated CPU figure (TDP × a load curve × time,
+    /// energy notes starting `cpu: estimated`): the sentence and the table note share it.
+    public static let estimatedEnergyNote = "CPU energy is estimated from load and time, so an energy ratio is in effect a time ratio"
+
+    /// Whether any of `runs` has its CPU energy estimated rather than measured.
+    public static func energyIsEstimated(_ runs: [ReportRun]) -> Bool {
+        runs.contains { r in r.energyNotes.contains { $0.hasPrefix("cpu: estimated") } }
     }
 
     static func cell(_ t: ReportTable, _ row: [ReportCell], _ key: String) -> ReportCell? {

@@ -15,6 +15,9 @@ public struct ReportRun {
     public var buildEmissions: Double?
     /// How energy was obtained, per component (`cpu: measured (RAPL)`), from the steps' energy.json.
     public var energyNotes: [String]
+    /// A repeated run's evaluation energy (J) per round, in round order (nil for a run measured
+    /// once); `evaluationEnergy` and `evaluationEmissions` are then the rounds' medians.
+    public var roundEnergy: [Double]?
     /// `pruning.json` and `quantization.json` of the built model, when present.
     public var pruning: [String: Any]?
     public var quantization: [String: Any]?
@@ -36,6 +39,27 @@ public struct ReportRun {
     public var joulesPerToken: Double? {
         guard let e = evaluationEnergy, let t = tokens, t > 0 else { return nil }
         return e / t
+    }
+
+    /// Speed of each round (results.json's `greenprune.rounds`), nil for a run measured once.
+    public var roundTokensPerSecond: [Double]? { roundValues(\.tokensPerSecond) }
+
+    /// Peak resident memory of each round.
+    public var roundPeakBytes: [Double]? { roundValues { $0.peakRSSBytes.map(Double.init) } }
+
+    /// Evaluation energy per token of each round (the tokens are the same in every round).
+    public var roundJoulesPerToken: [Double]? {
+        guard let e = roundEnergy, let t = tokens, t > 0 else { return nil }
+        return e.map { $0 / t }
+    }
+
+    /// Rounds in which the measured evaluation ran (1 for a run measured once).
+    public var roundCount: Int { max(results.greenprune?.rounds?.count ?? 1, roundEnergy?.count ?? 1) }
+
+    private func roundValues(_ f: (RoundFigures) -> Double?) -> [Double]? {
+        guard let rs = results.greenprune?.rounds, rs.count > 1 else { return nil }
+        let v = rs.compactMap(f)
+        return v.count == rs.count ? v : nil
     }
 
     /// The power trace of the first evaluation step (`power.h5`), if the run kept one.
@@ -93,30 +117,35 @@ public struct ReportData {
         // Unreadable per-document values leave the figures without intervals, not the report without the run.
         run.documents = (try? DocumentScores.read(from: d)) ?? nil
         let steps = d.appendingPathComponent("steps")
+        // Repeated runs: energy per round (`N-evaluate-rK` steps), the figures their medians.
+        var perRound: [Int: (joules: Double, kg: Double)] = [:]
         for s in ((try? fm.contentsOfDirectory(atPath: steps.path)) ?? []).sorted() {
             let sd = steps.appendingPathComponent(s)
             let isEval = s.contains("-evaluate")
-            if let text = fm.contents(atPath: sd.appendingPathComponent("emissions.csv").path) {
-                var e = 0.0, c = 0.0
-                var any = false
-                for row in CSV.table(String(decoding: text, as: UTF8.self)) {
-                    if let kwh = row["energy_consumed"].flatMap(Double.init) { e += kwh * 3.6e6; any = true }
-                    if let kg = row["emissions"].flatMap(Double.init) { c += kg }
-                }
-                if any {
-                    if isEval {
-                        run.evaluationEnergy = (run.evaluationEnergy ?? 0) + e
-                        run.evaluationEmissions = (run.evaluationEmissions ?? 0) + c
-                    } else {
-                        run.buildEnergy = (run.buildEnergy ?? 0) + e
-                        run.buildEmissions = (run.buildEmissions ?? 0) + c
-                    }
+            if let text = fm.contents(atPath: sd.appendingPathComponent("emissions.csv").path),
+               let totals = emissionsTotals(String(decoding: text, as: UTF8.self)) {
+                let (e, c) = totals
+                if isEval, let k = SweepRunner.round(ofStep: s) {
+                    let t = perRound[k] ?? (0, 0)
+                    perRound[k] = (t.joules + e, t.kg + c)
+                } else if isEval {
+                    run.evaluationEnergy = (run.evaluationEnergy ?? 0) + e
+                    run.evaluationEmissions = (run.evaluationEmissions ?? 0) + c
+                } else {
+                    run.buildEnergy = (run.buildEnergy ?? 0) + e
+                    run.buildEmissions = (run.buildEmissions ?? 0) + c
                 }
             }
             if let data = fm.contents(atPath: sd.appendingPathComponent("energy.json").path),
                let obj = try? JSONSerialization.jsonObject(with: data) {
                 for n in energyNotes(obj) where !run.energyNotes.contains(n) { run.energyNotes.append(n) }
             }
+        }
+        if !perRound.isEmpty {
+            let ordered = perRound.keys.sorted().map { perRound[$0]! }
+            run.roundEnergy = ordered.count > 1 ? ordered.map(\.joules) : nil
+            run.evaluationEnergy = Spread(ordered.map(\.joules))?.median
+            run.evaluationEmissions = Spread(ordered.map(\.kg))?.median
         }
         for (file, kp) in [("pruning.json", \ReportRun.pruning), ("quantization.json", \.quantization)] {
             for sub in ["model", "model-pruned"] {
@@ -127,6 +156,18 @@ public struct ReportData {
             }
         }
         return run
+    }
+
+    /// The energy (J, from `energy_consumed` in kWh) and CO2eq (kg) summed over an emissions.csv's
+    /// rows; nil when no row has an energy figure.
+    static func emissionsTotals(_ text: String) -> (joules: Double, kg: Double)? {
+        var e = 0.0, c = 0.0
+        var any = false
+        for row in CSV.table(text) {
+            if let kwh = row["energy_consumed"].flatMap(Double.init) { e += kwh * 3.6e6; any = true }
+            if let kg = row["emissions"].flatMap(Double.init) { c += kg }
+        }
+        return any ? (e, c) : nil
     }
 
     /// How each component's energy was obtained, as `cpu: measured (rapl:package-0)` or

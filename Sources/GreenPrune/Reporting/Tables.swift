@@ -125,13 +125,15 @@ public enum Tables {
             }
             let g = r.results, bg = base?.results
             let number = { (n: Int?) in n.map(Double.init) }
+            let paired = r.id != base?.id ? base : nil
             var row = [ReportCell(r.variant),
                        pct(number(g.greenprune?.parameters), number(bg?.greenprune?.parameters)),
                        pct(number(g.greenprune?.bytesOnDisk), number(bg?.greenprune?.bytesOnDisk)),
-                       pct(g.peakResidentBytes, bg?.peakResidentBytes),
-                       pct(g.greenprune?.tokensPerSecond, bg?.greenprune?.tokensPerSecond),
-                       pct(r.evaluationEnergy, base?.evaluationEnergy)]
-            row.append(r.joulesPerToken.map { ReportCell(String(format: "%.3g", $0), $0) } ?? ReportCell("–"))
+                       roundsCell(r.roundPeakBytes, paired?.roundPeakBytes, else: pct(g.peakResidentBytes, bg?.peakResidentBytes)),
+                       roundsCell(r.roundTokensPerSecond, paired?.roundTokensPerSecond,
+                                  else: pct(g.greenprune?.tokensPerSecond, bg?.greenprune?.tokensPerSecond)),
+                       roundsCell(r.roundEnergy, paired?.roundEnergy, else: pct(r.evaluationEnergy, base?.evaluationEnergy))]
+            row.append(joulesPerTokenCell(r, paired) ?? r.joulesPerToken.map { ReportCell(String(format: "%.3g", $0), $0) } ?? ReportCell("–"))
             row.append(r.evaluationEmissions.map { ReportCell(String(format: "%.3g", $0 * 1000), $0 * 1000) } ?? ReportCell("–"))
             row.append(r.buildEnergy.map { ReportCell(String(format: "%.3g", $0 / 1000), $0 / 1000) } ?? ReportCell(r.isBaseline ? "0" : "–", r.isBaseline ? 0 : nil))
             for m in metrics {
@@ -162,10 +164,17 @@ public enum Tables {
             rows.append(row)
         }
         if base == nil { notes.insert("no finished baseline: percentages and changes are not available", at: 0) }
+        let counts = Set(runs.filter { $0.record.status == .done && $0.roundCount > 1 }.map(\.roundCount)).sorted()
+        if !counts.isEmpty { notes.append(roundsRule(counts)) }
+        for r in runs where r.record.status == .done && r.results.greenprune?.roundsIdentical == false {
+            notes.append("WARNING: \(r.variant)'s task results differ between its rounds. Scoring is deterministic, so the "
+                         + "rounds did not evaluate the same thing; its task cells show round 1's.")
+        }
         var how: [String] = []
         for r in runs { for n in r.energyNotes where !how.contains(n) { how.append(n) } }
         notes.append("Energy %, J/token and CO2eq cover the evaluation steps; Build kJ is pruning + quantization. "
-                     + (how.isEmpty ? "Energy was not measured (no energy.json)." : "How energy was obtained — " + how.joined(separator: "; ") + "."))
+                     + (how.isEmpty ? "Energy was not measured (no energy.json)." : "How energy was obtained — " + how.joined(separator: "; ") + ".")
+                     + (Conclusions.energyIsEstimated(runs) ? " " + Conclusions.estimatedEnergyNote + "." : ""))
         notes.append("Percentages are relative to the baseline; task cells show the value and its change from the baseline"
                      + (zeroShot.isEmpty ? "." : "; Avg acc is the mean of \(zeroShot.joined(separator: ", ")) (acc or acc_norm as LLM-Pruner prints them)."))
         if tasks.contains("ptb_chunked") { notes.append("ptb_chunked uses the PTB test split (papers quote validation).") }
@@ -179,6 +188,35 @@ public enum Tables {
         var table = ReportTable(model: model, keys: keys, labels: labels, rows: rows, notes: notes, higherIsBetter: direction)
         table.summary = Conclusions.sentences(data, model: model, table: table)
         return table
+    }
+
+    /// The note explaining the repeated-measurement cells.
+    static func roundsRule(_ counts: [Int]) -> String {
+        "Speed, memory and energy were measured in " + counts.map(String.init).joined(separator: "/")
+            + " interleaved rounds per run: Peak mem %, Tokens/s % and Energy % show the median of the per-round ratios "
+            + "to the baseline (variant round i / baseline round i) and their min–max, J/token the median of the run's rounds "
+            + "and their min–max; \(Significance.unresolvedMark) marks a figure whose per-round ratios to the baseline range "
+            + "over 100% (the difference lies within the spread: not resolved)."
+    }
+
+    /// With two or more rounds in the run and its baseline: the median of the per-round ratios
+    /// (variant round i / baseline round i) in percent with their min–max, `~` in front when that
+    /// range includes 100%; else `fallback`.
+    static func roundsCell(_ v: [Double]?, _ b: [Double]?, else fallback: ReportCell) -> ReportCell {
+        guard let v, let b, min(v.count, b.count) > 1, let s = Spread.ratios(v, b) else { return fallback }
+        let resolved = !s.contains(1)
+        let text = (resolved ? "" : Significance.unresolvedMark) + String(format: "%.1f (%.1f–%.1f)", s.median * 100, s.min * 100, s.max * 100)
+        return ReportCell(text, s.median * 100, interval: Interval(low: s.min * 100, high: s.max * 100, level: 1), resolved: resolved)
+    }
+
+    /// J/token of a repeated run: the median of its rounds with their min–max, marked like
+    /// `roundsCell` by the per-round ratios to the baseline's (nil for a run measured once).
+    static func joulesPerTokenCell(_ r: ReportRun, _ base: ReportRun?) -> ReportCell? {
+        guard let j = r.roundJoulesPerToken, let s = Spread(j) else { return nil }
+        var resolved: Bool?
+        if let b = base?.roundJoulesPerToken, min(j.count, b.count) > 1, let q = Spread.ratios(j, b) { resolved = !q.contains(1) }
+        let text = (resolved == false ? Significance.unresolvedMark : "") + String(format: "%.3g (%.3g–%.3g)", s.median, s.min, s.max)
+        return ReportCell(text, s.median, interval: Interval(low: s.min, high: s.max, level: 1), resolved: resolved)
     }
 
     static func scaled(_ i: Interval, _ k: Double) -> Interval { Interval(low: i.low * k, high: i.high * k, level: i.level) }

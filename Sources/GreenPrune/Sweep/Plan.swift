@@ -15,10 +15,13 @@ public struct PlannedRun: Codable, Equatable {
     public var settingsHash: String
     /// Rough seconds of work on two cores (see `WorkEstimate`).
     public var estimatedSeconds: Double
+    /// Rounds of the measured evaluation: the sweep's `repeat`, or 1 for a run with nothing
+    /// measured to repeat (only comparison tasks).
+    public var rounds: Int = 1
 
     enum CodingKeys: String, CodingKey {
         case index, id, model, modelPath = "model_path", variant, tasks, settingsHash = "settings_hash",
-             estimatedSeconds = "estimated_seconds"
+             estimatedSeconds = "estimated_seconds", rounds
     }
 
     /// The comparison tasks of this run (`TaskInfo.needsBaseline`: they run the variant against
@@ -41,34 +44,46 @@ public struct PlannedRun: Codable, Equatable {
 public struct SweepPlan: Codable, Equatable {
     public var output: String
     public var energy: SweepConfig.EnergySettings
+    /// The config's `repeat`.
+    public var repeatCount: Int = 1
     public var runs: [PlannedRun]
+
+    enum CodingKeys: String, CodingKey { case output, energy, repeatCount = "repeat", runs }
 
     public init(config: SweepConfig) {
         output = config.output
         energy = config.energy
+        repeatCount = config.repeatCount
         runs = []
         for m in config.models {
             for v in m.variants {
                 let id = "\(m.name)__\(v.name)"
-                let hash = SweepPlan.settingsHash(modelPath: m.path, variant: v, tasks: m.tasks, energy: config.energy)
+                let measured = m.tasks.filter { !TaskRegistry.needsBaseline($0.name) }
+                let rounds = measured.isEmpty ? 1 : config.repeatCount
+                let hash = SweepPlan.settingsHash(modelPath: m.path, variant: v, tasks: m.tasks, energy: config.energy, rounds: rounds)
+                // Each extra round costs one more pass over the measured tasks.
+                let extra = Double(rounds - 1) * WorkEstimate.seconds(variant: .init(name: v.name), tasks: measured, info: config.taskInfo)
                 runs.append(PlannedRun(index: runs.count, id: id, model: m.name, modelPath: m.path, variant: v,
                                        tasks: m.tasks, settingsHash: hash,
-                                       estimatedSeconds: WorkEstimate.seconds(variant: v, tasks: m.tasks, info: config.taskInfo)))
+                                       estimatedSeconds: WorkEstimate.seconds(variant: v, tasks: m.tasks, info: config.taskInfo) + extra,
+                                       rounds: rounds))
             }
         }
     }
 
-    /// A stable hash of what determines a run's results.
+    /// A stable hash of what determines a run's results. `rounds` enters only above 1, so the
+    /// runs of a sweep without `repeat` (and runs with nothing measured) keep their hashes.
     static func settingsHash(modelPath: String, variant: SweepConfig.VariantSpec, tasks: [SweepConfig.TaskSpec],
-                             energy: SweepConfig.EnergySettings) -> String {
+                             energy: SweepConfig.EnergySettings, rounds: Int = 1) -> String {
         struct Canonical: Encodable {
             var version: String, modelPath: String, variant: SweepConfig.VariantSpec
             var tasks: [SweepConfig.TaskSpec], energy: SweepConfig.EnergySettings
+            var rounds: Int?
         }
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
         let data = (try? enc.encode(Canonical(version: GreenPruneInfo.version, modelPath: modelPath, variant: variant,
-                                              tasks: tasks, energy: energy))) ?? Data()
+                                              tasks: tasks, energy: energy, rounds: rounds > 1 ? rounds : nil))) ?? Data()
         var h: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a 64 offset basis
         for b in data { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
         return String(format: "%016llx", h)
@@ -83,13 +98,18 @@ public struct SweepPlan: Codable, Equatable {
             if let p = r.variant.prune { steps.append("prune " + p.arguments.joined(separator: " ")) }
             if let q = r.variant.quantize { steps.append("quantize " + q.arguments.joined(separator: " ")) }
             for g in r.evaluationGroups {
-                steps.append("evaluate " + g.tasks.joined(separator: ",") + (g.limit.map { " --limit \($0)" } ?? ""))
+                steps.append("evaluate " + g.tasks.joined(separator: ",") + (g.limit.map { " --limit \($0)" } ?? "")
+                             + (r.rounds > 1 ? " ×\(r.rounds)" : ""))
             }
             for t in r.comparisons {
                 steps.append("compare " + t.name + (t.limit.map { " --limit \($0)" } ?? "") + " (unmeasured)")
             }
             lines.append(String(format: "%3d  %@  %@  ~%@  %@", r.index, r.id.padding(toLength: idWidth, withPad: " ", startingAt: 0),
                                 r.settingsHash, ProgressBar.clock(r.estimatedSeconds), steps.joined(separator: " → ")))
+        }
+        if repeatCount > 1 {
+            lines.append("repeat: \(repeatCount) rounds of every measured evaluation, after the builds and one unmeasured warm-up, "
+                         + "interleaved (round 1 of every run, then round 2, …)")
         }
         let total = runs.reduce(0) { $0 + $1.estimatedSeconds }
         lines.append("estimated work: \(ProgressBar.clock(total)) on 2 cores (\(WorkEstimate.assumptions))")

@@ -8,6 +8,10 @@ import Foundation
 /// unless `retryFailed`), removes stale attempts and redoes the rest; `results.csv` is then
 /// rebuilt from the finished folders by write-then-rename, so it never holds a partial run.
 ///
+/// With `repeat: k` the measured evaluation runs k times, interleaved across runs
+/// (`runInterleaved`); a built run then waits for its rounds in a `PendingRun` folder, which a
+/// rerun resumes.
+///
 /// A sweep holds `SweepLock` on its folder while it runs (exclusively; `--only` runs share it),
 /// so a second sweep on the same folder is refused (or waits) instead of deleting the first's
 /// attempts. Its steps die with it (`ChildProcess`), so once it is killed nothing writes there.
@@ -63,24 +67,145 @@ public final class SweepRunner {
         }
         var summary = Summary()
         let bar = ProgressBar("sweep", total: selected.count, unit: "runs")
-        for run in selected {
-            if let rec = RunRecord.read(runDirectory(run)), rec.settingsHash == run.settingsHash,
-               rec.status == .done || !retryFailed {
-                log("[\(run.index)] \(run.id): \(rec.status.rawValue), skipped")
-                summary.skipped += 1
-            } else {
-                log("[\(run.index)] \(run.id): running")
-                let rec = try execute(run)
-                if rec.status == .done { summary.done += 1 } else { summary.failed += 1 }
-                log("[\(run.index)] \(run.id): \(rec.status.rawValue)" + (rec.error.map { " — \($0)" } ?? ""))
-                try ResultsTable.rebuild(output: output, plan: plan)
+        if plan.repeatCount > 1 && only == nil {
+            try runInterleaved(selected, summary: &summary, bar: bar)
+        } else {
+            for run in selected {
+                if let rec = finishedRecord(run) {
+                    log("[\(run.index)] \(run.id): \(rec.status.rawValue), skipped")
+                    summary.skipped += 1
+                } else {
+                    log("[\(run.index)] \(run.id): running")
+                    let rec = try execute(run)
+                    try record(rec, run, &summary)
+                }
+                bar.advance()
             }
-            bar.advance()
         }
         bar.finish()
         try ResultsTable.rebuild(output: output, plan: plan)
         return summary
     }
+
+    /// The record of `run`'s folder when the run needs no redoing: done with the plan's settings,
+    /// or failed with them and failures not retried.
+    private func finishedRecord(_ run: PlannedRun) -> RunRecord? {
+        guard let rec = RunRecord.read(runDirectory(run)), rec.settingsHash == run.settingsHash,
+              rec.status == .done || !retryFailed else { return nil }
+        return rec
+    }
+
+    private func record(_ rec: RunRecord, _ run: PlannedRun, _ summary: inout Summary) throws {
+        if rec.status == .done { summary.done += 1 } else { summary.failed += 1 }
+        log("[\(run.index)] \(run.id): \(rec.status.rawValue)" + (rec.error.map { " — \($0)" } ?? ""))
+        try ResultsTable.rebuild(output: output, plan: plan)
+    }
+
+    /// `repeat: k`: every run's build steps first (each run kept in its `PendingRun` folder once
+    /// built), then one unmeasured warm-up evaluation, then round 1 of every run's measured
+    /// evaluation, round 2, …, and last each run's comparison steps, merge and rename into place.
+    /// Interleaving spreads what disturbs a round (another process taking a core for a minute)
+    /// over all variants instead of one, and the report pairs round i of a variant with round i
+    /// of its baseline. A run that fails leaves the rounds at once; the others go on.
+    private func runInterleaved(_ selected: [PlannedRun], summary: inout Summary, bar: ProgressBar) throws {
+        var open: [PendingRun] = []
+        for run in selected {
+            if let rec = finishedRecord(run) {
+                log("[\(run.index)] \(run.id): \(rec.status.rawValue), skipped")
+                summary.skipped += 1
+                bar.advance()
+            } else if let p = PendingRun.resume(run, in: runsDirectory) {
+                log("[\(run.index)] \(run.id): built earlier, \(p.state.roundsDone) of \(run.rounds) rounds done, resuming")
+                open.append(p)
+            } else {
+                log("[\(run.index)] \(run.id): " + (run.variant.isBaseline ? "nothing to build" : "building"))
+                switch try buildPending(run) {
+                case let .built(p): open.append(p)
+                case let .failed(rec):
+                    try record(rec, run, &summary)
+                    bar.advance()
+                }
+            }
+        }
+        // One warm-up for the whole sweep (page cache, CPU clocks), in the first run that has rounds to go.
+        if let first = open.first(where: { $0.state.roundsDone < $0.run.rounds && !$0.run.evaluationGroups.isEmpty }) {
+            log("[\(first.run.index)] \(first.run.id): warm-up (unmeasured)")
+            do { try onPending(first) { try warmUp(first.run, model: modelDirectory(first.run, in: first.directory), in: first.directory, steps: &$0) } }
+            catch { first.failure = Self.oneLine(error) }
+        }
+        for round in 1 ... max(plan.repeatCount, 1) {
+            for p in open where p.failure == nil && p.state.roundsDone < round && round <= p.run.rounds {
+                log("[\(p.run.index)] \(p.run.id): round \(round)/\(p.run.rounds)")
+                do {
+                    try onPending(p) { try measuredRound(p.run, round: round, model: modelDirectory(p.run, in: p.directory), in: p.directory, steps: &$0) }
+                    p.state.roundsDone = round
+                    try p.save()
+                } catch {
+                    p.failure = Self.oneLine(error)
+                }
+                if p.failure != nil {
+                    try record(try finishPending(p), p.run, &summary)
+                    bar.advance()
+                }
+            }
+        }
+        for p in open where !p.closed {
+            try record(try finishPending(p), p.run, &summary)
+            bar.advance()
+        }
+    }
+
+    /// Runs `body` on `p`'s step list, saving pending.json after it (a step that finished stays
+    /// recorded even when a later one throws).
+    private func onPending(_ p: PendingRun, _ body: (inout [RunRecord.StepRecord]) throws -> Void) throws {
+        var steps = p.state.steps
+        do { try body(&steps) } catch {
+            p.state.steps = steps
+            throw error
+        }
+        p.state.steps = steps
+        try p.save()
+    }
+
+    private enum Built { case built(PendingRun), failed(RunRecord) }
+
+    /// A run's build steps in an attempt folder, renamed to its pending folder when they succeed;
+    /// a failed build is recorded as the run's end, as in a plain sweep.
+    private func buildPending(_ run: PlannedRun) throws -> Built {
+        let att = try makeAttempt(run)
+        let started = RunRecord.timestamp()
+        var steps: [RunRecord.StepRecord] = []
+        do {
+            _ = try build(run, in: att, steps: &steps)
+        } catch {
+            return .failed(try finish(run, in: att, startedAt: started, steps: steps, failure: Self.oneLine(error)))
+        }
+        let dir = PendingRun.directory(of: run, in: runsDirectory)
+        try? FileManager.default.removeItem(at: dir)
+        let p = PendingRun(run: run, directory: att, state: .init(settingsHash: run.settingsHash, startedAt: started, steps: steps, roundsDone: 0))
+        try p.save()
+        try AtomicFile.commit(att, to: dir)
+        return .built(PendingRun(run: run, directory: dir, state: p.state))
+    }
+
+    /// The comparison steps, merge and run.json of a pending run, renamed into `runs/<id>/`.
+    private func finishPending(_ p: PendingRun) throws -> RunRecord {
+        var failure = p.failure
+        var steps = p.state.steps
+        if failure == nil {
+            do {
+                try comparisons(p.run, model: modelDirectory(p.run, in: p.directory), in: p.directory, steps: &steps)
+                try mergeOutputs(p.run, in: p.directory)
+            } catch {
+                failure = Self.oneLine(error)
+            }
+        }
+        try? FileManager.default.removeItem(at: p.directory.appendingPathComponent(PendingRun.fileName))
+        p.closed = true
+        return try finish(p.run, in: p.directory, startedAt: p.state.startedAt, steps: steps, failure: failure)
+    }
+
+    static func oneLine(_ error: Error) -> String { ConfigNode.oneLine(FileErrors.oneLine(error).localizedDescription) }
 
     /// The runs of the plan (or the one at `only`) whose folder records a failure, as they stand
     /// now (failed in this call or in an earlier one and not retried).
@@ -131,7 +256,28 @@ public final class SweepRunner {
     }
 
     /// Builds one run in a fresh attempt folder and renames it into place; returns its record.
+    /// With several rounds (`--only` in a repeated sweep) they run back to back after a warm-up.
     func execute(_ run: PlannedRun) throws -> RunRecord {
+        // A repeated sweep's unfinished run, redone here from the start.
+        try? FileManager.default.removeItem(at: PendingRun.directory(of: run, in: runsDirectory))
+        let att = try makeAttempt(run)
+        let started = RunRecord.timestamp()
+        var steps: [RunRecord.StepRecord] = []
+        var failure: String?
+        do {
+            let modelDir = try build(run, in: att, steps: &steps)
+            if run.rounds > 1 { try warmUp(run, model: modelDir, in: att, steps: &steps) }
+            for round in 1 ... run.rounds { try measuredRound(run, round: round, model: modelDir, in: att, steps: &steps) }
+            try comparisons(run, model: modelDir, in: att, steps: &steps)
+            try mergeOutputs(run, in: att)
+        } catch {
+            failure = Self.oneLine(error)
+        }
+        return try finish(run, in: att, startedAt: started, steps: steps, failure: failure)
+    }
+
+    /// A fresh attempt folder for `run` (`runs/.<id>.attempt-<pid>-<n>`, with `logs/` and `steps/`).
+    private func makeAttempt(_ run: PlannedRun) throws -> URL {
         let fm = FileManager.default
         // Attempts left by a killed sweep (their processes may still be writing: never reuse them).
         let prefix = ".\(run.id).attempt-"
@@ -141,25 +287,26 @@ public final class SweepRunner {
         let att = runsDirectory.appendingPathComponent(prefix + "\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
         try fm.createDirectory(at: att.appendingPathComponent("logs"), withIntermediateDirectories: true)
         try fm.createDirectory(at: att.appendingPathComponent("steps"), withIntermediateDirectories: true)
-        let started = RunRecord.timestamp()
-        var steps: [RunRecord.StepRecord] = []
-        var failure: String?
-        do {
-            let modelDir = try build(run, in: att, steps: &steps)
-            try evaluate(run, model: modelDir, in: att, steps: &steps)
-            try mergeOutputs(run, in: att)
-        } catch {
-            failure = ConfigNode.oneLine(FileErrors.oneLine(error).localizedDescription)
-        }
+        return att
+    }
+
+    /// Writes run.json into `dir` and renames `dir` to the run's folder.
+    private func finish(_ run: PlannedRun, in dir: URL, startedAt: String, steps: [RunRecord.StepRecord],
+                        failure: String?) throws -> RunRecord {
         let record = RunRecord(id: run.id, index: run.index, model: run.model, modelPath: run.modelPath, variant: run.variant,
                                tasks: run.tasks, settingsHash: run.settingsHash, status: failure == nil ? .done : .failed,
-                               error: failure, startedAt: started, finishedAt: RunRecord.timestamp(), steps: steps,
+                               error: failure, startedAt: startedAt, finishedAt: RunRecord.timestamp(), steps: steps,
                                greenpruneVersion: GreenPruneInfo.version)
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try AtomicFile.write(try enc.encode(record), to: att.appendingPathComponent(RunRecord.fileName))
-        try AtomicFile.commit(att, to: runDirectory(run))
+        try AtomicFile.write(try enc.encode(record), to: dir.appendingPathComponent(RunRecord.fileName))
+        try AtomicFile.commit(dir, to: runDirectory(run))
         return record
+    }
+
+    /// The folder a run evaluates: its source for the baseline, else `dir/model`.
+    private func modelDirectory(_ run: PlannedRun, in dir: URL) -> URL {
+        run.variant.isBaseline ? URL(fileURLWithPath: run.modelPath) : dir.appendingPathComponent("model")
     }
 
     private func step(_ name: String, _ args: [String], run: PlannedRun, in att: URL, measured: Bool,
@@ -218,19 +365,34 @@ public final class SweepRunner {
         return model
     }
 
-    /// One `evaluate` per group of tasks sharing a `--limit`.
-    private func evaluate(_ run: PlannedRun, model: URL, in att: URL, steps: inout [RunRecord.StepRecord]) throws {
+    /// One `evaluate` per group of tasks sharing a `--limit`: the measured evaluation. With
+    /// several rounds each step's name ends in `-r<round>` (`3-evaluate-r2`).
+    private func measuredRound(_ run: PlannedRun, round: Int, model: URL, in att: URL, steps: inout [RunRecord.StepRecord]) throws {
         let groups = run.evaluationGroups
         for (i, g) in groups.enumerated() {
-            let name = groups.count == 1 ? "evaluate" : "evaluate-\(i + 1)"
+            let name = (groups.count == 1 ? "evaluate" : "evaluate-\(i + 1)") + (run.rounds > 1 ? "-r\(round)" : "")
             let out = att.appendingPathComponent("steps/\(steps.count + 1)-\(name)/eval")
             var args = ["evaluate", model.path, "--tasks", g.tasks.joined(separator: ",")]
             if let l = g.limit { args += ["--limit", String(l)] }
             args += ["--output", out.path] + run.variant.evaluateArgs
             try step(name, args, run: run, in: att, measured: plan.energy.enabled, steps: &steps)
         }
-        // Against the baseline, in a process of its own that the energy tracker does not wrap:
-        // its results join results.json, its memory, speed and energy do not.
+    }
+
+    /// An unmeasured evaluation of one document per task of the first group, before the rounds:
+    /// the model file and data in the page cache and the CPU clocked up, so round 1 is not slower
+    /// for being first.
+    private func warmUp(_ run: PlannedRun, model: URL, in att: URL, steps: inout [RunRecord.StepRecord]) throws {
+        guard let g = run.evaluationGroups.first else { return }
+        let out = att.appendingPathComponent("steps/\(steps.count + 1)-warmup/eval")
+        let args = ["evaluate", model.path, "--tasks", g.tasks.joined(separator: ","), "--limit", "1", "--output", out.path]
+            + run.variant.evaluateArgs
+        try step("warmup", args, run: run, in: att, measured: false, steps: &steps)
+    }
+
+    /// Against the baseline, in a process of its own that the energy tracker does not wrap:
+    /// its results join results.json, its memory, speed and energy do not.
+    private func comparisons(_ run: PlannedRun, model: URL, in att: URL, steps: inout [RunRecord.StepRecord]) throws {
         for t in run.comparisons {
             let out = att.appendingPathComponent("steps/\(steps.count + 1)-compare/eval")
             var args = ["evaluate", model.path, "--tasks", t.name, "--baseline", run.modelPath]
@@ -240,9 +402,19 @@ public final class SweepRunner {
         }
     }
 
+    /// The round a step folder or name belongs to (`3-evaluate-r2` → 2), nil for a step of a run
+    /// measured once.
+    public static func round(ofStep name: String) -> Int? {
+        guard let r = name.range(of: "-r", options: .backwards), !name[r.upperBound...].isEmpty,
+              name[r.upperBound...].allSatisfy(\.isNumber) else { return nil }
+        return Int(name[r.upperBound...])
+    }
+
     /// Gathers the steps' outputs at the run folder's top: results.json (the evaluate groups
-    /// merged, plus the compare steps' task results without their greenprune figures),
-    /// documents.json (every step's per-document values),
+    /// merged, plus the compare steps' task results without their greenprune figures; with
+    /// several rounds, round 1's task results, each round's figures and their medians, and
+    /// whether the rounds' task results agree), documents.json (round 1's and the compare steps'
+    /// per-document values),
     /// emissions.csv (every measured step's rows), energy.json (per step), trace.h5 and power.h5
     /// (the first evaluate step's).
     private func mergeOutputs(_ run: PlannedRun, in att: URL) throws {
@@ -252,20 +424,46 @@ public final class SweepRunner {
             .map { att.appendingPathComponent("steps/\($0)") }
         let evalDirs = stepDirs.filter { $0.lastPathComponent.contains("-evaluate") }
         let compareDirs = stepDirs.filter { $0.lastPathComponent.hasSuffix("-compare") }
-        var results: [ResultsFile] = []
-        for d in evalDirs + compareDirs {
+        func read(_ d: URL) throws -> ResultsFile {
             let url = d.appendingPathComponent("eval/results.json")
-            guard var part = try? ResultsFile.read(url) else {
-                throw InputError(url.path, "evaluate wrote no readable results.json")
+            guard let part = try? ResultsFile.read(url) else { throw InputError(url.path, "evaluate wrote no readable results.json") }
+            return part
+        }
+        func documents(_ dirs: [URL]) throws -> [DocumentScores] {
+            try dirs.compactMap { try DocumentScores.read(from: $0.appendingPathComponent("eval")) }
+        }
+        // Rounds of the measured evaluation, each the merge of its groups.
+        let byRound = Dictionary(grouping: evalDirs) { Self.round(ofStep: $0.lastPathComponent) ?? 1 }
+        let roundNumbers = byRound.keys.sorted()
+        var rounds: [ResultsFile] = []
+        for r in roundNumbers { rounds.append(ResultsMerge.merge(try byRound[r]!.map(read))) }
+        var results = Array(rounds.prefix(1))
+        if rounds.count > 1, var g = results[0].greenprune {
+            let docs = try roundNumbers.map { DocumentScores.merged(try documents(byRound[$0]!)) }
+            let identical = rounds.allSatisfy { $0.results == rounds[0].results } && docs.allSatisfy { $0 == docs[0] }
+            if !identical {
+                log("[\(run.index)] \(run.id): WARNING: task results differ between rounds (scoring should be deterministic); "
+                    + "results.json keeps round \(roundNumbers[0])'s and records rounds_identical: false")
             }
+            let figures = zip(roundNumbers, rounds).map { r, f in
+                RoundFigures(round: r, tokensPerSecond: f.greenprune?.tokensPerSecond, wallSeconds: f.greenprune?.wallSeconds,
+                             peakRSSBytes: f.greenprune?.peakRSSBytes, energyJoules: roundEnergy(byRound[r]!))
+            }
+            g.setRounds(figures, identical: identical, peakIsCumulative: false)
+            results[0].greenprune = g
+        }
+        for d in compareDirs {
             // A comparison's speed and memory are two models': keep only its task results.
-            if compareDirs.contains(d) { part.greenprune = nil }
+            var part = try read(d)
+            part.greenprune = nil
             results.append(part)
         }
         try ResultsMerge.merge(results).write(to: att.appendingPathComponent("results.json"))
-        let documents = try (evalDirs + compareDirs).compactMap { try DocumentScores.read(from: $0.appendingPathComponent("eval")) }
-        if !documents.isEmpty { try DocumentScores.merged(documents).write(to: att) }
-        if let first = evalDirs.first {
+        let first = roundNumbers.first.map { byRound[$0]! } ?? []
+        let scores = try documents(first + compareDirs)
+        if !scores.isEmpty { try DocumentScores.merged(scores).write(to: att) }
+        // trace.h5 and power.h5 of the first measured step.
+        if let first = first.first {
             for (src, dst) in [("eval/trace.h5", "trace.h5"), ("power.h5", "power.h5")] {
                 let s = first.appendingPathComponent(src)
                 if fm.fileExists(atPath: s.path) { try fm.copyItem(at: s, to: att.appendingPathComponent(dst)) }
@@ -293,6 +491,17 @@ public final class SweepRunner {
         }
         try AtomicFile.write(try JSONSerialization.data(withJSONObject: ["steps": energy], options: [.prettyPrinted, .sortedKeys]),
                              to: att.appendingPathComponent("energy.json"))
+    }
+}
+
+extension SweepRunner {
+    /// The evaluation energy (J) of one round's steps, from their emissions.csv; nil where none was measured.
+    func roundEnergy(_ dirs: [URL]) -> Double? {
+        let totals = dirs.compactMap { d in
+            FileManager.default.contents(atPath: d.appendingPathComponent("emissions.csv").path)
+                .flatMap { ReportData.emissionsTotals(String(decoding: $0, as: UTF8.self)) }
+        }
+        return totals.isEmpty ? nil : totals.reduce(0) { $0 + $1.joules }
     }
 }
 

@@ -6,6 +6,7 @@ import Foundation
 /// ```yaml
 /// output: results/default          # the sweep's folder (relative to the working directory)
 /// energy: {enabled: true, meter: auto, country: FRA, interval: 1, pue: 1, measure_build: true}
+/// repeat: 3                        # measured evaluation rounds per run, interleaved (default 1)
 /// tasks: [{name: hellaswag, limit: 40}, piqa]        # default tasks for every model
 /// models:
 ///   - name: smollm2                # smollm2 | minilm (the imported defaults) or any name + path
@@ -25,11 +26,14 @@ public struct SweepConfig: Codable, Equatable {
     public var output: String
     public var energy: EnergySettings
     public var models: [ModelEntry]
+    /// `repeat`: how many times each run's measured evaluation runs, round 1 of every run, then
+    /// round 2, … after one unmeasured warm-up (1: once, as a plain sweep).
+    public var repeatCount: Int = 1
     /// The facts of the tasks the models list, from the `TaskRegistry` the config was checked
     /// against (not part of the YAML).
     public var taskInfo: [String: TaskInfo] = [:]
 
-    enum CodingKeys: String, CodingKey { case output, energy, models }
+    enum CodingKeys: String, CodingKey { case output, energy, models, repeatCount = "repeat" }
 
     /// How each step is wrapped by `greenprune energy`.
     public struct EnergySettings: Codable, Equatable {
@@ -173,6 +177,9 @@ public struct SweepConfig: Codable, Equatable {
         }
     }
 
+    /// The most rounds `repeat` takes (a typo such as 300 would otherwise run for days).
+    public static let maxRepeat = 100
+
     public static let importanceChoices = ["taylor", "l1", "l2", "random", "bi"]
     public static let taylorChoices = ["vectorize", "param_first", "param_second", "param_mix"]
 
@@ -199,7 +206,7 @@ public struct SweepConfig: Codable, Equatable {
         let readTasks = { (node: ConfigNode) in try parseTasks(node, registry) }
         let defaults = defaults ?? ["smollm2": Paths.defaultDecoder, "minilm": Paths.defaultEncoder]
         let root = try ConfigNode.parse(text, file: file)
-        let top = try root.mapping(allowed: ["output", "energy", "tasks", "models"])
+        let top = try root.mapping(allowed: ["output", "energy", "repeat", "tasks", "models"])
         guard let output = top["output"] else { throw root.error("missing key 'output' (the sweep folder)") }
         var energy = EnergySettings()
         if let e = top["energy"], !e.isNull {
@@ -226,6 +233,12 @@ public struct SweepConfig: Codable, Equatable {
             if let v = m["tracking_mode"] { energy.trackingMode = try v.choice(["machine", "process"]) }
             if let v = m["measure_build"] { energy.measureBuild = try v.bool() }
             if let v = m["args"] { energy.args = try v.strings() }
+        }
+        var repeatCount = 1
+        if let r = top["repeat"] {
+            let v = try r.int()
+            guard (1 ... maxRepeat).contains(v) else { throw r.error("repeat must be in 1...\(maxRepeat), got \(v)") }
+            repeatCount = v
         }
         let defaultTasks = try top["tasks"].map(readTasks) ?? []
         guard let modelsNode = top["models"] else { throw root.error("missing key 'models'") }
@@ -265,7 +278,7 @@ public struct SweepConfig: Codable, Equatable {
         guard !models.isEmpty else { throw modelsNode.error("no models") }
         var info: [String: TaskInfo] = [:]
         for t in models.flatMap(\.tasks) { info[t.name] = registry.info(t.name) }
-        return SweepConfig(output: try output.string(), energy: energy, models: models, taskInfo: info)
+        return SweepConfig(output: try output.string(), energy: energy, models: models, repeatCount: repeatCount, taskInfo: info)
     }
 
     private static func isDirectory(_ url: URL) -> Bool {
