@@ -33,9 +33,17 @@ public final class SweepLock {
         let fd = open(url.path, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw InputError(url.path, "cannot open the lock file: \(String(cString: strerror(errno)))") }
         let op = mode == .exclusive ? LOCK_EX : LOCK_SH
+        // A lock that was just released can still be held for a moment by a child forked (by
+        // another thread of this process) before its exec closed the inherited descriptor, so a
+        // busy lock is retried for a short grace period before it counts as another sweep's.
+        let graceEnd = DispatchTime.now().uptimeNanoseconds + 2_000_000_000
         while flock(fd, op | (wait ? 0 : LOCK_NB)) != 0 {
             let e = errno
             if e == EINTR { continue }
+            if e == EWOULDBLOCK, DispatchTime.now().uptimeNanoseconds < graceEnd {
+                usleep(20_000)
+                continue
+            }
             close(fd)
             if e == EWOULDBLOCK {
                 let who = Self.holder(of: url).map { "another sweep (pid \($0))" } ?? "another sweep"
