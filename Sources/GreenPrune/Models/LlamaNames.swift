@@ -63,6 +63,31 @@ public struct LlamaTensorName: Equatable, Sendable {
     public var role: Role
     /// What follows the module (`weight`, `bias`); empty for a module name.
     public var suffix: String
+
+    public init(layer: Int?, role: Role, suffix: String) {
+        self.layer = layer; self.role = role; self.suffix = suffix
+    }
+
+    /// Whether the role belongs to a layer (norms, projections).
+    public var isLayerTensor: Bool {
+        switch role {
+        case .norm, .projection: return true
+        case .embedding, .finalNorm, .head: return false
+        }
+    }
+
+    /// The checkpoint name (the inverse of `LlamaNames.parse`); a layer role needs `layer`.
+    public var name: String {
+        let module: String
+        switch role {
+        case .embedding: module = LlamaNames.embeddingModule
+        case .finalNorm: module = LlamaNames.finalNormModule
+        case .head: module = LlamaNames.headModule
+        case .norm(let n): module = LlamaNames.layer(layer ?? 0) + n.module
+        case .projection(let p): module = LlamaNames.layer(layer ?? 0) + p.module
+        }
+        return suffix.isEmpty ? module : module + "." + suffix
+    }
 }
 
 /// Hugging Face Llama checkpoint names (also Mistral's and Qwen2's): the one place they are
@@ -118,7 +143,7 @@ public enum LlamaNames {
     public static func layerIndex(_ name: String) -> Int? {
         guard name.hasPrefix(layersPrefix) else { return nil }
         let rest = name.dropFirst(layersPrefix.count)
-        guard let dot = rest.firstIndex(of: "."), let n = Int(rest[..<dot]), n >= 0 else { return nil }
+        guard let dot = rest.firstIndex(of: "."), let n = Int(rest[..<dot]), n >= 0, String(n) == rest[..<dot] else { return nil }
         return n
     }
 
