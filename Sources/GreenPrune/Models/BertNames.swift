@@ -26,16 +26,21 @@ public enum BertNames {
     public static let modelPrefix = "bert."
     /// Module prefix of every encoder layer (`encoder.layer.`), the layer number follows.
     public static let layersPrefix = "encoder.layer."
+    /// Word embedding module (V, C).
     public static let wordEmbeddingsModule = "embeddings.word_embeddings"
+    /// Word embedding tensor.
     public static let wordEmbeddings = wordEmbeddingsModule + ".weight"
+    /// Absolute position embeddings (P, C).
     public static let positionEmbeddings = "embeddings.position_embeddings.weight"
+    /// Token type embeddings (types, C).
     public static let tokenTypeEmbeddings = "embeddings.token_type_embeddings.weight"
     /// The embeddings' LayerNorm module (`.weight`, `.bias`).
     public static let embeddingsLayerNorm = "embeddings.LayerNorm"
     /// The position-id buffer some checkpoints store (not a parameter).
     public static let positionIDs = "embeddings.position_ids"
-    /// The pooler's module prefix and its Linear (unused by sentence embeddings).
+    /// The pooler's module prefix (unused by sentence embeddings).
     public static let poolerPrefix = "pooler."
+    /// The pooler's Linear.
     public static let poolerModule = "pooler.dense"
 
     /// The prefix of layer `l`'s names (`encoder.layer.l.`).

@@ -46,6 +46,7 @@ public enum LlamaNorm: String, CaseIterable, Sendable {
 /// What a Llama checkpoint tensor (or module) is: `model.layers.3.mlp.down_proj.weight` is
 /// layer 3's down projection, suffix `weight`.
 public struct LlamaTensorName: Equatable, Sendable {
+    /// The tensor's place in the model.
     public enum Role: Equatable, Sendable {
         /// `model.embed_tokens` (V, C).
         case embedding
@@ -60,10 +61,12 @@ public struct LlamaTensorName: Equatable, Sendable {
     }
     /// The layer, nil for the embedding, final norm and head.
     public var layer: Int?
+    /// What the tensor is.
     public var role: Role
     /// What follows the module (`weight`, `bias`); empty for a module name.
     public var suffix: String
 
+    /// A name from its parts (`layer` set for norms and projections, nil otherwise).
     public init(layer: Int?, role: Role, suffix: String) {
         self.layer = layer; self.role = role; self.suffix = suffix
     }
@@ -95,14 +98,17 @@ public struct LlamaTensorName: Equatable, Sendable {
 public enum LlamaNames {
     /// Module prefix of every decoder layer (`model.layers.`), the layer number follows.
     public static let layersPrefix = "model.layers."
-    /// Token embedding module and tensor.
+    /// Token embedding module (V, C).
     public static let embeddingModule = "model.embed_tokens"
+    /// Token embedding tensor.
     public static let embedding = embeddingModule + ".weight"
-    /// Final norm module and tensor.
+    /// Final norm module (C).
     public static let finalNormModule = "model.norm"
+    /// Final norm tensor.
     public static let finalNorm = finalNormModule + ".weight"
-    /// Output head module and tensor.
+    /// Output head module (V, C); absent from a tied checkpoint.
     public static let headModule = "lm_head"
+    /// Output head tensor.
     public static let head = headModule + ".weight"
 
     /// The prefix of layer `l`'s names (`model.layers.l.`).
@@ -114,6 +120,7 @@ public enum LlamaNames {
     /// Layer `l`'s norm weight (`model.layers.l.input_layernorm.weight`).
     public static func norm(_ n: LlamaNorm, layer l: Int) -> String { layer(l) + n.module + ".weight" }
 
+    /// Layer `l`'s projection weights by role (`q(3)`: `model.layers.3.self_attn.q_proj.weight`).
     public static func q(_ l: Int) -> String { weight(.q, layer: l) }
     public static func k(_ l: Int) -> String { weight(.k, layer: l) }
     public static func v(_ l: Int) -> String { weight(.v, layer: l) }
