@@ -174,51 +174,37 @@ public enum GGUFImporter {
             linearRopeFactor: linear)
     }
 
+    /// llama.cpp's module names (`token_embd`, `blk.N.attn_q`) of the transformers tensor roles.
+    static let ggufModules: [(role: LlamaTensorName.Role, gguf: String)] = [
+        (.embedding, "token_embd"), (.finalNorm, "output_norm"), (.head, "output"),
+        (.norm(.input), "attn_norm"), (.norm(.postAttention), "ffn_norm"),
+        (.projection(.q), "attn_q"), (.projection(.k), "attn_k"), (.projection(.v), "attn_v"),
+        (.projection(.o), "attn_output"), (.projection(.gate), "ffn_gate"), (.projection(.up), "ffn_up"),
+        (.projection(.down), "ffn_down"),
+    ]
+
     /// transformers' name for a llama.cpp tensor name, or nil if it has none.
     public static func huggingFaceName(_ name: String) -> String? {
-        switch name {
-        case "token_embd.weight": return "model.embed_tokens.weight"
-        case "output_norm.weight": return "model.norm.weight"
-        case "output.weight": return "lm_head.weight"
-        default: break
-        }
         let parts = name.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count == 4, parts[0] == "blk", let n = Int(parts[1]), n >= 0, String(n) == parts[1],
-              parts[3] == "weight" || parts[3] == "bias" else { return nil }
-        let module: String
-        switch parts[2] {
-        case "attn_norm": module = "input_layernorm"
-        case "ffn_norm": module = "post_attention_layernorm"
-        case "attn_q": module = "self_attn.q_proj"
-        case "attn_k": module = "self_attn.k_proj"
-        case "attn_v": module = "self_attn.v_proj"
-        case "attn_output": module = "self_attn.o_proj"
-        case "ffn_gate": module = "mlp.gate_proj"
-        case "ffn_up": module = "mlp.up_proj"
-        case "ffn_down": module = "mlp.down_proj"
-        default: return nil
+        if parts.count == 2, parts[1] == "weight" {
+            guard let role = ggufModules.first(where: { $0.gguf == parts[0] })?.role else { return nil }
+            let t = LlamaTensorName(layer: nil, role: role, suffix: "weight")
+            return t.isLayerTensor ? nil : t.name
         }
-        return "model.layers.\(n).\(module).\(parts[3])"
+        guard parts.count == 4, parts[0] == "blk", let n = Int(parts[1]), n >= 0, String(n) == parts[1],
+              parts[3] == "weight" || parts[3] == "bias",
+              let role = ggufModules.first(where: { $0.gguf == parts[2] })?.role else { return nil }
+        let t = LlamaTensorName(layer: n, role: role, suffix: String(parts[3]))
+        return t.isLayerTensor ? t.name : nil
     }
 
     /// llama.cpp's name for a transformers llama tensor name (the inverse of
     /// `huggingFaceName`), for writers of GGUF files.
     public static func ggufName(_ hfName: String) -> String? {
-        switch hfName {
-        case "model.embed_tokens.weight": return "token_embd.weight"
-        case "model.norm.weight": return "output_norm.weight"
-        case "lm_head.weight": return "output.weight"
-        default: break
-        }
-        let modules = ["input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm",
-                       "self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
-                       "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
-                       "mlp.down_proj": "ffn_down"]
-        let parts = hfName.split(separator: ".", omittingEmptySubsequences: false)
-        guard parts.count >= 5, parts[0] == "model", parts[1] == "layers", let n = Int(parts[2]), String(n) == parts[2],
-              let last = parts.last, last == "weight" || last == "bias",
-              let module = modules[parts[3..<(parts.count - 1)].joined(separator: ".")] else { return nil }
-        return "blk.\(n).\(module).\(last)"
+        guard let t = LlamaNames.parse(hfName), t.suffix == "weight" || (t.isLayerTensor && t.suffix == "bias"),
+              let module = ggufModules.first(where: { $0.role == t.role })?.gguf else { return nil }
+        guard let n = t.layer else { return module + ".weight" }
+        return "blk.\(n).\(module).\(t.suffix)"
     }
 
     struct TensorPlan {
@@ -265,13 +251,10 @@ public enum GGUFImporter {
         }
         let names = Set(plans.map(\.hfName))
         var missing: [String] = []
-        for name in ["model.embed_tokens.weight", "model.norm.weight"] where !names.contains(name) { missing.append(name) }
+        for name in [LlamaNames.embedding, LlamaNames.finalNorm] where !names.contains(name) { missing.append(name) }
         for i in 0..<hp.layers {
-            for m in ["input_layernorm", "post_attention_layernorm", "self_attn.q_proj", "self_attn.k_proj",
-                      "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"] {
-                let n = "model.layers.\(i).\(m).weight"
-                if !names.contains(n) { missing.append(n) }
-            }
+            let layer = LlamaNorm.allCases.map { LlamaNames.norm($0, layer: i) } + LlamaProjection.allCases.map { LlamaNames.weight($0, layer: i) }
+            for n in layer where !names.contains(n) { missing.append(n) }
         }
         if !missing.isEmpty {
             throw InputError(path, "missing tensors: \(missing.prefix(5).joined(separator: ", "))\(missing.count > 5 ? " and \(missing.count - 5) more" : "")")

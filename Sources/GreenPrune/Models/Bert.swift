@@ -12,6 +12,30 @@ public struct BertLayerWeights {
     public var output: any LinearLayer             // (C, F) + bias   output.dense
     public var outputLayerNormWeight: FloatStorage // (C)
     public var outputLayerNormBias: FloatStorage   // (C)
+
+    /// The projection playing `role`.
+    public func linear(_ role: BertProjection) -> any LinearLayer {
+        switch role {
+        case .query: return query
+        case .key: return key
+        case .value: return value
+        case .attentionOutput: return attentionOutput
+        case .intermediate: return intermediate
+        case .output: return output
+        }
+    }
+
+    /// Replaces the projection playing `role`.
+    public mutating func setLinear(_ role: BertProjection, _ layer: any LinearLayer) {
+        switch role {
+        case .query: query = layer
+        case .key: key = layer
+        case .value: value = layer
+        case .attentionOutput: attentionOutput = layer
+        case .intermediate: intermediate = layer
+        case .output: output = layer
+        }
+    }
 }
 
 /// BERT parameters: embeddings (word, absolute position, token type, LayerNorm) and layers.

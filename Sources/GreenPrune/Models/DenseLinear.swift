@@ -47,6 +47,16 @@ public final class DenseLinear: LinearLayer {
         }
     }
 
+    public var computesOutputBands: Bool { true }
+
+    /// out += x · Wᵀ straight from sgemm (beta = 1) when there is no bias; a biased layer adds
+    /// through the caller's buffer.
+    public func forward(_ x: UnsafePointer<Float>, rows m: Int, addingInto out: UnsafeMutablePointer<Float>) -> Bool {
+        guard bias == nil else { return false }
+        matmulLinear(out, x, weight.pointer, m: m, n: outFeatures, k: inFeatures, accumulate: true)
+        return true
+    }
+
     /// Bytes of weight and bias (mapped pages included: they are resident once touched).
     public var residentBytes: Int { weight.byteCount + (bias?.byteCount ?? 0) }
 }

@@ -17,9 +17,48 @@ public protocol LinearLayer: AnyObject {
     /// the band; dense and weight-only quantized layers compute only the band.
     func forward(_ x: UnsafePointer<Float>, rows m: Int, outputs r: Range<Int>,
                  into out: UnsafeMutablePointer<Float>, ldo: Int)
+    /// Whether `forward(_:rows:outputs:into:ldo:)` computes only the band (dense and quantized
+    /// layers) rather than the whole product: callers then split wide products into bands to keep
+    /// their buffers small. False by default (e.g. calibration recorders see whole products).
+    var computesOutputBands: Bool { get }
+    /// out (M, outFeatures) += x (M, inFeatures) · Wᵀ + bias without a temporary of the caller's
+    /// (the residual add after o_proj and down_proj), returning true; or false, leaving `out`
+    /// untouched, when the layer cannot add in place (the caller adds through its own buffer).
+    /// False by default.
+    func forward(_ x: UnsafePointer<Float>, rows m: Int, addingInto out: UnsafeMutablePointer<Float>) -> Bool
+    /// Whether M rows of input packed once by this layer (`packInput`) can also feed `other`'s
+    /// products (q/k/v, gate/up): both take packed inputs of the same kind and width for M rows.
+    /// False by default.
+    func sharesPackedInput(with other: any LinearLayer, rows m: Int) -> Bool
+    /// x (M, inFeatures) converted once for several `forward(packed:outputs:into:ldo:)` calls
+    /// (quantized layers on AMX tiles round it to bf16 tiles), or nil when this layer multiplies
+    /// M plain rows only. Nil by default.
+    func packInput(_ x: UnsafePointer<Float>, rows m: Int) -> (any PackedLinearInput)?
+    /// out (M, r.count), stride `ldo` = x · W[r, :]ᵀ + b[r] from an input packed by this layer or
+    /// by one that `sharesPackedInput(with:)` this one.
+    func forward(packed: any PackedLinearInput, outputs r: Range<Int>, into out: UnsafeMutablePointer<Float>, ldo: Int)
+}
+
+/// An input a linear layer converted once so that several of its products (or those of layers
+/// that share its packed inputs) read it without converting it again.
+public protocol PackedLinearInput {
+    /// Rows M of the input.
+    var rows: Int { get }
 }
 
 extension LinearLayer {
+    public var computesOutputBands: Bool { false }
+
+    public func forward(_ x: UnsafePointer<Float>, rows m: Int, addingInto out: UnsafeMutablePointer<Float>) -> Bool { false }
+
+    public func sharesPackedInput(with other: any LinearLayer, rows m: Int) -> Bool { false }
+
+    public func packInput(_ x: UnsafePointer<Float>, rows m: Int) -> (any PackedLinearInput)? { nil }
+
+    public func forward(packed: any PackedLinearInput, outputs r: Range<Int>, into out: UnsafeMutablePointer<Float>, ldo: Int) {
+        preconditionFailure("\(Self.self) packs no inputs: forward(packed:) needs an input from packInput")
+    }
+
     public func forward(_ x: UnsafePointer<Float>, rows m: Int, outputs r: Range<Int>,
                         into out: UnsafeMutablePointer<Float>, ldo: Int) {
         forwardBandThroughFullProduct(x, rows: m, outputs: r, into: out, ldo: ldo)

@@ -220,26 +220,22 @@ public final class LlamaModel: TokenScorer {
     /// up projection can go in bands — dense and quantized layers compute a band directly; other
     /// layers, e.g. calibration recorders, see every call as a whole product — else `maxF`.
     private func upBufferWidth(_ layers: ArraySlice<LlamaLayerWeights>, maxF: Int) -> Int {
-        func banded(_ l: any LinearLayer) -> Bool { l is DenseLinear || l is QuantizedLinear }
-        return layers.allSatisfy({ banded($0.gateProj) && banded($0.upProj) }) ? min(maxF, mlpUpBand) : maxF
+        layers.allSatisfy({ $0.gateProj.computesOutputBands && $0.upProj.computesOutputBands }) ? min(maxF, mlpUpBand) : maxF
     }
 
     /// gate (rows, F) = silu(input · W_gateᵀ) ⊙ (input · W_upᵀ), the up product `band` columns at
-    /// a time into `up` (rows, band). On AMX the input is packed once for both layers.
+    /// a time into `up` (rows, band). When the two layers share packed inputs (quantized layers
+    /// on AMX) the input is packed once for both.
     private func gatedUpInBands(_ layer: LlamaLayerWeights, _ input: UnsafePointer<Float>, rows: Int,
                                 gate: UnsafeMutablePointer<Float>, up: UnsafeMutablePointer<Float>, band: Int) {
         let g = layer.gateProj, u = layer.upProj, f = g.outFeatures
-        var packed: QuantizedLinear.PackedInput? = nil
-        if let qg = g as? QuantizedLinear, let qu = u as? QuantizedLinear, qg.inFeatures == qu.inFeatures,
-           qg.usesAMX(rows: rows), qu.usesAMX(rows: rows) {
-            packed = qg.packInput(input, rows: rows)
-        }
-        if let packed, let qg = g as? QuantizedLinear { qg.forward(packed: packed, outputs: 0 ..< f, into: gate, ldo: f) }
+        let packed = g.sharesPackedInput(with: u, rows: rows) ? g.packInput(input, rows: rows) : nil
+        if let packed { g.forward(packed: packed, outputs: 0 ..< f, into: gate, ldo: f) }
         else { g.forward(input, rows: rows, into: gate) }
         var f0 = 0
         while f0 < f {
             let f1 = min(f, f0 + band), w = f1 - f0
-            if let packed, let qu = u as? QuantizedLinear { qu.forward(packed: packed, outputs: f0 ..< f1, into: up, ldo: w) }
+            if let packed { u.forward(packed: packed, outputs: f0 ..< f1, into: up, ldo: w) }
             else { u.forward(input, rows: rows, outputs: f0 ..< f1, into: up, ldo: w) }
             siluMulBand(gate + f0, ldg: f, up, rows: rows, width: w)
             f0 = f1
@@ -247,30 +243,25 @@ public final class LlamaModel: TokenScorer {
     }
 
     /// out_i (rows, out_i) = input (rows, in) · W_iᵀ (+ b_i) for projections that read the same
-    /// input (q/k/v, gate/up). When all are quantized layers on AMX tiles the input is packed
-    /// once for all of them.
+    /// input (q/k/v, gate/up). When all share packed inputs (quantized layers on AMX tiles) the
+    /// input is packed once for all of them.
     private func sharedInputProjections(_ projections: [(layer: any LinearLayer, out: UnsafeMutablePointer<Float>)],
                                         _ input: UnsafePointer<Float>, rows: Int) {
-        let quantized = projections.compactMap { $0.layer as? QuantizedLinear }
-        if quantized.count == projections.count, quantized.count > 1,
-           quantized.allSatisfy({ $0.inFeatures == quantized[0].inFeatures && $0.usesAMX(rows: rows) }),
-           let packed = quantized[0].packInput(input, rows: rows) {
-            for (q, p) in zip(quantized, projections) { q.forward(packed: packed, outputs: 0 ..< q.outFeatures, into: p.out, ldo: q.outFeatures) }
+        if projections.count > 1, let first = projections.first?.layer,
+           projections.dropFirst().allSatisfy({ first.sharesPackedInput(with: $0.layer, rows: rows) }),
+           let packed = first.packInput(input, rows: rows) {
+            for p in projections { p.layer.forward(packed: packed, outputs: 0 ..< p.layer.outFeatures, into: p.out, ldo: p.layer.outFeatures) }
             return
         }
         for p in projections { p.layer.forward(input, rows: rows, into: p.out) }
     }
 
-    /// x (rows, out) += input (rows, in) · Wᵀ (+ b): straight into the residual stream with
-    /// sgemm's beta = 1 for a bias-free dense layer or with a quantized layer's accumulating
-    /// product, else through a scratch buffer (dense biases).
+    /// x (rows, out) += input (rows, in) · Wᵀ (+ b): straight into the residual stream when the
+    /// layer adds in place (a bias-free dense layer's sgemm with beta = 1, a quantized layer's
+    /// accumulating product), else through a scratch buffer.
     private func addProjection(_ layer: any LinearLayer, _ input: UnsafePointer<Float>, rows: Int,
                                into x: UnsafeMutablePointer<Float>) {
-        if let d = layer as? DenseLinear, d.bias == nil {
-            matmulLinear(x, input, d.weight.pointer, m: rows, n: d.outFeatures, k: d.inFeatures, accumulate: true)
-        } else if let q = layer as? QuantizedLinear {
-            q.forward(input, rows: rows, into: x, accumulate: true)
-        } else {
+        if !layer.forward(input, rows: rows, addingInto: x) {
             let tmp = state.tmp.reserve(rows * layer.outFeatures)
             layer.forward(input, rows: rows, into: tmp)
             residualForward(x, tmp, count: rows * layer.outFeatures)
@@ -319,7 +310,6 @@ public final class LlamaModel: TokenScorer {
         var target = [Float](repeating: 0, count: pass), best = [Float](repeating: 0, count: pass)
         var bestIndex = [Int](repeating: 0, count: pass)
         var index = [Int](repeating: -1, count: pass), want = [Int](repeating: -1, count: pass)
-        let head = weights.lmHead as? QuantizedLinear
         var start = 0
         while start < computed {
             let m = min(pass, computed - start)
@@ -335,13 +325,14 @@ public final class LlamaModel: TokenScorer {
                 runMax[i] = -.infinity; runSum[i] = 0; best[i] = -.infinity; bestIndex[i] = -1; target[i] = .nan
                 want[i] = index[i] >= 0 ? targets[index[i]] : -1
             }
-            // A quantized head on AMX tiles packs the pass's rows once for all its tiles.
-            let packed = head?.packInput(input, rows: m)
+            // A head that packs inputs (quantized, on AMX tiles) packs the pass's rows once for
+            // all its tiles.
+            let packed = weights.lmHead.packInput(input, rows: m)
             var v0 = 0
             while v0 < vocab {
                 let v1 = min(vocab, v0 + tileCols), w = v1 - v0
                 profile.time("lm_head") {
-                    if let head, let packed { head.forward(packed: packed, outputs: v0 ..< v1, into: logits, ldo: w) }
+                    if let packed { weights.lmHead.forward(packed: packed, outputs: v0 ..< v1, into: logits, ldo: w) }
                     else { weights.lmHead.forward(input, rows: m, outputs: v0 ..< v1, into: logits, ldo: w) }
                 }
                 profile.time("log-softmax") {

@@ -48,8 +48,8 @@ public final class LlamaGradient {
             guard let t = state[name] else { throw InputError(name, "no such parameter for a gradient") }
             gradients[name] = GradBuffer(t.values.count)
         }
-        if !geometry.tiedEmbeddings && state["lm_head.weight"] == nil {
-            throw InputError("lm_head.weight", "missing and tie_word_embeddings is false")
+        if !geometry.tiedEmbeddings && state[LlamaNames.head] == nil {
+            throw InputError(LlamaNames.head, "missing and tie_word_embeddings is false")
         }
     }
 
@@ -68,15 +68,7 @@ public final class LlamaGradient {
 
     /// Every Llama parameter name this model has, in Hugging Face order.
     public static func parameterNames(layers: Int, tied: Bool) -> [String] {
-        var n = ["model.embed_tokens.weight"]
-        for l in 0..<layers {
-            n += [LlamaNames.q(l), LlamaNames.k(l), LlamaNames.v(l), LlamaNames.o(l),
-                  LlamaNames.gate(l), LlamaNames.up(l), LlamaNames.down(l),
-                  LlamaNames.layer(l) + "input_layernorm.weight", LlamaNames.layer(l) + "post_attention_layernorm.weight"]
-        }
-        n.append("model.norm.weight")
-        if !tied { n.append("lm_head.weight") }
-        return n
+        LlamaNames.parameterNames(layers: layers, tied: tied)
     }
 
     private func weight<R>(_ name: String, _ body: (UnsafePointer<Float>) -> R) throws -> R {
@@ -167,13 +159,12 @@ public final class LlamaGradient {
         let ws = workspaceFor(b: b, t: t)
         try ids.withUnsafeBufferPointer { idp in
             guard let idBase = idp.baseAddress else { return }
-            try weight("model.embed_tokens.weight") { embeddingForward(ws.resid[0].pointer, ids: idBase, table: $0, n: n, c: c) }
+            try weight(LlamaNames.embedding) { embeddingForward(ws.resid[0].pointer, ids: idBase, table: $0, n: n, c: c) }
         }
         for (l, dims) in g.layers.enumerated() {
             let h = dims.numHeads, kv = dims.numKVHeads, f = dims.intermediate
             let a = ws.acts[l]
-            let p = LlamaNames.layer(l)
-            try weight(p + "input_layernorm.weight") { rmsnormForward(a.ln1.pointer, a.rstd1.pointer, a.x.pointer, $0, n: n, c: c, eps: rmsEps) }
+            try weight(LlamaNames.norm(.input, layer: l)) { rmsnormForward(a.ln1.pointer, a.rstd1.pointer, a.x.pointer, $0, n: n, c: c, eps: rmsEps) }
             try weight(LlamaNames.q(l)) { matmulLinear(a.q.pointer, a.ln1.pointer, $0, m: n, n: h * d, k: c) }
             try weight(LlamaNames.k(l)) { matmulLinear(a.k.pointer, a.ln1.pointer, $0, m: n, n: kv * d, k: c) }
             try weight(LlamaNames.v(l)) { matmulLinear(a.v.pointer, a.ln1.pointer, $0, m: n, n: kv * d, k: c) }
@@ -188,7 +179,7 @@ public final class LlamaGradient {
             try weight(LlamaNames.o(l)) { matmulLinear(a.x1.pointer, a.y.pointer, $0, m: n, n: c, k: h * d) }
             try addBiasIfPresent(LlamaNames.o(l), a.x1.pointer, n: n)
             residualForward(a.x1.pointer, a.x.pointer, count: n * c)
-            try weight(p + "post_attention_layernorm.weight") { rmsnormForward(a.ln2.pointer, a.rstd2.pointer, a.x1.pointer, $0, n: n, c: c, eps: rmsEps) }
+            try weight(LlamaNames.norm(.postAttention, layer: l)) { rmsnormForward(a.ln2.pointer, a.rstd2.pointer, a.x1.pointer, $0, n: n, c: c, eps: rmsEps) }
             try weight(LlamaNames.gate(l)) { matmulLinear(a.gate.pointer, a.ln2.pointer, $0, m: n, n: f, k: c) }
             try weight(LlamaNames.up(l)) { matmulLinear(a.up.pointer, a.ln2.pointer, $0, m: n, n: f, k: c) }
             try addBiasIfPresent(LlamaNames.gate(l), a.gate.pointer, n: n)
@@ -241,8 +232,8 @@ public final class LlamaGradient {
         let (cos, sin) = ropeTablesFor(t: t)
         // Lowest layer whose backward is needed.
         var lowest = g.layers.count
-        if gradients["model.embed_tokens.weight"] != nil { lowest = 0 }
-        for name in gradients.keys { if let l = Surgery.layerIndex(name) { lowest = min(lowest, l) } }
+        if gradients[LlamaNames.embedding] != nil { lowest = 0 }
+        for name in gradients.keys { if let l = LlamaNames.layerIndex(name) { lowest = min(lowest, l) } }
         let ws = try forward(ids: ids, b: b, t: t, cos: cos.pointer, sin: sin.pointer, hidden: { _, _, _ in })
         let xL = ws.resid[g.layers.count]
         // Buffers the backward accumulates into start at 0.
@@ -250,11 +241,11 @@ public final class LlamaGradient {
 
         // Final norm and head, predicted rows only: sample s, positions 0 ..< T−1.
         let lnf = ws.lnf, rstdf = ws.rstdf
-        try weight("model.norm.weight") { rmsnormForward(lnf.pointer, rstdf.pointer, xL.pointer, $0, n: n, c: c, eps: rmsEps) }
+        try weight(LlamaNames.finalNorm) { rmsnormForward(lnf.pointer, rstdf.pointer, xL.pointer, $0, n: n, c: c, eps: rmsEps) }
         let rowsPer = t - 1, m = b * rowsPer
         let logits = ws.logits
         var targets = [Int32](repeating: 0, count: m)
-        let headName = g.tiedEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight"
+        let headName = g.tiedEmbeddings ? LlamaNames.embedding : LlamaNames.head
         try weight(headName) { e in
             for s in 0..<b {
                 matmulLinear(logits.pointer + s * rowsPer * vocab, lnf.pointer + s * t * c, e, m: rowsPer, n: vocab, k: c)
@@ -275,14 +266,13 @@ public final class LlamaGradient {
         }
         let dx = ws.dx
         zero(dx, n * c)
-        try weight("model.norm.weight") { rmsnormBackward(dx.pointer, grad("model.norm.weight"), dlnf.pointer, xL.pointer, $0, rstdf.pointer, n: n, c: c) }
+        try weight(LlamaNames.finalNorm) { rmsnormBackward(dx.pointer, grad(LlamaNames.finalNorm), dlnf.pointer, xL.pointer, $0, rstdf.pointer, n: n, c: c) }
 
         // Layers in reverse, down to the lowest one needed.
         let scratch = ws.scratch
         for l in stride(from: g.layers.count - 1, through: lowest, by: -1) {
             let a = ws.acts[l]
             let dims = g.layers[l], h = dims.numHeads, kv = dims.numKVHeads, f = dims.intermediate
-            let p = LlamaNames.layer(l)
             // dx holds ∂/∂(layer output); the residual passes it to x1 unchanged.
             let dx1 = dx
             let dact = ws.dact
@@ -299,8 +289,8 @@ public final class LlamaGradient {
             try weight(LlamaNames.up(l)) { matmulLinearBackward(dln2.pointer, grad(LlamaNames.up(l)), dup.pointer, a.ln2.pointer, $0, m: n, n: f, k: c) }
             try biasBackward(LlamaNames.gate(l), dgate.pointer, n: n)
             try biasBackward(LlamaNames.up(l), dup.pointer, n: n)
-            try weight(p + "post_attention_layernorm.weight") {
-                rmsnormBackward(dx1.pointer, grad(p + "post_attention_layernorm.weight"), dln2.pointer, a.x1.pointer, $0, a.rstd2.pointer, n: n, c: c)
+            try weight(LlamaNames.norm(.postAttention, layer: l)) {
+                rmsnormBackward(dx1.pointer, grad(LlamaNames.norm(.postAttention, layer: l)), dln2.pointer, a.x1.pointer, $0, a.rstd2.pointer, n: n, c: c)
             }
             // Attention: dx1 flows to x through the residual and through o_proj ∘ attention.
             let dy = ws.dy
@@ -324,11 +314,11 @@ public final class LlamaGradient {
             try biasBackward(LlamaNames.q(l), dq.pointer, n: n)
             try biasBackward(LlamaNames.k(l), dk.pointer, n: n)
             try biasBackward(LlamaNames.v(l), dv.pointer, n: n)
-            try weight(p + "input_layernorm.weight") {
-                rmsnormBackward(dx1.pointer, grad(p + "input_layernorm.weight"), dln1.pointer, a.x.pointer, $0, a.rstd1.pointer, n: n, c: c)
+            try weight(LlamaNames.norm(.input, layer: l)) {
+                rmsnormBackward(dx1.pointer, grad(LlamaNames.norm(.input, layer: l)), dln1.pointer, a.x.pointer, $0, a.rstd1.pointer, n: n, c: c)
             }
         }
-        if lowest == 0, let de = grad("model.embed_tokens.weight") {
+        if lowest == 0, let de = grad(LlamaNames.embedding) {
             ids.withUnsafeBufferPointer { embeddingBackward(de, dx.pointer, ids: $0.baseAddress!, n: n, c: c) }
         }
         return loss
@@ -349,9 +339,9 @@ public final class LlamaGradient {
         let xL = try forward(ids: ids, b: b, t: t, cos: cos.pointer, sin: sin.pointer, hidden: { _, _, _ in }).resid[geometry.layers.count]
         let n = b * t, c = geometry.hidden
         let lnf = GradBuffer(n * c)
-        try weight("model.norm.weight") { rmsnormForward(lnf.pointer, nil, xL.pointer, $0, n: n, c: c, eps: rmsEps) }
+        try weight(LlamaNames.finalNorm) { rmsnormForward(lnf.pointer, nil, xL.pointer, $0, n: n, c: c, eps: rmsEps) }
         var out = [Float](repeating: 0, count: n * geometry.vocab)
-        try weight(geometry.tiedEmbeddings ? "model.embed_tokens.weight" : "lm_head.weight") { e in
+        try weight(geometry.tiedEmbeddings ? LlamaNames.embedding : LlamaNames.head) { e in
             out.withUnsafeMutableBufferPointer { matmulLinear($0.baseAddress!, lnf.pointer, e, m: n, n: geometry.vocab, k: c) }
         }
         return out

@@ -33,30 +33,49 @@ public struct LlamaLayerWeights {
     /// MLP width F_l.
     public var intermediateSize: Int { gateProj.outFeatures }
 
-    /// The layer's linear layers with their checkpoint suffixes (`self_attn.q_proj`, …).
+    /// The layer's linear layers with their checkpoint suffixes (`self_attn.q_proj`, …), in
+    /// `LlamaProjection` order.
     public var linears: [(name: String, layer: any LinearLayer)] {
-        [("self_attn.q_proj", qProj), ("self_attn.k_proj", kProj), ("self_attn.v_proj", vProj),
-         ("self_attn.o_proj", oProj), ("mlp.gate_proj", gateProj), ("mlp.up_proj", upProj),
-         ("mlp.down_proj", downProj)]
+        LlamaProjection.allCases.map { ($0.module, linear($0)) }
     }
 
-    /// Replaces the projection named as in `linears` (`self_attn.q_proj` … `mlp.down_proj`).
-    public mutating func setLinear(_ name: String, _ layer: any LinearLayer) {
-        switch name {
-        case "self_attn.q_proj": qProj = layer
-        case "self_attn.k_proj": kProj = layer
-        case "self_attn.v_proj": vProj = layer
-        case "self_attn.o_proj": oProj = layer
-        case "mlp.gate_proj": gateProj = layer
-        case "mlp.up_proj": upProj = layer
-        case "mlp.down_proj": downProj = layer
-        default: preconditionFailure("LlamaLayerWeights.setLinear: no projection named \(name)")
+    /// The projection playing `role`.
+    public func linear(_ role: LlamaProjection) -> any LinearLayer {
+        switch role {
+        case .q: return qProj
+        case .k: return kProj
+        case .v: return vProj
+        case .o: return oProj
+        case .gate: return gateProj
+        case .up: return upProj
+        case .down: return downProj
+        }
+    }
+
+    /// Replaces the projection playing `role`.
+    public mutating func setLinear(_ role: LlamaProjection, _ layer: any LinearLayer) {
+        switch role {
+        case .q: qProj = layer
+        case .k: kProj = layer
+        case .v: vProj = layer
+        case .o: oProj = layer
+        case .gate: gateProj = layer
+        case .up: upProj = layer
+        case .down: downProj = layer
+        }
+    }
+
+    /// The norm `n`'s weight (C).
+    public func norm(_ n: LlamaNorm) -> FloatStorage {
+        switch n {
+        case .input: return inputLayernorm
+        case .postAttention: return postAttentionLayernorm
         }
     }
 }
 
 /// All parameters of a Llama-family model, as plain structs of buffers (llm.c's
-/// `ParameterTensors`). Checkpoint names map one-to-one: `embedTokens` ↔
+/// `ParameterTensors`). Checkpoint names (`LlamaNames`) map one-to-one: `embedTokens` ↔
 /// `model.embed_tokens.weight`, `layers[i].qProj` ↔ `model.layers.i.self_attn.q_proj`, …
 public struct LlamaWeights {
     /// (V, C) float table; empty when the checkpoint stores the embedding only quantized.
@@ -92,21 +111,20 @@ public struct LlamaWeights {
         guard embeddingRows == nil || embedTokens.count == embeddingCount else { return nil }
         var out: [(String, [Int], FloatStorage)] = []
         let c = hiddenSize
-        out.append(("model.embed_tokens.weight", [embedTokens.count / max(c, 1), c], embedTokens))
+        out.append((LlamaNames.embedding, [embedTokens.count / max(c, 1), c], embedTokens))
         for (i, l) in layers.enumerated() {
-            let p = "model.layers.\(i)."
-            out.append((p + "input_layernorm.weight", [c], l.inputLayernorm))
-            out.append((p + "post_attention_layernorm.weight", [c], l.postAttentionLayernorm))
-            for (name, lin) in l.linears {
-                guard let d = lin as? DenseLinear else { return nil }
-                out.append((p + name + ".weight", [d.outFeatures, d.inFeatures], d.weight))
-                if let b = d.bias { out.append((p + name + ".bias", [d.outFeatures], b)) }
+            for n in LlamaNorm.allCases { out.append((LlamaNames.norm(n, layer: i), [c], l.norm(n))) }
+            for role in LlamaProjection.allCases {
+                guard let d = l.linear(role) as? DenseLinear else { return nil }
+                let weight = LlamaNames.weight(role, layer: i)
+                out.append((weight, [d.outFeatures, d.inFeatures], d.weight))
+                if let b = d.bias { out.append((LlamaNames.bias(weight), [d.outFeatures], b)) }
             }
         }
-        out.append(("model.norm.weight", [c], norm))
+        out.append((LlamaNames.finalNorm, [c], norm))
         if !tied {
             guard let h = lmHead as? DenseLinear else { return nil }
-            out.append(("lm_head.weight", [h.outFeatures, h.inFeatures], h.weight))
+            out.append((LlamaNames.head, [h.outFeatures, h.inFeatures], h.weight))
         }
         return out
     }

@@ -35,13 +35,7 @@ public enum ModelDirectoryCheck {
     /// The layer index in `name` (`model.layers.7.…` for a decoder, `[bert.]encoder.layer.7.…`
     /// for an encoder), or nil for a tensor outside the layers.
     public static func layerIndex(_ name: String, family: ModelFamily) -> Int? {
-        let prefixes = family == .llama ? ["model.layers."] : ["encoder.layer.", "bert.encoder.layer."]
-        guard let p = prefixes.first(where: { name.hasPrefix($0) }) else { return nil }
-        let rest = name.dropFirst(p.count)
-        guard let dot = rest.firstIndex(of: ".") else { return nil }
-        let digits = rest[..<dot]
-        guard let i = Int(digits), i >= 0, String(i) == digits else { return nil }
-        return i
+        family == .llama ? LlamaNames.layerIndex(name) : BertNames.layerIndex(name)
     }
 
     /// Throws unless the checkpoint's layers are exactly 0..<numLayers.

@@ -202,49 +202,50 @@ public enum ModelLoader {
         let C = c.hiddenSize, D = c.headDim
         // A quantized table loads as a QuantizedLinear read row by row, never as floats.
         var quantizedEmbed: (any LinearLayer)? = nil
-        if checkpoint.info("model.embed_tokens.weight_scale") != nil { quantizedEmbed = try ledger.linear("model.embed_tokens") }
-        let vocab = quantizedEmbed?.outFeatures ?? checkpoint.info("model.embed_tokens.weight")?.shape.first ?? c.vocabSize
-        if let q = quantizedEmbed { ledger.expectShape("model.embed_tokens.weight", [q.outFeatures, q.inFeatures], [vocab, C]) }
-        let embed = quantizedEmbed == nil ? try ledger.tensor("model.embed_tokens.weight", [vocab, C]) : FloatStorage(zeros: 0)
+        if checkpoint.info(LlamaNames.embeddingModule + ".weight_scale") != nil { quantizedEmbed = try ledger.linear(LlamaNames.embeddingModule) }
+        let vocab = quantizedEmbed?.outFeatures ?? checkpoint.info(LlamaNames.embedding)?.shape.first ?? c.vocabSize
+        if let q = quantizedEmbed { ledger.expectShape(LlamaNames.embedding, [q.outFeatures, q.inFeatures], [vocab, C]) }
+        let embed = quantizedEmbed == nil ? try ledger.tensor(LlamaNames.embedding, [vocab, C]) : FloatStorage(zeros: 0)
         var layers: [LlamaLayerWeights] = []
         for i in 0..<c.numLayers {
-            let p = "model.layers.\(i)."
-            let ln1 = try ledger.tensor(p + "input_layernorm.weight", [C])
-            let ln2 = try ledger.tensor(p + "post_attention_layernorm.weight", [C])
-            let q = try ledger.linear(p + "self_attn.q_proj")
-            let k = try ledger.linear(p + "self_attn.k_proj")
-            let v = try ledger.linear(p + "self_attn.v_proj")
-            let o = try ledger.linear(p + "self_attn.o_proj")
-            let g = try ledger.linear(p + "mlp.gate_proj")
-            let u = try ledger.linear(p + "mlp.up_proj")
-            let dn = try ledger.linear(p + "mlp.down_proj")
-            guard let ln1, let ln2, let q, let k, let v, let o, let g, let u, let dn else { continue }
+            let ln1 = try ledger.tensor(LlamaNames.norm(.input, layer: i), [C])
+            let ln2 = try ledger.tensor(LlamaNames.norm(.postAttention, layer: i), [C])
+            let linears = try LlamaProjection.allCases.map { try ledger.linear(LlamaNames.module($0, layer: i)) }
+            let present = linears.compactMap { $0 }
+            guard let ln1, let ln2, present.count == linears.count else { continue }
+            let q = present[0], k = present[1], v = present[2], o = present[3], g = present[4], u = present[5], dn = present[6]
             // Per-layer dims from the shapes: H_l·D = q rows, G_l·D = k rows, F_l = gate rows.
             let qw = q.outFeatures, kvw = k.outFeatures, f = g.outFeatures
             if qw % D != 0 || kvw % D != 0 {
-                ledger.shapeErrors.append("\(p)self_attn q/k rows \(qw)/\(kvw) are not multiples of head_dim \(D)")
+                ledger.shapeErrors.append("layer \(i): q/k rows \(qw)/\(kvw) are not multiples of head_dim \(D)")
             } else if (kvw == 0) != (qw == 0) || (kvw > 0 && (qw / D) % (kvw / D) != 0) {
-                ledger.shapeErrors.append("\(p)self_attn has \(qw / D) query heads, not a multiple of its \(kvw / D) key/value heads")
+                ledger.shapeErrors.append("layer \(i): \(qw / D) query heads, not a multiple of its \(kvw / D) key/value heads")
             }
-            ledger.expectShape(p + "self_attn.q_proj.weight", [q.outFeatures, q.inFeatures], [qw, C])
-            ledger.expectShape(p + "self_attn.k_proj.weight", [k.outFeatures, k.inFeatures], [kvw, C])
-            ledger.expectShape(p + "self_attn.v_proj.weight", [v.outFeatures, v.inFeatures], [kvw, C])
-            ledger.expectShape(p + "self_attn.o_proj.weight", [o.outFeatures, o.inFeatures], [C, qw])
-            ledger.expectShape(p + "mlp.gate_proj.weight", [g.outFeatures, g.inFeatures], [f, C])
-            ledger.expectShape(p + "mlp.up_proj.weight", [u.outFeatures, u.inFeatures], [f, C])
-            ledger.expectShape(p + "mlp.down_proj.weight", [dn.outFeatures, dn.inFeatures], [C, f])
-            ledger.expectBias(p + "self_attn.q_proj", q, required: c.qkvBias)
-            ledger.expectBias(p + "self_attn.k_proj", k, required: c.qkvBias)
-            ledger.expectBias(p + "self_attn.v_proj", v, required: c.qkvBias)
-            ledger.expectBias(p + "self_attn.o_proj", o, required: c.outputBias)
-            for (name, lin) in [("mlp.gate_proj", g), ("mlp.up_proj", u), ("mlp.down_proj", dn)] {
-                ledger.expectBias(p + name, lin, required: c.mlpBias)
+            for (role, lin) in zip(LlamaProjection.allCases, present) {
+                let expected: [Int]
+                switch role {
+                case .q: expected = [qw, C]
+                case .k, .v: expected = [kvw, C]
+                case .o: expected = [C, qw]
+                case .gate, .up: expected = [f, C]
+                case .down: expected = [C, f]
+                }
+                ledger.expectShape(LlamaNames.weight(role, layer: i), [lin.outFeatures, lin.inFeatures], expected)
+            }
+            for (role, lin) in zip(LlamaProjection.allCases, present) {
+                let required: Bool
+                switch role {
+                case .q, .k, .v: required = c.qkvBias
+                case .o: required = c.outputBias
+                case .gate, .up, .down: required = c.mlpBias
+                }
+                ledger.expectBias(LlamaNames.module(role, layer: i), lin, required: required)
             }
             layers.append(LlamaLayerWeights(inputLayernorm: ln1, qProj: q, kProj: k, vProj: v, oProj: o,
                                             postAttentionLayernorm: ln2, gateProj: g, upProj: u, downProj: dn,
                                             headDim: D))
         }
-        let norm = try ledger.tensor("model.norm.weight", [C])
+        let norm = try ledger.tensor(LlamaNames.finalNorm, [C])
         var head: (any LinearLayer)?
         // A tied checkpoint may still carry lm_head.weight (ignored, as transformers does).
         let tied = c.tieWordEmbeddings
@@ -253,19 +254,19 @@ public enum ModelLoader {
             // vLLM and transformers tie lm_head to the embedding and skip any lm_head tensors, so
             // a quantized one here would be silently dropped: refuse it (GreenPrune unties the
             // config when it quantizes the head of a tied model).
-            if checkpoint.info("lm_head.weight_scale") != nil {
+            if checkpoint.info(LlamaNames.headModule + ".weight_scale") != nil {
                 throw InputError(checkpoint.files.first?.url.deletingLastPathComponent().appendingPathComponent("config.json").path ?? "config.json",
-                                 "tie_word_embeddings is true but the checkpoint has a quantized lm_head, which vLLM and transformers would ignore; set tie_word_embeddings to false to use it")
+                                 "tie_word_embeddings is true but the checkpoint has a quantized \(LlamaNames.headModule), which vLLM and transformers would ignore; set tie_word_embeddings to false to use it")
             }
             if let q = quantizedEmbed { head = q }
             else if let embed { head = DenseLinear(weight: embed, outFeatures: vocab, inFeatures: C) }
-            if let h = checkpoint.info("lm_head.weight") { ledger.expectShape("lm_head.weight", h.shape, [vocab, C]) }
+            if let h = checkpoint.info(LlamaNames.head) { ledger.expectShape(LlamaNames.head, h.shape, [vocab, C]) }
         } else {
-            head = try ledger.linear("lm_head")
-            if let head { ledger.expectShape("lm_head.weight", [head.outFeatures, head.inFeatures], [vocab, C]) }
+            head = try ledger.linear(LlamaNames.headModule)
+            if let head { ledger.expectShape(LlamaNames.head, [head.outFeatures, head.inFeatures], [vocab, C]) }
         }
         try ledger.finish(ignoring: { name in
-            (tied && name == "lm_head.weight") || name.hasSuffix(".rotary_emb.inv_freq")
+            (tied && name == LlamaNames.head) || name.hasSuffix(".rotary_emb.inv_freq")
         }, family: c.modelType)
         guard let embed, let norm, let head, layers.count == c.numLayers else {
             throw InputError(checkpoint.files.first?.url.path ?? "checkpoint", "incomplete llama checkpoint")
@@ -279,7 +280,7 @@ public enum ModelLoader {
     /// `embeddings.position_ids` buffer are ignored, as sentence-transformers does.
     public static func loadBertWeights(_ checkpoint: SafeTensorsReader, config c: BertConfig) throws -> BertWeights {
         let ledger = NameLedger(checkpoint)
-        let prefix = checkpoint.info("bert.embeddings.word_embeddings.weight") != nil ? "bert." : ""
+        let prefix = checkpoint.info(BertNames.modelPrefix + BertNames.wordEmbeddings) != nil ? BertNames.modelPrefix : ""
         let C = c.hiddenSize, F = c.intermediateSize
         func t(_ name: String, _ shape: [Int]) throws -> FloatStorage? { try ledger.tensor(prefix + name, shape) }
         func lin(_ name: String, _ out: Int, _ inp: Int) throws -> (any LinearLayer)? {
@@ -288,21 +289,22 @@ public enum ModelLoader {
             ledger.expectBias(prefix + name, l, required: true)
             return l
         }
-        let word = try t("embeddings.word_embeddings.weight", [c.vocabSize, C])
-        let pos = try t("embeddings.position_embeddings.weight", [c.maxPositions, C])
-        let type = try t("embeddings.token_type_embeddings.weight", [c.typeVocabSize, C])
-        let lnw = try t("embeddings.LayerNorm.weight", [C]), lnb = try t("embeddings.LayerNorm.bias", [C])
+        let word = try t(BertNames.wordEmbeddings, [c.vocabSize, C])
+        let pos = try t(BertNames.positionEmbeddings, [c.maxPositions, C])
+        let type = try t(BertNames.tokenTypeEmbeddings, [c.typeVocabSize, C])
+        let lnw = try t(BertNames.embeddingsLayerNorm + ".weight", [C]), lnb = try t(BertNames.embeddingsLayerNorm + ".bias", [C])
         var layers: [BertLayerWeights] = []
         for i in 0..<c.numLayers {
-            let p = "encoder.layer.\(i)."
-            let q = try lin(p + "attention.self.query", C, C)
-            let k = try lin(p + "attention.self.key", C, C)
-            let v = try lin(p + "attention.self.value", C, C)
-            let o = try lin(p + "attention.output.dense", C, C)
-            let aw = try t(p + "attention.output.LayerNorm.weight", [C]), ab = try t(p + "attention.output.LayerNorm.bias", [C])
-            let inter = try lin(p + "intermediate.dense", F, C)
-            let out = try lin(p + "output.dense", C, F)
-            let ow = try t(p + "output.LayerNorm.weight", [C]), ob = try t(p + "output.LayerNorm.bias", [C])
+            let q = try lin(BertNames.module(.query, layer: i), C, C)
+            let k = try lin(BertNames.module(.key, layer: i), C, C)
+            let v = try lin(BertNames.module(.value, layer: i), C, C)
+            let o = try lin(BertNames.module(.attentionOutput, layer: i), C, C)
+            let an = BertNames.attentionLayerNorm(layer: i)
+            let aw = try t(an + ".weight", [C]), ab = try t(an + ".bias", [C])
+            let inter = try lin(BertNames.module(.intermediate, layer: i), F, C)
+            let out = try lin(BertNames.module(.output, layer: i), C, F)
+            let on = BertNames.outputLayerNorm(layer: i)
+            let ow = try t(on + ".weight", [C]), ob = try t(on + ".bias", [C])
             guard let q, let k, let v, let o, let aw, let ab, let inter, let out, let ow, let ob else { continue }
             layers.append(BertLayerWeights(query: q, key: k, value: v, attentionOutput: o,
                                            attentionLayerNormWeight: aw, attentionLayerNormBias: ab,
@@ -311,7 +313,7 @@ public enum ModelLoader {
         }
         try ledger.finish(ignoring: { name in
             let n = name.hasPrefix(prefix) ? String(name.dropFirst(prefix.count)) : name
-            return n == "embeddings.position_ids" || n.hasPrefix("pooler.")
+            return n == BertNames.positionIDs || n.hasPrefix(BertNames.poolerPrefix)
         }, family: "bert")
         guard let word, let pos, let type, let lnw, let lnb, layers.count == c.numLayers else {
             throw InputError(checkpoint.files.first?.url.path ?? "checkpoint", "incomplete bert checkpoint")

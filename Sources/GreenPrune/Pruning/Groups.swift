@@ -44,14 +44,14 @@ public struct PruneGeometry: Equatable, Sendable {
     /// Reads the per-layer widths from the tensor shapes (q/k rows ÷ headDim, gate rows), so a
     /// model pruned unevenly is described by its weights alone.
     public init(state: StateDict, headDim: Int, tiedEmbeddings: Bool) throws {
-        guard let emb = state["model.embed_tokens.weight"], emb.shape.count == 2 else {
-            throw InputError("model.embed_tokens.weight", "missing or not 2-D")
+        guard let emb = state[LlamaNames.embedding], emb.shape.count == 2 else {
+            throw InputError(LlamaNames.embedding, "missing or not 2-D")
         }
         var l = 0
         var layers: [BlockDims] = []
         while let q = state[LlamaNames.q(l)] {
             guard let k = state[LlamaNames.k(l)], let g = state[LlamaNames.gate(l)] else {
-                throw InputError(LlamaNames.layer(l), "k_proj or gate_proj missing")
+                throw InputError(state[LlamaNames.k(l)] == nil ? LlamaNames.k(l) : LlamaNames.gate(l), "missing")
             }
             guard q.rows % headDim == 0, k.rows % headDim == 0, k.rows > 0,
                   (q.rows / headDim) % (k.rows / headDim) == 0 else {

@@ -31,7 +31,7 @@ public struct PrunableModel {
             let f = try reader.floats(name)
             state[name] = StateTensor(shape: info.shape, values: Array(UnsafeBufferPointer(start: f.pointer, count: f.count)))
         }
-        if config.tieWordEmbeddings { state.removeValue(forKey: "lm_head.weight") }
+        if config.tieWordEmbeddings { state.removeValue(forKey: LlamaNames.head) }
         let geometry = try PruneGeometry(state: state, headDim: config.headDim, tiedEmbeddings: config.tieWordEmbeddings)
         guard geometry.layers.count == config.numLayers else {
             throw InputError(dir.path, "config.json says \(config.numLayers) layers, the weights have \(geometry.layers.count)")

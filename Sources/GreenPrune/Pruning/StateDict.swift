@@ -48,19 +48,3 @@ public struct StateTensor: Equatable, Sendable {
 
 /// A checkpoint as a map from Hugging Face parameter name to tensor.
 public typealias StateDict = [String: StateTensor]
-
-/// Hugging Face Llama parameter names.
-public enum LlamaNames {
-    public static func layer(_ l: Int) -> String { "model.layers.\(l)." }
-    public static func q(_ l: Int) -> String { layer(l) + "self_attn.q_proj.weight" }
-    public static func k(_ l: Int) -> String { layer(l) + "self_attn.k_proj.weight" }
-    public static func v(_ l: Int) -> String { layer(l) + "self_attn.v_proj.weight" }
-    public static func o(_ l: Int) -> String { layer(l) + "self_attn.o_proj.weight" }
-    public static func gate(_ l: Int) -> String { layer(l) + "mlp.gate_proj.weight" }
-    public static func up(_ l: Int) -> String { layer(l) + "mlp.up_proj.weight" }
-    public static func down(_ l: Int) -> String { layer(l) + "mlp.down_proj.weight" }
-    /// The bias that sits beside a `.weight` name (present only with attention_bias / mlp_bias).
-    public static func bias(_ weight: String) -> String {
-        String(weight.dropLast("weight".count)) + "bias"
-    }
-}

@@ -45,13 +45,13 @@ public enum Surgery {
         var out: StateDict = [:]
         var newIndex: [Int: Int] = [:]
         var next = 0
-        let layers = Set(state.keys.compactMap(layerIndex)).sorted()
+        let layers = Set(state.keys.compactMap(LlamaNames.layerIndex)).sorted()
         for l in layers where !removed.contains(l) {
             newIndex[l] = next
             next += 1
         }
         for (name, t) in state {
-            if let l = layerIndex(name) {
+            if let l = LlamaNames.layerIndex(name) {
                 guard let n = newIndex[l] else { continue }
                 out[LlamaNames.layer(n) + name.dropFirst(LlamaNames.layer(l).count)] = t
             } else {
@@ -59,13 +59,6 @@ public enum Surgery {
             }
         }
         return out
-    }
-
-    /// The layer number of `model.layers.N.…`, else nil.
-    static func layerIndex(_ name: String) -> Int? {
-        let prefix = "model.layers."
-        guard name.hasPrefix(prefix) else { return nil }
-        return Int(name.dropFirst(prefix.count).prefix { $0 != "." })
     }
 
     /// Key of config.json that lists per-layer widths when layers differ:

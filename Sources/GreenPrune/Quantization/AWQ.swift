@@ -159,44 +159,45 @@ public enum AWQ {
         var choices: [String: Choice] = [:]
         let layerCount = m.weights.layers.count
         // o_proj is clipped only (see the type's comment).
-        let groups = [["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"], ["self_attn.o_proj"],
-                      ["mlp.gate_proj", "mlp.up_proj"], ["mlp.down_proj"]]
-        let lastNeeded = (0 ..< layerCount).last { i in groups.joined().contains { modules.contains("model.layers.\(i).\($0)") } } ?? -1
+        let groups = LlamaProjection.inputGroups
+        let lastNeeded = (0 ..< layerCount).last { i in LlamaProjection.allCases.contains { modules.contains(LlamaNames.module($0, layer: i)) } } ?? -1
         let bar = progress ? ProgressBar("awq layers", total: max(lastNeeded + 1, 0), unit: "layers") : nil
         for i in 0 ..< lastNeeded + 1 {
-            let p = "model.layers.\(i)."
+            func module(_ r: LlamaProjection) -> String { LlamaNames.module(r, layer: i) }
+            func weight(_ r: LlamaProjection) -> String { LlamaNames.weight(r, layer: i) }
             let original = m.weights.layers[i]
-            let wanted = groups.filter { g in g.contains { modules.contains(p + $0) } && (o.clip || g[0] != "self_attn.o_proj") }
+            let wanted = groups.filter { g in g.contains { modules.contains(module($0)) } && (o.clip || g[0] != .o) }
             if !wanted.isEmpty {
                 var layer = original
-                var grams: [String: HessianAccumulator] = [:]
+                var grams: [LlamaProjection: HessianAccumulator] = [:]
                 for g in wanted {
-                    let acc = HessianAccumulator(cols: original.linears.first { $0.name == g[0] }!.layer.inFeatures)
+                    let acc = HessianAccumulator(cols: original.linear(g[0]).inFeatures)
                     grams[g[0]] = acc
-                    layer.setLinear(g[0], HessianRecorder(original.linears.first { $0.name == g[0] }!.layer, accumulator: acc, records: true))
+                    layer.setLinear(g[0], HessianRecorder(original.linear(g[0]), accumulator: acc, records: true))
                 }
                 m.weights.layers[i] = layer
                 streams.probe(layer: i)
                 m.weights.layers[i] = original
                 // The group's members that are quantized set the error; every member is scaled.
+                // Tensors by checkpoint name.
                 var tensors: [String: (values: [Float], rows: Int, cols: Int)] = [:]
                 func tensor(_ n: String) throws -> (values: [Float], rows: Int, cols: Int) {
                     if let v = tensors[n] { return v }
-                    let v = try load(p + n + ".weight")
+                    let v = try load(n)
                     tensors[n] = v
                     return v
                 }
                 var changed = Set<String>()
                 // Folds 1/s into what produces the group's input.
-                func foldInverse(_ s: [Float], group: String) throws {
-                    if group == "mlp.down_proj" {
+                func foldInverse(_ s: [Float], group: LlamaProjection) throws {
+                    if group == .down {
                         // up was loaded (and maybe scaled for gate/up) before down's turn.
-                        var up = try tensor("mlp.up_proj")
+                        var up = try tensor(weight(.up))
                         SmoothQuant.divideRows(&up.values, rows: up.rows, cols: up.cols, by: s)
-                        tensors["mlp.up_proj"] = up
-                        changed.insert("mlp.up_proj")
-                    } else {
-                        let normName = group == "self_attn.q_proj" ? "input_layernorm" : "post_attention_layernorm"
+                        tensors[weight(.up)] = up
+                        changed.insert(weight(.up))
+                    } else if let n = group.precedingNorm {
+                        let normName = LlamaNames.norm(n, layer: i)
                         var norm = try tensor(normName)
                         for j in s.indices { norm.values[j] /= s[j] }
                         tensors[normName] = norm
@@ -205,20 +206,20 @@ public enum AWQ {
                 }
                 for g in wanted {
                     let acc = grams[g[0]]!
-                    let members = try g.map { ($0, try tensor($0)) }
-                    let counted = members.filter { modules.contains(p + $0.0) }
+                    let members = try g.map { ($0, try tensor(weight($0))) }
+                    let counted = members.filter { modules.contains(module($0.0)) }
                     var gram = acc.sum
-                    if g[0] != "self_attn.o_proj" {
+                    if g[0] != .o {
                         let choice = try search(weights: counted.map { ($0.1.values, $0.1.rows) }, cols: acc.cols, gram: acc.sum,
-                                                count: acc.rows, scheme: scheme, grid: o.gridSize, name: p + g[0])
-                        choices[p + g[0]] = choice
+                                                count: acc.rows, scheme: scheme, grid: o.gridSize, name: module(g[0]))
+                        choices[module(g[0])] = choice
                         if choice.alpha > 0 {
                             let s = choice.scales
-                            for (n, w) in members {
+                            for (r, w) in members {
                                 var v = w.values
                                 SmoothQuant.scaleColumns(&v, rows: w.rows, cols: w.cols, by: s)
-                                tensors[n] = (v, w.rows, w.cols)
-                                changed.insert(n)
+                                tensors[weight(r)] = (v, w.rows, w.cols)
+                                changed.insert(weight(r))
                             }
                             // The inputs become x / s: G → S⁻¹ G S⁻¹.
                             let cols = acc.cols
@@ -229,14 +230,14 @@ public enum AWQ {
                     // Clipping (not q/k: their products go through softmax, where the linear
                     // output error is the wrong measure).
                     if o.clip {
-                        for (n, _) in counted where n != "self_attn.q_proj" && n != "self_attn.k_proj" {
-                            var w = tensors[n]!
+                        for (r, _) in counted where r != .q && r != .k {
+                            var w = tensors[weight(r)]!
                             let e = clip(&w.values, rows: w.rows, cols: w.cols, gram: gram, scheme: scheme)
-                            if e.loss < e.unclipped { tensors[n] = w; changed.insert(n) }
+                            if e.loss < e.unclipped { tensors[weight(r)] = w; changed.insert(weight(r)) }
                         }
                     }
                 }
-                for n in changed { out[p + n + ".weight"] = tensors[n]!.values }
+                for n in changed { out[n] = tensors[n]!.values }
             }
             if i < lastNeeded { streams.advance(layer: i) }
             bar?.advance(1)
@@ -249,23 +250,24 @@ public enum AWQ {
     /// Llama model: norms replaced, Linears replaced by dense ones (biases kept).
     public static func apply(_ tensors: [String: [Float]], to m: LlamaModel) throws {
         for (name, v) in tensors {
-            let parts = name.split(separator: ".")
-            guard parts.count >= 5, parts[0] == "model", parts[1] == "layers", let i = Int(parts[2]), i < m.weights.layers.count,
-                  parts.last == "weight" else { throw InputError(name, "not a layer tensor AWQ can set") }
-            let module = parts[3 ..< parts.count - 1].joined(separator: ".")
+            guard let parsed = LlamaNames.parse(name), let i = parsed.layer, i < m.weights.layers.count,
+                  parsed.suffix == "weight" else { throw InputError(name, "not a layer tensor AWQ can set") }
             var layer = m.weights.layers[i]
-            switch module {
-            case "input_layernorm":
-                guard v.count == layer.inputLayernorm.count else { throw InputError(name, "has \(v.count) values, expected \(layer.inputLayernorm.count)") }
-                layer.inputLayernorm = FloatStorage(v)
-            case "post_attention_layernorm":
-                guard v.count == layer.postAttentionLayernorm.count else { throw InputError(name, "has \(v.count) values, expected \(layer.postAttentionLayernorm.count)") }
-                layer.postAttentionLayernorm = FloatStorage(v)
-            default:
-                guard let lin = layer.linears.first(where: { $0.name == module })?.layer else { throw InputError(name, "no such module") }
+            switch parsed.role {
+            case .norm(let n):
+                let count = layer.norm(n).count
+                guard v.count == count else { throw InputError(name, "has \(v.count) values, expected \(count)") }
+                switch n {
+                case .input: layer.inputLayernorm = FloatStorage(v)
+                case .postAttention: layer.postAttentionLayernorm = FloatStorage(v)
+                }
+            case .projection(let r):
+                let lin = layer.linear(r)
                 guard v.count == lin.outFeatures * lin.inFeatures else { throw InputError(name, "has \(v.count) values, expected \(lin.outFeatures)×\(lin.inFeatures)") }
-                layer.setLinear(module, DenseLinear(weight: FloatStorage(v), bias: (lin as? DenseLinear)?.bias,
-                                                    outFeatures: lin.outFeatures, inFeatures: lin.inFeatures))
+                layer.setLinear(r, DenseLinear(weight: FloatStorage(v), bias: (lin as? DenseLinear)?.bias,
+                                               outFeatures: lin.outFeatures, inFeatures: lin.inFeatures))
+            default:
+                throw InputError(name, "not a layer tensor AWQ can set")
             }
             m.weights.layers[i] = layer
         }

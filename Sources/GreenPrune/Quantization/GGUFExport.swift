@@ -49,10 +49,8 @@ public enum GGUFExport {
         // Per-layer dims from the tensors (pruned models differ per layer).
         var heads: [Int] = [], kvHeads: [Int] = [], ffn: [Int] = []
         for i in 0 ..< lc.numLayers {
-            let p = "model.layers.\(i)."
-            guard let q = reader.info(p + "self_attn.q_proj.weight"), let k = reader.info(p + "self_attn.k_proj.weight"),
-                  let g = reader.info(p + "mlp.gate_proj.weight") else {
-                throw InputError(dir.path, "layer \(i) lacks q_proj/k_proj/gate_proj weights")
+            guard let q = reader.info(LlamaNames.q(i)), let k = reader.info(LlamaNames.k(i)), let g = reader.info(LlamaNames.gate(i)) else {
+                throw InputError(dir.path, "layer \(i) lacks one of \(LlamaNames.q(i)), \(LlamaNames.k(i)), \(LlamaNames.gate(i))")
             }
             heads.append(q.shape[0] / d); kvHeads.append(k.shape[0] / d); ffn.append(g.shape[0])
         }
@@ -71,7 +69,7 @@ public enum GGUFExport {
             guard let n = GGUFImporter.ggufName(hf) else { return }
             let module = String(hf.dropLast(".weight".count))
             let t: GGMLType
-            if hf == "model.embed_tokens.weight" { t = o.includeEmbeddings ? .q8_0 : .f32 }
+            if hf == LlamaNames.embedding { t = o.includeEmbeddings ? .q8_0 : .f32 }
             else if hf.hasSuffix(".weight") && quantized.contains(module) { t = type }
             else { t = .f32 }
             if t != .f32, info.shape.last.map({ $0 % 32 != 0 }) ?? true {
@@ -79,19 +77,18 @@ public enum GGUFExport {
             }
             plan.append(Planned(name: n, hf: hf, shape: info.shape, type: t, heads: h))
         }
-        try add("model.embed_tokens.weight")
+        try add(LlamaNames.embedding)
         for i in 0 ..< lc.numLayers {
-            let p = "model.layers.\(i)."
-            try add(p + "input_layernorm.weight")
-            try add(p + "self_attn.q_proj.weight", heads: heads[i]); try add(p + "self_attn.q_proj.bias", heads: heads[i])
-            try add(p + "self_attn.k_proj.weight", heads: kvHeads[i]); try add(p + "self_attn.k_proj.bias", heads: kvHeads[i])
-            try add(p + "self_attn.v_proj.weight"); try add(p + "self_attn.v_proj.bias")
-            try add(p + "self_attn.o_proj.weight")
-            try add(p + "post_attention_layernorm.weight")
-            try add(p + "mlp.gate_proj.weight"); try add(p + "mlp.up_proj.weight"); try add(p + "mlp.down_proj.weight")
+            try add(LlamaNames.norm(.input, layer: i))
+            try add(LlamaNames.q(i), heads: heads[i]); try add(LlamaNames.bias(LlamaNames.q(i)), heads: heads[i])
+            try add(LlamaNames.k(i), heads: kvHeads[i]); try add(LlamaNames.bias(LlamaNames.k(i)), heads: kvHeads[i])
+            try add(LlamaNames.v(i)); try add(LlamaNames.bias(LlamaNames.v(i)))
+            try add(LlamaNames.o(i))
+            try add(LlamaNames.norm(.postAttention, layer: i))
+            try add(LlamaNames.gate(i)); try add(LlamaNames.up(i)); try add(LlamaNames.down(i))
         }
-        try add("model.norm.weight")
-        if !lc.tieWordEmbeddings { try add("lm_head.weight") }
+        try add(LlamaNames.finalNorm)
+        if !lc.tieWordEmbeddings { try add(LlamaNames.head) }
 
         var writer = try GGUFWriter()
         for (k, v) in kv { try writer.set(k, v) }

@@ -64,13 +64,6 @@ public final class HessianRecorder: LinearLayer {
 /// decoders with `--no-sequential`); `quantizeSequential` is the GPTQ paper's layer-by-layer loop
 /// through the already quantized layers (decoders, the default).
 public enum HessianCollection {
-    /// Module names of a Llama layer, grouped by the input they read.
-    static let llamaInputs: [[String]] = [["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"],
-                                          ["self_attn.o_proj"], ["mlp.gate_proj", "mlp.up_proj"], ["mlp.down_proj"]]
-    /// The same for a BERT layer.
-    static let bertInputs: [[String]] = [["attention.self.query", "attention.self.key", "attention.self.value"],
-                                         ["attention.output.dense"], ["intermediate.dense"], ["output.dense"]]
-
     /// Gram accumulators (Σ xᵀx, which GPTQ may use in place of H: its result does not depend on
     /// H's scale) for `modules` of the model in `dir`, from `options`' calibration text (tokens
     /// of the model's own tokenizer; BERT samples get [CLS]/[SEP] around them), with the hash of
@@ -85,14 +78,15 @@ public enum HessianCollection {
         let tokenizer = try bundle.requireTokenizer()
         let file = URL(fileURLWithPath: g.calibration)
         var recorders: [String: HessianAccumulator] = [:]
-        func wrap(_ prefix: String, _ group: [String], _ get: (String) -> any LinearLayer,
-                  _ set: (String, any LinearLayer) -> Void) {
-            let wanted = group.filter { modules.contains(prefix + $0) }
+        // Recorders on the projections of `group` that are in `modules` (named by `module`).
+        func wrap<Role: Equatable>(_ group: [Role], _ module: (Role) -> String, _ get: (Role) -> any LinearLayer,
+                                   _ set: (Role, any LinearLayer) -> Void) {
+            let wanted = group.filter { modules.contains(module($0)) }
             guard let first = wanted.first else { return }
             let acc = HessianAccumulator(cols: get(first).inFeatures)
-            for name in wanted {
-                set(name, HessianRecorder(get(name), accumulator: acc, records: name == first))
-                recorders[prefix + name] = acc
+            for role in wanted {
+                set(role, HessianRecorder(get(role), accumulator: acc, records: role == first))
+                recorders[module(role)] = acc
             }
         }
         let samples: [[Int]]
@@ -101,14 +95,13 @@ public enum HessianCollection {
             samples = try Calibration.samples(file: file, tokenizer: tokenizer, count: g.numExamples, length: g.calibrationLength,
                                               maxLength: m.maxLength)
             for i in m.weights.layers.indices {
-                let p = "model.layers.\(i)."
-                for group in llamaInputs {
-                    wrap(p, group, { n in m.weights.layers[i].linears.first { $0.name == n }!.layer }) { n, l in
-                        m.weights.layers[i].setLinear(n, l)
+                for group in LlamaProjection.inputGroups {
+                    wrap(group, { LlamaNames.module($0, layer: i) }, { m.weights.layers[i].linear($0) }) { role, l in
+                        m.weights.layers[i].setLinear(role, l)
                     }
                 }
             }
-            if modules.contains("lm_head") { recorders["lm_head"] = HessianAccumulator(cols: m.weights.lmHead.inFeatures) }
+            if modules.contains(LlamaNames.headModule) { recorders[LlamaNames.headModule] = HessianAccumulator(cols: m.weights.lmHead.inFeatures) }
             let bar = progress ? ProgressBar("calibrate", total: samples.count, unit: "samples") : nil
             let perBatch = max(1, m.maxBatchTokens / g.calibrationLength)
             var i = 0
@@ -118,7 +111,7 @@ public enum HessianCollection {
                 // forward stops at the final norm: the head's input is its result, every row.
                 let h = m.forward(tokens: batch.flatMap { $0 }, batch: batch.count, time: t,
                                   lengths: [Int](repeating: t, count: batch.count))
-                recorders["lm_head"]?.add(h, rows: batch.count * t)
+                recorders[LlamaNames.headModule]?.add(h, rows: batch.count * t)
                 i += batch.count
                 bar?.advance(batch.count)
             }
@@ -132,29 +125,12 @@ public enum HessianCollection {
             let cls = try tokenizer.encode("", addSpecialTokens: true)
             guard cls.count == 2 else { throw InputError(dir.appendingPathComponent("tokenizer.json").path, "expected [CLS] and [SEP] around an empty text, got \(cls.count) special tokens") }
             samples = inner.map { [cls[0]] + $0 + [cls[1]] }
+            let prefixed = bundle.checkpoint.info(BertNames.modelPrefix + BertNames.module(.query, layer: 0) + ".weight") != nil
+            let base = prefixed ? BertNames.modelPrefix : ""
             for i in m.weights.layers.indices {
-                let p = "encoder.layer.\(i)."
-                let base = bundle.checkpoint.info("bert.encoder.layer.0.attention.self.query.weight") != nil ? "bert." + p : p
-                for group in bertInputs {
-                    wrap(base, group, { n in
-                        let l = m.weights.layers[i]
-                        switch n {
-                        case "attention.self.query": return l.query
-                        case "attention.self.key": return l.key
-                        case "attention.self.value": return l.value
-                        case "attention.output.dense": return l.attentionOutput
-                        case "intermediate.dense": return l.intermediate
-                        default: return l.output
-                        }
-                    }) { n, l in
-                        switch n {
-                        case "attention.self.query": m.weights.layers[i].query = l
-                        case "attention.self.key": m.weights.layers[i].key = l
-                        case "attention.self.value": m.weights.layers[i].value = l
-                        case "attention.output.dense": m.weights.layers[i].attentionOutput = l
-                        case "intermediate.dense": m.weights.layers[i].intermediate = l
-                        default: m.weights.layers[i].output = l
-                        }
+                for group in BertProjection.inputGroups {
+                    wrap(group, { base + BertNames.module($0, layer: i) }, { m.weights.layers[i].linear($0) }) { role, l in
+                        m.weights.layers[i].setLinear(role, l)
                     }
                 }
             }
@@ -203,12 +179,11 @@ public enum HessianCollection {
         let layerCount = m.weights.layers.count
         let bar = progress ? ProgressBar("gptq layers", total: layerCount, unit: "layers") : nil
         // Past the last quantized layer only the head's Hessian needs the streams.
-        let lastNeeded = modules.contains("lm_head") ? layerCount - 1
-            : ((0 ..< layerCount).last { i in llamaInputs.joined().contains { modules.contains("model.layers.\(i).\($0)") } } ?? -1)
+        let lastNeeded = modules.contains(LlamaNames.headModule) ? layerCount - 1
+            : ((0 ..< layerCount).last { i in LlamaProjection.allCases.contains { modules.contains(LlamaNames.module($0, layer: i)) } } ?? -1)
         for i in 0 ..< layerCount where i <= lastNeeded {
-            let prefix = "model.layers.\(i)."
             let original = m.weights.layers[i]
-            guard llamaInputs.joined().contains(where: { modules.contains(prefix + $0) }) else {
+            guard LlamaProjection.allCases.contains(where: { modules.contains(LlamaNames.module($0, layer: i)) }) else {
                 // A layer left in float: one pass carries the streams through it.
                 streams.advance(layer: i)
                 bar?.advance(1)
@@ -216,22 +191,21 @@ public enum HessianCollection {
             }
             // Recorders on this layer's modules (siblings reading one input share an accumulator).
             var layer = original
-            for group in llamaInputs {
-                let wanted = group.filter { modules.contains(prefix + $0) }
+            for group in LlamaProjection.inputGroups {
+                let wanted = group.filter { modules.contains(LlamaNames.module($0, layer: i)) }
                 guard let first = wanted.first else { continue }
-                let acc = HessianAccumulator(cols: original.linears.first { $0.name == first }!.layer.inFeatures)
-                for name in wanted {
-                    hessians[prefix + name] = acc
-                    layer.setLinear(name, HessianRecorder(original.linears.first { $0.name == name }!.layer,
-                                                          accumulator: acc, records: name == first))
+                let acc = HessianAccumulator(cols: original.linear(first).inFeatures)
+                for role in wanted {
+                    hessians[LlamaNames.module(role, layer: i)] = acc
+                    layer.setLinear(role, HessianRecorder(original.linear(role), accumulator: acc, records: role == first))
                 }
             }
             m.weights.layers[i] = layer
             streams.probe(layer: i)
             // Quantize, then run the quantized layer for the next one's inputs.
             var quantized = original
-            for (name, lin) in original.linears where modules.contains(prefix + name) {
-                let module = prefix + name
+            for role in LlamaProjection.allCases where modules.contains(LlamaNames.module(role, layer: i)) {
+                let lin = original.linear(role), module = LlamaNames.module(role, layer: i)
                 let src = Quantizer.source(of: module, reader, tied: false)  // layer modules only
                 let w = try replacing[src] ?? reader.floats(src).array
                 let q = try w.withUnsafeBufferPointer {
@@ -240,7 +214,7 @@ public enum HessianCollection {
                                       actOrder: g.actOrder, name: module)
                 }
                 tensors[module] = q
-                quantized.setLinear(name, DenseLinear(weight: FloatStorage(q.dequantize()), bias: (lin as? DenseLinear)?.bias,
+                quantized.setLinear(role, DenseLinear(weight: FloatStorage(q.dequantize()), bias: (lin as? DenseLinear)?.bias,
                                                       outFeatures: lin.outFeatures, inFeatures: lin.inFeatures))
             }
             m.weights.layers[i] = quantized
@@ -248,14 +222,14 @@ public enum HessianCollection {
             bar?.advance(1)
         }
         bar?.finish()
-        if modules.contains("lm_head") {
+        if modules.contains(LlamaNames.headModule) {
             let c = m.hiddenSize
             let acc = HessianAccumulator(cols: c)
             streams.forEachBatch { x, rows, scratch in
                 rmsnormForward(scratch, nil, x, m.weights.norm.pointer, n: rows, c: c, eps: m.config.rmsNormEps)
                 acc.add(scratch, rows: rows)
             }
-            hessians["lm_head"] = acc
+            hessians[LlamaNames.headModule] = acc
         }
         return (tensors, hessians, Calibration.idsHash(samples))
     }

@@ -326,6 +326,14 @@ public final class QuantizedLinear: LinearLayer {
         addBias(out, rows: m, outputs: 0 ..< outFeatures, ldo: outFeatures)
     }
 
+    /// Adds in place on every path (float activations: AMX's epilogue or sgemm's beta = 1).
+    public func forward(_ x: UnsafePointer<Float>, rows m: Int, addingInto out: UnsafeMutablePointer<Float>) -> Bool {
+        forward(x, rows: m, into: out, accumulate: true)
+        return true
+    }
+
+    public var computesOutputBands: Bool { true }
+
     /// out (M, r.count), stride `ldo` += b[r] (nothing without a bias).
     private func addBias(_ out: UnsafeMutablePointer<Float>, rows m: Int, outputs r: Range<Int>, ldo: Int) {
         guard let b = bias else { return }
@@ -381,7 +389,7 @@ public final class QuantizedLinear: LinearLayer {
     /// with Mp, Kp rounded up to 32. Several `forward(packed:outputs:into:ldo:)` calls over
     /// different output bands share it (the streaming output layer). It lives in this thread's
     /// workspace: valid until the next quantized product on the same thread packs its input.
-    public struct PackedInput {
+    public struct PackedInput: PackedLinearInput {
         public let rows: Int
         let columns: Int
         let a: UnsafeMutablePointer<UInt16>
@@ -396,13 +404,22 @@ public final class QuantizedLinear: LinearLayer {
         }
     }
 
-    /// x (M, in) packed for this layer's AMX path, or nil when M rows do not run on AMX.
-    public func packInput(_ x: UnsafePointer<Float>, rows m: Int) -> PackedInput? {
+    /// x (M, in) packed for this layer's AMX path (a `PackedInput`), or nil when M rows do not
+    /// run on AMX.
+    public func packInput(_ x: UnsafePointer<Float>, rows m: Int) -> (any PackedLinearInput)? {
         usesAMX(rows: m) ? PackedInput(x, rows: m, columns: inFeatures) : nil
     }
 
+    /// Another quantized layer of the same input width reads this one's packed rows when both
+    /// run M rows on AMX.
+    public func sharesPackedInput(with other: any LinearLayer, rows m: Int) -> Bool {
+        guard let q = other as? QuantizedLinear else { return false }
+        return q.inFeatures == inFeatures && usesAMX(rows: m) && q.usesAMX(rows: m)
+    }
+
     /// out (M, r.count), stride `ldo` = x · W[r, :]ᵀ + b[r] from an input `packInput` packed.
-    public func forward(packed p: PackedInput, outputs r: Range<Int>, into out: UnsafeMutablePointer<Float>, ldo: Int) {
+    public func forward(packed: any PackedLinearInput, outputs r: Range<Int>, into out: UnsafeMutablePointer<Float>, ldo: Int) {
+        guard let p = packed as? PackedInput else { preconditionFailure("QuantizedLinear: input packed by another kind of layer") }
         precondition(p.columns == inFeatures && r.lowerBound >= 0 && r.upperBound <= outFeatures && ldo >= r.count,
                      "QuantizedLinear: bad packed input or output band")
         guard p.rows > 0, !r.isEmpty else { return }

@@ -146,29 +146,20 @@ public enum Quantizer {
         let module = String(name.dropLast(".weight".count))
         switch family {
         case .llama:
-            if module == "lm_head" { return .head }
-            if module.hasSuffix("embed_tokens") { return .embedding }
-            if let l = layerIndex(module, marker: "layers"), module.contains(".self_attn.") || module.contains(".mlp."),
-               module.hasSuffix("_proj") { return .linear(layer: l) }
-        case .bert:
-            if module.hasSuffix("embeddings.word_embeddings") { return .embedding }
-            if module.hasSuffix("pooler.dense") { return .otherLinear }
-            if let l = layerIndex(module, marker: "layer"),
-               ["attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense",
-                "intermediate.dense", "output.dense"].contains(where: { module.hasSuffix("." + $0) }) {
-                return .linear(layer: l)
+            switch LlamaNames.parse(module)?.role {
+            case .head: return .head
+            case .embedding: return .embedding
+            case .projection:
+                if let l = LlamaNames.layerIndex(module) { return .linear(layer: l) }
+            default: break
             }
+        case .bert:
+            let inner = BertNames.unprefixed(module)
+            if inner == BertNames.wordEmbeddingsModule { return .embedding }
+            if inner == BertNames.poolerModule { return .otherLinear }
+            if let (l, _) = BertNames.projection(ofModule: module) { return .linear(layer: l) }
         }
         return .other
-    }
-
-    /// The number after `.<marker>.` (or at the start) in a module name.
-    static func layerIndex(_ module: String, marker: String) -> Int? {
-        let parts = module.split(separator: ".")
-        for (i, p) in parts.enumerated() where p == marker && i + 1 < parts.count {
-            if let n = Int(parts[i + 1]) { return n }
-        }
-        return nil
     }
 
     /// True when `pattern` selects `module`: fnmatch for globs, else substring.
@@ -205,9 +196,9 @@ public enum Quantizer {
         // A tied decoder has no lm_head tensor: --include-head stores a quantized copy of the
         // embedding as lm_head and unties the config (as llm-compressor does), so the head runs
         // quantized while the token lookups read the float table row by row, as vLLM does.
-        if family == .llama, o.includeHead, !o.includeEmbeddings, tied || reader.info("lm_head.weight") == nil,
-           reader.info("model.embed_tokens.weight")?.shape.count == 2 {
-            q.append("lm_head")
+        if family == .llama, o.includeHead, !o.includeEmbeddings, tied || reader.info(LlamaNames.head) == nil,
+           reader.info(LlamaNames.embedding)?.shape.count == 2 {
+            q.append(LlamaNames.headModule)
         }
         return (q, skipped)
     }
@@ -215,7 +206,7 @@ public enum Quantizer {
     /// The float tensor a quantized module is made from (a tied head, or one without a tensor,
     /// reads the embedding).
     static func source(of module: String, _ reader: SafeTensorsReader, tied: Bool) -> String {
-        module == "lm_head" && (tied || reader.info("lm_head.weight") == nil) ? "model.embed_tokens.weight" : module + ".weight"
+        module == LlamaNames.headModule && (tied || reader.info(LlamaNames.head) == nil) ? LlamaNames.embedding : module + ".weight"
     }
 
     /// The weights files of a model directory, for size accounting.
@@ -280,8 +271,8 @@ public enum Quantizer {
         if let aw = o.awq {
             guard o.format == .compressedTensors else { throw InputError("--awq", "applies to compressed-tensors output, not --format gguf") }
             guard family == .llama else { throw InputError("--awq", "is implemented for Llama-family decoders; \(dir.path) is \(family.rawValue)") }
-            if let b = reader.names.first(where: { $0.hasSuffix("mlp.up_proj.bias") }) {
-                throw InputError(b, "AWQ folds down_proj's scales into up_proj's rows and does not rescale biases")
+            if let b = reader.names.first(where: { n in LlamaNames.parse(n).map { $0.role == .projection(.up) && $0.suffix == "bias" } ?? false }) {
+                throw InputError(b, "AWQ folds \(LlamaProjection.down.module)'s scales into \(LlamaProjection.up.module)'s rows and does not rescale biases")
             }
             let r = try AWQ.scaledTensors(model: dir, reader: reader, modules: Set(modules), scheme: o.scheme, options: aw, progress: progress)
             rescaled = r.tensors
@@ -337,7 +328,7 @@ public enum Quantizer {
                                           includesEmbeddings: modules.contains { role(of: $0 + ".weight", family: family) == .embedding })
             // A quantized lm_head of a tied model is its own tensor now: config.json says so, or
             // vLLM and transformers would tie lm_head back to the float embedding and skip it.
-            let untie = config.tieWordEmbeddings == true && modules.contains("lm_head")
+            let untie = config.tieWordEmbeddings == true && modules.contains(LlamaNames.headModule)
             try AtomicFile.write(try configWithQuantization(configData, qc, untie: untie, path: configURL.path),
                                  to: tmp.appendingPathComponent("config.json"))
             let report = QuantizationReport(source: dir.path, family: family.rawValue, options: o, quantized: modules, skipped: skipped,
@@ -365,7 +356,7 @@ public enum Quantizer {
             let re = try NSRegularExpression(pattern: #"("tie_word_embeddings"\s*:\s*)true"#)
             let whole = NSRange(text.startIndex..., in: text)
             guard re.numberOfMatches(in: text, range: whole) == 1 else {
-                throw InputError(path, "cannot find the one \"tie_word_embeddings\": true to untie the quantized lm_head")
+                throw InputError(path, "cannot find the one \"tie_word_embeddings\": true to untie the quantized \(LlamaNames.headModule)")
             }
             text = re.stringByReplacingMatches(in: text, range: whole, withTemplate: "$1false")
             return try configWithQuantization(Data(text.utf8), qc, path: path)
@@ -418,7 +409,7 @@ public enum Quantizer {
         }
         var entries: [SafeTensorsEntry] = []
         var names = reader.names
-        if modules.contains("lm_head") && reader.info("lm_head.weight") == nil { names.append("lm_head.weight") }
+        if modules.contains(LlamaNames.headModule) && reader.info(LlamaNames.head) == nil { names.append(LlamaNames.head) }
         for name in names {
             let module = name.hasSuffix(".weight") ? String(name.dropLast(".weight".count)) : ""
             guard modules.contains(module) else {

@@ -97,9 +97,9 @@ public enum SmoothQuant {
         for i in m.weights.layers.indices {
             let l = m.weights.layers[i]
             let s = (AbsMax(cols: l.qProj.inFeatures), AbsMax(cols: l.gateProj.inFeatures), AbsMax(cols: l.downProj.inFeatures))
-            m.weights.layers[i].setLinear("self_attn.q_proj", Recorder(l.qProj, s.0))
-            m.weights.layers[i].setLinear("mlp.gate_proj", Recorder(l.gateProj, s.1))
-            m.weights.layers[i].setLinear("mlp.down_proj", Recorder(l.downProj, s.2))
+            m.weights.layers[i].setLinear(.q, Recorder(l.qProj, s.0))
+            m.weights.layers[i].setLinear(.gate, Recorder(l.gateProj, s.1))
+            m.weights.layers[i].setLinear(.down, Recorder(l.downProj, s.2))
             stats.append(s)
         }
         let bar = progress ? ProgressBar("smooth", total: samples.count, unit: "samples") : nil
@@ -119,31 +119,33 @@ public enum SmoothQuant {
         }
         var out: [String: [Float]] = [:]
         for (li, s) in stats.enumerated() {
-            let p = "model.layers.\(li)."
+            func weight(_ role: LlamaProjection) -> String { LlamaNames.weight(role, layer: li) }
             // q/k/v from the attention norm.
-            var norm = try load(p + "input_layernorm.weight")
-            var qkv = try ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"].map { (p + $0 + ".weight", try load(p + $0 + ".weight")) }
+            let normName = LlamaNames.norm(.input, layer: li)
+            var norm = try load(normName)
+            var qkv = try [LlamaProjection.q, .k, .v].map { (weight($0), try load(weight($0))) }
             var f = factors(activationMax: s.attn.value, weights: qkv.map { ($0.1.values, $0.1.rows) }, cols: norm.rows, alpha: o.alpha)
             for j in f.indices { norm.values[j] /= f[j] }
             for k in qkv.indices { scaleColumns(&qkv[k].1.values, rows: qkv[k].1.rows, cols: qkv[k].1.cols, by: f) }
-            out[p + "input_layernorm.weight"] = norm.values
+            out[normName] = norm.values
             for (name, w) in qkv { out[name] = w.values }
             // gate/up from the MLP norm.
-            var mnorm = try load(p + "post_attention_layernorm.weight")
-            var gate = try load(p + "mlp.gate_proj.weight"), up = try load(p + "mlp.up_proj.weight")
+            let mnormName = LlamaNames.norm(.postAttention, layer: li)
+            var mnorm = try load(mnormName)
+            var gate = try load(weight(.gate)), up = try load(weight(.up))
             f = factors(activationMax: s.mlp.value, weights: [(gate.values, gate.rows), (up.values, up.rows)], cols: mnorm.rows, alpha: o.alpha)
             for j in f.indices { mnorm.values[j] /= f[j] }
             scaleColumns(&gate.values, rows: gate.rows, cols: gate.cols, by: f)
             scaleColumns(&up.values, rows: up.rows, cols: up.cols, by: f)
             // down from up's rows (silu(gate)·up is linear in up).
-            var down = try load(p + "mlp.down_proj.weight")
+            var down = try load(weight(.down))
             f = factors(activationMax: s.down.value, weights: [(down.values, down.rows)], cols: down.cols, alpha: o.alpha)
             divideRows(&up.values, rows: up.rows, cols: up.cols, by: f)
             scaleColumns(&down.values, rows: down.rows, cols: down.cols, by: f)
-            out[p + "post_attention_layernorm.weight"] = mnorm.values
-            out[p + "mlp.gate_proj.weight"] = gate.values
-            out[p + "mlp.up_proj.weight"] = up.values
-            out[p + "mlp.down_proj.weight"] = down.values
+            out[mnormName] = mnorm.values
+            out[weight(.gate)] = gate.values
+            out[weight(.up)] = up.values
+            out[weight(.down)] = down.values
         }
         return out
     }
