@@ -23,13 +23,15 @@ import Foundation
 ///
 /// Causal attention runs in blocks of `attentionQueryBlock` queries, each multiplying only the
 /// keys its last query can see. `scratch` holds T·L floats. `probs`, if given, receives P for every (b, h) as
-/// (B, H, T, L): with q, k, v it is what the backward needs.
+/// (B, H, T, L): with q, k, v it is what the backward needs. `options` picks the grouped-query
+/// and heads-in-parallel paths (`KernelOptions.groupedHeads`, `.parallelOverHeads`); every
+/// choice gives the same numbers up to float rounding.
 public func attentionForward(_ out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>?,
                              q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                              lengths: [Int], b: Int, t: Int, past: Int, s: Int,
                              heads: Int, kvHeads: Int, d: Int, qStride: Int, kvStride: Int,
                              causal: Bool, scratch: UnsafeMutablePointer<Float>,
-                             segments: UnsafePointer<Int32>? = nil) {
+                             segments: UnsafePointer<Int32>? = nil, options: KernelOptions = .standard) {
     precondition(segments == nil || past == 0, "attentionForward: segments need past = 0")
     let l = past + t
     guard heads > 0, kvHeads > 0, t > 0 else { return }
@@ -81,14 +83,14 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, probs: UnsafeMu
     }
 
     let workers = ProcessInfo.processInfo.activeProcessorCount
-    if probs == nil && t <= attentionGroupedMaxTime && attentionGroupedHeads {
+    if probs == nil && t <= attentionGroupedMaxTime && options.groupedHeads {
         groupedAttentionForward(out, q: q, k: k, v: v, lengths: lengths, b: b, t: t, past: past, s: s,
                                 heads: heads, kvHeads: kvHeads, d: d, qStride: qStride, kvStride: kvStride,
                                 causal: causal, segments: segments, workers: workers)
         return
     }
     let tasks = b * heads
-    if attentionParallelOverHeads && workers > 1 && tasks > 1 && BLAS.threads > 1 {
+    if options.parallelOverHeads && workers > 1 && tasks > 1 && BLAS.threads > 1 {
         // Heads in parallel, each on one thread with single-threaded sgemm (many small products
         // parallelise better across heads than inside each one).
         let slots = min(workers, tasks)
@@ -112,10 +114,6 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, probs: UnsafeMu
 
 /// Query rows per block in causal attention (see `attentionForward`).
 public let attentionQueryBlock = 128
-
-/// Take the grouped-query path (see `groupedAttentionForward`) when it applies. Both paths
-/// give the same numbers up to float rounding; this switch exists for tests and benchmarks.
-nonisolated(unsafe) public var attentionGroupedHeads = true
 
 /// Longest T the grouped path takes: it computes the whole T×L square (no causal blocks), which
 /// costs little next to the projections up to a few hundred tokens.
@@ -238,7 +236,3 @@ func groupedAttentionForward(_ out: UnsafeMutablePointer<Float>, q: UnsafePointe
         for i in 0 ..< tasks { task(i / kvHeads, i % kvHeads, scratch) }
     }
 }
-
-/// Run heads concurrently (single-threaded sgemm each) rather than one after another with
-/// multi-threaded sgemm. Both give the same numbers; this switch exists for benchmarking.
-nonisolated(unsafe) public var attentionParallelOverHeads = true
