@@ -90,14 +90,12 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, probs: UnsafeMu
         return
     }
     let tasks = b * heads
-    if options.parallelOverHeads && workers > 1 && tasks > 1 && BLAS.threads > 1 {
-        // Heads in parallel, each on one thread with single-threaded sgemm (many small products
-        // parallelise better across heads than inside each one).
+    // Heads in parallel, each on one thread with single-threaded sgemm (many small products
+    // parallelise better across heads than inside each one), when BLAS has threads to give up.
+    let parallel = options.parallelOverHeads && workers > 1 && tasks > 1 && BLAS.whileSingleThreaded {
         let slots = min(workers, tasks)
         let extra = probs == nil ? UnsafeMutablePointer<Float>.allocate(capacity: (slots - 1) * t * l + 1) : nil
         defer { extra?.deallocate() }
-        let threads = BLAS.threads
-        BLAS.threads = 1
         DispatchQueue.concurrentPerform(iterations: slots) { w in
             let mine = w == 0 ? scratch : extra.map { $0 + (w - 1) * t * l } ?? scratch
             var task = w
@@ -106,8 +104,8 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, probs: UnsafeMu
                 task += slots
             }
         }
-        BLAS.threads = threads
-    } else {
+    }
+    if !parallel {
         for bi in 0..<b { for h in 0..<heads { head(bi, h, scratch, rowsParallel: true) } }
     }
 }
@@ -158,8 +156,7 @@ func groupedAttentionForward(_ out: UnsafeMutablePointer<Float>, q: UnsafePointe
         if ok { runStart = starts }
     }
     let perTask = 2 * rowsG * d + rowsG * l
-    let parallel = workers > 1 && b * kvHeads > 1 && BLAS.threads > 1
-    let slots = parallel ? min(workers, b * kvHeads) : 1
+    let slots = workers > 1 && b * kvHeads > 1 ? min(workers, b * kvHeads) : 1
     let scratch = UnsafeMutablePointer<Float>.allocate(capacity: slots * perTask)
     defer { scratch.deallocate() }
 
@@ -224,15 +221,13 @@ func groupedAttentionForward(_ out: UnsafeMutablePointer<Float>, q: UnsafePointe
     }
 
     let tasks = b * kvHeads
-    if parallel {
-        let threads = BLAS.threads
-        BLAS.threads = 1
+    let parallel = slots > 1 && BLAS.whileSingleThreaded {
         DispatchQueue.concurrentPerform(iterations: slots) { w in
             var i = w
             while i < tasks { task(i / kvHeads, i % kvHeads, scratch + w * perTask); i += slots }
         }
-        BLAS.threads = threads
-    } else {
+    }
+    if !parallel {
         for i in 0 ..< tasks { task(i / kvHeads, i % kvHeads, scratch) }
     }
 }
