@@ -1,9 +1,9 @@
 import CQuantKernels
 
-/// Choices between kernel paths that compute the same products, held by the model that runs
-/// them (`LlamaModel.kernelOptions`, `BertModel.kernelOptions`, `QuantizedLinear.options`) and
-/// passed down to `attentionForward`: tests and benchmarks build a model with the path they
-/// want instead of switching the whole process. The sgemm paths agree to float rounding; AMX
+/// Choices between kernel paths that compute the same products, held by what runs them
+/// (`LlamaModel.kernelOptions`, copied to its layers' `QuantizedLinear.options`) and passed down
+/// to `attentionForward` (other callers take `.standard`): tests and benchmarks set the path they
+/// want on their own model instead of switching the whole process. The sgemm paths agree to float rounding; AMX
 /// rounds activations to bf16 (see `QuantizedLinear.usesAMX`).
 public struct KernelOptions: Sendable, Equatable {
     /// Float-activation products of quantized layers may run on AMX bf16 tiles (where the CPU
