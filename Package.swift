@@ -7,6 +7,7 @@ let package = Package(
     platforms: [.macOS(.v13)],
     products: [
         .executable(name: "greenprune", targets: ["greenprune"]),
+        .executable(name: "greenprune-bench", targets: ["greenprune-bench"]),
         .library(name: "GreenPrune", targets: ["GreenPrune"]),
     ],
     dependencies: [
@@ -34,6 +35,11 @@ let package = Package(
         ),
         .executableTarget(
             name: "greenprune",
+            dependencies: ["GreenPrune", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        // The benchmarks behind the README's figures (scripts/bench*.sh), kept out of the product CLI.
+        .executableTarget(
+            name: "greenprune-bench",
             dependencies: ["GreenPrune", .product(name: "ArgumentParser", package: "swift-argument-parser")]
         ),
         // Fuzz harness over the readers (docs/ARCHITECTURE.md, scripts/fuzz.sh): a corpus replayer,

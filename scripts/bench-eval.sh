@@ -2,7 +2,7 @@
 # The evaluation engine's speed on SmolLM2: hellaswag --limit 300 through the engine and through
 # the per-request (lm-eval-like, batch size 1, no KV reuse) path in the same run, then
 # wikitext2_chunked; prints tokens/s, documents/s, the speed-up and the perplexity.
-# Extra arguments go to `greenprune bench-eval` (e.g. --limit 100 --chunked-limit 200).
+# Extra arguments go to `greenprune-bench eval` (e.g. --limit 100 --chunked-limit 200).
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 ensure_system_packages
 build_release
@@ -15,4 +15,4 @@ if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
   elif grep -q avx2 /proc/cpuinfo; then export OPENBLAS_CORETYPE=Haswell; fi
 fi
 cd "$ROOT"
-"$GP" bench-eval "$GREENPRUNE_HOME/models/smollm2-135m" "$@"
+"$GPB" eval "$GREENPRUNE_HOME/models/smollm2-135m" "$@"

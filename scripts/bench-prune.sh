@@ -10,7 +10,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 MODEL="${1:-$GREENPRUNE_HOME/models/smollm2-135m}"
 PYTORCH_ANCHOR_S="${PYTORCH_ANCHOR_S:-1.7}"
-[ -x "$GP" ] || build_release
+[ -x "$GP" ] && [ -x "$GPB" ] || build_release
 # OpenBLAS 0.3.21's DYNAMIC_ARCH picks the SSE3 "Prescott" kernels on CPUs it does not recognise
 # (virtual Xeons report a bare "Intel Xeon Processor"): 5x slower sgemm here. Name the core
 # from the CPU flags unless the caller did.
@@ -55,7 +55,7 @@ print(f"peak RSS: {rss/2**20:.0f} MiB = {rss/f32:.2f} x the model's F32 bytes ({
 PY
 
 log "forward+backward 2 x 128 (the PyTorch anchor's work)"
-"$GP" bench-prune "$MODEL" --batch 2 --seq-len 128 --repeats 3 --all-parameters | tee "$WORK/bench.txt"
+"$GPB" prune "$MODEL" --batch 2 --seq-len 128 --repeats 3 --all-parameters | tee "$WORK/bench.txt"
 best=$(sed -E 's/.*best ([0-9.]+) s.*/\1/' "$WORK/bench.txt")
 cpu=$(sed -E 's/.*cpu ([0-9.]+) s per run.*/\1/' "$WORK/bench.txt")
 python3 - "$best" "$cpu" "$PYTORCH_ANCHOR_S" "$(nproc)" <<'PY'

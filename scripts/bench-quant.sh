@@ -10,7 +10,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 ensure_system_packages
 ensure_models
-[ -x "$GP" ] || build_release
+[ -x "$GP" ] && [ -x "$GPB" ] || build_release
 # OpenBLAS 0.3.21 does not recognise some virtualised Xeons and falls back to its slow SSE3
 # ("Prescott") kernels; name the core when the CPU has AVX-512 (or AVX2).
 if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
@@ -26,7 +26,7 @@ M="$GREENPRUNE_HOME/models/all-minilm-l6-v2"; S="$GREENPRUNE_HOME/models/smollm2
 log "quantizing all-MiniLM-L6-v2 (INT8 per channel, INT4 group 128; embeddings included)"
 "$GP" quantize "$M" --out "$OUT/minilm-int8" --bits 8 --granularity channel --include-embeddings --quiet
 "$GP" quantize "$M" --out "$OUT/minilm-int4" --bits 4 --granularity group --group-size 128 --include-embeddings --quiet
-"$GP" quant-bench encoder "$M" "$OUT/minilm-int8" "$OUT/minilm-int4"
+"$GPB" quant encoder "$M" "$OUT/minilm-int8" "$OUT/minilm-int4"
 
 # SmolLM2's 576-wide projections are not a multiple of 128: INT4 uses groups of 64.
 log "quantizing SmolLM2-135M (INT8 per channel, INT4 asymmetric group 64; the tied embedding table quantized once, as lookup and head)"
@@ -35,9 +35,9 @@ log "quantizing SmolLM2-135M (INT8 per channel, INT4 asymmetric group 64; the ti
 log "INT4 again after AWQ scaling and clipping (64 calibration documents of the C4 sample)"
 "$GP" quantize "$S" --out "$OUT/smol-int4-awq" --bits 4 --granularity group --group-size 64 --scheme asymmetric --include-embeddings \
   --awq --num-examples 64 --quiet
-"$GP" quant-bench decoder "$S" "$OUT/smol-int8" "$OUT/smol-int4" "$OUT/smol-int4-awq" --windows "$WINDOWS" --repeat "$REPEAT" --sgemm-too
+"$GPB" quant decoder "$S" "$OUT/smol-int8" "$OUT/smol-int4" "$OUT/smol-int4-awq" --windows "$WINDOWS" --repeat "$REPEAT" --sgemm-too
 log "the same with 4096-token batches (the weights expanded once per 4096 tokens, 8x the activation memory of the default 512)"
-"$GP" quant-bench decoder "$S" "$OUT/smol-int8" "$OUT/smol-int4" --windows "$WINDOWS" --batch-tokens 4096 --repeat "$REPEAT"
+"$GPB" quant decoder "$S" "$OUT/smol-int8" "$OUT/smol-int4" --windows "$WINDOWS" --batch-tokens 4096 --repeat "$REPEAT"
 log "int8 activations (dynamic per token, int8 x int8 kernels); the last model is INT8 after SmoothQuant (alpha 0.85)"
 "$GP" quantize "$S" --out "$OUT/smol-int8-smooth" --bits 8 --granularity channel --include-embeddings --smooth 0.85 --num-examples 64 --quiet
-"$GP" quant-bench decoder "$S" "$OUT/smol-int8" "$OUT/smol-int4" "$OUT/smol-int8-smooth" --windows "$WINDOWS" --activations int8 --repeat "$REPEAT"
+"$GPB" quant decoder "$S" "$OUT/smol-int8" "$OUT/smol-int4" "$OUT/smol-int8-smooth" --windows "$WINDOWS" --activations int8 --repeat "$REPEAT"

@@ -3,9 +3,9 @@
 # throughput on 8 × 512 tokens (float32, all cores), the fraction of the sgemm rate achieved on
 # the model's matmul FLOPs (target ≥ 80%), peak RSS while scoring vs the weights' bytes
 # (target ≤ 1.3×) and whether the float32 weights are mmapped. Extra arguments go to
-# `greenprune bench` (e.g. --json, --threads 1, --model DIR).
+# `greenprune-bench model` (e.g. --json, --threads 1, --model DIR).
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 ensure_system_packages
 build_release
 ensure_models
-"$GP" bench "$@"
+"$GPB" model "$@"

@@ -7,6 +7,8 @@ export GREENPRUNE_HOME="${GREENPRUNE_HOME:-$HOME/.cache/greenprune}"
 # it needs only libopenblas, and libhdf5 when it writes .h5 files), built in its own folder so the
 # tests' ordinary release build beside it is not rebuilt each time.
 GP="$ROOT/.build/static/release/greenprune"
+# The benchmarks (scripts/bench*.sh), a second executable of the same build.
+GPB="$ROOT/.build/static/release/greenprune-bench"
 
 log() { printf '[greenprune] %s\n' "$*" >&2; }
 
@@ -41,12 +43,16 @@ if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
   elif has avx2 fma; then export OPENBLAS_CORETYPE=Haswell; fi
 fi
 
-# The release build of the CLI: one binary that runs without a Swift toolchain installed
-# (copy .build/static/release/greenprune anywhere with libopenblas0; libhdf5 is loaded when needed).
+# The release build of the CLI and of the benchmarks: binaries that run without a Swift
+# toolchain installed (copy .build/static/release/greenprune anywhere with libopenblas0; libhdf5
+# is loaded when needed). One product at a time: the second reuses the library the first built.
 build_release() {
   log "building (release, Swift standard library and Foundation linked statically)"
-  (cd "$ROOT" && swift build -c release --static-swift-stdlib --scratch-path "$ROOT/.build/static" 2>&1 \
-     | grep -vE '^\[[0-9]+/[0-9]+\]|the use of .mktemp. is dangerous' >&2)
+  local product
+  for product in greenprune greenprune-bench; do
+    (cd "$ROOT" && swift build -c release --static-swift-stdlib --scratch-path "$ROOT/.build/static" --product "$product" 2>&1 \
+       | grep -vE '^\[[0-9]+/[0-9]+\]|the use of .mktemp. is dangerous' >&2)
+  done
 }
 
 ensure_models() { bash "$ROOT/scripts/fetch-models.sh"; }

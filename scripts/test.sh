@@ -20,13 +20,15 @@ fi
 # The end-to-end tests run the self-contained CLI built above. The suite itself is an ordinary
 # release build (.build/release); the tests import GreenPrune without @testable, so a plain
 # `swift build -c release` there is reused as is.
-export GREENPRUNE_BIN="$GP"
-if ldd "$GP" | grep -E 'libswift|libFoundation|libdispatch|libBlocksRuntime' >&2; then
-  log "$GP links the Swift runtime dynamically (above): it is meant to be self-contained"; exit 1
-fi
-if ldd "$GP" | grep -E 'libhdf5|libcurl' >&2; then
-  log "$GP links libhdf5 (above): it is meant to load it only when an .h5 file is read or written"; exit 1
-fi
+export GREENPRUNE_BIN="$GP" GREENPRUNE_BENCH_BIN="$GPB"
+for bin in "$GP" "$GPB"; do
+  if ldd "$bin" | grep -E 'libswift|libFoundation|libdispatch|libBlocksRuntime' >&2; then
+    log "$bin links the Swift runtime dynamically (above): it is meant to be self-contained"; exit 1
+  fi
+  if ldd "$bin" | grep -E 'libhdf5|libcurl' >&2; then
+    log "$bin links libhdf5 (above): it is meant to load it only when an .h5 file is read or written"; exit 1
+  fi
+done
 # A short fuzz run of every reader (scripts/fuzz.sh): a crash, hang or unbounded allocation fails the run.
 fuzz_seconds="${GREENPRUNE_FUZZ_SECONDS:-20}"
 if [ "$fuzz_seconds" != 0 ]; then

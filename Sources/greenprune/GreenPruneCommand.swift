@@ -21,11 +21,6 @@ struct GreenPruneCommand: ParsableCommand {
             Energy.self,
             Sweep.self,
             ReportCmd.self,
-            Bench.self,
-            BenchEnergy.self,
-            BenchPrune.self,
-            BenchEval.self,
-            QuantBench.self,
         ]
     )
 

@@ -61,14 +61,6 @@ func grouped(_ n: Int) -> String {
     return (n < 0 ? "-" : "") + out
 }
 
-/// Bytes in decimal units: "538.1 MB".
-func humanBytes(_ n: Int) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB"]
-    var v = Double(n), u = 0
-    while v >= 1000 && u < units.count - 1 { v /= 1000; u += 1 }
-    return u == 0 ? "\(n) B" : String(format: "%.1f %@", v, units[u])
-}
-
 extension String {
     func leftPad(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
 }

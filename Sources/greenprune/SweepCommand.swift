@@ -63,7 +63,7 @@ struct Sweep: ParsableCommand {
             return
         }
         if slurm {
-            let gp = ProcessInfo.processInfo.environment["GREENPRUNE_SLURM_BINARY"] ?? ProcessStepExecutor.ownExecutable()
+            let gp = GreenPruneEnvironment.process.slurmBinary ?? ProcessStepExecutor.ownExecutable()
             let script = try Slurm.write(plan: plan, config: configURL, output: out, binary: gp,
                                          workingDirectory: URL(fileURLWithPath: FileManager.default.currentDirectoryPath),
                                          options: SlurmOptions(partition: partition, time: time, cpusPerTask: cpusPerTask,

@@ -156,10 +156,8 @@ struct AMXTests {
         let w = randomMatrix(n, k, seed: 21), x = randomMatrix(m, k, seed: 22)
         let t = try w.withUnsafeBufferPointer { try scheme.quantize($0, rows: n, cols: k, name: "w") }
         let layer = try QuantizedLinear(t, bias: nil)
-        let saved = (QuantizedLinear.amxEnabled, QuantizedLinear.tileElements)
-        defer { QuantizedLinear.amxEnabled = saved.0; QuantizedLinear.tileElements = saved.1 }
-        QuantizedLinear.amxEnabled = true
-        QuantizedLinear.tileElements = 64 * k     // three tiles, the last partial
+        layer.options.amx = true
+        layer.options.tileElements = 64 * k     // three tiles, the last partial
         #expect(layer.usesAMX(rows: m))
         #expect(!layer.usesAMX(rows: 8))
         var out = [Float](repeating: .nan, count: m * n)
@@ -199,7 +197,7 @@ struct AMXTests {
         var acc = accumulated()
         for i in 0 ..< m * n { #expect(acc[i] == y0[i] + out[i], "accumulated out[\(i)]") }
         // The sgemm path at the same size stays within float32 rounding, and accumulates too.
-        QuantizedLinear.amxEnabled = false
+        layer.options.amx = false
         #expect(!layer.usesAMX(rows: m))
         x.withUnsafeBufferPointer { xp in out.withUnsafeMutableBufferPointer { layer.forward(xp.baseAddress!, rows: m, into: $0.baseAddress!) } }
         for i in 0 ..< m * n { #expect(abs(Double(out[i]) - ref[i]) <= 1e-5 * mag[i] + 1e-6) }
@@ -226,11 +224,9 @@ struct AMXTests {
         var g = SplitMix(state: 9)
         let tokens = (0 ..< 41).map { _ in Int(g.int8(0, 49)) }
         let request = ScoreRequest(tokens: tokens, scoreFrom: 1)
-        let saved = QuantizedLinear.amxEnabled
-        defer { QuantizedLinear.amxEnabled = saved }
-        QuantizedLinear.amxEnabled = true
+        m.kernelOptions.amx = true
         let tiles = try m.score([request])[0].logprobs
-        QuantizedLinear.amxEnabled = false
+        m.kernelOptions.amx = false
         let sgemm = try m.score([request])[0].logprobs
         #expect(tiles.count == 40 && sgemm.count == 40)
         let diff = zip(tiles, sgemm).map { abs($0 - $1) }
@@ -251,11 +247,9 @@ struct AMXTests {
         _ = try Quantizer.quantize(model: src, to: out, options: QuantizeOptions(scheme: scheme), progress: false)
         var g = SplitMix(state: 5)
         let requests = (0 ..< 3).map { _ in ScoreRequest(tokens: (0 ..< 41).map { _ in Int(g.int8(0, 49)) }, scoreFrom: 1) }
-        let saved = QuantizedLinear.amxEnabled
-        defer { QuantizedLinear.amxEnabled = saved }
         for (dir, amx) in [(src, false), (out, false), (out, true)] where !amx || Self.available {
-            QuantizedLinear.amxEnabled = amx
             let m = try ModelLoader.loadLlama(dir)
+            m.kernelOptions.amx = amx
             m.mlpUpBand = 1 << 20
             let whole = try m.score(requests).flatMap(\.logprobs)
             m.mlpUpBand = 40
@@ -272,9 +266,7 @@ struct AMXTests {
         let w = randomMatrix(64, 64, seed: 1)
         let t = try w.withUnsafeBufferPointer { try scheme.quantize($0, rows: 64, cols: 64, name: "w") }
         let layer = try QuantizedLinear(t, bias: nil)
-        let saved = QuantizedLinear.amxEnabled
-        defer { QuantizedLinear.amxEnabled = saved }
-        QuantizedLinear.amxEnabled = true
+        layer.options.amx = true
         #expect(!layer.usesAMX(rows: 1000))
     }
 }

@@ -50,11 +50,13 @@ final class HostileModelInputTests {
 
     struct CLIResult { var status: Int32; var stdout: String; var stderr: String; var seconds: Double }
 
-    /// Runs the built CLI with a hard timeout (a hang is killed and reported as status −1).
+    /// Runs the built CLI (or, for `bench …`, the built benchmarks with the rest of `args`) with a
+    /// hard timeout (a hang is killed and reported as status −1).
     func cli(_ args: [String], timeout: Double = 60) throws -> CLIResult {
         let p = Process()
-        p.executableURL = try CLIBinary.url()
-        p.arguments = args
+        let bench = args.first == "bench"
+        p.executableURL = try bench ? CLIBinary.benchURL() : CLIBinary.url()
+        p.arguments = bench ? Array(args.dropFirst()) : args
         let out = Pipe(), err = Pipe()
         p.standardOutput = out; p.standardError = err
         let start = Date()
@@ -88,14 +90,15 @@ final class HostileModelInputTests {
         #expect(leftovers.isEmpty, "\(label): left \(leftovers)", sourceLocation: sourceLocation)
     }
 
-    /// Every command that reads a model directory, writing (where it writes) to `out`.
+    /// Every command that reads a model directory, writing (where it writes) to `out` (`bench`
+    /// runs greenprune-bench).
     func commands(_ model: URL, out: URL) -> [(String, [String])] {
         [("inspect", ["inspect", model.path]),
          ("quantize", ["quantize", model.path, "--out", out.path, "--bits", "8", "--quiet"]),
          ("prune", ["prune", model.path, "--out", out.path, "--ratio", "0.25", "--importance", "l1",
                     "--uniform", "--no-energy", "--quiet"]),
          ("evaluate", ["evaluate", model.path, "--tasks", "wikitext", "--output", out.path, "--quiet"]),
-         ("bench", ["bench", "--model", model.path, "--batch", "1", "--time", "8", "--repeat", "1"]),
+         ("greenprune-bench model", ["bench", "model", "--model", model.path, "--batch", "1", "--time", "8", "--repeat", "1"]),
          ("score", ["score", model.path, "--text", "a b c"]),
          ("generate", ["generate", model.path, "--prompt", "a", "--max-tokens", "1"]),
          ("embed", ["embed", model.path, "--text", "a b c"])]

@@ -153,10 +153,13 @@ import GreenPrune
     }
 
     /// Blocked causal attention over several query blocks, GQA, padding and a cached past, against
-    /// the textbook formula evaluated naively in double precision (tolerance 1e-5).
-    @Test(arguments: [(300, 0, 300), (200, 37, 150), (1, 90, 1)])
-    func attentionMatchesNaiveFormula(_ c: (t: Int, past: Int, length: Int)) {
+    /// the textbook formula evaluated naively in double precision (tolerance 1e-5), on every path
+    /// `KernelOptions` selects: grouped-query (T ≤ 256) or per head, heads in parallel or in turn.
+    @Test(arguments: [(300, 0, 300), (200, 37, 150), (1, 90, 1)],
+          [(true, true), (false, true), (true, false), (false, false)])
+    func attentionMatchesNaiveFormula(_ c: (t: Int, past: Int, length: Int), _ paths: (grouped: Bool, parallel: Bool)) {
         let (t, past, length) = c
+        let options = KernelOptions(groupedHeads: paths.grouped, parallelOverHeads: paths.parallel)
         let b = 2, h = 4, g = 2, d = 8, s = past + t + 3, l = past + t
         var seed: UInt32 = 7
         func rnd() -> Float { seed = seed &* 1664525 &+ 1013904223; return Float(Int(seed >> 9) % 2001 - 1000) / 500 }
@@ -166,7 +169,8 @@ import GreenPrune
         let lengths = [t, length]
         var out = [Float](repeating: 0, count: b * t * h * d), scratch = [Float](repeating: 0, count: t * l)
         attentionForward(&out, probs: nil, q: q, k: k, v: v, lengths: lengths, b: b, t: t, past: past, s: s,
-                         heads: h, kvHeads: g, d: d, qStride: h * d, kvStride: g * d, causal: true, scratch: &scratch)
+                         heads: h, kvHeads: g, d: d, qStride: h * d, kvStride: g * d, causal: true, scratch: &scratch,
+                         options: options)
         var worst = 0.0
         for bi in 0..<b {
             for i in 0..<min(t, lengths[bi]) {        // padded query rows are ignored by callers

@@ -244,9 +244,7 @@ struct QuantizationTests {
         let layer = try QuantizedLinear(t, bias: bias)
         // 4-bit layers keep float16-exact scales as float16 (8-bit ones always as float32).
         #expect(layer.hasFloat16Scales == (bits == 4 && scaleType == .float16))
-        let saved = QuantizedLinear.tileElements
-        QuantizedLinear.tileElements = 16 * k       // 5 tiles, the last one partial
-        defer { QuantizedLinear.tileElements = saved }
+        layer.options.tileElements = 16 * k       // 5 tiles, the last one partial
         var out = [Float](repeating: .nan, count: m * n)
         x.withUnsafeBufferPointer { xp in out.withUnsafeMutableBufferPointer { layer.forward(xp.baseAddress!, rows: m, into: $0.baseAddress!) } }
         let dq = t.dequantize()

@@ -286,7 +286,7 @@ struct QuantizerTests {
 
     /// all-MiniLM-L6-v2 INT8 per channel with int8 embeddings: loads with QuantizedLinear
     /// projections, weights ≤ 27% of F32 on disk, embeddings of a few sentences within cosine
-    /// 0.999 of the float model's. (Full STS-B figures: `greenprune quant-bench encoder`.)
+    /// 0.999 of the float model's. (Full STS-B figures: `greenprune-bench quant encoder`.)
     @Test func miniLMInt8() throws {
         let src = try ModelsFixtures.model(Paths.defaultEncoder)
         let root = temporaryDirectory("minilm")

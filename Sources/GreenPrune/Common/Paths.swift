@@ -4,9 +4,7 @@ import Foundation
 public enum Paths {
     /// `$GREENPRUNE_HOME`, else `~/.cache/greenprune`: downloaded packages and imported models.
     public static var home: URL {
-        if let h = ProcessInfo.processInfo.environment["GREENPRUNE_HOME"], !h.isEmpty {
-            return URL(fileURLWithPath: h)
-        }
+        if let h = GreenPruneEnvironment.process.home { return URL(fileURLWithPath: h) }
         return FileManager.default.homeDirectoryForCurrentUser.appendingPathComponent(".cache/greenprune")
     }
 
@@ -18,18 +16,14 @@ public enum Paths {
     /// Evaluation data: an explicit flag, else `$GREENPRUNE_DATA`, else `../shared/data`.
     public static func dataDirectory(_ flag: String? = nil) -> URL {
         if let f = flag, !f.isEmpty { return URL(fileURLWithPath: f) }
-        if let d = ProcessInfo.processInfo.environment["GREENPRUNE_DATA"], !d.isEmpty {
-            return URL(fileURLWithPath: d)
-        }
+        if let d = GreenPruneEnvironment.process.data { return URL(fileURLWithPath: d) }
         return URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
             .appendingPathComponent("../shared/data").standardizedFileURL
     }
 
     /// Reference outputs: `$GREENPRUNE_REFERENCE`, else `../shared/reference`.
     public static func referenceDirectory() -> URL {
-        if let d = ProcessInfo.processInfo.environment["GREENPRUNE_REFERENCE"], !d.isEmpty {
-            return URL(fileURLWithPath: d)
-        }
+        if let d = GreenPruneEnvironment.process.reference { return URL(fileURLWithPath: d) }
         return URL(fileURLWithPath: FileManager.default.currentDirectoryPath)
             .appendingPathComponent("../shared/reference").standardizedFileURL
     }

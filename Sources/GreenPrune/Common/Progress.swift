@@ -20,7 +20,7 @@ public final class ProgressBar {
         self.label = label
         self.total = max(total, 0)
         self.unit = unit
-        self.enabled = enabled && ProcessInfo.processInfo.environment["GREENPRUNE_NO_PROGRESS"] == nil
+        self.enabled = enabled && !GreenPruneEnvironment.process.noProgress
         self.minInterval = isTTY ? 0.1 : 10
     }
 

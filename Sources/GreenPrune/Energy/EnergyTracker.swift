@@ -17,7 +17,7 @@ import Foundation
 /// A background thread samples every meter each `options.interval` seconds (1 s by default);
 /// phase boundaries, `start` and `stop` take a sample too, so a phase's energy is the difference
 /// of two readings, exact for counters however short the phase. Sampling reads a few small
-/// kernel files, so it costs microseconds per second (see `greenprune bench-energy`).
+/// kernel files, so it costs microseconds per second (see `greenprune-bench energy`).
 /// Fallbacks (RAPL unreadable, no GPU library) are explained once on stderr and in the report.
 public final class EnergyTracker {
     public let options: EnergyOptions

@@ -114,7 +114,7 @@ public enum EvaluationRun {
                 }
             }
             // GREENPRUNE_PROFILE=1: seconds per forward phase on stderr after each task.
-            let profile = ProcessInfo.processInfo.environment["GREENPRUNE_PROFILE"] == "1" ? ForwardProfile() : nil
+            let profile = GreenPruneEnvironment.process.profile ? ForwardProfile() : nil
             model.profile = profile
             defer { model.profile = nil }
             for (task, docs, count) in loaded {

@@ -77,9 +77,7 @@ public struct TaskRegistry {
     /// directory or the nearest one above it or above the executable.
     public static func taskDirectory() -> URL? {
         let fm = FileManager.default
-        if let env = ProcessInfo.processInfo.environment["GREENPRUNE_TASKS"], !env.isEmpty {
-            return URL(fileURLWithPath: env)
-        }
+        if let env = GreenPruneEnvironment.process.tasks { return URL(fileURLWithPath: env) }
         var starts = [URL(fileURLWithPath: fm.currentDirectoryPath)]
         let exe = URL(fileURLWithPath: CommandLine.arguments.first ?? "").resolvingSymlinksInPath()
         starts.append(exe.deletingLastPathComponent())

@@ -37,6 +37,9 @@ public protocol LinearLayer: AnyObject {
     /// out (M, r.count), stride `ldo` = x · W[r, :]ᵀ + b[r] from an input packed by this layer or
     /// by one that `sharesPackedInput(with:)` this one.
     func forward(packed: any PackedLinearInput, outputs r: Range<Int>, into out: UnsafeMutablePointer<Float>, ldo: Int)
+    /// Takes the kernel paths of the model that holds it (a layer with no choice of kernels
+    /// ignores them).
+    func adopt(_ options: KernelOptions)
 }
 
 /// An input a linear layer converted once so that several of its products (or those of layers
@@ -48,6 +51,8 @@ public protocol PackedLinearInput {
 
 extension LinearLayer {
     public var computesOutputBands: Bool { false }
+
+    public func adopt(_ options: KernelOptions) {}
 
     public func forward(_ x: UnsafePointer<Float>, rows m: Int, addingInto out: UnsafeMutablePointer<Float>) -> Bool { false }
 

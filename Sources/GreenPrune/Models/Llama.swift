@@ -13,7 +13,7 @@ import Foundation
 public final class LlamaModel: TokenScorer {
     public let config: LlamaConfig
     /// The parameters; replace layers (pruned, quantized) between forwards, not during one.
-    public var weights: LlamaWeights
+    public var weights: LlamaWeights { didSet { applyKernelOptions() } }
     /// Largest B·T one forward takes when scoring (more requests are split into batches).
     public var maxBatchTokens = defaultBatchTokens
     /// The logits buffer holds logitChunkRows × logitTileColumns floats (1 MB): up to
@@ -35,6 +35,15 @@ public final class LlamaModel: TokenScorer {
     /// Attach to time the phases of each forward (benchmark breakdown).
     public var profile: ForwardProfile?
 
+    /// The kernel paths this model's forward takes (attention, and every quantized layer, which
+    /// receives a copy whenever this or `weights` changes).
+    public var kernelOptions = KernelOptions.standard { didSet { applyKernelOptions() } }
+
+    private func applyKernelOptions() {
+        let all = weights.layers.flatMap { $0.linears.map(\.layer) } + [weights.lmHead]
+        for l in all { l.adopt(kernelOptions) }
+    }
+
     private let invFreq: [Float]
     private let state = RunState()
 
@@ -43,6 +52,7 @@ public final class LlamaModel: TokenScorer {
         self.config = config
         self.weights = weights
         invFreq = config.rope.inverseFrequencies(headDim: config.headDim)
+        applyKernelOptions()
     }
 
     public var maxLength: Int { config.maxPositions }
@@ -192,7 +202,8 @@ public final class LlamaModel: TokenScorer {
                 segments.withOptionalBuffer { seg in
                     attentionForward(att, probs: nil, q: q, k: kSrc, v: vSrc, lengths: lengths, b: b, t: t,
                                      past: past, s: s, heads: layer.numHeads, kvHeads: layer.numKVHeads, d: d,
-                                     qStride: qw, kvStride: kvw, causal: true, scratch: scores, segments: seg)
+                                     qStride: qw, kvStride: kvw, causal: true, scratch: scores, segments: seg,
+                                     options: kernelOptions)
                 }
             }
             profile.time("o projection") { addProjection(layer.oProj, att, rows: n, into: x) }

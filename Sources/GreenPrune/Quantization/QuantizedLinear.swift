@@ -22,7 +22,7 @@ public enum ActivationQuantization: String, Codable, CaseIterable, Sendable {
 ///   even index in the low nibble), 8-bit ones a byte each. 4-bit layers whose scales are all exact
 ///   float16 values (what `quantize` writes at 4 bits by default) keep them as float16, half the bytes;
 ///   the kernels read them converted a row or a block at a time.
-/// With `.none`, `forward` dequantizes at most `tileElements` weights at a time into a float
+/// With `.none`, `forward` dequantizes at most `options.tileElements` weights at a time into a float
 /// scratch buffer (threads split the rows) and multiplies with `cblas_sgemm`; with `.int8` it
 /// quantizes each input row to int8 and runs `Int8Kernels.gemm` (4-bit rows unpacked 256 at
 /// a time to int8). Either way the float weights never exist in full.
@@ -55,18 +55,14 @@ public final class QuantizedLinear: LinearLayer {
     private let zeros4: UnsafeMutableBufferPointer<UInt8>?
     private let bias: UnsafeMutableBufferPointer<Float>?
 
-    /// Most weights expanded at once (the scratch tile is 4 bytes per element on sgemm, 2 on
-    /// AMX). On SmolLM2 INT4 at 512-token batches, 2²⁰ and 2¹⁹ score at the same speed (2¹⁹ holds
-    /// 0.7 MB less); 2¹⁸ saves 0.7 MB more but scores about 10% slower.
-    public static var tileElements = 1 << 19
+    /// Which kernel paths this layer takes (AMX tiles, the dequantization tile size); a model
+    /// sets it on its layers (`LlamaModel.kernelOptions`).
+    public var options = KernelOptions.standard
 
-    /// Whether float-activation products may run on AMX bf16 tiles: true when the CPU and
-    /// kernel offer them, unless the environment sets GREENPRUNE_AMX=0. Tests and benchmarks
-    /// switch it to compare both paths.
-    public static var amxEnabled: Bool = ProcessInfo.processInfo.environment["GREENPRUNE_AMX"] != "0" && qk_amx_bf16_available() != 0
+    public func adopt(_ options: KernelOptions) { if self.options != options { self.options = options } }
     /// Fewest input rows for the AMX path (below it, expanding the weights to tiles costs more
     /// than the tiles save).
-    public static var amxMinRows = 32
+    public static let amxMinRows = 32
 
     /// True when this layer's float-activation products go through AMX bf16 tiles for `m` input
     /// rows. Only where bf16 adds nothing next to the quantization error: rows with one scale
@@ -74,7 +70,7 @@ public final class QuantizedLinear: LinearLayer {
     /// 4-bit groups (the dequantized weight rounded to bf16 moves by at most 2⁻⁹ of itself,
     /// under 0.05 steps). 8-bit groups stay on sgemm.
     public func usesAMX(rows m: Int) -> Bool {
-        Self.amxEnabled && activations == .none && m >= Self.amxMinRows && (groupsPerRow == 1 || bits == 4)
+        options.amx && KernelOptions.amxAvailable && activations == .none && m >= Self.amxMinRows && (groupsPerRow == 1 || bits == 4)
     }
 
     /// Builds the layer from quantized codes (any granularity), copying them into packed storage.
@@ -365,7 +361,7 @@ public final class QuantizedLinear: LinearLayer {
                                     into out: UnsafeMutablePointer<Float>, ldo: Int? = nil, accumulate: Bool = false) {
         let n = inFeatures
         let band = band ?? 0 ..< outFeatures, ldo = ldo ?? outFeatures
-        let tile = Swift.max(1, Swift.min(band.count, Self.tileElements / n))
+        let tile = Swift.max(1, Swift.min(band.count, options.tileElements / n))
         let scratch = QuantWorkspace.current.buffer(.weightTile, bytes: tile * n * 4).bindMemory(to: Float.self, capacity: tile * n)
         var r0 = band.lowerBound
         while r0 < band.upperBound {
@@ -428,7 +424,7 @@ public final class QuantizedLinear: LinearLayer {
     }
 
     /// The AMX bf16 path over the output rows `band`, written with row stride `ldo`: x packed to
-    /// bf16 once, then tile by tile (at most `tileElements` weights) the band's rows dequantized 16
+    /// bf16 once, then tile by tile (at most `options.tileElements` weights) the band's rows dequantized 16
     /// at a time straight into VNNI tiles (threads split the blocks) and multiplied (threads split
     /// the columns). Rows with one scale are expanded as exact codes q − z and scaled after the
     /// product; grouped rows are expanded with their scales.
@@ -441,7 +437,7 @@ public final class QuantizedLinear: LinearLayer {
                             into out: UnsafeMutablePointer<Float>, ldo: Int, accumulate: Bool) {
         let n = inFeatures, m = packed.rows, kp = (n + 31) / 32 * 32, a = packed.a
         let exact = groupsPerRow == 1
-        let tile = Swift.max(32, Swift.min((band.count + 31) / 32 * 32, Self.tileElements / n / 32 * 32))
+        let tile = Swift.max(32, Swift.min((band.count + 31) / 32 * 32, options.tileElements / n / 32 * 32))
         let b = QuantWorkspace.current.buffer(.weightTile, bytes: tile * kp * 2).bindMemory(to: UInt16.self, capacity: tile * kp)
         var r0 = band.lowerBound
         while r0 < band.upperBound {

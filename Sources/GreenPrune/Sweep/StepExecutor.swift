@@ -43,7 +43,7 @@ public struct ProcessStepExecutor: StepExecutor {
     /// The binary to run steps with: `$GREENPRUNE_SWEEP_BINARY` (tests point it at a fake), else
     /// this process's own executable.
     public static func defaultBinary() -> String {
-        if let b = ProcessInfo.processInfo.environment["GREENPRUNE_SWEEP_BINARY"], !b.isEmpty { return b }
+        if let b = GreenPruneEnvironment.process.sweepBinary { return b }
         return ownExecutable()
     }
 

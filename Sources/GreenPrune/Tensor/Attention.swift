@@ -23,13 +23,15 @@ import Foundation
 ///
 /// Causal attention runs in blocks of `attentionQueryBlock` queries, each multiplying only the
 /// keys its last query can see. `scratch` holds T·L floats. `probs`, if given, receives P for every (b, h) as
-/// (B, H, T, L): with q, k, v it is what the backward needs.
+/// (B, H, T, L): with q, k, v it is what the backward needs. `options` picks the grouped-query
+/// and heads-in-parallel paths (`KernelOptions.groupedHeads`, `.parallelOverHeads`); every
+/// choice gives the same numbers up to float rounding.
 public func attentionForward(_ out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>?,
                              q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                              lengths: [Int], b: Int, t: Int, past: Int, s: Int,
                              heads: Int, kvHeads: Int, d: Int, qStride: Int, kvStride: Int,
                              causal: Bool, scratch: UnsafeMutablePointer<Float>,
-                             segments: UnsafePointer<Int32>? = nil) {
+                             segments: UnsafePointer<Int32>? = nil, options: KernelOptions = .standard) {
     precondition(segments == nil || past == 0, "attentionForward: segments need past = 0")
     let l = past + t
     guard heads > 0, kvHeads > 0, t > 0 else { return }
@@ -81,21 +83,19 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, probs: UnsafeMu
     }
 
     let workers = ProcessInfo.processInfo.activeProcessorCount
-    if probs == nil && t <= attentionGroupedMaxTime && attentionGroupedHeads {
+    if probs == nil && t <= attentionGroupedMaxTime && options.groupedHeads {
         groupedAttentionForward(out, q: q, k: k, v: v, lengths: lengths, b: b, t: t, past: past, s: s,
                                 heads: heads, kvHeads: kvHeads, d: d, qStride: qStride, kvStride: kvStride,
                                 causal: causal, segments: segments, workers: workers)
         return
     }
     let tasks = b * heads
-    if attentionParallelOverHeads && workers > 1 && tasks > 1 && BLAS.threads > 1 {
-        // Heads in parallel, each on one thread with single-threaded sgemm (many small products
-        // parallelise better across heads than inside each one).
+    // Heads in parallel, each on one thread with single-threaded sgemm (many small products
+    // parallelise better across heads than inside each one), when BLAS has threads to give up.
+    let parallel = options.parallelOverHeads && workers > 1 && tasks > 1 && BLAS.whileSingleThreaded {
         let slots = min(workers, tasks)
         let extra = probs == nil ? UnsafeMutablePointer<Float>.allocate(capacity: (slots - 1) * t * l + 1) : nil
         defer { extra?.deallocate() }
-        let threads = BLAS.threads
-        BLAS.threads = 1
         DispatchQueue.concurrentPerform(iterations: slots) { w in
             let mine = w == 0 ? scratch : extra.map { $0 + (w - 1) * t * l } ?? scratch
             var task = w
@@ -104,18 +104,14 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, probs: UnsafeMu
                 task += slots
             }
         }
-        BLAS.threads = threads
-    } else {
+    }
+    if !parallel {
         for bi in 0..<b { for h in 0..<heads { head(bi, h, scratch, rowsParallel: true) } }
     }
 }
 
 /// Query rows per block in causal attention (see `attentionForward`).
 public let attentionQueryBlock = 128
-
-/// Take the grouped-query path (see `groupedAttentionForward`) when it applies. Both paths
-/// give the same numbers up to float rounding; this switch exists for tests and benchmarks.
-nonisolated(unsafe) public var attentionGroupedHeads = true
 
 /// Longest T the grouped path takes: it computes the whole T×L square (no causal blocks), which
 /// costs little next to the projections up to a few hundred tokens.
@@ -160,8 +156,7 @@ func groupedAttentionForward(_ out: UnsafeMutablePointer<Float>, q: UnsafePointe
         if ok { runStart = starts }
     }
     let perTask = 2 * rowsG * d + rowsG * l
-    let parallel = workers > 1 && b * kvHeads > 1 && BLAS.threads > 1
-    let slots = parallel ? min(workers, b * kvHeads) : 1
+    let slots = workers > 1 && b * kvHeads > 1 ? min(workers, b * kvHeads) : 1
     let scratch = UnsafeMutablePointer<Float>.allocate(capacity: slots * perTask)
     defer { scratch.deallocate() }
 
@@ -226,19 +221,13 @@ func groupedAttentionForward(_ out: UnsafeMutablePointer<Float>, q: UnsafePointe
     }
 
     let tasks = b * kvHeads
-    if parallel {
-        let threads = BLAS.threads
-        BLAS.threads = 1
+    let parallel = slots > 1 && BLAS.whileSingleThreaded {
         DispatchQueue.concurrentPerform(iterations: slots) { w in
             var i = w
             while i < tasks { task(i / kvHeads, i % kvHeads, scratch + w * perTask); i += slots }
         }
-        BLAS.threads = threads
-    } else {
+    }
+    if !parallel {
         for i in 0 ..< tasks { task(i / kvHeads, i % kvHeads, scratch) }
     }
 }
-
-/// Run heads concurrently (single-threaded sgemm each) rather than one after another with
-/// multi-threaded sgemm. Both give the same numbers; this switch exists for benchmarking.
-nonisolated(unsafe) public var attentionParallelOverHeads = true

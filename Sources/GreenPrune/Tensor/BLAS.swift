@@ -10,6 +10,25 @@ public enum BLAS {
         set { openblas_set_num_threads(Int32(max(1, newValue))) }
     }
 
+    /// When OpenBLAS runs on more than one thread, runs `body` with it on one thread per call
+    /// (for callers that spread many small products over their own threads instead) and returns
+    /// true; otherwise returns false without running `body`. The thread count is one setting for
+    /// the whole process, so these sections run one at a time: concurrent callers (tests run in
+    /// parallel) never read each other's temporary 1, take a different path for it, or restore it
+    /// in the wrong order.
+    public static func whileSingleThreaded(_ body: () -> Void) -> Bool {
+        singleThreadedSection.lock()
+        defer { singleThreadedSection.unlock() }
+        let configured = threads
+        guard configured > 1 else { return false }
+        threads = 1
+        body()
+        threads = configured
+        return true
+    }
+
+    private static let singleThreadedSection = NSLock()
+
     /// Makes OpenBLAS's idle worker threads sleep almost at once instead of spinning for about
     /// 2^28 cycles after each product (OPENBLAS_THREAD_TIMEOUT=4, unless the environment sets
     /// it). The spinning worker otherwise holds a core while GreenPrune's own threads run

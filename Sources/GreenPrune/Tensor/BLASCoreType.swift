@@ -32,8 +32,7 @@ public enum BLASCoreType {
     /// its generic kernels on a CPU that can run better ones. Returns (does nothing) when the
     /// variable is already set, when `GREENPRUNE_NO_REEXEC` is set, or when exec fails.
     public static func reexecIfGeneric() {
-        let env = ProcessInfo.processInfo.environment
-        guard env["OPENBLAS_CORETYPE"] == nil, env["GREENPRUNE_NO_REEXEC"] == nil else { return }
+        guard ProcessInfo.processInfo.environment["OPENBLAS_CORETYPE"] == nil, !GreenPruneEnvironment.process.noReexec else { return }
         let generic: Set<String> = ["Prescott", "Core2", "Katmai", "Northwood", "Penryn", "Nehalem", "Dunnington"]
         guard generic.contains(current), let better = suited(cpuFlags: cpuFlags()) else { return }
         setenv("OPENBLAS_CORETYPE", better, 1)

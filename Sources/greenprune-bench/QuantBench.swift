@@ -2,7 +2,7 @@ import ArgumentParser
 import Foundation
 import GreenPrune
 
-/// `greenprune quant-bench`: what quantization costs and saves, measured within one run.
+/// `greenprune-bench quant`: what quantization costs and saves, measured within one run.
 ///
 /// `encoder BASE DIR…`: all-MiniLM-style encoders — STS-B Spearman, embedding_drift (MSE,
 /// cosine) against BASE, and weights size on disk relative to BASE.
@@ -15,7 +15,7 @@ import GreenPrune
 /// other processes on the machine do not advance that clock.
 struct QuantBench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "quant-bench",
+        commandName: "quant",
         abstract: "Measure quantized models against their float baseline (accuracy, size, speed, peak RSS).")
 
     enum Kind: String, ExpressibleByArgument { case encoder, decoder, score }
@@ -47,8 +47,11 @@ struct QuantBench: ParsableCommand {
     @Option(help: "Rounds of every decoder, interleaved; speed ratios are medians over rounds.")
     var `repeat`: Int = 1
 
-    @Flag(help: "Also score each quantized decoder with its float-activation products on sgemm (GREENPRUNE_AMX=0), next to the AMX bf16 tiles where the CPU has them.")
+    @Flag(help: "Also score each quantized decoder with its float-activation products on sgemm, next to the AMX bf16 tiles where the CPU has them.")
     var sgemmToo = false
+
+    @Flag(help: "score: float-activation products on sgemm, never on AMX tiles.")
+    var noAmx = false
 
     func validate() throws {
         guard !directories.isEmpty else { throw ValidationError("give at least one model directory") }
@@ -69,16 +72,6 @@ struct QuantBench: ParsableCommand {
         let items = (try? FileManager.default.contentsOfDirectory(at: url, includingPropertiesForKeys: [.fileSizeKey])) ?? []
         return items.filter { $0.pathExtension == "safetensors" }
             .reduce(0) { $0 + ((try? $1.resourceValues(forKeys: [.fileSizeKey]).fileSize) ?? 0) }
-    }
-
-    /// A field of /proc/self/status in bytes: VmHWM (peak resident set), RssAnon, RssFile.
-    static func status(_ field: String) -> Int {
-        guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return 0 }
-        for line in s.split(separator: "\n") where line.hasPrefix(field + ":") {
-            let kb = line.split(separator: " ").compactMap { Int($0) }.first ?? 0
-            return kb * 1024
-        }
-        return 0
     }
 
     func loadEncoder(_ dir: String) throws -> BertModel {
@@ -122,6 +115,7 @@ struct QuantBench: ParsableCommand {
         let t0 = Date()
         let model = try ModelLoader.loadLlama(url)
         applyActivations(model.weights.layers.flatMap { $0.linears.map(\.layer) })
+        if noAmx { model.kernelOptions.amx = false }
         // The windows are token ids: tokenize first, then free the tokenizer's tables and word
         // cache (a few MB, in both the float and the quantized run) before scoring.
         let task = ChunkedPerplexityTask(.wikitext2)
@@ -132,12 +126,12 @@ struct QuantBench: ParsableCommand {
             documents = Evaluator.limited(try task.documents(setup), windows)
         }
         let loadSeconds = Date().timeIntervalSince(t0)
-        let loadedRSS = Self.status("VmRSS")
+        let loadedRSS = Harness.rss()
         model.maxBatchTokens = batchTokens
         let ev = Evaluator(model: model, tokenizer: TokenIdsOnly(), options: ScorerOptions(batchTokens: batchTokens), showProgress: false)
-        let cpu0 = Bench.cpuTime()
+        let cpu0 = Harness.processCPUSeconds()
         let out = try ev.run(task, documents: documents)
-        let cpuSeconds = Bench.cpuTime() - cpu0
+        let cpuSeconds = Harness.processCPUSeconds() - cpu0
         let resident = model.weights.layers.reduce(0) { $0 + $1.linears.reduce(0) { $0 + $1.layer.residentBytes } }
         let kind = model.weights.layers.first.map { String(describing: type(of: $0.qProj)) } ?? "?"
         let kernel: String
@@ -148,7 +142,7 @@ struct QuantBench: ParsableCommand {
                                 "tokens_per_second": out.tokensPerSecond, "wall_seconds": out.wallSeconds,
                                 "tokens_per_cpu_second": cpuSeconds > 0 ? Double(out.requestTokens) / cpuSeconds : 0,
                                 "load_seconds": loadSeconds, "peak_rss_bytes": peakResidentBytes(), "rss_after_load_bytes": loadedRSS,
-                                "rss_anon_bytes": Self.status("RssAnon"), "rss_file_bytes": Self.status("RssFile"),
+                                "rss_anon_bytes": Harness.procStatus()["RssAnon"] ?? 0, "rss_file_bytes": Harness.procStatus()["RssFile"] ?? 0,
                                 "linear_resident_bytes": resident, "projection_type": kind, "kernel": kernel]
         print(String(decoding: try JSONSerialization.data(withJSONObject: o, options: [.sortedKeys]), as: UTF8.self))
     }
@@ -157,22 +151,13 @@ struct QuantBench: ParsableCommand {
         // Entries: the baseline, each quantized directory, and with --sgemm-too each quantized
         // directory again on sgemm.
         var entries = directories.map { (dir: $0, sgemm: false) }
-        if sgemmToo && QuantizedLinear.amxEnabled { entries += directories.dropFirst().map { (dir: $0, sgemm: true) } }
+        if sgemmToo && KernelOptions.standard.amx { entries += directories.dropFirst().map { (dir: $0, sgemm: true) } }
         // rounds[r][i]: entry i's child result in round r.
-        var rounds: [[[String: Any]?]] = []
-        for r in 0 ..< `repeat` {
-            var round = [[String: Any]?](repeating: nil, count: entries.count)
-            for step in 0 ..< entries.count {
-                let i = (step + r) % entries.count
-                round[i] = try child(entries[i].dir, sgemm: entries[i].sgemm)
-            }
-            rounds.append(round)
+        let rounds: [[[String: Any]?]] = try Harness.interleavedRounds(`repeat`, variants: entries.count) {
+            try child(entries[$0].dir, sgemm: entries[$0].sgemm)
         }
         func d(_ o: [String: Any]?, _ k: String) -> Double { (o?[k] as? NSNumber)?.doubleValue ?? 0 }
-        func median(_ xs: [Double]) -> Double {
-            let s = xs.sorted()
-            return s.isEmpty ? 0 : s.count % 2 == 1 ? s[s.count / 2] : (s[s.count / 2 - 1] + s[s.count / 2]) / 2
-        }
+        let median = Harness.median
         if `repeat` > 1 { print("speed: median over \(`repeat`) interleaved rounds of each round's ratio to the baseline") }
         for i in entries.indices {
             let dir = entries[i].dir
@@ -194,22 +179,18 @@ struct QuantBench: ParsableCommand {
         }
     }
 
-    /// Scores `dir` in a child process (`quant-bench score`) and returns its JSON line.
+    /// Scores `dir` in a child process (`quant score`) and returns its JSON line.
     private func child(_ dir: String, sgemm: Bool = false) throws -> [String: Any] {
         let p = Process()
-        if sgemm {
-            var env = ProcessInfo.processInfo.environment
-            env["GREENPRUNE_AMX"] = "0"
-            p.environment = env
-        }
         p.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
         if !FileManager.default.isExecutableFile(atPath: p.executableURL!.path) {
             p.executableURL = URL(fileURLWithPath: "/proc/self/exe").resolvingSymlinksInPath()
         }
-        var args = ["quant-bench", "score", dir, "--windows", String(windows), "--seq-len", String(seqLen),
+        var args = ["quant", "score", dir, "--windows", String(windows), "--seq-len", String(seqLen),
                     "--batch-tokens", String(batchTokens)]
         if let d = dataDir { args += ["--data-dir", d] }
         if let a = activations { args += ["--activations", a.rawValue] }
+        if sgemm { args.append("--no-amx") }
         p.arguments = args
         let pipe = Pipe()
         p.standardOutput = pipe
@@ -225,11 +206,11 @@ struct QuantBench: ParsableCommand {
     }
 }
 
-/// Stands in for the tokenizer once every request is already token ids (quant-bench's windows),
+/// Stands in for the tokenizer once every request is already token ids (the scored windows),
 /// so the real one is freed before scoring; asked to encode text, it throws.
 private final class TokenIdsOnly: Tokenizer {
     func encode(_ text: String, addSpecialTokens: Bool) throws -> [Int] {
-        throw InputError("quant-bench", "internal: text reached the scorer after the tokenizer was freed")
+        throw InputError("greenprune-bench quant", "internal: text reached the scorer after the tokenizer was freed")
     }
     func decode(_ ids: [Int], skipSpecialTokens: Bool) -> String { "" }
     func token(for id: Int) -> String? { nil }

@@ -2,11 +2,11 @@ import ArgumentParser
 import Foundation
 import GreenPrune
 
-/// `greenprune bench-eval [DIR] [--limit 300] [--chunked-limit N]`: the evaluation engine's speed
+/// `greenprune-bench eval [DIR] [--limit 300] [--chunked-limit N]`: the evaluation engine's speed
 /// against an lm-eval-like baseline measured in the same run.
-struct BenchEval: ParsableCommand {
+struct EvalBench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench-eval",
+        commandName: "eval",
         abstract: "Time hellaswag and wikitext2_chunked through the engine and through a per-request baseline.",
         discussion: """
             Loads the model once, then runs: hellaswag on the first --limit documents through the \

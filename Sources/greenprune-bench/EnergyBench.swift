@@ -2,16 +2,16 @@ import ArgumentParser
 import Foundation
 import GreenPrune
 
-/// `greenprune bench-energy`: how much the tracker slows a CPU-bound workload.
+/// `greenprune-bench energy`: how much the tracker slows a CPU-bound workload.
 ///
 /// Calibrates a single-threaded integer/float loop, then runs `--seconds` of it untracked and
 /// `--seconds` tracked, split into `--chunks` pairs in alternating order (AB BA AB …, so drift in
 /// the machine's load cancels to first order), and prints tracked/untracked wall time (target
 /// below 1.01), the median of the per-pair ratios, the workload thread's CPU-time ratio, and the
 /// sampler's own CPU cost per sample.
-struct BenchEnergy: ParsableCommand {
+struct EnergyBench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench-energy",
+        commandName: "energy",
         abstract: "Measure the tracker's overhead on a CPU-bound workload (wall-time ratio)."
     )
 
@@ -35,7 +35,7 @@ struct BenchEnergy: ParsableCommand {
         var units = 1 << 20
         var t = 0.0
         while true {
-            t = time { _ = BenchEnergy.work(units) }.wall
+            t = time { _ = EnergyBench.work(units) }.wall
             if t >= 0.5 { break }
             units *= 2
         }
@@ -55,11 +55,11 @@ struct BenchEnergy: ParsableCommand {
                 if isTracked {
                     let tracker = try EnergyTracker(options)
                     try tracker.start()
-                    let m = time { checksum += BenchEnergy.work(units) }
+                    let m = time { checksum += EnergyBench.work(units) }
                     samples += try tracker.stop().samples
                     (b, tracked, trackedCPU) = (m.wall, tracked + m.wall, trackedCPU + m.cpu)
                 } else {
-                    let m = time { checksum += BenchEnergy.work(units) }
+                    let m = time { checksum += EnergyBench.work(units) }
                     (a, plain, plainCPU) = (m.wall, plain + m.wall, plainCPU + m.cpu)
                 }
             }
@@ -79,11 +79,11 @@ struct BenchEnergy: ParsableCommand {
         fast.interval = 0.01
         func idleRun(_ us: UInt32) throws -> (cpu: Double, samples: Int) {
             let tracker = try EnergyTracker(fast)
-            let cpu0 = BenchEnergy.processCPUSeconds()
+            let cpu0 = Harness.processCPUSeconds()
             try tracker.start()
             usleep(us)
             let r = try tracker.stop()
-            return (BenchEnergy.processCPUSeconds() - cpu0, r.samples)
+            return (Harness.processCPUSeconds() - cpu0, r.samples)
         }
         _ = try idleRun(100_000)   // warm-up: first-use costs (locale data, thread pools)
         let short = try idleRun(500_000), long = try idleRun(2_500_000)
@@ -102,13 +102,6 @@ struct BenchEnergy: ParsableCommand {
         let a = MonotonicClock.now(), c = threadCPU()
         body()
         return (MonotonicClock.now() - a, threadCPU() - c)
-    }
-
-    /// User + system CPU seconds of this process (all threads).
-    static func processCPUSeconds() -> Double {
-        var u = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &u)
-        return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-6
     }
 
     /// A dependent chain of xorshift steps and float adds: pure CPU, no memory traffic.

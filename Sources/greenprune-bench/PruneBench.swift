@@ -2,12 +2,12 @@ import ArgumentParser
 import Foundation
 import GreenPrune
 
-/// `greenprune bench-prune DIR`: times the gradient work pruning does — forward + backward of
+/// `greenprune-bench prune DIR`: times the gradient work pruning does — forward + backward of
 /// a B × T batch through `LlamaGradient` — so scripts/bench-prune.sh can set it against
 /// PyTorch's figure for the same work (2 × 128 tokens) within one run.
-struct BenchPrune: ParsableCommand {
+struct PruneBench: ParsableCommand {
     static let configuration = CommandConfiguration(
-        commandName: "bench-prune",
+        commandName: "prune",
         abstract: "Time forward+backward of a calibration batch (the gradient work of `prune`).")
 
     @Argument(help: "The model directory.")
@@ -42,26 +42,15 @@ struct BenchPrune: ParsableCommand {
         var times: [Double] = [], cpu: [Double] = []
         for _ in 0..<repeats {
             engine.zeroGradients()
-            let t0 = Date(), c0 = processCPUSeconds()
+            let t0 = Date(), c0 = Harness.processCPUSeconds()
             _ = try engine.accumulate(batch: ids, scale: 1)
             times.append(Date().timeIntervalSince(t0))
-            cpu.append(processCPUSeconds() - c0)
+            cpu.append(Harness.processCPUSeconds() - c0)
         }
         let best = times.min() ?? 0, mean = times.reduce(0, +) / Double(times.count)
         // CPU seconds (all threads) tell the work apart from a machine shared with other jobs.
         print(String(format: "forward+backward %d x %d tokens (%@ gradients): best %.3f s, mean %.3f s over %d runs, cpu %.3f s per run, %d cores",
                      batch, seqLen, allParameters ? "all" : "prunable", best, mean, repeats,
                      (cpu.min() ?? 0), ProcessInfo.processInfo.activeProcessorCount))
-    }
-
-    /// User + system CPU time of this process (all threads), seconds.
-    func processCPUSeconds() -> Double {
-        var u = rusage()
-        #if os(Linux)
-        getrusage(RUSAGE_SELF.rawValue, &u)
-        #else
-        getrusage(RUSAGE_SELF, &u)
-        #endif
-        return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6
     }
 }

@@ -2,12 +2,13 @@ import ArgumentParser
 import Foundation
 import GreenPrune
 
-/// `greenprune bench`: in one run, OpenBLAS sgemm GFLOP/s on this machine and the decoder's
+/// `greenprune-bench model`: in one run, OpenBLAS sgemm GFLOP/s on this machine and the decoder's
 /// scoring throughput on B × T tokens, the fraction of the sgemm rate the forward achieves on
 /// its matmul FLOPs, peak memory while scoring against the weights' bytes, and whether the
 /// float32 weights are mmapped rather than copied.
-struct Bench: ParsableCommand {
+struct ModelBench: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "model",
         abstract: "Benchmark sgemm and the forward pass (tokens/s, % of sgemm rate, peak memory).",
         discussion: """
             The forward is timed as scoring does it: every position of B sequences of T tokens \
@@ -50,11 +51,11 @@ struct Bench: ParsableCommand {
         guard FileManager.default.fileExists(atPath: dir.appendingPathComponent("config.json").path) else {
             throw InputError(dir.path, "no model here: run scripts/fetch-models.sh (or pass --model DIR)")
         }
-        let rssBefore = Self.rss()
+        let rssBefore = Harness.rss()
         let bundle = try ModelLoader.load(dir, tokenizer: false)
         let lm = try bundle.llama()
         let summary = ModelSummary(bundle)
-        let rssLoaded = Self.rss()
+        let rssLoaded = Harness.rss()
 
         // Deterministic token ids (LCG), all positions scored.
         var seed: UInt64 = 0x9E3779B97F4A7C15
@@ -81,27 +82,27 @@ struct Bench: ParsableCommand {
         var sgemmCPU = 0.0
         func measureSgemm() {
             for (i, (_, mm, n, k)) in shapes.enumerated() {
-                let (f, t, cpu) = Self.sgemmRate(m: mm, n: n, k: k)
+                let (f, t, cpu) = SgemmBench.rate(m: mm, n: n, k: k)
                 shapeFlops[i] += f; shapeTime[i] += t; sgemmCPU += cpu
             }
         }
         measureSgemm()
-        attentionParallelOverHeads = !serialHeads
+        lm.kernelOptions.parallelOverHeads = !serialHeads
         _ = try lm.score([requests[0]])   // warm-up: pages the weights in, allocates buffers
         var best = Double.infinity, bestCPU = Double.infinity
         var phases: [(String, Double)] = []
         for _ in 0..<`repeat` {
             let profile = ForwardProfile()
             lm.profile = profile
-            let t0 = Self.now(), c0 = Self.cpuTime()
+            let t0 = Harness.now(), c0 = Harness.processCPUSeconds()
             _ = try lm.score(requests)
-            let t = Self.now() - t0
-            bestCPU = min(bestCPU, Self.cpuTime() - c0)
+            let t = Harness.now() - t0
+            bestCPU = min(bestCPU, Harness.processCPUSeconds() - c0)
             lm.profile = nil
             if t < best { best = t; phases = profile.order.map { ($0, profile.seconds[$0] ?? 0) } }
         }
         let peak = peakResidentBytes()
-        let status = Self.procStatus()
+        let status = Harness.procStatus()
         let tokens = Double(batch * time)
         let flops = lm.forwardFLOPs(batch: batch, time: time, headRows: batch * (time - 1))
         let modelRate = flops / best / 1e9
@@ -151,53 +152,5 @@ struct Bench: ParsableCommand {
                      humanBytes(peak), Double(peak) / Double(weightBytes), humanBytes(weightBytes)))
         print("  RSS file-backed \(humanBytes(status["RssFile"] ?? 0)), anonymous \(humanBytes(status["RssAnon"] ?? 0)); before load \(humanBytes(rssBefore)), after load \(humanBytes(rssLoaded))")
         print("  float32 weights mmapped, not copied: \(allMapped ? "yes" : "no") (\(humanBytes(summary.mappedWeightBytes)) of \(humanBytes(weightBytes)) mapped)")
-    }
-
-    /// (FLOPs, seconds) of repeated C = A·Bᵀ sgemm calls on (m, k)·(n, k), ≥ 0.3 s after a warm-up.
-    static func sgemmRate(m: Int, n: Int, k: Int) -> (Double, Double, Double) {
-        let a = UnsafeMutablePointer<Float>.allocate(capacity: m * k)
-        let b = UnsafeMutablePointer<Float>.allocate(capacity: n * k)
-        let c = UnsafeMutablePointer<Float>.allocate(capacity: m * n)
-        defer { a.deallocate(); b.deallocate(); c.deallocate() }
-        for i in 0..<(m * k) { a[i] = Float(i % 7) * 0.01 }
-        for i in 0..<(n * k) { b[i] = Float(i % 5) * 0.01 }
-        matmulLinear(c, a, b, m: m, n: n, k: k)
-        var calls = 0
-        let t0 = now(), c0 = cpuTime()
-        var t = 0.0
-        repeat {
-            matmulLinear(c, a, b, m: m, n: n, k: k)
-            calls += 1
-            t = now() - t0
-        } while t < 0.3
-        return (2 * Double(m) * Double(n) * Double(k) * Double(calls), t, cpuTime() - c0)
-    }
-
-    /// Process CPU seconds (user + system, all threads): a second clock that other processes
-    /// on a busy machine do not advance.
-    static func cpuTime() -> Double {
-        var u = rusage()
-        getrusage(RUSAGE_SELF.rawValue, &u)
-        return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) * 1e-6
-    }
-
-    static func now() -> Double {
-        var ts = timespec()
-        clock_gettime(CLOCK_MONOTONIC, &ts)
-        return Double(ts.tv_sec) + Double(ts.tv_nsec) * 1e-9
-    }
-
-    /// Current resident set size in bytes.
-    static func rss() -> Int { procStatus()["VmRSS"] ?? 0 }
-
-    /// The "kB" fields of /proc/self/status, in bytes (empty where /proc is absent).
-    static func procStatus() -> [String: Int] {
-        guard let s = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8) else { return [:] }
-        var out: [String: Int] = [:]
-        for line in s.split(separator: "\n") {
-            let parts = line.split(whereSeparator: { $0 == ":" || $0 == " " || $0 == "\t" })
-            if parts.count == 3, parts[2] == "kB", let v = Int(parts[1]) { out[String(parts[0])] = v * 1024 }
-        }
-        return out
     }
 }

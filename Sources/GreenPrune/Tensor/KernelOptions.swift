@@ -1,0 +1,35 @@
+import CQuantKernels
+
+/// Choices between kernel paths that compute the same products, held by what runs them
+/// (`LlamaModel.kernelOptions`, copied to its layers' `QuantizedLinear.options`) and passed down
+/// to `attentionForward` (other callers take `.standard`): tests and benchmarks set the path they
+/// want on their own model instead of switching the whole process. The sgemm paths agree to float rounding; AMX
+/// rounds activations to bf16 (see `QuantizedLinear.usesAMX`).
+public struct KernelOptions: Sendable, Equatable {
+    /// Float-activation products of quantized layers may run on AMX bf16 tiles (where the CPU
+    /// and kernel offer them: `amxAvailable`).
+    public var amx: Bool
+    /// Most weights a quantized layer expands at once (the scratch tile is 4 bytes per element
+    /// on sgemm, 2 on AMX). On SmolLM2 INT4 at 512-token batches, 2²⁰ and 2¹⁹ score at the same
+    /// speed (2¹⁹ holds 0.7 MB less); 2¹⁸ saves 0.7 MB more but scores about 10% slower.
+    public var tileElements: Int
+    /// Attention takes the grouped-query path (see `groupedAttentionForward`) where it applies.
+    public var groupedHeads: Bool
+    /// Attention runs heads concurrently (single-threaded sgemm each) rather than one after
+    /// another with multi-threaded sgemm.
+    public var parallelOverHeads: Bool
+
+    public init(amx: Bool = KernelOptions.amxAvailable && GreenPruneEnvironment.process.amx,
+                tileElements: Int = 1 << 19, groupedHeads: Bool = true, parallelOverHeads: Bool = true) {
+        self.amx = amx
+        self.tileElements = tileElements
+        self.groupedHeads = groupedHeads
+        self.parallelOverHeads = parallelOverHeads
+    }
+
+    /// The defaults: every fast path on, AMX where the CPU has it unless `GREENPRUNE_AMX=0`.
+    public static let standard = KernelOptions()
+
+    /// Whether this CPU and kernel build can multiply on AMX bf16 tiles.
+    public static let amxAvailable = qk_amx_bf16_available() != 0
+}
