@@ -60,6 +60,7 @@ public final class QuantizedLinear: LinearLayer {
     public var options = KernelOptions.standard
 
     public func adopt(_ options: KernelOptions) { if self.options != options { self.options = options } }
+
     /// Fewest input rows for the AMX path (below it, expanding the weights to tiles costs more
     /// than the tiles save).
     public static let amxMinRows = 32
