@@ -4,11 +4,13 @@
 # each time, and check that
 #   - no step outlives a kill (no process left naming the sweep folder 0.5 s after it),
 #   - the finished folder's results.csv has the rows of an uninterrupted sweep (timestamps aside),
-#   - no stale hidden attempt folder or temporary file is left (`runs/.<run>.attempt-*`, `.*.tmp-*`).
+#   - no stale hidden attempt or pending folder or temporary file is left (`runs/.<run>.attempt-*`,
+#     `runs/.<run>.pending`, `.*.tmp-*`).
 # When a folder completes before all kills are spent, a fresh folder takes the remaining kills.
 #
 #   scripts/kill-sweep.sh [CONFIG.yaml] [KILLS]      (defaults: a small SmolLM2 sweep written here, 20)
 #   GREENPRUNE_BIN=path   another greenprune binary than the static release build
+#   KILL_SWEEP_REPEAT=k   the default sweep with `repeat: k` (interleaved rounds, pending run folders)
 #
 # Prints one line per kill and a summary; exits 0 when every check holds, 1 otherwise.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
@@ -29,6 +31,7 @@ else
   cat > "$CONFIG" <<EOF
 output: $WORK/unused
 energy: {enabled: true, country: FRA, measure_build: true}
+repeat: ${KILL_SWEEP_REPEAT:-1}
 tasks: [{name: piqa, limit: 4}, {name: wikitext2_chunked, limit: 2}]
 models:
   - name: smollm2

@@ -39,7 +39,7 @@ import Testing
         let w = [Float](repeating: 0.5, count: 64 * 64)
         let fresh = try QuantizedLinear(try w.withUnsafeBufferPointer { try scheme.quantize($0, rows: 64, cols: 64, name: "w") })
         #expect(fresh.options == KernelOptions.standard)
-        small.weights.layers[0].setLinear("self_attn.o_proj", fresh)
+        small.weights.layers[0].setLinear(.o, fresh)
         #expect(fresh.options == small.kernelOptions)
     }
 }
