@@ -24,7 +24,8 @@ public enum Conclusions {
                 } else {
                     text = String(format: "energy per token %+.1f%%", (e / b - 1) * 100) + " from one measurement each"
                 }
-                parts.append(text + (estimated ? " (\(estimatedEnergyNote))" : ""))
+                // The full explanation is the table's note; the sentence only flags it.
+                parts.append(text + (estimated ? " (estimated: a time ratio, see the note)" : ""))
             }
             if let m = cell(table, row, "peak_memory_pct")?.value { parts.append(String(format: "peak memory %+.1f%%", m - 100)) }
             if let t = cell(table, row, "tokens_per_second_pct")?.value { parts.append(String(format: "speed ×%.2f", t / 100)) }
@@ -32,7 +33,7 @@ public enum Conclusions {
                 let label = table.labels[table.column("avg_acc") ?? 0]
                 if let i = c.changeInterval {
                     parts.append(String(format: "average accuracy %+.1f ± %.1f points", d, i.halfWidth)
-                                 + (c.resolved == false ? " (not resolved)" : "") + " (\(label.lowercased()), paired)")
+                                 + " (\(label.lowercased()), paired" + (c.resolved == false ? "; not resolved)" : ")"))
                 } else {
                     parts.append(String(format: "average accuracy %+.1f points (no interval: runs without documents.json)", d))
                 }
