@@ -7,6 +7,8 @@ import Foundation
 /// output: results/default          # the sweep's folder (relative to the working directory)
 /// energy: {enabled: true, meter: auto, country: FRA, interval: 1, pue: 1, measure_build: true}
 /// repeat: 3                        # measured evaluation rounds per run, interleaved (default 1)
+/// # or: repeat: {rounds: 3, limit: 40}  # the tasks evaluated once in full (their accuracy), then
+/// #     3 interleaved timing rounds on each task's first 40 documents (speed, memory, energy)
 /// tasks: [{name: hellaswag, limit: 40}, piqa]        # default tasks for every model
 /// models:
 ///   - name: smollm2                # smollm2 | minilm (the imported defaults) or any name + path
@@ -29,11 +31,16 @@ public struct SweepConfig: Codable, Equatable {
     /// `repeat`: how many times each run's measured evaluation runs, round 1 of every run, then
     /// round 2, … after one unmeasured warm-up (1: once, as a plain sweep).
     public var repeatCount: Int = 1
+    /// `repeat.limit`: the rounds evaluate only each task's first `repeatLimit` documents, after one
+    /// measured evaluation of the whole tasks that gives the task results (nil: every round is the
+    /// whole evaluation). Accuracy wants many documents and timing wants several rounds; within a
+    /// fixed budget this buys both.
+    public var repeatLimit: Int?
     /// The facts of the tasks the models list, from the `TaskRegistry` the config was checked
     /// against (not part of the YAML).
     public var taskInfo: [String: TaskInfo] = [:]
 
-    enum CodingKeys: String, CodingKey { case output, energy, models, repeatCount = "repeat" }
+    enum CodingKeys: String, CodingKey { case output, energy, models, repeatCount = "repeat", repeatLimit = "repeat_limit" }
 
     /// How each step is wrapped by `greenprune energy`.
     public struct EnergySettings: Codable, Equatable {
@@ -235,9 +242,24 @@ public struct SweepConfig: Codable, Equatable {
             if let v = m["args"] { energy.args = try v.strings() }
         }
         var repeatCount = 1
+        var repeatLimit: Int?
         if let r = top["repeat"] {
-            let v = try r.int()
-            guard (1 ... maxRepeat).contains(v) else { throw r.error("repeat must be in 1...\(maxRepeat), got \(v)") }
+            var roundsNode = r
+            if r.isMapping {
+                let m = try r.mapping(allowed: ["rounds", "limit"])
+                guard let n = m["rounds"] else { throw r.error("repeat needs 'rounds' (and optionally 'limit')") }
+                roundsNode = n
+                if let l = m["limit"] {
+                    let v = try l.int()
+                    guard v >= 1 else { throw l.error("repeat.limit must be ≥ 1 document per task, got \(v)") }
+                    repeatLimit = v
+                }
+            }
+            let v = try roundsNode.int()
+            guard (1 ... maxRepeat).contains(v) else { throw roundsNode.error("repeat must be in 1...\(maxRepeat), got \(v)") }
+            if repeatLimit != nil && v < 2 {
+                throw roundsNode.error("repeat.limit needs rounds ≥ 2 (timing rounds give a spread only when repeated), got \(v)")
+            }
             repeatCount = v
         }
         let defaultTasks = try top["tasks"].map(readTasks) ?? []
@@ -278,7 +300,8 @@ public struct SweepConfig: Codable, Equatable {
         guard !models.isEmpty else { throw modelsNode.error("no models") }
         var info: [String: TaskInfo] = [:]
         for t in models.flatMap(\.tasks) { info[t.name] = registry.info(t.name) }
-        return SweepConfig(output: try output.string(), energy: energy, models: models, repeatCount: repeatCount, taskInfo: info)
+        return SweepConfig(output: try output.string(), energy: energy, models: models, repeatCount: repeatCount, repeatLimit: repeatLimit,
+                           taskInfo: info)
     }
 
     private static func isDirectory(_ url: URL) -> Bool {
