@@ -368,6 +368,19 @@ final class RoundExecutor: StepExecutor {
         let y = "output: o\nrepeat: {rounds: 2}\ntasks: [piqa]\nmodels:\n  - {name: m, path: \(m.path), variants: [{name: b}]}\n"
         let c = try SweepConfig.parse(y, file: "ok.yaml", defaults: [:])
         #expect(c.repeatCount == 2 && c.repeatLimit == nil)
+        // A model's own `repeat` replaces the sweep's for its runs (here: whole rounds for the encoder).
+        let mixed = """
+        output: o
+        repeat: {rounds: 3, limit: 4}
+        tasks: [piqa]
+        models:
+          - {name: d, path: \(m.path), variants: [{name: b}]}
+          - {name: e, path: \(m.path), repeat: 2, variants: [{name: b}]}
+          - {name: f, path: \(m.path), repeat: {rounds: 1}, variants: [{name: b}]}
+        """
+        let plan = SweepPlan(config: try SweepConfig.parse(mixed, file: "mixed.yaml", defaults: [:]))
+        #expect(plan.runs.map(\.rounds) == [3, 2, 1])
+        #expect(plan.runs.map(\.roundLimit) == [4, nil, nil])
     }
 
     /// `evaluate --repeat 2` on the real decoder: two rounds after a warm-up, identical task

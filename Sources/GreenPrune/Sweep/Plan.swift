@@ -81,8 +81,9 @@ public struct SweepPlan: Codable, Equatable {
             for v in m.variants {
                 let id = "\(m.name)__\(v.name)"
                 let measured = m.tasks.filter { !TaskRegistry.needsBaseline($0.name) }
-                let rounds = measured.isEmpty ? 1 : config.repeatCount
-                let limit = rounds > 1 ? config.repeatLimit : nil
+                let spec = m.repeats ?? .init(rounds: config.repeatCount, limit: config.repeatLimit)
+                let rounds = measured.isEmpty ? 1 : spec.rounds
+                let limit = rounds > 1 ? spec.limit : nil
                 let hash = SweepPlan.settingsHash(modelPath: m.path, variant: v, tasks: m.tasks, energy: config.energy,
                                                   rounds: rounds, roundLimit: limit)
                 var run = PlannedRun(index: runs.count, id: id, model: m.name, modelPath: m.path, variant: v,
@@ -156,14 +157,15 @@ public struct SweepPlan: Codable, Equatable {
 }
 
 /// A rough work model for `--dry-run`, from `greenprune evaluate`/`prune` runs of the default
-/// models on a shared two-core machine, so it errs long: SmolLM2-135M's float32 evaluation in the
-/// main job read 9.7k tokens in 18 s (≈ 550 tokens/s; taken as 450). Each task states its size
-/// and the tokens it reads per document with shared-context KV reuse (`TaskInfo.cost`; lm-eval
-/// request tokens are 1.5–3× more); MiniLM tasks are timed per document.
+/// models on a shared two-core machine, so it errs long: SmolLM2-135M's float32 evaluation reads
+/// about 800 tokens/s on two idle Xeon cores and about 550 while other processes share them
+/// (taken as 500). Each task states its size and the tokens it reads per document with
+/// shared-context KV reuse (`TaskInfo.cost`; lm-eval request tokens are 1.5–3× more); MiniLM
+/// tasks are timed per document.
 public enum WorkEstimate {
     /// Tokens read per second by a 135M-parameter decoder on two cores.
-    public static var decoderTokensPerSecond = 450.0
-    public static let assumptions = "SmolLM2 450 tokens/s read, MiniLM per document, Taylor pruning ≈ 3 passes over its calibration tokens"
+    public static let decoderTokensPerSecond = 500.0
+    public static let assumptions = "SmolLM2 500 tokens/s read, MiniLM per document, Taylor pruning ≈ 3 passes over its calibration tokens"
 
     /// `info` holds the tasks' facts (a task missing there: the built-in one, else `TaskInfo`'s defaults).
     public static func seconds(variant: SweepConfig.VariantSpec, tasks: [SweepConfig.TaskSpec],

@@ -67,7 +67,7 @@ public final class SweepRunner {
         }
         var summary = Summary()
         let bar = ProgressBar("sweep", total: selected.count, unit: "runs")
-        if plan.repeatCount > 1 && only == nil {
+        if plan.runs.contains(where: { $0.rounds > 1 }) && only == nil {
             try runInterleaved(selected, summary: &summary, bar: bar)
         } else {
             for run in selected {
@@ -133,7 +133,7 @@ public final class SweepRunner {
             do { try onPending(first) { try warmUp(first.run, model: modelDirectory(first.run, in: first.directory), in: first.directory, steps: &$0) } }
             catch { first.failure = Self.oneLine(error) }
         }
-        for round in 1 ... max(plan.repeatCount, 1) {
+        for round in 1 ... max(open.map(\.run.rounds).max() ?? 1, 1) {
             for p in open where p.failure == nil && p.state.roundsDone < round && round <= p.run.rounds {
                 log("[\(p.run.index)] \(p.run.id): round \(round)/\(p.run.rounds)")
                 do {
