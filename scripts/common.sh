@@ -46,10 +46,12 @@ fi
 # The release build of the CLI and of the benchmarks: binaries that run without a Swift
 # toolchain installed (copy .build/static/release/greenprune anywhere with libopenblas0; libhdf5
 # is loaded when needed). One product at a time: the second reuses the library the first built.
+# Arguments: the products to build (default both).
 build_release() {
   log "building (release, Swift standard library and Foundation linked statically)"
-  local product
-  for product in greenprune greenprune-bench; do
+  local products=("$@") product
+  ((${#products[@]})) || products=(greenprune greenprune-bench)
+  for product in "${products[@]}"; do
     (cd "$ROOT" && swift build -c release --static-swift-stdlib --scratch-path "$ROOT/.build/static" --product "$product" 2>&1 \
        | grep -vE '^\[[0-9]+/[0-9]+\]|the use of .mktemp. is dangerous' >&2)
   done

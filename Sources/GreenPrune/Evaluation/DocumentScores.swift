@@ -47,6 +47,17 @@ public struct DocumentScores: Codable, Equatable, Sendable {
             return first
         }
 
+        /// Same aggregation and arrays, element by element within 1e-4 relative (exact for 0 and 1).
+        func isClose(to other: MetricValues) -> Bool {
+            guard aggregation == other.aggregation else { return false }
+            func close(_ a: [Double]?, _ b: [Double]?) -> Bool {
+                guard let a, let b else { return a == nil && b == nil }
+                return a.count == b.count && zip(a, b).allSatisfy { abs($0 - $1) <= 1e-4 * max(1, abs($0), abs($1)) }
+            }
+            return close(values, other.values) && close(loglikelihoods, other.loglikelihoods) && close(weights, other.weights)
+                && close(x, other.x) && close(y, other.y)
+        }
+
         /// The values of the documents at `indices`.
         func subset(_ indices: [Int]) -> MetricValues {
             func pick(_ a: [Double]?) -> [Double]? { a.map { a in indices.map { a[$0] } } }
@@ -126,6 +137,22 @@ public struct DocumentScores: Codable, Equatable, Sendable {
         var tasks: [String: TaskScores] = [:]
         for p in parts { tasks.merge(p.tasks) { _, later in later } }
         return DocumentScores(tasks: tasks)
+    }
+
+    /// Whether every task here is the start of the same task in `whole`: the same first documents
+    /// with the same values (0/1 scores exactly; log-likelihoods and similar within 1e-4 relative,
+    /// since a longer evaluation batches the same documents with others). Timing rounds on a
+    /// task's first N documents are checked against the whole evaluation this way.
+    public func isPrefix(of whole: DocumentScores) -> Bool {
+        tasks.allSatisfy { name, part in
+            guard let w = whole.tasks[name], part.documents.count <= w.documents.count,
+                  Array(w.documents.prefix(part.documents.count)) == part.documents else { return false }
+            let head = Array(0 ..< part.documents.count)
+            return part.metrics.allSatisfy { metric, values in
+                guard let wv = w.metrics[metric], wv.count == w.documents.count else { return false }
+                return values.isClose(to: wv.subset(head))
+            }
+        }
     }
 
     /// Reads `directory/documents.json`; nil when the run has none (evaluated before it existed).

@@ -302,14 +302,17 @@ public struct RoundFigures: Codable, Equatable {
     public var peakRSSBytes: Int?
     /// Energy of the round's evaluation (J), where a tracker measured it.
     public var energyJoules: Double?
+    /// Tokens the round scored (timing rounds score fewer than the whole evaluation).
+    public var tokens: Double?
 
     public init(round: Int, tokensPerSecond: Double? = nil, wallSeconds: Double? = nil, peakRSSBytes: Int? = nil,
-                energyJoules: Double? = nil) {
+                energyJoules: Double? = nil, tokens: Double? = nil) {
         self.round = round
         self.tokensPerSecond = tokensPerSecond
         self.wallSeconds = wallSeconds
         self.peakRSSBytes = peakRSSBytes
         self.energyJoules = energyJoules
+        self.tokens = tokens
     }
 
     enum CodingKeys: String, CodingKey {
@@ -318,6 +321,7 @@ public struct RoundFigures: Codable, Equatable {
         case wallSeconds = "wall_seconds"
         case peakRSSBytes = "peak_rss_bytes"
         case energyJoules = "energy_joules"
+        case tokens
     }
 }
 

@@ -47,10 +47,22 @@ public struct ReportRun {
     /// Peak resident memory of each round.
     public var roundPeakBytes: [Double]? { roundValues { $0.peakRSSBytes.map(Double.init) } }
 
-    /// Evaluation energy per token of each round (the tokens are the same in every round).
+    /// Evaluation energy per token of each round (each round's own tokens where results.json
+    /// records them: timing rounds score fewer than the whole evaluation).
     public var roundJoulesPerToken: [Double]? {
-        guard let e = roundEnergy, let t = tokens, t > 0 else { return nil }
+        guard let e = roundEnergy else { return nil }
+        let perRound = results.greenprune?.rounds?.map(\.tokens) ?? []
+        if perRound.count == e.count, case let ts = perRound.compactMap({ $0 }), ts.count == e.count, ts.allSatisfy({ $0 > 0 }) {
+            return zip(e, ts).map { $0 / $1 }
+        }
+        guard let t = tokens, t > 0 else { return nil }
         return e.map { $0 / t }
+    }
+
+    /// Whether the rounds were timing rounds (`repeat.limit`): an evaluation of the whole tasks
+    /// (a step without a round suffix) beside the rounds on their first documents.
+    public var hasTimingRounds: Bool {
+        roundCount > 1 && record.steps.contains { $0.name.hasPrefix("evaluate") && SweepRunner.round(ofStep: $0.name) == nil }
     }
 
     /// Rounds in which the measured evaluation ran (1 for a run measured once).
@@ -144,8 +156,12 @@ public struct ReportData {
         if !perRound.isEmpty {
             let ordered = perRound.keys.sorted().map { perRound[$0]! }
             run.roundEnergy = ordered.count > 1 ? ordered.map(\.joules) : nil
-            run.evaluationEnergy = Spread(ordered.map(\.joules))?.median
-            run.evaluationEmissions = Spread(ordered.map(\.kg))?.median
+            // Timing rounds come after one evaluation of the whole tasks, whose energy stays the
+            // run's evaluation energy; rounds of the whole evaluation give their median.
+            if run.evaluationEnergy == nil {
+                run.evaluationEnergy = Spread(ordered.map(\.joules))?.median
+                run.evaluationEmissions = Spread(ordered.map(\.kg))?.median
+            }
         }
         for (file, kp) in [("pruning.json", \ReportRun.pruning), ("quantization.json", \.quantization)] {
             for sub in ["model", "model-pruned"] {

@@ -165,10 +165,11 @@ public enum Tables {
         }
         if base == nil { notes.insert("no finished baseline: percentages and changes are not available", at: 0) }
         let counts = Set(runs.filter { $0.record.status == .done && $0.roundCount > 1 }.map(\.roundCount)).sorted()
-        if !counts.isEmpty { notes.append(roundsRule(counts)) }
+        if !counts.isEmpty { notes.append(roundsRule(counts, timing: runs.contains { $0.record.status == .done && $0.hasTimingRounds })) }
         for r in runs where r.record.status == .done && r.results.greenprune?.roundsIdentical == false {
             notes.append("WARNING: \(r.variant)'s task results differ between its rounds. Scoring is deterministic, so the "
-                         + "rounds did not evaluate the same thing; its task cells show round 1's.")
+                         + "rounds did not evaluate the same thing; its task cells show "
+                         + (r.hasTimingRounds ? "the evaluation of all documents'." : "round 1's."))
         }
         var how: [String] = []
         for r in runs { for n in r.energyNotes where !how.contains(n) { how.append(n) } }
@@ -191,9 +192,12 @@ public enum Tables {
     }
 
     /// The note explaining the repeated-measurement cells.
-    static func roundsRule(_ counts: [Int]) -> String {
+    static func roundsRule(_ counts: [Int], timing: Bool = false) -> String {
         "Speed, memory and energy were measured in " + counts.map(String.init).joined(separator: "/")
-            + " interleaved rounds per run: Peak mem %, Tokens/s % and Energy % show the median of the per-round ratios "
+            + " interleaved rounds per run"
+            + (timing ? " (timing rounds on each task's first documents, after one evaluation of all of them that gives the "
+                + "task cells; each round's per-document scores are checked against that evaluation's)" : "")
+            + ": Peak mem %, Tokens/s % and Energy % show the median of the per-round ratios "
             + "to the baseline (variant round i / baseline round i) and their min–max, J/token the median of the run's rounds "
             + "and their min–max; \(Significance.unresolvedMark) marks a figure whose per-round ratios to the baseline range "
             + "over 100% (the difference lies within the spread: not resolved)."

@@ -18,11 +18,18 @@ public struct PlannedRun: Codable, Equatable {
     /// Rounds of the measured evaluation: the sweep's `repeat`, or 1 for a run with nothing
     /// measured to repeat (only comparison tasks).
     public var rounds: Int = 1
+    /// The sweep's `repeat.limit`: the rounds evaluate each task's first `roundLimit` documents
+    /// after one evaluation of the whole tasks (`timingRounds`); nil: each round is the whole evaluation.
+    public var roundLimit: Int?
 
     enum CodingKeys: String, CodingKey {
         case index, id, model, modelPath = "model_path", variant, tasks, settingsHash = "settings_hash",
-             estimatedSeconds = "estimated_seconds", rounds
+             estimatedSeconds = "estimated_seconds", rounds, roundLimit = "round_limit"
     }
+
+    /// Whether the rounds are timing rounds on fewer documents, after one evaluation of the whole
+    /// tasks that gives the task results.
+    public var timingRounds: Bool { rounds > 1 && roundLimit != nil }
 
     /// The comparison tasks of this run (`TaskInfo.needsBaseline`: they run the variant against
     /// its baseline in one process), in the config's order. Each gets its own unmeasured
@@ -30,9 +37,21 @@ public struct PlannedRun: Codable, Equatable {
     public var comparisons: [SweepConfig.TaskSpec] { tasks.filter { TaskRegistry.needsBaseline($0.name) } }
 
     /// The other tasks grouped by `--limit` (one measured `evaluate` call per group), in the config's order.
-    public var evaluationGroups: [(limit: Int?, tasks: [String])] {
+    public var evaluationGroups: [(limit: Int?, tasks: [String])] { Self.groups(measuredTasks) }
+
+    /// The groups a round evaluates: `evaluationGroups`, each task's limit capped at `roundLimit`
+    /// under timing rounds.
+    public var roundGroups: [(limit: Int?, tasks: [String])] {
+        guard timingRounds, let cap = roundLimit else { return evaluationGroups }
+        return Self.groups(measuredTasks.map { SweepConfig.TaskSpec(name: $0.name, limit: min($0.limit ?? cap, cap)) })
+    }
+
+    /// The tasks the measured evaluation runs (all but the comparison tasks).
+    var measuredTasks: [SweepConfig.TaskSpec] { tasks.filter { !TaskRegistry.needsBaseline($0.name) } }
+
+    private static func groups(_ tasks: [SweepConfig.TaskSpec]) -> [(limit: Int?, tasks: [String])] {
         var groups: [(limit: Int?, tasks: [String])] = []
-        for t in tasks where !TaskRegistry.needsBaseline(t.name) {
+        for t in tasks {
             if let i = groups.firstIndex(where: { $0.limit == t.limit }) { groups[i].tasks.append(t.name) }
             else { groups.append((t.limit, [t.name])) }
         }
@@ -46,44 +65,55 @@ public struct SweepPlan: Codable, Equatable {
     public var energy: SweepConfig.EnergySettings
     /// The config's `repeat`.
     public var repeatCount: Int = 1
+    /// The config's `repeat.limit`.
+    public var repeatLimit: Int?
     public var runs: [PlannedRun]
 
-    enum CodingKeys: String, CodingKey { case output, energy, repeatCount = "repeat", runs }
+    enum CodingKeys: String, CodingKey { case output, energy, repeatCount = "repeat", repeatLimit = "repeat_limit", runs }
 
     public init(config: SweepConfig) {
         output = config.output
         energy = config.energy
         repeatCount = config.repeatCount
+        repeatLimit = config.repeatLimit
         runs = []
         for m in config.models {
             for v in m.variants {
                 let id = "\(m.name)__\(v.name)"
                 let measured = m.tasks.filter { !TaskRegistry.needsBaseline($0.name) }
-                let rounds = measured.isEmpty ? 1 : config.repeatCount
-                let hash = SweepPlan.settingsHash(modelPath: m.path, variant: v, tasks: m.tasks, energy: config.energy, rounds: rounds)
-                // Each extra round costs one more pass over the measured tasks.
-                let extra = Double(rounds - 1) * WorkEstimate.seconds(variant: .init(name: v.name), tasks: measured, info: config.taskInfo)
-                runs.append(PlannedRun(index: runs.count, id: id, model: m.name, modelPath: m.path, variant: v,
-                                       tasks: m.tasks, settingsHash: hash,
-                                       estimatedSeconds: WorkEstimate.seconds(variant: v, tasks: m.tasks, info: config.taskInfo) + extra,
-                                       rounds: rounds))
+                let spec = m.repeats ?? .init(rounds: config.repeatCount, limit: config.repeatLimit)
+                let rounds = measured.isEmpty ? 1 : spec.rounds
+                let limit = rounds > 1 ? spec.limit : nil
+                let hash = SweepPlan.settingsHash(modelPath: m.path, variant: v, tasks: m.tasks, energy: config.energy,
+                                                  rounds: rounds, roundLimit: limit)
+                var run = PlannedRun(index: runs.count, id: id, model: m.name, modelPath: m.path, variant: v,
+                                     tasks: m.tasks, settingsHash: hash, estimatedSeconds: 0, rounds: rounds, roundLimit: limit)
+                // Each extra round (every round, for timing rounds) is one more pass over its tasks.
+                let roundTasks = run.roundGroups.flatMap { g in g.tasks.map { SweepConfig.TaskSpec(name: $0, limit: g.limit) } }
+                let extraRounds = Double(run.timingRounds ? rounds : rounds - 1)
+                let extra = extraRounds * WorkEstimate.seconds(variant: .init(name: v.name), tasks: roundTasks, info: config.taskInfo)
+                run.estimatedSeconds = WorkEstimate.seconds(variant: v, tasks: m.tasks, info: config.taskInfo) + extra
+                runs.append(run)
             }
         }
     }
 
-    /// A stable hash of what determines a run's results. `rounds` enters only above 1, so the
-    /// runs of a sweep without `repeat` (and runs with nothing measured) keep their hashes.
+    /// A stable hash of what determines a run's results. `rounds` enters only above 1 (and
+    /// `roundLimit` only when set), so the runs of a sweep without `repeat` (and runs with nothing
+    /// measured) keep their hashes.
     static func settingsHash(modelPath: String, variant: SweepConfig.VariantSpec, tasks: [SweepConfig.TaskSpec],
-                             energy: SweepConfig.EnergySettings, rounds: Int = 1) -> String {
+                             energy: SweepConfig.EnergySettings, rounds: Int = 1, roundLimit: Int? = nil) -> String {
         struct Canonical: Encodable {
             var version: String, modelPath: String, variant: SweepConfig.VariantSpec
             var tasks: [SweepConfig.TaskSpec], energy: SweepConfig.EnergySettings
             var rounds: Int?
+            var roundLimit: Int?
         }
         let enc = JSONEncoder()
         enc.outputFormatting = [.sortedKeys]
         let data = (try? enc.encode(Canonical(version: GreenPruneInfo.version, modelPath: modelPath, variant: variant,
-                                              tasks: tasks, energy: energy, rounds: rounds > 1 ? rounds : nil))) ?? Data()
+                                              tasks: tasks, energy: energy, rounds: rounds > 1 ? rounds : nil,
+                                              roundLimit: roundLimit))) ?? Data()
         var h: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a 64 offset basis
         for b in data { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
         return String(format: "%016llx", h)
@@ -99,7 +129,12 @@ public struct SweepPlan: Codable, Equatable {
             if let q = r.variant.quantize { steps.append("quantize " + q.arguments.joined(separator: " ")) }
             for g in r.evaluationGroups {
                 steps.append("evaluate " + g.tasks.joined(separator: ",") + (g.limit.map { " --limit \($0)" } ?? "")
-                             + (r.rounds > 1 ? " ×\(r.rounds)" : ""))
+                             + (r.rounds > 1 && !r.timingRounds ? " ×\(r.rounds)" : ""))
+            }
+            if r.timingRounds {
+                for g in r.roundGroups {
+                    steps.append("timing " + g.tasks.joined(separator: ",") + (g.limit.map { " --limit \($0)" } ?? "") + " ×\(r.rounds)")
+                }
             }
             for t in r.comparisons {
                 steps.append("compare " + t.name + (t.limit.map { " --limit \($0)" } ?? "") + " (unmeasured)")
@@ -107,7 +142,11 @@ public struct SweepPlan: Codable, Equatable {
             lines.append(String(format: "%3d  %@  %@  ~%@  %@", r.index, r.id.padding(toLength: idWidth, withPad: " ", startingAt: 0),
                                 r.settingsHash, ProgressBar.clock(r.estimatedSeconds), steps.joined(separator: " → ")))
         }
-        if repeatCount > 1 {
+        if repeatCount > 1, let l = repeatLimit {
+            lines.append("repeat: each run's tasks evaluated once in full (task results), then \(repeatCount) timing rounds on each "
+                         + "task's first \(l) documents (speed, memory, energy), after the builds and one unmeasured warm-up, "
+                         + "interleaved (round 1 of every run, then round 2, …)")
+        } else if repeatCount > 1 {
             lines.append("repeat: \(repeatCount) rounds of every measured evaluation, after the builds and one unmeasured warm-up, "
                          + "interleaved (round 1 of every run, then round 2, …)")
         }
@@ -118,14 +157,15 @@ public struct SweepPlan: Codable, Equatable {
 }
 
 /// A rough work model for `--dry-run`, from `greenprune evaluate`/`prune` runs of the default
-/// models on a shared two-core machine, so it errs long: SmolLM2-135M's float32 evaluation in the
-/// main job read 9.7k tokens in 18 s (≈ 550 tokens/s; taken as 450). Each task states its size
-/// and the tokens it reads per document with shared-context KV reuse (`TaskInfo.cost`; lm-eval
-/// request tokens are 1.5–3× more); MiniLM tasks are timed per document.
+/// models on a shared two-core machine, so it errs long: SmolLM2-135M's float32 evaluation reads
+/// about 800 tokens/s on two idle Xeon cores and about 550 while other processes share them
+/// (taken as 500). Each task states its size and the tokens it reads per document with
+/// shared-context KV reuse (`TaskInfo.cost`; lm-eval request tokens are 1.5–3× more); MiniLM
+/// tasks are timed per document.
 public enum WorkEstimate {
     /// Tokens read per second by a 135M-parameter decoder on two cores.
-    public static var decoderTokensPerSecond = 450.0
-    public static let assumptions = "SmolLM2 450 tokens/s read, MiniLM per document, Taylor pruning ≈ 3 passes over its calibration tokens"
+    public static let decoderTokensPerSecond = 500.0
+    public static let assumptions = "SmolLM2 500 tokens/s read, MiniLM per document, Taylor pruning ≈ 3 passes over its calibration tokens"
 
     /// `info` holds the tasks' facts (a task missing there: the built-in one, else `TaskInfo`'s defaults).
     public static func seconds(variant: SweepConfig.VariantSpec, tasks: [SweepConfig.TaskSpec],

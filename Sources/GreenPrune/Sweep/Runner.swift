@@ -67,7 +67,7 @@ public final class SweepRunner {
         }
         var summary = Summary()
         let bar = ProgressBar("sweep", total: selected.count, unit: "runs")
-        if plan.repeatCount > 1 && only == nil {
+        if plan.runs.contains(where: { $0.rounds > 1 }) && only == nil {
             try runInterleaved(selected, summary: &summary, bar: bar)
         } else {
             for run in selected {
@@ -133,7 +133,7 @@ public final class SweepRunner {
             do { try onPending(first) { try warmUp(first.run, model: modelDirectory(first.run, in: first.directory), in: first.directory, steps: &$0) } }
             catch { first.failure = Self.oneLine(error) }
         }
-        for round in 1 ... max(plan.repeatCount, 1) {
+        for round in 1 ... max(open.map(\.run.rounds).max() ?? 1, 1) {
             for p in open where p.failure == nil && p.state.roundsDone < round && round <= p.run.rounds {
                 log("[\(p.run.index)] \(p.run.id): round \(round)/\(p.run.rounds)")
                 do {
@@ -176,7 +176,8 @@ public final class SweepRunner {
         let started = RunRecord.timestamp()
         var steps: [RunRecord.StepRecord] = []
         do {
-            _ = try build(run, in: att, steps: &steps)
+            let modelDir = try build(run, in: att, steps: &steps)
+            if run.timingRounds { try fullEvaluation(run, model: modelDir, in: att, steps: &steps) }
         } catch {
             return .failed(try finish(run, in: att, startedAt: started, steps: steps, failure: Self.oneLine(error)))
         }
@@ -266,6 +267,7 @@ public final class SweepRunner {
         var failure: String?
         do {
             let modelDir = try build(run, in: att, steps: &steps)
+            if run.timingRounds { try fullEvaluation(run, model: modelDir, in: att, steps: &steps) }
             if run.rounds > 1 { try warmUp(run, model: modelDir, in: att, steps: &steps) }
             for round in 1 ... run.rounds { try measuredRound(run, round: round, model: modelDir, in: att, steps: &steps) }
             try comparisons(run, model: modelDir, in: att, steps: &steps)
@@ -366,11 +368,22 @@ public final class SweepRunner {
     }
 
     /// One `evaluate` per group of tasks sharing a `--limit`: the measured evaluation. With
-    /// several rounds each step's name ends in `-r<round>` (`3-evaluate-r2`).
+    /// several rounds each step's name ends in `-r<round>` (`3-evaluate-r2`); timing rounds
+    /// evaluate `roundGroups`, the tasks' first documents.
     private func measuredRound(_ run: PlannedRun, round: Int, model: URL, in att: URL, steps: inout [RunRecord.StepRecord]) throws {
-        let groups = run.evaluationGroups
+        try evaluate(run, groups: run.roundGroups, suffix: run.rounds > 1 ? "-r\(round)" : "", model: model, in: att, steps: &steps)
+    }
+
+    /// Timing rounds' evaluation of the whole tasks, once, before the rounds: the task results
+    /// (steps without a round suffix).
+    private func fullEvaluation(_ run: PlannedRun, model: URL, in att: URL, steps: inout [RunRecord.StepRecord]) throws {
+        try evaluate(run, groups: run.evaluationGroups, suffix: "", model: model, in: att, steps: &steps)
+    }
+
+    private func evaluate(_ run: PlannedRun, groups: [(limit: Int?, tasks: [String])], suffix: String, model: URL, in att: URL,
+                          steps: inout [RunRecord.StepRecord]) throws {
         for (i, g) in groups.enumerated() {
-            let name = (groups.count == 1 ? "evaluate" : "evaluate-\(i + 1)") + (run.rounds > 1 ? "-r\(round)" : "")
+            let name = (groups.count == 1 ? "evaluate" : "evaluate-\(i + 1)") + suffix
             let out = att.appendingPathComponent("steps/\(steps.count + 1)-\(name)/eval")
             var args = ["evaluate", model.path, "--tasks", g.tasks.joined(separator: ",")]
             if let l = g.limit { args += ["--limit", String(l)] }
@@ -383,7 +396,7 @@ public final class SweepRunner {
     /// the model file and data in the page cache and the CPU clocked up, so round 1 is not slower
     /// for being first.
     private func warmUp(_ run: PlannedRun, model: URL, in att: URL, steps: inout [RunRecord.StepRecord]) throws {
-        guard let g = run.evaluationGroups.first else { return }
+        guard let g = run.roundGroups.first else { return }
         let out = att.appendingPathComponent("steps/\(steps.count + 1)-warmup/eval")
         let args = ["evaluate", model.path, "--tasks", g.tasks.joined(separator: ","), "--limit", "1", "--output", out.path]
             + run.variant.evaluateArgs
@@ -432,22 +445,28 @@ public final class SweepRunner {
         func documents(_ dirs: [URL]) throws -> [DocumentScores] {
             try dirs.compactMap { try DocumentScores.read(from: $0.appendingPathComponent("eval")) }
         }
-        // Rounds of the measured evaluation, each the merge of its groups.
-        let byRound = Dictionary(grouping: evalDirs) { Self.round(ofStep: $0.lastPathComponent) ?? 1 }
-        let roundNumbers = byRound.keys.sorted()
+        // Rounds of the measured evaluation, each the merge of its groups; under timing rounds the
+        // steps without a round suffix are the whole tasks' evaluation (key 0), which gives the task results.
+        let byRound = Dictionary(grouping: evalDirs) { Self.round(ofStep: $0.lastPathComponent) ?? (run.timingRounds ? 0 : 1) }
+        let roundNumbers = byRound.keys.sorted().filter { $0 > 0 }
         var rounds: [ResultsFile] = []
         for r in roundNumbers { rounds.append(ResultsMerge.merge(try byRound[r]!.map(read))) }
-        var results = Array(rounds.prefix(1))
-        if rounds.count > 1, var g = results[0].greenprune {
+        let full = try byRound[0].map { ResultsMerge.merge(try $0.map(read)) }
+        var results = full.map { [$0] } ?? Array(rounds.prefix(1))
+        if rounds.count > 1, !results.isEmpty, var g = results[0].greenprune {
             let docs = try roundNumbers.map { DocumentScores.merged(try documents(byRound[$0]!)) }
+            let fullDocs = try byRound[0].map { DocumentScores.merged(try documents($0)) }
             let identical = rounds.allSatisfy { $0.results == rounds[0].results } && docs.allSatisfy { $0 == docs[0] }
+                && (fullDocs.map { docs[0].isPrefix(of: $0) } ?? true)
             if !identical {
                 log("[\(run.index)] \(run.id): WARNING: task results differ between rounds (scoring should be deterministic); "
-                    + "results.json keeps round \(roundNumbers[0])'s and records rounds_identical: false")
+                    + "results.json keeps " + (full == nil ? "round \(roundNumbers[0])'s" : "the whole evaluation's")
+                    + " and records rounds_identical: false")
             }
             let figures = zip(roundNumbers, rounds).map { r, f in
                 RoundFigures(round: r, tokensPerSecond: f.greenprune?.tokensPerSecond, wallSeconds: f.greenprune?.wallSeconds,
-                             peakRSSBytes: f.greenprune?.peakRSSBytes, energyJoules: roundEnergy(byRound[r]!))
+                             peakRSSBytes: f.greenprune?.peakRSSBytes, energyJoules: roundEnergy(byRound[r]!),
+                             tokens: f.greenprune?.tokens)
             }
             g.setRounds(figures, identical: identical, peakIsCumulative: false)
             results[0].greenprune = g
@@ -459,7 +478,7 @@ public final class SweepRunner {
             results.append(part)
         }
         try ResultsMerge.merge(results).write(to: att.appendingPathComponent("results.json"))
-        let first = roundNumbers.first.map { byRound[$0]! } ?? []
+        let first = (byRound[0] ?? roundNumbers.first.map { byRound[$0]! }) ?? []
         let scores = try documents(first + compareDirs)
         if !scores.isEmpty { try DocumentScores.merged(scores).write(to: att) }
         // trace.h5 and power.h5 of the first measured step.

@@ -7,6 +7,9 @@ import Foundation
 /// output: results/default          # the sweep's folder (relative to the working directory)
 /// energy: {enabled: true, meter: auto, country: FRA, interval: 1, pue: 1, measure_build: true}
 /// repeat: 3                        # measured evaluation rounds per run, interleaved (default 1)
+/// # or: repeat: {rounds: 3, limit: 40}  # the tasks evaluated once in full (their accuracy), then
+/// #     3 interleaved timing rounds on each task's first 40 documents (speed, memory, energy)
+/// #     (a model may set its own `repeat`)
 /// tasks: [{name: hellaswag, limit: 40}, piqa]        # default tasks for every model
 /// models:
 ///   - name: smollm2                # smollm2 | minilm (the imported defaults) or any name + path
@@ -29,11 +32,16 @@ public struct SweepConfig: Codable, Equatable {
     /// `repeat`: how many times each run's measured evaluation runs, round 1 of every run, then
     /// round 2, … after one unmeasured warm-up (1: once, as a plain sweep).
     public var repeatCount: Int = 1
+    /// `repeat.limit`: the rounds evaluate only each task's first `repeatLimit` documents, after one
+    /// measured evaluation of the whole tasks that gives the task results (nil: every round is the
+    /// whole evaluation). Accuracy wants many documents and timing wants several rounds; within a
+    /// fixed budget this buys both.
+    public var repeatLimit: Int?
     /// The facts of the tasks the models list, from the `TaskRegistry` the config was checked
     /// against (not part of the YAML).
     public var taskInfo: [String: TaskInfo] = [:]
 
-    enum CodingKeys: String, CodingKey { case output, energy, models, repeatCount = "repeat" }
+    enum CodingKeys: String, CodingKey { case output, energy, models, repeatCount = "repeat", repeatLimit = "repeat_limit" }
 
     /// How each step is wrapped by `greenprune energy`.
     public struct EnergySettings: Codable, Equatable {
@@ -79,7 +87,18 @@ public struct SweepConfig: Codable, Equatable {
         public var path: String
         public var tasks: [TaskSpec]
         public var variants: [VariantSpec]
-        enum CodingKeys: String, CodingKey { case name, path, tasks, variants }
+        /// This model's own `repeat` (nil: the sweep's): an encoder's timing rounds want more
+        /// documents than a decoder's.
+        public var repeats: Repeat?
+        enum CodingKeys: String, CodingKey { case name, path, tasks, variants, repeats = "repeat" }
+    }
+
+    /// `repeat: k` or `repeat: {rounds: k, limit: N}`.
+    public struct Repeat: Codable, Equatable {
+        public var rounds: Int
+        /// Timing rounds' documents per task (nil: each round is the whole evaluation).
+        public var limit: Int?
+        enum CodingKeys: String, CodingKey { case rounds, limit }
     }
 
     /// One evaluation task and the number of documents (or windows) to read.
@@ -234,17 +253,12 @@ public struct SweepConfig: Codable, Equatable {
             if let v = m["measure_build"] { energy.measureBuild = try v.bool() }
             if let v = m["args"] { energy.args = try v.strings() }
         }
-        var repeatCount = 1
-        if let r = top["repeat"] {
-            let v = try r.int()
-            guard (1 ... maxRepeat).contains(v) else { throw r.error("repeat must be in 1...\(maxRepeat), got \(v)") }
-            repeatCount = v
-        }
+        let topRepeat = try top["repeat"].map(parseRepeat)
         let defaultTasks = try top["tasks"].map(readTasks) ?? []
         guard let modelsNode = top["models"] else { throw root.error("missing key 'models'") }
         var models: [ModelEntry] = []
         for mn in try modelsNode.sequence() {
-            let m = try mn.mapping(allowed: ["name", "path", "tasks", "variants"])
+            let m = try mn.mapping(allowed: ["name", "path", "tasks", "variants", "repeat"])
             guard let nameNode = m["name"] else { throw mn.error("a model needs a 'name'") }
             let name = try nameNode.string()
             try checkName(name, nameNode)
@@ -273,12 +287,36 @@ public struct SweepConfig: Codable, Equatable {
                 variants.append(variant)
             }
             guard !variants.isEmpty else { throw vn.error("model '\(name)' has no variants") }
-            models.append(ModelEntry(name: name, path: dir.path, tasks: tasks, variants: variants))
+            models.append(ModelEntry(name: name, path: dir.path, tasks: tasks, variants: variants,
+                                     repeats: try m["repeat"].map(parseRepeat)))
         }
         guard !models.isEmpty else { throw modelsNode.error("no models") }
         var info: [String: TaskInfo] = [:]
         for t in models.flatMap(\.tasks) { info[t.name] = registry.info(t.name) }
-        return SweepConfig(output: try output.string(), energy: energy, models: models, repeatCount: repeatCount, taskInfo: info)
+        return SweepConfig(output: try output.string(), energy: energy, models: models, repeatCount: topRepeat?.rounds ?? 1,
+                           repeatLimit: topRepeat?.limit, taskInfo: info)
+    }
+
+    /// `repeat: k` or `repeat: {rounds: k, limit: N}`, at the top or in a model.
+    private static func parseRepeat(_ r: ConfigNode) throws -> Repeat {
+        var roundsNode = r
+        var limit: Int?
+        if r.isMapping {
+            let m = try r.mapping(allowed: ["rounds", "limit"])
+            guard let n = m["rounds"] else { throw r.error("repeat needs 'rounds' (and optionally 'limit')") }
+            roundsNode = n
+            if let l = m["limit"] {
+                let v = try l.int()
+                guard v >= 1 else { throw l.error("repeat.limit must be ≥ 1 document per task, got \(v)") }
+                limit = v
+            }
+        }
+        let v = try roundsNode.int()
+        guard (1 ... maxRepeat).contains(v) else { throw roundsNode.error("repeat must be in 1...\(maxRepeat), got \(v)") }
+        if limit != nil && v < 2 {
+            throw roundsNode.error("repeat.limit needs rounds ≥ 2 (timing rounds give a spread only when repeated), got \(v)")
+        }
+        return Repeat(rounds: v, limit: limit)
     }
 
     private static func isDirectory(_ url: URL) -> Bool {
