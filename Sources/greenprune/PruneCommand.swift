@@ -29,6 +29,9 @@ struct Prune: ParsableCommand {
     @OptionGroup var calibrationFlags: CalibrationFlags
     @OptionGroup var data: DataOptions
 
+    @Flag(help: "Print the options (the flags over --options) as an options file holds them, and exit.")
+    var printOptions = false
+
     @Flag(help: "Print the plan (units and parameters removed per layer) and write nothing.")
     var dryRun = false
 
@@ -51,12 +54,16 @@ struct Prune: ParsableCommand {
 
     func validate() throws {
         guard FileManager.default.fileExists(atPath: model) else { throw ValidationError("\(model): no such directory") }
-        if !dryRun { guard let o = out, !o.isEmpty else { throw ValidationError("--out is required (or --dry-run)") } }
+        if !dryRun && !printOptions { guard let o = out, !o.isEmpty else { throw ValidationError("--out is required (or --dry-run)") } }
         _ = try settings()
     }
 
     func run() throws {
         let settings = try settings()
+        if printOptions {
+            print(String(decoding: try OptionsFile.json(settings), as: UTF8.self))
+            return
+        }
         let calibration = settings.calibration
         if let out, !dryRun {
             try OutputTarget.check(URL(fileURLWithPath: out), inputs: [URL(fileURLWithPath: model)] + (calibration.map { [URL(fileURLWithPath: $0)] } ?? []),

@@ -17,7 +17,7 @@ struct Quantize: ParsableCommand {
     var model: String
 
     @Option(help: "Output directory (or .gguf file with --format gguf); must not exist or be empty, unless --force.")
-    var out: String
+    var out: String?
 
     @OptionGroup var replace: ForceFlag
 
@@ -27,6 +27,9 @@ struct Quantize: ParsableCommand {
     @OptionGroup var flags: QuantizeFlags
     @OptionGroup var calibrationFlags: CalibrationFlags
     @OptionGroup var data: DataOptions
+
+    @Flag(help: "Print the options (the flags over --options) as an options file holds them, and exit.")
+    var printOptions = false
 
     @Flag(help: "No progress bar.")
     var quiet = false
@@ -42,10 +45,18 @@ struct Quantize: ParsableCommand {
         }
     }
 
-    func validate() throws { _ = try settings() }
+    func validate() throws {
+        if !printOptions { guard let o = out, !o.isEmpty else { throw ValidationError("Missing expected argument '--out <out>'") } }
+        _ = try settings()
+    }
 
     func run() throws {
         let settings = try settings()
+        if printOptions {
+            print(String(decoding: try OptionsFile.json(settings), as: UTF8.self))
+            return
+        }
+        let out = self.out ?? ""
         try OutputTarget.check(URL(fileURLWithPath: out), inputs: [URL(fileURLWithPath: model)] + (settings.calibration.map { [URL(fileURLWithPath: $0)] } ?? []),
                                force: replace.force)
         let options = try settings.quantizeOptions(dataDirectory: Paths.dataDirectory(data.dataDir))

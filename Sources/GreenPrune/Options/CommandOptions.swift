@@ -56,9 +56,14 @@ public enum OptionsFile {
 
     /// Writes `options` as JSON, atomically (a child reads it with `read`).
     public static func write<T: CommandOptions>(_ options: T, to url: URL) throws {
+        try AtomicFile.write(try json(options), to: url)
+    }
+
+    /// The options file's bytes: every option, one key per line, sorted.
+    public static func json<T: CommandOptions>(_ options: T) throws -> Data {
         let enc = JSONEncoder()
         enc.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
-        try AtomicFile.write(try enc.encode(options), to: url)
+        return try enc.encode(options)
     }
 
     /// Sorted-key compact JSON of every option, defaults included: equal options give equal bytes.
