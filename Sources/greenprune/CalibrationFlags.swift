@@ -20,7 +20,3 @@ struct CalibrationFlags: ParsableArguments {
     }
 }
 
-/// The command-line form of an option error: `--ratio must be in [0, 1), got 1.5`.
-func flagErrors<T>(_ body: () throws -> T) throws -> T {
-    do { return try body() } catch let e as OptionError { throw ValidationError(e.description) }
-}

@@ -22,15 +22,10 @@ struct Prune: ParsableCommand {
 
     @OptionGroup var replace: ForceFlag
 
-    @Option(help: "An options file (JSON or YAML with the keys of a sweep's prune block, as a sweep writes it for its step); flags given as well override its values.")
-    var options: String?
-
+    @OptionGroup var optionsFile: OptionsFileFlags
     @OptionGroup var flags: PruneFlags
     @OptionGroup var calibrationFlags: CalibrationFlags
     @OptionGroup var data: DataOptions
-
-    @Flag(help: "Print the options (the flags over --options) as an options file holds them, and exit.")
-    var printOptions = false
 
     @Flag(help: "Print the plan (units and parameters removed per layer) and write nothing.")
     var dryRun = false
@@ -43,7 +38,7 @@ struct Prune: ParsableCommand {
 
     /// The options file's settings (or the defaults), then the flags given, validated.
     func settings() throws -> PruneSettings {
-        var s = try options.map { try OptionsFile.read(PruneSettings.self, from: URL(fileURLWithPath: $0)) } ?? PruneSettings()
+        var s = try optionsFile.read(PruneSettings.self) ?? PruneSettings()
         try flagErrors {
             try flags.apply(to: &s)
             calibrationFlags.apply(to: &s)
@@ -54,16 +49,13 @@ struct Prune: ParsableCommand {
 
     func validate() throws {
         guard FileManager.default.fileExists(atPath: model) else { throw ValidationError("\(model): no such directory") }
-        if !dryRun && !printOptions { guard let o = out, !o.isEmpty else { throw ValidationError("--out is required (or --dry-run)") } }
+        if !dryRun && !optionsFile.printOptions { guard let o = out, !o.isEmpty else { throw ValidationError("--out is required (or --dry-run)") } }
         _ = try settings()
     }
 
     func run() throws {
         let settings = try settings()
-        if printOptions {
-            print(String(decoding: try OptionsFile.json(settings), as: UTF8.self))
-            return
-        }
+        if try optionsFile.printIfAsked(settings) { return }
         let calibration = settings.calibration
         if let out, !dryRun {
             try OutputTarget.check(URL(fileURLWithPath: out), inputs: [URL(fileURLWithPath: model)] + (calibration.map { [URL(fileURLWithPath: $0)] } ?? []),

@@ -21,22 +21,17 @@ struct Quantize: ParsableCommand {
 
     @OptionGroup var replace: ForceFlag
 
-    @Option(help: "An options file (JSON or YAML with the keys of a sweep's quantize block, as a sweep writes it for its step); flags given as well override its values.")
-    var options: String?
-
+    @OptionGroup var optionsFile: OptionsFileFlags
     @OptionGroup var flags: QuantizeFlags
     @OptionGroup var calibrationFlags: CalibrationFlags
     @OptionGroup var data: DataOptions
-
-    @Flag(help: "Print the options (the flags over --options) as an options file holds them, and exit.")
-    var printOptions = false
 
     @Flag(help: "No progress bar.")
     var quiet = false
 
     /// The options file's settings (or the defaults), then the flags given, validated.
     func settings() throws -> QuantizeSettings {
-        let base = try options.map { try OptionsFile.read(QuantizeSettings.self, from: URL(fileURLWithPath: $0)) }
+        let base = try optionsFile.read(QuantizeSettings.self)
         return try flagErrors {
             var s = try flags.settings(over: base)
             calibrationFlags.apply(to: &s)
@@ -46,16 +41,13 @@ struct Quantize: ParsableCommand {
     }
 
     func validate() throws {
-        if !printOptions { guard let o = out, !o.isEmpty else { throw ValidationError("Missing expected argument '--out <out>'") } }
+        if !optionsFile.printOptions { guard let o = out, !o.isEmpty else { throw ValidationError("Missing expected argument '--out <out>'") } }
         _ = try settings()
     }
 
     func run() throws {
         let settings = try settings()
-        if printOptions {
-            print(String(decoding: try OptionsFile.json(settings), as: UTF8.self))
-            return
-        }
+        if try optionsFile.printIfAsked(settings) { return }
         let out = self.out ?? ""
         try OutputTarget.check(URL(fileURLWithPath: out), inputs: [URL(fileURLWithPath: model)] + (settings.calibration.map { [URL(fileURLWithPath: $0)] } ?? []),
                                force: replace.force)

@@ -67,9 +67,11 @@ public enum OptionsFile {
     }
 
     /// Sorted-key compact JSON of every option, defaults included: equal options give equal bytes.
+    /// (Slashes stay escaped, as the settings hash had them before options were typed, so runs
+    /// without prune or quantize keep their hashes.)
     public static func canonical<T: Encodable>(_ value: T) throws -> Data {
         let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        enc.outputFormatting = [.sortedKeys]
         return try enc.encode(value)
     }
 
