@@ -95,6 +95,13 @@ import GreenPrune
         #expect(err2.split(separator: "\n").first.map(String.init) == "Error: \(options.path):1: \(key) \(problem)", "\(err2)")
     }
 
+    @Test func optionErrorRendersNamesPerPlace() {
+        let e = OptionError("awq", "and {smooth} both rescale; not with {awq_grid} {x-y} {} '{9}' {ratio")
+        #expect(e.description == "--awq and --smooth both rescale; not with --awq-grid {x-y} {} '{9}' {ratio")
+        #expect(e.message { "prune." + $0 } == "prune.awq and prune.smooth both rescale; not with prune.awq_grid {x-y} {} '{9}' {ratio")
+        #expect(OptionError(nil, "give {ratio} or {target_params}").description == "give --ratio or --target-params")
+    }
+
     @Test func yamlErrorsNameTheLine() throws {
         for (block, message) in [
             ("prune: {ratio: abc}", "c.yaml:8: models[0].variants[0].prune.ratio must be a number, got abc"),

@@ -24,11 +24,21 @@ public struct OptionError: Error, LocalizedError, CustomStringConvertible, Equat
     /// The message with option names rendered by `name`: `<name(key)> <problem>`, or the problem
     /// alone when no single option is at fault.
     public func message(naming name: (String) -> String) -> String {
-        var text = problem
-        // Keys are snake_case words, so a `{…}` span is always a name.
-        while let open = text.range(of: "{"), let close = text.range(of: "}", range: open.upperBound..<text.endIndex) {
-            text.replaceSubrange(open.lowerBound..<close.upperBound, with: name(String(text[open.upperBound..<close.lowerBound])))
+        // Only `{snake_case}` spans are names; other braces (a value the user typed) stay as they are.
+        var text = "", rest = problem[...]
+        while let open = rest.firstIndex(of: "{") {
+            text += rest[..<open]
+            let after = rest[rest.index(after: open)...]
+            if let close = after.firstIndex(of: "}"), after[..<close].first?.isLowercase == true,
+               after[..<close].allSatisfy({ $0 == "_" || ($0.isASCII && ($0.isLowercase || $0.isNumber)) }) {
+                text += name(String(after[..<close]))
+                rest = after[after.index(after: close)...]
+            } else {
+                text += "{"
+                rest = after
+            }
         }
+        text += rest
         return key.map { name($0) + " " + text } ?? text
     }
 
