@@ -30,8 +30,10 @@ struct FuzzTarget {
             _ = tok.decode(ids, skipSpecialTokens: false)
             _ = tok.decode([0, 1, 2, tok.vocabularySize - 1, tok.vocabularySize, -1], skipSpecialTokens: true)
         },
-        FuzzTarget(name: "config", summary: "a config.json (ModelConfig and its decoder/encoder validation)") { data, _ in
-            let config = try ModelConfig.decode(data, path: "config.json")
+        FuzzTarget(name: "config", summary: "a config.json (ConfigJSON, ModelConfig and its decoder/encoder validation)") { data, _ in
+            let json = try ConfigJSON(data: data, path: "config.json")
+            _ = json.data()
+            let config = json.model
             switch try config.family(path: "config.json") {
             case .llama:
                 let l = try config.llama(path: "config.json")

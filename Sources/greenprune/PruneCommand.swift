@@ -2,13 +2,6 @@ import ArgumentParser
 import Foundation
 import GreenPrune
 
-extension PrunePolicy.TargetMode: ExpressibleByArgument {}
-
-extension ImportanceKind: ExpressibleByArgument {}
-extension TaylorVariant: ExpressibleByArgument {}
-extension GroupReduction: ExpressibleByArgument {}
-extension AttentionUnit: ExpressibleByArgument {}
-
 /// `greenprune prune DIR --out OUT [--ratio r | --target-params p] ...`: LLM-Pruner-style
 /// structured pruning (heads / KV groups and MLP channels) or ShortGPT depth pruning.
 struct Prune: ParsableCommand {
@@ -29,71 +22,10 @@ struct Prune: ParsableCommand {
 
     @OptionGroup var replace: ForceFlag
 
-    @Option(help: "Fraction of each pruned layer's units to remove, in [0, 1).")
-    var ratio: Double?
-
-    @Option(help: "Fraction of ALL parameters to remove; the per-layer ratio is solved for.")
-    var targetParams: Double?
-
-    @Option(help: "With --target-params: at-least (the smallest ratio reaching the target) or closest (the ratio landing nearest it, either side).")
-    var targetMode: PrunePolicy.TargetMode = .atLeast
-
-    @Option(help: "Importance estimator: taylor, l1, l2, random, bi (depth pruning).")
-    var importance: ImportanceKind = .taylor
-
-    @Option(help: "Taylor variant: vectorize, param_first, param_second, param_mix.")
-    var taylor: TaylorVariant = .paramFirst
-
-    @Option(help: "How member scores combine into a unit's: sum, mean, max, prod, first.")
-    var groupReduction: GroupReduction = .sum
-
-    @Option(help: "Attention unit: kv-group (LLM-Pruner) or query-head (Torch-Pruning).")
-    var attentionUnit: AttentionUnit = .kvGroup
-
-    @Flag(help: "Score kv-groups as LLM-Pruner's code does (query heads h, h+G, … with KV head h).")
-    var llmprunerCompat = false
-
-    @Option(help: "Attention layers to prune, A:B half-open (default from --skip-first/--skip-last).")
-    var attnLayers: String?
-
-    @Option(help: "MLP layers to prune, C:D half-open (default from --skip-first/--skip-last).")
-    var mlpLayers: String?
-
-    @Option(help: "Layers left alone at the start when no range is given.")
-    var skipFirst = 3
-
-    @Option(help: "Layers left alone at the end when no range is given.")
-    var skipLast = 3
-
-    @Flag(help: "Prune every layer to the same widths (config.json alone describes the result).")
-    var uniform = false
-
-    @Flag(help: "One threshold across layers instead of the same ratio per layer.")
-    var global = false
-
-    @Option(help: "Prune in k steps, recomputing gradients between them.")
-    var iterativeSteps = 1
-
-    @Option(help: "Round kept MLP widths up to a multiple of n.")
-    var roundTo: Int?
-
-    @Option(help: "Calibration JSONL (field 'text'); default the C4 sample in the data directory.")
-    var calibration: String?
-
-    @Option(help: "Data directory (default $GREENPRUNE_DATA or ../shared/data).")
-    var dataDir: String?
-
-    @Option(help: "Calibration documents.")
-    var numExamples = 10
-
-    @Option(help: "Tokens per calibration document.")
-    var calibrationLen = 64
-
-    @Option(help: "Samples per gradient micro-batch (memory grows with it).")
-    var microBatch = 4
-
-    @Option(help: "Seed of the random estimator.")
-    var seed: UInt64 = 0
+    @OptionGroup var optionsFile: OptionsFileFlags
+    @OptionGroup var flags: PruneFlags
+    @OptionGroup var calibrationFlags: CalibrationFlags
+    @OptionGroup var data: DataOptions
 
     @Flag(help: "Print the plan (units and parameters removed per layer) and write nothing.")
     var dryRun = false
@@ -104,34 +36,27 @@ struct Prune: ParsableCommand {
     @Flag(help: "No progress on stderr.")
     var quiet = false
 
+    /// The options file's settings (or the defaults), then the flags given, validated.
+    func settings() throws -> PruneSettings {
+        var s = try optionsFile.read(PruneSettings.self) ?? PruneSettings()
+        try flagErrors {
+            try flags.apply(to: &s)
+            calibrationFlags.apply(to: &s)
+            try s.validate()
+        }
+        return s
+    }
+
     func validate() throws {
         guard FileManager.default.fileExists(atPath: model) else { throw ValidationError("\(model): no such directory") }
-        if !dryRun { guard let o = out, !o.isEmpty else { throw ValidationError("--out is required (or --dry-run)") } }
-        if targetMode == .closest && targetParams == nil { throw ValidationError("--target-mode needs --target-params") }
-        switch (ratio, targetParams) {
-        case (nil, nil): throw ValidationError("give --ratio or --target-params")
-        case (.some, .some): throw ValidationError("give either --ratio or --target-params, not both")
-        case (let r?, nil): guard r >= 0, r < 1 else { throw ValidationError("--ratio \(r) must be in [0, 1)") }
-        case (nil, let p?): guard p >= 0, p < 1 else { throw ValidationError("--target-params \(p) must be in [0, 1)") }
-        }
-        for (flag, v) in [("--attn-layers", attnLayers), ("--mlp-layers", mlpLayers)] {
-            if let v, LayerRange(parsing: v) == nil { throw ValidationError("\(flag) '\(v)' is not A:B") }
-        }
-        if uniform && (attnLayers != nil || mlpLayers != nil) {
-            throw ValidationError("--uniform prunes every layer; drop --attn-layers/--mlp-layers")
-        }
-        guard skipFirst >= 0, skipLast >= 0 else { throw ValidationError("--skip-first/--skip-last must be ≥ 0") }
-        guard iterativeSteps >= 1 else { throw ValidationError("--iterative-steps must be at least 1") }
-        if let k = roundTo { guard k >= 1 else { throw ValidationError("--round-to must be at least 1") } }
-        guard numExamples >= 1 else { throw ValidationError("--num-examples must be at least 1") }
-        guard calibrationLen >= 2 else { throw ValidationError("--calibration-len must be at least 2") }
-        guard microBatch >= 1 else { throw ValidationError("--micro-batch must be at least 1") }
-        if importance == .bi && (global || iterativeSteps > 1) {
-            throw ValidationError("--importance bi removes whole layers; --global and --iterative-steps do not apply")
-        }
+        if !dryRun && !optionsFile.printOptions { guard let o = out, !o.isEmpty else { throw ValidationError("--out is required (or --dry-run)") } }
+        _ = try settings()
     }
 
     func run() throws {
+        let settings = try settings()
+        if try optionsFile.printIfAsked(settings) { return }
+        let calibration = settings.calibration
         if let out, !dryRun {
             try OutputTarget.check(URL(fileURLWithPath: out), inputs: [URL(fileURLWithPath: model)] + (calibration.map { [URL(fileURLWithPath: $0)] } ?? []),
                                    force: replace.force)
@@ -143,22 +68,10 @@ struct Prune: ParsableCommand {
         // Cheap checks against config.json before the weights are read.
         let cfgURL = dir.appendingPathComponent("config.json")
         let cfg = try ModelConfig.load(cfgURL).llama(path: cfgURL.path)
-        let policy = makePolicy(layers: cfg.numLayers)
-        for (flag, r) in [("--attn-layers", policy.attnLayers), ("--mlp-layers", policy.mlpLayers)] {
-            guard r.start >= 0, r.end <= cfg.numLayers, r.start <= r.end else {
-                throw InputError(flag, "range \(r) is outside the model's layers 0:\(cfg.numLayers)")
-            }
-        }
+        let options = try settings.prunerOptions(layers: cfg.numLayers)
         if !quiet { FileHandle.standardError.write(Data("loading \(model)\n".utf8)) }
         let m = try PrunableModel.load(dir)
-        var options = PruneOptions(policy: policy)
-        options.importance = importance
-        options.taylor = taylor
-        options.reduction = groupReduction
-        options.llmprunerCompat = llmprunerCompat
-        options.seed = seed
-        options.microBatch = microBatch
-        try policy.validate(m.geometry)
+        try options.policy.validate(m.geometry)
         let plan = try Pruner.plan(m, options)
         if dryRun {
             printPlan(plan, m, options)
@@ -166,11 +79,10 @@ struct Prune: ParsableCommand {
         }
 
         var samples: [[Int]] = []
-        if importance == .taylor || importance == .bi {
-            let file = calibration.map { URL(fileURLWithPath: $0) }
-                ?? Calibration.defaultFile(dataDirectory: Paths.dataDirectory(dataDir))
+        if settings.importance == .taylor || settings.importance == .bi {
+            let file = settings.calibrationFile(dataDirectory: Paths.dataDirectory(data.dataDir))
             let tok = try TokenizerLoader.load(directory: dir)
-            samples = try Calibration.samples(file: file, tokenizer: tok, count: numExamples, length: calibrationLen)
+            samples = try Calibration.samples(file: file, tokenizer: tok, count: settings.numExamples, length: settings.calibrationLen)
         }
         var tracker: EnergyTracker?
         if !noEnergy {
@@ -192,9 +104,9 @@ struct Prune: ParsableCommand {
         var report: [String: Any] = [:]
         try outcome.model.save(to: outURL, configJSON: outcome.model.configJSON,
                                progress: quiet ? nil : ProgressBar("writing", total: outcome.model.state.count, unit: "tensors")) { tmp in
-            try Pruner.writeImportance(outcome, unit: attentionUnit, to: tmp.appendingPathComponent("importance.h5"))
+            try Pruner.writeImportance(outcome, unit: settings.attentionUnit, to: tmp.appendingPathComponent("importance.h5"))
             let energy = try tracker.map { try $0.stop() }
-            report = pruningReport(m, outcome, samples: samples, seconds: Date().timeIntervalSince(start),
+            report = pruningReport(m, outcome, settings, options, samples: samples, seconds: Date().timeIntervalSince(start),
                                    saveSeconds: Date().timeIntervalSince(saveStart), energy: energy)
             let data = try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys])
             try data.write(to: tmp.appendingPathComponent("pruning.json"))
@@ -216,19 +128,9 @@ struct Prune: ParsableCommand {
         return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6
     }
 
-    func makePolicy(layers n: Int) -> PrunePolicy {
-        let def = uniform ? LayerRange(start: 0, end: n) : PrunePolicy.range(skipFirst: skipFirst, skipLast: skipLast, layers: n)
-        var p = PrunePolicy(ratio: ratio, targetParams: targetParams,
-                            attnLayers: attnLayers.flatMap(LayerRange.init(parsing:)) ?? def,
-                            mlpLayers: mlpLayers.flatMap(LayerRange.init(parsing:)) ?? def,
-                            unit: attentionUnit, global: global, iterativeSteps: iterativeSteps, roundTo: roundTo)
-        p.targetMode = targetMode
-        return p
-    }
-
     func printPlan(_ plan: [PlanRow], _ m: PrunableModel, _ o: PruneOptions) {
         let total = m.geometry.totalParameters
-        if importance == .bi {
+        if o.importance == .bi {
             print("depth pruning: remove \(plan.count) of layers \(o.policy.attnLayers) by Block Influence (chosen after the calibration pass)")
             return
         }
@@ -248,22 +150,21 @@ struct Prune: ParsableCommand {
                      100 * Double(removed) / Double(total), total - removed))
     }
 
-    func pruningReport(_ m: PrunableModel, _ o: PruneOutcome, samples: [[Int]], seconds: Double,
-                       saveSeconds: Double, energy: EnergyReport?) -> [String: Any] {
+    func pruningReport(_ m: PrunableModel, _ o: PruneOutcome, _ s: PruneSettings, _ options: PruneOptions, samples: [[Int]],
+                       seconds: Double, saveSeconds: Double, energy: EnergyReport?) -> [String: Any] {
         var settings: [String: Any] = [
-            "importance": importance.rawValue, "taylor": taylor.rawValue, "group_reduction": groupReduction.rawValue,
-            "attention_unit": attentionUnit.rawValue, "llmpruner_compat": llmprunerCompat,
-            "attn_layers": makePolicy(layers: m.geometry.layers.count).attnLayers.description,
-            "mlp_layers": makePolicy(layers: m.geometry.layers.count).mlpLayers.description,
-            "global": global, "iterative_steps": iterativeSteps, "uniform": uniform,
-            "num_examples": numExamples, "calibration_len": calibrationLen, "seed": seed, "micro_batch": microBatch,
+            "importance": s.importance.rawValue, "taylor": s.taylor.rawValue, "group_reduction": s.groupReduction.rawValue,
+            "attention_unit": s.attentionUnit.rawValue, "llmpruner_compat": s.llmprunerCompat,
+            "attn_layers": options.policy.attnLayers.description, "mlp_layers": options.policy.mlpLayers.description,
+            "global": s.global, "iterative_steps": s.iterativeSteps, "uniform": s.uniform,
+            "num_examples": s.numExamples, "calibration_len": s.calibrationLen, "seed": s.seed, "micro_batch": s.microBatch,
             "resolved_ratio": o.ratio,
         ]
-        settings["ratio"] = ratio ?? NSNull()
-        settings["target_params"] = targetParams ?? NSNull()
-        settings["target_mode"] = targetMode.rawValue
-        settings["round_to"] = roundTo ?? NSNull()
-        settings["calibration"] = calibration ?? "c4_sample/c4_validation_2k.jsonl"
+        settings["ratio"] = s.ratio ?? NSNull()
+        settings["target_params"] = s.targetParams ?? NSNull()
+        settings["target_mode"] = s.targetMode.rawValue
+        settings["round_to"] = s.roundTo ?? NSNull()
+        settings["calibration"] = s.calibration ?? "c4_sample/c4_validation_2k.jsonl"
         let before = m.parameterCount, after = o.model.parameterCount
         var r: [String: Any] = [
             "greenprune_version": GreenPruneInfo.version,
@@ -283,7 +184,7 @@ struct Prune: ParsableCommand {
              "intermediate_size": k.mlpChannels.count, "kept_query_heads": k.queryHeads, "kept_kv_heads": k.kvHeads,
              "kept_mlp_channels": k.mlpChannels]
         }
-        if importance == .bi {
+        if s.importance == .bi {
             r["removed_layers"] = o.removedLayers
             r["block_influence"] = o.blockInfluence
         }

@@ -257,10 +257,10 @@ enum LostData {
         let model = try LostData.model(in: root)
         let out = root.appendingPathComponent("out").path
         for (args, message) in [
-            (["prune", model.path, "--out", out, "--ratio", "-1"], "Error: --ratio -1.0 must be in [0, 1)"),
-            (["prune", model.path, "--out", out, "--ratio=-1"], "Error: --ratio -1.0 must be in [0, 1)"),
-            (["prune", model.path, "--out", out, "--target-params", "-0.5"], "Error: --target-params -0.5 must be in [0, 1)"),
-            (["quantize", model.path, "--out", out, "--bits", "8", "--skip-first", "-2"], "Error: --skip-first/--skip-last must not be negative"),
+            (["prune", model.path, "--out", out, "--ratio", "-1"], "Error: --ratio must be in [0, 1), got -1"),
+            (["prune", model.path, "--out", out, "--ratio=-1"], "Error: --ratio must be in [0, 1), got -1"),
+            (["prune", model.path, "--out", out, "--target-params", "-0.5"], "Error: --target-params (the fraction of all parameters to remove) must be in [0, 1), got -0.5"),
+            (["quantize", model.path, "--out", out, "--bits", "8", "--skip-first", "-2"], "Error: --skip-first must be ≥ 0, got -2"),
         ] {
             let (rc, _, err) = try SweepFixtures.run([bin] + args, cwd: root)
             #expect(rc != 0, "\(args)")
@@ -305,7 +305,7 @@ enum LostData {
               - {name: l2-20, prune: {ratio: 0.2, importance: l2}}
               - {name: int8, quantize: {bits: 8}}
               - {name: l2-30-int4, prune: {ratio: 0.3, importance: l2}, quantize: {bits: 4}}
-        \(broken ? "      - {name: broken, quantize: {bits: 8, args: [--fail]}}" : "")
+        \(broken ? "      - {name: broken, quantize: {bits: 8, skip: [--fail]}}" : "")
         """
     }
 

@@ -186,10 +186,10 @@ struct PruningTests {
         let depth = Surgery.removeLayers(state, [0])
         #expect(depth[LlamaNames.q(0)] == state[LlamaNames.q(1)] && depth[LlamaNames.q(1)] == nil)
         // Config: uneven layers get greenprune_layer_dims, even ones do not.
-        let uneven = try Surgery.updatedConfig([:], layers: geo2.layers, headDim: 4)
-        #expect((uneven[Surgery.layerDimsKey] as? [[String: Int]])?.count == 2 && uneven["intermediate_size"] as? Int == 6)
+        let uneven = try Surgery.updatedConfig(try ConfigJSON(data: Data("{}".utf8), path: "config.json"), layers: geo2.layers, headDim: 4)
+        #expect(try uneven.value([BlockDims].self, Surgery.layerDimsKey)?.count == 2 && uneven.model.intermediateSize == 6)
         let even = try Surgery.updatedConfig(uneven, layers: [geo2.layers[1], geo2.layers[1]], headDim: 4)
-        #expect(even[Surgery.layerDimsKey] == nil && even["num_attention_heads"] as? Int == 2)
+        #expect(!even.contains(Surgery.layerDimsKey) && even.model.numAttentionHeads == 2)
     }
 
     @Test func blockInfluenceOfAnIdentityLayerIsZero() {
@@ -248,7 +248,7 @@ struct PruningTests {
             o.importance = kind
             let out = try Pruner.run(m, samples: [[1, 2, 3, 4], [5, 6, 7, 8]], o)
             #expect(out.model.state == m.state, "\(kind)")
-            #expect(out.model.configJSON[Surgery.layerDimsKey] == nil)
+            #expect(!out.model.configJSON.contains(Surgery.layerDimsKey))
         }
     }
 
@@ -260,7 +260,7 @@ struct PruningTests {
             o.importance = .taylor
             o.taylor = .paramMix
             let out = try Pruner.run(m, samples: [[1, 2, 3, 4, 5], [5, 6, 7, 8, 9]], o)
-            #expect(out.model.configJSON[Surgery.layerDimsKey] != nil, "layers differ, so the per-layer dims are recorded")
+            #expect(out.model.configJSON.contains(Surgery.layerDimsKey), "layers differ, so the per-layer dims are recorded")
             let dir = tempDir("reload-out")
             defer { try? FileManager.default.removeItem(at: dir) }
             try out.model.save(to: dir, configJSON: out.model.configJSON) { tmp in
@@ -314,7 +314,7 @@ struct PruningTests {
         #expect(out.removedLayers.count == 1 && out.blockInfluence.count == 3)
         let lowest = out.blockInfluence.indices.min { out.blockInfluence[$0] < out.blockInfluence[$1] }
         #expect(out.removedLayers == [lowest ?? -1])
-        #expect(out.model.geometry.layers.count == 2 && out.model.configJSON["num_hidden_layers"] as? Int == 2)
+        #expect(out.model.geometry.layers.count == 2 && out.model.configJSON.model.numHiddenLayers == 2)
         let dir = tempDir("bi-out")
         defer { try? FileManager.default.removeItem(at: dir) }
         try out.model.save(to: dir, configJSON: out.model.configJSON)

@@ -67,9 +67,9 @@ enum ReportFixture {
     /// encoder with a baseline and an INT4 variant.
     static func make() throws -> URL {
         let out = try SweepFixtures.tempDir("report")
-        var prune = SweepConfig.PruneOptions()
+        var prune = PruneSettings()
         prune.ratio = 0.2
-        prune.importance = "taylor"
+        prune.importance = .taylor
         let dec = ["piqa", "hellaswag", "wikitext2_chunked"]
         let runs = [
             Run(id: "m__baseline", index: 0, model: "m", variant: .init(name: "baseline"), tasks: dec,

@@ -60,7 +60,7 @@ enum SweepFixtures {
         ("output: o\nmodels:\n  - name: m\n    path: /\n    tasks: [piqa]\n    variants: [{name: b}]\nbogus: 1\n",
          7, "unknown key 'bogus'"),
         ("output: o\ntasks: [piqa]\nmodels:\n  - name: m\n    path: /\n    variants:\n      - name: p\n        prune:\n          ratio: 1.5\n",
-         9, "prune.ratio must be in (0, 1)"),
+         9, "prune.ratio must be in [0, 1), got 1.5"),
         ("output: o\ntasks: [piqa]\nmodels:\n  - name: m\n    path: /\n    variants:\n      - name: p\n        prune: {ratio: 0.2, bogus_option: 3}\n",
          8, "unknown key 'bogus_option'"),
         ("output: o\ntasks: [piqa]\nmodels:\n  - name: m\n    path: /no/such/model/dir\n    variants: [{name: b}]\n",
@@ -70,13 +70,13 @@ enum SweepFixtures {
         ("output: o\ntasks: [piqa]\nmodels:\n  - name: m\n    path: /\n    variants:\n      - name: q\n        quantize:\n          bits: 3\n",
          9, "bits must be 8 or 4"),
         ("output: o\ntasks: [piqa]\nmodels:\n  - name: m\n    path: /\n    variants:\n      - name: t\n        prune:\n          importance: taylor\n          target_params: 30\n",
-         10, "target_params (the fraction of all parameters to remove) must be in (0, 1)"),
+         10, "prune.target_params (the fraction of all parameters to remove) must be in [0, 1), got 30"),
         ("output: o\ntasks: [{name: piqa, limit: 0}]\nmodels:\n  - name: m\n    path: /\n    variants: [{name: b}]\n",
          2, "limit must be positive"),
         ("output: o\ntasks: [piqa]\nmodels:\n  - name: m\n    path: /\n    variants:\n      - name: b\n      - name: b\n",
          8, "duplicate variant name"),
         ("output: o\ntasks: [piqa]\nmodels:\n  - name: m\n    path: /\n    variants:\n      - name: x\n        prune: {importance: taylor}\n",
-         8, "needs 'ratio' or 'target_params'"),
+         8, "prune: give ratio or target_params"),
         ("output: o\ntasks: [piqa]\nmodels:\n  - name: minilm\n    variants: [{name: b}]\n",
          4, "needs a 'path'"),
     ] as [(String, Int, String)])
@@ -101,7 +101,7 @@ enum SweepFixtures {
         }
     }
 
-    @Test func parsesOptionsIntoFlags() throws {
+    @Test func parsesOptionsIntoTypedSettings() throws {
         let yaml = """
         output: out
         energy: {country: FRA, meter: rapl, measure_build: false}
@@ -124,13 +124,19 @@ enum SweepFixtures {
         #expect(m.path == "/")
         #expect(m.tasks == [.init(name: "hellaswag", limit: 40), .init(name: "piqa")])
         #expect(m.variants[0].isBaseline)
-        #expect(m.variants[1].prune?.arguments == ["--ratio", "0.2", "--importance", "taylor", "--taylor", "param_first",
-                                                   "--skip-first", "1", "--skip-last", "1", "--num-examples", "10",
-                                                   "--calibration-len", "64", "--round-to", "32"])
-        #expect(m.variants[2].prune?.arguments == ["--target-params", "0.25", "--importance", "l2"])
-        #expect(m.variants[2].quantize?.arguments == ["--bits", "8", "--granularity", "group", "--group-size", "32",
-                                                     "--scheme", "asymmetric"])
-        #expect(m.variants[3].quantize?.arguments == ["--bits", "4", "--group-size", "64", "--method", "gptq", "--awq"])
+        var t20 = PruneSettings()
+        (t20.ratio, t20.importance, t20.taylor, t20.skipFirst, t20.skipLast) = (0.2, .taylor, .paramFirst, 1, 1)
+        (t20.numExamples, t20.calibrationLen, t20.roundTo) = (10, 64, 32)
+        #expect(m.variants[1].prune == t20)
+        var l2 = PruneSettings()
+        (l2.targetParams, l2.importance) = (0.25, .l2)
+        #expect(m.variants[2].prune == l2)
+        var q8 = QuantizeSettings(bits: 8)
+        (q8.granularity, q8.groupSize, q8.scheme) = (.group, 32, .asymmetric)
+        #expect(m.variants[2].quantize == q8)
+        var awq = QuantizeSettings(bits: 4)
+        (awq.groupSize, awq.method, awq.awq) = (64, .gptq, true)
+        #expect(m.variants[3].quantize == awq)
     }
 
     /// The shipped configs parse (with their models' folders faked) and the default job stays small.
@@ -326,7 +332,7 @@ final class RecordingExecutor: StepExecutor {
             variants:
               - {name: baseline}
               - {name: taylor-20, prune: {ratio: 0.2, importance: taylor, skip_first: 1, skip_last: 1}}
-              - {name: broken, quantize: {bits: 8, args: [--fail]}}
+              - {name: broken, quantize: {bits: 8, skip: [--fail]}}
               - {name: int8, quantize: {bits: 8}}
               - {name: l2-30-int4, prune: {ratio: 0.3, importance: l2}, quantize: {bits: 4}}
               - {name: random-20, prune: {ratio: 0.2, importance: random}}
@@ -404,7 +410,7 @@ final class RecordingExecutor: StepExecutor {
         let (rc, _, err) = try SweepFixtures.run([bin, "sweep", "bad.yaml"], cwd: dir,
                                                  env: ["GREENPRUNE_SWEEP_BINARY": SweepFixtures.fakeBinary])
         #expect(rc != 0)
-        #expect(err.contains("bad.yaml:7: prune.ratio must be in (0, 1), got 2"), "\(err)")
+        #expect(err.contains("bad.yaml:7: prune.ratio must be in [0, 1), got 2"), "\(err)")
         #expect(err.trimmingCharacters(in: .whitespacesAndNewlines).split(separator: "\n").count == 1)
         #expect(!FileManager.default.fileExists(atPath: dir.appendingPathComponent("out").path))
     }

@@ -70,9 +70,9 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     /// Encoder families that share the BERT forward pass.
     public static let bertTypes: Set<String> = ["bert"]
 
-    /// Reads and decodes `url` (a config.json); errors are one line naming the file.
+    /// Reads and decodes `url` (a config.json, through `ConfigJSON`); errors are one line naming the file.
     public static func load(_ url: URL) throws -> ModelConfig {
-        try decode(try RegularFile.contents(url), path: url.path)
+        try ConfigJSON.load(url).model
     }
 
     /// Decodes config JSON; `path` names the file in errors.

@@ -4,8 +4,8 @@ import Foundation
 public struct PrunableModel {
     /// The directory it came from.
     public var directory: URL
-    /// config.json as parsed JSON (unknown keys survive a save).
-    public var configJSON: [String: Any]
+    /// config.json (unknown keys survive a save; pruning edits its widths).
+    public var configJSON: ConfigJSON
     public var config: LlamaConfig
     public var state: StateDict
     public var geometry: PruneGeometry
@@ -19,11 +19,8 @@ public struct PrunableModel {
     public static func load(_ dir: URL) throws -> PrunableModel {
         try ModelDirectoryCheck.validate(dir)
         let configURL = dir.appendingPathComponent("config.json")
-        let data = try RegularFile.contents(configURL)
-        guard let json = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any] else {
-            throw InputError(configURL.path, "not a JSON object")
-        }
-        let config = try ModelConfig.decode(data, path: configURL.path).llama(path: configURL.path)
+        let json = try ConfigJSON.load(configURL)
+        let config = try json.model.llama(path: configURL.path)
         let reader = try SafeTensorsReader(dir)
         var state: StateDict = [:]
         for name in reader.names {
@@ -36,8 +33,7 @@ public struct PrunableModel {
         guard geometry.layers.count == config.numLayers else {
             throw InputError(dir.path, "config.json says \(config.numLayers) layers, the weights have \(geometry.layers.count)")
         }
-        if let listed = json[Surgery.layerDimsKey] {
-            let dims = try JSONDecoder().decode([BlockDims].self, from: JSONSerialization.data(withJSONObject: listed))
+        if let dims = try json.value([BlockDims].self, Surgery.layerDimsKey) {
             guard dims == geometry.layers else {
                 throw InputError(configURL.path, "\(Surgery.layerDimsKey) disagrees with the tensor shapes")
             }
@@ -52,7 +48,7 @@ public struct PrunableModel {
     /// the tokenizer files, and `extra` files (name → bytes); built under a temporary name and
     /// renamed into place.
     /// `also` writes further files into the (temporary) directory before it is renamed.
-    public func save(to out: URL, configJSON config: [String: Any], extra: [String: Data] = [:],
+    public func save(to out: URL, configJSON config: ConfigJSON, extra: [String: Data] = [:],
                      progress: ProgressBar? = nil, also: (URL) throws -> Void = { _ in }) throws {
         // The CLI checks --out against --force first; whatever the caller, never the input.
         try OutputTarget.check(out, inputs: [directory], force: true)
@@ -66,8 +62,7 @@ public struct PrunableModel {
                 return SafeTensorsEntry(name: name, floats: t.values, shape: t.shape)
             }
             try SafeTensorsWriter.write(entries, to: tmp.appendingPathComponent("model.safetensors"), progress: progress)
-            let cfg = try JSONSerialization.data(withJSONObject: config, options: [.prettyPrinted, .sortedKeys])
-            try cfg.write(to: tmp.appendingPathComponent("config.json"))
+            try config.data().write(to: tmp.appendingPathComponent("config.json"))
             for f in PrunableModel.passThroughFiles {
                 let src = directory.appendingPathComponent(f)
                 if fm.fileExists(atPath: src.path) { try fm.copyItem(at: src, to: tmp.appendingPathComponent(f)) }

@@ -71,24 +71,24 @@ public enum Surgery {
     /// standard keys alone describe the model (no `greenprune_layer_dims`); otherwise the standard
     /// keys keep the widest layer's values and the per-layer list is added. `head_dim` is always
     /// written, since heads no longer divide `hidden_size`.
-    public static func updatedConfig(_ config: [String: Any], layers: [BlockDims], headDim: Int) throws -> [String: Any] {
+    public static func updatedConfig(_ config: ConfigJSON, layers: [BlockDims], headDim: Int) throws -> ConfigJSON {
         var c = config
-        c["head_dim"] = headDim
-        c["num_hidden_layers"] = layers.count
-        guard let first = layers.first else { return c }
+        guard let first = layers.first else {
+            try c.update { $0.headDim = headDim; $0.numHiddenLayers = 0 }
+            return c
+        }
         let uniform = layers.allSatisfy { $0 == first }
         let widest = uniform ? first : BlockDims(numHeads: layers.map(\.numHeads).max() ?? 0,
                                                  numKVHeads: layers.map(\.numKVHeads).max() ?? 0,
                                                  intermediate: layers.map(\.intermediate).max() ?? 0)
-        c["num_attention_heads"] = widest.numHeads
-        c["num_key_value_heads"] = widest.numKVHeads
-        c["intermediate_size"] = widest.intermediate
-        if uniform {
-            c.removeValue(forKey: layerDimsKey)
-        } else {
-            c[layerDimsKey] = layers.map { ["num_attention_heads": $0.numHeads, "num_key_value_heads": $0.numKVHeads,
-                                            "intermediate_size": $0.intermediate] }
+        try c.update {
+            $0.headDim = headDim
+            $0.numHiddenLayers = layers.count
+            $0.numAttentionHeads = widest.numHeads
+            $0.numKeyValueHeads = widest.numKVHeads
+            $0.intermediateSize = widest.intermediate
         }
+        try c.set(layerDimsKey, uniform ? nil : layers)
         return c
     }
 }

@@ -173,6 +173,8 @@ public struct CTConfigGroup: Codable, Equatable, Sendable {
 
 /// config.json's `quantization_config` for `quant_method: "compressed-tensors"`.
 public struct CTQuantizationConfig: Codable, Equatable, Sendable {
+    /// Its member of config.json.
+    public static let key = "quantization_config"
     public var quantMethod: String
     public var format: String
     public var configGroups: [String: CTConfigGroup]

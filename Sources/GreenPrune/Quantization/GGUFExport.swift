@@ -36,7 +36,7 @@ public enum GGUFExport {
         return d
     }
 
-    static func write(model dir: URL, reader: SafeTensorsReader, config: ModelConfig, configData: Data, family: ModelFamily,
+    static func write(model dir: URL, reader: SafeTensorsReader, config: ModelConfig, family: ModelFamily,
                       modules: [String], skipped: [String: String], to out: URL, options o: QuantizeOptions,
                       start: Date, progress: Bool = true) throws -> QuantizationReport {
         let cpath = dir.appendingPathComponent("config.json").path

@@ -18,14 +18,8 @@ public final class QuantizedCheckpoint {
     /// nil when `config.json` in `dir` has no `quantization_config`.
     public static func open(_ dir: URL, reader: SafeTensorsReader) throws -> QuantizedCheckpoint? {
         let url = dir.appendingPathComponent("config.json")
-        guard let data = try? Data(contentsOf: url),
-              let top = (try? JSONSerialization.jsonObject(with: data)) as? [String: Any],
-              let qc = top["quantization_config"] else { return nil }
-        let cfg: CTQuantizationConfig
-        do {
-            cfg = try JSONDecoder().decode(CTQuantizationConfig.self, from: JSONSerialization.data(withJSONObject: qc))
-        } catch {
-            throw InputError(url.path, "quantization_config is malformed (\(error.localizedDescription))")
+        guard let config = try? ConfigJSON.load(url), let cfg = try config.value(CTQuantizationConfig.self, CTQuantizationConfig.key) else {
+            return nil
         }
         let (scheme, act) = try cfg.scheme(source: url.path)
         return QuantizedCheckpoint(scheme: scheme, activations: act ? .int8 : .none, ignore: Set(cfg.ignore), reader: reader, path: url.path)

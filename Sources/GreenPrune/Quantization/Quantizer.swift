@@ -220,9 +220,8 @@ public enum Quantizer {
     }
 
     /// Throws when `dir` already holds a quantized model (config or tensor names say so).
-    public static func refuseQuantized(_ dir: URL, config: Data, reader: SafeTensorsReader) throws {
-        let top = (try? JSONSerialization.jsonObject(with: config)) as? [String: Any]
-        if top?["quantization_config"] != nil {
+    public static func refuseQuantized(_ dir: URL, config: ConfigJSON, reader: SafeTensorsReader) throws {
+        if config.contains(CTQuantizationConfig.key) {
             throw InputError(dir.appendingPathComponent("config.json").path, "the model is already quantized (quantization_config present); quantize the float model instead")
         }
         if let n = reader.names.first(where: { $0.hasSuffix(".weight_scale") || $0.hasSuffix(".weight_packed") }) {
@@ -237,11 +236,11 @@ public enum Quantizer {
         // The shared check first: an invalid checkpoint never becomes a quantized directory.
         try ModelDirectoryCheck.validate(dir)
         let configURL = dir.appendingPathComponent("config.json")
-        let configData = try RegularFile.contents(configURL)
-        let config = try ModelConfig.decode(configData, path: configURL.path)
+        let configJSON = try ConfigJSON.load(configURL)
+        let config = configJSON.model
         let family = try config.family(path: configURL.path)
         let reader = try SafeTensorsReader(dir)
-        try refuseQuantized(dir, config: configData, reader: reader)
+        try refuseQuantized(dir, config: configJSON, reader: reader)
         // The CLI checks --out against --force first; whatever the caller, never the input.
         try OutputTarget.check(out, inputs: [dir], force: true)
         let numLayers = config.numHiddenLayers ?? 0
@@ -301,7 +300,7 @@ public enum Quantizer {
         }
 
         if o.format == .gguf {
-            return try GGUFExport.write(model: dir, reader: reader, config: config, configData: configData, family: family,
+            return try GGUFExport.write(model: dir, reader: reader, config: config, family: family,
                                         modules: modules, skipped: skipped, to: out, options: o, start: start, progress: progress)
         }
 
@@ -329,8 +328,10 @@ public enum Quantizer {
             // A quantized lm_head of a tied model is its own tensor now: config.json says so, or
             // vLLM and transformers would tie lm_head back to the float embedding and skip it.
             let untie = config.tieWordEmbeddings == true && modules.contains(LlamaNames.headModule)
-            try AtomicFile.write(try configWithQuantization(configData, qc, untie: untie, path: configURL.path),
-                                 to: tmp.appendingPathComponent("config.json"))
+            var written = configJSON
+            if untie { try written.update { $0.tieWordEmbeddings = false } }
+            try written.set(CTQuantizationConfig.key, qc)
+            try AtomicFile.write(written.data(), to: tmp.appendingPathComponent("config.json"))
             let report = QuantizationReport(source: dir.path, family: family.rawValue, options: o, quantized: modules, skipped: skipped,
                                             bytesBefore: bytes(of: weightFiles(dir)),
                                             bytesAfter: bytes(of: weightFiles(tmp)),
@@ -344,31 +345,6 @@ public enum Quantizer {
             try? fm.removeItem(at: tmp)
             throw error
         }
-    }
-
-    /// config.json text with `"quantization_config": {…}` appended as the last key (the rest of
-    /// the file kept byte for byte, but for `"tie_word_embeddings": true` turned false by `untie`).
-    static func configWithQuantization(_ data: Data, _ qc: CTQuantizationConfig, untie: Bool = false, path: String) throws -> Data {
-        guard var text = String(data: data, encoding: .utf8), let close = text.lastIndex(of: "}") else {
-            throw InputError(path, "config.json is not a JSON object")
-        }
-        if untie {
-            let re = try NSRegularExpression(pattern: #"("tie_word_embeddings"\s*:\s*)true"#)
-            let whole = NSRange(text.startIndex..., in: text)
-            guard re.numberOfMatches(in: text, range: whole) == 1 else {
-                throw InputError(path, "cannot find the one \"tie_word_embeddings\": true to untie the quantized \(LlamaNames.headModule)")
-            }
-            text = re.stringByReplacingMatches(in: text, range: whole, withTemplate: "$1false")
-            return try configWithQuantization(Data(text.utf8), qc, path: path)
-        }
-        let enc = JSONEncoder(); enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-        let block = String(decoding: try enc.encode(qc), as: UTF8.self)
-            .split(separator: "\n", omittingEmptySubsequences: false).joined(separator: "\n  ")
-        var head = String(text[..<close])
-        while let last = head.last, last.isWhitespace { head.removeLast() }
-        let empty = head.hasSuffix("{")
-        text = head + (empty ? "\n" : ",\n") + "  \"quantization_config\": " + block + "\n}\n"
-        return Data(text.utf8)
     }
 
     /// The output tensors: quantized modules in compressed-tensors form, everything else as is.

@@ -96,7 +96,7 @@ public enum Plots {
             let key: String
             let point: Point = ((x, y), run.variant, row[yi].interval)
             if run.isBaseline { base = point; continue }
-            if let p = run.record.variant.prune { key = (p.importance ?? "default") + (run.record.variant.quantize != nil ? " + quantized" : "") }
+            if let p = run.record.variant.prune { key = p.importance.rawValue + (run.record.variant.quantize != nil ? " + quantized" : "") }
             else { key = "quantized only" }
             if let i = groups.firstIndex(where: { $0.0 == key }) { groups[i].1.append(point) }
             else { groups.append((key, [point])) }

@@ -109,11 +109,11 @@ public struct SweepPlan: Codable, Equatable {
             var rounds: Int?
             var roundLimit: Int?
         }
-        let enc = JSONEncoder()
-        enc.outputFormatting = [.sortedKeys]
-        let data = (try? enc.encode(Canonical(version: GreenPruneInfo.version, modelPath: modelPath, variant: variant,
-                                              tasks: tasks, energy: energy, rounds: rounds > 1 ? rounds : nil,
-                                              roundLimit: roundLimit))) ?? Data()
+        // The variant's prune/quantize options enter as their typed canonical JSON, defaults
+        // included, so a default spelled out in the YAML or left implicit gives the same hash.
+        let data = (try? OptionsFile.canonical(Canonical(version: GreenPruneInfo.version, modelPath: modelPath, variant: variant,
+                                               tasks: tasks, energy: energy, rounds: rounds > 1 ? rounds : nil,
+                                               roundLimit: roundLimit))) ?? Data()
         var h: UInt64 = 0xcbf2_9ce4_8422_2325  // FNV-1a 64 offset basis
         for b in data { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
         return String(format: "%016llx", h)
@@ -125,8 +125,11 @@ public struct SweepPlan: Codable, Equatable {
         let idWidth = runs.map(\.id.count).max() ?? 0
         for r in runs {
             var steps: [String] = []
-            if let p = r.variant.prune { steps.append("prune " + p.arguments.joined(separator: " ")) }
-            if let q = r.variant.quantize { steps.append("quantize " + q.arguments.joined(separator: " ")) }
+            if let p = r.variant.prune { steps.append("prune " + OptionsFile.summary(p, defaults: PruneSettings())) }
+            if let q = r.variant.quantize {
+                steps.append("quantize " + (["bits=\(q.bits)", OptionsFile.summary(q, defaults: QuantizeSettings(bits: q.bits))]
+                    .filter { !$0.isEmpty }.joined(separator: " ")))
+            }
             for g in r.evaluationGroups {
                 steps.append("evaluate " + g.tasks.joined(separator: ",") + (g.limit.map { " --limit \($0)" } ?? "")
                              + (r.rounds > 1 && !r.timingRounds ? " ×\(r.rounds)" : ""))
@@ -183,8 +186,8 @@ public enum WorkEstimate {
         }
         s += 3 * Double(groups.count)  // start, model load per evaluate call
         if let p = variant.prune {
-            let calib = Double((p.numExamples ?? 10) * (p.calibrationLen ?? 64))
-            let gradient = ["taylor", nil].contains(p.importance)
+            let calib = Double(p.numExamples * p.calibrationLen)
+            let gradient = p.importance == .taylor
             s += 8 + (gradient ? 3 * calib / decoderTokensPerSecond : 0)
         }
         if variant.quantize != nil { s += 5 }

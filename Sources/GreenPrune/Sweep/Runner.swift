@@ -311,11 +311,19 @@ public final class SweepRunner {
         run.variant.isBaseline ? URL(fileURLWithPath: run.modelPath) : dir.appendingPathComponent("model")
     }
 
-    private func step(_ name: String, _ args: [String], run: PlannedRun, in att: URL, measured: Bool,
-                      steps: inout [RunRecord.StepRecord]) throws {
+    /// Runs one step; `options` go to the child as `--options steps/<k>-<name>/options.json`,
+    /// typed and validated, not re-spelled as flags.
+    private func step(_ name: String, _ args: [String], options: (any CommandOptions)? = nil, run: PlannedRun, in att: URL,
+                      measured: Bool, steps: inout [RunRecord.StepRecord]) throws {
         let k = steps.count + 1
         let dir = att.appendingPathComponent("steps/\(k)-\(name)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        var args = args
+        if let options {
+            let file = dir.appendingPathComponent("options.json")
+            try OptionsFile.write(options, to: file)
+            args += ["--options", file.path]
+        }
         let s = SweepStep(name: name, arguments: args, energyDirectory: measured ? dir : nil,
                           projectName: "\(run.id)/\(name)", log: att.appendingPathComponent("logs/\(k)-\(name).log"))
         let t0 = Date()
@@ -345,11 +353,11 @@ public final class SweepRunner {
         var source = run.modelPath
         if let p = run.variant.prune {
             let out = run.variant.quantize == nil ? model : att.appendingPathComponent("model-pruned")
-            try step("prune", ["prune", source, "--out", out.path] + p.arguments, run: run, in: att, measured: measure, steps: &steps)
+            try step("prune", ["prune", source, "--out", out.path], options: p, run: run, in: att, measured: measure, steps: &steps)
             source = out.path
         }
         if let q = run.variant.quantize {
-            try step("quantize", ["quantize", source, "--out", model.path] + q.arguments, run: run, in: att, measured: measure, steps: &steps)
+            try step("quantize", ["quantize", source, "--out", model.path], options: q, run: run, in: att, measured: measure, steps: &steps)
             if run.variant.prune != nil {
                 // Keep the intermediate's pruning.json and config, not its weights.
                 let pruned = att.appendingPathComponent("model-pruned")

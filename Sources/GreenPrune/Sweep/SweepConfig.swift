@@ -18,9 +18,9 @@ import Foundation
 ///     variants:
 ///       - name: baseline
 ///       - name: taylor-20
-///         prune: {ratio: 0.2, importance: taylor, taylor: param_first, skip_first: 1, skip_last: 1}
+///         prune: {ratio: 0.2, importance: taylor, taylor: param_first, skip_first: 1, skip_last: 1}   # PruneSettings
 ///       - name: int8
-///         quantize: {bits: 8, granularity: channel, scheme: symmetric}
+///         quantize: {bits: 8, granularity: channel, scheme: symmetric}                           # QuantizeSettings
 /// ```
 /// Unknown keys, out-of-range values, missing model directories and unknown task names are
 /// rejected by `SweepConfig.load` with an error naming the YAML line.
@@ -113,12 +113,12 @@ public struct SweepConfig: Codable, Equatable {
     /// A variant: nothing (the baseline), pruning, quantization, or pruning then quantization.
     public struct VariantSpec: Codable, Equatable {
         public var name: String
-        public var prune: PruneOptions?
-        public var quantize: QuantizeOptions?
+        public var prune: PruneSettings?
+        public var quantize: QuantizeSettings?
         /// Extra arguments passed to `greenprune evaluate`.
         public var evaluateArgs: [String] = []
         public var isBaseline: Bool { prune == nil && quantize == nil }
-        public init(name: String, prune: PruneOptions? = nil, quantize: QuantizeOptions? = nil, evaluateArgs: [String] = []) {
+        public init(name: String, prune: PruneSettings? = nil, quantize: QuantizeSettings? = nil, evaluateArgs: [String] = []) {
             self.name = name
             self.prune = prune
             self.quantize = quantize
@@ -127,85 +127,11 @@ public struct SweepConfig: Codable, Equatable {
         enum CodingKeys: String, CodingKey { case name, prune, quantize, evaluateArgs = "evaluate_args" }
     }
 
-    /// `greenprune prune` options (docs/CLI.md).
-    public struct PruneOptions: Codable, Equatable {
-        /// `--ratio`: the fraction of each pruned layer's units to remove.
-        public var ratio: Double?
-        /// `--target-params`: the fraction of all parameters to remove (the per-layer ratio is solved for).
-        public var targetParams: Double?
-        public var importance: String?
-        public var taylor: String?
-        public var skipFirst: Int?
-        public var skipLast: Int?
-        public var numExamples: Int?
-        public var calibrationLen: Int?
-        /// `--round-to`: kept MLP widths rounded up to a multiple (for INT4 group sizes).
-        public var roundTo: Int?
-        /// Extra arguments appended verbatim.
-        public var args: [String] = []
-        public init() {}
-        enum CodingKeys: String, CodingKey {
-            case ratio, targetParams = "target_params", importance, taylor, skipFirst = "skip_first",
-                 skipLast = "skip_last", numExamples = "num_examples", calibrationLen = "calibration_len",
-                 roundTo = "round_to", args
-        }
-
-        /// The command-line flags for `greenprune prune`.
-        public var arguments: [String] {
-            var a: [String] = []
-            if let r = ratio { a += ["--ratio", SweepConfig.format(r)] }
-            if let p = targetParams { a += ["--target-params", SweepConfig.format(p)] }
-            if let i = importance { a += ["--importance", i] }
-            if let t = taylor { a += ["--taylor", t] }
-            if let s = skipFirst { a += ["--skip-first", String(s)] }
-            if let s = skipLast { a += ["--skip-last", String(s)] }
-            if let n = numExamples { a += ["--num-examples", String(n)] }
-            if let n = calibrationLen { a += ["--calibration-len", String(n)] }
-            if let n = roundTo { a += ["--round-to", String(n)] }
-            return a + args
-        }
-    }
-
-    /// `greenprune quantize` options (docs/CLI.md).
-    public struct QuantizeOptions: Codable, Equatable {
-        public var bits: Int
-        public var granularity: String?
-        public var groupSize: Int?
-        public var scheme: String?
-        public var format: String?
-        /// rtn or gptq (calibration flags go in `args`).
-        public var method: String?
-        /// AWQ scaling and clipping before rounding (`--awq`).
-        public var awq: Bool?
-        public var args: [String] = []
-        public init(bits: Int) { self.bits = bits }
-        enum CodingKeys: String, CodingKey {
-            case bits, granularity, groupSize = "group_size", scheme, format, method, awq, args
-        }
-
-        /// The command-line flags for `greenprune quantize`.
-        public var arguments: [String] {
-            var a = ["--bits", String(bits)]
-            if let g = granularity { a += ["--granularity", g] }
-            if let g = groupSize { a += ["--group-size", String(g)] }
-            if let s = scheme { a += ["--scheme", s] }
-            if let f = format { a += ["--format", f] }
-            if let m = method { a += ["--method", m] }
-            if awq == true { a.append("--awq") }
-            return a + args
-        }
-    }
-
     /// The most rounds `repeat` takes (a typo such as 300 would otherwise run for days).
     public static let maxRepeat = 100
 
-    public static let importanceChoices = ["taylor", "l1", "l2", "random", "bi"]
-    public static let taylorChoices = ["vectorize", "param_first", "param_second", "param_mix"]
-
     /// A number without a trailing `.0` noise: 0.2 → "0.2", 3.0 → "3".
-    static func format(_ x: Double) -> String {
-        x == x.rounded() && abs(x) < 1e15 ? String(Int(x)) : String(x)
-    }
+    static func format(_ x: Double) -> String { OptionError.number(x) }
 
     // MARK: Loading
 
@@ -367,68 +293,9 @@ public struct SweepConfig: Codable, Equatable {
         let name = try n.string()
         try checkName(name, n)
         var v = VariantSpec(name: name)
-        if let p = m["prune"] { v.prune = try parsePrune(p) }
-        if let q = m["quantize"] { v.quantize = try parseQuantize(q) }
+        if let p = m["prune"] { v.prune = try OptionsFile.decode(PruneSettings.self, from: p) }
+        if let q = m["quantize"] { v.quantize = try OptionsFile.decode(QuantizeSettings.self, from: q) }
         if let e = m["evaluate_args"] { v.evaluateArgs = try e.strings() }
         return v
-    }
-
-    private static func parsePrune(_ node: ConfigNode) throws -> PruneOptions {
-        let m = try node.mapping(allowed: ["ratio", "target_params", "importance", "taylor", "skip_first",
-                                           "skip_last", "num_examples", "calibration_len", "round_to", "args"])
-        var p = PruneOptions()
-        if let r = m["ratio"] {
-            let v = try r.double()
-            guard v > 0, v < 1 else { throw r.error("prune.ratio must be in (0, 1), got \(SweepConfig.format(v))") }
-            p.ratio = v
-        }
-        if let t = m["target_params"] {
-            let v = try t.double()
-            guard v > 0, v < 1 else { throw t.error("prune.target_params (the fraction of all parameters to remove) must be in (0, 1), got \(SweepConfig.format(v))") }
-            p.targetParams = v
-        }
-        switch (p.ratio, p.targetParams) {
-        case (nil, nil): throw node.error("prune needs 'ratio' or 'target_params'")
-        case (.some, .some): throw node.error("prune takes 'ratio' or 'target_params', not both")
-        default: break
-        }
-        if let i = m["importance"] { p.importance = try i.choice(importanceChoices) }
-        if let t = m["taylor"] { p.taylor = try t.choice(taylorChoices) }
-        for (key, kp) in [("skip_first", \PruneOptions.skipFirst), ("skip_last", \.skipLast)] {
-            if let s = m[key] {
-                let v = try s.int()
-                guard v >= 0 else { throw s.error("prune.\(key) must be ≥ 0, got \(v)") }
-                p[keyPath: kp] = v
-            }
-        }
-        for (key, kp) in [("num_examples", \PruneOptions.numExamples), ("calibration_len", \.calibrationLen), ("round_to", \.roundTo)] {
-            if let s = m[key] {
-                let v = try s.int()
-                guard v > 0 else { throw s.error("prune.\(key) must be positive, got \(v)") }
-                p[keyPath: kp] = v
-            }
-        }
-        if let a = m["args"] { p.args = try a.strings() }
-        return p
-    }
-
-    private static func parseQuantize(_ node: ConfigNode) throws -> QuantizeOptions {
-        let m = try node.mapping(allowed: ["bits", "granularity", "group_size", "scheme", "format", "method", "awq", "args"])
-        guard let b = m["bits"] else { throw node.error("quantize needs 'bits' (8 or 4)") }
-        let bits = try b.int()
-        guard bits == 8 || bits == 4 else { throw b.error("quantize.bits must be 8 or 4, got \(bits)") }
-        var q = QuantizeOptions(bits: bits)
-        if let g = m["granularity"] { q.granularity = try g.choice(["tensor", "channel", "group"]) }
-        if let g = m["group_size"] {
-            let v = try g.int()
-            guard v > 0 else { throw g.error("quantize.group_size must be positive, got \(v)") }
-            q.groupSize = v
-        }
-        if let s = m["scheme"] { q.scheme = try s.choice(["symmetric", "asymmetric"]) }
-        if let f = m["format"] { q.format = try f.choice(["compressed-tensors", "gguf"]) }
-        if let x = m["method"] { q.method = try x.choice(["rtn", "gptq"]) }
-        if let x = m["awq"] { q.awq = try x.bool() }
-        if let a = m["args"] { q.args = try a.strings() }
-        return q
     }
 }

@@ -4,7 +4,8 @@
 # Set GREENPRUNE_SWEEP_BINARY to this file. Deterministic: every number follows from the
 # arguments and the files the previous step wrote (fake.params, fake.quality, fake.bytes).
 #   FAKE_SLEEP=S   each step sleeps S seconds first (kill tests)
-#   an argument `--fail` makes prune/quantize/evaluate exit 3 with a message (failure tests)
+#   an argument `--fail` makes prune/quantize/evaluate exit 3 with a message (failure tests), and so
+#   does `--fail` anywhere in the `--options` file of prune/quantize (`quantize: {bits: 8, skip: [--fail]}`)
 set -euo pipefail
 cmd="${1:-}"; shift || true
 sleep "${FAKE_SLEEP:-0}"
@@ -13,6 +14,12 @@ arg() { # value after flag $1 in the remaining args
   while (($#)); do [ "$1" = "$f" ] && { echo "$2"; return; }; shift; done
 }
 has() { local f="$1"; shift; for a in "$@"; do [ "$a" = "$f" ] && return 0; done; return 1; }
+opt() { # value of key $1 in the --options file (JSON as the sweep writes it: one key per line)
+  local k="$1"; shift; local f; f="$(arg --options "$@")"
+  [ -n "$f" ] && [ -f "$f" ] || return 0
+  sed -n "s/^ *\"$k\" *: *\"\{0,1\}\([^\",]*\)\"\{0,1\},\{0,1\} *$/\1/p" "$f" | head -1
+}
+fails() { has --fail "$@" && return 0; local f; f="$(arg --options "$@")"; [ -n "$f" ] && grep -q -- '--fail' "$f"; }
 readnum() { [ -f "$1" ] && cat "$1" || echo "$2"; }
 calc() { awk "BEGIN { printf \"%.10g\", $1 }"; }
 
@@ -32,17 +39,18 @@ energy)
   exit $rc ;;
 prune)
   src="$1"; out="$(arg --out "$@")"
-  has --fail "$@" && { echo "prune: --fail: asked to fail" >&2; exit 3; }
-  r="$(arg --ratio "$@")"; r="${r:-0.1}"
+  fails "$@" && { echo "prune: --fail: asked to fail" >&2; exit 3; }
+  r="$(arg --ratio "$@")"; r="${r:-$(opt ratio "$@")}"; r="${r:-0.1}"
+  imp="$(arg --importance "$@")"; imp="${imp:-$(opt importance "$@")}"
   mkdir -p "$out"; echo '{}' > "$out/config.json"
-  echo "{\"ratio\": $r, \"importance\": \"$(arg --importance "$@")\"}" > "$out/pruning.json"
+  echo "{\"ratio\": $r, \"importance\": \"$imp\"}" > "$out/pruning.json"
   calc "$(readnum "$src/fake.params" 1000000) * (1 - $r)" > "$out/fake.params"
   calc "$(readnum "$src/fake.quality" 0.6) - 0.3 * $r" > "$out/fake.quality"
   calc "$(readnum "$src/fake.bytes" 4000000) * (1 - $r)" > "$out/fake.bytes"
   echo "pruned $r" ;;
 quantize)
-  src="$1"; out="$(arg --out "$@")"; b="$(arg --bits "$@")"
-  has --fail "$@" && { echo "quantize: --fail: asked to fail" >&2; exit 3; }
+  src="$1"; out="$(arg --out "$@")"; b="$(arg --bits "$@")"; b="${b:-$(opt bits "$@")}"
+  fails "$@" && { echo "quantize: --fail: asked to fail" >&2; exit 3; }
   mkdir -p "$out"; echo '{"quantization_config": {}}' > "$out/config.json"
   echo "{\"bits\": $b}" > "$out/quantization.json"
   cp "$src/fake.params" "$out/" 2>/dev/null || echo 1000000 > "$out/fake.params"

@@ -1,0 +1,205 @@
+import Foundation
+import Testing
+import GreenPrune
+
+/// One option type per command: the CLI's flags, a sweep's YAML block and the options file a
+/// sweep hands its step give the same values and the same errors.
+@Suite struct CommandOptionsTests {
+    /// A one-variant sweep whose variant's block (indented 8) starts on line 8.
+    static func config(_ block: String) -> String {
+        "output: o\ntasks: [piqa]\nmodels:\n  - name: m\n    path: /\n    variants:\n      - name: v\n        \(block)\n"
+    }
+
+    static func variant(_ block: String) throws -> SweepConfig.VariantSpec {
+        try #require(try SweepConfig.parse(config(block), file: "c.yaml", defaults: [:]).models.first?.variants.first)
+    }
+
+    /// The CLI's options after its flags, as `--print-options` prints them.
+    static func cliSettings<T: Decodable>(_ type: T.Type, _ args: [String]) throws -> T {
+        let dir = try SweepFixtures.tempDir("opts-cli")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let (rc, out, err) = try SweepFixtures.run([try SweepFixtures.cli(), args[0], dir.path] + args.dropFirst() + ["--print-options"], cwd: dir)
+        #expect(rc == 0, "\(err)")
+        return try JSONDecoder().decode(type, from: Data(out.utf8))
+    }
+
+    @Test func pruneBlockAndFlagsGiveEqualSettings() throws {
+        let yaml = try Self.variant("""
+            prune: {target_params: 0.2, target_mode: closest, importance: taylor, taylor: param_mix, skip_first: 1, skip_last: 2, \
+            num_examples: 64, calibration_len: 128, attn_layers: "0:0", round_to: 32, group_reduction: max, seed: 7, global: true}
+            """)
+        let cli = try Self.cliSettings(PruneSettings.self, [
+            "prune", "--target-params", "0.2", "--target-mode", "closest", "--importance", "taylor", "--taylor", "param_mix",
+            "--skip-first", "1", "--skip-last", "2", "--num-examples", "64", "--calibration-len", "128", "--attn-layers", "0:0",
+            "--round-to", "32", "--group-reduction", "max", "--seed", "7", "--global"])
+        #expect(yaml.prune == cli)
+        // Against the values written above, not only against each other.
+        #expect(cli.targetParams == 0.2 && cli.ratio == nil && cli.targetMode == .closest && cli.taylor == .paramMix)
+        #expect(cli.attnLayers == LayerRange(start: 0, end: 0) && cli.mlpLayers == nil && cli.skipLast == 2)
+        #expect(cli.numExamples == 64 && cli.calibrationLen == 128 && cli.roundTo == 32 && cli.seed == 7 && cli.global)
+        #expect(cli.groupReduction == .max && cli.microBatch == 4 && !cli.uniform)
+    }
+
+    @Test func quantizeBlockAndFlagsGiveEqualSettings() throws {
+        let yaml = try Self.variant("""
+            quantize: {bits: 4, group_size: 64, scheme: asymmetric, method: gptq, awq: true, awq_grid: 10, skip: [down_proj, "layers.0."], \
+            num_examples: 16, calibration_len: 32, scale_dtype: float32, no_act_order: true}
+            """)
+        let cli = try Self.cliSettings(QuantizeSettings.self, [
+            "quantize", "--bits", "4", "--group-size", "64", "--scheme", "asymmetric", "--method", "gptq", "--awq", "--awq-grid", "10",
+            "--skip", "down_proj", "--skip", "layers.0.", "--num-examples", "16", "--calibration-len", "32",
+            "--scale-dtype", "float32", "--no-act-order"])
+        #expect(yaml.quantize == cli)
+        #expect(cli.bits == 4 && cli.groupSize == 64 && cli.resolvedGranularity == .group && cli.scheme == .asymmetric)
+        #expect(cli.method == .gptq && cli.awq && cli.awqGrid == 10 && cli.skip == ["down_proj", "layers.0."])
+        #expect(cli.numExamples == 16 && cli.calibrationLen == 32 && cli.scaleDType == .float32 && cli.noActOrder && !cli.noSequential)
+    }
+
+    /// The same bad value gives the same words from a flag, a YAML block (with its line) and an
+    /// options file (with its line).
+    @Test(arguments: [
+        (["prune", "--ratio", "1.5"], "prune: {ratio: 1.5}", "{\"ratio\": 1.5}", "ratio", "must be in [0, 1), got 1.5"),
+        (["prune", "--ratio", "0.2", "--micro-batch", "0"], "prune: {ratio: 0.2, micro_batch: 0}", "{\"ratio\": 0.2, \"micro_batch\": 0}",
+         "micro_batch", "must be at least 1, got 0"),
+        (["quantize", "--bits", "4", "--group-size", "48"], "quantize: {bits: 4, group_size: 48}", "{\"bits\": 4, \"group_size\": 48}",
+         "group_size", "must be 32, 64 or 128, got 48"),
+        (["quantize", "--bits", "8", "--smooth", "1.5"], "quantize: {bits: 8, smooth: 1.5}", "{\"bits\": 8, \"smooth\": 1.5}",
+         "smooth", "α = 1.5 must be in (0, 1)"),
+        (["quantize", "--bits", "8", "--calibration", "c.jsonl"], "quantize: {bits: 8, calibration: c.jsonl}",
+         "{\"bits\": 8, \"calibration\": \"c.jsonl\"}", "calibration", "needs method gptq, smooth or awq"),
+    ] as [([String], String, String, String, String)])
+    func sameErrorEverywhere(flags: [String], block: String, file: String, key: String, problem: String) throws {
+        let command = flags[0]
+        let dir = try SweepFixtures.tempDir("opts-err")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let out = dir.appendingPathComponent("out").path
+        let (rc, _, err) = try SweepFixtures.run([try SweepFixtures.cli(), command, dir.path, "--out", out] + flags.dropFirst(), cwd: dir)
+        #expect(rc != 0)
+        let flag = "--" + key.replacingOccurrences(of: "_", with: "-")
+        // Names of other options are spelled as flags on the command line, as keys in YAML.
+        let cliProblem = problem.replacingOccurrences(of: "method gptq, smooth or awq", with: "--method gptq, --smooth or --awq")
+        #expect(err.split(separator: "\n").first.map(String.init) == "Error: \(flag) \(cliProblem)", "\(err)")
+        #expect(!FileManager.default.fileExists(atPath: out))
+
+        do {
+            _ = try Self.variant(block)
+            Issue.record("accepted \(block)")
+        } catch let e as InputError {
+            #expect(e.description == "c.yaml:8: \(command).\(key) \(problem)")
+        }
+
+        let options = dir.appendingPathComponent("options.json")
+        try Data(file.utf8).write(to: options)
+        let (rc2, _, err2) = try SweepFixtures.run([try SweepFixtures.cli(), command, dir.path, "--out", out, "--options", options.path], cwd: dir)
+        #expect(rc2 != 0)
+        #expect(err2.split(separator: "\n").first.map(String.init) == "Error: \(options.path):1: \(key) \(problem)", "\(err2)")
+    }
+
+    @Test func optionErrorRendersNamesPerPlace() {
+        let e = OptionError("awq", "and {smooth} both rescale; not with {awq_grid} {x-y} {} '{9}' {ratio")
+        #expect(e.description == "--awq and --smooth both rescale; not with --awq-grid {x-y} {} '{9}' {ratio")
+        #expect(e.message { "prune." + $0 } == "prune.awq and prune.smooth both rescale; not with prune.awq_grid {x-y} {} '{9}' {ratio")
+        #expect(OptionError(nil, "give {ratio} or {target_params}").description == "give --ratio or --target-params")
+    }
+
+    @Test func yamlErrorsNameTheLine() throws {
+        for (block, message) in [
+            ("prune: {ratio: abc}", "c.yaml:8: models[0].variants[0].prune.ratio must be a number, got abc"),
+            ("prune: {ratio: 0.2, importance: magic}", "c.yaml:8: models[0].variants[0].prune.importance must be one of random|l1|l2|taylor|bi, got 'magic'"),
+            ("prune: {ratio: 0.2, attn_layers: 1-2}", "c.yaml:8: prune.attn_layers '1-2' is not A:B"),
+            ("prune: {ratio: 0.2, args: [--x]}", "c.yaml:8: unknown key 'args' in models[0].variants[0].prune"),
+            ("quantize: {group_size: 32}", "c.yaml:8: quantize: needs bits (8 or 4)"),
+            ("prune: {ratio: 0.2, target_params: 0.2}", "c.yaml:8: prune: give either ratio or target_params, not both"),
+        ] {
+            do {
+                _ = try Self.variant(block)
+                Issue.record("accepted \(block)")
+            } catch let e as InputError {
+                #expect(e.description.hasPrefix(message), "\(e)")
+            }
+        }
+    }
+
+    /// An options file is read back as written, and a default spelled out in the YAML hashes as
+    /// one left implicit.
+    @Test func optionsFileRoundTripsAndHashIsCanonical() throws {
+        let dir = try SweepFixtures.tempDir("opts-file")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var p = PruneSettings()
+        (p.ratio, p.attnLayers, p.calibration, p.seed) = (0.25, LayerRange(start: 2, end: 5), "/data/c4 sample.jsonl", UInt64.max)
+        let url = dir.appendingPathComponent("p.json")
+        try OptionsFile.write(p, to: url)
+        #expect(try OptionsFile.read(PruneSettings.self, from: url) == p)
+        var q = QuantizeSettings(bits: 4)
+        (q.skip, q.smooth, q.activations) = (["layers.*.mlp"], 0.5, .int8)
+        try OptionsFile.write(q, to: url)
+        #expect(try OptionsFile.read(QuantizeSettings.self, from: url) == q)
+
+        func hash(_ block: String) throws -> String {
+            let c = try SweepConfig.parse(Self.config(block), file: "c.yaml", defaults: [:])
+            return try #require(SweepPlan(config: c).runs.first?.settingsHash)
+        }
+        #expect(try hash("prune: {ratio: 0.2}") == hash("prune: {ratio: 0.2, importance: taylor, skip_first: 3, micro_batch: 4}"))
+        #expect(try hash("prune: {ratio: 0.2}") != hash("prune: {ratio: 0.2, skip_first: 2}"))
+    }
+
+    /// A sweep's prune and quantize steps get `--options FILE` in their step folder, not flags.
+    @Test func sweepStepsReceiveAnOptionsFile() throws {
+        let dir = try SweepFixtures.tempDir("opts-sweep")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let m = try SweepFixtures.fakeModel(in: dir)
+        let yaml = """
+        output: \(dir.path)/out
+        energy: {enabled: false}
+        tasks: [piqa]
+        models:
+          - name: m
+            path: \(m.path)
+            variants: [{name: pq, prune: {ratio: 0.3, importance: l2, attn_layers: "1:2"}, quantize: {bits: 4, group_size: 64}}]
+        """
+        let plan = SweepPlan(config: try SweepConfig.parse(yaml, file: "s.yaml", defaults: [:]))
+        let ex = RecordingExecutor()
+        let runner = SweepRunner(plan: plan, output: dir.appendingPathComponent("out"), executor: ex)
+        runner.log = { _ in }
+        #expect(try runner.run() == .init(done: 1, failed: 0, skipped: 0))
+        let run = try #require(plan.runs.first)
+        for (k, name) in [(1, "prune"), (2, "quantize")] {
+            let a = try #require(ex.calls.first { $0.arguments[0] == name }).arguments
+            #expect(a.count == 6 && a[2] == "--out" && a[4] == "--options", "\(a)")
+            #expect(a[5].hasSuffix("/steps/\(k)-\(name)/options.json"))
+            #expect(!a.contains { $0.hasPrefix("--") && !["--out", "--options"].contains($0) }, "\(a)")
+        }
+        let steps = runner.runDirectory(run).appendingPathComponent("steps")
+        let p = try OptionsFile.read(PruneSettings.self, from: steps.appendingPathComponent("1-prune/options.json"))
+        #expect(p == run.variant.prune && p.ratio == 0.3 && p.importance == .l2 && p.attnLayers == LayerRange(start: 1, end: 2))
+        let q = try OptionsFile.read(QuantizeSettings.self, from: steps.appendingPathComponent("2-quantize/options.json"))
+        #expect(q == run.variant.quantize && q.bits == 4 && q.groupSize == 64)
+    }
+
+    /// Through the built CLI and the fake step binary: the step's log shows its argv with the
+    /// options file, and the child read its values from it.
+    @Test func sweepChildReadsItsOptionsFile() throws {
+        let dir = try SweepFixtures.tempDir("opts-e2e")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let m = try SweepFixtures.fakeModel(in: dir)
+        try Data("""
+        output: out
+        energy: {enabled: false}
+        tasks: [piqa]
+        models:
+          - name: m
+            path: \(m.path)
+            variants: [{name: p, prune: {ratio: 0.35, importance: random}}]
+        """.utf8).write(to: dir.appendingPathComponent("c.yaml"))
+        let (rc, _, err) = try SweepFixtures.run([try SweepFixtures.cli(), "sweep", "c.yaml", "--no-report"], cwd: dir,
+                                                 env: ["GREENPRUNE_SWEEP_BINARY": SweepFixtures.fakeBinary])
+        #expect(rc == 0, "\(err)")
+        let run = dir.appendingPathComponent("out/runs/m__p")
+        let log = try String(contentsOf: run.appendingPathComponent("logs/1-prune.log"), encoding: .utf8)
+        let argv = try #require(log.split(separator: "\n").first.map(String.init))
+        #expect(argv.contains(" prune \(m.path) --out ") && argv.hasSuffix("/steps/1-prune/options.json"), "\(argv)")
+        #expect(!argv.contains("--ratio"))
+        let pruning = try String(contentsOf: run.appendingPathComponent("model/pruning.json"), encoding: .utf8)
+        #expect(pruning.contains("\"ratio\": 0.35") && pruning.contains("\"importance\": \"random\""), "\(pruning)")
+    }
+}
