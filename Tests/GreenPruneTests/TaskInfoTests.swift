@@ -50,8 +50,8 @@ import GreenPrune
         let yaml = "output: o\nenergy: {enabled: false}\ntasks: [piqa_copy]\nmodels:\n  - {name: m, path: /, variants: [{name: baseline}]}\n"
         let c = try SweepConfig.parse(yaml, file: "s.yaml", defaults: [:], tasks: reg)
         #expect(c.models[0].tasks.map(\.name) == ["piqa_copy"])
-        // piqa's 1838 documents × 41 tokens at 450 tokens/s, plus 3 s for the evaluate call.
-        #expect(abs(SweepPlan(config: c).runs[0].estimatedSeconds - (1838 * 41 / 450 + 3)) < 1e-9)
+        // piqa's 1838 documents × 41 tokens at the estimate's decoder speed, plus 3 s for the evaluate call.
+        #expect(abs(SweepPlan(config: c).runs[0].estimatedSeconds - (1838 * 41 / WorkEstimate.decoderTokensPerSecond + 3)) < 1e-9)
         // Without the file, the name is unknown.
         do {
             _ = try SweepConfig.parse(yaml, file: "s.yaml", defaults: [:], tasks: try TaskRegistry(specDirectory: Self.shippedTasks))
