@@ -1,9 +1,9 @@
 /// JSON text as Python's `json.dumps(value, indent=..., ensure_ascii=False)` writes it, keys
 /// sorted (`sort_keys=True`): floats in `repr` form (`1.0`, `-12.345678901234567`, `1e-05`),
-/// integers without a point, non-ASCII characters as themselves. lm-eval hashes documents with
-/// `json.dumps(doc, indent=2, ensure_ascii=False)`, so a `doc_hash` computed from this text is the
-/// one Python computes from the same (key-ordered) object; results.json gets `1.0` where lm-eval
-/// writes a float, not Foundation's `1`.
+/// integers without a point, strings as `jsonString` escapes them (non-ASCII as itself). lm-eval
+/// hashes documents with `json.dumps(doc, indent=2, ensure_ascii=False)`, so a `doc_hash`
+/// computed from this text is the one Python computes from the same (key-ordered) object;
+/// results.json gets `1.0` where lm-eval writes a float, not Foundation's `1`.
 public enum PythonJSON {
     /// `value` as JSON text; `indent` nil gives one line with `", "` and `": "` separators.
     public static func dumps(_ value: JSONValue, indent: Int? = nil) -> String {
@@ -47,37 +47,13 @@ public enum PythonJSON {
         return sign + String(digits[..<whole]) + "." + String(digits[whole...])
     }
 
-    /// A JSON string literal with Python's escapes for `ensure_ascii=False`.
-    public static func string(_ s: String) -> String {
-        var out = "\""
-        for u in s.unicodeScalars {
-            switch u {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "\u{08}": out += "\\b"
-            case "\u{0C}": out += "\\f"
-            default:
-                if u.value < 0x20 {
-                    let hex = String(u.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
-                } else {
-                    out.unicodeScalars.append(u)
-                }
-            }
-        }
-        return out + "\""
-    }
-
     private static func write(_ v: JSONValue, indent: Int?, depth: Int, into out: inout String) {
         switch v {
         case .null: out += "null"
         case let .bool(b): out += b ? "true" : "false"
         case let .int(i): out += String(i)
         case let .double(d): out += float(d)
-        case let .string(s): out += string(s)
+        case let .string(s): out += jsonString(s)
         case let .array(a):
             guard !a.isEmpty else { out += "[]"; return }
             out += "["
@@ -95,7 +71,7 @@ public enum PythonJSON {
             for (i, key) in o.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }).enumerated() {
                 out += i == 0 ? "" : ","
                 newline(indent, depth + 1, &out)
-                out += string(key) + ": "
+                out += jsonString(key) + ": "
                 write(o[key]!, indent: indent, depth: depth + 1, into: &out)
             }
             newline(indent, depth, &out, closing: true)

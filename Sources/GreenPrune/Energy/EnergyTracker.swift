@@ -184,7 +184,7 @@ public final class EnergyTracker {
     /// a run shorter than one interval reports 0 as CodeCarbon does (its history is empty).
     private func sampleCPULoad() {
         guard let e = try? proc.machineTicks() else { return }
-        if let s = ticksAtLastTick, e.total > s.total {
+        if let s = ticksAtLastTick, e.total > s.total, e.busy >= s.busy {
             cpuLoadSamples.append(min(max(100 * Double(e.busy &- s.busy) / Double(e.total - s.total), 0), 100))
         }
         ticksAtLastTick = e

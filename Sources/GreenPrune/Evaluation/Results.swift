@@ -179,7 +179,7 @@ public struct EvaluationResults {
         // lm-eval's execution keys. Nothing in a zero-shot evaluation is random, so no seed is
         // set; the standard errors are lm-eval's closed forms, which bootstrap_iters (lm-eval's
         // default) does not change.
-        for k in ["use_cache", "gen_kwargs", "random_seed", "numpy_seed", "torch_seed", "fewshot_seed"] where config[k] == nil {
+        for k in ["batch_size", "use_cache", "gen_kwargs", "random_seed", "numpy_seed", "torch_seed", "fewshot_seed"] where config[k] == nil {
             config[k] = NSNull()
         }
         if config["batch_sizes"] == nil { config["batch_sizes"] = [Int]() }
