@@ -131,6 +131,35 @@ frame = pd.read_csv(cc_dir / "emissions.csv")
 check("greenprune energy appends to CodeCarbon's emissions.csv", not backups and len(frame) == 2
       and list(frame.columns) == columns, f"backups {backups}, rows {len(frame)}")
 
+# cpu_utilization_percent: CodeCarbon means one psutil.cpu_percent() per second, but each call runs
+# in a new threading.Timer thread and psutil >= 7 keeps its baseline per thread, so every reading
+# covers ~0 s. Shown here: the same call from fresh threads vs from one thread.
+import threading
+import psutil
+
+
+def fresh_thread_readings(n):
+    # Threads kept alive to the end, so none reuses an earlier one's id (and baseline).
+    out, done, threads = [], threading.Event(), []
+    for _ in range(n):
+        t = threading.Thread(target=lambda: (out.append(psutil.cpu_percent()), done.wait()))
+        t.start()
+        threads.append(t)
+        time.sleep(0.5)
+    done.set()
+    for t in threads:
+        t.join()
+    return out
+
+
+psutil.cpu_percent()
+time.sleep(1)
+same = psutil.cpu_percent()
+fresh = fresh_thread_readings(3)
+print(f"\ncpu_utilization_percent: psutil {psutil.__version__} cpu_percent() over 1 s in one thread {same}; "
+      f"from fresh threads (CodeCarbon's Timer) {fresh}; GreenPrune {gp['cpu_utilization_percent']}, "
+      f"CodeCarbon {cc['cpu_utilization_percent']} (upstream: per-thread baseline, see README)")
+
 print("\nnot checked here: lm-eval's own evaluation of the same model (needs torch and the Hub);"
       " the key sets above come from lm-eval's code instead")
 print(f"\n{len(failed)} check(s) failed" if failed else "\nall checks passed")
