@@ -384,11 +384,56 @@ func buildFakeNVML(_ dir: TempDir) throws -> String {
     }
 
     @Test func carbonIntensityTableAndDefaults() {
-        #expect(CarbonIntensity.resolve(country: "ita").gramsPerKWh == 331)
+        // CodeCarbon 3.3.2's data/private_infra/global_energy_mix.json `carbon_intensity` values.
+        #expect(CarbonIntensity.resolve(country: "usa").gramsPerKWh == 369.473)
+        #expect(CarbonIntensity.resolve(country: "ITA").gramsPerKWh == 330.718)
+        #expect(CarbonIntensity.resolve(country: "DEU").gramsPerKWh == 380.95)
+        #expect(CarbonIntensity.resolve(country: "IND").gramsPerKWh == 713.441)
+        #expect(CarbonIntensity.resolve(country: "ISL").gramsPerKWh == 27.68)
+        #expect(CarbonIntensity.resolve(country: "ABW").countryName == "Aruba")
+        #expect(CarbonIntensity.table.count == 213)
+        // CodeCarbon's world average (carbon_intensity_per_source.json) for a country it lacks.
         #expect(CarbonIntensity.resolve(country: "XYZ").gramsPerKWh == 475)
         #expect(CarbonIntensity.resolve(country: nil).gramsPerKWh == 475)
         #expect(CarbonIntensity.resolve(country: "ITA", override: 100).gramsPerKWh == 100)
-        #expect(abs(CarbonIntensity.resolve(country: "FRA").kilograms(forKWh: 2) - 0.112) < 1e-12)
+        #expect(abs(CarbonIntensity.resolve(country: "FRA").kilograms(forKWh: 2) - 0.112078) < 1e-12)
+    }
+
+    /// CodeCarbon's `cpu_utilization_percent`: the mean of one machine-wide reading per sampling
+    /// interval, 0.0 when none completed (a sleeping process on an idle machine, a short run).
+    @Test func cpuUtilizationIsTheMeanOfIntervalReadings() throws {
+        let proc = try TempDir("proc-util")
+        // Replaced whole, so the sampler thread never reads half a line.
+        func put(_ line: String) throws {
+            try line.write(to: proc.url.appendingPathComponent("stat"), atomically: true, encoding: .utf8)
+        }
+        func tracker(_ interval: Double) throws -> EnergyTracker {
+            var o = EnergyOptions()
+            o.meter = .none
+            o.announce = false
+            o.interval = interval
+            o.procRoot = proc.path
+            return try EnergyTracker(o, host: testHost)
+        }
+        // Nothing ran: idle ticks only.
+        try put("cpu  100 0 100 800 0 0 0 0 0 0\n")
+        let idle = try tracker(0.02)
+        try idle.start()
+        try put("cpu  100 0 100 900 0 0 0 0 0 0\n")
+        usleep(100_000)
+        #expect(try idle.stop().cpuUtilizationPercent == 0.0)
+        // 300 busy of 400 ticks in the intervals that saw ticks: 75 %.
+        let busy = try tracker(0.02)
+        try busy.start()
+        try put("cpu  300 0 200 1000 0 0 0 0 0 0\n")
+        usleep(100_000)
+        #expect(try busy.stop().cpuUtilizationPercent == 75)
+        // Stopped before its first 1 s interval: no reading, 0.0 as CodeCarbon.
+        let short = try tracker(1)
+        try short.start()
+        try put("cpu  900 0 900 1000 0 0 0 0 0 0\n")
+        usleep(50_000)
+        #expect(try short.stop().cpuUtilizationPercent == 0.0)
     }
 
     @Test func aRunOnThisMachineSaysHowItsFiguresWereObtained() throws {
@@ -456,10 +501,15 @@ func buildFakeNVML(_ dir: TempDir) throws -> String {
         let col = { (name: String) in rows[1][Self.codeCarbonColumns.firstIndex(of: name)!] }
         #expect(col("cpu_model") == "Weird, \"quoted\" CPU")
         #expect(col("country_iso_code") == "DEU" && col("country_name") == "Germany")
-        // Units: energy in kWh, duration in s, emissions in kg at 381 g/kWh.
+        // Units: energy in kWh, duration in s, emissions in kg at 380.95 g/kWh.
         let kwh = Double(col("energy_consumed"))!
         #expect(abs(kwh - r.energyKWh) <= 1e-12 * max(kwh, 1))
-        #expect(abs(Double(col("emissions"))! - kwh * 0.381) < 1e-15)
+        #expect(abs(Double(col("emissions"))! - kwh * 0.38095) < 1e-15)
+        // What CodeCarbon 3.3.2 writes in these columns: its version (the format followed), the
+        // rate at full precision; a Swift binary has no Python version.
+        #expect(col("codecarbon_version") == "3.3.2" && col("python_version") == "N/A")
+        #expect(Double(col("emissions_rate")) == r.emissionsKg / r.durationS)
+        #expect(col("pue") == "1.0" && col("on_cloud") == "N")
         #expect(abs(Double(col("cpu_energy"))! + Double(col("ram_energy"))! - kwh) < 1e-15)
         #expect(abs(Double(col("duration"))! - r.durationS) < 1e-9)
     }

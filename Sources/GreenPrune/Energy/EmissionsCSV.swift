@@ -3,7 +3,15 @@ import Foundation
 /// `emissions.csv` in CodeCarbon 3.x's layout (codecarbon `output_methods/emissions_data.py`,
 /// `EmissionsData`): the same 38 columns in the same order and units, so tools that read
 /// CodeCarbon's file read ours. Rows are appended; the header is written once.
+///
+/// Two columns cannot mean what they mean in CodeCarbon, for a Swift binary: `codecarbon_version`
+/// holds the CodeCarbon release whose format and estimates the row follows (`codecarbonVersion`;
+/// GreenPrune's own version is energy.json's `greenprune_version`), and `python_version` holds
+/// `N/A` (no Python runs; lm-eval writes `N/A` for an absent library the same way).
 public enum EmissionsCSV {
+    /// The CodeCarbon release whose emissions.csv GreenPrune's rows follow.
+    public static let codecarbonVersion = "3.3.2"
+
     /// Column names, in order. Units: duration s; emissions kg CO2eq; emissions_rate kg/s;
     /// *_power W; *_energy and energy_consumed kWh (PUE included); water_consumed L;
     /// ram_total_size and ram_used_gb GB (GiB, as psutil/1024³); *_percent %.
@@ -16,8 +24,8 @@ public enum EmissionsCSV {
         "gpu_utilization_percent", "ram_utilization_percent", "ram_used_gb", "on_cloud", "pue", "wue",
     ]
 
-    /// The report as one row of `columns`, values as strings (numbers in shortest round-trip
-    /// form, like Python's repr; unknown coordinates and Python-only fields empty).
+    /// The report as one row of `columns`, values as strings (numbers in Python's `repr` form, as
+    /// CodeCarbon's pandas writes them, full precision; unknown coordinates empty).
     public static func row(for r: EnergyReport) -> [String] {
         let cpu = r.component(.cpu), gpu = r.component(.gpu), ram = r.component(.ram)
         let gpuModel: String = {
@@ -34,8 +42,8 @@ public enum EmissionsCSV {
             "cpu_energy": num(cpu.energyKWh), "gpu_energy": num(gpu.energyKWh), "ram_energy": num(ram.energyKWh),
             "energy_consumed": num(r.energyKWh), "water_consumed": num(0),
             "country_name": r.carbonIntensity.countryName, "country_iso_code": r.carbonIntensity.countryISO,
-            "region": "", "cloud_provider": "", "cloud_region": "", "os": r.host.os, "python_version": "",
-            "codecarbon_version": "greenprune-\(GreenPruneInfo.version)", "cpu_count": String(r.host.threads),
+            "region": "", "cloud_provider": "", "cloud_region": "", "os": r.host.os, "python_version": "N/A",
+            "codecarbon_version": codecarbonVersion, "cpu_count": String(r.host.threads),
             "cpu_model": r.host.cpuModel ?? "Unknown", "gpu_count": String(r.gpuNames.count), "gpu_model": gpuModel,
             "longitude": "", "latitude": "", "ram_total_size": num(r.host.ramTotalGB),
             "tracking_mode": r.trackingMode.rawValue, "cpu_utilization_percent": num(r.cpuUtilizationPercent),
@@ -45,10 +53,10 @@ public enum EmissionsCSV {
         return columns.map { values[$0] ?? "" }
     }
 
-    /// Shortest round-trip decimal (`0.5`, `1.2e-05`), as Python prints floats.
+    /// A float as Python prints it (`0.5`, `1.2e-05`, `100.0`); empty when not finite.
     static func num(_ x: Double) -> String {
         guard x.isFinite else { return "" }
-        return "\(x)"
+        return PythonJSON.float(x)
     }
 
     /// One CSV line (RFC 4180: fields with commas, quotes or line breaks are quoted).

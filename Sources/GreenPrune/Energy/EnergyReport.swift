@@ -108,11 +108,16 @@ public struct EnergyReport: Codable, Sendable {
     /// The CPU power the estimate assumed, when the CPU was estimated.
     public var cpuPower: CPUPowerSpec?
     public var gpuNames: [String]
-    /// Mean machine CPU load over the run, %, and mean RAM use (% and GB), for the CSV.
+    /// Mean machine CPU load over the run's sampling intervals, % (CodeCarbon's semantics: the
+    /// mean of one machine-wide reading per interval, 0 when no interval completed), and mean RAM
+    /// use (% and GB), for the CSV.
     public var cpuUtilizationPercent: Double
     public var ramUtilizationPercent: Double
     public var ramUsedGB: Double
     public var samples: Int
+    /// The GreenPrune that measured (emissions.csv's `codecarbon_version` names the CodeCarbon
+    /// release whose format the row follows).
+    public var greenpruneVersion: String? = GreenPruneInfo.version
     /// The samples themselves (not in energy.json; written to power.h5).
     public var trace: PowerTrace?
 
@@ -123,6 +128,7 @@ public struct EnergyReport: Codable, Sendable {
         case isEstimate = "estimate", components, channels, phases, notes, host, cpuPower = "cpu_power_model"
         case gpuNames = "gpu_names", cpuUtilizationPercent = "cpu_utilization_percent"
         case ramUtilizationPercent = "ram_utilization_percent", ramUsedGB = "ram_used_gb", samples
+        case greenpruneVersion = "greenprune_version"
     }
 
     /// The component's figures (zero and "not tracked" when absent).

@@ -34,7 +34,10 @@ public final class EnergyTracker {
     private var nextPhaseID = 0
     private var notes: [String] = []
     private var ramUsed: [Double] = [], ramPercent: [Double] = []
-    private var ticksAtStart: (busy: UInt64, total: UInt64)?
+    /// Machine CPU ticks at the previous background sample, and the busy share of each interval
+    /// between background samples, % (CodeCarbon's `cpu_utilization_percent` is their mean).
+    private var ticksAtLastTick: (busy: UInt64, total: UInt64)?
+    private var cpuLoadSamples: [Double] = []
     private enum State { case idle, running, stopping, stopped }
     private var state = State.idle
     private let wake = NSCondition()
@@ -62,7 +65,7 @@ public final class EnergyTracker {
         guard state == .idle else { throw InputError("EnergyTracker", "start() called twice") }
         t0 = MonotonicClock.now()
         for m in setup.meters { try m.start(at: t0) }
-        ticksAtStart = try? proc.machineTicks()
+        ticksAtLastTick = try? proc.machineTicks()
         times = [0]
         rows = [Array(repeating: 0, count: setup.channels.count)]
         sampleMemory()
@@ -170,7 +173,21 @@ public final class EnergyTracker {
     private func tick() {
         lock.lock()
         defer { lock.unlock() }
-        if state == .running { takeSample() }
+        if state == .running {
+            takeSample()
+            sampleCPULoad()
+        }
+    }
+
+    /// The machine-wide busy share since the previous background sample, as CodeCarbon's
+    /// monitor takes `psutil.cpu_percent()` once per interval: only background samples count, so
+    /// a run shorter than one interval reports 0 as CodeCarbon does (its history is empty).
+    private func sampleCPULoad() {
+        guard let e = try? proc.machineTicks() else { return }
+        if let s = ticksAtLastTick, e.total > s.total, e.busy >= s.busy {
+            cpuLoadSamples.append(min(max(100 * Double(e.busy &- s.busy) / Double(e.total - s.total), 0), 100))
+        }
+        ticksAtLastTick = e
     }
 
     /// Reads every meter (caller holds `lock`). A failed read keeps that meter's last values and
@@ -230,10 +247,7 @@ public final class EnergyTracker {
         }
         var allNotes = setup.notes + notes
         for m in setup.meters { allNotes += m.notes }
-        var cpuLoad = 0.0
-        if let s = ticksAtStart, let e = try? proc.machineTicks(), e.total > s.total {
-            cpuLoad = 100 * Double(e.busy &- s.busy) / Double(e.total - s.total)
-        }
+        let cpuLoad = mean(cpuLoadSamples)
         let chans = setup.channels
         let fmt = DateFormatter()
         fmt.locale = Locale(identifier: "en_US_POSIX")

@@ -88,10 +88,13 @@ public enum EvaluationRun {
         let bundle = try ModelLoader.load(directory)
         let counts = parameterCounts(bundle)
         var reports: [TaskReport] = []
+        var tokenizerFacts: TokenizerFacts?, maxLength: Int?
 
         switch bundle.model {
         case let .llama(model):
             let tokenizer = try TokenizerLoader.load(directory: directory)
+            tokenizerFacts = TokenizerFacts(tokenizer)
+            maxLength = options.maxLength ?? model.maxLength
             // The scorer plans calls of up to batchTokens; the model must not re-split them.
             model.maxBatchTokens = options.scorer.batchTokens
             let evaluator = Evaluator(model: model, tokenizer: tokenizer, maxLength: options.maxLength,
@@ -135,6 +138,7 @@ public enum EvaluationRun {
             }
         case let .bert(model):
             if model.tokenizer == nil { model.tokenizer = try TokenizerLoader.load(directory: directory) }
+            tokenizerFacts = model.tokenizer.map(TokenizerFacts.init)
             model.maxBatchTokens = options.scorer.batchTokens
             var baseline: BertModel?
             for (name, entry) in entries {
@@ -152,7 +156,8 @@ public enum EvaluationRun {
             }
         }
         let facts = ModelFacts(path: directory.path, family: bundle.family.rawValue, parameters: counts.total,
-                               nonEmbeddingParameters: counts.nonEmbedding, bytesOnDisk: ModelFacts.bytesOnDisk(directory))
+                               nonEmbeddingParameters: counts.nonEmbedding, bytesOnDisk: ModelFacts.bytesOnDisk(directory),
+                               tokenizer: tokenizerFacts, maxLength: maxLength)
         return EvaluationResults(reports: reports, model: facts, settings: options.json, startDate: startDate,
                                  totalSeconds: Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9,
                                  peakResidentBytes: peakResidentBytes())

@@ -8,12 +8,19 @@ public struct ModelFacts {
     public var parameters: Int
     public var nonEmbeddingParameters: Int
     public var bytesOnDisk: Int
-    public init(path: String, family: String, parameters: Int, nonEmbeddingParameters: Int, bytesOnDisk: Int) {
+    /// lm-eval's tokenizer fields, where the model has a tokenizer.
+    public var tokenizer: TokenizerFacts?
+    /// The longest sequence the model was given (lm-eval's `max_length`).
+    public var maxLength: Int?
+    public init(path: String, family: String, parameters: Int, nonEmbeddingParameters: Int, bytesOnDisk: Int,
+                tokenizer: TokenizerFacts? = nil, maxLength: Int? = nil) {
         self.path = path
         self.family = family
         self.parameters = parameters
         self.nonEmbeddingParameters = nonEmbeddingParameters
         self.bytesOnDisk = bytesOnDisk
+        self.tokenizer = tokenizer
+        self.maxLength = maxLength
     }
 
     /// Σ sizes of the regular files under `directory` (recursively).
@@ -76,12 +83,14 @@ public struct TaskReport {
         name = o.task; version = o.version; configuration = o.configuration; metrics = o.metrics
         values = o.values; originalCount = o.originalCount; effectiveCount = o.count
         wallSeconds = o.wallSeconds; requestTokens = o.tokens; tokensRead = o.tokens
-        samples = o.samples
+        samples = o.samples.map { LMEvalLayout.completed($0, metrics: o.metrics) }
         encoder = o
     }
 
-    /// lm-eval's sample records: doc_id, doc, target, arguments, resps, filtered_resps, the
-    /// metrics; plus the log-likelihoods and greedy flags as plain arrays.
+    /// lm-eval's sample records: doc_id, doc, target, arguments, resps, filtered_resps (each
+    /// log-likelihood as Python's `str(float)`, full precision), the metrics, filter, metric
+    /// names and hashes (`LMEvalLayout.completed`); plus the log-likelihoods and greedy flags as
+    /// plain arrays.
     static func samples(_ o: TaskOutcome) -> [[String: Any]] {
         o.documents.enumerated().map { i, doc in
             let answers = o.answers[i]
@@ -91,7 +100,7 @@ public struct TaskReport {
                 for (j, s) in r.arguments.enumerated() { a["arg_\(j)"] = s }
                 args["gen_args_\(k)"] = a
             }
-            let resps = answers.map { [[String(format: "%.6f", $0.loglikelihood), $0.isGreedy ? "True" : "False"]] }
+            let resps = answers.map { [[PythonJSON.float($0.loglikelihood), $0.isGreedy ? "True" : "False"]] }
             var rec: [String: Any] = [
                 "doc_id": doc.id, "doc": doc.fields, "target": doc.target,
                 "request_type": doc.requests.first?.kindName ?? "",
@@ -101,7 +110,7 @@ public struct TaskReport {
                 "num_tokens": answers.map(\.tokenCount),
             ]
             for (k, v) in o.sampleValues[i] { rec[k] = v.jsonValue }
-            return rec
+            return LMEvalLayout.completed(rec, metrics: o.metrics)
         }
     }
 }
@@ -139,13 +148,13 @@ public struct EvaluationResults {
         var hib: [String: [String: Bool]] = [:], nSamples: [String: ResultsFile.SampleCounts] = [:]
         var wall: [String: Double] = [:], perTask: [String: TaskFigures] = [:]
         for r in reports {
-            var entry = TaskResult(alias: r.name)
+            var entry = TaskResult(alias: r.name, name: r.name, sampleLen: r.effectiveCount)
             for m in r.metrics {
                 guard let v = r.values[m.name] else { continue }
                 entry.set(m.name, value: v.value, standardError: v.standardError)
             }
             f.results[r.name] = entry
-            configs[r.name] = JSONValue(r.configuration) ?? .null
+            configs[r.name] = JSONValue(LMEvalLayout.taskConfig(r.configuration)) ?? .null
             versions[r.name] = r.version
             nShot[r.name] = 0
             hib[r.name] = Dictionary(uniqueKeysWithValues: r.metrics.map { ($0.name, $0.higherIsBetter) })
@@ -167,6 +176,14 @@ public struct EvaluationResults {
         config["model_family"] = model.family
         config["model_num_parameters"] = model.parameters
         config["device"] = "cpu"
+        // lm-eval's execution keys. Nothing in a zero-shot evaluation is random, so no seed is
+        // set; the standard errors are lm-eval's closed forms, which bootstrap_iters (lm-eval's
+        // default) does not change.
+        for k in ["batch_size", "use_cache", "gen_kwargs", "random_seed", "numpy_seed", "torch_seed", "fewshot_seed"] where config[k] == nil {
+            config[k] = NSNull()
+        }
+        if config["batch_sizes"] == nil { config["batch_sizes"] = [Int]() }
+        if config["bootstrap_iters"] == nil { config["bootstrap_iters"] = 100000 }
         f.groupSubtasks = Dictionary(uniqueKeysWithValues: reports.map { ($0.name, [String]()) })
         f.configs = configs
         f.versions = versions
@@ -176,6 +193,21 @@ public struct EvaluationResults {
         f.config = config.compactMapValues { JSONValue($0) }
         f.date = startDate.timeIntervalSince1970
         f.totalEvaluationTimeSeconds = String(totalSeconds)
+        f.lmEvalVersion = LMEvalLayout.version
+        f.transformersVersion = "N/A"
+        f.prettyEnvInfo = "N/A (torch not used: GreenPrune \(GreenPruneInfo.version), Swift, OpenBLAS \(openBLASCoreName()))"
+        f.modelSource = "greenprune"
+        f.modelName = model.path
+        f.modelNameSanitized = LMEvalLayout.sanitizedModelName(model.path)
+        f.fewshotAsMultiturn = false
+        if let t = model.tokenizer {
+            f.tokenizerPadToken = t.pad
+            f.tokenizerEosToken = t.eos
+            f.tokenizerBosToken = t.bos
+            f.eotTokenID = t.eotTokenID
+        }
+        f.maxLength = model.maxLength
+        f.taskHashes = Dictionary(uniqueKeysWithValues: reports.map { ($0.name, LMEvalLayout.taskHash($0.samples)) })
         var g = GreenPruneFigures()
         g.version = GreenPruneInfo.version
         g.tokensPerSecond = tokenSeconds > 0 ? Double(tokens) / tokenSeconds : 0
@@ -238,12 +270,14 @@ public struct EvaluationResults {
     private func writeFiles(to directory: URL, logSamples: Bool, trace: Bool) throws {
         if logSamples {
             for r in reports {
-                var text = Data()
+                // One line per sample as lm-eval's `json.dumps(sample, ensure_ascii=False)`, keys
+                // sorted so a reader re-dumping `doc` gets the text its doc_hash was taken of.
+                var text = ""
                 for s in r.samples {
-                    text += try JSONSerialization.data(withJSONObject: s, options: [.sortedKeys, .withoutEscapingSlashes])
-                    text += Data("\n".utf8)
+                    guard let v = JSONValue(s) else { throw InputError("samples_\(r.name).jsonl", "a sample is not JSON") }
+                    text += PythonJSON.dumps(v) + "\n"
                 }
-                try AtomicFile.write(text, to: directory.appendingPathComponent("samples_\(r.name).jsonl"))
+                try AtomicFile.write(Data(text.utf8), to: directory.appendingPathComponent("samples_\(r.name).jsonl"))
             }
         }
         if trace { try writeTrace(directory.appendingPathComponent("trace.h5")) }

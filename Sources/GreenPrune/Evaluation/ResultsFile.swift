@@ -25,6 +25,33 @@ public struct ResultsFile: Codable, Equatable {
     public var totalEvaluationTimeSeconds: String?
     public var greenprune: GreenPruneFigures?
 
+    // lm-eval's run metadata (`simple_evaluate`, `add_env_info`, `add_tokenizer_info`, the
+    // evaluation tracker). What GreenPrune writes in each: README "results.json".
+    /// The lm-eval release whose layout the file follows (`LMEvalLayout.version`).
+    public var lmEvalVersion: String?
+    public var transformersVersion: String?
+    public var prettyEnvInfo: String?
+    /// lm-eval: `git describe` of the working directory; null here.
+    public var gitHash: String?
+    public var upperGitHash: String?
+    /// `[token, "id"]`.
+    public var tokenizerPadToken: [String?]?
+    public var tokenizerEosToken: [String?]?
+    public var tokenizerBosToken: [String?]?
+    public var eotTokenID: Int?
+    /// The longest sequence the model is given (rolling windows, truncation).
+    public var maxLength: Int?
+    public var modelSource: String?
+    public var modelName: String?
+    public var modelNameSanitized: String?
+    public var systemInstruction: String?
+    public var systemInstructionSha: String?
+    public var fewshotAsMultiturn: Bool?
+    public var chatTemplate: String?
+    public var chatTemplateSha: String?
+    /// `task_hashes.<task>`: `LMEvalLayout.taskHash` of the task's samples.
+    public var taskHashes: [String: String]?
+
     public init() {}
 
     enum CodingKeys: String, CodingKey {
@@ -34,7 +61,33 @@ public struct ResultsFile: Codable, Equatable {
         case higherIsBetter = "higher_is_better"
         case nSamples = "n-samples"
         case totalEvaluationTimeSeconds = "total_evaluation_time_seconds"
+        case lmEvalVersion = "lm_eval_version"
+        case transformersVersion = "transformers_version"
+        case prettyEnvInfo = "pretty_env_info"
+        case gitHash = "git_hash"
+        case upperGitHash = "upper_git_hash"
+        case tokenizerPadToken = "tokenizer_pad_token"
+        case tokenizerEosToken = "tokenizer_eos_token"
+        case tokenizerBosToken = "tokenizer_bos_token"
+        case eotTokenID = "eot_token_id"
+        case maxLength = "max_length"
+        case modelSource = "model_source"
+        case modelName = "model_name"
+        case modelNameSanitized = "model_name_sanitized"
+        case systemInstruction = "system_instruction"
+        case systemInstructionSha = "system_instruction_sha"
+        case fewshotAsMultiturn = "fewshot_as_multiturn"
+        case chatTemplate = "chat_template"
+        case chatTemplateSha = "chat_template_sha"
+        case taskHashes = "task_hashes"
     }
+
+    /// The run-metadata keys lm-eval writes even when their value is None: written as null here
+    /// too once the file carries lm-eval's metadata (`lm_eval_version`).
+    static let nullableKeys: [CodingKeys] = [
+        .gitHash, .upperGitHash, .eotTokenID, .maxLength, .systemInstruction, .systemInstructionSha,
+        .fewshotAsMultiturn, .chatTemplate, .chatTemplateSha,
+    ]
 
     /// `n-samples.<task>`: documents in the set and documents evaluated (`--limit`).
     public struct SampleCounts: Codable, Equatable {
@@ -72,11 +125,23 @@ public struct ResultsFile: Codable, Equatable {
 
     // MARK: Writing
 
-    /// The file's text: keys sorted and pretty-printed by `JSONSerialization`, the layout
-    /// results.json has always had (its key order differs from `JSONEncoder`'s `.sortedKeys`).
+    /// The file's text as Python's `json.dumps(indent=2, ensure_ascii=False, sort_keys=True)`
+    /// writes it: lm-eval's floats stay floats (`"versions": {"arc_easy": 1.0}`, a metric of
+    /// exactly 1 as `1.0`), every value at full precision.
     public func encoded() throws -> Data {
-        let object = try JSONSerialization.jsonObject(with: JSONEncoder().encode(self))
-        return try JSONSerialization.data(withJSONObject: object, options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
+        guard case var .object(o) = try JSONDecoder().decode(JSONValue.self, from: JSONEncoder().encode(self)) else {
+            throw InputError("results.json", "did not encode as an object")
+        }
+        // Through JSONEncoder a Double of integral value comes back an Int: put the typed values back.
+        o["results"] = .object(results.mapValues(\.jsonValue))
+        if let v = versions { o["versions"] = .object(v.mapValues { .double($0) }) }
+        if let c = configs { o["configs"] = .object(c) }
+        if let c = config { o["config"] = .object(c) }
+        if let d = date { o["date"] = .double(d) }
+        if lmEvalVersion != nil {
+            for k in Self.nullableKeys where o[k.rawValue] == nil { o[k.rawValue] = .null }
+        }
+        return Data((PythonJSON.dumps(.object(o), indent: 2) + "\n").utf8)
     }
 
     /// Writes the file atomically.
@@ -124,12 +189,32 @@ public struct TaskResult: Codable, Equatable {
     }
 
     public var alias: String?
+    /// The task's name and the number of documents evaluated (lm-eval 0.4's `name`, `sample_len`).
+    public var name: String?
+    public var sampleLen: Int?
     /// Keyed `"<metric>,<filter>"` and `"<metric>_stderr,<filter>"`.
     public var values: [String: Value]
 
-    public init(alias: String?, values: [String: Value] = [:]) {
+    public init(alias: String?, name: String? = nil, sampleLen: Int? = nil, values: [String: Value] = [:]) {
         self.alias = alias
+        self.name = name
+        self.sampleLen = sampleLen
         self.values = values
+    }
+
+    /// The entry as JSON, numbers as doubles (lm-eval's metrics are Python floats).
+    var jsonValue: JSONValue {
+        var o: [String: JSONValue] = [:]
+        if let alias { o["alias"] = .string(alias) }
+        if let name { o["name"] = .string(name) }
+        if let sampleLen { o["sample_len"] = .int(sampleLen) }
+        for (k, v) in values {
+            switch v {
+            case let .number(x): o[k] = .double(x)
+            case let .text(t): o[k] = .string(t)
+            }
+        }
+        return .object(o)
     }
 
     /// Sets `"<metric>,none"` and `"<metric>_stderr,none"` (`"N/A"` where undefined).
@@ -164,6 +249,8 @@ public struct TaskResult: Codable, Equatable {
         values = [:]
         for key in c.allKeys {
             if key.stringValue == "alias" { alias = try c.decode(String.self, forKey: key); continue }
+            if key.stringValue == "name" { name = try c.decode(String.self, forKey: key); continue }
+            if key.stringValue == "sample_len" { sampleLen = try c.decode(Int.self, forKey: key); continue }
             // Keys without a filter (lm-eval group entries, other tools) are not metrics.
             guard key.stringValue.contains(","), let v = try? c.decode(Value.self, forKey: key) else { continue }
             values[key.stringValue] = v
@@ -173,6 +260,8 @@ public struct TaskResult: Codable, Equatable {
     public func encode(to encoder: Encoder) throws {
         var c = encoder.container(keyedBy: Key.self)
         if let alias { try c.encode(alias, forKey: Key(stringValue: "alias")) }
+        if let name { try c.encode(name, forKey: Key(stringValue: "name")) }
+        if let sampleLen { try c.encode(sampleLen, forKey: Key(stringValue: "sample_len")) }
         for (k, v) in values { try c.encode(v, forKey: Key(stringValue: k)) }
     }
 }

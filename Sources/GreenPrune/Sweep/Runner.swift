@@ -550,6 +550,7 @@ enum ResultsMerge {
             out.higherIsBetter = join(out.higherIsBetter, p.higherIsBetter)
             out.nSamples = join(out.nSamples, p.nSamples)
             out.config = join(out.config, p.config)
+            out.taskHashes = join(out.taskHashes, p.taskHashes)
             out.date = out.date ?? p.date
             out.totalEvaluationTimeSeconds = out.totalEvaluationTimeSeconds ?? p.totalEvaluationTimeSeconds
         }
