@@ -162,6 +162,10 @@ final class RoundExecutor: StepExecutor {
         #expect(t.notes.contains { $0.contains("3 interleaved rounds") && $0.contains("variant round i / baseline round i") })
         #expect(t.summary.contains { $0.hasPrefix("p:") && $0.contains("energy per token -20.0% (median of 3 paired rounds, range -25.0% to +0.0%) (not resolved)") })
         #expect(!t.summary.contains { $0.contains("from one measurement each") })
+        // Speed and memory in the sentence carry the table's range and mark.
+        #expect(t.summary.contains { $0.hasPrefix("p:") && $0.contains("peak memory -10.0% (range -10.0% to -9.0%);")
+            && $0.contains("speed ×0.83 (range ×0.75 to ×0.90);") })
+        #expect(t.summary.contains { $0.hasPrefix("q:") && $0.contains("speed ×1.08 (range ×0.88 to ×1.10) (not resolved)") })
         // CSV and JSON carry the range as _low / _high and the mark as _resolved.
         let csv = CSV.table(Tables.csv(tables))
         let p = try #require(csv.first { $0["variant"] == "p" })

@@ -27,8 +27,13 @@ public enum Conclusions {
                 // The full explanation is the table's note; the sentence only flags it.
                 parts.append(text + (estimated ? " (estimated: a time ratio, see the note)" : ""))
             }
-            if let m = cell(table, row, "peak_memory_pct")?.value { parts.append(String(format: "peak memory %+.1f%%", m - 100)) }
-            if let t = cell(table, row, "tokens_per_second_pct")?.value { parts.append(String(format: "speed ×%.2f", t / 100)) }
+            if let c = cell(table, row, "peak_memory_pct"), let m = c.value {
+                parts.append(String(format: "peak memory %+.1f%%", m - 100)
+                             + roundsRange(c) { String(format: "%+.1f%% to %+.1f%%", $0 - 100, $1 - 100) })
+            }
+            if let c = cell(table, row, "tokens_per_second_pct"), let t = c.value {
+                parts.append(String(format: "speed ×%.2f", t / 100) + roundsRange(c) { String(format: "×%.2f to ×%.2f", $0 / 100, $1 / 100) })
+            }
             if let c = cell(table, row, "avg_acc"), let d = c.change {
                 let label = table.labels[table.column("avg_acc") ?? 0]
                 if let i = c.changeInterval {
@@ -53,6 +58,13 @@ public enum Conclusions {
             out.append("\(r.variant): " + parts.joined(separator: "; ") + ".")
         }
         return out
+    }
+
+    /// A rounds cell's min–max in words (` (range …)`, and ` (not resolved)` when it includes
+    /// the baseline), or nothing for a figure measured once.
+    static func roundsRange(_ c: ReportCell, _ format: (Double, Double) -> String) -> String {
+        guard let i = c.interval else { return "" }
+        return " (range " + format(i.low, i.high) + ")" + (c.resolved == false ? " (not resolved)" : "")
     }
 
     /// Said wherever an energy ratio rests on an estimated CPU figure (TDP × a load curve × time,
