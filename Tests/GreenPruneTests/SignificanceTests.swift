@@ -133,6 +133,11 @@ import GreenPrune
         let row = try #require(csv.first { $0["variant"] == "p20" })
         #expect(row["piqa.acc_resolved"] == "1.0" && row["piqa.acc_change"].flatMap(Double.init).map { abs($0 + 20) < 1e-9 } == true)
         #expect(csv.first { $0["variant"] == "q8" }?["piqa.acc_resolved"] == "0.0")
+        // A perplexity's change is the ratio, in the units of its interval (exp(22.3/100) here).
+        let ratio = try #require(row["wikitext2_chunked.perplexity_change"].flatMap(Double.init))
+        let low = try #require(row["wikitext2_chunked.perplexity_change_low"].flatMap(Double.init))
+        let high = try #require(row["wikitext2_chunked.perplexity_change_high"].flatMap(Double.init))
+        #expect(abs(ratio - 1.2498) < 1e-3 && low <= ratio && ratio <= high)
         #expect(Tables.html(t).contains("class=\"unresolved\""))
         #expect(Tables.json([t]).contains("\"summary\""))
     }

@@ -250,7 +250,9 @@ public enum Tables {
         let resolved = cmp?.isResolved
         let better = resolved == false ? nil : delta.flatMap { c in c == 0 ? nil : higherIsBetter.map { (c > 0) == $0 } }
         let changeInterval = cmp.flatMap { c in c.estimate.interval.map { c.kind == "ratio" ? $0 : scaled($0, k) } }
-        return ReportCell(text, v, change: delta, better: better, interval: est?.interval.map { scaled($0, k) },
+        // A ratio comparison (perplexities) states its change as the ratio, in the units of its interval.
+        let shownChange = cmp?.kind == "ratio" ? cmp?.estimate.value : delta
+        return ReportCell(text, v, change: shownChange, better: better, interval: est?.interval.map { scaled($0, k) },
                           changeInterval: changeInterval, resolved: resolved)
     }
 
@@ -288,7 +290,9 @@ public enum Tables {
 
     /// One CSV with a `model` column; numbers unformatted, empty where missing. A column with
     /// intervals is followed by `<col>_low`, `_high`, `_change`, `_change_low`, `_change_high`
-    /// and `_resolved` (1 when the change's interval excludes no change).
+    /// and `_resolved` (1 when the change's interval excludes no change). `_change` is the
+    /// difference from the baseline, or for a metric compared as a ratio (perplexities) the
+    /// ratio, like its interval.
     public static func csv(_ tables: [ReportTable]) -> String {
         var keys = ["model"]
         for t in tables {
