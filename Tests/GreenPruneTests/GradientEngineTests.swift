@@ -120,10 +120,15 @@ struct GradientEngineTests {
     }
 
     /// Recomputing each layer from its input in the backward gives the same gradients, for every
-    /// parameter, tied or not.
+    /// parameter, tied or not, with layer 1 pruned narrower than the others (the one recompute
+    /// tape is sized for the widest layer).
     @Test(arguments: [false, true])
     func checkpointedGradientsEqualKeptActivations(tied: Bool) throws {
-        let (state, geo) = PruningFixtures.tinyModel(seed: 14, tied: tied, layers: 3)
+        let (full, fullGeo) = PruningFixtures.tinyModel(seed: 14, tied: tied, layers: 3)
+        let state = try Surgery.apply(full, keep: [LayerKeep(layer: 1, queryHeads: [2, 3], kvHeads: [1], mlpChannels: [0, 2, 5])],
+                                      headDim: fullGeo.headDim)
+        let geo = try PruneGeometry(state: state, headDim: fullGeo.headDim, tiedEmbeddings: tied)
+        #expect(geo.layers[1] == BlockDims(numHeads: 2, numKVHeads: 1, intermediate: 3))
         let names = LlamaGradient.parameterNames(layers: 3, tied: tied)
         let batch = [[1, 5, 7, 2, 12, 3, 8], [4, 4, 9, 0, 11, 6, 1]]
         var results: [[String: [Float]]] = []
