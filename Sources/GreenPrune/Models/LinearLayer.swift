@@ -40,6 +40,11 @@ public protocol LinearLayer: AnyObject {
     /// Takes the kernel paths of the model that holds it (a layer with no choice of kernels
     /// ignores them).
     func adopt(_ options: KernelOptions)
+    /// Backward of `forward(_:rows:into:)` for input x (M, inFeatures) and output gradient
+    /// dy (M, outFeatures): adds dy · W (M, inFeatures) into dx when dx is non-nil, and adds
+    /// this layer's parameter gradients into its attached gradient buffers when it has any.
+    func backward(input x: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>, rows m: Int,
+                  inputGradient dx: UnsafeMutablePointer<Float>?) throws
 }
 
 /// An input a linear layer converted once so that several of its products (or those of layers
