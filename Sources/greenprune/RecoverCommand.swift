@@ -160,11 +160,11 @@ struct Recover: ParsableCommand {
         let log: (String) -> Void = { if !quiet { FileHandle.standardError.write(Data(($0 + "\n").utf8)) } }
         log("reading \(dataURL.path)")
         let examples = try TrainingData.examples(file: dataURL, tokenizer: tokenizer, seqLen: seqLen)
+        let held = valSize ?? min(64, examples.count / 10)
+        let split = try TrainingOrder.split(examples, validationSize: held, seed: seed)
         if let bad = examples.lazy.flatMap(\.tokens).first(where: { $0 < 0 || $0 >= cfg.vocabSize }) {
             throw InputError(dataURL.path, "token id \(bad) is outside the model's vocabulary of \(cfg.vocabSize)")
         }
-        let held = valSize ?? min(64, examples.count / 10)
-        let split = try TrainingOrder.split(examples, validationSize: held, seed: seed)
         let lora = try settings()
 
         let (engine, adapters) = try makeGradientEngine(directory: dir, settings: lora)
