@@ -214,6 +214,8 @@ struct Recover: ParsableCommand {
     /// backward through a Llama (issue #19's engine: one forward with a tape, every projection
     /// an `any LinearLayer` with `backward`) plugs in here.
     func makeGradientEngine(directory: URL, settings: LoRASettings) throws -> (any CausalLMGradient, LoRAAdapters) {
+        let model = try ModelLoader.loadLlama(directory)
+        _ = try LoRAAdapters.attach(to: model, settings: settings, seed: seed)
         throw InputError("recover", "this build has no Llama training backward yet (the gradient engine of issue #19), so adapters cannot be trained")
     }
 }

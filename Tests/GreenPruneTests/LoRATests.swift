@@ -184,10 +184,12 @@ struct LoRATests {
         try writeTinyLlama(modelDir, layerDims: [(4, 96), (2, 64)])
         let adapted = try ModelLoader.loadLlama(modelDir)
         let settings = LoRASettings(rank: 4, alpha: 8, dropout: 0.05)
-        let adapters = try LoRAAdapters(settings: settings, layers: 2, seed: 11) { adapted.weights.layers[$0.layer].linear($0.projection) }
+        let adapters = try LoRAAdapters.attach(to: adapted, settings: settings, seed: 11)
+        #expect(adapters.entries.count == 2 * 7)
+        #expect(adapters.adapter(LoRASite(layer: 1, projection: .q))?.outFeatures == 2 * 16, "layer 1 keeps its pruned width")
         for (n, e) in adapters.entries.enumerated() {
+            #expect(adapted.weights.layers[e.site.layer].linear(e.site.projection) === e.layer)
             e.layer.b = seededFloats(e.layer.b.count, seed: 100 + UInt64(n), scale: 0.2)
-            adapted.weights.layers[e.site.layer].setLinear(e.site.projection, e.layer)
         }
         let sequences = [[1, 5, 9, 13, 2, 7], [3, 3, 8, 40, 41]]
         let expected = try adapted.lastLogits(sequences)

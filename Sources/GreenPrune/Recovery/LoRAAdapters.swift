@@ -76,3 +76,18 @@ public final class LoRAAdapters {
     /// Zeroes every gradient.
     public func zeroGradients() { for e in entries { e.layer.zeroGradients() } }
 }
+
+extension LoRAAdapters {
+    /// Wraps the target projections of `model` in adapters, in place (the frozen layers stay as
+    /// loaded: mapped float32 or quantized), and returns them. Per-layer widths of a pruned
+    /// model come from each layer's own projections.
+    public static func attach(to model: LlamaModel, settings: LoRASettings, seed: UInt64) throws -> LoRAAdapters {
+        var weights = model.weights
+        let adapters = try LoRAAdapters(settings: settings, layers: weights.layers.count, seed: seed) {
+            weights.layers[$0.layer].linear($0.projection)
+        }
+        for e in adapters.entries { weights.layers[e.site.layer].setLinear(e.site.projection, e.layer) }
+        model.weights = weights
+        return adapters
+    }
+}
