@@ -174,14 +174,7 @@ struct Recover: ParsableCommand {
             try RecoveryCheckpoint.restore(trainer, from: checkpointURL)
             log("resuming at step \(trainer.step) of \(trainer.totalSteps)")
         }
-        var tracker: EnergyTracker?
-        if !noEnergy {
-            var eo = EnergyOptions()
-            eo.projectName = "greenprune-recover"
-            eo.announce = !quiet
-            tracker = try? EnergyTracker(eo)
-            try tracker?.start()
-        }
+        let tracker = noEnergy ? nil : try EnergyTracker.startedForCommand("recover", quiet: quiet)
         let bar = ProgressBar("recover", total: trainer.totalSteps, unit: "steps", enabled: !quiet)
         bar.advance(trainer.step)
         let trainStart = Date()
