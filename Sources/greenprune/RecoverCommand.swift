@@ -175,8 +175,8 @@ struct Recover: ParsableCommand {
             log("resuming at step \(trainer.step) of \(trainer.totalSteps)")
         }
         let tracker = noEnergy ? nil : try EnergyTracker.startedForCommand("recover", quiet: quiet)
-        let bar = ProgressBar("recover", total: trainer.totalSteps, unit: "steps", enabled: !quiet)
-        bar.advance(trainer.step)
+        // Only the steps still to run, so a resumed run's rate and ETA are its own.
+        let bar = ProgressBar("recover", total: trainer.totalSteps - trainer.step, unit: "steps", enabled: !quiet)
         let trainStart = Date()
         var tokensHere = 0
         let train = {
