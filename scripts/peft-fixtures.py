@@ -25,7 +25,9 @@ Subcommands
       base_model_name_or_path) with the adapter in OUT via PeftModel.from_pretrained, and OUT itself
       as a plain (merged) model, runs both on a fixed batch and prints the largest logit
       difference; exits non-zero past --tolerance (default 1e-4 relative to the logits' scale).
-      Also writes OUT/../peft-check-logits.safetensors for comparison with GreenPrune's scorer.
+      With --expected FILE.json ({"tokens": rows, "last_logits": GreenPrune's logits at each row's
+      last position, from the model with the adapters unmerged}) the PEFT logits are compared with
+      those too. Also writes OUT/../peft-check-logits.safetensors.
 
 Environment: GREENPRUNE_PEFT_VENV overrides the venv folder; PIP_INDEX_URL / PIP_EXTRA_INDEX_URL
 are passed to pip as usual (PyPI's Linux torch wheel brings its CUDA libraries, several GB; a
@@ -136,7 +138,8 @@ def check(args):
     base = AutoModelForCausalLM.from_pretrained(cfg["base_model_name_or_path"], torch_dtype=torch.float32)
     adapted = PeftModel.from_pretrained(base, str(out)).eval()
     merged = AutoModelForCausalLM.from_pretrained(str(out), torch_dtype=torch.float32).eval()
-    rows = fixed_batch(args, merged.config.vocab_size)
+    expected = json.loads(Path(args.expected).read_text()) if args.expected else None
+    rows = expected["tokens"] if expected else fixed_batch(args, merged.config.vocab_size)
     with torch.no_grad():
         a = adapted(input_ids=torch.tensor(rows)).logits
         m = merged(input_ids=torch.tensor(rows)).logits
@@ -147,6 +150,12 @@ def check(args):
     print(f"{out}: PEFT (base + adapter) vs merged directory: max |Δlogit| {diff:.3g} (logits up to {scale:.3g})")
     if diff > args.tolerance * max(1.0, scale):
         sys.exit(f"{out}: the merged directory and the PEFT adapter disagree")
+    if expected:
+        g = torch.tensor(expected["last_logits"], dtype=torch.float32)
+        d = (a[:, -1, :] - g).abs().max().item()
+        print(f"{out}: PEFT (base + adapter) vs GreenPrune's adapted model, last positions: max |Δlogit| {d:.3g}")
+        if d > args.tolerance * max(1.0, scale):
+            sys.exit(f"{out}: GreenPrune's adapted model and PEFT disagree")
 
 
 def main():
@@ -167,6 +176,8 @@ def main():
         s.add_argument("--seed", type=int, default=0)
         s.add_argument("--targets", default=TARGETS)
         s.add_argument("--tolerance", type=float, default=1e-4)
+        s.add_argument("--expected", default=None,
+                       help="check: JSON {tokens: rows, last_logits: GreenPrune's logits at each row's last position}")
     args = p.parse_args()
     {"gradients": gradients, "check": check}[args.command](args)
 

@@ -26,7 +26,8 @@ public enum PEFTAdapter {
             "layers_pattern": NSNull(),
             "layers_to_transform": NSNull(),
             "lora_alpha": alpha,
-            "lora_dropout": Double(settings.dropout),
+            // The float's shortest decimal (0.05, not 0.0500000007…).
+            "lora_dropout": Double("\(settings.dropout)") ?? Double(settings.dropout),
             "modules_to_save": NSNull(),
             "peft_type": "LORA",
             "r": settings.rank,
@@ -49,7 +50,7 @@ public enum PEFTAdapter {
         }
         try SafeTensorsWriter.write(entries, to: dir.appendingPathComponent(weightsFile))
         let json = try JSONSerialization.data(withJSONObject: config(adapters.settings, baseModel: baseModel),
-                                              options: [.prettyPrinted, .sortedKeys])
+                                              options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes])
         try AtomicFile.write(json, to: dir.appendingPathComponent(configFile))
     }
 
