@@ -22,7 +22,7 @@ Subcommands
 
   check OUT [--tokens ...] [--rows 2] [--seq-len 16]
       OUT is a directory written by `greenprune recover`: loads its base model (adapter_config's
-      base_model_name_or_path) with the adapter in OUT via PeftModel.from_pretrained, and OUT itself
+      base_model_name_or_path) with the adapter in OUT/adapter via PeftModel.from_pretrained, and OUT
       as a plain (merged) model, runs both on a fixed batch and prints the largest logit
       difference; exits non-zero past --tolerance (default 1e-4 relative to the logits' scale).
       With --expected FILE.json ({"tokens": rows, "last_logits": GreenPrune's logits at each row's
@@ -77,7 +77,7 @@ def peft_model(model_dir, args):
     import torch
     from peft import LoraConfig, get_peft_model
     from transformers import AutoModelForCausalLM
-    base = AutoModelForCausalLM.from_pretrained(model_dir, torch_dtype=torch.float32)
+    base = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
     cfg = LoraConfig(r=args.rank, lora_alpha=args.alpha, lora_dropout=0.0, bias="none",
                      target_modules=args.targets.split(","), task_type="CAUSAL_LM")
     torch.manual_seed(args.seed)
@@ -134,10 +134,11 @@ def check(args):
     from safetensors.torch import save_file
     from transformers import AutoModelForCausalLM
     out = Path(args.out)
-    cfg = json.loads((out / "adapter_config.json").read_text())
-    base = AutoModelForCausalLM.from_pretrained(cfg["base_model_name_or_path"], torch_dtype=torch.float32)
-    adapted = PeftModel.from_pretrained(base, str(out)).eval()
-    merged = AutoModelForCausalLM.from_pretrained(str(out), torch_dtype=torch.float32).eval()
+    adapter = out / "adapter"
+    cfg = json.loads((adapter / "adapter_config.json").read_text())
+    base = AutoModelForCausalLM.from_pretrained(cfg["base_model_name_or_path"], dtype=torch.float32)
+    adapted = PeftModel.from_pretrained(base, str(adapter)).eval()
+    merged = AutoModelForCausalLM.from_pretrained(str(out), dtype=torch.float32).eval()
     expected = json.loads(Path(args.expected).read_text()) if args.expected else None
     rows = expected["tokens"] if expected else fixed_batch(args, merged.config.vocab_size)
     with torch.no_grad():

@@ -13,7 +13,7 @@ struct Recover: ParsableCommand {
             Trains LoRA adapters on the chosen projections with AdamW on a JSONL of 'text' records \
             (default: the C4 sample in the data directory) or Alpaca records (instruction, input, \
             output; the loss on the response only), then writes OUT: the merged model, \
-            adapter_model.safetensors + adapter_config.json (PEFT's layout) and recovery.json. \
+            adapter/ (adapter_model.safetensors + adapter_config.json, PEFT's layout) and recovery.json. \
             Checkpoints go to OUT.checkpoint every --checkpoint-every steps; --resume continues \
             from the last one with the same result as an uninterrupted run.
             """)

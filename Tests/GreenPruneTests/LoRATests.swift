@@ -203,10 +203,12 @@ struct LoRATests {
         }
         let plain = try ModelLoader.loadLlama(modelDir).lastLogits(sequences)
         #expect(ModelsFixtures.maxAbsDiff(plain[0], got[0]) > 1e-3, "the adapters changed nothing")
-        for f in ["adapter_model.safetensors", "adapter_config.json", "recovery.json", "config.json", "model.safetensors"] {
+        for f in ["adapter/adapter_model.safetensors", "adapter/adapter_config.json", "recovery.json", "config.json", "model.safetensors"] {
             #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent(f).path), "\(f) missing")
         }
-        let back = try PEFTAdapter.read(out)
+        // Not beside config.json, where transformers would apply it again over the merged weights.
+        #expect(!FileManager.default.fileExists(atPath: out.appendingPathComponent("adapter_config.json").path))
+        let back = try PEFTAdapter.read(out.appendingPathComponent("adapter"))
         #expect(back.baseModel == modelDir.path)
     }
 }
