@@ -95,6 +95,14 @@ def causal_loss(logits, rows, mask):
     return torch.nn.functional.cross_entropy(shift_logits, shift_labels, ignore_index=-100)
 
 
+def fnv1a64(data):
+    """FNV-1a 64-bit of the bytes, as hex: which base model a fixture was made from."""
+    h = 0xcbf29ce484222325
+    for b in data:
+        h = ((h ^ b) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return f"{h:016x}"
+
+
 def lora_state(model):
     """The adapter's tensors under PEFT's saved names (no adapter name inside)."""
     from peft import get_peft_model_state_dict
@@ -124,7 +132,14 @@ def gradients(args):
     opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=0.0)
     opt.step()
     model.save_pretrained(out / "adapter_after_step")
-    (out / "loss.json").write_text(json.dumps({"loss": loss.item(), "targets": sum(sum(m[1:]) for m in mask)}))
+    weights = Path(args.model) / "model.safetensors"
+    (out / "loss.json").write_text(json.dumps({
+        "loss": loss.item(), "targets": sum(sum(m[1:]) for m in mask), "lr": args.lr,
+        "rank": args.rank, "alpha": args.alpha,
+        "model_safetensors_fnv1a64": fnv1a64(weights.read_bytes()) if weights.exists() else None,
+    }, indent=1))
+    for folder in ("adapter_init", "adapter_after_step"):
+        (out / folder / "README.md").unlink(missing_ok=True)
     print(f"{out}: loss {loss.item():.6f}, {len(grads)} gradient tensors")
 
 
