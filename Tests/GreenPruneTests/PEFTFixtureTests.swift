@@ -36,9 +36,7 @@ struct PEFTFixtureTests {
         let model = try PrunableModel.load(base)
         let names = Set(init0.tensors.keys.map { LlamaNames.weight($0.projection, layer: $0.layer) })
         #expect(names.count == 14)
-        let engine = try LlamaGradient(state: model.state, geometry: model.geometry,
-                                       invFreq: model.config.rope.inverseFrequencies(headDim: model.config.headDim),
-                                       rmsEps: model.config.rmsNormEps, wanted: names)
+        let engine = try LlamaGradient.over(model, wanted: names)
         let targets = try #require(info["targets"] as? Int)
         let lossSum = try engine.accumulate(batch: batch, scale: 1 / Float(targets))
         let torchLoss = try #require(info["loss"] as? Double)

@@ -19,12 +19,10 @@ final class MergedWeightLoRAGradient: CausalLMGradient {
         if let lossMask, lossMask.contains(where: { $0.dropFirst().contains(false) }) {
             throw InputError("MergedWeightLoRAGradient", "counts every target; a loss mask is not supported")
         }
-        var state = model.state
-        try LoRAMerge.merge(adapters, into: &state)
+        var merged = model
+        try LoRAMerge.merge(adapters, into: &merged.state)
         let names = adapters.entries.map { LlamaNames.weight($0.site.projection, layer: $0.site.layer) }
-        let engine = try LlamaGradient(state: state, geometry: model.geometry,
-                                       invFreq: model.config.rope.inverseFrequencies(headDim: model.config.headDim),
-                                       rmsEps: model.config.rmsNormEps, wanted: Set(names))
+        let engine = try LlamaGradient.over(merged, wanted: Set(names))
         let loss = try engine.accumulate(batch: batch, scale: scale)
         for (e, name) in zip(adapters.entries, names) {
             let l = e.layer, o = l.outFeatures, i = l.inFeatures, r = l.rank
@@ -75,9 +73,7 @@ struct RecoveryLlamaTests {
         let report = RecoveryReport.make(trainer, stop: .completed, sourceModel: dir.path, data: ["file": "inline"], energy: nil)
         try RecoveryOutput.write(base: model, adapters: adapters, report: report, to: out)
         let merged = try PrunableModel.load(out)
-        let check = try LlamaGradient(state: merged.state, geometry: merged.geometry,
-                                      invFreq: merged.config.rope.inverseFrequencies(headDim: merged.config.headDim),
-                                      rmsEps: merged.config.rmsNormEps, wanted: [])
+        let check = try LlamaGradient.over(merged, wanted: [])
         let sum = try check.accumulate(batch: val.map(\.tokens), scale: 0)
         #expect(abs(sum / Double(val.count * 7) - v.last!.loss) < 1e-4, "merged \(sum / Double(val.count * 7)) vs trained \(v.last!.loss)")
         // recovery.json carries the curves.

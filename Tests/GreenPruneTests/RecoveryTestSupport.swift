@@ -107,3 +107,11 @@ func recoveryTempDir(_ tag: String) throws -> URL {
     try FileManager.default.createDirectory(at: d, withIntermediateDirectories: true)
     return d
 }
+
+extension LlamaGradient {
+    /// Today's weight-gradient engine over a loaded model's state, keeping `wanted`'s gradients.
+    static func over(_ m: PrunableModel, wanted: Set<String>) throws -> LlamaGradient {
+        try LlamaGradient(state: m.state, geometry: m.geometry, invFreq: m.config.rope.inverseFrequencies(headDim: m.config.headDim),
+                          rmsEps: m.config.rmsNormEps, wanted: wanted)
+    }
+}
