@@ -89,6 +89,9 @@ struct Recover: ParsableCommand {
     @Option(help: "A checkpoint every this many steps (0: none).")
     var checkpointEvery = 100
 
+    @Flag(help: "Keep every layer's activations instead of recomputing them per layer in the backward (faster, more memory; same result).")
+    var noCheckpointing = false
+
     @Flag(help: "Continue from OUT.checkpoint (same flags and data).")
     var resume = false
 
@@ -203,12 +206,12 @@ struct Recover: ParsableCommand {
                      Date().timeIntervalSince(start)))
     }
 
-    /// The model with LoRA adapters on its projections, as a `CausalLMGradient`. The training
-    /// backward through a Llama (issue #19's engine: one forward with a tape, every projection
-    /// an `any LinearLayer` with `backward`) plugs in here.
+    /// The model with LoRA adapters on its projections, as a `CausalLMGradient`: the Llama
+    /// gradient engine over the loaded model (frozen weights as loaded: mapped float32 or
+    /// quantized), activations recomputed per layer unless --no-checkpointing.
     func makeGradientEngine(directory: URL, settings: LoRASettings) throws -> (any CausalLMGradient, LoRAAdapters) {
         let model = try ModelLoader.loadLlama(directory)
-        _ = try LoRAAdapters.attach(to: model, settings: settings, seed: seed)
-        throw InputError("recover", "this build has no Llama training backward yet (the gradient engine of issue #19), so adapters cannot be trained")
+        let (engine, adapters) = try LlamaGradient.forLoRA(model, settings: settings, seed: seed, checkpointing: !noCheckpointing)
+        return (engine, adapters)
     }
 }

@@ -3,12 +3,10 @@ import Testing
 import GreenPrune
 
 /// LoRA gradients and the first AdamW step against PyTorch + PEFT (Fixtures/peft, made by
-/// scripts/peft-fixtures.py on the tiny Llama these tests write).
-///
-/// With B = 0 and no dropout the adapted model is the base, and each projection's LoRA gradients
-/// follow from its weight gradient G = dyᵀ·x: dB = s·G·Aᵀ and dA = s·Bᵀ·G = 0. G comes from
-/// GreenPrune's own Llama backward (`LlamaGradient`), so the PyTorch figures check PEFT's names
-/// and layout, A's orientation, the scaling alpha / r, the loss's normalisation and the step.
+/// scripts/peft-fixtures.py on the tiny Llama these tests write), through the training engine
+/// `greenprune recover` runs: the loaded model with adapters holding PEFT's A and B = 0, its
+/// forward and backward, then one trainer step. Checks PEFT's names and layout, A's orientation,
+/// the scaling alpha / r, the loss's normalisation and the update.
 @Suite("PEFT fixture")
 struct PEFTFixtureTests {
     static let fixture = URL(fileURLWithPath: #filePath).deletingLastPathComponent().appendingPathComponent("Fixtures/peft")
@@ -32,45 +30,61 @@ struct PEFTFixtureTests {
 
         let init0 = try PEFTAdapter.read(Self.fixture.appendingPathComponent("adapter_init"))
         #expect(init0.settings == LoRASettings(rank: 8, alpha: 16, dropout: 0))
-        let s = init0.settings.alpha / Float(init0.settings.rank)
-        let model = try PrunableModel.load(base)
-        let names = Set(init0.tensors.keys.map { LlamaNames.weight($0.projection, layer: $0.layer) })
-        #expect(names.count == 14)
-        let engine = try LlamaGradient.over(model, wanted: names)
+        let (engine, adapters) = try LlamaGradient.forLoRA(try ModelLoader.loadLlama(base), settings: init0.settings, seed: 0)
+        #expect(adapters.entries.count == 14 && init0.tensors.count == 14)
+        for e in adapters.entries {
+            let t = try #require(init0.tensors[e.site], "\(e.site.peftA) missing from the fixture")
+            #expect(t.b.allSatisfy { $0 == 0 })
+            e.layer.a = t.a
+            e.layer.b = t.b
+        }
         let targets = try #require(info["targets"] as? Int)
-        let lossSum = try engine.accumulate(batch: batch, scale: 1 / Float(targets))
+        let (lossSum, counted) = try engine.lossAndBackward(batch: batch, lossMask: nil, scale: 1 / Float(targets))
+        #expect(counted == targets)
         let torchLoss = try #require(info["loss"] as? Double)
         #expect(abs(lossSum / Double(targets) - torchLoss) < 1e-5 * torchLoss, "loss \(lossSum / Double(targets)) vs \(torchLoss)")
 
         let grads = try SafeTensorsReader(Self.fixture.appendingPathComponent("grads.safetensors"))
-        let after = try PEFTAdapter.read(Self.fixture.appendingPathComponent("adapter_after_step"))
-        var optimizer = AdamW(slots: 1)
-        optimizer.beginStep()
-        for (site, t) in init0.tensors.sorted(by: { $0.key < $1.key }) {
-            let (r, i) = (t.aShape[0], t.aShape[1]), o = t.bShape[0]
-            #expect(t.b.allSatisfy { $0 == 0 })
-            let g = try #require(engine.gradients[LlamaNames.weight(site.projection, layer: site.layer)]).array  // (O, I)
-            var dB = [Float](repeating: 0, count: o * r)
-            for row in 0 ..< o {
-                for k in 0 ..< r {
-                    var acc = 0.0
-                    for j in 0 ..< i { acc += Double(g[row * i + j]) * Double(t.a[k * i + j]) }
-                    dB[row * r + k] = s * Float(acc)
-                }
-            }
-            let torchB = try grads.floats(site.peftB, shape: [o, r]).array
-            let torchA = try grads.floats(site.peftA, shape: [r, i]).array
+        for e in adapters.entries {
+            let t = try #require(init0.tensors[e.site])
+            let torchB = try grads.floats(e.site.peftB, shape: t.bShape).array
+            let torchA = try grads.floats(e.site.peftA, shape: t.aShape).array
             let scale = torchB.map(abs).max() ?? 0
             #expect(scale > 0)
-            #expect(zip(dB, torchB).allSatisfy { abs($0 - $1) <= 1e-4 * scale }, "\(site.peftB): max |Δ| \(ModelsFixtures.maxAbsDiff(dB, torchB)) of \(scale)")
-            #expect(torchA.allSatisfy { $0 == 0 }, "\(site.peftA) should have no gradient while B = 0")
-            // One AdamW step from B = 0 with PyTorch's gradient: PyTorch's B after its step.
-            var b = t.b
-            optimizer.m = [[]]; optimizer.v = [[]]
-            optimizer.update(&b, gradient: torchB, slot: 0, lr: 1e-4)
-            let stepped = try #require(after.tensors[site])
-            #expect(zip(b, stepped.b).allSatisfy { abs($0 - $1) <= 1e-9 + 1e-5 * abs($1) }, "\(site.peftB) after the step")
-            #expect(stepped.a == t.a, "A moved without a gradient")
+            #expect(ModelsFixtures.maxAbsDiff(e.layer.gradB, torchB) <= 1e-4 * scale,
+                    "\(e.site.peftB): max |Δ| \(ModelsFixtures.maxAbsDiff(e.layer.gradB, torchB)) of \(scale)")
+            // B = 0 gives dA = s·Bᵀ·G = 0 exactly, in both.
+            #expect(torchA.allSatisfy { $0 == 0 } && e.layer.gradA.allSatisfy { $0 == 0 }, "\(e.site.peftA) should have no gradient while B = 0")
+        }
+
+        // One trainer step on the same batch (plain AdamW as the fixture's: lr 1e-4, no decay,
+        // no clipping): PEFT's adapter after its step. From B = 0 the first step moves each entry
+        // by lr · g / (|g| + ε), so where |g| is near ε = 1e-8 it follows the gradient's last
+        // digits; those entries are held to |step| ≤ lr, the rest to PEFT's value.
+        var o = TrainingOptions()
+        o.learningRate = try #require(info["lr"] as? Double)
+        o.decay = "constant"
+        o.maxGradNorm = nil
+        o.batchSize = batch.count
+        o.microBatch = batch.count
+        o.evalEvery = nil
+        let rows = batch.map { TrainingExample(tokens: $0, mask: Array(repeating: true, count: $0.count)) }
+        let trainer = try RecoveryTrainer(model: engine, adapters: adapters, train: rows, validation: [], options: o)
+        let dB = adapters.entries.map(\.layer.gradB)
+        adapters.zeroGradients()
+        try trainer.runStep()
+        let after = try PEFTAdapter.read(Self.fixture.appendingPathComponent("adapter_after_step"))
+        let lr = Float(o.learningRate)
+        for (n, e) in adapters.entries.enumerated() {
+            let stepped = try #require(after.tensors[e.site])
+            let torchB = try grads.floats(e.site.peftB, shape: stepped.bShape).array
+            let bad: [Int] = e.layer.b.indices.filter {
+                abs(torchB[$0]) > 1e-6 ? abs(e.layer.b[$0] - stepped.b[$0]) > 1e-9 + 1e-5 * abs(stepped.b[$0])
+                                       : abs(e.layer.b[$0]) > lr * (1 + 1e-5)
+            }
+            let shown: [String] = bad.prefix(3).map { "\($0): \(e.layer.b[$0]) vs \(stepped.b[$0]), g \(dB[n][$0])" }
+            #expect(bad.isEmpty, "\(e.site.peftB) after the step: \(shown)")
+            #expect(e.layer.a == stepped.a, "\(e.site.peftA) moved without a gradient")
         }
     }
 }

@@ -179,6 +179,30 @@ public final class LlamaGradient {
         return (tp, bf)
     }
 
+    /// Validates a batch and its loss mask (one flag per token, or nil).
+    private func flatten(_ batch: [[Int]], lossMask: [[Bool]]?) throws -> (ids: [Int], b: Int, t: Int) {
+        let (ids, b, t) = try flatten(batch)
+        if let lossMask {
+            guard lossMask.count == b, lossMask.allSatisfy({ $0.count == t }) else {
+                throw InputError("loss mask", "needs one flag per token of each sequence (\(b) × \(t))")
+            }
+        }
+        return (ids, b, t)
+    }
+
+    /// The counted predictions of B sequences of T ids: row s·T + i of the final hidden states
+    /// predicts ids[s·T + i + 1] when the mask counts that target.
+    private static func countedTargets(_ ids: [Int], b: Int, t: Int, lossMask: [[Bool]]?) -> (rows: [Int], targets: [Int32]) {
+        var rows: [Int] = [], targets: [Int32] = []
+        for s in 0 ..< b {
+            for i in 0 ..< t - 1 where lossMask?[s][i + 1] ?? true {
+                rows.append(s * t + i)
+                targets.append(Int32(ids[s * t + i + 1]))
+            }
+        }
+        return (rows, targets)
+    }
+
     /// Validates a batch: equal lengths T ≥ 2, ids inside the vocabulary.
     private func flatten(_ batch: [[Int]]) throws -> (ids: [Int], b: Int, t: Int) {
         guard let t = batch.first?.count, t >= 2, batch.allSatisfy({ $0.count == t }) else {
@@ -206,20 +230,8 @@ public final class LlamaGradient {
     /// lengths share a batch. Nil counts every target. Returns Σ counted token losses and the
     /// number of counted tokens.
     public func accumulate(batch: [[Int]], lossMask: [[Bool]]?, scale: Float) throws -> (lossSum: Double, tokens: Int) {
-        let (ids, b, t) = try flatten(batch)
-        if let lossMask {
-            guard lossMask.count == b, lossMask.allSatisfy({ $0.count == t }) else {
-                throw InputError("loss mask", "needs one flag per token of each sequence (\(b) × \(t))")
-            }
-        }
-        // Counted predictions: row s·T + i of the final hidden states predicts ids[s·T + i + 1].
-        var rows: [Int] = [], targets: [Int32] = []
-        for s in 0 ..< b {
-            for i in 0 ..< t - 1 where lossMask?[s][i + 1] ?? true {
-                rows.append(s * t + i)
-                targets.append(Int32(ids[s * t + i + 1]))
-            }
-        }
+        let (ids, b, t) = try flatten(batch, lossMask: lossMask)
+        let (rows, targets) = Self.countedTargets(ids, b: b, t: t, lossMask: lossMask)
         let w = model.weights, c = model.hiddenSize, n = b * t, vocab = model.vocabularySize
         let (tape, buf) = workspace(b: b, t: t)
         let x = buf.x.pointer
@@ -258,6 +270,29 @@ public final class LlamaGradient {
         if lowestBackwardLayer == 0, let de = embeddingGradient {
             let id32 = ids.map { Int32($0) }
             id32.withUnsafeBufferPointer { embeddingBackward(de, dx, ids: $0.baseAddress!, n: n, c: c) }
+        }
+        return (loss, rows.count)
+    }
+
+    /// Forward only: the summed loss of the counted targets (as `accumulate` counts them, in
+    /// double) and their number, with no tape and no gradient — a validation pass.
+    public func loss(batch: [[Int]], lossMask: [[Bool]]?) throws -> (lossSum: Double, tokens: Int) {
+        let (ids, b, t) = try flatten(batch, lossMask: lossMask)
+        let (rows, targets) = Self.countedTargets(ids, b: b, t: t, lossMask: lossMask)
+        let c = model.hiddenSize, v = model.vocabularySize, chunk = max(1, headRows)
+        let hidden = model.forward(tokens: ids, batch: b, time: t, lengths: Array(repeating: t, count: b))
+        let gathered = GradBuffer(min(chunk, rows.count) * c), logits = GradBuffer(min(chunk, rows.count) * v)
+        var loss = 0.0
+        var r0 = 0
+        while r0 < rows.count {
+            let m = min(chunk, rows.count - r0)
+            for i in 0 ..< m { (gathered.pointer + i * c).update(from: hidden + rows[r0 + i] * c, count: c) }
+            model.weights.lmHead.forward(gathered.pointer, rows: m, into: logits.pointer)
+            // Scale 0: the loss only (the rows it overwrites are not read again).
+            loss += targets.withUnsafeBufferPointer {
+                crossEntropyForwardBackward(logits.pointer, targets: $0.baseAddress! + r0, n: m, v: v, scale: 0)
+            }
+            r0 += m
         }
         return (loss, rows.count)
     }
