@@ -95,6 +95,11 @@ struct Recover: ParsableCommand {
     @Flag(help: "Continue from OUT.checkpoint (same flags and data).")
     var resume = false
 
+    /// Ends the run after this many steps as a kill would (the checkpoint stays, no output is
+    /// written): tests of --resume through the command.
+    @Option(help: .hidden)
+    var stopAfter: Int?
+
     @Flag(help: "Do not meter energy.")
     var noEnergy = false
 
@@ -107,6 +112,7 @@ struct Recover: ParsableCommand {
         if let v = valSize, v < 0 { throw ValidationError("--val-size \(v) must be ≥ 0") }
         guard checkpointEvery >= 0 else { throw ValidationError("--checkpoint-every \(checkpointEvery) must be ≥ 0") }
         guard maxGradNorm >= 0, maxGradNorm.isFinite else { throw ValidationError("--max-grad-norm \(maxGradNorm) must be ≥ 0") }
+        if let n = stopAfter, n < 1 { throw ValidationError("--stop-after \(n) must be ≥ 1") }
         if resume && replace.force { throw ValidationError("--resume continues a checkpoint that --force would discard; give one") }
         do {
             try settings().validate()
@@ -183,7 +189,7 @@ struct Recover: ParsableCommand {
         let trainStart = Date()
         var tokensHere = 0
         let train = {
-            try trainer.run(checkpoint: { try RecoveryCheckpoint.write($0, to: checkpointURL) }) { step in
+            try trainer.run(stopAfter: stopAfter, checkpoint: { try RecoveryCheckpoint.write($0, to: checkpointURL) }) { step in
                 tokensHere += step.tokens
                 bar.detail = String(format: "loss %.4f %.0f tok/s", step.loss, Double(tokensHere) / max(Date().timeIntervalSince(trainStart), 1e-9))
                 bar.advance()
@@ -191,6 +197,10 @@ struct Recover: ParsableCommand {
         }
         let stop = try tracker.map { try $0.phase("recover", train) } ?? train()
         bar.finish()
+        if stop == .stepLimit {
+            log("stopped after step \(trainer.step) (--stop-after); --resume continues from \(checkpointURL.path)")
+            return
+        }
 
         log("merging into \(outURL.path)")
         let base = try PrunableModel.load(dir)
