@@ -29,6 +29,16 @@ Subcommands
       last position, from the model with the adapters unmerged}) the PEFT logits are compared with
       those too. Also writes OUT/../peft-check-logits.safetensors.
 
+  bench MODEL [--data FILE.jsonl] [--seq-len 256] [--batch-size 8] [--micro-batch 2] [--rank 8]
+        [--alpha 16] [--dropout 0.05] [--lr 1e-4] [--seconds 60] [--threads 2] [--checkpointing]
+      Training speed of PyTorch + PEFT on the configuration `greenprune recover` runs: LoRA on
+      the --targets, AdamW, batches of --batch-size records in --micro-batch passes, each record
+      of the JSONL's `text` tokenized with the model's tokenizer (special tokens), cut to
+      --seq-len and ended with EOS when shorter, right-padded in a micro-batch with the padding
+      out of the loss. One unmeasured step, then steps for --seconds; prints one JSON line:
+      {"tokens_per_second", "tokens", "steps", "seconds", "threads", "checkpointing"} where
+      tokens are counted targets, as recovery.json counts them.
+
 Environment: GREENPRUNE_PEFT_VENV overrides the venv folder; PIP_INDEX_URL / PIP_EXTRA_INDEX_URL
 are passed to pip as usual (PyPI's Linux torch wheel brings its CUDA libraries, several GB; a
 CPU-only index, where one is reachable, is much smaller).
@@ -174,15 +184,79 @@ def check(args):
             sys.exit(f"{out}: GreenPrune's adapted model and PEFT disagree")
 
 
+def bench(args):
+    import time
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+    torch.set_num_threads(args.threads)
+    tok = AutoTokenizer.from_pretrained(args.model)
+    base = AutoModelForCausalLM.from_pretrained(args.model, dtype=torch.float32)
+    if args.checkpointing:
+        base.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        base.enable_input_require_grads()
+    cfg = LoraConfig(r=args.rank, lora_alpha=args.alpha, lora_dropout=args.dropout, bias="none",
+                     target_modules=args.targets.split(","), task_type="CAUSAL_LM")
+    torch.manual_seed(args.seed)
+    model = get_peft_model(base, cfg)
+    model.train()
+    opt = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=args.lr, weight_decay=0.0)
+    rows = []
+    with open(args.data) as f:
+        for line in f:
+            if line.strip():
+                ids = tok(json.loads(line)["text"])["input_ids"][:args.seq_len]
+                if len(ids) < args.seq_len and ids[-1] != tok.eos_token_id:
+                    ids.append(tok.eos_token_id)
+                rows.append(ids)
+    pad = tok.eos_token_id
+
+    def step(k):
+        batch = [rows[(k * args.batch_size + i) % len(rows)] for i in range(args.batch_size)]
+        counted = sum(len(r) - 1 for r in batch)
+        for m in range(0, len(batch), args.micro_batch):
+            micro = batch[m:m + args.micro_batch]
+            t = max(len(r) for r in micro)
+            ids = torch.tensor([r + [pad] * (t - len(r)) for r in micro])
+            mask = [[i < len(r) for i in range(t)] for r in micro]
+            loss = causal_loss(model(input_ids=ids).logits, ids.tolist(), mask)
+            # The batch's mean token loss, as greenprune recover scales its micro-batches.
+            n = sum(sum(mm[1:]) for mm in mask)
+            (loss * n / counted).backward()
+        torch.nn.utils.clip_grad_norm_([p for p in model.parameters() if p.requires_grad], 1.0)
+        opt.step()
+        opt.zero_grad()
+        return counted
+
+    step(0)
+    tokens, steps, start = 0, 0, time.time()
+    while time.time() - start < args.seconds:
+        tokens += step(steps + 1)
+        steps += 1
+    secs = time.time() - start
+    print(json.dumps({"tokens_per_second": tokens / secs, "tokens": tokens, "steps": steps, "seconds": secs,
+                      "threads": args.threads, "checkpointing": args.checkpointing}))
+
+
 def main():
     ensure_venv()
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
-    for name in ("gradients", "check"):
+    for name in ("gradients", "check", "bench"):
         s = sub.add_parser(name)
-        if name == "gradients":
+        if name in ("gradients", "bench"):
             s.add_argument("model")
-        s.add_argument("out")
+        if name == "bench":
+            s.add_argument("--data", default=str(Path(os.environ.get("GREENPRUNE_DATA", "/work/shared/data"))
+                                                 / "c4_sample/c4_validation_2k.jsonl"))
+            s.add_argument("--batch-size", type=int, default=8)
+            s.add_argument("--micro-batch", type=int, default=2)
+            s.add_argument("--dropout", type=float, default=0.05)
+            s.add_argument("--seconds", type=float, default=60)
+            s.add_argument("--threads", type=int, default=2)
+            s.add_argument("--checkpointing", action="store_true")
+        else:
+            s.add_argument("out")
         s.add_argument("--tokens", default=None)
         s.add_argument("--rows", type=int, default=2)
         s.add_argument("--seq-len", type=int, default=16)
@@ -194,8 +268,10 @@ def main():
         s.add_argument("--tolerance", type=float, default=1e-4)
         s.add_argument("--expected", default=None,
                        help="check: JSON {tokens: rows, last_logits: GreenPrune's logits at each row's last position}")
+        if name == "bench":
+            s.set_defaults(seq_len=256)
     args = p.parse_args()
-    {"gradients": gradients, "check": check}[args.command](args)
+    {"gradients": gradients, "check": check, "bench": bench}[args.command](args)
 
 
 if __name__ == "__main__":
