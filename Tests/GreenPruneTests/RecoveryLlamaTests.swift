@@ -14,21 +14,8 @@ struct RecoveryLlamaTests {
         let model = try PrunableModel.load(dir)
         let (engine, adapters) = try LlamaGradient.forLoRA(try ModelLoader.loadLlama(dir),
                                                            settings: LoRASettings(rank: 4, alpha: 8, dropout: 0.05), seed: 3)
-        // Rows of 8 tokens counting up from a random start, modulo the vocabulary of 50.
-        var g = SplitMix64(seed: 5)
-        let examples = (0 ..< 24).map { _ -> TrainingExample in
-            let s = Int(g.next() % 50)
-            return TrainingExample(tokens: (0 ..< 8).map { (s + $0) % 50 }, mask: Array(repeating: true, count: 8))
-        }
-        let (train, val) = try TrainingOrder.split(examples, validationSize: 4, seed: 1)
-        var o = TrainingOptions()
-        o.learningRate = 1e-2
-        o.batchSize = 4
-        o.microBatch = 2
-        o.epochs = 4
-        o.evalEvery = 5
-        let trainer = try RecoveryTrainer(model: engine, adapters: adapters, train: train, validation: val, options: o)
-        #expect(try trainer.run() == .completed)
+        let (trainer, val) = try trainOnCountingRows(engine, adapters)
+        #expect(trainer.step == 20)
         let v = trainer.history.validation
         #expect(v.count >= 2 && v.last!.loss < v.first!.loss - 0.05, "validation \(v.map(\.loss))")
 
