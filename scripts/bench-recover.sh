@@ -13,8 +13,10 @@
 # recover command against the F32 weights (goal <= 2x).
 # Smaller runs to try the script: BENCH_RECOVER_MINUTES=1 BENCH_DOCS=20 BENCH_PPL_LIMIT=50
 # BENCH_BATCH=2 BENCH_MICRO=1 BENCH_SEQ_LEN=64 BENCH_PEFT_SECONDS=10 BENCH_CALIB=8.
-# BENCH_KEEP=DIR keeps the models and results there.
+# BENCH_KEEP=DIR keeps the models and results there; GREENPRUNE_BIN runs that greenprune instead
+# of the self-contained release build.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
+GP="${GREENPRUNE_BIN:-$GP}"
 MODEL="${1:-$GREENPRUNE_HOME/models/smollm2-135m}"
 MINUTES="${BENCH_RECOVER_MINUTES:-30}"
 DOCS="${BENCH_DOCS:-300}"
