@@ -9,7 +9,8 @@
 #   - the 7-task zero-shot average (BENCH_DOCS documents per task, default 300) with its standard
 #     error (the tasks' standard errors combined as independent);
 # and training tokens/s against PyTorch + PEFT on the same configuration (scripts/peft-fixtures.py
-# bench, BENCH_PEFT_SECONDS of steps after one unmeasured step; goal >= 1.0x), peak RSS of the
+# bench, BENCH_PEFT_SECONDS of steps after one unmeasured step, BENCH_PEFT_THREADS threads; goal
+# >= 1.0x), peak RSS of the
 # recover command against the F32 weights (goal <= 2x).
 # Smaller runs to try the script: BENCH_RECOVER_MINUTES=1 BENCH_DOCS=20 BENCH_PPL_LIMIT=50
 # BENCH_BATCH=2 BENCH_MICRO=1 BENCH_SEQ_LEN=64 BENCH_PEFT_SECONDS=10 BENCH_CALIB=8.
@@ -23,6 +24,9 @@ DOCS="${BENCH_DOCS:-300}"
 BATCH="${BENCH_BATCH:-8}"; MICRO="${BENCH_MICRO:-2}"; SEQ="${BENCH_SEQ_LEN:-256}"
 CALIB="${BENCH_CALIB:-64}"
 PEFT_SECONDS="${BENCH_PEFT_SECONDS:-120}"
+# PyTorch's OpenMP threads wait for each other at every operator: on a machine whose cores other
+# jobs also use, 2 threads can run many times slower than 1. Pick 1 there (BENCH_PEFT_THREADS=1).
+PEFT_THREADS="${BENCH_PEFT_THREADS:-$(nproc)}"
 TASKS="hellaswag,piqa,arc_easy,arc_challenge,boolq,winogrande,openbookqa"
 [ -x "$GP" ] || build_release greenprune
 log "load average $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores (the figures below share the machine with whatever else runs)"
@@ -41,6 +45,7 @@ log "recover for at most $MINUTES min (timed with /usr/bin/time -v)"
   --batch-size "$BATCH" --micro-batch "$MICRO" --seq-len "$SEQ" --checkpoint-every 0 --quiet \
   >"$WORK/recover.out" 2>"$WORK/recover.time" || { cat "$WORK/recover.time" >&2; exit 1; }
 cat "$WORK/recover.out"
+rm -rf "$WORK/eval-recovered"  # a kept one belongs to an earlier recovery
 rss_kb=$(awk -F: '/Maximum resident set size/ {gsub(/ /,"",$2); print $2}' "$WORK/recover.time")
 
 # transformers cannot load per-layer widths (the pruned model's first and last layers keep theirs),
@@ -49,16 +54,16 @@ log "speed on the unpruned model: greenprune recover and PyTorch + PEFT, $PEFT_S
 "$GP" recover "$MODEL" --out "$WORK/base-recovered" --force --max-minutes "$(python3 -c "print($PEFT_SECONDS / 60)")" \
   --batch-size "$BATCH" --micro-batch "$MICRO" --seq-len "$SEQ" --checkpoint-every 0 --val-size 0 --no-energy --quiet >/dev/null
 peft_ckpt=""; [ "${BENCH_PEFT_NO_CHECKPOINTING:-0}" = 1 ] || peft_ckpt="--checkpointing"
-python3 "$ROOT/scripts/peft-fixtures.py" bench "$MODEL" --seconds "$PEFT_SECONDS" --batch-size "$BATCH" \
+python3 "$ROOT/scripts/peft-fixtures.py" bench "$MODEL" --seconds "$PEFT_SECONDS" --threads "$PEFT_THREADS" --batch-size "$BATCH" \
   --micro-batch "$MICRO" --seq-len "$SEQ" $peft_ckpt --data "${GREENPRUNE_DATA:-$ROOT/../shared/data}/c4_sample/c4_validation_2k.jsonl" \
   >"$WORK/peft.json" 2>"$WORK/peft.err" || { tail -5 "$WORK/peft.err" >&2; echo '{}' >"$WORK/peft.json"; }
 
 evaluate() {  # MODEL NAME: wikitext2_chunked and the 7 tasks into $WORK/eval-NAME
   local dir="$WORK/eval-$2"
   [ -f "$dir/ppl/results.json" ] || "$GP" evaluate "$1" --tasks wikitext2_chunked ${BENCH_PPL_LIMIT:+--limit "$BENCH_PPL_LIMIT"} \
-    --output "$dir/ppl" --force >/dev/null 2>"$dir.err" || { tail -3 "$dir.err" >&2; exit 1; }
+    --output "$dir/ppl" >/dev/null 2>"$dir.err" || { tail -3 "$dir.err" >&2; exit 1; }
   [ -f "$dir/tasks/results.json" ] || "$GP" evaluate "$1" --tasks "$TASKS" --limit "$DOCS" \
-    --output "$dir/tasks" --force >/dev/null 2>"$dir.err" || { tail -3 "$dir.err" >&2; exit 1; }
+    --output "$dir/tasks" >/dev/null 2>"$dir.err" || { tail -3 "$dir.err" >&2; exit 1; }
 }
 for m in "$MODEL:base" "$PRUNED:pruned" "$RECOVERED:recovered"; do
   log "evaluate ${m#*:}"
@@ -93,7 +98,7 @@ def average(name):
 
 rec = json.load(open(work + "/taylor-20-recovered/recovery.json"))
 print(f"recovery: {rec['steps']} steps ({rec['stopped']}), {rec['tokens']:,} training tokens in {rec['seconds']:.0f} s "
-      f"= {rec['tokens_per_second']:.0f} tokens/s; loss {rec['loss'][0]:.4f} -> {rec['loss'][-1]:.4f}; "
+      f"= {rec['tokens_per_second']:.0f} tokens/s; training loss {rec['loss'][0]['loss']:.4f} (step 1) -> {rec['loss'][-1]['loss']:.4f}; "
       f"validation loss {rec['validation_loss'][0]['loss']:.4f} -> {rec['validation_loss'][-1]['loss']:.4f}")
 peft = json.load(open(work + "/peft.json"))
 ours = json.load(open(work + "/base-recovered/recovery.json"))
