@@ -161,7 +161,13 @@ struct Recover: ParsableCommand {
         }
         // Cheap checks before any weight is read: the config, the tokenizer, the data.
         let cfgURL = dir.appendingPathComponent("config.json")
-        let cfg = try ModelConfig.load(cfgURL).llama(path: cfgURL.path)
+        let cfgJSON = try ConfigJSON.load(cfgURL)
+        let cfg = try cfgJSON.model.llama(path: cfgURL.path)
+        // The engine trains over packed weights, but the merge reads float32 tensors; refuse here
+        // rather than after the training.
+        if cfgJSON.contains("quantization_config") {
+            throw InputError(cfgURL.path, "describes a quantized model, and recover merges the adapters into float32 weights: recover the float model, then quantize it")
+        }
         guard seqLen <= cfg.maxPositions else {
             throw InputError("--seq-len", "\(seqLen) exceeds the model's \(cfg.maxPositions) positions")
         }

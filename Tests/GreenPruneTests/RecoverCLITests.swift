@@ -91,6 +91,20 @@ struct RecoverCLITests {
         #expect(!FileManager.default.fileExists(atPath: out))
     }
 
+    /// A quantized model is refused before any training (the merge needs float32 weights).
+    @Test func quantizedModelIsRefusedUpFront() throws {
+        let s = try Self.setup("quantized")
+        defer { try? FileManager.default.removeItem(at: s.root) }
+        let cfgURL = s.model.appendingPathComponent("config.json")
+        var cfg = try #require(JSONSerialization.jsonObject(with: Data(contentsOf: cfgURL)) as? [String: Any])
+        cfg["quantization_config"] = ["quant_method": "compressed-tensors"]
+        try JSONSerialization.data(withJSONObject: cfg).write(to: cfgURL)
+        let out = s.root.appendingPathComponent("out")
+        let (status, err) = try Self.recover(s, ["--out", out.path, "--data", s.data.path])
+        #expect(status != 0 && LostData.oneLine(err)?.contains(cfgURL.path + ": describes a quantized model") == true, "stderr: \(err)")
+        #expect(!FileManager.default.fileExists(atPath: out.path))
+    }
+
     /// OUT as other commands treat it: an existing one is kept unless --force, the input never;
     /// a leftover checkpoint needs --resume or --force, and --resume needs a checkpoint.
     @Test func outputHandling() throws {
