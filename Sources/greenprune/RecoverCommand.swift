@@ -181,7 +181,34 @@ struct Recover: ParsableCommand {
             throw InputError(dataURL.path, "token id \(bad) is outside the model's vocabulary of \(cfg.vocabSize)")
         }
         let lora = try settings()
+        guard let trained = try train(directory: dir, settings: lora, split: split, checkpointURL: checkpointURL,
+                                      dataURL: dataURL, log: log) else { return }
 
+        log("merging into \(outURL.path)")
+        let base = try PrunableModel.load(dir)
+        try RecoveryOutput.write(base: base, adapters: trained.adapters, report: trained.report, to: outURL,
+                                 progress: quiet ? nil : ProgressBar("writing", total: base.state.count, unit: "tensors"))
+        try? FileManager.default.removeItem(at: checkpointURL)
+        let last = trained.validationLoss.map { String(format: ", validation loss %.4f", $0) } ?? ""
+        print(String(format: "%@: %d steps, %d tokens%@, %.1f s", outURL.path, trained.steps, trained.tokens, last,
+                     Date().timeIntervalSince(start)))
+    }
+
+    /// What the merge needs of a finished training: the adapters detached from the trained model,
+    /// recovery.json's contents and the summary line's figures.
+    struct Trained {
+        var adapters: LoRAAdapters
+        var report: [String: Any]
+        var steps: Int
+        var tokens: Int
+        var validationLoss: Double?
+    }
+
+    /// Trains (or resumes) the adapters, metered by the energy tracker; nil when --stop-after
+    /// ended the run. The model, engine and trainer live only in here, so their memory is freed
+    /// before the merge.
+    func train(directory dir: URL, settings lora: LoRASettings, split: (train: [TrainingExample], validation: [TrainingExample]),
+               checkpointURL: URL, dataURL: URL, log: (String) -> Void) throws -> Trained? {
         let (engine, adapters) = try makeGradientEngine(directory: dir, settings: lora)
         let trainer = try RecoveryTrainer(model: engine, adapters: adapters, train: split.train,
                                           validation: split.validation, options: options())
@@ -205,21 +232,14 @@ struct Recover: ParsableCommand {
         bar.finish()
         if stop == .stepLimit {
             log("stopped after step \(trainer.step) (--stop-after); --resume continues from \(checkpointURL.path)")
-            return
+            return nil
         }
-
-        log("merging into \(outURL.path)")
-        let base = try PrunableModel.load(dir)
         let energy = try tracker.map { try $0.stop() }
         let energyJSON = try energy.map { try JSONSerialization.jsonObject(with: JSONEncoder().encode($0)) }
         let report = RecoveryReport.make(trainer, stop: stop, sourceModel: dir.path,
                                          data: ["file": dataURL.path, "seq_len": seqLen], energy: energyJSON)
-        try RecoveryOutput.write(base: base, adapters: adapters, report: report, to: outURL,
-                                 progress: quiet ? nil : ProgressBar("writing", total: base.state.count, unit: "tensors"))
-        try? FileManager.default.removeItem(at: checkpointURL)
-        let last = trainer.history.validation.last.map { String(format: ", validation loss %.4f", $0.loss) } ?? ""
-        print(String(format: "%@: %d steps, %d tokens%@, %.1f s", outURL.path, trainer.step, trainer.history.tokens, last,
-                     Date().timeIntervalSince(start)))
+        return Trained(adapters: adapters.detached(), report: report, steps: trainer.step, tokens: trainer.history.tokens,
+                       validationLoss: trainer.history.validation.last?.loss)
     }
 
     /// The model with LoRA adapters on its projections, as a `CausalLMGradient`: the Llama
