@@ -41,6 +41,9 @@ struct FuzzTarget {
             case .bert: _ = try config.bert(path: "config.json")
             }
         },
+        FuzzTarget(name: "trainingdata", summary: "a recover training file (JSONL of text or Alpaca records, or one JSON array)") { data, scratch in
+            _ = try TrainingData.records(file: try scratch.write(data, as: "train.jsonl"))
+        },
         FuzzTarget(name: "sweep", summary: "a sweep YAML config (parse, validate, expand the plan)") { data, scratch in
             let config = try SweepConfig.parse(String(decoding: data, as: UTF8.self), file: "sweep.yaml",
                                                defaults: ["smollm2": scratch.directory, "minilm": scratch.directory])

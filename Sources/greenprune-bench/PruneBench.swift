@@ -25,6 +25,9 @@ struct PruneBench: ParsableCommand {
     @Flag(help: "Keep the gradients of every parameter (as a plain PyTorch backward does), not only the prunable projections.")
     var allParameters = false
 
+    @Flag(help: "Keep only each layer's input and recompute its activations in the backward (activation checkpointing).")
+    var checkpointing = false
+
     func validate() throws {
         guard batch >= 1, seqLen >= 2, repeats >= 1 else { throw ValidationError("--batch, --seq-len, --repeats must be positive (seq-len ≥ 2)") }
     }
@@ -37,7 +40,7 @@ struct PruneBench: ParsableCommand {
         let names = allParameters ? LlamaGradient.parameterNames(layers: g.layers.count, tied: g.tiedEmbeddings)
             : GradientCollector.prunableWeights(attnLayers: Array(0..<g.layers.count), mlpLayers: Array(0..<g.layers.count))
         let engine = try LlamaGradient(state: m.state, geometry: g, invFreq: m.config.rope.inverseFrequencies(headDim: m.config.headDim),
-                                       rmsEps: m.config.rmsNormEps, wanted: Set(names))
+                                       rmsEps: m.config.rmsNormEps, wanted: Set(names), checkpointing: checkpointing)
         _ = try engine.accumulate(batch: ids, scale: 1)
         var times: [Double] = [], cpu: [Double] = []
         for _ in 0..<repeats {
@@ -49,8 +52,8 @@ struct PruneBench: ParsableCommand {
         }
         let best = times.min() ?? 0, mean = times.reduce(0, +) / Double(times.count)
         // CPU seconds (all threads) tell the work apart from a machine shared with other jobs.
-        print(String(format: "forward+backward %d x %d tokens (%@ gradients): best %.3f s, mean %.3f s over %d runs, cpu %.3f s per run, %d cores",
-                     batch, seqLen, allParameters ? "all" : "prunable", best, mean, repeats,
+        print(String(format: "forward+backward %d x %d tokens (%@ gradients%@): best %.3f s, mean %.3f s over %d runs, cpu %.3f s per run, %d cores",
+                     batch, seqLen, allParameters ? "all" : "prunable", checkpointing ? ", checkpointed" : "", best, mean, repeats,
                      (cpu.min() ?? 0), ProcessInfo.processInfo.activeProcessorCount))
     }
 }

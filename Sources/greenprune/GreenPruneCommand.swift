@@ -17,6 +17,7 @@ struct GreenPruneCommand: ParsableCommand {
             Generate.self,
             Prune.self,
             Quantize.self,
+            Recover.self,
             Evaluate.self,
             Energy.self,
             Sweep.self,

@@ -84,14 +84,7 @@ struct Prune: ParsableCommand {
             let tok = try TokenizerLoader.load(directory: dir)
             samples = try Calibration.samples(file: file, tokenizer: tok, count: settings.numExamples, length: settings.calibrationLen)
         }
-        var tracker: EnergyTracker?
-        if !noEnergy {
-            var eo = EnergyOptions()
-            eo.projectName = "greenprune-prune"
-            eo.announce = !quiet
-            tracker = try? EnergyTracker(eo)
-            try tracker?.start()
-        }
+        let tracker = noEnergy ? nil : try EnergyTracker.startedForCommand("prune", quiet: quiet)
         let log: (String) -> Void = { if !quiet { FileHandle.standardError.write(Data(($0 + "\n").utf8)) } }
         let outcome: PruneOutcome
         if let tracker {

@@ -2,10 +2,10 @@ import Foundation
 import Testing
 import GreenPrune
 
-/// Central finite differences of a scalar f at every index of x (or the first `limit`),
+/// Central finite differences of a scalar f at every index of x (or at `indices`),
 /// compared with the analytic gradient: |fd − an| ≤ tol · max|an| + 1e-5.
-private func expectFD(_ x: [Float], _ analytic: [Float], eps: Float = 1e-2, tol: Double = 1e-2,
-                      indices: [Int]? = nil, _ label: String, _ f: ([Float]) -> Double) {
+func expectFD(_ x: [Float], _ analytic: [Float], eps: Float = 1e-2, tol: Double = 1e-2,
+              indices: [Int]? = nil, _ label: String, _ f: ([Float]) -> Double) {
     let scale = analytic.map { abs(Double($0)) }.max() ?? 0
     var worst = 0.0
     for i in indices ?? Array(0..<x.count) {
@@ -18,7 +18,8 @@ private func expectFD(_ x: [Float], _ analytic: [Float], eps: Float = 1e-2, tol:
     #expect(worst <= tol * scale + 1e-5, "\(label): max |fd − analytic| = \(worst), max |analytic| = \(scale)")
 }
 
-private func random(_ n: Int, _ rng: inout SplitMix64, _ s: Float = 1) -> [Float] {
+/// n uniform floats in [−s, s).
+func randomFloats(_ n: Int, _ rng: inout SplitMix64, _ s: Float = 1) -> [Float] {
     (0..<n).map { _ in (Float(rng.next() >> 40) / Float(1 << 24) * 2 - 1) * s }
 }
 
@@ -29,7 +30,7 @@ struct LlamaGradientTests {
     @Test func rmsnormBackwardMatchesFiniteDifferences() {
         var rng = SplitMix64(seed: 3)
         let n = 3, c = 7
-        let x = random(n * c, &rng), w = random(c, &rng).map { $0 + 1 }, dout = random(n * c, &rng)
+        let x = randomFloats(n * c, &rng), w = randomFloats(c, &rng).map { $0 + 1 }, dout = randomFloats(n * c, &rng)
         func f(_ x: [Float], _ w: [Float]) -> Double {
             var y = [Float](repeating: 0, count: n * c)
             rmsnormForward(&y, nil, x, w, n: n, c: c, eps: 1e-5)
@@ -49,7 +50,7 @@ struct LlamaGradientTests {
         let inv = RopeConfig(theta: 10000).inverseFrequencies(headDim: d)
         var cos = [Float](repeating: 0, count: t * d / 2), sin = cos
         ropeTables(&cos, &sin, invFreq: inv, start: 0, t: t)
-        let x = random(b * t * heads * d, &rng), dout = random(x.count, &rng)
+        let x = randomFloats(b * t * heads * d, &rng), dout = randomFloats(x.count, &rng)
         func f(_ x: [Float]) -> Double {
             var y = x
             ropeForward(&y, cos: cos, sin: sin, b: b, t: t, heads: heads, d: d, rowStride: heads * d)
@@ -63,8 +64,8 @@ struct LlamaGradientTests {
     @Test func attentionBackwardMatchesFiniteDifferences() {
         var rng = SplitMix64(seed: 5)
         let b = 2, t = 5, h = 4, g = 2, d = 4
-        let q = random(b * t * h * d, &rng), k = random(b * t * g * d, &rng), v = random(b * t * g * d, &rng)
-        let dout = random(q.count, &rng)
+        let q = randomFloats(b * t * h * d, &rng), k = randomFloats(b * t * g * d, &rng), v = randomFloats(b * t * g * d, &rng)
+        let dout = randomFloats(q.count, &rng)
         var scratch = [Float](repeating: 0, count: t * t)
         func run(_ q: [Float], _ k: [Float], _ v: [Float], probs: inout [Float]) -> [Float] {
             var out = [Float](repeating: 0, count: b * t * h * d)
@@ -89,7 +90,7 @@ struct LlamaGradientTests {
     @Test func siluMulBackwardMatchesFiniteDifferences() {
         var rng = SplitMix64(seed: 6)
         let n = 19
-        let gate = random(n, &rng, 3), up = random(n, &rng), dout = random(n, &rng)
+        let gate = randomFloats(n, &rng, 3), up = randomFloats(n, &rng), dout = randomFloats(n, &rng)
         func f(_ g: [Float], _ u: [Float]) -> Double {
             var y = [Float](repeating: 0, count: n)
             siluMulForward(&y, g, u, count: n)
@@ -104,7 +105,7 @@ struct LlamaGradientTests {
     @Test func crossEntropyGradientMatchesFiniteDifferences() {
         var rng = SplitMix64(seed: 7)
         let n = 3, v = 11
-        let logits = random(n * v, &rng, 3)
+        let logits = randomFloats(n * v, &rng, 3)
         let targets: [Int32] = [0, 5, 10]
         func f(_ x: [Float]) -> Double {
             var y = x

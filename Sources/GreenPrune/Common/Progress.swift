@@ -15,6 +15,8 @@ public final class ProgressBar {
     private let isTTY = isatty(STDERR_FILENO) != 0
     private let minInterval: TimeInterval
     public var enabled: Bool
+    /// Figures shown after the ETA (a training loss), set by the caller before `advance`.
+    public var detail: String?
 
     public init(_ label: String, total: Int, unit: String = "it", enabled: Bool = true) {
         self.label = label
@@ -52,7 +54,7 @@ public final class ProgressBar {
         let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
         let eta = rate > 0 ? Double(total - done) / rate : 0
         let line = String(format: "%@ [%@] %d/%d %3.0f%% %.1f %@/s ETA %@",
-                          label, bar, done, total, frac * 100, rate, unit, ProgressBar.clock(eta))
+                          label, bar, done, total, frac * 100, rate, unit, ProgressBar.clock(eta)) + (detail.map { " " + $0 } ?? "")
         FileHandle.standardError.write(Data(((isTTY ? "\r\u{1B}[K" : "") + line + (isTTY ? "" : "\n")).utf8))
     }
 

@@ -12,6 +12,8 @@ public final class DenseLinear: LinearLayer {
     public let bias: FloatStorage?
     public let inFeatures: Int
     public let outFeatures: Int
+    /// dW (and db) that `backward` adds into, while attached (`attachGradients`).
+    public private(set) var gradients: LinearGradients?
 
     /// Wraps `weight` (out·in floats) and an optional `bias` (out floats).
     public init(weight: FloatStorage, bias: FloatStorage? = nil, outFeatures: Int, inFeatures: Int) {
@@ -56,6 +58,26 @@ public final class DenseLinear: LinearLayer {
         matmulLinear(out, x, weight.pointer, m: m, n: outFeatures, k: inFeatures, accumulate: true)
         return true
     }
+
+    /// dx (M, in) += dy (M, out) · W; while gradients are attached, dW (out, in) += dyᵀ · x and
+    /// db (out) += Σ_rows dy (summed row by row in order, so the result does not depend on threads).
+    public func backward(input x: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>, rows m: Int,
+                         inputGradient dx: UnsafeMutablePointer<Float>?) throws {
+        guard m > 0 else { return }
+        matmulLinearBackward(dx, gradients?.weight.pointer, dy, x, weight.pointer, m: m, n: outFeatures, k: inFeatures)
+        if let db = gradients?.bias?.pointer {
+            for i in 0 ..< m { let row = dy + i * outFeatures; for j in 0 ..< outFeatures { db[j] += row[j] } }
+        }
+    }
+
+    public func attachGradients() throws -> LinearGradients {
+        if let gradients { return gradients }
+        let g = LinearGradients(outFeatures: outFeatures, inFeatures: inFeatures, bias: bias != nil)
+        gradients = g
+        return g
+    }
+
+    public func detachGradients() { gradients = nil }
 
     /// Bytes of weight and bias (mapped pages included: they are resident once touched).
     public var residentBytes: Int { weight.byteCount + (bias?.byteCount ?? 0) }

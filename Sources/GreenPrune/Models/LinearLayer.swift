@@ -40,6 +40,37 @@ public protocol LinearLayer: AnyObject {
     /// Takes the kernel paths of the model that holds it (a layer with no choice of kernels
     /// ignores them).
     func adopt(_ options: KernelOptions)
+    /// Backward of `forward(_:rows:into:)` for input x (M, inFeatures) and output gradient
+    /// dy (M, outFeatures): adds dy · W (M, inFeatures) into dx when dx is non-nil, and adds
+    /// this layer's parameter gradients into its attached gradient buffers when it has any.
+    func backward(input x: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>, rows m: Int,
+                  inputGradient dx: UnsafeMutablePointer<Float>?) throws
+    /// Attaches zeroed buffers for this layer's own parameter gradients (dW, and db when it has a
+    /// bias), which every later `backward` adds into, and returns them (the ones already attached
+    /// if any). Throws for a layer whose weights take no gradient (quantized codes; the default).
+    func attachGradients() throws -> LinearGradients
+    /// Stops collecting parameter gradients (`backward` then computes dx only).
+    func detachGradients()
+}
+
+/// A linear layer's parameter gradients, filled by `backward` while attached to the layer.
+public final class LinearGradients {
+    /// dW (outFeatures, inFeatures), row-major like W.
+    public let weight: GradBuffer
+    /// db (outFeatures), or nil for a layer without a bias.
+    public let bias: GradBuffer?
+
+    /// Zeroed buffers for an (out, in) weight, with a bias gradient when `bias`.
+    public init(outFeatures: Int, inFeatures: Int, bias: Bool) {
+        weight = GradBuffer(outFeatures * inFeatures)
+        self.bias = bias ? GradBuffer(outFeatures) : nil
+    }
+}
+
+/// The error a layer without a backward (a calibration recorder) or without parameter
+/// gradients (quantized codes) throws when asked for one.
+public func linearLayerLacks(_ layer: any LinearLayer, _ what: String) -> InputError {
+    InputError("\(type(of: layer))", "\(layer.outFeatures)×\(layer.inFeatures) layer has no \(what)")
 }
 
 /// An input a linear layer converted once so that several of its products (or those of layers
@@ -53,6 +84,15 @@ extension LinearLayer {
     public var computesOutputBands: Bool { false }
 
     public func adopt(_ options: KernelOptions) {}
+
+    public func backward(input x: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>, rows m: Int,
+                         inputGradient dx: UnsafeMutablePointer<Float>?) throws {
+        throw linearLayerLacks(self, "backward")
+    }
+
+    public func attachGradients() throws -> LinearGradients { throw linearLayerLacks(self, "weight gradient") }
+
+    public func detachGradients() {}
 
     public func forward(_ x: UnsafePointer<Float>, rows m: Int, addingInto out: UnsafeMutablePointer<Float>) -> Bool { false }
 

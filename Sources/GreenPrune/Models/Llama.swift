@@ -44,14 +44,16 @@ public final class LlamaModel: TokenScorer {
         for l in all { l.adopt(kernelOptions) }
     }
 
-    private let invFreq: [Float]
+    /// Rotary inverse frequencies (D/2).
+    let invFreq: [Float]
     private let state = RunState()
 
-    /// A model over `weights` (see `ModelLoader` to build one from a directory).
-    public init(config: LlamaConfig, weights: LlamaWeights) {
+    /// A model over `weights` (see `ModelLoader` to build one from a directory). `invFreq` (D/2)
+    /// replaces the rotary frequencies `config.rope` gives (a test's tiny model).
+    public init(config: LlamaConfig, weights: LlamaWeights, invFreq: [Float]? = nil) {
         self.config = config
         self.weights = weights
-        invFreq = config.rope.inverseFrequencies(headDim: config.headDim)
+        self.invFreq = invFreq ?? config.rope.inverseFrequencies(headDim: config.headDim)
         applyKernelOptions()
     }
 
@@ -61,9 +63,8 @@ public final class LlamaModel: TokenScorer {
     public var hiddenSize: Int { weights.hiddenSize }
 
     /// Scratch activations for one forward over N = B·T rows (llm.c's activation struct,
-    /// without what only a backward keeps). Widths are the maxima over layers. A backward pass
-    /// would keep, per layer: the rmsnorm inputs and 1/rms, q/k after rope, v, the attention
-    /// probabilities (B, H, T, L), the attention output, and gate/up before silu.
+    /// without what only a backward keeps: that goes in a `LlamaTape`). Widths are the maxima
+    /// over layers.
     final class RunState {
         let x = ScratchBuffer()      // (N, C) residual stream
         let xn = ScratchBuffer()     // (N, C) normed input of the current block / final norm
@@ -154,8 +155,16 @@ public final class LlamaModel: TokenScorer {
     /// Runs decoder layers `range` over the residual stream x (B·T, C) in place (the rest of
     /// `forward`'s contract: padding, cache, packed positions/segments). With a cache, `range`
     /// must be every layer (the cache's length moves in `forward`).
+    ///
+    /// With a `tape` (full sequences: no cache, packing or padding) each layer also records what
+    /// its backward reads (`LlamaBackward`): the activations go into the tape's buffers instead
+    /// of the scratch ones, the attention output beside the queries rather than over them, and
+    /// the MLP over all rows at once, the up projection unbanded.
     public func runLayers(_ x: UnsafeMutablePointer<Float>, layers range: Range<Int>, batch b: Int, time t: Int,
-                          lengths: [Int], cache: LlamaKVCache? = nil, positions: [Int32]? = nil, segments: [Int32]? = nil) {
+                          lengths: [Int], cache: LlamaKVCache? = nil, positions: [Int32]? = nil, segments: [Int32]? = nil,
+                          tape: LlamaTape? = nil) {
+        precondition(tape == nil || (cache == nil && positions == nil && tape!.batch == b && tape!.time == t
+                                     && lengths.allSatisfy { $0 == t }), "runLayers: a tape records full sequences only")
         let c = hiddenSize, d = config.headDim, n = b * t
         let past = cache?.length ?? 0
         let layers = weights.layers
@@ -177,8 +186,11 @@ public final class LlamaModel: TokenScorer {
         for li in range {
             let layer = layers[li]
             let qw = layer.qProj.outFeatures, kvw = layer.kProj.outFeatures
+            let rec = tape?.record(layer: li, input: x, count: n * c)
+            let xn = rec?.ln1.pointer ?? xn, q = rec?.q.pointer ?? q, k = rec?.k.pointer ?? k, v = rec?.v.pointer ?? v
+            let att = rec?.y.pointer ?? att
             // Attention block.
-            profile.time("rmsnorm") { rmsnormForward(xn, nil, x, layer.inputLayernorm.pointer, n: n, c: c, eps: config.rmsNormEps) }
+            profile.time("rmsnorm") { rmsnormForward(xn, rec?.rstd1.pointer, x, layer.inputLayernorm.pointer, n: n, c: c, eps: config.rmsNormEps) }
             profile.time("q/k/v projections") {
                 sharedInputProjections([(layer.qProj, q), (layer.kProj, k), (layer.vProj, v)], xn, rows: n)
             }
@@ -200,16 +212,24 @@ public final class LlamaModel: TokenScorer {
             }
             profile.time("attention") {
                 segments.withOptionalBuffer { seg in
-                    attentionForward(att, probs: nil, q: q, k: kSrc, v: vSrc, lengths: lengths, b: b, t: t,
+                    attentionForward(att, probs: rec?.probs.pointer, q: q, k: kSrc, v: vSrc, lengths: lengths, b: b, t: t,
                                      past: past, s: s, heads: layer.numHeads, kvHeads: layer.numKVHeads, d: d,
                                      qStride: qw, kvStride: kvw, causal: true, scratch: scores, segments: seg,
                                      options: kernelOptions)
                 }
             }
             profile.time("o projection") { addProjection(layer.oProj, att, rows: n, into: x) }
+            rec?.x1.pointer.update(from: x, count: n * c)
             // MLP block (SwiGLU), in row chunks so gate/up stay (mlpRows, F).
-            profile.time("rmsnorm") { rmsnormForward(xn, nil, x, layer.postAttentionLayernorm.pointer, n: n, c: c, eps: config.rmsNormEps) }
+            let xn2 = rec?.ln2.pointer ?? xn
+            profile.time("rmsnorm") { rmsnormForward(xn2, rec?.rstd2.pointer, x, layer.postAttentionLayernorm.pointer, n: n, c: c, eps: config.rmsNormEps) }
             let f = layer.gateProj.outFeatures
+            if let rec {
+                sharedInputProjections([(layer.gateProj, rec.gate.pointer), (layer.upProj, rec.up.pointer)], xn2, rows: n)
+                siluMulForward(rec.act.pointer, rec.gate.pointer, rec.up.pointer, count: n * f)
+                addProjection(layer.downProj, rec.act.pointer, rows: n, into: x)
+                continue
+            }
             var r0 = 0
             while r0 < n {
                 let rows = min(mlpRows, n - r0)

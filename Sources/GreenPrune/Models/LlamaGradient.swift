@@ -1,65 +1,138 @@
 import Foundation
 
-/// A float32 buffer allocated once and freed with its owner (activations, gradients).
-public final class GradBuffer {
-    public let pointer: UnsafeMutablePointer<Float>
-    public let count: Int
+/// Gradients of Hugging Face's causal-LM loss through a `LlamaModel`: its own forward
+/// (`runLayers` recording a `LlamaTape`), the head and loss, then `backwardLayer` in reverse.
+/// The weights stay as the model holds them (mapped F32, owned copies, quantized codes or
+/// adapter wrappers); only the gradients asked for get buffers.
+///
+/// The loss of a sequence is −log softmax(logits[t−1])[ids[t]] summed over its counted targets
+/// t ≥ 1 (all of them, or those a loss mask marks). `accumulate` adds scale-weighted gradients
+/// of that SUM into the buffers, so a caller splits a batch into micro-batches (or single
+/// samples, for per-sample gradients) and sums; scale = 1 / (tokens counted in the whole batch)
+/// gives the gradient of Hugging Face's mean loss. Backward stops at `lowestBackwardLayer`.
+public final class LlamaGradient {
+    /// The model whose forward and weights the engine runs.
+    public let model: LlamaModel
+    /// Keep only each layer's input during the forward and recompute the layer's activations in
+    /// the backward (about L·N·C floats saved instead of every layer's activations; one more
+    /// forward of compute). The gradients are the same.
+    public var checkpointing: Bool { didSet { if checkpointing != oldValue { releaseWorkspace() } } }
+    /// Gradient buffers by parameter name. A projection's are the buffers attached to its layer;
+    /// for a tied model the embedding's buffer is the head's, collecting both parts.
+    public private(set) var gradients: [String: GradBuffer] = [:]
+    /// Lowest layer whose backward runs: the lowest layer holding a wanted parameter (0 when the
+    /// embedding is wanted). A caller whose layers carry trainable parameters of their own
+    /// (adapters) sets it to 0.
+    public var lowestBackwardLayer: Int
 
-    public init(_ count: Int) {
-        self.count = count
-        pointer = .allocate(capacity: max(count, 1))
-        pointer.initialize(repeating: 0, count: max(count, 1))
+    /// Most rows of the output layer evaluated together (the logits buffer is rows × V floats).
+    public var headRows = 256
+
+    private var normGradients: [[LlamaNorm: GradBuffer]]
+    private var finalNormGradient: GradBuffer?
+    /// The untied embedding's gradient (V, C); a tied one is the head's weight gradient.
+    private var embeddingGradient: UnsafeMutablePointer<Float>?
+    /// Layers this engine attached gradients to (detached when it goes away).
+    private var attached: [any LinearLayer] = []
+    private var tape: LlamaTape?
+    private var buffers: Buffers?
+
+    /// `wanted`: parameter names (`LlamaNames`) whose gradients are kept: projection weights and
+    /// biases, norms, the embedding, an untied head. Throws for a name the model does not have
+    /// or whose weights take no gradient (quantized).
+    public init(model: LlamaModel, wanted: Set<String>, checkpointing: Bool = false) throws {
+        self.model = model
+        self.checkpointing = checkpointing
+        let w = model.weights
+        normGradients = w.layers.map { _ in [:] }
+        lowestBackwardLayer = w.layers.count
+        do {
+            for name in wanted.sorted() { try want(name) }
+        } catch {
+            for l in attached { l.detachGradients() }
+            throw error
+        }
     }
 
-    deinit { pointer.deallocate() }
+    deinit { for l in attached { l.detachGradients() } }
 
-    public func zero() { pointer.update(repeating: 0, count: count) }
-    /// A copy as an array.
-    public var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
-}
+    private func want(_ name: String) throws {
+        let w = model.weights, c = model.hiddenSize
+        guard let parsed = LlamaNames.parse(name), parsed.suffix == "weight" || parsed.suffix == "bias" else {
+            throw InputError(name, "no such parameter for a gradient")
+        }
+        func attach(_ layer: any LinearLayer) throws -> LinearGradients {
+            do {
+                let g = try layer.attachGradients()
+                if !attached.contains(where: { $0 === layer }) { attached.append(layer) }
+                return g
+            } catch let e as InputError { throw InputError(name, e.problem) }
+        }
+        if let l = parsed.layer, l >= w.layers.count { throw InputError(name, "no such parameter for a gradient") }
+        switch (parsed.role, parsed.suffix) {
+        case (.projection(let p), _):
+            let l = parsed.layer!
+            let g = try attach(w.layers[l].linear(p))
+            guard let buf = parsed.suffix == "weight" ? g.weight : g.bias else { throw InputError(name, "no such parameter for a gradient") }
+            gradients[name] = buf
+            lowestBackwardLayer = min(lowestBackwardLayer, l)
+        case (.norm(let n), "weight"):
+            let l = parsed.layer!, buf = GradBuffer(c)
+            normGradients[l][n] = buf
+            gradients[name] = buf
+            lowestBackwardLayer = min(lowestBackwardLayer, l)
+        case (.finalNorm, "weight"):
+            let buf = GradBuffer(c)
+            finalNormGradient = buf
+            gradients[name] = buf
+        case (.embedding, "weight"):
+            guard w.embeddingRows == nil else { throw InputError(name, "a quantized embedding table takes no gradient") }
+            if w.tied {
+                let g = try attach(w.lmHead)
+                gradients[name] = g.weight
+                embeddingGradient = g.weight.pointer
+            } else {
+                let buf = GradBuffer(w.embeddingCount)
+                gradients[name] = buf
+                embeddingGradient = buf.pointer
+            }
+            lowestBackwardLayer = 0
+        case (.head, "weight") where !w.tied:
+            gradients[name] = try attach(w.lmHead).weight
+        default:
+            throw InputError(name, "no such parameter for a gradient")
+        }
+    }
 
-/// Forward with saved activations, then backward, of a Hugging Face Llama on a checkpoint
-/// held as a `StateDict` (per-layer widths from the tensor shapes, so pruned models work).
-///
-/// The loss is Hugging Face's causal-LM loss: the mean over the B·(T−1) predicted tokens of
-/// −log softmax(logits[b, t−1])[ids[b, t]]. `accumulate` adds scale-weighted gradients of the
-/// token-loss SUM into the buffers of the weights asked for, so a caller splits a batch into
-/// micro-batches (or single samples, for per-sample gradients) and sums. Weights not asked for
-/// get no buffer; backward stops at the lowest layer that still needs one.
-public final class LlamaGradient {
-    public let geometry: PruneGeometry
-    public let state: StateDict
-    public let rmsEps: Float
-    /// Rotary inverse frequencies (D/2).
-    public let invFreq: [Float]
-    /// Gradient buffers by parameter name (embedding: `model.embed_tokens.weight`, which also
-    /// collects the tied head's part).
-    public private(set) var gradients: [String: GradBuffer] = [:]
-
-    /// `wanted`: parameter names whose gradients are kept.
-    /// `invFreq` (D/2) from `RopeConfig.inverseFrequencies`.
-    public init(state: StateDict, geometry: PruneGeometry, invFreq: [Float], rmsEps: Float, wanted: Set<String>) throws {
-        self.state = state
-        self.geometry = geometry
-        self.rmsEps = rmsEps
+    /// An engine over float copies of a state dict (`LlamaWeights(state:geometry:)`), for
+    /// pruning: `invFreq` (D/2) from `RopeConfig.inverseFrequencies`.
+    public convenience init(state: StateDict, geometry: PruneGeometry, invFreq: [Float], rmsEps: Float,
+                            wanted: Set<String>, checkpointing: Bool = false) throws {
         guard invFreq.count * 2 == geometry.headDim else { throw InputError("rope", "\(invFreq.count) frequencies for head_dim \(geometry.headDim)") }
-        self.invFreq = invFreq
-        for name in wanted {
-            guard let t = state[name] else { throw InputError(name, "no such parameter for a gradient") }
-            gradients[name] = GradBuffer(t.values.count)
-        }
-        if !geometry.tiedEmbeddings && state[LlamaNames.head] == nil {
-            throw InputError(LlamaNames.head, "missing and tie_word_embeddings is false")
-        }
+        let weights = try LlamaWeights(state: state, geometry: geometry)
+        let first = geometry.layers.first
+        let hasBias = { (p: LlamaProjection) in state[LlamaNames.bias(LlamaNames.weight(p, layer: 0))] != nil }
+        let config = LlamaConfig(modelType: "llama", hiddenSize: geometry.hidden, numLayers: geometry.layers.count,
+                                 numHeads: first?.numHeads ?? 0, numKVHeads: first?.numKVHeads ?? 0, headDim: geometry.headDim,
+                                 intermediateSize: first?.intermediate ?? 0, vocabSize: geometry.vocab, maxPositions: 1 << 30,
+                                 rmsNormEps: rmsEps, rope: RopeConfig(theta: 10000), tieWordEmbeddings: geometry.tiedEmbeddings,
+                                 qkvBias: hasBias(.q), outputBias: hasBias(.o), mlpBias: hasBias(.gate), bosTokenId: nil, eosTokenIds: [])
+        try self.init(model: LlamaModel(config: config, weights: weights, invFreq: invFreq), wanted: wanted,
+                      checkpointing: checkpointing)
     }
 
     /// Frees the activation workspace (the next pass allocates it again).
-    public func releaseWorkspace() { workspace = nil }
+    public func releaseWorkspace() { tape = nil; buffers = nil }
 
-    /// The gradient of `name` as an array, freeing its buffer (so copying every gradient out
-    /// never holds two copies of all of them).
+    /// The gradient of `name` as an array, freeing its buffer (a projection's layer stops
+    /// collecting gradients), so copying every gradient out never holds two copies of all of them.
     public func takeGradient(_ name: String) -> [Float]? {
         guard let g = gradients.removeValue(forKey: name) else { return nil }
+        if let p = LlamaNames.parse(name), case .projection(let role) = p.role, p.suffix == "weight", let l = p.layer {
+            let layer = model.weights.layers[l].linear(role)
+            layer.detachGradients()
+            attached.removeAll { $0 === layer }
+        }
         return g.array
     }
 
@@ -71,155 +144,75 @@ public final class LlamaGradient {
         LlamaNames.parameterNames(layers: layers, tied: tied)
     }
 
-    private func weight<R>(_ name: String, _ body: (UnsafePointer<Float>) -> R) throws -> R {
-        guard let t = state[name], !t.values.isEmpty else { throw InputError(name, "weight missing from the model or empty") }
-        return try t.values.withUnsafeBufferPointer { buf in
-            guard let base = buf.baseAddress else { throw InputError(name, "empty weight") }
-            return body(base)
-        }
-    }
+    /// The head and loss buffers besides the tape, for N rows and `headRows` rows of logits.
+    private final class Buffers {
+        let n: Int
+        let x: GradBuffer       // (N, C) residual stream; after the forward, the last layer's output
+        let lnf: GradBuffer     // (N, C) final norm output
+        let rstdf: GradBuffer   // (N)
+        let dlnf: GradBuffer    // (N, C)
+        let dx: GradBuffer      // (N, C) gradient of the residual stream
+        let rows: GradBuffer    // (headRows, C) gathered rows of lnf
+        let drows: GradBuffer   // (headRows, C)
+        let logits: GradBuffer  // (headRows, V) logits, then dlogits
 
-    private func grad(_ name: String) -> UnsafeMutablePointer<Float>? { gradients[name]?.pointer }
-
-    /// Activations one layer's backward needs (N = B·T rows).
-    private struct LayerActs {
-        let x: GradBuffer       // (N, C) residual entering the layer
-        let ln1: GradBuffer     // (N, C) input_layernorm output
-        let rstd1: GradBuffer   // (N)
-        let q: GradBuffer       // (N, H·D) after RoPE
-        let k: GradBuffer       // (N, G·D) after RoPE
-        let v: GradBuffer       // (N, G·D)
-        let probs: GradBuffer   // (B, H, T, T) attention probabilities
-        let y: GradBuffer       // (N, H·D) attention output before o_proj
-        let x1: GradBuffer      // (N, C) residual after attention
-        let ln2: GradBuffer     // (N, C) post_attention_layernorm output
-        let rstd2: GradBuffer   // (N)
-        let gate: GradBuffer    // (N, F)
-        let up: GradBuffer      // (N, F)
-        let act: GradBuffer     // (N, F) silu(gate) · up
-    }
-
-    /// Every buffer one forward+backward needs, allocated once for B ≤ `b` sequences of `t`
-    /// tokens and reused by later passes (a smaller micro-batch uses the prefix): fresh
-    /// allocations each pass cost page faults and zeroing on the order of the matmuls.
-    private final class Workspace {
-        let b: Int, t: Int
-        let resid: [GradBuffer]     // L+1 × (N, C): resid[l] enters layer l, resid[L] leaves the last
-        let acts: [LayerActs]
-        let scratch: GradBuffer     // (T, T) attention scratch
-        let lnf: GradBuffer         // (N, C) final norm output
-        let rstdf: GradBuffer       // (N)
-        let logits: GradBuffer      // (B·(T−1), V) logits, then dlogits
-        let dlnf: GradBuffer        // (N, C)
-        let dx: GradBuffer          // (N, C) gradient of the residual stream
-        let dact, dgate, dup: GradBuffer  // (N, max F)
-        let dln1, dln2: GradBuffer  // (N, C)
-        let dy, dq: GradBuffer      // (N, max H·D)
-        let dk, dv: GradBuffer      // (N, max G·D)
-
-        init(_ g: PruneGeometry, b: Int, t: Int) {
-            self.b = b
-            self.t = t
-            let n = b * t, c = g.hidden, d = g.headDim
-            let resid = (0...g.layers.count).map { _ in GradBuffer(n * c) }
-            self.resid = resid
-            acts = g.layers.enumerated().map { l, dims in
-                let h = dims.numHeads, kv = dims.numKVHeads, f = dims.intermediate
-                return LayerActs(x: resid[l], ln1: GradBuffer(n * c), rstd1: GradBuffer(n), q: GradBuffer(n * h * d),
-                                 k: GradBuffer(n * kv * d), v: GradBuffer(n * kv * d), probs: GradBuffer(b * h * t * t),
-                                 y: GradBuffer(n * h * d), x1: GradBuffer(n * c), ln2: GradBuffer(n * c), rstd2: GradBuffer(n),
-                                 gate: GradBuffer(n * f), up: GradBuffer(n * f), act: GradBuffer(n * f))
-            }
-            let maxF = g.layers.map(\.intermediate).max() ?? 0
-            let maxQ = (g.layers.map(\.numHeads).max() ?? 0) * d, maxKV = (g.layers.map(\.numKVHeads).max() ?? 0) * d
-            scratch = GradBuffer(t * t)
-            lnf = GradBuffer(n * c); rstdf = GradBuffer(n); logits = GradBuffer(b * (t - 1) * g.vocab)
+        init(n: Int, c: Int, v: Int, headRows: Int) {
+            self.n = n
+            x = GradBuffer(n * c); lnf = GradBuffer(n * c); rstdf = GradBuffer(n)
             dlnf = GradBuffer(n * c); dx = GradBuffer(n * c)
-            dact = GradBuffer(n * maxF); dgate = GradBuffer(n * maxF); dup = GradBuffer(n * maxF)
-            dln1 = GradBuffer(n * c); dln2 = GradBuffer(n * c)
-            dy = GradBuffer(n * maxQ); dq = GradBuffer(n * maxQ); dk = GradBuffer(n * maxKV); dv = GradBuffer(n * maxKV)
+            rows = GradBuffer(headRows * c); drows = GradBuffer(headRows * c); logits = GradBuffer(headRows * v)
         }
     }
 
-    private var workspace: Workspace?
-
-    private func workspaceFor(b: Int, t: Int) -> Workspace {
-        if let w = workspace, w.t == t, w.b >= b { return w }
-        workspace = nil  // free the old one before allocating
-        let w = Workspace(geometry, b: b, t: t)
-        workspace = w
-        return w
+    /// The tape and buffers for B sequences of T tokens, reused while (B, T) stays the same:
+    /// fresh allocations each pass cost page faults and zeroing on the order of the matmuls.
+    private func workspace(b: Int, t: Int) -> (LlamaTape, Buffers) {
+        let rows = max(1, headRows)
+        if let tape, let buffers, tape.batch == b, tape.time == t, buffers.rows.count == rows * model.hiddenSize {
+            return (tape, buffers)
+        }
+        releaseWorkspace()  // free the old ones before allocating
+        let tp = LlamaTape(model: model, batch: b, time: t, checkpointing: checkpointing)
+        let bf = Buffers(n: b * t, c: model.hiddenSize, v: model.vocabularySize, headRows: rows)
+        tape = tp
+        buffers = bf
+        return (tp, bf)
     }
 
-    /// Runs the forward, saving activations; `hidden(l, input, output)` sees the residual stream
-    /// around each layer (Block Influence). Returns the activations and the final residual.
-    private func forward(ids: [Int32], b: Int, t: Int, cos: UnsafePointer<Float>, sin: UnsafePointer<Float>,
-                         hidden: (Int, UnsafePointer<Float>, UnsafePointer<Float>) -> Void) throws -> Workspace {
-        let g = geometry, c = g.hidden, d = g.headDim, n = b * t
-        let ws = workspaceFor(b: b, t: t)
-        try ids.withUnsafeBufferPointer { idp in
-            guard let idBase = idp.baseAddress else { return }
-            try weight(LlamaNames.embedding) { embeddingForward(ws.resid[0].pointer, ids: idBase, table: $0, n: n, c: c) }
+    /// Validates a batch and its loss mask (one flag per token, or nil).
+    private func flatten(_ batch: [[Int]], lossMask: [[Bool]]?) throws -> (ids: [Int], b: Int, t: Int) {
+        let (ids, b, t) = try flatten(batch)
+        if let lossMask {
+            guard lossMask.count == b, lossMask.allSatisfy({ $0.count == t }) else {
+                throw InputError("loss mask", "needs one flag per token of each sequence (\(b) × \(t))")
+            }
         }
-        for (l, dims) in g.layers.enumerated() {
-            let h = dims.numHeads, kv = dims.numKVHeads, f = dims.intermediate
-            let a = ws.acts[l]
-            try weight(LlamaNames.norm(.input, layer: l)) { rmsnormForward(a.ln1.pointer, a.rstd1.pointer, a.x.pointer, $0, n: n, c: c, eps: rmsEps) }
-            try weight(LlamaNames.q(l)) { matmulLinear(a.q.pointer, a.ln1.pointer, $0, m: n, n: h * d, k: c) }
-            try weight(LlamaNames.k(l)) { matmulLinear(a.k.pointer, a.ln1.pointer, $0, m: n, n: kv * d, k: c) }
-            try weight(LlamaNames.v(l)) { matmulLinear(a.v.pointer, a.ln1.pointer, $0, m: n, n: kv * d, k: c) }
-            try addBiasIfPresent(LlamaNames.q(l), a.q.pointer, n: n)
-            try addBiasIfPresent(LlamaNames.k(l), a.k.pointer, n: n)
-            try addBiasIfPresent(LlamaNames.v(l), a.v.pointer, n: n)
-            ropeForward(a.q.pointer, cos: cos, sin: sin, b: b, t: t, heads: h, d: d, rowStride: h * d)
-            ropeForward(a.k.pointer, cos: cos, sin: sin, b: b, t: t, heads: kv, d: d, rowStride: kv * d)
-            attentionForward(a.y.pointer, probs: a.probs.pointer, q: a.q.pointer, k: a.k.pointer, v: a.v.pointer,
-                             lengths: Array(repeating: t, count: b), b: b, t: t, past: 0, s: t, heads: h, kvHeads: kv,
-                             d: d, qStride: h * d, kvStride: kv * d, causal: true, scratch: ws.scratch.pointer)
-            try weight(LlamaNames.o(l)) { matmulLinear(a.x1.pointer, a.y.pointer, $0, m: n, n: c, k: h * d) }
-            try addBiasIfPresent(LlamaNames.o(l), a.x1.pointer, n: n)
-            residualForward(a.x1.pointer, a.x.pointer, count: n * c)
-            try weight(LlamaNames.norm(.postAttention, layer: l)) { rmsnormForward(a.ln2.pointer, a.rstd2.pointer, a.x1.pointer, $0, n: n, c: c, eps: rmsEps) }
-            try weight(LlamaNames.gate(l)) { matmulLinear(a.gate.pointer, a.ln2.pointer, $0, m: n, n: f, k: c) }
-            try weight(LlamaNames.up(l)) { matmulLinear(a.up.pointer, a.ln2.pointer, $0, m: n, n: f, k: c) }
-            try addBiasIfPresent(LlamaNames.gate(l), a.gate.pointer, n: n)
-            try addBiasIfPresent(LlamaNames.up(l), a.up.pointer, n: n)
-            siluMulForward(a.act.pointer, a.gate.pointer, a.up.pointer, count: n * f)
-            let out = ws.resid[l + 1]
-            try weight(LlamaNames.down(l)) { matmulLinear(out.pointer, a.act.pointer, $0, m: n, n: c, k: f) }
-            try addBiasIfPresent(LlamaNames.down(l), out.pointer, n: n)
-            residualForward(out.pointer, a.x1.pointer, count: n * c)
-            hidden(l, a.x.pointer, out.pointer)
-        }
-        return ws
+        return (ids, b, t)
     }
 
-    private func addBiasIfPresent(_ weightName: String, _ out: UnsafeMutablePointer<Float>, n: Int) throws {
-        guard let bias = state[LlamaNames.bias(weightName)] else { return }
-        bias.values.withUnsafeBufferPointer { addBias(out, $0.baseAddress!, n: n, c: bias.values.count) }
+    /// The counted predictions of B sequences of T ids: row s·T + i of the final hidden states
+    /// predicts ids[s·T + i + 1] when the mask counts that target.
+    private static func countedTargets(_ ids: [Int], b: Int, t: Int, lossMask: [[Bool]]?) -> (rows: [Int], targets: [Int32]) {
+        var rows: [Int] = [], targets: [Int32] = []
+        for s in 0 ..< b {
+            for i in 0 ..< t - 1 where lossMask?[s][i + 1] ?? true {
+                rows.append(s * t + i)
+                targets.append(Int32(ids[s * t + i + 1]))
+            }
+        }
+        return (rows, targets)
     }
 
     /// Validates a batch: equal lengths T ≥ 2, ids inside the vocabulary.
-    private func flatten(_ batch: [[Int]]) throws -> (ids: [Int32], b: Int, t: Int) {
+    private func flatten(_ batch: [[Int]]) throws -> (ids: [Int], b: Int, t: Int) {
         guard let t = batch.first?.count, t >= 2, batch.allSatisfy({ $0.count == t }) else {
             throw InputError("calibration", "batch needs sequences of one length ≥ 2")
         }
-        var ids: [Int32] = []
-        ids.reserveCapacity(batch.count * t)
-        for s in batch {
-            for id in s {
-                guard id >= 0, id < geometry.vocab else { throw InputError("calibration", "token id \(id) outside the vocabulary") }
-                ids.append(Int32(id))
-            }
+        let v = model.vocabularySize
+        if let bad = batch.lazy.flatMap({ $0 }).first(where: { $0 < 0 || $0 >= v }) {
+            throw InputError("calibration", "token id \(bad) outside the vocabulary")
         }
-        return (ids, batch.count, t)
-    }
-
-    private func ropeTablesFor(t: Int) -> (GradBuffer, GradBuffer) {
-        let half = geometry.headDim / 2
-        let cos = GradBuffer(t * half), sin = GradBuffer(t * half)
-        ropeTables(cos.pointer, sin.pointer, invFreq: invFreq, start: 0, t: t)
-        return (cos, sin)
+        return (batch.flatMap { $0 }, batch.count, t)
     }
 
     /// Forward and backward on `batch` (B sequences of T ids): adds `scale` · ∂(Σ token losses)/∂W
@@ -227,123 +220,89 @@ public final class LlamaGradient {
     /// For the mean loss of the whole calibration set, scale = 1 / (total predicted tokens).
     @discardableResult
     public func accumulate(batch: [[Int]], scale: Float) throws -> Double {
-        let (ids, b, t) = try flatten(batch)
-        let g = geometry, c = g.hidden, d = g.headDim, n = b * t, vocab = g.vocab
-        let (cos, sin) = ropeTablesFor(t: t)
-        // Lowest layer whose backward is needed.
-        var lowest = g.layers.count
-        if gradients[LlamaNames.embedding] != nil { lowest = 0 }
-        for name in gradients.keys { if let l = LlamaNames.layerIndex(name) { lowest = min(lowest, l) } }
-        let ws = try forward(ids: ids, b: b, t: t, cos: cos.pointer, sin: sin.pointer, hidden: { _, _, _ in })
-        let xL = ws.resid[g.layers.count]
-        // Buffers the backward accumulates into start at 0.
-        func zero(_ buf: GradBuffer, _ count: Int) { buf.pointer.update(repeating: 0, count: count) }
-
-        // Final norm and head, predicted rows only: sample s, positions 0 ..< T−1.
-        let lnf = ws.lnf, rstdf = ws.rstdf
-        try weight(LlamaNames.finalNorm) { rmsnormForward(lnf.pointer, rstdf.pointer, xL.pointer, $0, n: n, c: c, eps: rmsEps) }
-        let rowsPer = t - 1, m = b * rowsPer
-        let logits = ws.logits
-        var targets = [Int32](repeating: 0, count: m)
-        let headName = g.tiedEmbeddings ? LlamaNames.embedding : LlamaNames.head
-        try weight(headName) { e in
-            for s in 0..<b {
-                matmulLinear(logits.pointer + s * rowsPer * vocab, lnf.pointer + s * t * c, e, m: rowsPer, n: vocab, k: c)
-                for i in 0..<rowsPer { targets[s * rowsPer + i] = ids[s * t + i + 1] }
-            }
-        }
-        let loss = targets.withUnsafeBufferPointer {
-            crossEntropyForwardBackward(logits.pointer, targets: $0.baseAddress!, n: m, v: vocab, scale: scale)
-        }
-        // dlnf for predicted rows (the last position of each sample gets no gradient).
-        let dlnf = ws.dlnf
-        zero(dlnf, n * c)
-        try weight(headName) { e in
-            for s in 0..<b {
-                matmulLinearBackward(dlnf.pointer + s * t * c, grad(headName).map { $0 }, logits.pointer + s * rowsPer * vocab,
-                                     lnf.pointer + s * t * c, e, m: rowsPer, n: vocab, k: c)
-            }
-        }
-        let dx = ws.dx
-        zero(dx, n * c)
-        try weight(LlamaNames.finalNorm) { rmsnormBackward(dx.pointer, grad(LlamaNames.finalNorm), dlnf.pointer, xL.pointer, $0, rstdf.pointer, n: n, c: c) }
-
-        // Layers in reverse, down to the lowest one needed.
-        let scratch = ws.scratch
-        for l in stride(from: g.layers.count - 1, through: lowest, by: -1) {
-            let a = ws.acts[l]
-            let dims = g.layers[l], h = dims.numHeads, kv = dims.numKVHeads, f = dims.intermediate
-            // dx holds ∂/∂(layer output); the residual passes it to x1 unchanged.
-            let dx1 = dx
-            let dact = ws.dact
-            zero(dact, n * f)
-            try weight(LlamaNames.down(l)) { matmulLinearBackward(dact.pointer, grad(LlamaNames.down(l)), dx.pointer, a.act.pointer, $0, m: n, n: c, k: f) }
-            try biasBackward(LlamaNames.down(l), dx.pointer, n: n)
-            let dgate = ws.dgate, dup = ws.dup
-            zero(dgate, n * f)
-            zero(dup, n * f)
-            siluMulBackward(dgate.pointer, dup.pointer, dact.pointer, a.gate.pointer, a.up.pointer, count: n * f)
-            let dln2 = ws.dln2
-            zero(dln2, n * c)
-            try weight(LlamaNames.gate(l)) { matmulLinearBackward(dln2.pointer, grad(LlamaNames.gate(l)), dgate.pointer, a.ln2.pointer, $0, m: n, n: f, k: c) }
-            try weight(LlamaNames.up(l)) { matmulLinearBackward(dln2.pointer, grad(LlamaNames.up(l)), dup.pointer, a.ln2.pointer, $0, m: n, n: f, k: c) }
-            try biasBackward(LlamaNames.gate(l), dgate.pointer, n: n)
-            try biasBackward(LlamaNames.up(l), dup.pointer, n: n)
-            try weight(LlamaNames.norm(.postAttention, layer: l)) {
-                rmsnormBackward(dx1.pointer, grad(LlamaNames.norm(.postAttention, layer: l)), dln2.pointer, a.x1.pointer, $0, a.rstd2.pointer, n: n, c: c)
-            }
-            // Attention: dx1 flows to x through the residual and through o_proj ∘ attention.
-            let dy = ws.dy
-            zero(dy, n * h * d)
-            try weight(LlamaNames.o(l)) { matmulLinearBackward(dy.pointer, grad(LlamaNames.o(l)), dx1.pointer, a.y.pointer, $0, m: n, n: c, k: h * d) }
-            try biasBackward(LlamaNames.o(l), dx1.pointer, n: n)
-            let dq = ws.dq, dk = ws.dk, dv = ws.dv
-            zero(dq, n * h * d)
-            zero(dk, n * kv * d)
-            zero(dv, n * kv * d)
-            attentionBackward(dq: dq.pointer, dk: dk.pointer, dv: dv.pointer, dout: dy.pointer, q: a.q.pointer, k: a.k.pointer,
-                              v: a.v.pointer, probs: a.probs.pointer, b: b, t: t, heads: h, kvHeads: kv, d: d,
-                              qStride: h * d, kvStride: kv * d, scratch: scratch.pointer)
-            ropeBackward(dq.pointer, cos: cos.pointer, sin: sin.pointer, b: b, t: t, heads: h, d: d, rowStride: h * d)
-            ropeBackward(dk.pointer, cos: cos.pointer, sin: sin.pointer, b: b, t: t, heads: kv, d: d, rowStride: kv * d)
-            let dln1 = ws.dln1
-            zero(dln1, n * c)
-            try weight(LlamaNames.q(l)) { matmulLinearBackward(dln1.pointer, grad(LlamaNames.q(l)), dq.pointer, a.ln1.pointer, $0, m: n, n: h * d, k: c) }
-            try weight(LlamaNames.k(l)) { matmulLinearBackward(dln1.pointer, grad(LlamaNames.k(l)), dk.pointer, a.ln1.pointer, $0, m: n, n: kv * d, k: c) }
-            try weight(LlamaNames.v(l)) { matmulLinearBackward(dln1.pointer, grad(LlamaNames.v(l)), dv.pointer, a.ln1.pointer, $0, m: n, n: kv * d, k: c) }
-            try biasBackward(LlamaNames.q(l), dq.pointer, n: n)
-            try biasBackward(LlamaNames.k(l), dk.pointer, n: n)
-            try biasBackward(LlamaNames.v(l), dv.pointer, n: n)
-            try weight(LlamaNames.norm(.input, layer: l)) {
-                rmsnormBackward(dx1.pointer, grad(LlamaNames.norm(.input, layer: l)), dln1.pointer, a.x.pointer, $0, a.rstd1.pointer, n: n, c: c)
-            }
-        }
-        if lowest == 0, let de = grad(LlamaNames.embedding) {
-            ids.withUnsafeBufferPointer { embeddingBackward(de, dx.pointer, ids: $0.baseAddress!, n: n, c: c) }
-        }
-        return loss
+        try accumulate(batch: batch, lossMask: nil, scale: scale).lossSum
     }
 
-    /// dbias (C) += Σ_rows dout (N, C), when the weight has a bias and its gradient is kept.
-    private func biasBackward(_ weightName: String, _ dout: UnsafePointer<Float>, n: Int) throws {
-        let name = LlamaNames.bias(weightName)
-        guard let db = grad(name), let bias = state[name] else { return }
-        let c = bias.values.count
-        for i in 0..<n { for j in 0..<c { db[j] += dout[i * c + j] } }
+    /// The same with only some targets counted: `lossMask[b][t]` (one flag per token, T per
+    /// sequence) says whether token t is a target of the loss (predicted from position t − 1;
+    /// the flag of t = 0 is ignored). Hugging Face's labels of −100 are the false flags: prompt
+    /// tokens (`train_on_inputs=False`) and right padding, which lets sequences of different
+    /// lengths share a batch. Nil counts every target. Returns Σ counted token losses and the
+    /// number of counted tokens.
+    public func accumulate(batch: [[Int]], lossMask: [[Bool]]?, scale: Float) throws -> (lossSum: Double, tokens: Int) {
+        let (ids, b, t) = try flatten(batch, lossMask: lossMask)
+        let (rows, targets) = Self.countedTargets(ids, b: b, t: t, lossMask: lossMask)
+        let w = model.weights, c = model.hiddenSize, n = b * t, vocab = model.vocabularySize
+        let (tape, buf) = workspace(b: b, t: t)
+        let x = buf.x.pointer
+        model.embed(ids, into: x)
+        model.runLayers(x, layers: 0 ..< w.layers.count, batch: b, time: t, lengths: Array(repeating: t, count: b), tape: tape)
+        let lnf = buf.lnf.pointer
+        rmsnormForward(lnf, buf.rstdf.pointer, x, w.norm.pointer, n: n, c: c, eps: model.config.rmsNormEps)
+
+        // Head and loss over the counted rows, `headRows` at a time: logits, then dlogits in
+        // place, then the head's backward into those rows of dlnf.
+        let dlnf = buf.dlnf.pointer
+        dlnf.update(repeating: 0, count: n * c)
+        var loss = 0.0
+        var r0 = 0
+        while r0 < rows.count {
+            let m = min(buf.rows.count / c, rows.count - r0)
+            for i in 0 ..< m { (buf.rows.pointer + i * c).update(from: lnf + rows[r0 + i] * c, count: c) }
+            w.lmHead.forward(buf.rows.pointer, rows: m, into: buf.logits.pointer)
+            loss += targets.withUnsafeBufferPointer {
+                crossEntropyForwardBackward(buf.logits.pointer, targets: $0.baseAddress! + r0, n: m, v: vocab, scale: scale)
+            }
+            buf.drows.pointer.update(repeating: 0, count: m * c)
+            try w.lmHead.backward(input: buf.rows.pointer, outputGradient: buf.logits.pointer, rows: m, inputGradient: buf.drows.pointer)
+            for i in 0 ..< m {
+                let src = buf.drows.pointer + i * c, dst = dlnf + rows[r0 + i] * c
+                for j in 0 ..< c { dst[j] += src[j] }
+            }
+            r0 += m
+        }
+        let dx = buf.dx.pointer
+        dx.update(repeating: 0, count: n * c)
+        rmsnormBackward(dx, finalNormGradient?.pointer, dlnf, x, w.norm.pointer, buf.rstdf.pointer, n: n, c: c)
+        for l in stride(from: w.layers.count - 1, through: lowestBackwardLayer, by: -1) {
+            try model.backwardLayer(l, tape: tape, dx: dx) { normGradients[l][$0]?.pointer }
+        }
+        if lowestBackwardLayer == 0, let de = embeddingGradient {
+            let id32 = ids.map { Int32($0) }
+            id32.withUnsafeBufferPointer { embeddingBackward(de, dx, ids: $0.baseAddress!, n: n, c: c) }
+        }
+        return (loss, rows.count)
+    }
+
+    /// Forward only: the summed loss of the counted targets (as `accumulate` counts them, in
+    /// double) and their number, with no tape and no gradient — a validation pass.
+    public func loss(batch: [[Int]], lossMask: [[Bool]]?) throws -> (lossSum: Double, tokens: Int) {
+        let (ids, b, t) = try flatten(batch, lossMask: lossMask)
+        let (rows, targets) = Self.countedTargets(ids, b: b, t: t, lossMask: lossMask)
+        let c = model.hiddenSize, v = model.vocabularySize, chunk = max(1, headRows)
+        let hidden = model.forward(tokens: ids, batch: b, time: t, lengths: Array(repeating: t, count: b))
+        let gathered = GradBuffer(min(chunk, rows.count) * c), logits = GradBuffer(min(chunk, rows.count) * v)
+        var loss = 0.0
+        var r0 = 0
+        while r0 < rows.count {
+            let m = min(chunk, rows.count - r0)
+            for i in 0 ..< m { (gathered.pointer + i * c).update(from: hidden + rows[r0 + i] * c, count: c) }
+            model.weights.lmHead.forward(gathered.pointer, rows: m, into: logits.pointer)
+            // Scale 0: the loss only (the rows it overwrites are not read again).
+            loss += targets.withUnsafeBufferPointer {
+                crossEntropyForwardBackward(logits.pointer, targets: $0.baseAddress! + r0, n: m, v: v, scale: 0)
+            }
+            r0 += m
+        }
+        return (loss, rows.count)
     }
 
     /// Forward only: logits (B·T, V) of every position, row-major.
     public func logits(batch: [[Int]]) throws -> [Float] {
         let (ids, b, t) = try flatten(batch)
-        let (cos, sin) = ropeTablesFor(t: t)
-        let xL = try forward(ids: ids, b: b, t: t, cos: cos.pointer, sin: sin.pointer, hidden: { _, _, _ in }).resid[geometry.layers.count]
-        let n = b * t, c = geometry.hidden
-        let lnf = GradBuffer(n * c)
-        try weight(LlamaNames.finalNorm) { rmsnormForward(lnf.pointer, nil, xL.pointer, $0, n: n, c: c, eps: rmsEps) }
-        var out = [Float](repeating: 0, count: n * geometry.vocab)
-        try weight(geometry.tiedEmbeddings ? LlamaNames.embedding : LlamaNames.head) { e in
-            out.withUnsafeMutableBufferPointer { matmulLinear($0.baseAddress!, lnf.pointer, e, m: n, n: geometry.vocab, k: c) }
-        }
+        let hidden = model.forward(tokens: ids, batch: b, time: t, lengths: Array(repeating: t, count: b))
+        var out = [Float](repeating: 0, count: b * t * model.vocabularySize)
+        out.withUnsafeMutableBufferPointer { model.weights.lmHead.forward(hidden, rows: b * t, into: $0.baseAddress!) }
         return out
     }
 
@@ -351,7 +310,13 @@ public final class LlamaGradient {
     /// (B·T, C), output (B·T, C)) — what Block Influence needs.
     public func hiddenStates(batch: [[Int]], _ hidden: (Int, UnsafePointer<Float>, UnsafePointer<Float>) -> Void) throws {
         let (ids, b, t) = try flatten(batch)
-        let (cos, sin) = ropeTablesFor(t: t)
-        _ = try forward(ids: ids, b: b, t: t, cos: cos.pointer, sin: sin.pointer, hidden: hidden)
+        let n = b * t * model.hiddenSize
+        let x = GradBuffer(n), input = GradBuffer(n)
+        model.embed(ids, into: x.pointer)
+        for l in 0 ..< model.weights.layers.count {
+            input.pointer.update(from: x.pointer, count: n)
+            model.runLayers(x.pointer, layers: l ..< l + 1, batch: b, time: t, lengths: Array(repeating: t, count: b))
+            hidden(l, input.pointer, x.pointer)
+        }
     }
 }

@@ -382,6 +382,27 @@ public final class QuantizedLinear: LinearLayer {
         }
     }
 
+    // MARK: - Backward
+
+    /// dx (M, in) += dy (M, out) · W with W dequantized tile by tile as in the forward (so a
+    /// quantized base passes gradients to what sits below it, e.g. adapters); the codes take no
+    /// gradient (`attachGradients` throws).
+    public func backward(input x: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>, rows m: Int,
+                         inputGradient dx: UnsafeMutablePointer<Float>?) throws {
+        guard let dx, m > 0 else { return }
+        let n = inFeatures
+        let tile = Swift.max(1, Swift.min(outFeatures, options.tileElements / n))
+        let scratch = QuantWorkspace.current.buffer(.weightTile, bytes: tile * n * 4).bindMemory(to: Float.self, capacity: tile * n)
+        var r0 = 0
+        while r0 < outFeatures {
+            let r1 = Swift.min(outFeatures, r0 + tile)
+            dequantize(rows: r0 ..< r1, into: scratch)
+            // dx += dy[:, r0..<r1] (M, t) · W[r0..<r1, :] (t, in)
+            sgemm(m: m, n: n, k: r1 - r0, a: dy + r0, lda: outFeatures, b: scratch, ldb: n, beta: 1, c: dx, ldc: n)
+            r0 = r1
+        }
+    }
+
     /// Float activations packed once for AMX bf16 tiles: x (M, in) rounded to bf16, (Mp, Kp)
     /// with Mp, Kp rounded up to 32. Several `forward(packed:outputs:into:ldo:)` calls over
     /// different output bands share it (the streaming output layer). It lives in this thread's

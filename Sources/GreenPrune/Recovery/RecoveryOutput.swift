@@ -1,0 +1,30 @@
+import Foundation
+
+/// A recovery run's output directory: the merged model (adapters folded into the weights, so it
+/// loads and evaluates like any model directory), the PEFT adapter files in `adapter/` for the
+/// unmerged base, and recovery.json. Built under a temporary name and renamed into place.
+///
+/// The adapter files sit in a subfolder, not beside config.json: transformers, finding an
+/// adapter_config.json at the top of a model directory, would apply the adapter again on top of
+/// the merged weights.
+public enum RecoveryOutput {
+    /// recovery.json's file name.
+    public static let reportFile = "recovery.json"
+    /// The subfolder holding adapter_model.safetensors and adapter_config.json.
+    public static let adapterFolder = "adapter"
+
+    /// Writes `out` from `base` (the model the adapters were trained on) and `adapters`; `report`
+    /// becomes recovery.json.
+    public static func write(base: PrunableModel, adapters: LoRAAdapters, report: [String: Any], to out: URL,
+                             progress: ProgressBar? = nil) throws {
+        var merged = base
+        try LoRAMerge.merge(adapters, into: &merged.state)
+        let json = try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys])
+        try merged.save(to: out, configJSON: base.configJSON, progress: progress) { tmp in
+            let adapterDir = tmp.appendingPathComponent(adapterFolder)
+            try FileManager.default.createDirectory(at: adapterDir, withIntermediateDirectories: false)
+            try PEFTAdapter.write(adapters, baseModel: base.directory.path, to: adapterDir)
+            try json.write(to: tmp.appendingPathComponent(reportFile))
+        }
+    }
+}

@@ -1,0 +1,253 @@
+import ArgumentParser
+import Foundation
+import GreenPrune
+
+extension LearningRateSchedule.Decay: ExpressibleByArgument {}
+
+/// `greenprune recover MODEL --out OUT`: LoRA recovery after pruning (LLM-Pruner's second stage):
+/// adapters trained on the model's causal-LM loss, then merged into a model directory.
+struct Recover: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Recover a pruned model with LoRA fine-tuning (LLM-Pruner's second stage), merged into a new model directory.",
+        discussion: """
+            Trains LoRA adapters on the chosen projections with AdamW on a JSONL of 'text' records \
+            (default: the C4 sample in the data directory) or Alpaca records (instruction, input, \
+            output; the loss on the response only), then writes OUT: the merged model, \
+            adapter/ (adapter_model.safetensors + adapter_config.json, PEFT's layout) and recovery.json. \
+            Checkpoints go to OUT.checkpoint every --checkpoint-every steps; --resume continues \
+            from the last one with the same result as an uninterrupted run.
+            """)
+
+    @Argument(help: "The model directory (config.json + safetensors), pruned or not.")
+    var model: String
+
+    @Option(help: "Output model directory (must not exist or be empty, unless --force).")
+    var out: String
+
+    @OptionGroup var replace: ForceFlag
+
+    @Option(help: "Projections to adapt, comma-separated: q,k,v,o,gate,up,down.")
+    var target = "q,k,v,o,gate,up,down"
+
+    @Option(help: "LoRA rank r.")
+    var rank = 8
+
+    @Option(help: "LoRA alpha (the adapters are scaled by alpha / r).")
+    var alpha: Float = 16
+
+    @Option(help: "Dropout on the adapters' input, in [0, 1).")
+    var dropout: Float = 0.05
+
+    @Option(help: "Peak learning rate.")
+    var lr = 1e-4
+
+    @Option(help: "Optimizer steps of linear warm-up.")
+    var warmupSteps = 0
+
+    @Option(help: "Decay after warm-up: constant, linear or cosine.")
+    var schedule: LearningRateSchedule.Decay = .linear
+
+    @Option(help: "AdamW's decoupled weight decay.")
+    var weightDecay = 0.0
+
+    @Option(help: "Clip the global gradient norm to this (0: no clipping).")
+    var maxGradNorm = 1.0
+
+    @Option(help: "Sequences per optimizer step.")
+    var batchSize = 8
+
+    @Option(help: "Sequences per forward/backward; gradients accumulate over batch-size / micro-batch passes.")
+    var microBatch = 2
+
+    @Option(help: "Tokens per sequence (longer records are cut).")
+    var seqLen = 256
+
+    @Option(help: "Passes over the training data.")
+    var epochs = 1
+
+    @Option(help: "Stop after this many optimizer steps.")
+    var maxSteps: Int?
+
+    @Option(help: "Stop after the step that passes this many minutes of training.")
+    var maxMinutes: Double?
+
+    @Option(help: "Seed of the adapters' initialisation, the data order, the held-out split and dropout.")
+    var seed: UInt64 = 0
+
+    @Option(help: "Training JSONL ('text' records or Alpaca records); default the C4 sample in the data directory.")
+    var data: String?
+
+    @Option(help: "Data directory (default $GREENPRUNE_DATA or ../shared/data).")
+    var dataDir: String?
+
+    @Option(help: "Examples held out for the validation loss (default: a tenth of the data, at most 64).")
+    var valSize: Int?
+
+    @Option(help: "Validation loss every this many steps (and at the start and end).")
+    var evalEvery = 50
+
+    @Option(help: "A checkpoint every this many steps (0: none).")
+    var checkpointEvery = 100
+
+    @Flag(help: "Keep every layer's activations instead of recomputing them per layer in the backward (faster, more memory; same result).")
+    var noCheckpointing = false
+
+    @Flag(help: "Continue from OUT.checkpoint (same flags and data).")
+    var resume = false
+
+    /// Ends the run after this many steps as a kill would (the checkpoint stays, no output is
+    /// written): tests of --resume through the command.
+    @Option(help: .hidden)
+    var stopAfter: Int?
+
+    @Flag(help: "Do not meter energy.")
+    var noEnergy = false
+
+    @Flag(help: "No progress on stderr.")
+    var quiet = false
+
+    func validate() throws {
+        guard !out.isEmpty else { throw ValidationError("--out must name a directory") }
+        guard seqLen >= 2 else { throw ValidationError("--seq-len \(seqLen) must be at least 2") }
+        if let v = valSize, v < 0 { throw ValidationError("--val-size \(v) must be ≥ 0") }
+        guard checkpointEvery >= 0 else { throw ValidationError("--checkpoint-every \(checkpointEvery) must be ≥ 0") }
+        guard maxGradNorm >= 0, maxGradNorm.isFinite else { throw ValidationError("--max-grad-norm \(maxGradNorm) must be ≥ 0") }
+        if let n = stopAfter, n < 1 { throw ValidationError("--stop-after \(n) must be ≥ 1") }
+        if resume && replace.force { throw ValidationError("--resume continues a checkpoint that --force would discard; give one") }
+        do {
+            try settings().validate()
+            try options().validate()
+        } catch let e as InputError {
+            throw ValidationError(e.description)
+        }
+    }
+
+    func settings() throws -> LoRASettings {
+        LoRASettings(rank: rank, alpha: alpha, dropout: dropout, targets: try LoRASettings.parseTargets(target))
+    }
+
+    func options() -> TrainingOptions {
+        var o = TrainingOptions()
+        o.learningRate = lr
+        o.warmupSteps = warmupSteps
+        o.decay = schedule.rawValue
+        o.weightDecay = weightDecay
+        o.maxGradNorm = maxGradNorm > 0 ? maxGradNorm : nil
+        o.batchSize = batchSize
+        o.microBatch = microBatch
+        o.epochs = epochs
+        o.maxSteps = maxSteps
+        o.maxMinutes = maxMinutes
+        o.evalEvery = evalEvery > 0 ? evalEvery : nil
+        o.checkpointEvery = checkpointEvery > 0 ? checkpointEvery : nil
+        o.seed = seed
+        return o
+    }
+
+    func run() throws {
+        let start = Date()
+        let dir = URL(fileURLWithPath: model), outURL = URL(fileURLWithPath: out)
+        let checkpointURL = URL(fileURLWithPath: out + ".checkpoint")
+        let dataURL = data.map { URL(fileURLWithPath: $0) } ?? Calibration.defaultFile(dataDirectory: Paths.dataDirectory(dataDir))
+        let inputs = [dir, dataURL]
+        try OutputTarget.check(outURL, inputs: inputs, force: replace.force)
+        try OutputTarget.check(checkpointURL, inputs: inputs, force: true)
+        let hasCheckpoint = RecoveryCheckpoint.exists(at: checkpointURL)
+        if resume && !hasCheckpoint {
+            throw InputError(checkpointURL.path, "holds no checkpoint to resume")
+        }
+        if hasCheckpoint && !resume && !replace.force {
+            throw InputError(checkpointURL.path, "holds a checkpoint of an earlier run; pass --resume to continue it or --force to start afresh")
+        }
+        // Cheap checks before any weight is read: the config, the tokenizer, the data.
+        let cfgURL = dir.appendingPathComponent("config.json")
+        let cfgJSON = try ConfigJSON.load(cfgURL)
+        let cfg = try cfgJSON.model.llama(path: cfgURL.path)
+        // The engine trains over packed weights, but the merge reads float32 tensors; refuse here
+        // rather than after the training.
+        if cfgJSON.contains("quantization_config") {
+            throw InputError(cfgURL.path, "describes a quantized model, and recover merges the adapters into float32 weights: recover the float model, then quantize it")
+        }
+        guard seqLen <= cfg.maxPositions else {
+            throw InputError("--seq-len", "\(seqLen) exceeds the model's \(cfg.maxPositions) positions")
+        }
+        let tokenizer = try TokenizerLoader.load(directory: dir)
+        let log: (String) -> Void = { if !quiet { FileHandle.standardError.write(Data(($0 + "\n").utf8)) } }
+        log("reading \(dataURL.path)")
+        let examples = try TrainingData.examples(file: dataURL, tokenizer: tokenizer, seqLen: seqLen)
+        let held = valSize ?? min(64, examples.count / 10)
+        let split = try TrainingOrder.split(examples, validationSize: held, seed: seed)
+        if let bad = examples.lazy.flatMap(\.tokens).first(where: { $0 < 0 || $0 >= cfg.vocabSize }) {
+            throw InputError(dataURL.path, "token id \(bad) is outside the model's vocabulary of \(cfg.vocabSize)")
+        }
+        let lora = try settings()
+        guard let trained = try train(directory: dir, settings: lora, split: split, checkpointURL: checkpointURL,
+                                      dataURL: dataURL, log: log) else { return }
+
+        log("merging into \(outURL.path)")
+        let base = try PrunableModel.load(dir)
+        try RecoveryOutput.write(base: base, adapters: trained.adapters, report: trained.report, to: outURL,
+                                 progress: quiet ? nil : ProgressBar("writing", total: base.state.count, unit: "tensors"))
+        try? FileManager.default.removeItem(at: checkpointURL)
+        let last = trained.validationLoss.map { String(format: ", validation loss %.4f", $0) } ?? ""
+        print(String(format: "%@: %d steps, %d tokens%@, %.1f s", outURL.path, trained.steps, trained.tokens, last,
+                     Date().timeIntervalSince(start)))
+    }
+
+    /// What the merge needs of a finished training: the adapters detached from the trained model,
+    /// recovery.json's contents and the summary line's figures.
+    struct Trained {
+        var adapters: LoRAAdapters
+        var report: [String: Any]
+        var steps: Int
+        var tokens: Int
+        var validationLoss: Double?
+    }
+
+    /// Trains (or resumes) the adapters, metered by the energy tracker; nil when --stop-after
+    /// ended the run. The model, engine and trainer live only in here, so their memory is freed
+    /// before the merge.
+    func train(directory dir: URL, settings lora: LoRASettings, split: (train: [TrainingExample], validation: [TrainingExample]),
+               checkpointURL: URL, dataURL: URL, log: (String) -> Void) throws -> Trained? {
+        let (engine, adapters) = try makeGradientEngine(directory: dir, settings: lora)
+        let trainer = try RecoveryTrainer(model: engine, adapters: adapters, train: split.train,
+                                          validation: split.validation, options: options())
+        if resume {
+            try RecoveryCheckpoint.restore(trainer, from: checkpointURL)
+            log("resuming at step \(trainer.step) of \(trainer.totalSteps)")
+        }
+        let tracker = noEnergy ? nil : try EnergyTracker.startedForCommand("recover", quiet: quiet)
+        // Only the steps still to run, so a resumed run's rate and ETA are its own.
+        let bar = ProgressBar("recover", total: trainer.totalSteps - trainer.step, unit: "steps", enabled: !quiet)
+        let trainStart = Date()
+        var tokensHere = 0
+        let train = {
+            try trainer.run(stopAfter: stopAfter, checkpoint: { try RecoveryCheckpoint.write($0, to: checkpointURL) }) { step in
+                tokensHere += step.tokens
+                bar.detail = String(format: "loss %.4f %.0f tok/s", step.loss, Double(tokensHere) / max(Date().timeIntervalSince(trainStart), 1e-9))
+                bar.advance()
+            }
+        }
+        let stop = try tracker.map { try $0.phase("recover", train) } ?? train()
+        bar.finish()
+        if stop == .stepLimit {
+            log("stopped after step \(trainer.step) (--stop-after); --resume continues from \(checkpointURL.path)")
+            return nil
+        }
+        let energy = try tracker.map { try $0.stop() }
+        let energyJSON = try energy.map { try JSONSerialization.jsonObject(with: JSONEncoder().encode($0)) }
+        let report = RecoveryReport.make(trainer, stop: stop, sourceModel: dir.path,
+                                         data: ["file": dataURL.path, "seq_len": seqLen], energy: energyJSON)
+        return Trained(adapters: adapters.detached(), report: report, steps: trainer.step, tokens: trainer.history.tokens,
+                       validationLoss: trainer.history.validation.last?.loss)
+    }
+
+    /// The model with LoRA adapters on its projections, as a `CausalLMGradient`: the Llama
+    /// gradient engine over the loaded model (frozen weights as loaded: mapped float32 or
+    /// quantized), activations recomputed per layer unless --no-checkpointing.
+    func makeGradientEngine(directory: URL, settings: LoRASettings) throws -> (any CausalLMGradient, LoRAAdapters) {
+        let model = try ModelLoader.loadLlama(directory)
+        let (engine, adapters) = try LlamaGradient.forLoRA(model, settings: settings, seed: seed, checkpointing: !noCheckpointing)
+        return (engine, adapters)
+    }
+}
