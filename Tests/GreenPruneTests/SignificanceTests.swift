@@ -137,7 +137,7 @@ import GreenPrune
         let ratio = try #require(row["wikitext2_chunked.perplexity_change"].flatMap(Double.init))
         let low = try #require(row["wikitext2_chunked.perplexity_change_low"].flatMap(Double.init))
         let high = try #require(row["wikitext2_chunked.perplexity_change_high"].flatMap(Double.init))
-        #expect(abs(ratio - 1.2498) < 1e-3 && low <= ratio && ratio <= high)
+        #expect(abs(ratio - 1.2498) < 1e-3 && low - 1e-9 <= ratio && ratio <= high + 1e-9)  // a constant shift: the bootstrap interval is a point
         #expect(Tables.html(t).contains("class=\"unresolved\""))
         #expect(Tables.json([t]).contains("\"summary\""))
     }
