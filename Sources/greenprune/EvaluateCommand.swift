@@ -27,8 +27,7 @@ struct Evaluate: ParsableCommand {
     @Option(help: "Evaluate only the first N documents of each task (windows for the chunked tasks).")
     var limit: Int?
 
-    @Option(help: "Data folder (default: $GREENPRUNE_DATA, else ../shared/data).")
-    var dataDir: String?
+    @OptionGroup var data: DataOptions
 
     @Option(help: "Window length of wikitext2_chunked / ptb_chunked.")
     var seqLen: Int = 128
@@ -79,7 +78,7 @@ struct Evaluate: ParsableCommand {
     func run() throws {
         // trace.h5 needs libhdf5: fail now, not after the evaluation.
         try HDF5Library.load(for: URL(fileURLWithPath: output).appendingPathComponent("trace.h5"))
-        var options = EvaluationRunOptions(tasks: taskList, dataDirectory: Paths.dataDirectory(dataDir))
+        var options = EvaluationRunOptions(tasks: taskList, dataDirectory: Paths.dataDirectory(data.dataDir))
         options.limit = limit
         options.sequenceLength = seqLen
         options.maxLength = maxLength

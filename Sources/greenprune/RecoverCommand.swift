@@ -77,8 +77,7 @@ struct Recover: ParsableCommand {
     @Option(help: "Training JSONL ('text' records or Alpaca records); default the C4 sample in the data directory.")
     var data: String?
 
-    @Option(help: "Data directory (default $GREENPRUNE_DATA or ../shared/data).")
-    var dataDir: String?
+    @OptionGroup var dataDirectory: DataOptions
 
     @Option(help: "Examples held out for the validation loss (default: a tenth of the data, at most 64).")
     var valSize: Int?
@@ -148,7 +147,7 @@ struct Recover: ParsableCommand {
         let start = Date()
         let dir = URL(fileURLWithPath: model), outURL = URL(fileURLWithPath: out)
         let checkpointURL = URL(fileURLWithPath: out + ".checkpoint")
-        let dataURL = data.map { URL(fileURLWithPath: $0) } ?? Calibration.defaultFile(dataDirectory: Paths.dataDirectory(dataDir))
+        let dataURL = data.map { URL(fileURLWithPath: $0) } ?? Calibration.defaultFile(dataDirectory: Paths.dataDirectory(dataDirectory.dataDir))
         let inputs = [dir, dataURL]
         try OutputTarget.check(outURL, inputs: inputs, force: replace.force)
         try OutputTarget.check(checkpointURL, inputs: inputs, force: true)

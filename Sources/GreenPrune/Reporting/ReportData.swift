@@ -51,10 +51,8 @@ public struct ReportRun {
     /// records them: timing rounds score fewer than the whole evaluation).
     public var roundJoulesPerToken: [Double]? {
         guard let e = roundEnergy else { return nil }
-        let perRound = results.greenprune?.rounds?.map(\.tokens) ?? []
-        if perRound.count == e.count, case let ts = perRound.compactMap({ $0 }), ts.count == e.count, ts.allSatisfy({ $0 > 0 }) {
-            return zip(e, ts).map { $0 / $1 }
-        }
+        let perRound = results.greenprune?.rounds?.compactMap(\.tokens) ?? []
+        if perRound.count == e.count, perRound.allSatisfy({ $0 > 0 }) { return zip(e, perRound).map { $0 / $1 } }
         guard let t = tokens, t > 0 else { return nil }
         return e.map { $0 / t }
     }

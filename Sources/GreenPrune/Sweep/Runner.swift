@@ -460,10 +460,10 @@ public final class SweepRunner {
         var rounds: [ResultsFile] = []
         for r in roundNumbers { rounds.append(ResultsMerge.merge(try byRound[r]!.map(read))) }
         let full = try byRound[0].map { ResultsMerge.merge(try $0.map(read)) }
+        let fullDocs = try byRound[0].map { DocumentScores.merged(try documents($0)) }
         var results = full.map { [$0] } ?? Array(rounds.prefix(1))
         if rounds.count > 1, !results.isEmpty, var g = results[0].greenprune {
             let docs = try roundNumbers.map { DocumentScores.merged(try documents(byRound[$0]!)) }
-            let fullDocs = try byRound[0].map { DocumentScores.merged(try documents($0)) }
             let identical = rounds.allSatisfy { $0.results == rounds[0].results } && docs.allSatisfy { $0 == docs[0] }
                 && (fullDocs.map { docs[0].isPrefix(of: $0) } ?? true)
             if !identical {
@@ -487,7 +487,8 @@ public final class SweepRunner {
         }
         try ResultsMerge.merge(results).write(to: att.appendingPathComponent("results.json"))
         let first = (byRound[0] ?? roundNumbers.first.map { byRound[$0]! }) ?? []
-        let scores = try documents(first + compareDirs)
+        // The full evaluation's documents were read above; read round 1's only without one.
+        let scores = (try fullDocs.map { [$0] } ?? documents(first)).filter { !$0.tasks.isEmpty } + (try documents(compareDirs))
         if !scores.isEmpty { try DocumentScores.merged(scores).write(to: att) }
         // trace.h5 and power.h5 of the first measured step.
         if let first = first.first {
