@@ -141,4 +141,49 @@ import GreenPrune
         #expect(r.contains(2.5) && !r.contains(1))
         #expect(Spread([]) == nil)
     }
+
+    /// Student-t quantiles against the closed forms for 1 and 2 degrees of freedom and against
+    /// the printed 97.5% table (scipy.stats.t.ppf).
+    @Test func studentTQuantiles() {
+        for p in [0.6, 0.9, 0.975, 0.995] {
+            #expect(abs(Uncertainty.studentTQuantile(p, degreesOfFreedom: 1) - tan(Double.pi * (p - 0.5))) < 1e-9)
+            #expect(abs(Uncertainty.studentTQuantile(p, degreesOfFreedom: 2) - (2 * p - 1) / (2 * p * (1 - p)).squareRoot()) < 1e-9)
+        }
+        let table: [(Int, Double)] = [(3, 3.1824463052837078), (4, 2.7764451051977934), (6, 2.4469118511449786),
+                                      (10, 2.228138851986274), (30, 2.0422724563012378)]
+        for (df, t) in table { #expect(abs(Uncertainty.studentTQuantile(0.975, degreesOfFreedom: df) - t) < 1e-9) }
+        #expect(abs(Uncertainty.studentTQuantile(0.025, degreesOfFreedom: 3) + 3.1824463052837078) < 1e-9)
+        #expect(abs(Uncertainty.studentTQuantile(0.975, degreesOfFreedom: 1_000_000) - Uncertainty.z95) < 1e-5)
+    }
+
+    /// I_x(a, b) against its closed forms: I_x(a, 1) = x^a, I_x(1, b) = 1 − (1 − x)^b,
+    /// I_x(½, ½) = (2/π)·asin(√x).
+    @Test func incompleteBetaClosedForms() {
+        for x in [0.01, 0.2, 0.5, 0.73, 0.99] {
+            #expect(abs(Uncertainty.regularizedIncompleteBeta(x, a: 3.5, b: 1) - pow(x, 3.5)) < 1e-12)
+            #expect(abs(Uncertainty.regularizedIncompleteBeta(x, a: 1, b: 2.5) - (1 - pow(1 - x, 2.5))) < 1e-12)
+            #expect(abs(Uncertainty.regularizedIncompleteBeta(x, a: 0.5, b: 0.5) - 2 / Double.pi * asin(x.squareRoot())) < 1e-12)
+        }
+        #expect(Uncertainty.regularizedIncompleteBeta(0, a: 2, b: 3) == 0 && Uncertainty.regularizedIncompleteBeta(1, a: 2, b: 3) == 1)
+    }
+
+    /// The paired-ratio interval by hand, and the case it exists for: three rounds all on one
+    /// side of 1 that the t-interval does not resolve.
+    @Test func pairedRatioInterval() throws {
+        // log ratios 0.1 and 0.3: mean 0.2, sd √0.02, se 0.1, t(0.975, 1) = 12.7062047361747.
+        let two = try #require(Spread.ratioInterval([exp(0.1) * 5, exp(0.3) * 7], [5, 7]))
+        #expect(abs(log(two.low) - (0.2 - 1.270620473617471)) < 1e-9)
+        #expect(abs(log(two.high) - (0.2 + 1.270620473617471)) < 1e-9)
+        // 0.9, 0.75, 0.833: min–max excludes 1, the interval [0.658, 1.036] does not.
+        let three = try #require(Spread.ratioInterval([90, 60, 100], [100, 80, 120]))
+        #expect(three.contains(1) && abs(three.low - 0.6576) < 1e-3 && abs(three.high - 1.0362) < 1e-3)
+        #expect(!Spread.ratiosResolved([90, 60, 100], [100, 80, 120]))
+        // Tighter rounds resolve: 0.90, 0.88, 0.91.
+        #expect(Spread.ratiosResolved([90, 88, 91], [100, 100, 100]))
+        // Identical ratios give a point interval: resolved unless the ratio is 1.
+        #expect(Spread.ratiosResolved([5, 5], [10, 10]) && !Spread.ratiosResolved([10, 10], [10, 10]))
+        // Fewer than two usable pairs: no interval, never resolved.
+        #expect(Spread.ratioInterval([1, .nan, 0], [2, 1, 1]) == nil)
+        #expect(!Spread.ratiosResolved([1], [2]))
+    }
 }

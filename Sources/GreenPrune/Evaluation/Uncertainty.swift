@@ -91,6 +91,54 @@ public enum Uncertainty {
             / (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1)
     }
 
+    /// The `p`-quantile of Student's t distribution with `df` degrees of freedom: bisection on
+    /// the distribution function, P(T ≤ t) = 1 − I_x(df/2, 1/2) / 2 for t ≥ 0 with x = df/(df + t²).
+    public static func studentTQuantile(_ p: Double, degreesOfFreedom df: Int) -> Double {
+        precondition(p > 0 && p < 1 && df > 0, "t quantile needs p in (0, 1) and df > 0")
+        if p < 0.5 { return -studentTQuantile(1 - p, degreesOfFreedom: df) }
+        let nu = Double(df)
+        func cdf(_ t: Double) -> Double { 1 - 0.5 * regularizedIncompleteBeta(nu / (nu + t * t), a: nu / 2, b: 0.5) }
+        var lo = 0.0, hi = 1.0
+        while cdf(hi) < p { lo = hi; hi *= 2 }
+        for _ in 0..<200 where hi - lo > 1e-13 * hi {
+            let mid = (lo + hi) / 2
+            if cdf(mid) < p { lo = mid } else { hi = mid }
+        }
+        return (lo + hi) / 2
+    }
+
+    /// I_x(a, b), the regularized incomplete beta function, by its continued fraction (modified
+    /// Lentz), using the symmetry I_x(a, b) = 1 − I_{1−x}(b, a) where the fraction converges slowly.
+    public static func regularizedIncompleteBeta(_ x: Double, a: Double, b: Double) -> Double {
+        if x <= 0 { return 0 }
+        if x >= 1 { return 1 }
+        if x > (a + 1) / (a + b + 2) { return 1 - regularizedIncompleteBeta(1 - x, a: b, b: a) }
+        let logBeta: Double = lgamma(a) + lgamma(b) - lgamma(a + b)
+        let logPowers: Double = a * log(x) + b * log(1 - x)
+        let front = exp(logPowers - logBeta) / a
+        let tiny = 1e-300
+        var c = 1.0, d = 1 - (a + b) * x / (a + 1)
+        if abs(d) < tiny { d = tiny }
+        d = 1 / d
+        var f = d
+        for m in 1...300 {
+            let mm = Double(m)
+            for step in 0..<2 {
+                let num = step == 0
+                    ? mm * (b - mm) * x / ((a + 2 * mm - 1) * (a + 2 * mm))
+                    : -(a + mm) * (a + b + mm) * x / ((a + 2 * mm) * (a + 2 * mm + 1))
+                d = 1 + num * d
+                if abs(d) < tiny { d = tiny }
+                c = 1 + num / c
+                if abs(c) < tiny { c = tiny }
+                d = 1 / d
+                f *= c * d
+            }
+            if abs(c * d - 1) < 1e-15 { break }
+        }
+        return front * f
+    }
+
     /// The `q`-quantile of sorted values, linear between order statistics (numpy's default).
     public static func quantile(sorted xs: [Double], _ q: Double) -> Double {
         guard !xs.isEmpty else { return .nan }
@@ -227,6 +275,32 @@ public struct Spread: Codable, Equatable, Sendable {
         Spread(zip(variant, baseline).map { $0 / $1 })
     }
 
-    /// Whether `x` lies inside [min, max]: a difference within the spread is not resolved.
+    /// Whether `x` lies inside [min, max].
     public func contains(_ x: Double) -> Bool { min <= x && x <= max }
+
+    /// The Student-t interval of the geometric mean of paired ratios: exp(m ± t · s / √n), where
+    /// m and s are the mean and sample standard deviation of log(variant_i / baseline_i) over the
+    /// n pairs with both values finite and positive, and t the (1 + level)/2 quantile with n − 1
+    /// degrees of freedom. nil below two pairs.
+    ///
+    /// This, not the min–max range, decides whether a repeated figure differs from its baseline:
+    /// with k rounds and no real difference, all k ratios fall on one side of 1 with probability
+    /// 2^(1−k) (25% for three rounds), while the t-interval keeps its stated level for any k.
+    public static func ratioInterval(_ variant: [Double], _ baseline: [Double], level: Double = 0.95) -> Interval? {
+        let logs = zip(variant, baseline).compactMap { v, b -> Double? in
+            v.isFinite && b.isFinite && v > 0 && b > 0 ? log(v / b) : nil
+        }
+        guard logs.count > 1 else { return nil }
+        let n = Double(logs.count)
+        let m = logs.reduce(0, +) / n
+        let s = (logs.reduce(0) { $0 + ($1 - m) * ($1 - m) } / (n - 1)).squareRoot()
+        let h = Uncertainty.studentTQuantile(0.5 + level / 2, degreesOfFreedom: logs.count - 1) * s / n.squareRoot()
+        return Interval(low: exp(m - h), high: exp(m + h), level: level)
+    }
+
+    /// Whether paired rounds resolve a difference from the baseline: their `ratioInterval`
+    /// excludes 1. False below two pairs.
+    public static func ratiosResolved(_ variant: [Double], _ baseline: [Double]) -> Bool {
+        ratioInterval(variant, baseline).map { !$0.contains(1) } ?? false
+    }
 }

@@ -20,7 +20,7 @@ public enum Conclusions {
                    let q = Spread.ratios(rv, rb) {
                     text = String(format: "energy per token %+.1f%% (median of %d paired rounds, range %+.1f%% to %+.1f%%)",
                                   (q.median - 1) * 100, q.count, (q.min - 1) * 100, (q.max - 1) * 100)
-                        + (q.contains(1) ? " (not resolved)" : "")
+                        + (Spread.ratiosResolved(rv, rb) ? "" : " (not resolved)")
                 } else {
                     text = String(format: "energy per token %+.1f%%", (e / b - 1) * 100) + " from one measurement each"
                 }

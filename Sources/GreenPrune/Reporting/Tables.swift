@@ -199,26 +199,27 @@ public enum Tables {
                 + "task cells; each round's per-document scores are checked against that evaluation's)" : "")
             + ": Peak mem %, Tokens/s % and Energy % show the median of the per-round ratios "
             + "to the baseline (variant round i / baseline round i) and their min–max, J/token the median of the run's rounds "
-            + "and their min–max; \(Significance.unresolvedMark) marks a figure whose per-round ratios to the baseline range "
-            + "over 100% (the difference lies within the spread: not resolved)."
+            + "and their min–max; \(Significance.unresolvedMark) marks a figure not resolved from the baseline: the 95% "
+            + "Student-t interval of the mean log per-round ratio (n − 1 degrees of freedom) includes no change. "
+            + "A range on one side of 100% is not enough: with 3 rounds and no real difference that happens one time in four."
     }
 
     /// With two or more rounds in the run and its baseline: the median of the per-round ratios
-    /// (variant round i / baseline round i) in percent with their min–max, `~` in front when that
-    /// range includes 100%; else `fallback`.
+    /// (variant round i / baseline round i) in percent with their min–max, `~` in front unless
+    /// `Spread.ratiosResolved`; else `fallback`.
     static func roundsCell(_ v: [Double]?, _ b: [Double]?, else fallback: ReportCell) -> ReportCell {
         guard let v, let b, min(v.count, b.count) > 1, let s = Spread.ratios(v, b) else { return fallback }
-        let resolved = !s.contains(1)
+        let resolved = Spread.ratiosResolved(v, b)
         let text = (resolved ? "" : Significance.unresolvedMark) + String(format: "%.1f (%.1f–%.1f)", s.median * 100, s.min * 100, s.max * 100)
         return ReportCell(text, s.median * 100, interval: Interval(low: s.min * 100, high: s.max * 100, level: 1), resolved: resolved)
     }
 
     /// J/token of a repeated run: the median of its rounds with their min–max, marked like
-    /// `roundsCell` by the per-round ratios to the baseline's (nil for a run measured once).
+    /// `roundsCell` by its per-round ratios to the baseline's (nil for a run measured once).
     static func joulesPerTokenCell(_ r: ReportRun, _ base: ReportRun?) -> ReportCell? {
         guard let j = r.roundJoulesPerToken, let s = Spread(j) else { return nil }
         var resolved: Bool?
-        if let b = base?.roundJoulesPerToken, min(j.count, b.count) > 1, let q = Spread.ratios(j, b) { resolved = !q.contains(1) }
+        if let b = base?.roundJoulesPerToken, min(j.count, b.count) > 1 { resolved = Spread.ratiosResolved(j, b) }
         let text = (resolved == false ? Significance.unresolvedMark : "") + String(format: "%.3g (%.3g–%.3g)", s.median, s.min, s.max)
         return ReportCell(text, s.median, interval: Interval(low: s.min, high: s.max, level: 1), resolved: resolved)
     }
