@@ -45,8 +45,8 @@ import GreenPrune
     @Test(arguments: [
         ("recover:\n          rank: 0\n", 9, "recover.rank must be at least 1, got 0"),
         ("recover:\n          lr: 1e-4\n          bogus: 1\n", 10, "unknown key 'bogus'"),
-        ("recover: {batch_size: 6, micro_batch: 4}\n", 8, "recover.batch_size 6 is not a multiple of recover.micro_batch 4"),
-        ("recover:\n          max_minutes: 30\n          micro_batch: 16\n", 10, "recover.micro_batch 16 is larger than recover.batch_size 8"),
+        ("recover: {batch_size: 6, micro_batch: 4}\n", 8, "recover.batch_size 6 is not a multiple of micro_batch 4"),
+        ("recover:\n          max_minutes: 30\n          micro_batch: 16\n", 10, "recover.micro_batch 16 is larger than batch_size 8"),
         ("recover:\n          target: [q, gate, x]\n", 9, "recover.target 'x' is not a projection"),
         ("recover:\n          schedule: step\n", 9, "must be one of constant|linear|cosine"),
         ("recover:\n          dropout: 1\n", 9, "recover.dropout must be in [0, 1), got 1"),
@@ -127,8 +127,8 @@ import GreenPrune
         #expect(rc == 0, "\(err)")
         let out = dir.appendingPathComponent("out")
         let lora = out.appendingPathComponent("runs/m__taylor-20-lora")
-        let log = try String(contentsOf: lora.appendingPathComponent("logs/2-recover.log"), encoding: .utf8)
-        #expect(log.contains("model-pruned --out ") && log.contains("/steps/2-recover/options.json"), "\(log)")
+        let stepLog = try String(contentsOf: lora.appendingPathComponent("logs/2-recover.log"), encoding: .utf8)
+        #expect(stepLog.contains("model-pruned --out ") && stepLog.contains("/steps/2-recover/options.json"), "\(stepLog)")
         #expect(FileManager.default.fileExists(atPath: lora.appendingPathComponent("model/recovery.json").path))
 
         let data = try ReportData.load(out)
@@ -141,9 +141,8 @@ import GreenPrune
         #expect(byVariant["taylor-20-lora-int8"]?[col].text == "LoRA r8, 4 steps")
         // The fake meter books 1e-6 kWh per build step: two for prune + recover, three with quantize.
         let build = try #require(table.column("build_energy_kj"))
-        let kj = { (v: String) in try #require(byVariant[v]?[build].value) }
-        #expect(abs(try kj("taylor-20") - 0.0036) < 1e-9 && abs(try kj("taylor-20-lora") - 0.0072) < 1e-9)
-        #expect(abs(try kj("taylor-20-lora-int8") - 0.0108) < 1e-9)
+        let kj = ["taylor-20", "taylor-20-lora", "taylor-20-lora-int8"].map { byVariant[$0]?[build].value ?? .nan }
+        #expect(zip(kj, [0.0036, 0.0072, 0.0108]).allSatisfy { abs($0 - $1) < 1e-9 }, "\(kj)")
         #expect(table.notes.contains { $0.contains("Build kJ is pruning + LoRA recovery + quantization") })
 
         // The share of taylor-20's log-perplexity gap that recovery closed, from the runs' own results.
