@@ -169,14 +169,7 @@ import GreenPrune
         #expect(rc == 0, "\(err)")
         let reference = try SweepResumeTests.rowsWithoutTimes(dir.appendingPathComponent("ref/results.csv"))
 
-        let p = Process()
-        p.executableURL = URL(fileURLWithPath: bin)
-        p.arguments = ["sweep", "c.yaml", "--no-report"]
-        p.currentDirectoryURL = dir
-        p.environment = ProcessInfo.processInfo.environment.merging(env) { $1 }
-        p.standardOutput = FileHandle.nullDevice
-        p.standardError = FileHandle.nullDevice
-        try p.run()
+        let p = try LostData.start([bin, "sweep", "c.yaml", "--no-report"], cwd: dir, env: env)
         // Kill while the recovered variant's recover step runs.
         let runs = dir.appendingPathComponent("out/runs")
         let deadline = Date().addingTimeInterval(60)
