@@ -71,9 +71,9 @@ for m in "$MODEL:base" "$PRUNED:pruned" "$RECOVERED:recovered"; do
   evaluate "${m%:*}" "${m#*:}"
 done
 
-python3 - "$WORK" "$MODEL" "$rss_kb" "$TASKS" <<'PY'
+python3 - "$WORK" "$MODEL" "$rss_kb" "$TASKS" "$MINUTES" <<'PY'
 import json, math, struct, sys
-work, model, rss, tasks = sys.argv[1], sys.argv[2], int(sys.argv[3]) * 1024, sys.argv[4].split(",")
+work, model, rss, tasks, minutes = sys.argv[1], sys.argv[2], int(sys.argv[3]) * 1024, sys.argv[4].split(","), float(sys.argv[5])
 f = open(model + "/model.safetensors", "rb"); n = struct.unpack("<Q", f.read(8))[0]
 h = json.loads(f.read(n))
 f32 = 4 * sum(math.prod(v["shape"]) for k, v in h.items() if k != "__metadata__")
@@ -99,8 +99,9 @@ def average(name):
 
 rec = json.load(open(work + "/taylor-20-recovered/recovery.json"))
 print(f"recovery: {rec['steps']} steps ({rec['stopped']}), {rec['tokens']:,} training tokens in {rec['seconds']:.0f} s "
-      f"= {rec['tokens_per_second']:.0f} tokens/s; training loss {rec['loss'][0]['loss']:.4f} (step 1) -> {rec['loss'][-1]['loss']:.4f}; "
-      f"validation loss {rec['validation_loss'][0]['loss']:.4f} -> {rec['validation_loss'][-1]['loss']:.4f}")
+      f"= {rec['tokens_per_second']:.0f} tokens/s; training loss "
+      + (f"{rec['loss'][0]['loss']:.4f} (step 1) -> {rec['loss'][-1]['loss']:.4f}; " if rec["loss"] else "none (no step ran); ")
+      + f"validation loss {rec['validation_loss'][0]['loss']:.4f} -> {rec['validation_loss'][-1]['loss']:.4f}")
 peft = json.load(open(work + "/peft.json"))
 ours = json.load(open(work + "/base-recovered/recovery.json"))
 print(f"unpruned model, greenprune recover: {ours['tokens_per_second']:.0f} tokens/s ({ours['steps']} steps, checkpointing)")
@@ -132,7 +133,9 @@ rows = [
     ("log-perplexity gap closed", f"{100 * closed:.1f}%", ">= 33.3%", ok(closed >= 1 / 3)),
     ("7-task average ± se (unpruned / pruned / recovered)",
      " / ".join(f"{100 * avg[k][0]:.2f} ± {100 * avg[k][1]:.2f}" for k in ("base", "pruned", "recovered")), "", ""),
-    ("recovery", f"{rec['steps']} steps, {rec['tokens']:,} tokens, {rec['seconds'] / 60:.1f} min", "<= 30 min", ok(rec["seconds"] <= 30 * 60 + 60)),
+    # The limit is checked before each step (the last one may run past it), then one validation pass.
+    ("recovery", f"{rec['steps']} steps, {rec['tokens']:,} tokens, {rec['seconds'] / 60:.1f} min", f"<= {minutes:g} min",
+     ok(rec["seconds"] <= minutes * 60 + 120)),
     ("training tokens/s, greenprune / PyTorch + PEFT (unpruned)",
      f"{ours['tokens_per_second']:.0f} / " + (f"{peft['tokens_per_second']:.0f} = {speed:.2f}x" if peft else "–"), ">= 1.0x",
      ok(speed >= 1) if peft else "–"),

@@ -54,16 +54,7 @@ import GreenPrune
     ] as [(String, Int, String)])
     func badBlocksNameTheLine(block: String, line: Int, problem: String) {
         let yaml = "output: o\ntasks: [piqa]\nmodels:\n  - name: m\n    path: /\n    variants:\n      - name: r\n        " + block
-        do {
-            _ = try SweepConfig.parse(yaml, file: "bad.yaml", defaults: [:])
-            Issue.record("accepted a bad block (expected line \(line): \(problem))")
-        } catch let e as InputError {
-            #expect(e.source == "bad.yaml:\(line)", "\(e)")
-            #expect(e.problem.contains(problem), "\(e)")
-            #expect(!e.description.contains("\n"))
-        } catch {
-            Issue.record("unexpected error type: \(error)")
-        }
+        SweepConfigTests().rejectsBadConfigsNamingTheLine(yaml: yaml, line: line, problem: problem)
     }
 
     /// The settings hash changes with the recover block and only for its run; the plan shows the
