@@ -145,7 +145,7 @@ public struct RecoverSettings: CommandOptions, Sendable {
     }
 
     /// Optimizer steps the run takes at most with `examples` training examples (`max_steps`, else
-    /// the epochs over them); the work estimate and the plan's line read it.
+    /// the epochs over them), which bounds the work estimate.
     public func stepBound(examples: Int) -> Int {
         let perEpoch = max(1, (examples + batchSize - 1) / batchSize)
         return min(maxSteps ?? Int.max, perEpoch * epochs)
