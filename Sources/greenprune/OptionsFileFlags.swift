@@ -3,7 +3,7 @@ import Foundation
 import GreenPrune
 
 /// `--options FILE` and `--print-options`, for the commands whose options are one
-/// `CommandOptions` value (`prune`, `quantize`): a sweep hands its step the file, and a user
+/// `CommandOptions` value (`prune`, `recover`, `quantize`): a sweep hands its step the file, and a user
 /// can turn flags into one.
 struct OptionsFileFlags: ParsableArguments {
     @Option(help: "An options file (JSON or YAML with the keys of the command's block in a sweep config, as a sweep writes it for its step); flags given as well override its values.")

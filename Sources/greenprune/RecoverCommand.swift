@@ -2,8 +2,6 @@ import ArgumentParser
 import Foundation
 import GreenPrune
 
-extension LearningRateSchedule.Decay: ExpressibleByArgument {}
-
 /// `greenprune recover MODEL --out OUT`: LoRA recovery after pruning (LLM-Pruner's second stage):
 /// adapters trained on the model's causal-LM loss, then merged into a model directory.
 struct Recover: ParsableCommand {
@@ -22,74 +20,13 @@ struct Recover: ParsableCommand {
     var model: String
 
     @Option(help: "Output model directory (must not exist or be empty, unless --force).")
-    var out: String
+    var out: String?
 
     @OptionGroup var replace: ForceFlag
 
-    @Option(help: "Projections to adapt, comma-separated: q,k,v,o,gate,up,down.")
-    var target = "q,k,v,o,gate,up,down"
-
-    @Option(help: "LoRA rank r.")
-    var rank = 8
-
-    @Option(help: "LoRA alpha (the adapters are scaled by alpha / r).")
-    var alpha: Float = 16
-
-    @Option(help: "Dropout on the adapters' input, in [0, 1).")
-    var dropout: Float = 0.05
-
-    @Option(help: "Peak learning rate.")
-    var lr = 1e-4
-
-    @Option(help: "Optimizer steps of linear warm-up.")
-    var warmupSteps = 0
-
-    @Option(help: "Decay after warm-up: constant, linear or cosine.")
-    var schedule: LearningRateSchedule.Decay = .linear
-
-    @Option(help: "AdamW's decoupled weight decay.")
-    var weightDecay = 0.0
-
-    @Option(help: "Clip the global gradient norm to this (0: no clipping).")
-    var maxGradNorm = 1.0
-
-    @Option(help: "Sequences per optimizer step.")
-    var batchSize = 8
-
-    @Option(help: "Sequences per forward/backward; gradients accumulate over batch-size / micro-batch passes.")
-    var microBatch = 2
-
-    @Option(help: "Tokens per sequence (longer records are cut).")
-    var seqLen = 256
-
-    @Option(help: "Passes over the training data.")
-    var epochs = 1
-
-    @Option(help: "Stop after this many optimizer steps.")
-    var maxSteps: Int?
-
-    @Option(help: "Stop after the step that passes this many minutes of training.")
-    var maxMinutes: Double?
-
-    @Option(help: "Seed of the adapters' initialisation, the data order, the held-out split and dropout.")
-    var seed: UInt64 = 0
-
-    @Option(help: "Training JSONL ('text' records or Alpaca records); default the C4 sample in the data directory.")
-    var data: String?
-
+    @OptionGroup var optionsFile: OptionsFileFlags
+    @OptionGroup var flags: RecoverFlags
     @OptionGroup var dataDirectory: DataOptions
-
-    @Option(help: "Examples held out for the validation loss (default: a tenth of the data, at most 64).")
-    var valSize: Int?
-
-    @Option(help: "Validation loss every this many steps (and at the start and end).")
-    var evalEvery = 50
-
-    @Option(help: "A checkpoint every this many steps (0: none).")
-    var checkpointEvery = 100
-
-    @Flag(help: "Keep every layer's activations instead of recomputing them per layer in the backward (faster, more memory; same result).")
-    var noCheckpointing = false
 
     @Flag(help: "Continue from OUT.checkpoint (same flags and data).")
     var resume = false
@@ -105,49 +42,35 @@ struct Recover: ParsableCommand {
     @Flag(help: "No progress on stderr.")
     var quiet = false
 
-    func validate() throws {
-        guard !out.isEmpty else { throw ValidationError("--out must name a directory") }
-        guard seqLen >= 2 else { throw ValidationError("--seq-len \(seqLen) must be at least 2") }
-        if let v = valSize, v < 0 { throw ValidationError("--val-size \(v) must be ≥ 0") }
-        guard checkpointEvery >= 0 else { throw ValidationError("--checkpoint-every \(checkpointEvery) must be ≥ 0") }
-        guard maxGradNorm >= 0, maxGradNorm.isFinite else { throw ValidationError("--max-grad-norm \(maxGradNorm) must be ≥ 0") }
-        if let n = stopAfter, n < 1 { throw ValidationError("--stop-after \(n) must be ≥ 1") }
-        if resume && replace.force { throw ValidationError("--resume continues a checkpoint that --force would discard; give one") }
-        do {
-            try settings().validate()
-            try options().validate()
-        } catch let e as InputError {
-            throw ValidationError(e.description)
+    /// The options file's settings (or the defaults), then the flags given, validated.
+    func settings() throws -> RecoverSettings {
+        var s = try optionsFile.read(RecoverSettings.self) ?? RecoverSettings()
+        return try flagErrors {
+            flags.apply(to: &s)
+            try s.validate()
+            return s
         }
     }
 
-    func settings() throws -> LoRASettings {
-        LoRASettings(rank: rank, alpha: alpha, dropout: dropout, targets: try LoRASettings.parseTargets(target))
-    }
-
-    func options() -> TrainingOptions {
-        var o = TrainingOptions()
-        o.learningRate = lr
-        o.warmupSteps = warmupSteps
-        o.decay = schedule.rawValue
-        o.weightDecay = weightDecay
-        o.maxGradNorm = maxGradNorm > 0 ? maxGradNorm : nil
-        o.batchSize = batchSize
-        o.microBatch = microBatch
-        o.epochs = epochs
-        o.maxSteps = maxSteps
-        o.maxMinutes = maxMinutes
-        o.evalEvery = evalEvery > 0 ? evalEvery : nil
-        o.checkpointEvery = checkpointEvery > 0 ? checkpointEvery : nil
-        o.seed = seed
-        return o
+    func validate() throws {
+        if !optionsFile.printOptions {
+            guard let o = out else { throw ValidationError("Missing expected argument '--out <out>'") }
+            guard !o.isEmpty else { throw ValidationError("--out must name a directory") }
+        }
+        if let n = stopAfter, n < 1 { throw ValidationError("--stop-after \(n) must be ≥ 1") }
+        if resume && replace.force { throw ValidationError("--resume continues a checkpoint that --force would discard; give one") }
+        _ = try settings()
     }
 
     func run() throws {
         let start = Date()
+        let settings = try settings()
+        if try optionsFile.printIfAsked(settings) { return }
+        let out = self.out ?? ""
         let dir = URL(fileURLWithPath: model), outURL = URL(fileURLWithPath: out)
         let checkpointURL = URL(fileURLWithPath: out + ".checkpoint")
-        let dataURL = data.map { URL(fileURLWithPath: $0) } ?? Calibration.defaultFile(dataDirectory: Paths.dataDirectory(dataDirectory.dataDir))
+        let dataURL = settings.dataFile(dataDirectory: Paths.dataDirectory(dataDirectory.dataDir))
+        let seqLen = settings.seqLen
         let inputs = [dir, dataURL]
         try OutputTarget.check(outURL, inputs: inputs, force: replace.force)
         try OutputTarget.check(checkpointURL, inputs: inputs, force: true)
@@ -174,19 +97,16 @@ struct Recover: ParsableCommand {
         let log: (String) -> Void = { if !quiet { FileHandle.standardError.write(Data(($0 + "\n").utf8)) } }
         log("reading \(dataURL.path)")
         let examples = try TrainingData.examples(file: dataURL, tokenizer: tokenizer, seqLen: seqLen)
-        let held = valSize ?? min(64, examples.count / 10)
-        let split = try TrainingOrder.split(examples, validationSize: held, seed: seed)
+        let held = settings.valSize ?? min(64, examples.count / 10)
+        let split = try TrainingOrder.split(examples, validationSize: held, seed: settings.seed)
         if let bad = examples.lazy.flatMap(\.tokens).first(where: { $0 < 0 || $0 >= cfg.vocabSize }) {
             throw InputError(dataURL.path, "token id \(bad) is outside the model's vocabulary of \(cfg.vocabSize)")
         }
-        let lora = try settings()
-        guard let trained = try train(directory: dir, settings: lora, split: split, checkpointURL: checkpointURL,
+        guard let trained = try train(directory: dir, settings: settings, split: split, checkpointURL: checkpointURL,
                                       dataURL: dataURL, log: log) else { return }
 
         log("merging into \(outURL.path)")
-        let base = try PrunableModel.load(dir)
-        try RecoveryOutput.write(base: base, adapters: trained.adapters, report: trained.report, to: outURL,
-                                 progress: quiet ? nil : ProgressBar("writing", total: base.state.count, unit: "tensors"))
+        try RecoveryOutput.write(base: dir, adapters: trained.adapters, report: trained.report, to: outURL, progress: !quiet)
         try? FileManager.default.removeItem(at: checkpointURL)
         let last = trained.validationLoss.map { String(format: ", validation loss %.4f", $0) } ?? ""
         print(String(format: "%@: %d steps, %d tokens%@, %.1f s", outURL.path, trained.steps, trained.tokens, last,
@@ -206,11 +126,11 @@ struct Recover: ParsableCommand {
     /// Trains (or resumes) the adapters, metered by the energy tracker; nil when --stop-after
     /// ended the run. The model, engine and trainer live only in here, so their memory is freed
     /// before the merge.
-    func train(directory dir: URL, settings lora: LoRASettings, split: (train: [TrainingExample], validation: [TrainingExample]),
+    func train(directory dir: URL, settings: RecoverSettings, split: (train: [TrainingExample], validation: [TrainingExample]),
                checkpointURL: URL, dataURL: URL, log: (String) -> Void) throws -> Trained? {
-        let (engine, adapters) = try makeGradientEngine(directory: dir, settings: lora)
+        let (engine, adapters) = try makeGradientEngine(directory: dir, settings: settings)
         let trainer = try RecoveryTrainer(model: engine, adapters: adapters, train: split.train,
-                                          validation: split.validation, options: options())
+                                          validation: split.validation, options: settings.trainingOptions())
         if resume {
             try RecoveryCheckpoint.restore(trainer, from: checkpointURL)
             log("resuming at step \(trainer.step) of \(trainer.totalSteps)")
@@ -236,7 +156,7 @@ struct Recover: ParsableCommand {
         let energy = try tracker.map { try $0.stop() }
         let energyJSON = try energy.map { try JSONSerialization.jsonObject(with: JSONEncoder().encode($0)) }
         let report = RecoveryReport.make(trainer, stop: stop, sourceModel: dir.path,
-                                         data: ["file": dataURL.path, "seq_len": seqLen], energy: energyJSON)
+                                         data: ["file": dataURL.path, "seq_len": settings.seqLen], energy: energyJSON)
         return Trained(adapters: adapters.detached(), report: report, steps: trainer.step, tokens: trainer.history.tokens,
                        validationLoss: trainer.history.validation.last?.loss)
     }
@@ -244,9 +164,10 @@ struct Recover: ParsableCommand {
     /// The model with LoRA adapters on its projections, as a `CausalLMGradient`: the Llama
     /// gradient engine over the loaded model (frozen weights as loaded: mapped float32 or
     /// quantized), activations recomputed per layer unless --no-checkpointing.
-    func makeGradientEngine(directory: URL, settings: LoRASettings) throws -> (any CausalLMGradient, LoRAAdapters) {
+    func makeGradientEngine(directory: URL, settings: RecoverSettings) throws -> (any CausalLMGradient, LoRAAdapters) {
         let model = try ModelLoader.loadLlama(directory)
-        let (engine, adapters) = try LlamaGradient.forLoRA(model, settings: settings, seed: seed, checkpointing: !noCheckpointing)
+        let (engine, adapters) = try LlamaGradient.forLoRA(model, settings: try settings.loraSettings(), seed: settings.seed,
+                                                           checkpointing: !settings.noCheckpointing)
         return (engine, adapters)
     }
 }

@@ -55,6 +55,30 @@ import GreenPrune
         #expect(cli.numExamples == 16 && cli.calibrationLen == 32 && cli.scaleDType == .float32 && cli.noActOrder && !cli.noSequential)
     }
 
+    @Test func recoverBlockAndFlagsGiveEqualSettings() throws {
+        let yaml = try Self.variant("""
+            recover: {target: [q, v, down_proj], rank: 4, alpha: 8, dropout: 0, lr: 3e-4, warmup_steps: 5, schedule: cosine, \
+            max_grad_norm: 0, batch_size: 4, micro_batch: 1, seq_len: 128, max_minutes: 2.5, seed: 3, val_size: 8, eval_every: 0, \
+            no_checkpointing: true}
+            """)
+        let cli = try Self.cliSettings(RecoverSettings.self, [
+            "recover", "--target", "q,v,down_proj", "--rank", "4", "--alpha", "8", "--dropout", "0", "--lr", "3e-4",
+            "--warmup-steps", "5", "--schedule", "cosine", "--max-grad-norm", "0", "--batch-size", "4", "--micro-batch", "1",
+            "--seq-len", "128", "--max-minutes", "2.5", "--seed", "3", "--val-size", "8", "--eval-every", "0", "--no-checkpointing"])
+        #expect(yaml.recover == cli)
+        #expect(try cli.targets() == [.q, .v, .down] && cli.rank == 4 && cli.alpha == 8 && cli.dropout == 0 && cli.lr == 3e-4)
+        #expect(cli.schedule == .cosine && cli.maxGradNorm == 0 && cli.batchSize == 4 && cli.microBatch == 1 && cli.seqLen == 128)
+        #expect(cli.maxMinutes == 2.5 && cli.maxSteps == nil && cli.seed == 3 && cli.valSize == 8 && cli.noCheckpointing)
+        // What the trainer gets: no clipping, validation only at the start and end, LLM-Pruner's other defaults.
+        let o = cli.trainingOptions()
+        #expect(o.maxGradNorm == nil && o.evalEvery == nil && o.checkpointEvery == 100 && o.epochs == 1 && o.weightDecay == 0)
+        let lora = try cli.loraSettings()
+        #expect(lora.rank == 4 && lora.alpha == 8 && lora.dropout == 0 && lora.targets == [.q, .v, .down])
+        // The comma-separated string of the flag is the same target list in YAML.
+        #expect(try Self.variant("recover: {target: \"q,v,down_proj\"}").recover?.targets() == [.q, .v, .down])
+        #expect(try Self.variant("recover: {}").recover == RecoverSettings())
+    }
+
     /// The same bad value gives the same words from a flag, a YAML block (with its line) and an
     /// options file (with its line).
     @Test(arguments: [
@@ -67,6 +91,13 @@ import GreenPrune
          "smooth", "α = 1.5 must be in (0, 1)"),
         (["quantize", "--bits", "8", "--calibration", "c.jsonl"], "quantize: {bits: 8, calibration: c.jsonl}",
          "{\"bits\": 8, \"calibration\": \"c.jsonl\"}", "calibration", "needs method gptq, smooth or awq"),
+        (["recover", "--rank", "0"], "recover: {rank: 0}", "{\"rank\": 0}", "rank", "must be at least 1, got 0"),
+        (["recover", "--batch-size", "6", "--micro-batch", "4"], "recover: {batch_size: 6, micro_batch: 4}",
+         "{\"batch_size\": 6, \"micro_batch\": 4}", "batch_size", "6 is not a multiple of micro_batch 4"),
+        (["recover", "--target", "q,x"], "recover: {target: [q, x]}", "{\"target\": \"q,x\"}", "target",
+         "'x' is not a projection (known: q,k,v,o,gate,up,down)"),
+        (["recover", "--max-minutes", "-1"], "recover: {max_minutes: -1}", "{\"max_minutes\": -1}", "max_minutes",
+         "must be a positive number, got -1"),
     ] as [([String], String, String, String, String)])
     func sameErrorEverywhere(flags: [String], block: String, file: String, key: String, problem: String) throws {
         let command = flags[0]
@@ -78,6 +109,7 @@ import GreenPrune
         let flag = "--" + key.replacingOccurrences(of: "_", with: "-")
         // Names of other options are spelled as flags on the command line, as keys in YAML.
         let cliProblem = problem.replacingOccurrences(of: "method gptq, smooth or awq", with: "--method gptq, --smooth or --awq")
+            .replacingOccurrences(of: "of micro_batch", with: "of --micro-batch")
         #expect(err.split(separator: "\n").first.map(String.init) == "Error: \(flag) \(cliProblem)", "\(err)")
         #expect(!FileManager.default.fileExists(atPath: out))
 
@@ -141,6 +173,12 @@ import GreenPrune
         }
         #expect(try hash("prune: {ratio: 0.2}") == hash("prune: {ratio: 0.2, importance: taylor, skip_first: 3, micro_batch: 4}"))
         #expect(try hash("prune: {ratio: 0.2}") != hash("prune: {ratio: 0.2, skip_first: 2}"))
+        var r = RecoverSettings()
+        (r.target, r.maxSteps, r.data, r.schedule) = ("q,v", 7, "/data/alpaca.jsonl", .cosine)
+        try OptionsFile.write(r, to: url)
+        #expect(try OptionsFile.read(RecoverSettings.self, from: url) == r)
+        #expect(try hash("recover: {max_minutes: 30}") == hash("recover: {max_minutes: 30, lr: 1e-4, rank: 8, target: [q, k, v, o, gate, up, down]}"))
+        #expect(try hash("recover: {max_minutes: 30}") != hash("recover: {max_minutes: 30, lr: 3e-4}"))
     }
 
     /// A sweep's prune and quantize steps get `--options FILE` in their step folder, not flags.

@@ -195,7 +195,7 @@ struct LoRATests {
         let expected = try adapted.lastLogits(sequences)
 
         let out = root.appendingPathComponent("out")
-        try RecoveryOutput.write(base: try PrunableModel.load(modelDir), adapters: adapters, report: ["steps": 0], to: out)
+        try RecoveryOutput.write(base: modelDir, adapters: adapters, report: ["steps": 0], to: out)
         let merged = try ModelLoader.loadLlama(out)
         let got = try merged.lastLogits(sequences)
         for (e, g) in zip(expected, got) {
@@ -210,5 +210,13 @@ struct LoRATests {
         #expect(!FileManager.default.fileExists(atPath: out.appendingPathComponent("adapter_config.json").path))
         let back = try PEFTAdapter.read(out.appendingPathComponent("adapter"))
         #expect(back.baseModel == modelDir.path)
+        // The streamed merge writes exactly the state-dict merge (`mergeIsExact`): same tensors, same floats.
+        var reference = try PrunableModel.load(modelDir)
+        try LoRAMerge.merge(adapters, into: &reference.state)
+        let written = try PrunableModel.load(out)
+        #expect(written.state.keys.sorted() == reference.state.keys.sorted())
+        for (name, t) in reference.state {
+            #expect(written.state[name]?.shape == t.shape && written.state[name]?.values == t.values, "\(name) differs")
+        }
     }
 }

@@ -21,7 +21,7 @@ struct RecoveryLlamaTests {
 
         let out = root.appendingPathComponent("out")
         let report = RecoveryReport.make(trainer, stop: .completed, sourceModel: dir.path, data: ["file": "inline"], energy: nil)
-        try RecoveryOutput.write(base: model, adapters: adapters, report: report, to: out)
+        try RecoveryOutput.write(base: model.directory, adapters: adapters, report: report, to: out)
         let merged = try PrunableModel.load(out)
         let check = try LlamaGradient.over(merged, wanted: [])
         let sum = try check.accumulate(batch: val.map(\.tokens), scale: 0)

@@ -146,7 +146,7 @@ enum SweepFixtures {
         let text = String(decoding: try Data(contentsOf: url), as: UTF8.self)
         let c = try SweepConfig.parse(text, file: name, defaults: ["smollm2": URL(fileURLWithPath: "/"), "minilm": URL(fileURLWithPath: "/")])
         let plan = SweepPlan(config: c)
-        #expect(plan.runs.map(\.id).filter { $0.hasPrefix("smollm2__") }.count == (name == "default.yaml" ? 4 : 10))
+        #expect(plan.runs.map(\.id).filter { $0.hasPrefix("smollm2__") }.count == (name == "default.yaml" ? 4 : 11))
         #expect(plan.runs.map(\.id).filter { $0.hasPrefix("minilm__") }.count == 3)
         if name == "default.yaml" {
             // The main job's budget is 30 min on 2 cores with the build and model import (~6 min);
@@ -207,7 +207,7 @@ final class RecordingExecutor: StepExecutor {
         let a = step.arguments
         func after(_ f: String) -> String? { a.firstIndex(of: f).map { a[$0 + 1] } }
         switch a[0] {
-        case "prune", "quantize":
+        case "prune", "recover", "quantize":
             try FileManager.default.createDirectory(atPath: after("--out")!, withIntermediateDirectories: true)
         case "evaluate":
             let out = URL(fileURLWithPath: after("--output")!)

@@ -1,6 +1,6 @@
 import Foundation
 
-/// The options of one command (`prune`, `quantize`): one Codable value that the command line
+/// The options of one command (`prune`, `recover`, `quantize`): one Codable value that the command line
 /// fills, the sweep YAML decodes and an options file (`--options FILE`) carries to a child
 /// process, with one `validate()` for all three.
 public protocol CommandOptions: Codable, Equatable {

@@ -50,6 +50,20 @@ public struct PrunableModel {
     /// `also` writes further files into the (temporary) directory before it is renamed.
     public func save(to out: URL, configJSON config: ConfigJSON, extra: [String: Data] = [:],
                      progress: ProgressBar? = nil, also: (URL) throws -> Void = { _ in }) throws {
+        let entries = state.keys.sorted().compactMap { name -> SafeTensorsEntry? in
+            guard let t = state[name] else { return nil }
+            return SafeTensorsEntry(name: name, floats: t.values, shape: t.shape)
+        }
+        try PrunableModel.writeDirectory(entries, from: directory, to: out, configJSON: config, extra: extra, progress: progress, also: also)
+    }
+
+    /// Writes a model directory at `out` whose model.safetensors holds `entries` (each produced
+    /// when the writer reaches it, so a caller can stream them), with config.json, the
+    /// tokenizer files of `directory` (the source model) and `extra` files; built under a
+    /// temporary name and renamed into place. `also` writes further files into the temporary directory.
+    public static func writeDirectory(_ entries: [SafeTensorsEntry], from directory: URL, to out: URL, configJSON config: ConfigJSON,
+                                      extra: [String: Data] = [:], progress: ProgressBar? = nil,
+                                      also: (URL) throws -> Void = { _ in }) throws {
         // The CLI checks --out against --force first; whatever the caller, never the input.
         try OutputTarget.check(out, inputs: [directory], force: true)
         let fm = FileManager.default
@@ -57,10 +71,6 @@ public struct PrunableModel {
         let tmp = AtomicFile.temporarySibling(of: out)
         do {
             try fm.createDirectory(at: tmp, withIntermediateDirectories: false)
-            let entries = state.keys.sorted().compactMap { name -> SafeTensorsEntry? in
-                guard let t = state[name] else { return nil }
-                return SafeTensorsEntry(name: name, floats: t.values, shape: t.shape)
-            }
             try SafeTensorsWriter.write(entries, to: tmp.appendingPathComponent("model.safetensors"), progress: progress)
             try config.data().write(to: tmp.appendingPathComponent("config.json"))
             for f in PrunableModel.passThroughFiles {

@@ -55,9 +55,40 @@ public enum Conclusions {
                 break
             }
             guard !parts.isEmpty else { continue }
-            out.append("\(r.variant): " + parts.joined(separator: "; ") + ".")
+            out.append("\(r.variant)\(recoveryPhrase(r)): " + parts.joined(separator: "; ")
+                       + (recoveryGain(data, r, base: base, table: table).map { "; " + $0 } ?? "") + ".")
         }
         return out
+    }
+
+    /// ` (LoRA-recovered after pruning: 242 steps, 30.0 min)` for a recovered variant, else nothing.
+    static func recoveryPhrase(_ r: ReportRun) -> String {
+        guard r.isRecovered else { return "" }
+        var what = [String]()
+        if let n = (r.recovery?["steps"] as? NSNumber)?.intValue { what.append("\(n) steps") }
+        if let s = (r.recovery?["seconds"] as? NSNumber)?.doubleValue { what.append(String(format: "%.1f min", s / 60)) }
+        return " (LoRA-recovered" + (r.record.variant.prune != nil ? " after pruning" : "")
+            + (what.isEmpty ? "" : ": " + what.joined(separator: ", ")) + ")"
+    }
+
+    /// For a recovered variant whose unrecovered twin (same pruning and quantization, no
+    /// recovery) is in the table: the share of the twin's log-perplexity gap to the baseline that
+    /// recovery closed, on the first perplexity task both have.
+    static func recoveryGain(_ data: ReportData, _ r: ReportRun, base: ReportRun, table: ReportTable) -> String? {
+        guard r.isRecovered, let twin = data.runs(model: r.model).first(where: {
+            $0.record.status == .done && !$0.isRecovered && $0.id != base.id
+                && $0.record.variant.prune == r.record.variant.prune && $0.record.variant.quantize == r.record.variant.quantize
+        }) else { return nil }
+        for k in table.keys where k.hasSuffix("perplexity") {
+            let task = String(k.prefix { $0 != "." }), metric = String(k.drop { $0 != "." }.dropFirst())
+            guard let v = r.results.value(task: task, metric: metric), let t = twin.results.value(task: task, metric: metric),
+                  let b = base.results.value(task: task, metric: metric), v > 0, t > 0, b > 0 else { continue }
+            let gap = log(t) - log(b)
+            guard gap > 0 else { return "\(twin.variant) was no worse than the baseline on \(task), so recovery had no gap to close" }
+            return String(format: "recovery closes %.0f%% of %@'s log-perplexity gap to the baseline on %@ (perplexity %.2f → %.2f; baseline %.2f)",
+                          (log(t) - log(v)) / gap * 100, twin.variant, task, t, v, b)
+        }
+        return nil
     }
 
     /// A rounds cell's min–max in words (` (range …)`, and ` (not resolved)` when it includes

@@ -84,7 +84,8 @@ public enum Plots {
     }
 
     /// Perplexity against the share of parameters kept, one line per importance criterion
-    /// (each starting from the baseline), quantized variants as separate points.
+    /// (each starting from the baseline), LoRA-recovered ones as their own lines, quantized
+    /// variants as separate points.
     public static func perplexityVsParameters(_ table: ReportTable, _ data: ReportData) -> String? {
         guard let pk = table.keys.first(where: { $0.hasSuffix("perplexity") }), let yi = table.column(pk),
               let xi = table.column("params_pct") else { return nil }
@@ -96,8 +97,10 @@ public enum Plots {
             let key: String
             let point: Point = ((x, y), run.variant, row[yi].interval)
             if run.isBaseline { base = point; continue }
-            if let p = run.record.variant.prune { key = p.importance.rawValue + (run.record.variant.quantize != nil ? " + quantized" : "") }
-            else { key = "quantized only" }
+            // A recovered variant is a series of its own, beside its criterion's pruned points.
+            let lora = run.isRecovered ? " + LoRA" : ""
+            if let p = run.record.variant.prune { key = p.importance.rawValue + lora + (run.record.variant.quantize != nil ? " + quantized" : "") }
+            else { key = run.record.variant.quantize != nil ? "quantized only" + lora : "LoRA only" }
             if let i = groups.firstIndex(where: { $0.0 == key }) { groups[i].1.append(point) }
             else { groups.append((key, [point])) }
         }

@@ -7,7 +7,7 @@ public struct ReportRun {
     public var results: ResultsFile
     /// Per-document values (documents.json) behind the task figures; nil for runs without one.
     public var documents: DocumentScores?
-    /// Energy of the evaluation steps (J), of the build steps (prune, quantize), and the CO2eq
+    /// Energy of the evaluation steps (J), of the build steps (prune, recover, quantize), and the CO2eq
     /// (kg) of each, summed from the steps' emissions.csv (`energy_consumed` is kWh).
     public var evaluationEnergy: Double?
     public var buildEnergy: Double?
@@ -21,11 +21,15 @@ public struct ReportRun {
     /// `pruning.json` and `quantization.json` of the built model, when present.
     public var pruning: [String: Any]?
     public var quantization: [String: Any]?
+    /// `recovery.json` of a recovered variant's model (steps, tokens, seconds, losses).
+    public var recovery: [String: Any]?
 
     public var id: String { record.id }
     public var model: String { record.model }
     public var variant: String { record.variant.name }
     public var isBaseline: Bool { record.variant.isBaseline }
+    /// Whether the variant was LoRA-recovered after pruning (a `recover` build step).
+    public var isRecovered: Bool { record.variant.recover != nil }
 
     /// Tokens the evaluation scored: the sum of the block's per-task `tokens` (as `evaluate`
     /// writes them), else speed × wall time.
@@ -161,8 +165,8 @@ public struct ReportData {
                 run.evaluationEmissions = Spread(ordered.map(\.kg))?.median
             }
         }
-        for (file, kp) in [("pruning.json", \ReportRun.pruning), ("quantization.json", \.quantization)] {
-            for sub in ["model", "model-pruned"] {
+        for (file, kp) in [("pruning.json", \ReportRun.pruning), ("quantization.json", \.quantization), ("recovery.json", \.recovery)] {
+            for sub in ["model", "model-pruned", "model-recovered"] {
                 if run[keyPath: kp] == nil, let data = fm.contents(atPath: d.appendingPathComponent("\(sub)/\(file)").path),
                    let obj = try? JSONSerialization.jsonObject(with: data) as? [String: Any] {
                     run[keyPath: kp] = obj

@@ -106,6 +106,13 @@ public enum Tables {
             labels.append("\(m.task) \(m.metric)" + (m.higherIsBetter == false ? " ↓" : ""))
         }
         if !zeroShot.isEmpty { keys.append("avg_acc"); labels.append("Avg acc (\(zeroShot.count) zero-shot)") }
+        // Pruned and pruned + recovered rows side by side: a column saying which were recovered,
+        // only in tables that have one.
+        let recoveryColumn = runs.contains { $0.isRecovered }
+        if recoveryColumn {
+            keys.insert("recovery", at: 1)
+            labels.insert("Recovery", at: 1)
+        }
 
         func avg(_ r: ReportRun) -> Double? {
             let vs = zeroShot.compactMap { t -> Double? in
@@ -119,14 +126,15 @@ public enum Tables {
         var notes: [String] = []
         for r in runs {
             guard r.record.status == .done else {
-                rows.append([ReportCell(r.variant), ReportCell("failed")] + Array(repeating: ReportCell("–"), count: keys.count - 2))
+                let lead = [ReportCell(r.variant)] + (recoveryColumn ? [recoveryCell(r)] : [])
+                rows.append(lead + [ReportCell("failed")] + Array(repeating: ReportCell("–"), count: keys.count - lead.count - 1))
                 notes.append("\(r.variant) failed: \(r.record.error ?? "no error recorded")")
                 continue
             }
             let g = r.results, bg = base?.results
             let number = { (n: Int?) in n.map(Double.init) }
             let paired = r.id != base?.id ? base : nil
-            var row = [ReportCell(r.variant),
+            var row = [ReportCell(r.variant)] + (recoveryColumn ? [recoveryCell(r)] : []) + [
                        pct(number(g.greenprune?.parameters), number(bg?.greenprune?.parameters)),
                        pct(number(g.greenprune?.bytesOnDisk), number(bg?.greenprune?.bytesOnDisk)),
                        roundsCell(r.roundPeakBytes, paired?.roundPeakBytes, else: pct(g.peakResidentBytes, bg?.peakResidentBytes)),
@@ -173,7 +181,8 @@ public enum Tables {
         }
         var how: [String] = []
         for r in runs { for n in r.energyNotes where !how.contains(n) { how.append(n) } }
-        notes.append("Energy %, J/token and CO2eq cover the evaluation steps; Build kJ is pruning + quantization. "
+        notes.append("Energy %, J/token and CO2eq cover the evaluation steps; Build kJ is pruning + "
+                     + (recoveryColumn ? "LoRA recovery + " : "") + "quantization. "
                      + (how.isEmpty ? "Energy was not measured (no energy.json)." : "How energy was obtained — " + how.joined(separator: "; ") + ".")
                      + (Conclusions.energyIsEstimated(runs) ? " " + Conclusions.estimatedEnergyNote + "." : ""))
         notes.append("Percentages are relative to the baseline; task cells show the value and its change from the baseline"
@@ -189,6 +198,14 @@ public enum Tables {
         var table = ReportTable(model: model, keys: keys, labels: labels, rows: rows, notes: notes, higherIsBetter: direction)
         table.summary = Conclusions.sentences(data, model: model, table: table)
         return table
+    }
+
+    /// A recovered variant's LoRA rank and the optimizer steps recovery.json records (the value),
+    /// "none" for the others.
+    static func recoveryCell(_ r: ReportRun) -> ReportCell {
+        guard let c = r.record.variant.recover else { return ReportCell("none") }
+        let steps = (r.recovery?["steps"] as? NSNumber)?.intValue
+        return ReportCell("LoRA r\(c.rank)" + (steps.map { ", \($0) steps" } ?? ""), steps.map(Double.init))
     }
 
     /// The note explaining the repeated-measurement cells.

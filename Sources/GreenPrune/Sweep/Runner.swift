@@ -345,26 +345,28 @@ public final class SweepRunner {
         return String(line.prefix(300))
     }
 
-    /// Prune and/or quantize into `att/model` and return the folder to evaluate; the baseline's
-    /// `model` is a link to its source.
+    /// The build steps in order (prune, recover, quantize, each when the variant has it) into
+    /// `att/model`; returns the folder to evaluate. The baseline's `model` is a link to its source.
     private func build(_ run: PlannedRun, in att: URL, steps: inout [RunRecord.StepRecord]) throws -> URL {
         let model = att.appendingPathComponent("model")
         let measure = plan.energy.enabled && plan.energy.measureBuild
+        let v = run.variant
+        let builds: [(name: String, folder: String, options: (any CommandOptions)?)] = [
+            ("prune", "model-pruned", v.prune), ("recover", "model-recovered", v.recover), ("quantize", "model", v.quantize),
+        ].filter { $0.options != nil }
         var source = run.modelPath
-        if let p = run.variant.prune {
-            let out = run.variant.quantize == nil ? model : att.appendingPathComponent("model-pruned")
-            try step("prune", ["prune", source, "--out", out.path], options: p, run: run, in: att, measured: measure, steps: &steps)
-            source = out.path
-        }
-        if let q = run.variant.quantize {
-            try step("quantize", ["quantize", source, "--out", model.path], options: q, run: run, in: att, measured: measure, steps: &steps)
-            if run.variant.prune != nil {
-                // Keep the intermediate's pruning.json and config, not its weights.
-                let pruned = att.appendingPathComponent("model-pruned")
-                for f in (try? FileManager.default.contentsOfDirectory(atPath: pruned.path)) ?? [] where f.hasSuffix(".safetensors") {
-                    try? FileManager.default.removeItem(at: pruned.appendingPathComponent(f))
+        for (i, b) in builds.enumerated() {
+            // The last step writes `model`; the others an intermediate folder named for their step.
+            let out = i == builds.count - 1 ? model : att.appendingPathComponent(b.folder)
+            try step(b.name, [b.name, source, "--out", out.path], options: b.options, run: run, in: att, measured: measure, steps: &steps)
+            if i > 0 {
+                // Keep the intermediate's pruning.json / recovery.json and config, not its weights.
+                let previous = URL(fileURLWithPath: source)
+                for f in (try? FileManager.default.contentsOfDirectory(atPath: previous.path)) ?? [] where f.hasSuffix(".safetensors") {
+                    try? FileManager.default.removeItem(at: previous.appendingPathComponent(f))
                 }
             }
+            source = out.path
         }
         if run.variant.isBaseline {
             // A link for whoever browses the folder; evaluate reads the source itself (sizes on

@@ -19,6 +19,9 @@ import Foundation
 ///       - name: baseline
 ///       - name: taylor-20
 ///         prune: {ratio: 0.2, importance: taylor, taylor: param_first, skip_first: 1, skip_last: 1}   # PruneSettings
+///       - name: taylor-20-lora     # pruned, then LoRA-recovered (at most 30 min), then evaluated
+///         prune: {ratio: 0.2, importance: taylor, skip_first: 1, skip_last: 1}
+///         recover: {max_minutes: 30, lr: 1e-4}                                                   # RecoverSettings
 ///       - name: int8
 ///         quantize: {bits: 8, granularity: channel, scheme: symmetric}                           # QuantizeSettings
 /// ```
@@ -110,21 +113,26 @@ public struct SweepConfig: Codable, Equatable {
         enum CodingKeys: String, CodingKey { case name, limit }
     }
 
-    /// A variant: nothing (the baseline), pruning, quantization, or pruning then quantization.
+    /// A variant: nothing (the baseline), or its build steps in this order: pruning, LoRA
+    /// recovery, quantization (each optional).
     public struct VariantSpec: Codable, Equatable {
         public var name: String
         public var prune: PruneSettings?
+        /// LoRA recovery of the (pruned) model before any quantization.
+        public var recover: RecoverSettings?
         public var quantize: QuantizeSettings?
         /// Extra arguments passed to `greenprune evaluate`.
         public var evaluateArgs: [String] = []
-        public var isBaseline: Bool { prune == nil && quantize == nil }
-        public init(name: String, prune: PruneSettings? = nil, quantize: QuantizeSettings? = nil, evaluateArgs: [String] = []) {
+        public var isBaseline: Bool { prune == nil && recover == nil && quantize == nil }
+        public init(name: String, prune: PruneSettings? = nil, recover: RecoverSettings? = nil, quantize: QuantizeSettings? = nil,
+                    evaluateArgs: [String] = []) {
             self.name = name
             self.prune = prune
+            self.recover = recover
             self.quantize = quantize
             self.evaluateArgs = evaluateArgs
         }
-        enum CodingKeys: String, CodingKey { case name, prune, quantize, evaluateArgs = "evaluate_args" }
+        enum CodingKeys: String, CodingKey { case name, prune, recover, quantize, evaluateArgs = "evaluate_args" }
     }
 
     /// The most rounds `repeat` takes (a typo such as 300 would otherwise run for days).
@@ -288,12 +296,13 @@ public struct SweepConfig: Codable, Equatable {
     }
 
     private static func parseVariant(_ node: ConfigNode) throws -> VariantSpec {
-        let m = try node.mapping(allowed: ["name", "prune", "quantize", "evaluate_args"])
+        let m = try node.mapping(allowed: ["name", "prune", "recover", "quantize", "evaluate_args"])
         guard let n = m["name"] else { throw node.error("a variant needs a 'name'") }
         let name = try n.string()
         try checkName(name, n)
         var v = VariantSpec(name: name)
         if let p = m["prune"] { v.prune = try OptionsFile.decode(PruneSettings.self, from: p) }
+        if let r = m["recover"] { v.recover = try OptionsFile.decode(RecoverSettings.self, from: r) }
         if let q = m["quantize"] { v.quantize = try OptionsFile.decode(QuantizeSettings.self, from: q) }
         if let e = m["evaluate_args"] { v.evaluateArgs = try e.strings() }
         return v

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # A stand-in for the greenprune binary that honours the file contracts of docs/CLI.md for the
-# steps a sweep runs (energy, prune, quantize, evaluate) without models, so sweep tests are fast.
+# steps a sweep runs (energy, prune, recover, quantize, evaluate) without models, so sweep tests are fast.
 # Set GREENPRUNE_SWEEP_BINARY to this file. Deterministic: every number follows from the
 # arguments and the files the previous step wrote (fake.params, fake.quality, fake.bytes).
 #   FAKE_SLEEP=S   each step sleeps S seconds first (kill tests)
-#   an argument `--fail` makes prune/quantize/evaluate exit 3 with a message (failure tests), and so
-#   does `--fail` anywhere in the `--options` file of prune/quantize (`quantize: {bits: 8, skip: [--fail]}`)
+#   an argument `--fail` makes prune/recover/quantize/evaluate exit 3 with a message (failure tests), and so
+#   does `--fail` anywhere in the `--options` file of prune/recover/quantize (`quantize: {bits: 8, skip: [--fail]}`)
 set -euo pipefail
 cmd="${1:-}"; shift || true
 sleep "${FAKE_SLEEP:-0}"
@@ -48,6 +48,17 @@ prune)
   calc "$(readnum "$src/fake.quality" 0.6) - 0.3 * $r" > "$out/fake.quality"
   calc "$(readnum "$src/fake.bytes" 4000000) * (1 - $r)" > "$out/fake.bytes"
   echo "pruned $r" ;;
+recover)
+  src="$1"; out="$(arg --out "$@")"
+  fails "$@" && { echo "recover: --fail: asked to fail" >&2; exit 3; }
+  steps="$(arg --max-steps "$@")"; steps="${steps:-$(opt max_steps "$@")}"; steps="${steps:-10}"
+  mkdir -p "$out"; cp "$src/config.json" "$out/"
+  echo "{\"steps\": $steps, \"seconds\": 60, \"source_model\": \"$src\"}" > "$out/recovery.json"
+  cp "$src/fake.params" "$out/" 2>/dev/null || echo 1000000 > "$out/fake.params"
+  cp "$src/fake.bytes" "$out/" 2>/dev/null || echo 4000000 > "$out/fake.bytes"
+  # Recovery closes half of the quality lost to the base's 0.6.
+  q="$(readnum "$src/fake.quality" 0.6)"; calc "$q + 0.5 * (0.6 - $q)" > "$out/fake.quality"
+  echo "recovered $steps steps" ;;
 quantize)
   src="$1"; out="$(arg --out "$@")"; b="$(arg --bits "$@")"; b="${b:-$(opt bits "$@")}"
   fails "$@" && { echo "quantize: --fail: asked to fail" >&2; exit 3; }
