@@ -400,14 +400,15 @@ extension QuantizerTests {
         #expect(text.contains("\"observer\":\"mse\""))
     }
 
-    /// The CLI's `--scale-dtype auto` (the default) stores 4-bit scales as float16 and 8-bit ones
-    /// as float32; an explicit type wins.
+    /// The CLI's `--scale-dtype auto` (the default) stores scales as float32 at either width, as
+    /// compressed-tensors' writer does for a float32 model; an explicit type wins.
     @Test func cliScaleDTypeDefaults() throws {
         let root = temporaryDirectory("scale-dtype")
         defer { try? FileManager.default.removeItem(at: root) }
         let src = root.appendingPathComponent("f32")
         try writeTinyLlama(src, layerDims: Self.pruned)
-        for (args, want) in [(["--bits", "4", "--group-size", "32"], DType.f16), (["--bits", "8"], .f32),
+        for (args, want) in [(["--bits", "4", "--group-size", "32"], DType.f32), (["--bits", "8"], .f32),
+                             (["--bits", "4", "--group-size", "32", "--scale-dtype", "float16"], .f16),
                              (["--bits", "8", "--scale-dtype", "float16"], .f16), (["--bits", "4", "--scale-dtype", "float32"], .f32)] {
             let out = root.appendingPathComponent(args.joined(separator: "_"))
             let p = Process()
