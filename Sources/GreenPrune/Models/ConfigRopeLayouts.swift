@@ -18,10 +18,11 @@ extension ConfigJSON {
         var scaling = p
         scaling.ropeTheta = nil
         let theta = p.ropeTheta
+        // Members already right are left as written (a float theta stays a float).
         try update {
-            $0.ropeParameters = p
-            $0.ropeTheta = theta
-            $0.ropeScaling = p.ropeType == "default" ? nil : scaling
+            if m.ropeParameters?.ropeTheta == nil || m.ropeParameters?.ropeType == nil { $0.ropeParameters = p }
+            if m.ropeTheta != theta { $0.ropeTheta = theta }
+            if p.ropeType == "default" { $0.ropeScaling = nil } else if m.ropeScaling != scaling { $0.ropeScaling = scaling }
         }
     }
 }
