@@ -95,7 +95,11 @@ struct Prune: ParsableCommand {
         let saveStart = Date()
         let outURL = URL(fileURLWithPath: out ?? "")
         var report: [String: Any] = [:]
-        try outcome.model.save(to: outURL, configJSON: outcome.model.configJSON,
+        // Layers of different widths: a modeling file transformers runs with trust_remote_code;
+        // the rotary settings as transformers 4.x and 5.x each read them.
+        var (configJSON, remoteCode) = try PerLayerRemoteCode.prepare(outcome.model.configJSON)
+        try configJSON.writeBothRopeLayouts()
+        try outcome.model.save(to: outURL, configJSON: configJSON, extra: remoteCode,
                                progress: quiet ? nil : ProgressBar("writing", total: outcome.model.state.count, unit: "tensors")) { tmp in
             try Pruner.writeImportance(outcome, unit: settings.attentionUnit, to: tmp.appendingPathComponent("importance.h5"))
             let energy = try tracker.map { try $0.stop() }

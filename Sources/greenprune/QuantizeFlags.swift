@@ -27,7 +27,7 @@ struct QuantizeFlags: ParsableArguments {
     @Option(help: "How scales are chosen: minmax (the block's range) or mse (the shrunk range, p = 1 … 0.80, with the least rounding error Σ|w − ŵ|^2.4, as llm-compressor's MSE observer) (default \(QuantizeSettings(bits: 8).observer.rawValue)).")
     var observer: QuantObserver?
 
-    @Option(name: .customLong("scale-dtype"), help: "weight_scale storage: float16 (half the bytes, on disk and in memory for 4-bit layers; each scale is rounded up to a float16, at most 0.1% coarser, before the codes are computed, so every weight stays within half a step), float32 (what llm-compressor writes for a float32 model), or auto: float16 for --bits 4, float32 for --bits 8 (whose scales are a negligible share of the bytes and stay float32 in memory anyway) (default \(QuantizeSettings(bits: 8).scaleDType.rawValue)).")
+    @Option(name: .customLong("scale-dtype"), help: "weight_scale storage: float16 (half the bytes, on disk and in memory for 4-bit layers; each scale is rounded up to a float16, at most 0.1% coarser, before the codes are computed, so every weight stays within half a step), float32 (what compressed-tensors' own writer emits for a float32 model), or auto: float32 (default \(QuantizeSettings(bits: 8).scaleDType.rawValue)).")
     var scaleDType: QuantizeSettings.ScaleChoice?
 
     @Option(help: "Activations at run time: none (float) or int8 (dynamic per-token int8, int8×int8 kernels) (default \(QuantizeSettings(bits: 8).activations.rawValue)).")

@@ -34,9 +34,17 @@ public struct GGUFLlamaHyperparameters: Equatable, Sendable {
     public var attentionBias: Bool
     /// `llama.rope.scaling.type` = linear: its factor.
     public var linearRopeFactor: Double?
+    /// Per-layer widths when the layers differ (`deci` files, or per-layer arrays); `heads`,
+    /// `kvHeads` and `intermediateSize` then hold the widest layer's.
+    public var layerShapes: [GGUFLlamaMetadata.LayerShape]?
+
+    /// Layer `i`'s widths.
+    public func shape(ofLayer i: Int) -> GGUFLlamaMetadata.LayerShape {
+        layerShapes?[i] ?? GGUFLlamaMetadata.LayerShape(heads: heads, kvHeads: kvHeads, intermediateSize: intermediateSize)
+    }
 }
 
-/// Converts a llama-architecture GGUF file into a Hugging Face model directory.
+/// Converts a llama- or deci-architecture GGUF file into a Hugging Face model directory.
 public enum GGUFImporter {
     /// Writes `model.safetensors`, `config.json`, `generation_config.json`, `tokenizer.json` and
     /// `tokenizer_config.json` for `gguf` into `out`. The directory is built under a temporary
@@ -81,8 +89,13 @@ public enum GGUFImporter {
             try SafeTensorsWriter.write(entries, metadata: meta, to: st, progress: bar)
             bar.finish()
             let torchDType = dtype == .f32 ? "float32" : dtype == .bf16 ? "bfloat16" : "float16"
-            try AtomicFile.write(configJSON(hp, tokenizer: tokenizer, torchDType: torchDType).rendered() + "\n",
-                                 to: tmp.appendingPathComponent("config.json"))
+            let configURL = tmp.appendingPathComponent("config.json")
+            let config = try ConfigJSON(data: Data(configJSON(hp, tokenizer: tokenizer, torchDType: torchDType).rendered().utf8),
+                                        path: configURL.path)
+            // Layers of different widths load in transformers through a modeling file of their own.
+            let (written, remoteCode) = try PerLayerRemoteCode.prepare(config)
+            try AtomicFile.write(written.data(), to: configURL)
+            for (name, data) in remoteCode { try AtomicFile.write(data, to: tmp.appendingPathComponent(name)) }
             try AtomicFile.write(generationConfigJSON(tokenizer).rendered() + "\n",
                                  to: tmp.appendingPathComponent("generation_config.json"))
             try AtomicFile.write(tokenizer.tokenizerJSON().rendered() + "\n",
@@ -106,72 +119,91 @@ public enum GGUFImporter {
 
     // MARK: Metadata
 
-    /// Reads the llama hyper-parameters, checking that they are present and consistent.
+    /// Reads the llama (or deci: per-layer widths) hyper-parameters, checking that they are
+    /// present and consistent.
     public static func hyperparameters(_ f: GGUFFile) throws -> GGUFLlamaHyperparameters {
         let path = f.url.path
         guard let arch = f["general.architecture"]?.string else {
             throw InputError(path, "missing metadata general.architecture")
         }
-        guard arch == "llama" else {
-            throw InputError(path, "unsupported architecture '\(arch)' (supported: llama)")
+        guard arch == "llama" || arch == "deci" else {
+            throw InputError(path, "unsupported architecture '\(arch)' (supported: llama, deci)")
         }
         func int(_ key: String) throws -> Int {
-            guard let v = f["llama." + key] else { throw InputError(path, "missing metadata llama.\(key)") }
-            guard let i = v.int, i > 0 else { throw InputError(path, "metadata llama.\(key) must be a positive integer") }
+            guard let v = f[arch + "." + key] else { throw InputError(path, "missing metadata \(arch).\(key)") }
+            guard let i = v.int, i > 0 else { throw InputError(path, "metadata \(arch).\(key) must be a positive integer") }
             return i
         }
         func float(_ key: String, default d: Float?) throws -> Float {
-            guard let v = f["llama." + key] else {
+            guard let v = f[arch + "." + key] else {
                 if let d { return d }
-                throw InputError(path, "missing metadata llama.\(key)")
+                throw InputError(path, "missing metadata \(arch).\(key)")
             }
-            guard let x = v.double, x.isFinite, x > 0 else { throw InputError(path, "metadata llama.\(key) must be a positive number") }
+            guard let x = v.double, x.isFinite, x > 0 else { throw InputError(path, "metadata \(arch).\(key) must be a positive number") }
             return Float(x)
         }
-        let hidden = try int("embedding_length")
-        let heads = try int("attention.head_count")
-        let kvHeads = f["llama.attention.head_count_kv"] == nil ? heads : try int("attention.head_count_kv")
-        let headDim = f["llama.attention.key_length"] == nil ? hidden / heads : try int("attention.key_length")
-        guard heads % kvHeads == 0 else {
-            throw InputError(path, "llama.attention.head_count \(heads) is not a multiple of head_count_kv \(kvHeads)")
+        // Each layer holds at least 9 tensors, so a block_count the tensor table cannot hold
+        // (0xFFFFFFFF, 2^62) is refused here, before anything loops or allocates per layer.
+        let layers = try int("block_count")
+        guard layers <= f.tensors.count / 9 else {
+            throw InputError(path, "metadata \(arch).block_count \(layers) needs at least \(layers)×9 tensors, the file holds \(f.tensors.count)")
         }
-        guard headDim % 2 == 0, f["llama.attention.key_length"] != nil || hidden % heads == 0 else {
+        /// One positive integer, or one per layer (llama.cpp's per-layer arrays).
+        func perLayer(_ key: String) throws -> [Int] {
+            guard let values = f[arch + "." + key]?.array else { return [Int](repeating: try int(key), count: layers) }
+            guard values.count == layers else {
+                throw InputError(path, "metadata \(arch).\(key) has \(values.count) values for \(layers) layers")
+            }
+            return try values.map {
+                guard let i = $0.int, i > 0 else { throw InputError(path, "metadata \(arch).\(key) must hold positive integers") }
+                return i
+            }
+        }
+        let hidden = try int("embedding_length")
+        let headsPerLayer = try perLayer("attention.head_count")
+        let kvPerLayer = f[arch + ".attention.head_count_kv"] == nil ? headsPerLayer : try perLayer("attention.head_count_kv")
+        let ffnPerLayer = try perLayer("feed_forward_length")
+        let heads = headsPerLayer.max() ?? 0, kvHeads = kvPerLayer.max() ?? 0
+        let keyLength = f[arch + ".attention.key_length"] != nil
+        let headDim = keyLength ? try int("attention.key_length") : hidden / headsPerLayer[0]
+        for (i, (h, kv)) in zip(headsPerLayer, kvPerLayer).enumerated() where h % kv != 0 {
+            throw InputError(path, "\(arch).attention.head_count \(h) is not a multiple of head_count_kv \(kv) (layer \(i))")
+        }
+        guard headDim % 2 == 0, keyLength || hidden % headsPerLayer[0] == 0 else {
             throw InputError(path, "head dimension \(headDim) must be even and divide embedding_length \(hidden)")
         }
+        let shapes = (0 ..< layers).map {
+            GGUFLlamaMetadata.LayerShape(heads: headsPerLayer[$0], kvHeads: kvPerLayer[$0], intermediateSize: ffnPerLayer[$0])
+        }
         let vocab: Int
-        if f["llama.vocab_size"] != nil { vocab = try int("vocab_size") }
+        if f[arch + ".vocab_size"] != nil { vocab = try int("vocab_size") }
         else if let toks = f["tokenizer.ggml.tokens"]?.array { vocab = toks.count }
         else if let e = f.tensor("token_embd.weight") { vocab = e.shape[0] }
-        else { throw InputError(path, "cannot tell the vocabulary size (no llama.vocab_size, tokens or token_embd)") }
+        else { throw InputError(path, "cannot tell the vocabulary size (no \(arch).vocab_size, tokens or token_embd)") }
 
         var linear: Double?
-        if let type = f["llama.rope.scaling.type"]?.string, type != "none" {
+        if let type = f[arch + ".rope.scaling.type"]?.string, type != "none" {
             guard type == "linear" else {
-                throw InputError(path, "unsupported llama.rope.scaling.type '\(type)' (supported: none, linear)")
+                throw InputError(path, "unsupported \(arch).rope.scaling.type '\(type)' (supported: none, linear)")
             }
-            guard let factor = f["llama.rope.scaling.factor"]?.double, factor > 0 else {
-                throw InputError(path, "llama.rope.scaling.type is linear but llama.rope.scaling.factor is missing")
+            guard let factor = f[arch + ".rope.scaling.factor"]?.double, factor > 0 else {
+                throw InputError(path, "\(arch).rope.scaling.type is linear but \(arch).rope.scaling.factor is missing")
             }
             linear = factor
         }
         if f.tensor("rope_freqs.weight") != nil {
             throw InputError(path, "tensor rope_freqs.weight (llama3 RoPE scaling) is not supported")
         }
-        // Each layer holds at least 9 tensors, so a block_count the tensor table cannot hold
-        // (0xFFFFFFFF, 2^62) is refused here, before anything loops or allocates per layer.
-        let layers = try int("block_count")
-        guard layers <= f.tensors.count / 9 else {
-            throw InputError(path, "metadata llama.block_count \(layers) needs at least \(layers)×9 tensors, the file holds \(f.tensors.count)")
-        }
         return GGUFLlamaHyperparameters(
-            vocabSize: vocab, hiddenSize: hidden, intermediateSize: try int("feed_forward_length"),
+            vocabSize: vocab, hiddenSize: hidden, intermediateSize: ffnPerLayer.max() ?? 0,
             layers: layers, heads: heads, kvHeads: kvHeads, headDim: headDim,
             rmsNormEps: try float("attention.layer_norm_rms_epsilon", default: nil),
             ropeTheta: try float("rope.freq_base", default: 10000),
             contextLength: try int("context_length"),
             tiedEmbeddings: f.tensor("output.weight") == nil,
             attentionBias: f.tensor("blk.0.attn_q.bias") != nil,
-            linearRopeFactor: linear)
+            linearRopeFactor: linear,
+            layerShapes: Set(shapes).count > 1 ? shapes : nil)
     }
 
     /// llama.cpp's module names (`token_embd`, `blk.N.attn_q`) of the transformers tensor roles.
@@ -217,7 +249,7 @@ public enum GGUFImporter {
     /// Maps every tensor to its transformers name and checks its shape against the config.
     static func tensorPlan(_ f: GGUFFile, _ hp: GGUFLlamaHyperparameters) throws -> [TensorPlan] {
         let path = f.url.path
-        let h = hp.hiddenSize, q = hp.heads * hp.headDim, kv = hp.kvHeads * hp.headDim, ff = hp.intermediateSize
+        let h = hp.hiddenSize
         var plans: [TensorPlan] = []
         for t in f.tensors {
             guard let hf = huggingFaceName(t.name) else {
@@ -227,6 +259,12 @@ public enum GGUFImporter {
                 throw InputError(path, "tensor '\(t.name)' has type \(t.type.name), which GreenPrune cannot dequantize (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q4_K, Q6_K)")
             }
             let kind = t.name.split(separator: ".").dropFirst(t.name.hasPrefix("blk.") ? 2 : 0).joined(separator: ".")
+            let layer = t.name.hasPrefix("blk.") ? Int(t.name.split(separator: ".")[1]) : nil
+            if let n = layer, n >= hp.layers {
+                throw InputError(path, "tensor '\(t.name)' is past block_count \(hp.layers)")
+            }
+            let dims = hp.shape(ofLayer: layer ?? 0)
+            let q = dims.heads * hp.headDim, kv = dims.kvHeads * hp.headDim, ff = dims.intermediateSize
             let expected: [Int]?
             switch kind {
             case "token_embd.weight", "output.weight": expected = [hp.vocabSize, h]
@@ -243,10 +281,7 @@ public enum GGUFImporter {
             if let e = expected, e != t.shape {
                 throw InputError(path, "tensor '\(t.name)' has shape \(t.shape), expected \(e) from the metadata")
             }
-            if t.name.hasPrefix("blk."), let n = Int(t.name.split(separator: ".")[1]), n >= hp.layers {
-                throw InputError(path, "tensor '\(t.name)' is past llama.block_count \(hp.layers)")
-            }
-            let heads: Int? = kind.hasPrefix("attn_q.") ? hp.heads : kind.hasPrefix("attn_k.") ? hp.kvHeads : nil
+            let heads: Int? = kind.hasPrefix("attn_q.") ? dims.heads : kind.hasPrefix("attn_k.") ? dims.kvHeads : nil
             plans.append(TensorPlan(info: t, hfName: hf, unpermuteHeads: heads))
         }
         let names = Set(plans.map(\.hfName))
@@ -346,6 +381,13 @@ public enum GGUFImporter {
         ]
         if let unk = tokenizer.unkID { pairs.append(("unk_token_id", .int(unk))) }
         pairs += [("use_cache", .bool(true)), ("vocab_size", .int(hp.vocabSize))]
+        // Per-layer widths as `greenprune prune` writes them (`Surgery.layerDimsKey`).
+        if let shapes = hp.layerShapes {
+            pairs.append((Surgery.layerDimsKey, .array(shapes.map {
+                .object([("num_attention_heads", .int($0.heads)), ("num_key_value_heads", .int($0.kvHeads)),
+                         ("intermediate_size", .int($0.intermediateSize))])
+            })))
+        }
         return .object(pairs)
     }
 

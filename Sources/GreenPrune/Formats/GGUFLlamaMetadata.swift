@@ -6,7 +6,7 @@ import Foundation
 /// llama.cpp's converter uses (u32 counts, f32 theta/eps). `GGUFExport` (`--format gguf`) writes it.
 public enum GGUFLlamaMetadata {
     /// One decoder layer's attention and MLP widths, for models whose layers differ (pruned):
-    /// written as per-layer arrays, which llama.cpp accepts for these three keys.
+    /// written as per-layer arrays of llama.cpp's `deci` architecture.
     public struct LayerShape: Hashable, Sendable {
         public var heads: Int
         public var kvHeads: Int
@@ -85,38 +85,42 @@ public enum GGUFLlamaMetadata {
             throw InputError(configPath, "rms_norm_eps is missing")
         }
 
-        kv.append(("general.architecture", .string("llama")))
+        // Layers of different widths are llama.cpp's `deci` architecture (the Llama graph with
+        // per-layer head counts and MLP widths); its `llama` one reads only the first layer's.
+        let perLayer = layers.map { $0.count == nLayers && Set($0).count > 1 } ?? false
+        let arch = perLayer ? "deci" : "llama"
+        kv.append(("general.architecture", .string(arch)))
         kv.append(("general.type", .string("model")))
         kv.append(("general.name", .string(name)))
-        kv.append(("llama.block_count", u32(nLayers)))
-        kv.append(("llama.context_length", u32(try int("max_position_embeddings"))))
-        kv.append(("llama.embedding_length", u32(hidden)))
-        if let layers, layers.count == nLayers, Set(layers).count > 1 {
+        kv.append((arch + ".block_count", u32(nLayers)))
+        kv.append((arch + ".context_length", u32(try int("max_position_embeddings"))))
+        kv.append((arch + ".embedding_length", u32(hidden)))
+        if let layers, perLayer {
             let arr = { (f: (LayerShape) -> Int) in GGUFValue.array(elementType: 4, values: layers.map { u32(f($0)) }) }
-            kv.append(("llama.feed_forward_length", arr(\.intermediateSize)))
-            kv.append(("llama.attention.head_count", arr(\.heads)))
-            kv.append(("llama.attention.head_count_kv", arr(\.kvHeads)))
+            kv.append((arch + ".feed_forward_length", arr(\.intermediateSize)))
+            kv.append((arch + ".attention.head_count", arr(\.heads)))
+            kv.append((arch + ".attention.head_count_kv", arr(\.kvHeads)))
         } else {
             let l = layers?.first
             let ff = try l?.intermediateSize ?? int("intermediate_size")
-            kv.append(("llama.feed_forward_length", u32(ff)))
-            kv.append(("llama.attention.head_count", u32(l?.heads ?? heads)))
-            kv.append(("llama.attention.head_count_kv", u32(l?.kvHeads ?? kvHeads)))
+            kv.append((arch + ".feed_forward_length", u32(ff)))
+            kv.append((arch + ".attention.head_count", u32(l?.heads ?? heads)))
+            kv.append((arch + ".attention.head_count_kv", u32(l?.kvHeads ?? kvHeads)))
         }
-        kv.append(("llama.rope.freq_base", .float32(Float(theta))))
-        kv.append(("llama.attention.layer_norm_rms_epsilon", .float32(Float(eps))))
+        kv.append((arch + ".rope.freq_base", .float32(Float(theta))))
+        kv.append((arch + ".attention.layer_norm_rms_epsilon", .float32(Float(eps))))
         // llama.cpp takes the head width as embedding / heads unless told: tell it when that is
         // wrong for any layer (a model with its own head_dim, or heads pruned away).
         if (layers?.map(\.heads) ?? [heads]).contains(where: { hidden != $0 * headDim }) {
-            kv.append(("llama.attention.key_length", u32(headDim)))
-            kv.append(("llama.attention.value_length", u32(headDim)))
+            kv.append((arch + ".attention.key_length", u32(headDim)))
+            kv.append((arch + ".attention.value_length", u32(headDim)))
         }
         kv.append(("general.file_type", .uint32(fileType)))
 
         let vocabSize = config["vocab_size"] == nil ? nil : try int("vocab_size")
         let tok = try tokenizerMetadata(tokenizer, vocabSize: vocabSize, path: tokenizerPath)
-        kv.append(("llama.vocab_size", u32(tok.tokens.count)))
-        kv.append(("llama.rope.dimension_count", u32(headDim)))
+        kv.append((arch + ".vocab_size", u32(tok.tokens.count)))
+        kv.append((arch + ".rope.dimension_count", u32(headDim)))
         kv.append(("tokenizer.ggml.add_space_prefix", .bool(tok.addSpacePrefix)))
         kv.append(("tokenizer.ggml.add_bos_token", .bool(tok.addBOS)))
         if tok.addEOS { kv.append(("tokenizer.ggml.add_eos_token", .bool(true))) }

@@ -8,12 +8,13 @@ public struct QuantizeSettings: CommandOptions, CalibrationSettings, Sendable {
     public enum Method: String, OptionChoice, Sendable { case rtn, gptq }
     /// Zero point 0, or a zero point per scale.
     public enum Scheme: String, OptionChoice, Sendable { case symmetric, asymmetric }
-    /// `weight_scale` storage: a `ScaleType`, or auto (float16 where it saves memory: 4-bit layers).
+    /// `weight_scale` storage: a `ScaleType`, or auto: float32, what compressed-tensors' own
+    /// writer emits for a float32 model (float16 halves the scales' bytes, as an option).
     public enum ScaleChoice: String, OptionChoice, Sendable {
         case auto, float16, float32
         public func resolved(bits: Int) -> ScaleType {
             switch self {
-            case .auto: return bits == 4 ? .float16 : .float32
+            case .auto: return .float32
             case .float16: return .float16
             case .float32: return .float32
             }

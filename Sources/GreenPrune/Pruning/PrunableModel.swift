@@ -10,9 +10,11 @@ public struct PrunableModel {
     public var state: StateDict
     public var geometry: PruneGeometry
 
-    /// Files copied unchanged into a pruned directory when present.
+    /// Files copied unchanged into a pruned directory when present (the per-layer modeling file
+    /// too, so a recovered pruned model keeps what its config.json's `auto_map` names).
     public static let passThroughFiles = ["tokenizer.json", "tokenizer_config.json", "special_tokens_map.json",
-                                          "generation_config.json", "tokenizer.model", "vocab.json", "merges.txt"]
+                                          "generation_config.json", "tokenizer.model", "vocab.json", "merges.txt",
+                                          PerLayerRemoteCode.fileName]
 
     /// Loads `dir` (config.json + safetensors) into float32 arrays, after the shared
     /// `ModelDirectoryCheck.validate` (so a checkpoint `inspect` rejects is never pruned).

@@ -6,7 +6,7 @@ import Foundation
 /// Per quantized module `<m>` (e.g. `model.layers.0.self_attn.q_proj`):
 /// - format `pack-quantized` (our 4-bit): `<m>.weight_packed` int32 (out, ⌈in/(32/b)⌉) holding
 ///   32/b codes per word, least-significant first, each stored as q + 2^(b−1) (unsigned);
-///   `<m>.weight_shape` int32 [out, in]; `<m>.weight_scale` (out, groups) — (1) for a tensor
+///   `<m>.weight_shape` int64 [out, in] (the library's `torch.tensor(weight.shape)`; int32 read too); `<m>.weight_scale` (out, groups) — (1) for a tensor
 ///   scale, (out, 1) per channel; `<m>.weight_zero_point` when asymmetric: for channel/group
 ///   int32 packed the same way but along the output dimension, (⌈out/(32/b)⌉, groups); for a
 ///   tensor scale int8 (1).
@@ -146,13 +146,16 @@ public struct CTConfigGroup: Codable, Equatable, Sendable {
     public var targets: [String]
     public var weights: CTQuantizationArgs
     public var inputActivations: CTQuantizationArgs?
+    /// The group's compression format (`QuantizationScheme.format`); without it compressed-tensors
+    /// ≥ 0.20 infers one per module, pack-quantized for any integer weight of ≤ 8 bits.
+    public var format: String?
 
     enum CodingKeys: String, CodingKey {
-        case targets, weights, inputActivations = "input_activations", outputActivations = "output_activations"
+        case targets, weights, inputActivations = "input_activations", outputActivations = "output_activations", format
     }
 
-    public init(targets: [String], weights: CTQuantizationArgs, inputActivations: CTQuantizationArgs?) {
-        self.targets = targets; self.weights = weights; self.inputActivations = inputActivations
+    public init(targets: [String], weights: CTQuantizationArgs, inputActivations: CTQuantizationArgs?, format: String? = nil) {
+        self.targets = targets; self.weights = weights; self.inputActivations = inputActivations; self.format = format
     }
 
     public init(from decoder: Decoder) throws {
@@ -160,6 +163,7 @@ public struct CTConfigGroup: Codable, Equatable, Sendable {
         targets = try c.decodeIfPresent([String].self, forKey: .targets) ?? ["Linear"]
         weights = try c.decode(CTQuantizationArgs.self, forKey: .weights)
         inputActivations = try c.decodeIfPresent(CTQuantizationArgs.self, forKey: .inputActivations)
+        format = try c.decodeIfPresent(String.self, forKey: .format)
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -168,6 +172,7 @@ public struct CTConfigGroup: Codable, Equatable, Sendable {
         try c.encode(weights, forKey: .weights)
         try c.encode(inputActivations, forKey: .inputActivations)
         try c.encodeNil(forKey: .outputActivations)
+        try c.encodeIfPresent(format, forKey: .format)
     }
 }
 
@@ -198,7 +203,7 @@ public struct CTQuantizationConfig: Codable, Equatable, Sendable {
         let a = activationsInt8 ? CTQuantizationArgs(numBits: 8, symmetric: true, groupSize: nil,
                                                      strategy: "token", dynamic: true) : nil
         configGroups = ["group_0": CTConfigGroup(targets: includesEmbeddings ? ["Linear", "Embedding"] : ["Linear"],
-                                                 weights: w, inputActivations: a)]
+                                                 weights: w, inputActivations: a, format: format)]
         self.ignore = ignore
         quantizationStatus = "compressed"
     }
@@ -229,11 +234,13 @@ public struct CTQuantizationConfig: Codable, Equatable, Sendable {
         guard quantMethod == "compressed-tensors" else {
             throw InputError(source, "quant_method \"\(quantMethod)\" is not supported (only compressed-tensors)")
         }
-        guard format == "pack-quantized" || format == "int-quantized" || format == "naive-quantized" else {
-            throw InputError(source, "compressed-tensors format \"\(format)\" is not supported (pack-quantized, int-quantized)")
-        }
         guard configGroups.count == 1, let g = configGroups.values.first else {
             throw InputError(source, "quantization_config has \(configGroups.count) config_groups; GreenPrune reads exactly one")
+        }
+        // A group's own format wins over the top-level one (which says "mixed-precision" then).
+        let format = g.format ?? self.format
+        guard format == "pack-quantized" || format == "int-quantized" || format == "naive-quantized" else {
+            throw InputError(source, "compressed-tensors format \"\(format)\" is not supported (pack-quantized, int-quantized)")
         }
         let w = g.weights
         guard w.type == "int" else { throw InputError(source, "weights of type \"\(w.type)\" are not supported (int only)") }

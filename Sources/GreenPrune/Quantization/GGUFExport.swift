@@ -10,7 +10,8 @@ import Foundation
 /// the importer undoes); dims are written innermost first. Norms stay F32; the token embedding is
 /// Q8_0 with `--include-embeddings`, else F32. The metadata (hyper-parameters, file type and the
 /// byte-level BPE tokenizer as `tokenizer.ggml.*`) is `GGUFLlamaMetadata`'s; per-layer head
-/// counts and MLP widths that differ (a pruned model) are written as per-layer arrays.
+/// counts and MLP widths that differ (a pruned model) are written as per-layer arrays of
+/// llama.cpp's `deci` architecture, which `GGUFImporter` reads back.
 public enum GGUFExport {
     /// The block type for a scheme.
     public static func blockType(_ s: QuantScheme) -> GGMLType {

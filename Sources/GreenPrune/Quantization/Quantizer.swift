@@ -322,7 +322,12 @@ public enum Quantizer {
             try SafeTensorsWriter.write(entries, metadata: ["format": "pt", "quantized_by": "greenprune"],
                                         to: tmp.appendingPathComponent("model.safetensors"), progress: bar)
             bar?.finish()
-            let ignore = skipped.keys.sorted()
+            // A head that stays float is named even when tied (no tensor of its own): otherwise
+            // compressed-tensors' `Linear` target takes lm_head for a quantized module.
+            var ignore = skipped.keys.sorted()
+            if family == .llama, !modules.contains(LlamaNames.headModule), !ignore.contains(LlamaNames.headModule) {
+                ignore.append(LlamaNames.headModule)
+            }
             let qc = CTQuantizationConfig(scheme: o.scheme, activationsInt8: o.activations == .int8, ignore: ignore,
                                           includesEmbeddings: modules.contains { role(of: $0 + ".weight", family: family) == .embedding })
             // A quantized lm_head of a tied model is its own tensor now: config.json says so, or
@@ -330,6 +335,7 @@ public enum Quantizer {
             let untie = config.tieWordEmbeddings == true && modules.contains(LlamaNames.headModule)
             var written = configJSON
             if untie { try written.update { $0.tieWordEmbeddings = false } }
+            try written.writeBothRopeLayouts()
             try written.set(CTQuantizationConfig.key, qc)
             try AtomicFile.write(written.data(), to: tmp.appendingPathComponent("config.json"))
             let report = QuantizationReport(source: dir.path, family: family.rawValue, options: o, quantized: modules, skipped: skipped,
@@ -424,7 +430,7 @@ public enum Quantizer {
                     let t = try quantized(module)
                     return littleEndianBytes(CompressedTensors.pack(t.codes, rows: rows, cols: cols, bits: scheme.bits))
                 })
-                entries.append(try SafeTensorsEntry(name: module + ".weight_shape", integers: [Int32(rows), Int32(cols)], shape: [2]))
+                entries.append(try SafeTensorsEntry(name: module + ".weight_shape", integers: [Int64(rows), Int64(cols)], shape: [2]))
                 if !scheme.symmetric {
                     if scheme.granularity == .tensor {
                         entries.append(SafeTensorsEntry(name: module + ".weight_zero_point", dtype: .i8, shape: [1]) {
