@@ -67,11 +67,15 @@ struct Prune: ParsableCommand {
         let dir = URL(fileURLWithPath: model)
         // Cheap checks against config.json before the weights are read.
         let cfgURL = dir.appendingPathComponent("config.json")
-        let cfg = try ModelConfig.load(cfgURL).llama(path: cfgURL.path)
+        let configJSON = try ConfigJSON.load(cfgURL)
+        let cfg = try configJSON.model.llama(path: cfgURL.path)
         let options = try settings.prunerOptions(layers: cfg.numLayers)
         if !quiet { FileHandle.standardError.write(Data("loading \(model)\n".utf8)) }
-        let m = try PrunableModel.load(dir)
-        try options.policy.validate(m.geometry)
+        // The one load and validation every command runs; the weights stay mapped.
+        let bundle = try ModelLoader.load(dir)
+        let m = try bundle.llama()
+        try Surgery.checkLayerDims(configJSON, PruneGeometry(m))
+        try options.policy.validate(PruneGeometry(m))
         let plan = try Pruner.plan(m, options)
         if dryRun {
             printPlan(plan, m, options)
@@ -81,8 +85,8 @@ struct Prune: ParsableCommand {
         var samples: [[Int]] = []
         if settings.importance == .taylor || settings.importance == .bi {
             let file = settings.calibrationFile(dataDirectory: Paths.dataDirectory(data.dataDir))
-            let tok = try TokenizerLoader.load(directory: dir)
-            samples = try Calibration.samples(file: file, tokenizer: tok, count: settings.numExamples, length: settings.calibrationLen)
+            samples = try Calibration.samples(file: file, tokenizer: try bundle.requireTokenizer(), count: settings.numExamples,
+                                              length: settings.calibrationLen)
         }
         let tracker = noEnergy ? nil : try EnergyTracker.startedForCommand("prune", quiet: quiet)
         let log: (String) -> Void = { if !quiet { FileHandle.standardError.write(Data(($0 + "\n").utf8)) } }
@@ -95,16 +99,16 @@ struct Prune: ParsableCommand {
         let saveStart = Date()
         let outURL = URL(fileURLWithPath: out ?? "")
         var report: [String: Any] = [:]
-        try outcome.model.save(to: outURL, configJSON: outcome.model.configJSON,
-                               progress: quiet ? nil : ProgressBar("writing", total: outcome.model.state.count, unit: "tensors")) { tmp in
+        let before = m.weights.parameterCount, after = try outcome.model.parameterCount()
+        try outcome.model.write(to: outURL, config: configJSON, sourceDirectory: dir,
+                                progress: quiet ? nil : ProgressBar("writing", total: try outcome.model.tensors().count, unit: "tensors")) { tmp in
             try Pruner.writeImportance(outcome, unit: settings.attentionUnit, to: tmp.appendingPathComponent("importance.h5"))
             let energy = try tracker.map { try $0.stop() }
-            report = pruningReport(m, outcome, settings, options, samples: samples, seconds: Date().timeIntervalSince(start),
-                                   saveSeconds: Date().timeIntervalSince(saveStart), energy: energy)
+            report = pruningReport(source: dir, parameters: (before, after), outcome, settings, options, samples: samples,
+                                   seconds: Date().timeIntervalSince(start), saveSeconds: Date().timeIntervalSince(saveStart), energy: energy)
             let data = try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys])
             try data.write(to: tmp.appendingPathComponent("pruning.json"))
         }
-        let before = m.parameterCount, after = outcome.model.parameterCount
         print(String(format: "%@: %d → %d parameters (%.2f%% removed), ratio %.4f, %.1f s",
                      outURL.path, before, after, 100 * Double(before - after) / Double(before), outcome.ratio,
                      Date().timeIntervalSince(start)))
@@ -121,8 +125,8 @@ struct Prune: ParsableCommand {
         return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6
     }
 
-    func printPlan(_ plan: [PlanRow], _ m: PrunableModel, _ o: PruneOptions) {
-        let total = m.geometry.totalParameters
+    func printPlan(_ plan: [PlanRow], _ m: LlamaModel, _ o: PruneOptions) {
+        let total = PruneGeometry(m).totalParameters
         if o.importance == .bi {
             print("depth pruning: remove \(plan.count) of layers \(o.policy.attnLayers) by Block Influence (chosen after the calibration pass)")
             return
@@ -143,8 +147,9 @@ struct Prune: ParsableCommand {
                      100 * Double(removed) / Double(total), total - removed))
     }
 
-    func pruningReport(_ m: PrunableModel, _ o: PruneOutcome, _ s: PruneSettings, _ options: PruneOptions, samples: [[Int]],
-                       seconds: Double, saveSeconds: Double, energy: EnergyReport?) -> [String: Any] {
+    func pruningReport(source: URL, parameters: (before: Int, after: Int), _ o: PruneOutcome, _ s: PruneSettings,
+                       _ options: PruneOptions, samples: [[Int]], seconds: Double, saveSeconds: Double,
+                       energy: EnergyReport?) -> [String: Any] {
         var settings: [String: Any] = [
             "importance": s.importance.rawValue, "taylor": s.taylor.rawValue, "group_reduction": s.groupReduction.rawValue,
             "attention_unit": s.attentionUnit.rawValue, "llmpruner_compat": s.llmprunerCompat,
@@ -158,10 +163,10 @@ struct Prune: ParsableCommand {
         settings["target_mode"] = s.targetMode.rawValue
         settings["round_to"] = s.roundTo ?? NSNull()
         settings["calibration"] = s.calibration ?? "c4_sample/c4_validation_2k.jsonl"
-        let before = m.parameterCount, after = o.model.parameterCount
+        let (before, after) = parameters
         var r: [String: Any] = [
             "greenprune_version": GreenPruneInfo.version,
-            "source_model": m.directory.path,
+            "source_model": source.path,
             "settings": settings,
             "calibration": ["ids_fnv1a64": Calibration.idsHash(samples), "samples": samples.count,
                             "tokens_per_sample": samples.first?.count ?? 0, "loss": o.losses] as [String: Any],

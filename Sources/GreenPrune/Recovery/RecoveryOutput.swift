@@ -13,17 +13,18 @@ public enum RecoveryOutput {
     /// The subfolder holding adapter_model.safetensors and adapter_config.json.
     public static let adapterFolder = "adapter"
 
-    /// Writes `out` from `base` (the model the adapters were trained on) and `adapters`; `report`
+    /// Writes `out` from `base` (the model the adapters were trained on, as loaded from
+    /// `directory`) and `adapters`, merged tensor by tensor as they are written; `report`
     /// becomes recovery.json.
-    public static func write(base: PrunableModel, adapters: LoRAAdapters, report: [String: Any], to out: URL,
+    public static func write(base: LlamaModel, directory: URL, adapters: LoRAAdapters, report: [String: Any], to out: URL,
                              progress: ProgressBar? = nil) throws {
-        var merged = base
-        try LoRAMerge.merge(adapters, into: &merged.state)
+        let merged = try LoRAMerge.merged(try base.weights.namedTensors(), adapters)
+        let config = try ConfigJSON.load(directory.appendingPathComponent("config.json"))
         let json = try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys])
-        try merged.save(to: out, configJSON: base.configJSON, progress: progress) { tmp in
+        try ModelDirectoryWriter.write(merged, config: config, source: directory, to: out, progress: progress) { tmp in
             let adapterDir = tmp.appendingPathComponent(adapterFolder)
             try FileManager.default.createDirectory(at: adapterDir, withIntermediateDirectories: false)
-            try PEFTAdapter.write(adapters, baseModel: base.directory.path, to: adapterDir)
+            try PEFTAdapter.write(adapters, baseModel: directory.path, to: adapterDir)
             try json.write(to: tmp.appendingPathComponent(reportFile))
         }
     }
