@@ -135,7 +135,7 @@ struct LlamaGradientTests {
                 s[name] = PruningFixtures.Tensor(shape: w.shape, values: x)
                 let e = try? LlamaGradient(model: try PruningFixtures.load(s, geo), wanted: [])
                 // accumulate returns Σ token losses; the analytic gradient is of their mean.
-                return (((try? e?.accumulate(batch: batch, scale: 1)) ?? .nan) ?? .nan) * Double(scale)
+                return ((try? e?.accumulate(batch: batch, scale: 1)) ?? .nan) * Double(scale)
             }
         }
     }
