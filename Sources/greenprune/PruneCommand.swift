@@ -69,6 +69,10 @@ struct Prune: ParsableCommand {
         let cfgURL = dir.appendingPathComponent("config.json")
         let configJSON = try ConfigJSON.load(cfgURL)
         let cfg = try configJSON.model.llama(path: cfgURL.path)
+        // Scores and cuts read float weights; refuse here rather than at the first packed layer.
+        if configJSON.contains("quantization_config") {
+            throw InputError(cfgURL.path, "describes a quantized model, and prune cuts float32 weights: prune the float model, then quantize it")
+        }
         let options = try settings.prunerOptions(layers: cfg.numLayers)
         if !quiet { FileHandle.standardError.write(Data("loading \(model)\n".utf8)) }
         // The one load and validation every command runs; the weights stay mapped.

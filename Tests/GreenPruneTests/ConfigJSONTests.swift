@@ -66,6 +66,17 @@ import GreenPrune
         #expect(c.keys.firstIndex(of: "num_hidden_layers") == (try ConfigJSON.load(src)).keys.firstIndex(of: "num_hidden_layers"))
     }
 
+    /// A value set or updated is written with its keys sorted, the same bytes every run (the
+    /// encoder's own order is the hash order of a process).
+    @Test func writtenObjectsHaveSortedKeys() throws {
+        var c = try ConfigJSON(data: Data("{\"model_type\": \"llama\"}".utf8), path: "config.json")
+        try c.set(Surgery.layerDimsKey, [BlockDims(numHeads: 9, numKVHeads: 3, intermediate: 1536)])
+        let text = String(decoding: c.data(), as: UTF8.self)
+        let keys = ["intermediate_size", "num_attention_heads", "num_key_value_heads"]
+        let at = keys.compactMap { text.range(of: "\"\($0)\"")?.lowerBound }
+        #expect(at.count == 3 && at == at.sorted(), "\(text)")
+    }
+
     @Test func unknownKeysSurviveQuantize() throws {
         let dir = try Self.tinyModel("quantize")
         defer { try? FileManager.default.removeItem(at: dir) }

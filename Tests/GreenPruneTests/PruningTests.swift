@@ -315,6 +315,21 @@ struct PruningTests {
         #expect(try PruningFixtures.tensors(try out.model.tensors()) == PruningFixtures.tensors(try out.model.model().weights.namedTensors()))
     }
 
+    /// A quantized model has no float weights to score or cut: an error naming a weight, not a crash.
+    @Test func aQuantizedModelIsRefusedByName() throws {
+        let (_, src) = try tinyOnDisk("quantized")
+        defer { try? FileManager.default.removeItem(at: src) }
+        let out = src.appendingPathComponent("int8")
+        try Quantizer.quantize(model: src, to: out, options: QuantizeOptions(scheme: try QuantScheme(bits: 8, granularity: .channel)),
+                               progress: false)
+        let q = try ModelLoader.loadLlama(out)
+        var o = PruneOptions(policy: PrunePolicy(ratio: 0.5, attnLayers: LayerRange(start: 0, end: 2), mlpLayers: LayerRange(start: 0, end: 2)))
+        o.importance = .l2
+        let e = try #require(throws: InputError.self) { try Pruner.run(q, samples: [], o) }
+        #expect(e.source.hasPrefix(LlamaNames.layersPrefix) && e.problem.contains("quantized"), "\(e)")
+        #expect(throws: InputError.self) { try PrunedModel(unchanged: q).tensors() }
+    }
+
     @Test func blockInfluenceRemovesWholeLayers() throws {
         let (m, src) = try tinyOnDisk("bi", layers: 3)
         defer { try? FileManager.default.removeItem(at: src) }
