@@ -33,14 +33,13 @@ struct PruneBench: ParsableCommand {
     }
 
     func run() throws {
-        let m = try PrunableModel.load(URL(fileURLWithPath: model))
-        let g = m.geometry
+        let m = try ModelLoader.loadLlama(URL(fileURLWithPath: model))
+        let g = PruneGeometry(m)
         var rng = SplitMix64(seed: 1)
         let ids = (0..<batch).map { _ in (0..<seqLen).map { _ in Int(rng.next() % UInt64(g.vocab)) } }
         let names = allParameters ? LlamaGradient.parameterNames(layers: g.layers.count, tied: g.tiedEmbeddings)
             : GradientCollector.prunableWeights(attnLayers: Array(0..<g.layers.count), mlpLayers: Array(0..<g.layers.count))
-        let engine = try LlamaGradient(state: m.state, geometry: g, invFreq: m.config.rope.inverseFrequencies(headDim: m.config.headDim),
-                                       rmsEps: m.config.rmsNormEps, wanted: Set(names), checkpointing: checkpointing)
+        let engine = try LlamaGradient(model: m, wanted: Set(names), checkpointing: checkpointing)
         _ = try engine.accumulate(batch: ids, scale: 1)
         var times: [Double] = [], cpu: [Double] = []
         for _ in 0..<repeats {

@@ -67,11 +67,19 @@ struct Prune: ParsableCommand {
         let dir = URL(fileURLWithPath: model)
         // Cheap checks against config.json before the weights are read.
         let cfgURL = dir.appendingPathComponent("config.json")
-        let cfg = try ModelConfig.load(cfgURL).llama(path: cfgURL.path)
+        let configJSON = try ConfigJSON.load(cfgURL)
+        let cfg = try configJSON.model.llama(path: cfgURL.path)
+        // Scores and cuts read float weights; refuse here rather than at the first packed layer.
+        if configJSON.contains("quantization_config") {
+            throw InputError(cfgURL.path, "describes a quantized model, and prune cuts float32 weights: prune the float model, then quantize it")
+        }
         let options = try settings.prunerOptions(layers: cfg.numLayers)
         if !quiet { FileHandle.standardError.write(Data("loading \(model)\n".utf8)) }
-        let m = try PrunableModel.load(dir)
-        try options.policy.validate(m.geometry)
+        // The one load and validation every command runs; the weights stay mapped.
+        let bundle = try ModelLoader.load(dir)
+        let m = try bundle.llama()
+        try Surgery.checkLayerDims(configJSON, PruneGeometry(m))
+        try options.policy.validate(PruneGeometry(m))
         let plan = try Pruner.plan(m, options)
         if dryRun {
             printPlan(plan, m, options)
@@ -81,8 +89,8 @@ struct Prune: ParsableCommand {
         var samples: [[Int]] = []
         if settings.importance == .taylor || settings.importance == .bi {
             let file = settings.calibrationFile(dataDirectory: Paths.dataDirectory(data.dataDir))
-            let tok = try TokenizerLoader.load(directory: dir)
-            samples = try Calibration.samples(file: file, tokenizer: tok, count: settings.numExamples, length: settings.calibrationLen)
+            samples = try Calibration.samples(file: file, tokenizer: try bundle.requireTokenizer(), count: settings.numExamples,
+                                              length: settings.calibrationLen)
         }
         let tracker = noEnergy ? nil : try EnergyTracker.startedForCommand("prune", quiet: quiet)
         let log: (String) -> Void = { if !quiet { FileHandle.standardError.write(Data(($0 + "\n").utf8)) } }
@@ -95,20 +103,16 @@ struct Prune: ParsableCommand {
         let saveStart = Date()
         let outURL = URL(fileURLWithPath: out ?? "")
         var report: [String: Any] = [:]
-        // Layers of different widths: a modeling file transformers runs with trust_remote_code;
-        // the rotary settings as transformers 4.x and 5.x each read them.
-        var (configJSON, remoteCode) = try PerLayerRemoteCode.prepare(outcome.model.configJSON)
-        try configJSON.writeBothRopeLayouts()
-        try outcome.model.save(to: outURL, configJSON: configJSON, extra: remoteCode,
-                               progress: quiet ? nil : ProgressBar("writing", total: outcome.model.state.count, unit: "tensors")) { tmp in
+        let before = m.weights.parameterCount, after = try outcome.model.parameterCount()
+        try outcome.model.write(to: outURL, config: configJSON, sourceDirectory: dir,
+                                progress: quiet ? nil : ProgressBar("writing", total: try outcome.model.tensors().count, unit: "tensors")) { tmp in
             try Pruner.writeImportance(outcome, unit: settings.attentionUnit, to: tmp.appendingPathComponent("importance.h5"))
             let energy = try tracker.map { try $0.stop() }
-            report = pruningReport(m, outcome, settings, options, samples: samples, seconds: Date().timeIntervalSince(start),
-                                   saveSeconds: Date().timeIntervalSince(saveStart), energy: energy)
+            report = pruningReport(source: dir, parameters: (before, after), outcome, settings, options, samples: samples,
+                                   seconds: Date().timeIntervalSince(start), saveSeconds: Date().timeIntervalSince(saveStart), energy: energy)
             let data = try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys])
             try data.write(to: tmp.appendingPathComponent("pruning.json"))
         }
-        let before = m.parameterCount, after = outcome.model.parameterCount
         print(String(format: "%@: %d → %d parameters (%.2f%% removed), ratio %.4f, %.1f s",
                      outURL.path, before, after, 100 * Double(before - after) / Double(before), outcome.ratio,
                      Date().timeIntervalSince(start)))
@@ -125,8 +129,8 @@ struct Prune: ParsableCommand {
         return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6
     }
 
-    func printPlan(_ plan: [PlanRow], _ m: PrunableModel, _ o: PruneOptions) {
-        let total = m.geometry.totalParameters
+    func printPlan(_ plan: [PlanRow], _ m: LlamaModel, _ o: PruneOptions) {
+        let total = PruneGeometry(m).totalParameters
         if o.importance == .bi {
             print("depth pruning: remove \(plan.count) of layers \(o.policy.attnLayers) by Block Influence (chosen after the calibration pass)")
             return
@@ -147,8 +151,9 @@ struct Prune: ParsableCommand {
                      100 * Double(removed) / Double(total), total - removed))
     }
 
-    func pruningReport(_ m: PrunableModel, _ o: PruneOutcome, _ s: PruneSettings, _ options: PruneOptions, samples: [[Int]],
-                       seconds: Double, saveSeconds: Double, energy: EnergyReport?) -> [String: Any] {
+    func pruningReport(source: URL, parameters: (before: Int, after: Int), _ o: PruneOutcome, _ s: PruneSettings,
+                       _ options: PruneOptions, samples: [[Int]], seconds: Double, saveSeconds: Double,
+                       energy: EnergyReport?) -> [String: Any] {
         var settings: [String: Any] = [
             "importance": s.importance.rawValue, "taylor": s.taylor.rawValue, "group_reduction": s.groupReduction.rawValue,
             "attention_unit": s.attentionUnit.rawValue, "llmpruner_compat": s.llmprunerCompat,
@@ -162,10 +167,10 @@ struct Prune: ParsableCommand {
         settings["target_mode"] = s.targetMode.rawValue
         settings["round_to"] = s.roundTo ?? NSNull()
         settings["calibration"] = s.calibration ?? "c4_sample/c4_validation_2k.jsonl"
-        let before = m.parameterCount, after = o.model.parameterCount
+        let (before, after) = parameters
         var r: [String: Any] = [
             "greenprune_version": GreenPruneInfo.version,
-            "source_model": m.directory.path,
+            "source_model": source.path,
             "settings": settings,
             "calibration": ["ids_fnv1a64": Calibration.idsHash(samples), "samples": samples.count,
                             "tokens_per_sample": samples.first?.count ?? 0, "loss": o.losses] as [String: Any],

@@ -106,7 +106,9 @@ struct Recover: ParsableCommand {
                                       dataURL: dataURL, log: log) else { return }
 
         log("merging into \(outURL.path)")
-        try RecoveryOutput.write(base: dir, adapters: trained.adapters, report: trained.report, to: outURL, progress: !quiet)
+        let base = try ModelLoader.loadLlama(dir)
+        try RecoveryOutput.write(base: base, directory: dir, adapters: trained.adapters, report: trained.report, to: outURL,
+                                 progress: quiet ? nil : ProgressBar("writing", total: try base.weights.namedTensors().count, unit: "tensors"))
         try? FileManager.default.removeItem(at: checkpointURL)
         let last = trained.validationLoss.map { String(format: ", validation loss %.4f", $0) } ?? ""
         print(String(format: "%@: %d steps, %d tokens%@, %.1f s", outURL.path, trained.steps, trained.tokens, last,

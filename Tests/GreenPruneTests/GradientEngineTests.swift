@@ -78,12 +78,12 @@ struct GradientEngineTests {
     /// model's own logits, the count is theirs, and the gradient matches finite differences of
     /// that masked sum; an all-true mask is the unmasked loss.
     @Test func maskedLossCountsOnlyFlaggedTargets() throws {
-        let (state, geo) = PruningFixtures.tinyModel(seed: 13)
+        let (state, geo) = PruningFixtures.tinyTensors(seed: 13)
         let batch = [[1, 5, 7, 2, 12, 3], [4, 4, 9, 0, 11, 6]]
         let mask = [[false, false, false, true, true, true], [true, false, true, false, false, true]]  // 3 + 2 targets (t = 0 ignored)
         let names = [LlamaNames.q(0), LlamaNames.down(1), LlamaNames.norm(.input, layer: 1), LlamaNames.embedding]
-        func engine(_ s: StateDict, _ wanted: Set<String>) throws -> LlamaGradient {
-            try LlamaGradient(state: s, geometry: geo, invFreq: PruningFixtures.tinyInvFreq, rmsEps: 1e-5, wanted: wanted)
+        func engine(_ s: PruningFixtures.Tensors, _ wanted: Set<String>) throws -> LlamaGradient {
+            try LlamaGradient(model: try PruningFixtures.load(s, geo), wanted: wanted)
         }
         let e = try engine(state, Set(names))
         let scale: Float = 1 / 5
@@ -108,7 +108,7 @@ struct GradientEngineTests {
             let idx = (0 ..< 8).map { _ in Int(rng.next() % UInt64(w.values.count)) }
             expectFD(w.values, an, eps: 1e-2, tol: 2e-2, indices: idx, "masked \(name)") { x in
                 var s = state
-                s[name] = StateTensor(shape: w.shape, values: x)
+                s[name] = PruningFixtures.Tensor(shape: w.shape, values: x)
                 return ((try? engine(s, []).accumulate(batch: batch, lossMask: mask, scale: 1).lossSum) ?? .nan) * Double(scale)
             }
         }
@@ -124,18 +124,18 @@ struct GradientEngineTests {
     /// tape is sized for the widest layer).
     @Test(arguments: [false, true])
     func checkpointedGradientsEqualKeptActivations(tied: Bool) throws {
-        let (full, fullGeo) = PruningFixtures.tinyModel(seed: 14, tied: tied, layers: 3)
-        let state = try Surgery.apply(full, keep: [LayerKeep(layer: 1, queryHeads: [2, 3], kvHeads: [1], mlpChannels: [0, 2, 5])],
-                                      headDim: fullGeo.headDim)
-        let geo = try PruneGeometry(state: state, headDim: fullGeo.headDim, tiedEmbeddings: tied)
-        #expect(geo.layers[1] == BlockDims(numHeads: 2, numKVHeads: 1, intermediate: 3))
+        let full = try PruningFixtures.tinyModel(seed: 14, tied: tied, layers: 3)
+        let fullGeo = PruneGeometry(full)
+        var keep = fullGeo.layers.enumerated().map { LayerKeep.all(layer: $0.offset, $0.element) }
+        keep[1] = LayerKeep(layer: 1, queryHeads: [2, 3], kvHeads: [1], mlpChannels: [0, 2, 5])
+        let pruned = PrunedModel(source: full, keep: keep)
+        #expect(PruneGeometry(try pruned.model()).layers[1] == BlockDims(numHeads: 2, numKVHeads: 1, intermediate: 3))
         let names = LlamaGradient.parameterNames(layers: 3, tied: tied)
         let batch = [[1, 5, 7, 2, 12, 3, 8], [4, 4, 9, 0, 11, 6, 1]]
         var results: [[String: [Float]]] = []
         var losses: [Double] = []
         for checkpointing in [false, true] {
-            let e = try LlamaGradient(state: state, geometry: geo, invFreq: PruningFixtures.tinyInvFreq, rmsEps: 1e-5,
-                                      wanted: Set(names), checkpointing: checkpointing)
+            let e = try LlamaGradient(model: try pruned.model(), wanted: Set(names), checkpointing: checkpointing)
             losses.append(try e.accumulate(batch: batch, scale: 1 / 12))
             losses.append(try e.accumulate(batch: Array(batch.prefix(1)), scale: 1 / 6))  // a second pass, another shape
             results.append(Dictionary(uniqueKeysWithValues: names.map { ($0, e.gradients[$0]?.array ?? []) }))
@@ -149,20 +149,20 @@ struct GradientEngineTests {
     /// A model whose layer 1 is quantized passes gradients to layer 0 as the dense model with the
     /// dequantized weights does; asking for a quantized weight's gradient is an error naming it.
     @Test func quantizedLayersPassGradientsBelow() throws {
-        let (state, geo) = PruningFixtures.tinyModel(seed: 15)
+        let (state, geo) = PruningFixtures.tinyTensors(seed: 15)
         let scheme = try QuantScheme(bits: 8, granularity: .channel, groupSize: 32, symmetric: true, scaleType: .float32)
         var dequantized = state
-        let base = try LlamaGradient(state: state, geometry: geo, invFreq: PruningFixtures.tinyInvFreq, rmsEps: 1e-5, wanted: [])
+        let base = try LlamaGradient(model: try PruningFixtures.load(state, geo), wanted: [])
         for role in LlamaProjection.allCases {
             let name = LlamaNames.weight(role, layer: 1), w = try #require(state[name])
-            let t = try w.values.withUnsafeBufferPointer { try scheme.quantize($0, rows: w.rows, cols: w.cols, name: name) }
+            let t = try w.values.withUnsafeBufferPointer { try scheme.quantize($0, rows: w.shape[0], cols: w.shape[1], name: name) }
             base.model.weights.layers[1].setLinear(role, try QuantizedLinear(t))
-            dequantized[name] = StateTensor(shape: w.shape, values: t.dequantize())
+            dequantized[name] = PruningFixtures.Tensor(shape: w.shape, values: t.dequantize())
         }
         let wanted = Set(LlamaProjection.allCases.map { LlamaNames.weight($0, layer: 0) } + [LlamaNames.embedding])
         let batch = [[1, 5, 7, 2, 12, 3], [4, 4, 9, 0, 11, 6]]
         let quantized = try LlamaGradient(model: base.model, wanted: wanted)
-        let dense = try LlamaGradient(state: dequantized, geometry: geo, invFreq: PruningFixtures.tinyInvFreq, rmsEps: 1e-5, wanted: wanted)
+        let dense = try LlamaGradient(model: try PruningFixtures.load(dequantized, geo), wanted: wanted)
         let lq = try quantized.accumulate(batch: batch, scale: 1 / 10), ld = try dense.accumulate(batch: batch, scale: 1 / 10)
         #expect(abs(lq - ld) < 1e-5 * ld)
         for name in wanted {

@@ -303,9 +303,11 @@ fileprivate enum SmolLM2Conversion {
         let kv = try GGUFLlamaMetadata.make(config: config, tokenizer: tokenizer, tokenizerConfig: nil,
                                             weightsType: .q8_0, name: "t", layers: shapes)
         let m = Dictionary(kv.map { ($0.key, $0.value) }, uniquingKeysWith: { a, _ in a })
-        #expect(m["llama.attention.head_count"] == .array(elementType: 4, values: [.uint32(2), .uint32(1)]))
-        #expect(m["llama.feed_forward_length"] == .array(elementType: 4, values: [.uint32(16), .uint32(12)]))
-        #expect(m["llama.rope.freq_base"] == .float32(500))
+        // Layers of different widths: llama.cpp's `deci` architecture, whose keys hold per-layer arrays.
+        #expect(m["general.architecture"] == .string("deci") && m["llama.attention.head_count"] == nil)
+        #expect(m["deci.attention.head_count"] == .array(elementType: 4, values: [.uint32(2), .uint32(1)]))
+        #expect(m["deci.feed_forward_length"] == .array(elementType: 4, values: [.uint32(16), .uint32(12)]))
+        #expect(m["deci.rope.freq_base"] == .float32(500))
         #expect(m["general.file_type"] == .uint32(7))
         #expect(m["tokenizer.ggml.pre"] == .string("gpt2"))
         #expect(m["tokenizer.ggml.add_space_prefix"] == .bool(true) && m["tokenizer.ggml.add_bos_token"] == .bool(true))

@@ -120,11 +120,11 @@ struct LlamaGradientTests {
 
     @Test(arguments: [false, true])
     func tinyModelGradientsMatchFiniteDifferences(tied: Bool) throws {
-        let (state, geo) = PruningFixtures.tinyModel(seed: 11, tied: tied)
+        let (state, geo) = PruningFixtures.tinyTensors(seed: 11, tied: tied)
         let names = LlamaGradient.parameterNames(layers: geo.layers.count, tied: tied)
         let batch = [[1, 5, 7, 2, 12, 3], [4, 4, 9, 0, 11, 6]]
         let scale = 1 / Float(batch.count * 5)
-        let engine = try LlamaGradient(state: state, geometry: geo, invFreq: PruningFixtures.tinyInvFreq, rmsEps: 1e-5, wanted: Set(names))
+        let engine = try LlamaGradient(model: try PruningFixtures.load(state, geo), wanted: Set(names))
         _ = try engine.accumulate(batch: batch, scale: scale)
         for name in names {
             let w = try #require(state[name]), an = try #require(engine.gradients[name]).array
@@ -132,22 +132,21 @@ struct LlamaGradientTests {
             let idx = (0..<8).map { _ in Int(rng.next() % UInt64(w.values.count)) }
             expectFD(w.values, an, eps: 1e-2, tol: 2e-2, indices: idx, name) { x in
                 var s = state
-                s[name] = StateTensor(shape: w.shape, values: x)
-                let e = try? LlamaGradient(state: s, geometry: geo, invFreq: PruningFixtures.tinyInvFreq, rmsEps: 1e-5, wanted: [])
+                s[name] = PruningFixtures.Tensor(shape: w.shape, values: x)
+                let e = try? LlamaGradient(model: try PruningFixtures.load(s, geo), wanted: [])
                 // accumulate returns Σ token losses; the analytic gradient is of their mean.
-                return (((try? e?.accumulate(batch: batch, scale: 1)) ?? .nan) ?? .nan) * Double(scale)
+                return ((try? e?.accumulate(batch: batch, scale: 1)) ?? .nan) * Double(scale)
             }
         }
     }
 
     @Test func microBatchesAndPerSampleGradientsAgreeWithOneBatch() throws {
-        let (state, geo) = PruningFixtures.tinyModel(seed: 12)
         let batch = [[1, 5, 7, 2, 12, 3], [4, 4, 9, 0, 11, 6], [2, 3, 4, 5, 6, 7]]
         let w = [LlamaNames.q(1), LlamaNames.down(0)]
-        let one = try LlamaGradient(state: state, geometry: geo, invFreq: PruningFixtures.tinyInvFreq, rmsEps: 1e-5, wanted: Set(w))
+        let one = try LlamaGradient(model: try PruningFixtures.tinyModel(seed: 12), wanted: Set(w))
         _ = try one.accumulate(batch: batch, scale: 1 / 15)
         for fisher in [false, true] {
-            let engine = try LlamaGradient(state: state, geometry: geo, invFreq: PruningFixtures.tinyInvFreq, rmsEps: 1e-5, wanted: Set(w))
+            let engine = try LlamaGradient(model: try PruningFixtures.tinyModel(seed: 12), wanted: Set(w))
             let r = try GradientCollector.collect(engine: engine, samples: batch, weights: w, fisher: fisher, microBatch: 2)
             for name in w {
                 let g = try #require(r.gradients[name])
@@ -162,10 +161,8 @@ struct LlamaGradientTests {
     @Test func smolLM2LossAndGradientsMatchTransformers() throws {
         let model = try PruningFixtures.smolLM2()
         let ids = try PruningFixtures.ids()
-        let names = LlamaGradient.parameterNames(layers: model.geometry.layers.count, tied: true)
-        let engine = try LlamaGradient(state: model.state, geometry: model.geometry,
-                                       invFreq: model.config.rope.inverseFrequencies(headDim: model.config.headDim),
-                                       rmsEps: model.config.rmsNormEps, wanted: Set(names))
+        let names = LlamaGradient.parameterNames(layers: model.weights.layers.count, tied: true)
+        let engine = try LlamaGradient(model: model, wanted: Set(names))
         let sum = try engine.accumulate(batch: ids, scale: 1 / 126)
         let expected = try #require(try PruningFixtures.json("loss.json")["loss"] as? Double)
         #expect(abs(sum / 126 - expected) < 1e-5, "loss \(sum / 126) vs \(expected)")

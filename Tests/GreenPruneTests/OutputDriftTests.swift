@@ -67,6 +67,8 @@ import GreenPrune
         let hb = Array(UnsafeBufferPointer(start: b.forward(tokens: tokens, batch: 1, time: 128, lengths: [128]), count: 127 * 576))
         let mse = zip(ha, hb).reduce(0.0) { $0 + Double($1.0 - $1.1) * Double($1.0 - $1.1) } / Double(ha.count)
         let first = (r.samples[0]["hidden_mse"] as? Double) ?? -1
-        #expect(abs(first - mse) <= 1e-6 * mse, "window 0 hidden_mse \(first) vs \(mse)")
+        // The evaluation scores the window in its own batch, so its float32 sums run in another order
+        // than this single forward: agreement to 1e-4 relative, far tighter than any other window's MSE.
+        #expect(abs(first - mse) <= 1e-4 * mse, "window 0 hidden_mse \(first) vs \(mse)")
     }
 }

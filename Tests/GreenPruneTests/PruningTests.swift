@@ -6,28 +6,12 @@ import GreenPrune
 private let smolGeometry = PruneGeometry(hidden: 576, headDim: 64, vocab: 49152, tiedEmbeddings: true,
                                          layers: Array(repeating: BlockDims(numHeads: 9, numKVHeads: 3, intermediate: 1536), count: 30))
 
-/// Writes the tiny random model as a model directory.
-private func writeTiny(_ state: StateDict, _ geo: PruneGeometry, to dir: URL) throws {
-    try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-    let entries = state.map { SafeTensorsEntry(name: $0.key, floats: $0.value.values, shape: $0.value.shape) }
-    try SafeTensorsWriter.write(entries, to: dir.appendingPathComponent("model.safetensors"))
-    let d = geo.layers[0]
-    let cfg: [String: Any] = ["model_type": "llama", "hidden_size": geo.hidden, "num_hidden_layers": geo.layers.count,
-                              "num_attention_heads": d.numHeads, "num_key_value_heads": d.numKVHeads, "head_dim": geo.headDim,
-                              "intermediate_size": d.intermediate, "vocab_size": geo.vocab, "rms_norm_eps": 1e-5,
-                              "rope_theta": 10000.0, "tie_word_embeddings": geo.tiedEmbeddings, "max_position_embeddings": 64,
-                              "hidden_act": "silu"]
-    try JSONSerialization.data(withJSONObject: cfg).write(to: dir.appendingPathComponent("config.json"))
-}
-
 private func tempDir(_ name: String) -> URL {
     FileManager.default.temporaryDirectory.appendingPathComponent("gp-prune-\(name)-\(getpid())-\(UInt32.random(in: 0...UInt32.max))")
 }
 
-private func logits(_ m: PrunableModel, _ batch: [[Int]]) throws -> [Float] {
-    let e = try LlamaGradient(state: m.state, geometry: m.geometry, invFreq: m.config.rope.inverseFrequencies(headDim: m.config.headDim),
-                              rmsEps: m.config.rmsNormEps, wanted: [])
-    return try e.logits(batch: batch)
+private func logits(_ m: LlamaModel, _ batch: [[Int]]) throws -> [Float] {
+    try LlamaGradient(model: m, wanted: []).logits(batch: batch)
 }
 
 @Suite("Pruning", .serialized)
@@ -36,7 +20,7 @@ struct PruningTests {
 
     @Test func taylorVariantsOnATwoByTwoWeight() throws {
         // W = [[1, -2], [3, 4]], G = [[0.5, 0.5], [-1, 2]], A = [[1, 2], [0.5, 0]]
-        let w = StateTensor(shape: [2, 2], values: [1, -2, 3, 4])
+        let w = DenseLinear(weight: [1, -2, 3, 4], outFeatures: 2, inFeatures: 2)
         let g = WeightGradients(grad: [0.5, 0.5, -1, 2], fisher: [1, 2, 0.5, 0])
         // S1 = W⊙G = [[0.5, -1], [-3, 8]]; S2 = W⊙A⊙W = [[1, 8], [4.5, 0]]; mix = S1 − S2/2 = [[0, -5], [-5.25, 8]]
         let cases: [(TaylorVariant, [Double], [Double])] = [
@@ -59,7 +43,7 @@ struct PruningTests {
     }
 
     @Test func randomImportanceIsSeeded() throws {
-        let w = StateTensor(shape: [5, 3], values: Array(repeating: 1, count: 15))
+        let w = DenseLinear(weight: Array(repeating: 1, count: 15), outFeatures: 5, inFeatures: 3)
         let a = try RandomImportance(seed: 7).channelScores(name: "x", weight: w, gradients: nil, axis: .row)
         #expect(a == (try RandomImportance(seed: 7).channelScores(name: "x", weight: w, gradients: nil, axis: .row)))
         #expect(a != (try RandomImportance(seed: 8).channelScores(name: "x", weight: w, gradients: nil, axis: .row)))
@@ -166,30 +150,50 @@ struct PruningTests {
     // MARK: surgery, closed form
 
     @Test func surgerySlicesRowsAndColumns() throws {
-        let t = StateTensor(shape: [3, 4], values: (0..<12).map(Float.init))
-        #expect(t.selectingRows([0, 2]).values == [0, 1, 2, 3, 8, 9, 10, 11])
-        #expect(t.selectingColumns([1, 3]).values == [1, 3, 5, 7, 9, 11])
-        let (state, geo) = PruningFixtures.tinyModel()
-        #expect(try Surgery.apply(state, keep: geo.layers.enumerated().map { LayerKeep.all(layer: $0.offset, $0.element) }, headDim: 4) == state)
+        let t = NamedTensor(name: "t", shape: [3, 4], storage: FloatStorage((0..<12).map(Float.init)))
+        #expect(try t.selecting(rows: [0, 2], columns: nil).values() == [0, 1, 2, 3, 8, 9, 10, 11])
+        #expect(try t.selecting(rows: nil, columns: [1, 3]).values() == [1, 3, 5, 7, 9, 11])
+        // A cut of a cut indexes the first cut's rows and columns.
+        let twice = try t.selecting(rows: [2, 0], columns: [3, 1, 0]).selecting(rows: [1], columns: [0, 2])
+        #expect(twice.shape == [1, 2])
+        #expect(try twice.values() == [3, 0])
+        #expect(throws: InputError.self) { try t.selecting(rows: [3], columns: nil) }
+        let m = try PruningFixtures.tinyModel()
+        let source = try PruningFixtures.tensors(try m.weights.namedTensors())
+        #expect(try PruningFixtures.tensors(try PrunedModel(unchanged: m).tensors()) == source)
         // Keep KV head 1 (query heads 2, 3) and MLP channels 0, 5 of layer 1.
         let k = LayerKeep(layer: 1, queryHeads: [2, 3], kvHeads: [1], mlpChannels: [0, 5])
-        let out = try Surgery.apply(state, keep: [k], headDim: 4)
-        let q = try #require(state[LlamaNames.q(1)]), o = try #require(state[LlamaNames.o(1)])
+        let pruned = PrunedModel(source: m, keep: [.all(layer: 0, PruneGeometry(m).layers[0]), k])
+        let out = try PruningFixtures.tensors(try pruned.tensors())
+        let q = try #require(source[LlamaNames.q(1)]), o = try #require(source[LlamaNames.o(1)])
+        let down = try #require(source[LlamaNames.down(1)])
         #expect(out[LlamaNames.q(1)]?.values == Array(q.values[(8 * 8)..<(16 * 8)]))
         #expect(out[LlamaNames.k(1)]?.shape == [4, 8] && out[LlamaNames.o(1)]?.shape == [8, 8])
         #expect(out[LlamaNames.o(1)]?.values[0] == o.values[8])
-        #expect(out[LlamaNames.down(1)]?.values == state[LlamaNames.down(1)]?.selectingColumns([0, 5]).values)
-        #expect(out[LlamaNames.q(0)] == state[LlamaNames.q(0)])
-        let geo2 = try PruneGeometry(state: out, headDim: 4, tiedEmbeddings: false)
-        #expect(geo2.layers[1] == BlockDims(numHeads: 2, numKVHeads: 1, intermediate: 2))
-        // Depth: removing layer 0 renames layer 1 to 0.
-        let depth = Surgery.removeLayers(state, [0])
-        #expect(depth[LlamaNames.q(0)] == state[LlamaNames.q(1)] && depth[LlamaNames.q(1)] == nil)
+        let downKept: [Float] = (0..<8).flatMap { r -> [Float] in [down.values[r * 6], down.values[r * 6 + 5]] }
+        #expect(out[LlamaNames.down(1)]?.values == downKept)
+        #expect(out[LlamaNames.q(0)] == source[LlamaNames.q(0)])
+        // The model built from the cut shares the uncut storage and has the new widths.
+        let built = try pruned.model()
+        #expect(PruneGeometry(built).layers[1] == BlockDims(numHeads: 2, numKVHeads: 1, intermediate: 2))
+        #expect(try PruningFixtures.tensors(try built.weights.namedTensors()) == out)
+        #expect(try built.weights.dense(LlamaNames.q(0)).weight === m.weights.dense(LlamaNames.q(0)).weight)
+        // Cutting the cut model equals one cut at the composed indices (iterative pruning).
+        let k2 = LayerKeep(layer: 1, queryHeads: [1], kvHeads: [0], mlpChannels: [1])
+        let stepwise = try PrunedModel(source: built, keep: [.all(layer: 0, PruneGeometry(m).layers[0]), k2]).tensors()
+        let direct = try PrunedModel(source: m, keep: [.all(layer: 0, PruneGeometry(m).layers[0]), k2.composed(after: k)]).tensors()
+        #expect(try PruningFixtures.tensors(stepwise) == PruningFixtures.tensors(direct))
+        // Depth: keeping only layer 1 renames it to 0.
+        let depth = try PruningFixtures.tensors(try PrunedModel(source: m, keep: [.all(layer: 1, PruneGeometry(m).layers[1])]).tensors())
+        #expect(depth[LlamaNames.q(0)] == source[LlamaNames.q(1)] && depth[LlamaNames.q(1)] == nil)
         // Config: uneven layers get greenprune_layer_dims, even ones do not.
+        let geo2 = pruned.geometry
         let uneven = try Surgery.updatedConfig(try ConfigJSON(data: Data("{}".utf8), path: "config.json"), layers: geo2.layers, headDim: 4)
         #expect(try uneven.value([BlockDims].self, Surgery.layerDimsKey)?.count == 2 && uneven.model.intermediateSize == 6)
         let even = try Surgery.updatedConfig(uneven, layers: [geo2.layers[1], geo2.layers[1]], headDim: 4)
         #expect(!even.contains(Surgery.layerDimsKey) && even.model.numAttentionHeads == 2)
+        #expect(throws: InputError.self) { try Surgery.checkLayerDims(uneven, PruneGeometry(m)) }
+        try Surgery.checkLayerDims(uneven, geo2)
     }
 
     @Test func blockInfluenceOfAnIdentityLayerIsZero() {
@@ -204,8 +208,9 @@ struct PruningTests {
 
     // MARK: the pruner on a tiny random model
 
-    private func tinyOnDisk(_ name: String, layers: Int = 2, zeroUnits: Bool = false) throws -> PrunableModel {
-        var (state, geo) = PruningFixtures.tinyModel(seed: 21, layers: layers)
+    /// The tiny model written to a directory and loaded from it (the directory is the caller's to remove).
+    private func tinyOnDisk(_ name: String, layers: Int = 2, zeroUnits: Bool = false) throws -> (LlamaModel, URL) {
+        var (state, geo) = PruningFixtures.tinyTensors(seed: 21, layers: layers)
         if zeroUnits {
             for l in 0..<layers {
                 // MLP channels 1, 3, 4 and KV group 0 (k/v rows 0..3, q rows and o columns of heads 0, 1).
@@ -221,13 +226,15 @@ struct PruningTests {
             }
         }
         let dir = tempDir(name)
-        try writeTiny(state, geo, to: dir)
-        return try PrunableModel.load(dir)
+        try PruningFixtures.write(state, geo, to: dir)
+        return (try ModelLoader.loadLlama(dir), dir)
     }
 
+    private func config(_ dir: URL) throws -> ConfigJSON { try ConfigJSON.load(dir.appendingPathComponent("config.json")) }
+
     @Test func removingAllZeroUnitsLeavesLogitsUnchanged() throws {
-        let m = try tinyOnDisk("zero", zeroUnits: true)
-        defer { try? FileManager.default.removeItem(at: m.directory) }
+        let (m, dir) = try tinyOnDisk("zero", zeroUnits: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
         var o = PruneOptions(policy: PrunePolicy(ratio: 0.5, attnLayers: LayerRange(start: 0, end: 2), mlpLayers: LayerRange(start: 0, end: 2)))
         o.importance = .l1
         let out = try Pruner.run(m, samples: [], o)
@@ -235,48 +242,50 @@ struct PruningTests {
             #expect(k.mlpChannels == [0, 2, 5] && k.kvHeads == [1] && k.queryHeads == [2, 3], "layer \(k.layer): \(k)")
         }
         let batch = [[1, 5, 7, 2, 12, 3, 9, 9]]
-        let a = try logits(m, batch), b = try logits(out.model, batch)
+        let a = try logits(m, batch), b = try logits(try out.model.model(), batch)
         let diff = zip(a, b).map { abs($0 - $1) }.max() ?? 1
         #expect(diff < 1e-5, "max logit change \(diff)")
     }
 
     @Test func ratioZeroIsBitIdentical() throws {
-        let m = try tinyOnDisk("zero-ratio")
-        defer { try? FileManager.default.removeItem(at: m.directory) }
+        let (m, dir) = try tinyOnDisk("zero-ratio")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let source = try PruningFixtures.tensors(try m.weights.namedTensors())
         for kind in [ImportanceKind.l2, .taylor] {
             var o = PruneOptions(policy: PrunePolicy(ratio: 0, attnLayers: LayerRange(start: 0, end: 2), mlpLayers: LayerRange(start: 0, end: 2)))
             o.importance = kind
             let out = try Pruner.run(m, samples: [[1, 2, 3, 4], [5, 6, 7, 8]], o)
-            #expect(out.model.state == m.state, "\(kind)")
-            #expect(!out.model.configJSON.contains(Surgery.layerDimsKey))
+            #expect(try PruningFixtures.tensors(try out.model.tensors()) == source, "\(kind)")
+            #expect(!(try out.model.config(from: try config(dir))).contains(Surgery.layerDimsKey))
         }
     }
 
     @Test func prunedModelReloadsAndScoresTheSame() throws {
-        let m = try tinyOnDisk("reload", layers: 3)
-        defer { try? FileManager.default.removeItem(at: m.directory) }
+        let (m, src) = try tinyOnDisk("reload", layers: 3)
+        defer { try? FileManager.default.removeItem(at: src) }
         for unit in AttentionUnit.allCases {
             var o = PruneOptions(policy: PrunePolicy(ratio: 0.5, attnLayers: LayerRange(start: 1, end: 2), mlpLayers: LayerRange(start: 1, end: 3), unit: unit))
             o.importance = .taylor
             o.taylor = .paramMix
             let out = try Pruner.run(m, samples: [[1, 2, 3, 4, 5], [5, 6, 7, 8, 9]], o)
-            #expect(out.model.configJSON.contains(Surgery.layerDimsKey), "layers differ, so the per-layer dims are recorded")
+            #expect(try out.model.config(from: try config(src)).contains(Surgery.layerDimsKey), "layers differ, so the per-layer dims are recorded")
             let dir = tempDir("reload-out")
             defer { try? FileManager.default.removeItem(at: dir) }
-            try out.model.save(to: dir, configJSON: out.model.configJSON) { tmp in
+            try out.model.write(to: dir, config: try config(src), sourceDirectory: src) { tmp in
                 try Pruner.writeImportance(out, unit: unit, to: tmp.appendingPathComponent("importance.h5"))
             }
             let h5 = try HDF5Reader(url: dir.appendingPathComponent("importance.h5"))
             #expect(try h5.readDoubles("/step_1/layer_02/mlp") == out.scores[0][2]?.mlp)
             #expect(try h5.readDoubles("/step_1/layer_01/attention") == out.scores[0][1]?.attention)
             #expect(try h5.stringAttribute("/step_1/layer_01/attention", "unit") == unit.rawValue)
-            let reloaded = try PrunableModel.load(dir)
-            #expect(reloaded.state == out.model.state && reloaded.geometry == out.model.geometry)
-            // GreenPrune's own Llama forward on the saved directory scores as the pruned state did.
+            let reloaded = try ModelLoader.loadLlama(dir)
+            #expect(try PruningFixtures.tensors(try reloaded.weights.namedTensors()) == PruningFixtures.tensors(try out.model.tensors()))
+            #expect(PruneGeometry(reloaded) == out.model.geometry)
+            try Surgery.checkLayerDims(try config(dir), PruneGeometry(reloaded))
+            // GreenPrune's own Llama forward on the saved directory scores as the pruned model did.
             let seq = [3, 1, 4, 1, 5, 9, 2, 6]
-            let lg = try logits(out.model, [seq])
-            let scorer = try ModelLoader.loadLlama(dir)
-            let res = try scorer.score([ScoreRequest(tokens: seq, scoreFrom: 1)])
+            let lg = try logits(try out.model.model(), [seq])
+            let res = try reloaded.score([ScoreRequest(tokens: seq, scoreFrom: 1)])
             for t in 1..<seq.count {
                 let row = Array(lg[(t - 1) * 13 ..< t * 13])
                 let mx = row.max() ?? 0
@@ -287,8 +296,8 @@ struct PruningTests {
     }
 
     @Test func iterativeStepsComposeToTheFinalWidths() throws {
-        let m = try tinyOnDisk("iter", layers: 3)
-        defer { try? FileManager.default.removeItem(at: m.directory) }
+        let (m, dir) = try tinyOnDisk("iter", layers: 3)
+        defer { try? FileManager.default.removeItem(at: dir) }
         var o = PruneOptions(policy: PrunePolicy(ratio: 0.5, attnLayers: LayerRange(start: 0, end: 3), mlpLayers: LayerRange(start: 1, end: 3),
                                                  iterativeSteps: 2))
         o.importance = .taylor
@@ -299,14 +308,31 @@ struct PruningTests {
             #expect(k.mlpChannels.count == (k.layer == 0 ? 6 : 3) && k.kvHeads.count == 1 && k.queryHeads.count == 2)
             #expect(k.mlpChannels == k.mlpChannels.sorted() && Set(k.mlpChannels).isSubset(of: 0..<6))
         }
-        // The pruned state is the original cut at the composed indices.
-        let direct = try Surgery.apply(m.state, keep: out.keeps, headDim: 4)
-        #expect(direct == out.model.state)
+        // The pruned model is the original cut at the composed indices; step 2 scored the model
+        // step 1 left (ratio 0.25: ⌊6·0.75⌋ = 4 channels).
+        #expect(out.model.keep == out.keeps)
+        #expect(out.scores[1][1]?.mlp.count == 4 && out.scores[0][1]?.mlp.count == 6)
+        #expect(try PruningFixtures.tensors(try out.model.tensors()) == PruningFixtures.tensors(try out.model.model().weights.namedTensors()))
+    }
+
+    /// A quantized model has no float weights to score or cut: an error naming a weight, not a crash.
+    @Test func aQuantizedModelIsRefusedByName() throws {
+        let (_, src) = try tinyOnDisk("quantized")
+        defer { try? FileManager.default.removeItem(at: src) }
+        let out = src.appendingPathComponent("int8")
+        try Quantizer.quantize(model: src, to: out, options: QuantizeOptions(scheme: try QuantScheme(bits: 8, granularity: .channel)),
+                               progress: false)
+        let q = try ModelLoader.loadLlama(out)
+        var o = PruneOptions(policy: PrunePolicy(ratio: 0.5, attnLayers: LayerRange(start: 0, end: 2), mlpLayers: LayerRange(start: 0, end: 2)))
+        o.importance = .l2
+        let e = try #require(throws: InputError.self) { try Pruner.run(q, samples: [], o) }
+        #expect(e.source.hasPrefix(LlamaNames.layersPrefix) && e.problem.contains("quantized"), "\(e)")
+        #expect(throws: InputError.self) { try PrunedModel(unchanged: q).tensors() }
     }
 
     @Test func blockInfluenceRemovesWholeLayers() throws {
-        let m = try tinyOnDisk("bi", layers: 3)
-        defer { try? FileManager.default.removeItem(at: m.directory) }
+        let (m, src) = try tinyOnDisk("bi", layers: 3)
+        defer { try? FileManager.default.removeItem(at: src) }
         var o = PruneOptions(policy: PrunePolicy(ratio: 0.5, attnLayers: LayerRange(start: 0, end: 3), mlpLayers: LayerRange(start: 0, end: 3)))
         o.importance = .bi
         let out = try Pruner.run(m, samples: [[1, 2, 3, 4, 5, 6], [7, 8, 9, 10, 11, 12]], o)
@@ -314,10 +340,16 @@ struct PruningTests {
         #expect(out.removedLayers.count == 1 && out.blockInfluence.count == 3)
         let lowest = out.blockInfluence.indices.min { out.blockInfluence[$0] < out.blockInfluence[$1] }
         #expect(out.removedLayers == [lowest ?? -1])
-        #expect(out.model.geometry.layers.count == 2 && out.model.configJSON.model.numHiddenLayers == 2)
+        let prunedConfig = try out.model.config(from: try config(src))
+        #expect(out.model.geometry.layers.count == 2 && prunedConfig.model.numHiddenLayers == 2)
         let dir = tempDir("bi-out")
         defer { try? FileManager.default.removeItem(at: dir) }
-        try out.model.save(to: dir, configJSON: out.model.configJSON)
-        _ = try ModelLoader.loadLlama(dir)
+        try out.model.write(to: dir, config: try config(src), sourceDirectory: src)
+        let reloaded = try ModelLoader.loadLlama(dir)
+        // The kept layers, renumbered in order.
+        let kept = (0..<3).filter { $0 != lowest }
+        for (i, l) in kept.enumerated() {
+            #expect(try reloaded.weights.dense(LlamaNames.down(i)).weight.array == m.weights.dense(LlamaNames.down(l)).weight.array)
+        }
     }
 }

@@ -11,7 +11,6 @@ struct RecoveryLlamaTests {
         defer { try? FileManager.default.removeItem(at: root) }
         let dir = root.appendingPathComponent("model")
         try writeTinyLlama(dir, layerDims: [(4, 96), (2, 64)])
-        let model = try PrunableModel.load(dir)
         let (engine, adapters) = try LlamaGradient.forLoRA(try ModelLoader.loadLlama(dir),
                                                            settings: LoRASettings(rank: 4, alpha: 8, dropout: 0.05), seed: 3)
         let (trainer, val) = try trainOnCountingRows(engine, adapters)
@@ -21,9 +20,8 @@ struct RecoveryLlamaTests {
 
         let out = root.appendingPathComponent("out")
         let report = RecoveryReport.make(trainer, stop: .completed, sourceModel: dir.path, data: ["file": "inline"], energy: nil)
-        try RecoveryOutput.write(base: model.directory, adapters: adapters, report: report, to: out)
-        let merged = try PrunableModel.load(out)
-        let check = try LlamaGradient.over(merged, wanted: [])
+        try RecoveryOutput.write(base: try ModelLoader.loadLlama(dir), directory: dir, adapters: adapters, report: report, to: out)
+        let check = try LlamaGradient(model: try ModelLoader.loadLlama(out), wanted: [])
         let sum = try check.accumulate(batch: val.map(\.tokens), scale: 0)
         #expect(abs(sum / Double(val.count * 7) - v.last!.loss) < 1e-4, "merged \(sum / Double(val.count * 7)) vs trained \(v.last!.loss)")
         // recovery.json carries the curves.

@@ -108,14 +108,6 @@ func recoveryTempDir(_ tag: String) throws -> URL {
     return d
 }
 
-extension LlamaGradient {
-    /// Today's weight-gradient engine over a loaded model's state, keeping `wanted`'s gradients.
-    static func over(_ m: PrunableModel, wanted: Set<String>) throws -> LlamaGradient {
-        try LlamaGradient(state: m.state, geometry: m.geometry, invFreq: m.config.rope.inverseFrequencies(headDim: m.config.headDim),
-                          rmsEps: m.config.rmsNormEps, wanted: wanted)
-    }
-}
-
 /// Trains `adapters` through `engine` on the tiny Llama's easiest data (rows of 8 tokens counting
 /// up from a random start, modulo its vocabulary of 50: 20 to train on, 4 held out) for 20
 /// steps at lr 1e-2, and returns the trainer (validation curve in its history) and the held-out rows.

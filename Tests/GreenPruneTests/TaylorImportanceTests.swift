@@ -20,19 +20,19 @@ struct TaylorImportanceTests {
         let expectedLoss = try #require(try PruningFixtures.json("loss.json")["loss"] as? Double)
         #expect(abs(res.loss - expectedLoss) < 1e-5)
         let variants = try #require(try PruningFixtures.json("importance.json")["variants"] as? [String: [String: Any]])
-        let geo = model.geometry
+        let geo = PruneGeometry(model)
         for v in TaylorVariant.allCases {
             let ref = try #require(variants[v.rawValue])
             let est = TaylorImportance(variant: v)
             func score(_ unit: AttentionUnit, compat: Bool) throws -> LayerScores {
                 try scoreLayer(5, dims: geo.layers[5], headDim: geo.headDim, unit: unit, estimator: est, reduction: .sum,
-                               llmprunerCompat: compat, state: model.state, gradients: res.gradients)
+                               llmprunerCompat: compat, weights: model.weights, gradients: res.gradients)
             }
             // Member vectors.
             let members = try #require(ref["mlp_members"] as? [String: Any])
             for (key, name, axis) in [("gate_proj_rows", LlamaNames.gate(5), GroupAxis.row), ("up_proj_rows", LlamaNames.up(5), .row),
                                       ("down_proj_cols", LlamaNames.down(5), .column)] {
-                let ours = try est.channelScores(name: name, weight: try #require(model.state[name]), gradients: res.gradients[name], axis: axis)
+                let ours = try est.channelScores(name: name, weight: try model.weights.dense(name), gradients: res.gradients[name], axis: axis)
                 let e = PruningFixtures.relMaxError(ours, try doubles(members[key]))
                 #expect(e < 1e-3, "\(v.rawValue) \(key): \(e)")
             }
@@ -68,7 +68,7 @@ struct TaylorImportanceTests {
         let removedAll = try #require(fixture["removed_mlp_channels"] as? [String: Any])
         let wantKey = try #require(removedAll.keys.first { $0.hasPrefix(String(key.prefix(4))) }, "no entry for \(key) in \(removedAll.keys)")
         let want = try #require(removedAll[wantKey] as? [String: [Int]])
-        let tok = try TokenizerLoader.load(directory: model.directory)
+        let tok = try TokenizerLoader.load(directory: Paths.defaultDecoder)
         let samples = try Calibration.samples(file: Calibration.defaultFile(dataDirectory: Paths.dataDirectory()),
                                               tokenizer: tok, count: 10, length: 64)
         var o = PruneOptions(policy: PrunePolicy(ratio: 0.25, attnLayers: LayerRange(start: 3, end: 27), mlpLayers: LayerRange(start: 3, end: 27)))

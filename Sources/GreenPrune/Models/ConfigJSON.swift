@@ -59,7 +59,7 @@ public struct ConfigJSON {
     public mutating func set<T: Encodable>(_ key: String, _ value: T?) throws {
         precondition(ModelConfig.CodingKeys(rawValue: key) == nil, "\(key) is a ModelConfig field: use update")
         guard let value else { return replace(key, with: nil) }
-        guard let v = ConfigJSON.ordered(try JSONEncoder().encode(value)) else { throw InputError(path, "\(key) cannot be written as JSON") }
+        guard let v = ConfigJSON.ordered(try ConfigJSON.encode(value)) else { throw InputError(path, "\(key) cannot be written as JSON") }
         replace(key, with: v)
     }
 
@@ -76,8 +76,16 @@ public struct ConfigJSON {
 
     /// The members `ModelConfig` writes (nil fields omitted).
     private static func encodedMembers(_ m: ModelConfig) throws -> [String: OrderedJSON] {
-        guard case .object(let pairs)? = ordered(try JSONEncoder().encode(m)) else { return [:] }
+        guard case .object(let pairs)? = ordered(try encode(m)) else { return [:] }
         return Dictionary(pairs, uniquingKeysWith: { a, _ in a })
+    }
+
+    /// `value` as JSON with every object's keys sorted: Foundation's encoder otherwise writes them
+    /// in hash order, which changes from run to run, and so would the written config.json.
+    private static func encode<T: Encodable>(_ value: T) throws -> Data {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys]
+        return try e.encode(value)
     }
 
     /// JSON bytes as an `OrderedJSON`: the order of members from `JSONTreeParser`, whether a

@@ -104,23 +104,6 @@ public final class LlamaGradient {
         }
     }
 
-    /// An engine over float copies of a state dict (`LlamaWeights(state:geometry:)`), for
-    /// pruning: `invFreq` (D/2) from `RopeConfig.inverseFrequencies`.
-    public convenience init(state: StateDict, geometry: PruneGeometry, invFreq: [Float], rmsEps: Float,
-                            wanted: Set<String>, checkpointing: Bool = false) throws {
-        guard invFreq.count * 2 == geometry.headDim else { throw InputError("rope", "\(invFreq.count) frequencies for head_dim \(geometry.headDim)") }
-        let weights = try LlamaWeights(state: state, geometry: geometry)
-        let first = geometry.layers.first
-        let hasBias = { (p: LlamaProjection) in state[LlamaNames.bias(LlamaNames.weight(p, layer: 0))] != nil }
-        let config = LlamaConfig(modelType: "llama", hiddenSize: geometry.hidden, numLayers: geometry.layers.count,
-                                 numHeads: first?.numHeads ?? 0, numKVHeads: first?.numKVHeads ?? 0, headDim: geometry.headDim,
-                                 intermediateSize: first?.intermediate ?? 0, vocabSize: geometry.vocab, maxPositions: 1 << 30,
-                                 rmsNormEps: rmsEps, rope: RopeConfig(theta: 10000), tieWordEmbeddings: geometry.tiedEmbeddings,
-                                 qkvBias: hasBias(.q), outputBias: hasBias(.o), mlpBias: hasBias(.gate), bosTokenId: nil, eosTokenIds: [])
-        try self.init(model: LlamaModel(config: config, weights: weights, invFreq: invFreq), wanted: wanted,
-                      checkpointing: checkpointing)
-    }
-
     /// Frees the activation workspace (the next pass allocates it again).
     public func releaseWorkspace() { tape = nil; buffers = nil }
 

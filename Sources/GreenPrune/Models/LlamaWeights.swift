@@ -104,29 +104,40 @@ public struct LlamaWeights {
     /// Vocabulary size V.
     public var vocabSize: Int { lmHead.outFeatures }
 
-    /// Every parameter as (checkpoint name, shape, float32 values), in checkpoint order;
-    /// nil when a layer is not a `DenseLinear` (quantized). The tied head is omitted.
-    /// This is what a writer needs to save a (pruned) model as model.safetensors.
-    public func namedTensors() -> [(name: String, shape: [Int], values: FloatStorage)]? {
-        guard embeddingRows == nil || embedTokens.count == embeddingCount else { return nil }
-        var out: [(String, [Int], FloatStorage)] = []
+    /// Every parameter as a named float32 tensor over this model's storage (nothing copied), in
+    /// checkpoint order; the tied head is omitted. This is what a writer needs to save the model
+    /// (pruned, merged) as model.safetensors. A quantized layer or embedding table is an error
+    /// naming it: only float weights are written this way.
+    public func namedTensors() throws -> [NamedTensor] {
+        guard embeddingRows == nil || embedTokens.count == embeddingCount else {
+            throw InputError(LlamaNames.embedding, "is quantized; only a float model can be written as float32 tensors")
+        }
+        var out: [NamedTensor] = []
         let c = hiddenSize
-        out.append((LlamaNames.embedding, [embedTokens.count / max(c, 1), c], embedTokens))
-        for (i, l) in layers.enumerated() {
-            for n in LlamaNorm.allCases { out.append((LlamaNames.norm(n, layer: i), [c], l.norm(n))) }
+        out.append(NamedTensor(name: LlamaNames.embedding, shape: [embedTokens.count / max(c, 1), c], storage: embedTokens))
+        for i in layers.indices {
+            for n in LlamaNorm.allCases { out.append(NamedTensor(name: LlamaNames.norm(n, layer: i), shape: [c], storage: layers[i].norm(n))) }
             for role in LlamaProjection.allCases {
-                guard let d = l.linear(role) as? DenseLinear else { return nil }
-                let weight = LlamaNames.weight(role, layer: i)
-                out.append((weight, [d.outFeatures, d.inFeatures], d.weight))
-                if let b = d.bias { out.append((LlamaNames.bias(weight), [d.outFeatures], b)) }
+                let weight = LlamaNames.weight(role, layer: i), d = try dense(weight)
+                out.append(NamedTensor(name: weight, shape: [d.outFeatures, d.inFeatures], storage: d.weight))
+                if let b = d.bias { out.append(NamedTensor(name: LlamaNames.bias(weight), shape: [d.outFeatures], storage: b)) }
             }
         }
-        out.append((LlamaNames.finalNorm, [c], norm))
+        out.append(NamedTensor(name: LlamaNames.finalNorm, shape: [c], storage: norm))
         if !tied {
-            guard let h = lmHead as? DenseLinear else { return nil }
-            out.append((LlamaNames.head, [h.outFeatures, h.inFeatures], h.weight))
+            guard let h = lmHead as? DenseLinear else { throw InputError(LlamaNames.head, "is quantized; only a float model can be written as float32 tensors") }
+            out.append(NamedTensor(name: LlamaNames.head, shape: [h.outFeatures, h.inFeatures], storage: h.weight))
         }
         return out
+    }
+
+    /// The float projection whose weight is named `weight` (`LlamaNames.weight`); an error naming
+    /// it when the model has no such projection or holds it quantized.
+    public func dense(_ weight: String) throws -> DenseLinear {
+        guard let p = LlamaNames.parse(weight), case .projection(let role) = p.role, p.suffix == "weight",
+              let l = p.layer, l < layers.count else { throw InputError(weight, "no such projection in the model") }
+        guard let d = layers[l].linear(role) as? DenseLinear else { throw InputError(weight, "is quantized; this needs float weights") }
+        return d
     }
 
     /// Parameter count (embedding and head counted once when tied).

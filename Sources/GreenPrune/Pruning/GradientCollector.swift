@@ -1,8 +1,8 @@
 import Foundation
 
-/// Runs the calibration samples through `LlamaGradient` and returns, per prunable weight, G
-/// (gradient of the mean token loss over all samples) and, if asked, the Fisher diagonal
-/// A = (1/N) Σₙ Gₙ ⊙ Gₙ from per-sample gradients Gₙ (each sample's own mean loss).
+/// Runs the calibration samples through `LlamaGradient` over the model as loaded and returns,
+/// per prunable weight, G (gradient of the mean token loss over all samples) and, if asked, the
+/// Fisher diagonal A = (1/N) Σₙ Gₙ ⊙ Gₙ from per-sample gradients Gₙ (each sample's own mean loss).
 public enum GradientCollector {
     public struct Result {
         public var gradients: [String: WeightGradients]
@@ -13,11 +13,9 @@ public enum GradientCollector {
     /// `samples`: N sequences of one length T. Without `fisher`, samples go through in
     /// micro-batches of `microBatch` (memory: activations scale with microBatch·T); with it,
     /// one at a time, G = mean of the Gₙ.
-    public static func collect(model: PrunableModel, samples: [[Int]], weights: [String], fisher: Bool,
+    public static func collect(model: LlamaModel, samples: [[Int]], weights: [String], fisher: Bool,
                                microBatch: Int = 4, progress: ProgressBar? = nil) throws -> Result {
-        let engine = try LlamaGradient(state: model.state, geometry: model.geometry,
-                                       invFreq: model.config.rope.inverseFrequencies(headDim: model.config.headDim),
-                                       rmsEps: model.config.rmsNormEps, wanted: Set(weights))
+        let engine = try LlamaGradient(model: model, wanted: Set(weights))
         return try collect(engine: engine, samples: samples, weights: weights, fisher: fisher,
                            microBatch: microBatch, progress: progress)
     }

@@ -41,27 +41,12 @@ public struct PruneGeometry: Equatable, Sendable {
         self.layers = layers
     }
 
-    /// Reads the per-layer widths from the tensor shapes (q/k rows ÷ headDim, gate rows), so a
-    /// model pruned unevenly is described by its weights alone.
-    public init(state: StateDict, headDim: Int, tiedEmbeddings: Bool) throws {
-        guard let emb = state[LlamaNames.embedding], emb.shape.count == 2 else {
-            throw InputError(LlamaNames.embedding, "missing or not 2-D")
-        }
-        var l = 0
-        var layers: [BlockDims] = []
-        while let q = state[LlamaNames.q(l)] {
-            guard let k = state[LlamaNames.k(l)], let g = state[LlamaNames.gate(l)] else {
-                throw InputError(state[LlamaNames.k(l)] == nil ? LlamaNames.k(l) : LlamaNames.gate(l), "missing")
-            }
-            guard q.rows % headDim == 0, k.rows % headDim == 0, k.rows > 0,
-                  (q.rows / headDim) % (k.rows / headDim) == 0 else {
-                throw InputError(LlamaNames.q(l), "rows \(q.rows) / k rows \(k.rows) do not fit head_dim \(headDim)")
-            }
-            layers.append(BlockDims(numHeads: q.rows / headDim, numKVHeads: k.rows / headDim, intermediate: g.rows))
-            l += 1
-        }
-        self.init(hidden: emb.shape[1], headDim: headDim, vocab: emb.shape[0],
-                  tiedEmbeddings: tiedEmbeddings, layers: layers)
+    /// The widths of a loaded model, per layer from its projections' shapes (so a model pruned
+    /// unevenly is described by its weights alone).
+    public init(_ model: LlamaModel) {
+        let w = model.weights
+        self.init(hidden: w.hiddenSize, headDim: model.config.headDim, vocab: w.vocabSize, tiedEmbeddings: w.tied,
+                  layers: w.layers.map { BlockDims(numHeads: $0.numHeads, numKVHeads: $0.numKVHeads, intermediate: $0.intermediateSize) })
     }
 
     /// Parameters of one MLP channel: a row of gate and up, a column of down.

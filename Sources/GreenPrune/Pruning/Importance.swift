@@ -20,8 +20,9 @@ public protocol ImportanceEstimator {
     var needsGradients: Bool { get }
     /// Whether it needs the per-sample Fisher term A.
     var needsFisher: Bool { get }
-    /// Score of each row (`axis == .row`, length out) or column (length in) of `weight`.
-    func channelScores(name: String, weight: StateTensor, gradients: WeightGradients?, axis: GroupAxis) throws -> [Double]
+    /// Score of each row (`axis == .row`, length out) or column (length in) of `weight`'s
+    /// matrix W (out, in).
+    func channelScores(name: String, weight: DenseLinear, gradients: WeightGradients?, axis: GroupAxis) throws -> [Double]
 }
 
 extension ImportanceEstimator {
@@ -87,12 +88,12 @@ public func makeImportanceEstimator(_ kind: ImportanceKind, taylor: TaylorVarian
 /// is scored with query heads h, h+numKVHeads, … rather than its own (README `_as_coded`).
 public func scoreLayer(_ l: Int, dims: BlockDims, headDim hd: Int, unit: AttentionUnit,
                       estimator: ImportanceEstimator, reduction: GroupReduction, llmprunerCompat: Bool,
-                      state: StateDict, gradients: [String: WeightGradients]) throws -> LayerScores {
+                      weights: LlamaWeights, gradients: [String: WeightGradients]) throws -> LayerScores {
     var cache: [String: [Double]] = [:]
     func channels(_ name: String, _ axis: GroupAxis) throws -> [Double] {
         let key = name + "#" + axis.rawValue
         if let c = cache[key] { return c }
-        guard let w = state[name] else { throw InputError(name, "weight missing from the model") }
+        let w = try weights.dense(name)
         let g = gradients[name]
         if estimator.needsGradients && g == nil { throw InputError(name, "no gradient computed for this weight") }
         let c = try estimator.channelScores(name: name, weight: w, gradients: g, axis: axis)

@@ -7,16 +7,14 @@ public struct MagnitudeImportance: ImportanceEstimator {
 
     public init(p: Int) { self.p = p }
 
-    public func channelScores(name: String, weight: StateTensor, gradients: WeightGradients?, axis: GroupAxis) throws -> [Double] {
-        let r = weight.rows, c = weight.cols
+    public func channelScores(name: String, weight: DenseLinear, gradients: WeightGradients?, axis: GroupAxis) throws -> [Double] {
+        let r = weight.outFeatures, c = weight.inFeatures, w = weight.weight.pointer
         var out = [Double](repeating: 0, count: axis == .row ? r : c)
-        weight.values.withUnsafeBufferPointer { w in
-            for i in 0..<r {
-                for j in 0..<c {
-                    let x = Double(w[i * c + j])
-                    let s = p == 1 ? abs(x) : x * x
-                    out[axis == .row ? i : j] += s
-                }
+        for i in 0..<r {
+            for j in 0..<c {
+                let x = Double(w[i * c + j])
+                let s = p == 1 ? abs(x) : x * x
+                out[axis == .row ? i : j] += s
             }
         }
         return out

@@ -27,7 +27,8 @@ public struct PlanRow: Equatable, Sendable {
 
 /// The result of pruning: the new model and what was decided.
 public struct PruneOutcome {
-    public var model: PrunableModel
+    /// The pruned model: the source and what each of its layers keeps.
+    public var model: PrunedModel
     /// Per layer of the ORIGINAL model, the units kept (indices into the original widths);
     /// empty for depth pruning.
     public var keeps: [LayerKeep]
@@ -44,11 +45,12 @@ public struct PruneOutcome {
     public var surgerySeconds = 0.0
 }
 
-/// Structured pruning of a Llama model (LLM-Pruner's block-wise pruning, ShortGPT depth pruning).
+/// Structured pruning of a loaded Llama model (LLM-Pruner's block-wise pruning, ShortGPT depth
+/// pruning): a transform from the model to a `PrunedModel` over it.
 public enum Pruner {
     /// The per-layer plan at the final ratio, with no scores needed.
-    public static func plan(_ model: PrunableModel, _ o: PruneOptions) throws -> [PlanRow] {
-        let g = model.geometry
+    public static func plan(_ model: LlamaModel, _ o: PruneOptions) throws -> [PlanRow] {
+        let g = PruneGeometry(model)
         if o.importance == .bi {
             let n = try depthCount(model, o)
             return (0..<n).map { PlanRow(layer: -1 - $0, attentionUnits: 0, queryHeadsRemoved: 0, kvHeadsRemoved: 0, mlpChannels: 0, parameters: 0) }
@@ -66,8 +68,8 @@ public enum Pruner {
 
     /// Layers a depth pruning removes: ⌊ratio · eligible⌋, or for a parameter target the fewest
     /// layers whose parameters reach it.
-    static func depthCount(_ model: PrunableModel, _ o: PruneOptions) throws -> Int {
-        let g = model.geometry
+    static func depthCount(_ model: LlamaModel, _ o: PruneOptions) throws -> Int {
+        let g = PruneGeometry(model)
         let eligible = o.policy.attnLayers.layers.count
         if let r = o.policy.ratio { return Int(Double(eligible) * r) }
         let perLayer = { (d: BlockDims) in 2 * g.hidden + d.numHeads * g.paramsPerQueryHead + d.numKVHeads * g.paramsPerKVHead + d.intermediate * g.paramsPerMLPChannel }
@@ -81,22 +83,26 @@ public enum Pruner {
         return n
     }
 
-    /// Prunes `model` with calibration `samples` (ignored by l1/l2/random).
-    public static func run(_ model: PrunableModel, samples: [[Int]], _ o: PruneOptions,
+    /// Prunes `model` with calibration `samples` (ignored by l1/l2/random). Each iterative step scores the model as the previous step left it (the first, the model
+    /// as loaded; later ones, the cut layers as owned copies); the outcome's model is the source
+    /// with the composed keeps, cut only when written.
+    public static func run(_ model: LlamaModel, samples: [[Int]], _ o: PruneOptions,
                            log: (String) -> Void = { _ in }) throws -> PruneOutcome {
-        try o.policy.validate(model.geometry)
+        let original = PruneGeometry(model)
+        try o.policy.validate(original)
         if o.importance == .bi { return try runDepth(model, samples: samples, o, log: log) }
         let estimator = try makeImportanceEstimator(o.importance, taylor: o.taylor, seed: o.seed)
-        let original = model.geometry
         let ratio = try o.policy.resolvedRatio(original)
         var current = model
+        var geometry = original
         var keeps = original.layers.enumerated().map { LayerKeep.all(layer: $0.offset, $0.element) }
-        var outcome = PruneOutcome(model: model, keeps: [], scores: [], removedLayers: [], blockInfluence: [], losses: [], ratio: ratio)
+        var outcome = PruneOutcome(model: PrunedModel(unchanged: model), keeps: [], scores: [], removedLayers: [],
+                                   blockInfluence: [], losses: [], ratio: ratio)
         let attn = o.policy.attnLayers.layers, mlp = o.policy.mlpLayers.layers
         let scored = Array(Set(attn + mlp)).sorted()
         for step in 1...o.policy.iterativeSteps {
             let r = o.policy.stepRatio(ratio, step: step)
-            let counts = try o.policy.counts(current.geometry, original: original, ratio: r)
+            let counts = try o.policy.counts(geometry, original: original, ratio: r)
             var gradients: [String: WeightGradients] = [:]
             if estimator.needsGradients {
                 let t0 = Date()
@@ -114,23 +120,23 @@ public enum Pruner {
             let t1 = Date()
             var scores: [Int: LayerScores] = [:]
             for l in scored {
-                scores[l] = try scoreLayer(l, dims: current.geometry.layers[l], headDim: original.headDim, unit: o.policy.unit,
+                scores[l] = try scoreLayer(l, dims: geometry.layers[l], headDim: original.headDim, unit: o.policy.unit,
                                            estimator: estimator, reduction: o.reduction, llmprunerCompat: o.llmprunerCompat,
-                                           state: current.state, gradients: gradients)
+                                           weights: current.weights, gradients: gradients)
             }
             gradients = [:]
             // Layers outside a range keep that kind of unit whatever their scores.
-            let stepKeep = Selection.select(scores: scores, counts: counts, geometry: current.geometry,
+            let stepKeep = Selection.select(scores: scores, counts: counts, geometry: geometry,
                                             unit: o.policy.unit, global: o.policy.global)
-            current.state = try Surgery.apply(current.state, keep: stepKeep, headDim: original.headDim)
-            current.geometry.layers = stepKeep.map(\.dims)
             keeps = zip(stepKeep, keeps).map { $0.composed(after: $1) }
+            geometry.layers = stepKeep.map(\.dims)
+            // Only a later step needs the pruned model to run; the last one's is cut when written.
+            if step < o.policy.iterativeSteps { current = try PrunedModel(source: current, keep: stepKeep).model() }
             outcome.scores.append(scores)
             outcome.surgerySeconds += Date().timeIntervalSince(t1)
-            log("step \(step): ratio \(r), " + describe(current.geometry, original))
+            log("step \(step): ratio \(r), " + describe(geometry, original))
         }
-        current.configJSON = try Surgery.updatedConfig(current.configJSON, layers: current.geometry.layers, headDim: original.headDim)
-        outcome.model = current
+        outcome.model = PrunedModel(source: model, keep: keeps)
         outcome.keeps = keeps
         return outcome
     }
@@ -142,15 +148,13 @@ public enum Pruner {
 
     /// ShortGPT: Block Influence on the calibration samples, then removal of the lowest layers
     /// inside the attention range.
-    static func runDepth(_ model: PrunableModel, samples: [[Int]], _ o: PruneOptions,
+    static func runDepth(_ model: LlamaModel, samples: [[Int]], _ o: PruneOptions,
                          log: (String) -> Void) throws -> PruneOutcome {
-        let g = model.geometry
+        let g = PruneGeometry(model)
         let n = try depthCount(model, o)
         guard n < g.layers.count else { throw InputError("--ratio", "would remove every layer") }
         let t0 = Date()
-        let engine = try LlamaGradient(state: model.state, geometry: g,
-                                       invFreq: model.config.rope.inverseFrequencies(headDim: model.config.headDim),
-                                       rmsEps: model.config.rmsNormEps, wanted: [])
+        let engine = try LlamaGradient(model: model, wanted: [])
         var bi = BlockInfluence(layers: g.layers.count)
         let bar = ProgressBar("block influence", total: samples.count, unit: "samples")
         var i = 0
@@ -166,10 +170,8 @@ public enum Pruner {
         bar.finish()
         let scores = bi.scores
         let removed = BlockInfluence.layersToRemove(scores, eligible: o.policy.attnLayers.layers, count: n)
-        var pruned = model
-        pruned.state = Surgery.removeLayers(model.state, Set(removed))
-        pruned.geometry.layers = g.layers.enumerated().filter { !removed.contains($0.offset) }.map(\.element)
-        pruned.configJSON = try Surgery.updatedConfig(model.configJSON, layers: pruned.geometry.layers, headDim: g.headDim)
+        let pruned = PrunedModel(source: model, keep: g.layers.enumerated().filter { !removed.contains($0.offset) }
+            .map { LayerKeep.all(layer: $0.offset, $0.element) })
         log("block influence removed layers \(removed)")
         var out = PruneOutcome(model: pruned, keeps: [], scores: [], removedLayers: removed, blockInfluence: scores,
                                losses: [], ratio: o.policy.ratio ?? Double(n) / Double(max(1, o.policy.attnLayers.layers.count)))

@@ -7,12 +7,12 @@ public struct RandomImportance: ImportanceEstimator {
 
     public init(seed: UInt64) { self.seed = seed }
 
-    public func channelScores(name: String, weight: StateTensor, gradients: WeightGradients?, axis: GroupAxis) throws -> [Double] {
+    public func channelScores(name: String, weight: DenseLinear, gradients: WeightGradients?, axis: GroupAxis) throws -> [Double] {
         // FNV-1a of the name and axis, mixed into the seed.
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         for b in (name + "#" + axis.rawValue).utf8 { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }
         var rng = SplitMix64(seed: seed ^ h)
-        let n = axis == .row ? weight.rows : weight.cols
+        let n = axis == .row ? weight.outFeatures : weight.inFeatures
         return (0..<n).map { _ in Double(rng.next() >> 11) * 0x1p-53 }
     }
 }

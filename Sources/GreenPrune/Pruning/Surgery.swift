@@ -1,62 +1,60 @@
 import Foundation
 
-/// Cuts the kept rows and columns out of a Llama checkpoint and updates its config.json.
+/// Cuts the kept rows and columns out of a loaded Llama's weights and updates its config.json.
 ///
 /// Per layer: q_proj rows and o_proj columns of the kept query heads, k/v rows of the kept KV
 /// heads, gate/up rows and down columns of the kept MLP channels (and the matching biases).
-/// Everything else is copied unchanged, so keeping every unit returns the input bit for bit.
+/// Everything else is the source's storage unchanged, so keeping every unit returns the input
+/// bit for bit. A pruned model is described by `keep`: one entry per layer of the pruned model,
+/// in order, `keep[i].layer` the source layer it comes from (depth pruning leaves layers out)
+/// and its units indices into that layer's widths.
 public enum Surgery {
     /// `[h·hd, (h+1)·hd)` for every head h, concatenated.
     static func spans(_ heads: [Int], _ hd: Int) -> [Int] { heads.flatMap { Array($0 * hd ..< ($0 + 1) * hd) } }
 
-    /// The state dict with each layer's `keep` applied.
-    public static func apply(_ state: StateDict, keep: [LayerKeep], headDim hd: Int) throws -> StateDict {
-        var out = state
-        for k in keep {
-            let l = k.layer
-            func cut(_ name: String, rows: [Int]? = nil, cols: [Int]? = nil) throws {
-                guard var t = out[name] else { throw InputError(name, "weight missing from the model") }
-                if let r = rows {
-                    guard r.allSatisfy({ $0 < t.rows }) else { throw InputError(name, "kept row out of range") }
-                    if r.count != t.rows { t = t.selectingRows(r) }
-                    let b = LlamaNames.bias(name)
-                    if let bias = out[b], r.count != bias.rows { out[b] = bias.selectingRows(r) }
-                }
-                if let c = cols {
-                    guard c.allSatisfy({ $0 < t.cols }) else { throw InputError(name, "kept column out of range") }
-                    if c.count != t.cols { t = t.selectingColumns(c) }
-                }
-                out[name] = t
-            }
-            let q = spans(k.queryHeads, hd), kv = spans(k.kvHeads, hd)
-            try cut(LlamaNames.q(l), rows: q)
-            try cut(LlamaNames.k(l), rows: kv)
-            try cut(LlamaNames.v(l), rows: kv)
-            try cut(LlamaNames.o(l), cols: q)
-            try cut(LlamaNames.gate(l), rows: k.mlpChannels)
-            try cut(LlamaNames.up(l), rows: k.mlpChannels)
-            try cut(LlamaNames.down(l), cols: k.mlpChannels)
+    /// The rows and columns projection `role` of `layer` keeps under `k` (nil: all of that side).
+    static func cut(_ role: LlamaProjection, _ k: LayerKeep, layer: LlamaLayerWeights, headDim hd: Int) -> (rows: [Int]?, columns: [Int]?) {
+        func kept(_ units: [Int], of n: Int, width: Int) -> [Int]? { units.count == n ? nil : spans(units, width) }
+        let q = kept(k.queryHeads, of: layer.numHeads, width: hd), kv = kept(k.kvHeads, of: layer.numKVHeads, width: hd)
+        let mlp = kept(k.mlpChannels, of: layer.intermediateSize, width: 1)
+        switch role {
+        case .q: return (q, nil)
+        case .k, .v: return (kv, nil)
+        case .o: return (nil, q)
+        case .gate, .up: return (mlp, nil)
+        case .down: return (nil, mlp)
         }
-        return out
     }
 
-    /// Removes whole decoder layers (depth pruning) and renumbers the rest from 0.
-    public static func removeLayers(_ state: StateDict, _ removed: Set<Int>) -> StateDict {
-        var out: StateDict = [:]
-        var newIndex: [Int: Int] = [:]
-        var next = 0
-        let layers = Set(state.keys.compactMap(LlamaNames.layerIndex)).sorted()
-        for l in layers where !removed.contains(l) {
-            newIndex[l] = next
-            next += 1
+    /// The pruned model's tensors, named for their new layer indices, each a view of `weights`
+    /// cut when a writer reads it (nothing is copied here).
+    public static func tensors(_ weights: LlamaWeights, keep: [LayerKeep], headDim hd: Int) throws -> [NamedTensor] {
+        var kept = weights
+        kept.layers = try keep.map { k in
+            guard weights.layers.indices.contains(k.layer) else { throw InputError("layer \(k.layer)", "no such layer to keep") }
+            return weights.layers[k.layer]
         }
-        for (name, t) in state {
-            if let l = LlamaNames.layerIndex(name) {
-                guard let n = newIndex[l] else { continue }
-                out[LlamaNames.layer(n) + name.dropFirst(LlamaNames.layer(l).count)] = t
-            } else {
-                out[name] = t
+        return try kept.namedTensors().map { t in
+            guard let p = LlamaNames.parse(t.name), case .projection(let role) = p.role, let l = p.layer else { return t }
+            let c = cut(role, keep[l], layer: kept.layers[l], headDim: hd)
+            return try t.selecting(rows: c.rows, columns: p.suffix == "bias" ? nil : c.columns)
+        }
+    }
+
+    /// The pruned weights as a model that can run (the next step of iterative pruning): cut
+    /// projections own their values, everything else shares `weights`' storage.
+    public static func apply(_ weights: LlamaWeights, keep: [LayerKeep], headDim hd: Int) throws -> LlamaWeights {
+        let byName = Dictionary(try tensors(weights, keep: keep, headDim: hd).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
+        var out = weights
+        out.layers = try keep.indices.map { i in
+            var layer = weights.layers[keep[i].layer]
+            for role in LlamaProjection.allCases {
+                let name = LlamaNames.weight(role, layer: i)
+                guard let w = byName[name] else { throw InputError(name, "weight missing from the model") }
+                let bias = try byName[LlamaNames.bias(name)]?.storage()
+                layer.setLinear(role, DenseLinear(weight: try w.storage(), bias: bias, outFeatures: w.shape[0], inFeatures: w.shape[1]))
             }
+            return layer
         }
         return out
     }
@@ -66,6 +64,14 @@ public enum Surgery {
     /// one entry per layer. Transformers ignores it (and cannot load such a model); GreenPrune's
     /// loader reads widths from the tensor shapes and checks them against it.
     public static let layerDimsKey = "greenprune_layer_dims"
+
+    /// Throws when config.json's `greenprune_layer_dims` (if any) disagrees with the widths of the
+    /// loaded weights: a pruned model's config must describe its tensors.
+    public static func checkLayerDims(_ config: ConfigJSON, _ geometry: PruneGeometry) throws {
+        if let dims = try config.value([BlockDims].self, layerDimsKey), dims != geometry.layers {
+            throw InputError(config.path, "\(layerDimsKey) disagrees with the tensor shapes")
+        }
+    }
 
     /// config.json updated for the pruned widths: when every layer has the same widths the
     /// standard keys alone describe the model (no `greenprune_layer_dims`); otherwise the standard

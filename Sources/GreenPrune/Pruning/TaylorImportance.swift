@@ -23,32 +23,31 @@ public struct TaylorImportance: ImportanceEstimator {
     public var needsGradients: Bool { true }
     public var needsFisher: Bool { variant == .paramSecond || variant == .paramMix }
 
-    public func channelScores(name: String, weight: StateTensor, gradients: WeightGradients?, axis: GroupAxis) throws -> [Double] {
-        guard let g = gradients, g.grad.count == weight.values.count else {
+    public func channelScores(name: String, weight: DenseLinear, gradients: WeightGradients?, axis: GroupAxis) throws -> [Double] {
+        let r = weight.outFeatures, c = weight.inFeatures, count = r * c
+        guard let g = gradients, g.grad.count == count else {
             throw InputError(name, "Taylor importance needs the gradient of this weight")
         }
         let fisher = g.fisher ?? []
-        if needsFisher && fisher.count != weight.values.count {
+        if needsFisher && fisher.count != count {
             throw InputError(name, "\(variant.rawValue) needs per-sample gradients (Fisher term)")
         }
-        let r = weight.rows, c = weight.cols
         var out = [Double](repeating: 0, count: axis == .row ? r : c)
         let variant = self.variant
-        weight.values.withUnsafeBufferPointer { w in
-            g.grad.withUnsafeBufferPointer { gr in
-                fisher.withUnsafeBufferPointer { a in
-                    for i in 0..<r {
-                        for j in 0..<c {
-                            let e = i * c + j
-                            let wd = Double(w[e])
-                            let s: Double
-                            switch variant {
-                            case .vectorize, .paramFirst: s = wd * Double(gr[e])
-                            case .paramSecond: s = wd * Double(a[e]) * wd
-                            case .paramMix: s = wd * Double(gr[e]) - 0.5 * wd * Double(a[e]) * wd
-                            }
-                            out[axis == .row ? i : j] += variant == .vectorize ? s : abs(s)
+        let w = weight.weight.pointer
+        g.grad.withUnsafeBufferPointer { gr in
+            fisher.withUnsafeBufferPointer { a in
+                for i in 0..<r {
+                    for j in 0..<c {
+                        let e = i * c + j
+                        let wd = Double(w[e])
+                        let s: Double
+                        switch variant {
+                        case .vectorize, .paramFirst: s = wd * Double(gr[e])
+                        case .paramSecond: s = wd * Double(a[e]) * wd
+                        case .paramMix: s = wd * Double(gr[e]) - 0.5 * wd * Double(a[e]) * wd
                         }
+                        out[axis == .row ? i : j] += variant == .vectorize ? s : abs(s)
                     }
                 }
             }

@@ -1,0 +1,121 @@
+import Foundation
+
+/// One float32 tensor of a model as a writer sees it: its checkpoint name, its shape, and a view
+/// of the model's storage (mapped or owned) with the rows and columns it keeps. Nothing is
+/// copied until a writer asks for the values, one tensor at a time, so writing a model (pruned,
+/// merged) never holds a second copy of all of it.
+public struct NamedTensor {
+    /// Checkpoint name (`LlamaNames`).
+    public let name: String
+    /// Row-major shape after the cut: [rows, columns] for a matrix, [n] for a vector.
+    public let shape: [Int]
+    /// The source values: (sourceRows, sourceColumns) row-major, or a vector (sourceColumns 1).
+    private let source: FloatStorage
+    private let sourceColumns: Int
+    /// Kept source rows (entries of a vector) and columns, in order; nil keeps all.
+    private let rows: [Int]?
+    private let columns: [Int]?
+    /// In-place changes applied after the values are gathered (an adapter merged in), in order.
+    private var edits: [(UnsafeMutableBufferPointer<Float>) throws -> Void] = []
+
+    /// The whole of `storage` as a tensor of `shape` (a vector or a row-major matrix).
+    public init(name: String, shape: [Int], storage: FloatStorage) {
+        precondition(shape.reduce(1, *) == storage.count, "NamedTensor \(name): shape \(shape) for \(storage.count) floats")
+        self.name = name
+        self.shape = shape
+        source = storage
+        sourceColumns = shape.count >= 2 ? shape[1] : 1
+        rows = nil
+        columns = nil
+    }
+
+    private init(name: String, shape: [Int], source: FloatStorage, sourceColumns: Int, rows: [Int]?, columns: [Int]?,
+                 edits: [(UnsafeMutableBufferPointer<Float>) throws -> Void]) {
+        self.name = name; self.shape = shape; self.source = source; self.sourceColumns = sourceColumns
+        self.rows = rows; self.columns = columns; self.edits = edits
+    }
+
+    /// Number of floats after the cut.
+    public var count: Int { shape.reduce(1, *) }
+
+    /// The same tensor under another name (a layer renumbered).
+    public func renamed(_ newName: String) -> NamedTensor {
+        NamedTensor(name: newName, shape: shape, source: source, sourceColumns: sourceColumns, rows: rows, columns: columns, edits: edits)
+    }
+
+    /// Keeps rows `keepRows` (entries of a vector) and columns `keepColumns` of this tensor, in
+    /// the order given; nil keeps all. Indices are into this tensor's current rows and columns;
+    /// one out of range is an error naming the tensor.
+    public func selecting(rows keepRows: [Int]?, columns keepColumns: [Int]?) throws -> NamedTensor {
+        precondition(edits.isEmpty, "NamedTensor: cut before editing")
+        let r = shape.first ?? 0, c = shape.count >= 2 ? shape[1] : 1
+        if let k = keepRows, let bad = k.first(where: { $0 < 0 || $0 >= r }) { throw InputError(name, "kept row \(bad) out of range (\(r) rows)") }
+        if let k = keepColumns {
+            guard shape.count >= 2 else { throw InputError(name, "a vector has no columns to keep") }
+            if let bad = k.first(where: { $0 < 0 || $0 >= c }) { throw InputError(name, "kept column \(bad) out of range (\(c) columns)") }
+        }
+        // Compose with an earlier cut: indices map back to the source's.
+        let newRows = keepRows.map { k in rows.map { old in k.map { old[$0] } } ?? k } ?? rows
+        let newColumns = keepColumns.map { k in columns.map { old in k.map { old[$0] } } ?? k } ?? columns
+        var s = shape
+        if let k = keepRows, !s.isEmpty { s[0] = k.count }
+        if let k = keepColumns { s[1] = k.count }
+        return NamedTensor(name: name, shape: s, source: source, sourceColumns: sourceColumns, rows: newRows, columns: newColumns, edits: [])
+    }
+
+    /// The same tensor with `edit` applied in place to its values when they are produced.
+    public func editing(_ edit: @escaping (UnsafeMutableBufferPointer<Float>) throws -> Void) -> NamedTensor {
+        var t = self
+        t.edits.append(edit)
+        return t
+    }
+
+    /// Writes the values (`count` floats, row-major) into `out`.
+    public func write(into out: UnsafeMutableBufferPointer<Float>) throws {
+        precondition(out.count >= count, "NamedTensor \(name): buffer too small")
+        guard let dst = out.baseAddress else { return }
+        let src = source.pointer, sc = sourceColumns
+        switch (rows, columns) {
+        case (nil, nil):
+            dst.update(from: src, count: count)
+        case (let r?, nil):
+            for (i, row) in r.enumerated() { (dst + i * sc).update(from: src + row * sc, count: sc) }
+        case (let r, let cols?):
+            let sourceRows = r ?? Array(0 ..< (sc > 0 ? source.count / sc : 0))
+            for (i, row) in sourceRows.enumerated() {
+                let s = src + row * sc, d = dst + i * cols.count
+                for (j, col) in cols.enumerated() { d[j] = s[col] }
+            }
+        }
+        for edit in edits { try edit(UnsafeMutableBufferPointer(start: dst, count: count)) }
+    }
+
+    /// The values as storage: the source itself when the tensor is whole and unedited (no copy),
+    /// otherwise owned memory holding them.
+    public func storage() throws -> FloatStorage {
+        if rows == nil && columns == nil && edits.isEmpty { return source }
+        let out = FloatStorage(zeros: count)
+        if let p = out.mutablePointer { try write(into: UnsafeMutableBufferPointer(start: p, count: count)) }
+        return out
+    }
+
+    /// The values as an array.
+    public func values() throws -> [Float] {
+        var out = [Float](repeating: 0, count: count)
+        try out.withUnsafeMutableBufferPointer { try write(into: $0) }
+        return out
+    }
+
+    /// A float32 safetensors entry whose bytes are gathered when the writer reaches it.
+    public var entry: SafeTensorsEntry {
+        SafeTensorsEntry(name: name, dtype: .f32, shape: shape) {
+            #if _endian(little)
+            var data = Data(count: count * MemoryLayout<Float>.size)
+            try data.withUnsafeMutableBytes { try write(into: $0.bindMemory(to: Float.self)) }
+            return data
+            #else
+            return try SafeTensorsWriter.encode(try values(), as: .f32)
+            #endif
+        }
+    }
+}
