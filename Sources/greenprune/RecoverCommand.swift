@@ -106,9 +106,10 @@ struct Recover: ParsableCommand {
                                       dataURL: dataURL, log: log) else { return }
 
         log("merging into \(outURL.path)")
-        let base = try ModelLoader.loadLlama(dir)
-        try RecoveryOutput.write(base: base, directory: dir, adapters: trained.adapters, report: trained.report, to: outURL,
-                                 progress: quiet ? nil : ProgressBar("writing", total: try base.weights.namedTensors().count, unit: "tensors"))
+        // A fresh load: the trained model's projections are wrapped by the adapters; the merge
+        // reads the plain mapped weights.
+        try RecoveryOutput.write(base: try ModelLoader.loadLlama(dir), directory: dir, adapters: trained.adapters,
+                                 report: trained.report, to: outURL, progress: !quiet)
         try? FileManager.default.removeItem(at: checkpointURL)
         let last = trained.validationLoss.map { String(format: ", validation loss %.4f", $0) } ?? ""
         print(String(format: "%@: %d steps, %d tokens%@, %.1f s", outURL.path, trained.steps, trained.tokens, last,
