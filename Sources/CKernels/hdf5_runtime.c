@@ -42,7 +42,22 @@
     X(gp_herr_t, H5Dclose, (gp_hid_t)) \
     X(gp_hid_t, H5Dopen2, (gp_hid_t, const char *, gp_hid_t)) \
     X(gp_hid_t, H5Dget_space, (gp_hid_t)) \
-    X(gp_herr_t, H5Dread, (gp_hid_t, gp_hid_t, gp_hid_t, gp_hid_t, gp_hid_t, void *))
+    X(gp_herr_t, H5Dread, (gp_hid_t, gp_hid_t, gp_hid_t, gp_hid_t, gp_hid_t, void *)) \
+    X(gp_hid_t, H5Dget_type, (gp_hid_t)) \
+    X(gp_hsize_t, H5Dget_storage_size, (gp_hid_t)) \
+    X(gp_hid_t, H5Dget_create_plist, (gp_hid_t)) \
+    X(int, H5Pget_layout, (gp_hid_t)) \
+    X(int, H5Pget_external_count, (gp_hid_t)) \
+    X(gp_herr_t, H5Pclose, (gp_hid_t)) \
+    X(int, H5Tget_class, (gp_hid_t)) \
+    X(int, H5Iget_type, (gp_hid_t)) \
+    X(gp_herr_t, H5Gget_info, (gp_hid_t, gp_h5g_info_t *)) \
+    X(long, H5Lget_name_by_idx, (gp_hid_t, const char *, int, int, gp_hsize_t, char *, size_t, gp_hid_t))
+
+// Calls whose symbol was renamed when HDF5 1.12 versioned them: the 1.12+ name is tried first,
+// then 1.10's. Only arguments whose layout both versions share are used (see gp_H5Lget_type).
+#define GP_H5_VERSIONED_CALLS(X) \
+    X(gp_herr_t, H5Lget_info, "H5Lget_info2", "H5Lget_info", (gp_hid_t, const char *, void *, gp_hid_t))
 
 // The library's global type ids (what H5T_NATIVE_FLOAT and friends expand to after H5open).
 #define GP_H5_GLOBALS(X) \
@@ -52,6 +67,9 @@ static struct {
 #define GP_FIELD(ret, name, args) ret (*name) args;
     GP_H5_CALLS(GP_FIELD)
 #undef GP_FIELD
+#define GP_VFIELD(ret, name, newer, older, args) ret (*name) args;
+    GP_H5_VERSIONED_CALLS(GP_VFIELD)
+#undef GP_VFIELD
 #define GP_GLOBAL(name) const gp_hid_t *name;
     GP_H5_GLOBALS(GP_GLOBAL)
 #undef GP_GLOBAL
@@ -92,6 +110,11 @@ static void load(void) {
         snprintf(failure, sizeof failure, "%s has no %s (HDF5 1.10 or later is needed)", library, #name); return; }
     GP_H5_CALLS(GP_RESOLVE)
 #undef GP_RESOLVE
+#define GP_RESOLVE_VERSIONED(ret, name, newer, older, args) \
+    if (!(*(void **)&h5.name = dlsym(lib, newer)) && !(*(void **)&h5.name = dlsym(lib, older))) { \
+        snprintf(failure, sizeof failure, "%s has neither %s nor %s (HDF5 1.10 or later is needed)", library, newer, older); return; }
+    GP_H5_VERSIONED_CALLS(GP_RESOLVE_VERSIONED)
+#undef GP_RESOLVE_VERSIONED
 #define GP_RESOLVE_GLOBAL(name) \
     if (!(h5.name = (const gp_hid_t *)dlsym(lib, #name))) { \
         snprintf(failure, sizeof failure, "%s has no %s (HDF5 1.10 or later is needed)", library, #name); return; }
@@ -154,3 +177,24 @@ gp_herr_t gp_H5Dclose(gp_hid_t d) { return h5.H5Dclose(d); }
 gp_hid_t gp_H5Dopen2(gp_hid_t l, const char *n, gp_hid_t a) { return h5.H5Dopen2(l, n, a); }
 gp_hid_t gp_H5Dget_space(gp_hid_t d) { return h5.H5Dget_space(d); }
 gp_herr_t gp_H5Dread(gp_hid_t d, gp_hid_t t, gp_hid_t m, gp_hid_t f, gp_hid_t x, void *b) { return h5.H5Dread(d, t, m, f, x, b); }
+gp_hid_t gp_H5Dget_type(gp_hid_t d) { return h5.H5Dget_type(d); }
+gp_hsize_t gp_H5Dget_storage_size(gp_hid_t d) { return h5.H5Dget_storage_size(d); }
+gp_hid_t gp_H5Dget_create_plist(gp_hid_t d) { return h5.H5Dget_create_plist(d); }
+int gp_H5Pget_layout(gp_hid_t p) { return h5.H5Pget_layout(p); }
+int gp_H5Pget_external_count(gp_hid_t p) { return h5.H5Pget_external_count(p); }
+gp_herr_t gp_H5Pclose(gp_hid_t p) { return h5.H5Pclose(p); }
+int gp_H5Tget_class(gp_hid_t t) { return h5.H5Tget_class(t); }
+int gp_H5Iget_type(gp_hid_t i) { return h5.H5Iget_type(i); }
+gp_herr_t gp_H5Gget_info(gp_hid_t g, gp_h5g_info_t *info) { return h5.H5Gget_info(g, info); }
+long gp_H5Lget_name_by_idx(gp_hid_t l, const char *g, int idx, int order, gp_hsize_t n, char *name, size_t size, gp_hid_t a) {
+    return h5.H5Lget_name_by_idx(l, g, idx, order, n, name, size, a);
+}
+
+int gp_H5Lget_type(gp_hid_t loc, const char *name) {
+    // H5L_info_t (1.10) and H5L_info2_t (1.12+) differ after their first member, the link type;
+    // the buffer holds either.
+    union { int type; unsigned char bytes[128]; int64_t align; } info;
+    memset(&info, 0, sizeof info);
+    if (h5.H5Lget_info(loc, name, &info, GP_H5P_DEFAULT) < 0) return -1;
+    return info.type;
+}

@@ -24,6 +24,50 @@ import GreenPrune
         #expect(try r.stringAttribute("/", "model") == "smollm2")
     }
 
+    /// Listing and float reads: every dataset under the groups (written ones, in name order),
+    /// float64 read back as float32, an integer dataset refused by `readFloats`, headers checked.
+    @Test func datasetsAreListedAndReadAsFloats() throws {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("gp-h5-\(UUID().uuidString).h5")
+        defer { try? FileManager.default.removeItem(at: url) }
+        let w = try HDF5Writer(url: url)
+        try w.write("b/k:0", [0.5, -1.25] as [Double], shape: [2, 1])
+        try w.write("a/x/y/w:0", [1, 2, 3] as [Float], shape: [3])
+        try w.write("a/n", [7, 8] as [Int32], shape: [2])
+        try w.close()
+        let r = try HDF5Reader(url: url)
+        #expect(try r.datasetPaths() == ["/a/n", "/a/x/y/w:0", "/b/k:0"])
+        let k = try r.datasetInfo("/b/k:0")
+        #expect(k.shape == [2, 1] && k.elementCount == 2 && k.typeClass == .float && k.elementSize == 8)
+        #expect(k.storedBytes == 16 && k.isPlainStorage)
+        #expect(try r.datasetInfo("/a/n").typeClass == .integer)
+        var out = [Float](repeating: 0, count: 2)
+        try out.withUnsafeMutableBufferPointer { try r.readFloats("/b/k:0", into: $0.baseAddress!, count: 2) }
+        #expect(out == [0.5, -1.25])
+        #expect(throws: InputError.self) {
+            try out.withUnsafeMutableBufferPointer { try r.readFloats("/a/n", into: $0.baseAddress!, count: 2) }
+        }
+        #expect(throws: InputError.self) {
+            try out.withUnsafeMutableBufferPointer { try r.readFloats("/a/x/y/w:0", into: $0.baseAddress!, count: 2) }
+        }
+    }
+
+    /// A file that is not HDF5 and one cut short are told apart in the one-line error.
+    @Test func notHDF5AndTruncatedAreNamed() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gp-h5-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let good = dir.appendingPathComponent("good.h5")
+        let w = try HDF5Writer(url: good)
+        try w.write("x", [Float](repeating: 1, count: 4096), shape: [4096])
+        try w.close()
+        let bytes = try Data(contentsOf: good)
+        let cut = dir.appendingPathComponent("cut.h5"), text = dir.appendingPathComponent("text.h5")
+        try bytes.prefix(bytes.count / 2).write(to: cut)
+        try Data("not hdf5".utf8).write(to: text)
+        #expect(throws: InputError(cut.path, "damaged or truncated HDF5 file: libhdf5 cannot open it")) { _ = try HDF5Reader(url: cut) }
+        #expect(throws: InputError(text.path, "not an HDF5 file (no HDF5 signature)")) { _ = try HDF5Reader(url: text) }
+    }
+
     @Test func shapeMismatchIsAnError() throws {
         let url = FileManager.default.temporaryDirectory.appendingPathComponent("gp-h5-\(UUID().uuidString).h5")
         let w = try HDF5Writer(url: url)
@@ -50,6 +94,14 @@ import GreenPrune
         #expect(gp_h5t_native_int32() == chdf5_native_int32())
         #expect(gp_h5t_native_int64() == chdf5_native_int64())
         #expect(gp_h5t_c_s1() == chdf5_c_s1())
+        // What the checkpoint reader lists and checks with.
+        #expect(Int32(GP_H5T_INTEGER) == chdf5_t_integer() && Int32(GP_H5T_FLOAT) == chdf5_t_float())
+        #expect(Int32(GP_H5I_GROUP) == chdf5_i_group() && Int32(GP_H5I_DATASET) == chdf5_i_dataset())
+        #expect(Int32(GP_H5L_TYPE_HARD) == chdf5_l_type_hard())
+        #expect(Int32(GP_H5D_COMPACT) == chdf5_d_compact() && Int32(GP_H5D_CONTIGUOUS) == chdf5_d_contiguous())
+        #expect(Int32(GP_H5_INDEX_NAME) == chdf5_index_name() && Int32(GP_H5_ITER_INC) == chdf5_iter_inc())
+        #expect(MemoryLayout<gp_h5g_info_t>.size == chdf5_g_info_size())
+        #expect(MemoryLayout<gp_h5g_info_t>.offset(of: \gp_h5g_info_t.nlinks) == chdf5_g_info_nlinks_offset())
         var major: UInt32 = 0, minor: UInt32 = 0, release: UInt32 = 0
         H5get_libversion(&major, &minor, &release)
         #expect(HDF5Library.version?.hasPrefix("\(major).\(minor).\(release) (") == true)

@@ -23,7 +23,24 @@ enum {
     GP_H5S_SCALAR = 0,      // H5S_class_t
     GP_H5F_ACC_RDONLY = 0,
     GP_H5F_ACC_TRUNC = 2,
+    GP_H5T_INTEGER = 0,     // H5T_class_t
+    GP_H5T_FLOAT = 1,
+    GP_H5I_GROUP = 2,       // H5I_type_t
+    GP_H5I_DATASET = 5,
+    GP_H5L_TYPE_HARD = 0,   // H5L_type_t
+    GP_H5D_COMPACT = 0,     // H5D_layout_t
+    GP_H5D_CONTIGUOUS = 1,
+    GP_H5_INDEX_NAME = 0,   // H5_index_t
+    GP_H5_ITER_INC = 0,     // H5_iter_order_t
 };
+
+/// H5G_info_t (the same from 1.10 on; the tests compare its size and `nlinks` offset).
+typedef struct {
+    int storage_type;
+    gp_hsize_t nlinks;
+    int64_t max_corder;
+    unsigned mounted;
+} gp_h5g_info_t;
 
 /// Loads libhdf5 once (GREENPRUNE_HDF5 names the file, else the usual sonames are tried),
 /// resolves every call below and silences HDF5's own error printing. Returns 1 on success;
@@ -72,5 +89,20 @@ gp_herr_t gp_H5Dclose(gp_hid_t dset);
 gp_hid_t gp_H5Dopen2(gp_hid_t loc, const char *name, gp_hid_t dapl);
 gp_hid_t gp_H5Dget_space(gp_hid_t dset);
 gp_herr_t gp_H5Dread(gp_hid_t dset, gp_hid_t memtype, gp_hid_t memspace, gp_hid_t filespace, gp_hid_t dxpl, void *buf);
+gp_hid_t gp_H5Dget_type(gp_hid_t dset);
+gp_hsize_t gp_H5Dget_storage_size(gp_hid_t dset);
+gp_hid_t gp_H5Dget_create_plist(gp_hid_t dset);
+int gp_H5Pget_layout(gp_hid_t dcpl);
+int gp_H5Pget_external_count(gp_hid_t dcpl);
+gp_herr_t gp_H5Pclose(gp_hid_t plist);
+int gp_H5Tget_class(gp_hid_t type);
+int gp_H5Iget_type(gp_hid_t id);
+gp_herr_t gp_H5Gget_info(gp_hid_t group, gp_h5g_info_t *info);
+long gp_H5Lget_name_by_idx(gp_hid_t loc, const char *group, int index_type, int order, gp_hsize_t n,
+                           char *name, size_t size, gp_hid_t lapl);
+
+/// The type of link `name` under `loc` (GP_H5L_TYPE_HARD, soft, external...), -1 on failure.
+/// Wraps H5Lget_info, whose info struct changed in 1.12 after its first member.
+int gp_H5Lget_type(gp_hid_t loc, const char *name);
 
 #endif

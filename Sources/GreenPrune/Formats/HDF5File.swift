@@ -155,26 +155,60 @@ public final class HDF5Reader {
     public let url: URL
 
     public init(url: URL) throws {
+        // stat first: libhdf5 would block opening a FIFO.
+        try RegularFile.check(url)
         try HDF5Library.load(for: url)
         self.url = url
         file = gp_H5Fopen(url.path, UInt32(GP_H5F_ACC_RDONLY), h5Default)
-        if file < 0 { throw InputError(url.path, "not a readable HDF5 file") }
+        if file < 0 {
+            throw InputError(url.path, HDF5Reader.hasSignature(url)
+                ? "damaged or truncated HDF5 file: libhdf5 cannot open it"
+                : "not an HDF5 file (no HDF5 signature)")
+        }
     }
 
     deinit { gp_H5Fclose(file) }
+
+    /// True when `url` carries the HDF5 format signature where the format puts it: at byte 0 or,
+    /// after a user block, at 512, 1024, 2048, … (only used to word an open failure).
+    static func hasSignature(_ url: URL) -> Bool {
+        guard let h = try? FileHandle(forReadingFrom: url) else { return false }
+        defer { try? h.close() }
+        let signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a]
+        let size = (try? h.seekToEnd()) ?? 0
+        var offset: UInt64 = 0
+        while offset + 8 <= size {
+            guard (try? h.seek(toOffset: offset)) != nil, let b = try? h.read(upToCount: 8) else { return false }
+            if Array(b) == signature { return true }
+            offset = offset == 0 ? 512 : offset * 2
+        }
+        return false
+    }
 
     /// The shape of the dataset at `path`.
     public func shape(_ path: String) throws -> [Int] {
         let ds = gp_H5Dopen2(file, path, h5Default)
         guard ds >= 0 else { throw InputError(url.path, "no dataset \(path)") }
         defer { gp_H5Dclose(ds) }
+        return try shape(of: ds, path)
+    }
+
+    private func shape(of ds: gp_hid_t, _ path: String) throws -> [Int] {
         let space = gp_H5Dget_space(ds)
+        guard space >= 0 else { throw InputError(url.path, "dataset \(path): unreadable dataspace") }
         defer { gp_H5Sclose(space) }
         let rank = Int(gp_H5Sget_simple_extent_ndims(space))
+        guard rank >= 0, rank <= HDF5Reader.maxRank else {
+            throw InputError(url.path, "dataset \(path): rank \(rank) is not between 0 and \(HDF5Reader.maxRank)")
+        }
         var dims = [gp_hsize_t](repeating: 0, count: max(rank, 1))
-        gp_H5Sget_simple_extent_dims(space, &dims, nil)
+        guard gp_H5Sget_simple_extent_dims(space, &dims, nil) >= 0 else { throw InputError(url.path, "dataset \(path): unreadable dimensions") }
+        guard dims.allSatisfy({ $0 <= gp_hsize_t(Int.max) }) else { throw InputError(url.path, "dataset \(path): dimensions \(dims) are too large") }
         return rank == 0 ? [] : dims.prefix(rank).map { Int($0) }
     }
+
+    /// The largest rank `shape` accepts (HDF5's own limit).
+    static let maxRank = 32
 
     /// Reads the dataset at `path` converted to float64.
     public func readDoubles(_ path: String) throws -> [Double] {
@@ -203,4 +237,113 @@ public final class HDF5Reader {
         guard gp_H5Aread(attr, type, &buf) >= 0 else { throw InputError(url.path, "cannot read attribute \(name)") }
         return String(decoding: buf.prefix { $0 != 0 }, as: UTF8.self)
     }
+
+    // MARK: - listing and float datasets (model checkpoints)
+
+    /// The paths ("/group/sub/name") of every dataset reachable from the root group through hard
+    /// links, depth first in name order. Soft and external links are not followed (an external
+    /// link would open another file). At most `limit` links are visited and groups nest at most
+    /// 64 deep, so a hard-link cycle is an error rather than endless recursion.
+    public func datasetPaths(limit: Int = 1_000_000) throws -> [String] {
+        var out: [String] = []
+        var visited = 0
+        func walk(_ group: String, depth: Int) throws {
+            guard depth <= 64 else { throw InputError(url.path, "groups nest more than 64 deep at \(group)") }
+            let g = gp_H5Oopen(file, group, h5Default)
+            guard g >= 0 else { throw InputError(url.path, "cannot open group \(group)") }
+            defer { gp_H5Oclose(g) }
+            var info = gp_h5g_info_t()
+            guard gp_H5Gget_info(g, &info) >= 0 else { throw InputError(url.path, "cannot list group \(group)") }
+            for i in 0..<info.nlinks {
+                visited += 1
+                guard visited <= limit else { throw InputError(url.path, "more than \(limit) links") }
+                let order = Int32(GP_H5_INDEX_NAME), inc = Int32(GP_H5_ITER_INC)
+                let n = gp_H5Lget_name_by_idx(g, ".", order, inc, i, nil, 0, h5Default)
+                guard n > 0, n < 65_536 else { throw InputError(url.path, "unreadable link name in group \(group)") }
+                var buf = [CChar](repeating: 0, count: n + 1)
+                guard gp_H5Lget_name_by_idx(g, ".", order, inc, i, &buf, buf.count, h5Default) == n else {
+                    throw InputError(url.path, "unreadable link name in group \(group)")
+                }
+                let name = String(decoding: buf.prefix(n).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+                guard gp_H5Lget_type(g, name) == Int32(GP_H5L_TYPE_HARD) else { continue }
+                let path = (group == "/" ? "" : group) + "/" + name
+                let obj = gp_H5Oopen(g, name, h5Default)
+                guard obj >= 0 else { throw InputError(url.path, "cannot open \(path)") }
+                let type = gp_H5Iget_type(obj)
+                gp_H5Oclose(obj)
+                if type == Int32(GP_H5I_GROUP) { try walk(path, depth: depth + 1) }
+                else if type == Int32(GP_H5I_DATASET) { out.append(path) }
+            }
+        }
+        try walk("/", depth: 0)
+        return out
+    }
+
+    /// The header of the dataset at `path`, read before any of its data.
+    public func datasetInfo(_ path: String) throws -> HDF5DatasetInfo {
+        let ds = gp_H5Dopen2(file, path, h5Default)
+        guard ds >= 0 else { throw InputError(url.path, "no dataset \(path)") }
+        defer { gp_H5Dclose(ds) }
+        let shape = try shape(of: ds, path)
+        var count = 1
+        for d in shape {
+            let (p, overflow) = count.multipliedReportingOverflow(by: d)
+            guard !overflow else { throw InputError(url.path, "dataset \(path): shape \(shape) is too large") }
+            count = p
+        }
+        let type = gp_H5Dget_type(ds)
+        guard type >= 0 else { throw InputError(url.path, "dataset \(path): unreadable element type") }
+        defer { gp_H5Tclose(type) }
+        let typeClass: HDF5DatasetInfo.TypeClass
+        switch gp_H5Tget_class(type) {
+        case Int32(GP_H5T_FLOAT): typeClass = .float
+        case Int32(GP_H5T_INTEGER): typeClass = .integer
+        default: typeClass = .other
+        }
+        let plist = gp_H5Dget_create_plist(ds)
+        guard plist >= 0 else { throw InputError(url.path, "dataset \(path): unreadable creation properties") }
+        defer { gp_H5Pclose(plist) }
+        let layout = gp_H5Pget_layout(plist)
+        let inFile = (layout == Int32(GP_H5D_CONTIGUOUS) || layout == Int32(GP_H5D_COMPACT)) && gp_H5Pget_external_count(plist) == 0
+        return HDF5DatasetInfo(shape: shape, elementCount: count, typeClass: typeClass,
+                               elementSize: gp_H5Tget_size(type),
+                               storedBytes: Int(clamping: gp_H5Dget_storage_size(ds)), isPlainStorage: inFile)
+    }
+
+    /// Reads the floating-point dataset at `path` (any float width; libhdf5 converts) as float32
+    /// into `out`, which holds `count` values, the dataset's element count.
+    public func readFloats(_ path: String, into out: UnsafeMutablePointer<Float>, count: Int) throws {
+        let info = try datasetInfo(path)
+        guard info.typeClass == .float else { throw InputError(url.path, "dataset \(path) is \(info.typeClass), expected floating point") }
+        guard info.elementCount == count else {
+            throw InputError(url.path, "dataset \(path) holds \(info.elementCount) values, expected \(count)")
+        }
+        let ds = gp_H5Dopen2(file, path, h5Default)
+        guard ds >= 0 else { throw InputError(url.path, "no dataset \(path)") }
+        defer { gp_H5Dclose(ds) }
+        guard count == 0 || gp_H5Dread(ds, gp_h5t_native_float(), h5All, h5All, h5Default, out) >= 0 else {
+            throw InputError(url.path, "cannot read dataset \(path)")
+        }
+    }
+}
+
+/// A dataset's header: what `HDF5Reader.datasetInfo` reads before any data.
+public struct HDF5DatasetInfo: Sendable, Equatable {
+    /// The class of the element type (HDF5's H5T_class_t, the classes a reader tells apart).
+    public enum TypeClass: String, Sendable, Equatable, CustomStringConvertible {
+        case float = "floating point", integer, other = "neither integer nor floating point"
+        public var description: String { rawValue }
+    }
+    /// Dimensions, outermost first.
+    public var shape: [Int]
+    /// product(shape), checked for overflow.
+    public var elementCount: Int
+    public var typeClass: TypeClass
+    /// Bytes per element in the file.
+    public var elementSize: Int
+    /// Bytes the file holds for the data (0 when it was never written).
+    public var storedBytes: Int
+    /// The data lies in this file, contiguous or inside the header (not chunked or filtered,
+    /// virtual, or in external files).
+    public var isPlainStorage: Bool
 }

@@ -120,6 +120,15 @@ public final class SafeTensorsFile: @unchecked Sendable {
         self.metadata = metadata
     }
 
+    /// Tensors already laid out in `image` (F32, converted from another format: `TFCheckpoint`);
+    /// `url` is that format's file, named in errors.
+    init(url: URL, image: MappedFile, tensors: [String: SafeTensorInfo]) {
+        self.url = url
+        file = image
+        self.tensors = tensors
+        metadata = [:]
+    }
+
     /// JSON integers arrive as NSNumber; reject fractions, booleans and out-of-range values.
     static func integer(_ v: Any) -> Int? {
         if let i = v as? Int { return i }
@@ -166,8 +175,9 @@ public final class SafeTensorsReader: @unchecked Sendable {
     public let files: [SafeTensorsFile]
     private let owner: [String: Int]
 
-    /// Opens `url`: a `.safetensors` file, an index `.json`, or a directory holding
-    /// `model.safetensors` or `model.safetensors.index.json`.
+    /// Opens `url`: a `.safetensors` file, an index `.json`, a TensorFlow `.h5` checkpoint
+    /// (`TFCheckpoint`, converted in memory), or a directory holding `model.safetensors`,
+    /// `model.safetensors.index.json` or, failing those, `tf_model.h5`.
     public init(_ url: URL) throws {
         (files, owner) = try SafeTensorsReader.open(url)
     }
@@ -182,9 +192,15 @@ public final class SafeTensorsReader: @unchecked Sendable {
             let index = url.appendingPathComponent("model.safetensors.index.json")
             if FileManager.default.fileExists(atPath: single.path) { return try open(single) }
             if FileManager.default.fileExists(atPath: index.path) { return try open(index) }
-            throw InputError(url.path, "no model.safetensors or model.safetensors.index.json in the directory")
+            let tf = url.appendingPathComponent(TFCheckpoint.fileName)
+            if FileManager.default.fileExists(atPath: tf.path) { return try open(tf) }
+            throw InputError(url.path, "no model.safetensors, model.safetensors.index.json or \(TFCheckpoint.fileName) in the directory")
         }
         if url.pathExtension == "json" { return try openSharded(index: url) }
+        if url.pathExtension == "h5" {
+            let f = try TFCheckpoint.open(url)
+            return ([f], f.tensors.mapValues { _ in 0 })
+        }
         let f = try SafeTensorsFile(url)
         return ([f], Dictionary(uniqueKeysWithValues: f.tensors.keys.map { ($0, 0) }))
     }

@@ -212,7 +212,7 @@ public enum Quantizer {
     /// The weights files of a model directory, for size accounting.
     static func weightFiles(_ dir: URL) -> [URL] {
         let items = (try? FileManager.default.contentsOfDirectory(at: dir, includingPropertiesForKeys: nil)) ?? []
-        return items.filter { $0.pathExtension == "safetensors" || $0.pathExtension == "gguf" }
+        return items.filter { $0.pathExtension == "safetensors" || $0.pathExtension == "gguf" || $0.lastPathComponent == TFCheckpoint.fileName }
     }
 
     static func bytes(of files: [URL]) -> Int {
@@ -312,7 +312,7 @@ public enum Quantizer {
             for item in try fm.contentsOfDirectory(at: dir, includingPropertiesForKeys: nil) {
                 let n = item.lastPathComponent
                 if n.hasPrefix(".") || n == "config.json" || n == "quantization.json" || item.pathExtension == "safetensors"
-                    || n == "model.safetensors.index.json" { continue }
+                    || n == "model.safetensors.index.json" || n == TFCheckpoint.fileName { continue }
                 try fm.copyItem(at: item, to: tmp.appendingPathComponent(n))
             }
             let stats = o.gptq == nil ? nil : GPTQStats()

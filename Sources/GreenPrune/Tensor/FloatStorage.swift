@@ -39,15 +39,41 @@ public final class MappedFile: @unchecked Sendable {
         base = UnsafeRawPointer(p)
     }
 
+    /// `count` bytes of anonymous memory that `fill` writes once, then read-only: tensors converted
+    /// from another format (a TensorFlow checkpoint), handed out the way a mapped file's are.
+    /// `url` is the file they came from, for messages. There is no file behind the memory, so
+    /// `read(_:count:at:)` answers false (callers read the memory) and `release` keeps the pages,
+    /// which are the only copy.
+    public init(memoryFrom url: URL, count: Int, fill: (UnsafeMutableRawPointer) throws -> Void) throws {
+        self.url = url
+        self.count = count
+        fd = -1
+        if count == 0 { base = nil; return }
+        let p = mmap(nil, count, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0)
+        guard let p, p != MAP_FAILED else {
+            throw InputError(url.path, "cannot allocate \(count) bytes: \(String(cString: strerror(errno)))")
+        }
+        do { try fill(p) } catch {
+            munmap(p, count)
+            throw error
+        }
+        mprotect(p, count, PROT_READ)
+        base = UnsafeRawPointer(p)
+    }
+
     deinit {
         if let base { munmap(UnsafeMutableRawPointer(mutating: base), count) }
-        close(fd)
+        if fd >= 0 { close(fd) }
     }
+
+    /// True when a file backs the bytes (false for `init(memoryFrom:count:fill:)`).
+    public var isFile: Bool { fd >= 0 }
 
     /// Copies `count` bytes at file offset `offset` into `dst` with pread(2), not through the
     /// mapping: the bytes come from the page cache without becoming resident pages of this
     /// process. False when the read fails or comes up short (the caller falls back to the mapping).
     public func read(_ dst: UnsafeMutableRawPointer, count n: Int, at offset: Int) -> Bool {
+        guard fd >= 0 else { return false }
         var done = 0
         while done < n {
             let got = pread(fd, dst + done, n - done, off_t(offset + done))
@@ -62,7 +88,7 @@ public final class MappedFile: @unchecked Sendable {
     /// contents were copied elsewhere, e.g. scales converted at load: the memory is counted
     /// once, not twice. A later read faults the pages back in from the page cache.
     public func release(_ range: Range<Int>) {
-        guard let base, !range.isEmpty else { return }
+        guard let base, fd >= 0, !range.isEmpty else { return }
         let page = Int(sysconf(Int32(_SC_PAGESIZE)))
         let lo = (range.lowerBound + page - 1) / page * page, hi = range.upperBound / page * page
         guard hi > lo else { return }
@@ -119,7 +145,7 @@ public final class FloatStorage: @unchecked Sendable {
     deinit { owned?.deallocate() }
 
     /// True when the floats live in a mapped file (not copied into memory of our own).
-    public var isMapped: Bool { mapping != nil }
+    public var isMapped: Bool { mapping?.isFile == true }
     /// Writable pointer for owned storage; nil for a read-only mapped view.
     public var mutablePointer: UnsafeMutablePointer<Float>? { owned }
     /// Bytes the floats occupy.
