@@ -28,14 +28,16 @@ PY="$VENV/bin/python"
 if [ ! -x "$PY" ]; then
   log "creating $VENV"
   python3 -m venv "$VENV"
-  base="${GREENPRUNE_TORCH_VENV:-}"
-  for v in "$GREENPRUNE_HOME/ct20-venv" "$GREENPRUNE_HOME/peft-venv"; do
-    [ -n "$base" ] || ! "$v/bin/python" -c 'import torch' 2>/dev/null || base="$v"
+  # The folder torch is installed in (a venv may itself see torch through a .pth file, which
+  # a path listed in another .pth does not follow).
+  torch_site=""
+  for v in ${GREENPRUNE_TORCH_VENV:-} "$GREENPRUNE_HOME/ct20-venv" "$GREENPRUNE_HOME/peft-venv"; do
+    [ -z "$torch_site" ] || break
+    torch_site="$("$v/bin/python" -c 'import os, torch; print(os.path.dirname(os.path.dirname(torch.__file__)))' 2>/dev/null)" || torch_site=""
   done
-  if [ -n "$base" ]; then
-    log "torch from $base"
-    "$base/bin/python" -c 'import site; print(site.getsitepackages()[0])' \
-      > "$("$PY" -c 'import site; print(site.getsitepackages()[0])')/greenprune-torch.pth"
+  if [ -n "$torch_site" ]; then
+    log "torch from $torch_site"
+    echo "$torch_site" > "$("$PY" -c 'import site; print(site.getsitepackages()[0])')/greenprune-torch.pth"
   fi
 fi
 pins_ok() { "$PY" -c "import importlib.metadata as m, sys; sys.exit(any(m.version(p.split('==')[0]) != p.split('==')[1] for p in sys.argv[1:]))" "${PINS[@]}" 2>/dev/null; }

@@ -11,7 +11,8 @@ Subcommands
       (LayerNorm and biases too, so a swapped gamma/beta or a missing transpose shows). Writes
         OUT/h5/           config.json, tokenizer files, tf_model.h5 (TFBertModel.save_pretrained)
         OUT/safetensors/  config.json, tokenizer files, model.safetensors: the PyTorch BertModel
-                          transformers loads from that tf_model.h5 (from_tf=True)
+                          transformers loads from that tf_model.h5 (load_tf2_checkpoint_in_pytorch_model,
+                          what from_pretrained(from_tf=True) calls)
         OUT/expected.json the sentences, their ids, and the L2-normalised mean-pooled embeddings
                           of both the TensorFlow and the PyTorch model
   minilm SRC OUT
@@ -97,12 +98,13 @@ def _installed(m, p):
 def tiny(args):
     import numpy as np
     from transformers import BertConfig, BertModel, BertTokenizerFast, TFBertModel
+    from transformers.modeling_tf_pytorch_utils import load_tf2_checkpoint_in_pytorch_model
     out = Path(args.out)
     h5_dir, st_dir = out / "h5", out / "safetensors"
     for d in (h5_dir, st_dir):
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir(parents=True)
-    vocab = SPECIALS + CHARS + ["##" + c for c in CHARS if c.isalnum()] + WORDS
+    vocab = list(dict.fromkeys(SPECIALS + CHARS + ["##" + c for c in CHARS if c.isalnum()] + WORDS))
     (out / "vocab.txt").write_text("\n".join(vocab) + "\n")
     tokenizer = BertTokenizerFast(vocab_file=str(out / "vocab.txt"), do_lower_case=True)
     (out / "vocab.txt").unlink()
@@ -124,7 +126,10 @@ def tiny(args):
             value = rng.standard_normal(shape)
         w.assign(value.astype(np.float32))
     tf_model.save_pretrained(h5_dir, safe_serialization=False)
-    pt_model = BertModel.from_pretrained(h5_dir, from_tf=True)
+    # What `from_pretrained(from_tf=True)` does, on a model built with real tensors (with torch 2.15
+    # from_pretrained builds it on the meta device and the copy from TensorFlow is lost).
+    pt_model = BertModel(config)
+    load_tf2_checkpoint_in_pytorch_model(pt_model, str(h5_dir / "tf_model.h5"))
     pt_model.eval()
     pt_model.save_pretrained(st_dir, safe_serialization=True)
     for d in (h5_dir, st_dir):

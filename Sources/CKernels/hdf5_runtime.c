@@ -128,13 +128,21 @@ static void load(void) {
         snprintf(failure, sizeof failure, "%s is HDF5 %u.%u.%u; 1.10 or later is needed", library, maj, min, rel); return;
     }
     snprintf(version, sizeof version, "%u.%u.%u", maj, min, rel);
-    h5.H5Eset_auto2(0 /* H5E_DEFAULT */, NULL, NULL);  // GreenPrune reports errors itself
     loaded = 1;
+}
+
+// GreenPrune reports errors itself, so libhdf5's printing of its error stack is switched off.
+// A thread-safe build (Debian's) keeps that setting per thread, so each thread switches it off
+// before its first call.
+static void quiet(void) {
+    static __thread int done;
+    if (!done) { h5.H5Eset_auto2(0 /* H5E_DEFAULT */, NULL, NULL); done = 1; }
 }
 
 int gp_h5_load(char *err, size_t errlen) {
     pthread_once(&once, load);
     if (!loaded && err && errlen) snprintf(err, errlen, "%s", failure);
+    if (loaded) quiet();
     return loaded;
 }
 
@@ -147,46 +155,47 @@ gp_hid_t gp_h5t_native_int32(void) { return *h5.H5T_NATIVE_INT32_g; }
 gp_hid_t gp_h5t_native_int64(void) { return *h5.H5T_NATIVE_INT64_g; }
 gp_hid_t gp_h5t_c_s1(void) { return *h5.H5T_C_S1_g; }
 
-gp_hid_t gp_H5Fcreate(const char *n, unsigned f, gp_hid_t a, gp_hid_t b) { return h5.H5Fcreate(n, f, a, b); }
-gp_hid_t gp_H5Fopen(const char *n, unsigned f, gp_hid_t a) { return h5.H5Fopen(n, f, a); }
-gp_herr_t gp_H5Fclose(gp_hid_t f) { return h5.H5Fclose(f); }
-gp_hid_t gp_H5Oopen(gp_hid_t l, const char *n, gp_hid_t a) { return h5.H5Oopen(l, n, a); }
-gp_herr_t gp_H5Oclose(gp_hid_t o) { return h5.H5Oclose(o); }
-gp_hid_t gp_H5Tcopy(gp_hid_t t) { return h5.H5Tcopy(t); }
-gp_herr_t gp_H5Tclose(gp_hid_t t) { return h5.H5Tclose(t); }
-gp_herr_t gp_H5Tset_size(gp_hid_t t, size_t s) { return h5.H5Tset_size(t, s); }
-size_t gp_H5Tget_size(gp_hid_t t) { return h5.H5Tget_size(t); }
-gp_hid_t gp_H5Screate(int c) { return h5.H5Screate(c); }
-gp_hid_t gp_H5Screate_simple(int r, const gp_hsize_t *d, const gp_hsize_t *m) { return h5.H5Screate_simple(r, d, m); }
-gp_herr_t gp_H5Sclose(gp_hid_t s) { return h5.H5Sclose(s); }
-int gp_H5Sget_simple_extent_ndims(gp_hid_t s) { return h5.H5Sget_simple_extent_ndims(s); }
-int gp_H5Sget_simple_extent_dims(gp_hid_t s, gp_hsize_t *d, gp_hsize_t *m) { return h5.H5Sget_simple_extent_dims(s, d, m); }
-gp_herr_t gp_H5Adelete(gp_hid_t l, const char *n) { return h5.H5Adelete(l, n); }
-gp_hid_t gp_H5Acreate2(gp_hid_t l, const char *n, gp_hid_t t, gp_hid_t s, gp_hid_t a, gp_hid_t b) { return h5.H5Acreate2(l, n, t, s, a, b); }
-gp_herr_t gp_H5Awrite(gp_hid_t a, gp_hid_t t, const void *b) { return h5.H5Awrite(a, t, b); }
-gp_herr_t gp_H5Aclose(gp_hid_t a) { return h5.H5Aclose(a); }
-gp_hid_t gp_H5Aopen(gp_hid_t o, const char *n, gp_hid_t a) { return h5.H5Aopen(o, n, a); }
-gp_hid_t gp_H5Aget_type(gp_hid_t a) { return h5.H5Aget_type(a); }
-gp_herr_t gp_H5Aread(gp_hid_t a, gp_hid_t t, void *b) { return h5.H5Aread(a, t, b); }
-gp_htri_t gp_H5Lexists(gp_hid_t l, const char *n, gp_hid_t a) { return h5.H5Lexists(l, n, a); }
-gp_hid_t gp_H5Gcreate2(gp_hid_t l, const char *n, gp_hid_t a, gp_hid_t b, gp_hid_t c) { return h5.H5Gcreate2(l, n, a, b, c); }
-gp_herr_t gp_H5Gclose(gp_hid_t g) { return h5.H5Gclose(g); }
-gp_hid_t gp_H5Dcreate2(gp_hid_t l, const char *n, gp_hid_t t, gp_hid_t s, gp_hid_t a, gp_hid_t b, gp_hid_t c) { return h5.H5Dcreate2(l, n, t, s, a, b, c); }
-gp_herr_t gp_H5Dwrite(gp_hid_t d, gp_hid_t t, gp_hid_t m, gp_hid_t f, gp_hid_t x, const void *b) { return h5.H5Dwrite(d, t, m, f, x, b); }
-gp_herr_t gp_H5Dclose(gp_hid_t d) { return h5.H5Dclose(d); }
-gp_hid_t gp_H5Dopen2(gp_hid_t l, const char *n, gp_hid_t a) { return h5.H5Dopen2(l, n, a); }
-gp_hid_t gp_H5Dget_space(gp_hid_t d) { return h5.H5Dget_space(d); }
-gp_herr_t gp_H5Dread(gp_hid_t d, gp_hid_t t, gp_hid_t m, gp_hid_t f, gp_hid_t x, void *b) { return h5.H5Dread(d, t, m, f, x, b); }
-gp_hid_t gp_H5Dget_type(gp_hid_t d) { return h5.H5Dget_type(d); }
-gp_hsize_t gp_H5Dget_storage_size(gp_hid_t d) { return h5.H5Dget_storage_size(d); }
-gp_hid_t gp_H5Dget_create_plist(gp_hid_t d) { return h5.H5Dget_create_plist(d); }
-int gp_H5Pget_layout(gp_hid_t p) { return h5.H5Pget_layout(p); }
-int gp_H5Pget_external_count(gp_hid_t p) { return h5.H5Pget_external_count(p); }
-gp_herr_t gp_H5Pclose(gp_hid_t p) { return h5.H5Pclose(p); }
-int gp_H5Tget_class(gp_hid_t t) { return h5.H5Tget_class(t); }
-int gp_H5Iget_type(gp_hid_t i) { return h5.H5Iget_type(i); }
-gp_herr_t gp_H5Gget_info(gp_hid_t g, gp_h5g_info_t *info) { return h5.H5Gget_info(g, info); }
+gp_hid_t gp_H5Fcreate(const char *n, unsigned f, gp_hid_t a, gp_hid_t b) { quiet(); return h5.H5Fcreate(n, f, a, b); }
+gp_hid_t gp_H5Fopen(const char *n, unsigned f, gp_hid_t a) { quiet(); return h5.H5Fopen(n, f, a); }
+gp_herr_t gp_H5Fclose(gp_hid_t f) { quiet(); return h5.H5Fclose(f); }
+gp_hid_t gp_H5Oopen(gp_hid_t l, const char *n, gp_hid_t a) { quiet(); return h5.H5Oopen(l, n, a); }
+gp_herr_t gp_H5Oclose(gp_hid_t o) { quiet(); return h5.H5Oclose(o); }
+gp_hid_t gp_H5Tcopy(gp_hid_t t) { quiet(); return h5.H5Tcopy(t); }
+gp_herr_t gp_H5Tclose(gp_hid_t t) { quiet(); return h5.H5Tclose(t); }
+gp_herr_t gp_H5Tset_size(gp_hid_t t, size_t s) { quiet(); return h5.H5Tset_size(t, s); }
+size_t gp_H5Tget_size(gp_hid_t t) { quiet(); return h5.H5Tget_size(t); }
+gp_hid_t gp_H5Screate(int c) { quiet(); return h5.H5Screate(c); }
+gp_hid_t gp_H5Screate_simple(int r, const gp_hsize_t *d, const gp_hsize_t *m) { quiet(); return h5.H5Screate_simple(r, d, m); }
+gp_herr_t gp_H5Sclose(gp_hid_t s) { quiet(); return h5.H5Sclose(s); }
+int gp_H5Sget_simple_extent_ndims(gp_hid_t s) { quiet(); return h5.H5Sget_simple_extent_ndims(s); }
+int gp_H5Sget_simple_extent_dims(gp_hid_t s, gp_hsize_t *d, gp_hsize_t *m) { quiet(); return h5.H5Sget_simple_extent_dims(s, d, m); }
+gp_herr_t gp_H5Adelete(gp_hid_t l, const char *n) { quiet(); return h5.H5Adelete(l, n); }
+gp_hid_t gp_H5Acreate2(gp_hid_t l, const char *n, gp_hid_t t, gp_hid_t s, gp_hid_t a, gp_hid_t b) { quiet(); return h5.H5Acreate2(l, n, t, s, a, b); }
+gp_herr_t gp_H5Awrite(gp_hid_t a, gp_hid_t t, const void *b) { quiet(); return h5.H5Awrite(a, t, b); }
+gp_herr_t gp_H5Aclose(gp_hid_t a) { quiet(); return h5.H5Aclose(a); }
+gp_hid_t gp_H5Aopen(gp_hid_t o, const char *n, gp_hid_t a) { quiet(); return h5.H5Aopen(o, n, a); }
+gp_hid_t gp_H5Aget_type(gp_hid_t a) { quiet(); return h5.H5Aget_type(a); }
+gp_herr_t gp_H5Aread(gp_hid_t a, gp_hid_t t, void *b) { quiet(); return h5.H5Aread(a, t, b); }
+gp_htri_t gp_H5Lexists(gp_hid_t l, const char *n, gp_hid_t a) { quiet(); return h5.H5Lexists(l, n, a); }
+gp_hid_t gp_H5Gcreate2(gp_hid_t l, const char *n, gp_hid_t a, gp_hid_t b, gp_hid_t c) { quiet(); return h5.H5Gcreate2(l, n, a, b, c); }
+gp_herr_t gp_H5Gclose(gp_hid_t g) { quiet(); return h5.H5Gclose(g); }
+gp_hid_t gp_H5Dcreate2(gp_hid_t l, const char *n, gp_hid_t t, gp_hid_t s, gp_hid_t a, gp_hid_t b, gp_hid_t c) { quiet(); return h5.H5Dcreate2(l, n, t, s, a, b, c); }
+gp_herr_t gp_H5Dwrite(gp_hid_t d, gp_hid_t t, gp_hid_t m, gp_hid_t f, gp_hid_t x, const void *b) { quiet(); return h5.H5Dwrite(d, t, m, f, x, b); }
+gp_herr_t gp_H5Dclose(gp_hid_t d) { quiet(); return h5.H5Dclose(d); }
+gp_hid_t gp_H5Dopen2(gp_hid_t l, const char *n, gp_hid_t a) { quiet(); return h5.H5Dopen2(l, n, a); }
+gp_hid_t gp_H5Dget_space(gp_hid_t d) { quiet(); return h5.H5Dget_space(d); }
+gp_herr_t gp_H5Dread(gp_hid_t d, gp_hid_t t, gp_hid_t m, gp_hid_t f, gp_hid_t x, void *b) { quiet(); return h5.H5Dread(d, t, m, f, x, b); }
+gp_hid_t gp_H5Dget_type(gp_hid_t d) { quiet(); return h5.H5Dget_type(d); }
+gp_hsize_t gp_H5Dget_storage_size(gp_hid_t d) { quiet(); return h5.H5Dget_storage_size(d); }
+gp_hid_t gp_H5Dget_create_plist(gp_hid_t d) { quiet(); return h5.H5Dget_create_plist(d); }
+int gp_H5Pget_layout(gp_hid_t p) { quiet(); return h5.H5Pget_layout(p); }
+int gp_H5Pget_external_count(gp_hid_t p) { quiet(); return h5.H5Pget_external_count(p); }
+gp_herr_t gp_H5Pclose(gp_hid_t p) { quiet(); return h5.H5Pclose(p); }
+int gp_H5Tget_class(gp_hid_t t) { quiet(); return h5.H5Tget_class(t); }
+int gp_H5Iget_type(gp_hid_t i) { quiet(); return h5.H5Iget_type(i); }
+gp_herr_t gp_H5Gget_info(gp_hid_t g, gp_h5g_info_t *info) { quiet(); return h5.H5Gget_info(g, info); }
 long gp_H5Lget_name_by_idx(gp_hid_t l, const char *g, int idx, int order, gp_hsize_t n, char *name, size_t size, gp_hid_t a) {
+    quiet();
     return h5.H5Lget_name_by_idx(l, g, idx, order, n, name, size, a);
 }
 
@@ -195,6 +204,7 @@ int gp_H5Lget_type(gp_hid_t loc, const char *name) {
     // the buffer holds either.
     union { int type; unsigned char bytes[128]; int64_t align; } info;
     memset(&info, 0, sizeof info);
+    quiet();
     if (h5.H5Lget_info(loc, name, &info, GP_H5P_DEFAULT) < 0) return -1;
     return info.type;
 }

@@ -43,8 +43,9 @@ typedef struct {
 } gp_h5g_info_t;
 
 /// Loads libhdf5 once (GREENPRUNE_HDF5 names the file, else the usual sonames are tried),
-/// resolves every call below and silences HDF5's own error printing. Returns 1 on success;
-/// on failure 0, with a one-line reason in `err`.
+/// resolves every call below and silences HDF5's own error printing (per thread, in a
+/// thread-safe build: every wrapper below does so for the thread calling it). Returns 1 on
+/// success; on failure 0, with a one-line reason in `err`.
 int gp_h5_load(char *err, size_t errlen);
 
 /// The library's version as "1.10.8" (after a successful gp_h5_load), and the file it came from.
