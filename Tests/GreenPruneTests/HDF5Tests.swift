@@ -53,15 +53,13 @@ import GreenPrune
 
     /// A file that is not HDF5 and one cut short are told apart in the one-line error.
     @Test func notHDF5AndTruncatedAreNamed() throws {
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gp-h5-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
-        let good = dir.appendingPathComponent("good.h5")
+        let files = ["good", "cut", "text"].map { FileManager.default.temporaryDirectory.appendingPathComponent("gp-h5-\($0)-\(UUID().uuidString).h5") }
+        defer { for u in files { try? FileManager.default.removeItem(at: u) } }
+        let good = files[0], cut = files[1], text = files[2]
         let w = try HDF5Writer(url: good)
         try w.write("x", [Float](repeating: 1, count: 4096), shape: [4096])
         try w.close()
         let bytes = try Data(contentsOf: good)
-        let cut = dir.appendingPathComponent("cut.h5"), text = dir.appendingPathComponent("text.h5")
         try bytes.prefix(bytes.count / 2).write(to: cut)
         try Data("not hdf5".utf8).write(to: text)
         #expect(throws: InputError(cut.path, "damaged or truncated HDF5 file: libhdf5 cannot open it")) { _ = try HDF5Reader(url: cut) }
