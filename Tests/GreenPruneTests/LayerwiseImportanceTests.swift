@@ -27,8 +27,8 @@ struct LayerwiseImportanceTests {
                 let gn = engine.gradients[name]!.array
                 var gw = g[name] ?? [Float](repeating: 0, count: gn.count), aw = a[name] ?? [Float](repeating: 0, count: gn.count)
                 for e in gn.indices {
-                    gw[e] += gn[e] / Float(n)
-                    aw[e] += gn[e] * gn[e] / Float(n)
+                    gw[e] += gn[e] * (1 / Float(n))
+                    aw[e] += gn[e] * gn[e] * (1 / Float(n))
                 }
                 g[name] = gw
                 a[name] = aw
@@ -92,7 +92,7 @@ struct LayerwiseImportanceTests {
     /// SmolLM2 with the main job's taylor-20 settings (target 0.2 of the parameters, layers 1..28)
     /// on C4 samples of 64 tokens (8; 3 for the per-sample Fisher term): the pruner's scores
     /// (each layer scored as its gradients complete) are within 1e-5 of those from every gradient
-    /// kept, and the same units go.
+    /// kept, and the same units go (but for near-ties).
     @Test(arguments: [(TaylorVariant.paramFirst, 8), (.vectorize, 8), (.paramMix, 3)])
     func smolLM2Taylor20KeepsTheSameUnits(variant: TaylorVariant, count: Int) throws {
         let model = try PruningFixtures.smolLM2()
@@ -119,9 +119,23 @@ struct LayerwiseImportanceTests {
             let e = max(PruningFixtures.relMaxError(got.mlp, scores[l]!.mlp), PruningFixtures.relMaxError(got.attention, scores[l]!.attention))
             #expect(e <= 1e-5, "\(variant.rawValue) layer \(l): \(e)")
         }
+        // The same units go, but where two units' scores tie within float32 summation order
+        // (1e-5 of the layer's largest score) and may trade places.
         let counts = try o.policy.counts(geo, original: geo, ratio: out.ratio)
         let keep = Selection.select(scores: scores, counts: counts, geometry: geo, unit: o.policy.unit, global: false)
-        #expect(keep == out.keeps, "\(variant.rawValue)")
+        #expect(keep.count == out.keeps.count)
+        for (want, got) in zip(keep, out.keeps) {
+            let ref = scores[want.layer]
+            for (label, a, b, s) in [("mlp", want.mlpChannels, got.mlpChannels, ref?.mlp ?? []),
+                                     ("kv", want.kvHeads, got.kvHeads, ref?.attention ?? [])] {
+                #expect(a.count == b.count, "\(variant.rawValue) layer \(want.layer) \(label)")
+                let tol = 1e-5 * (s.map(abs).max() ?? 0)
+                let onlyA = Set(a).subtracting(b), onlyB = Set(b).subtracting(a)
+                for x in onlyA { for y in onlyB {
+                    #expect(abs(s[x] - s[y]) <= tol, "\(variant.rawValue) layer \(want.layer) \(label): \(x) vs \(y)")
+                } }
+            }
+        }
         #expect(out.keeps.contains { $0.mlpChannels.count < 1536 })
     }
 }

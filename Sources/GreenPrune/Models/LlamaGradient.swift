@@ -277,9 +277,9 @@ public final class LlamaGradient {
     /// every batch first, keeping only each layer's input (checkpointing) and the gradient at
     /// the top, then, from the top layer down, the backward of that one layer over every batch in
     /// order, recomputing its activations from its input. A layer's parameters in `wanted` get
-    /// gradient buffers only while that layer runs: `batchDone(l, k, buffers)` follows batch k's
-    /// backward of layer l, `layerDone(l, buffers)` the last one, and the buffers are freed after
-    /// it. Each buffer ends as `accumulate` would leave it after the same batches in the same
+    /// gradient buffers only while that layer runs: for each layer holding some,
+    /// `batchDone(l, k, buffers)` follows batch k's backward of layer l, `layerDone(l, buffers)`
+    /// the last one, and the buffers are freed after it. Each buffer ends as `accumulate` would leave it after the same batches in the same
     /// order (bit for bit, unless `batchDone` edits it: zeroing it there gives per-batch
     /// gradients); the memory is the weights, one layer's gradients, the layer inputs of every
     /// batch and one batch's activations of one layer. `wanted`: layer parameters only (projections,
@@ -343,9 +343,9 @@ public final class LlamaGradient {
                 let tp = tape(b)
                 tp.inputs = inputs[k]
                 try model.backwardLayer(l, tape: tp, dx: dxs[k].pointer) { normGradients[l][$0]?.pointer }
-                try batchDone(l, k, buffers)
+                if !current.isEmpty { try batchDone(l, k, buffers) }
             }
-            try layerDone(l, buffers)
+            if !current.isEmpty { try layerDone(l, buffers) }
             for name in current { release(name) }
             current = []
             for k in inputs.indices { inputs[k][l] = GradBuffer(0) }
