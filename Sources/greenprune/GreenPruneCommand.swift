@@ -11,6 +11,7 @@ struct GreenPruneCommand: ParsableCommand {
         subcommands: [
             Convert.self,
             Inspect.self,
+            Synth.self,
             Tokenize.self,
             Score.self,
             Embed.self,

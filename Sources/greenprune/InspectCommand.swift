@@ -47,6 +47,13 @@ struct Inspect: ParsableCommand {
         print("on disk:      \(humanBytes(s.bytesOnDisk)) (checkpoint \(humanBytes(s.checkpointBytes)))")
         print("in memory:    weights \(humanBytes(s.weightBytesInMemory)) (\(humanBytes(s.mappedWeightBytes)) mmapped, not copied)")
         print("to run:       ≈ \(humanBytes(s.estimatedMemoryBytes)) (weights + \(humanBytes(s.activationBytes)) activations for \(s.estimateTokens) tokens per forward)")
+        if case .llama(let m) = bundle.model {
+            // `prune`'s defaults (Taylor, param_first): what its --dry-run prints for them.
+            let settings = PruneSettings()
+            let plan = try MemoryPlan.prune(PruneGeometry(m), weightBytes: MemoryPlan.residentWeightBytes(bundle.checkpoint, tiedEmbeddings: m.weights.tied),
+                                            settings: settings)
+            print("to prune:     \(plan.summary) with taylor \(settings.taylor.rawValue), \(settings.numExamples) × \(settings.calibrationLen) calibration tokens")
+        }
     }
 }
 

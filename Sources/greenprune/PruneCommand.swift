@@ -27,8 +27,10 @@ struct Prune: ParsableCommand {
     @OptionGroup var calibrationFlags: CalibrationFlags
     @OptionGroup var data: DataOptions
 
-    @Flag(help: "Print the plan (units and parameters removed per layer) and write nothing.")
+    @Flag(help: "Print the plan (units and parameters removed per layer, peak memory) and write nothing.")
     var dryRun = false
+
+    @OptionGroup var memory: MemoryFlags
 
     @Flag(help: "Do not meter energy.")
     var noEnergy = false
@@ -74,15 +76,30 @@ struct Prune: ParsableCommand {
             throw InputError(cfgURL.path, "describes a quantized model, and prune cuts float32 weights: prune the float model, then quantize it")
         }
         let options = try settings.prunerOptions(layers: cfg.numLayers)
+        // Planned from the headers before any weight is read: a run that cannot fit stops here.
+        // Headers the plan cannot read are left to the loader, whose errors are the checked ones.
+        let planned = try? { () throws -> (geometry: PruneGeometry, memory: MemoryPlan) in
+            let checkpoint = try SafeTensorsReader(dir)
+            let g = try PruneGeometry(config: cfg, checkpoint: checkpoint)
+            let weights = MemoryPlan.residentWeightBytes(checkpoint, tiedEmbeddings: cfg.tieWordEmbeddings)
+            return (g, try MemoryPlan.prune(g, weightBytes: weights, settings: settings))
+        }()
+        if dryRun, let planned {
+            try Surgery.checkLayerDims(configJSON, planned.geometry)
+            try options.policy.validate(planned.geometry)
+            printPlan(try Pruner.plan(planned.geometry, options), planned.geometry, options)
+            print("memory: " + planned.memory.summary)
+            return
+        }
+        if let planned { try memory.check(planned.memory, what: model) }
         if !quiet { FileHandle.standardError.write(Data("loading \(model)\n".utf8)) }
         // The one load and validation every command runs; the weights stay mapped.
         let bundle = try ModelLoader.load(dir)
         let m = try bundle.llama()
         try Surgery.checkLayerDims(configJSON, PruneGeometry(m))
         try options.policy.validate(PruneGeometry(m))
-        let plan = try Pruner.plan(m, options)
         if dryRun {
-            printPlan(plan, m, options)
+            printPlan(try Pruner.plan(m, options), PruneGeometry(m), options)
             return
         }
 
@@ -109,6 +126,7 @@ struct Prune: ParsableCommand {
             try Pruner.writeImportance(outcome, unit: settings.attentionUnit, to: tmp.appendingPathComponent("importance.h5"))
             let energy = try tracker.map { try $0.stop() }
             report = pruningReport(source: dir, parameters: (before, after), outcome, settings, options, samples: samples,
+                                   plannedPeak: planned?.memory.peakBytes,
                                    seconds: Date().timeIntervalSince(start), saveSeconds: Date().timeIntervalSince(saveStart), energy: energy)
             let data = try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys])
             try data.write(to: tmp.appendingPathComponent("pruning.json"))
@@ -129,8 +147,8 @@ struct Prune: ParsableCommand {
         return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6
     }
 
-    func printPlan(_ plan: [PlanRow], _ m: LlamaModel, _ o: PruneOptions) {
-        let total = PruneGeometry(m).totalParameters
+    func printPlan(_ plan: [PlanRow], _ g: PruneGeometry, _ o: PruneOptions) {
+        let total = g.totalParameters
         if o.importance == .bi {
             print("depth pruning: remove \(plan.count) of layers \(o.policy.attnLayers) by Block Influence (chosen after the calibration pass)")
             return
@@ -152,7 +170,7 @@ struct Prune: ParsableCommand {
     }
 
     func pruningReport(source: URL, parameters: (before: Int, after: Int), _ o: PruneOutcome, _ s: PruneSettings,
-                       _ options: PruneOptions, samples: [[Int]], seconds: Double, saveSeconds: Double,
+                       _ options: PruneOptions, samples: [[Int]], plannedPeak: Int?, seconds: Double, saveSeconds: Double,
                        energy: EnergyReport?) -> [String: Any] {
         var settings: [String: Any] = [
             "importance": s.importance.rawValue, "taylor": s.taylor.rawValue, "group_reduction": s.groupReduction.rawValue,
@@ -178,6 +196,7 @@ struct Prune: ParsableCommand {
                            "removed_fraction": Double(before - after) / Double(max(before, 1))] as [String: Any],
             "wall_seconds": seconds,
             "peak_rss_bytes": peakResidentBytes(),
+            "planned_peak_bytes": plannedPeak ?? NSNull(),
             "cpu_seconds": cpuSeconds(),
             "phase_seconds": ["gradients": o.gradientSeconds, "surgery": o.surgerySeconds, "save": saveSeconds],
         ]

@@ -146,8 +146,8 @@ struct LlamaGradientTests {
         let one = try LlamaGradient(model: try PruningFixtures.tinyModel(seed: 12), wanted: Set(w))
         _ = try one.accumulate(batch: batch, scale: 1 / 15)
         for fisher in [false, true] {
-            let engine = try LlamaGradient(model: try PruningFixtures.tinyModel(seed: 12), wanted: Set(w))
-            let r = try GradientCollector.collect(engine: engine, samples: batch, weights: w, fisher: fisher, microBatch: 2)
+            let r = try GradientCollector.collect(model: try PruningFixtures.tinyModel(seed: 12), samples: batch, weights: w,
+                                                  fisher: fisher, microBatch: 2)
             for name in w {
                 let g = try #require(r.gradients[name])
                 #expect(PruningFixtures.relMaxError(g.grad, try #require(one.gradients[name]).array) < 1e-5, "\(name) fisher=\(fisher)")

@@ -215,8 +215,24 @@ public final class LlamaGradient {
     public func accumulate(batch: [[Int]], lossMask: [[Bool]]?, scale: Float) throws -> (lossSum: Double, tokens: Int) {
         let (ids, b, t) = try flatten(batch, lossMask: lossMask)
         let (rows, targets) = Self.countedTargets(ids, b: b, t: t, lossMask: lossMask)
-        let w = model.weights, c = model.hiddenSize, n = b * t, vocab = model.vocabularySize
+        let w = model.weights
         let (tape, buf) = workspace(b: b, t: t)
+        let loss = try forwardAndHead(ids: ids, rows: rows, targets: targets, tape: tape, buffers: buf, scale: scale)
+        let dx = buf.dx.pointer
+        for l in stride(from: w.layers.count - 1, through: lowestBackwardLayer, by: -1) {
+            try model.backwardLayer(l, tape: tape, dx: dx) { normGradients[l][$0]?.pointer }
+        }
+        if lowestBackwardLayer == 0 { embeddingBackward(ids: ids, dx: dx) }
+        return (loss, rows.count)
+    }
+
+    /// The forward of one batch (B·T = ids.count rows, recorded on `tape`), the head and loss over
+    /// the counted rows, and the final norm's backward: returns Σ counted token losses and leaves
+    /// ∂(scale · Σ losses)/∂(last layer's output) in `buffers.dx`.
+    private func forwardAndHead(ids: [Int], rows: [Int], targets: [Int32], tape: LlamaTape, buffers buf: Buffers,
+                                scale: Float) throws -> Double {
+        let w = model.weights, c = model.hiddenSize, n = ids.count, vocab = model.vocabularySize
+        let b = tape.batch, t = tape.time
         let x = buf.x.pointer
         model.embed(ids, into: x)
         model.runLayers(x, layers: 0 ..< w.layers.count, batch: b, time: t, lengths: Array(repeating: t, count: b), tape: tape)
@@ -247,14 +263,113 @@ public final class LlamaGradient {
         let dx = buf.dx.pointer
         dx.update(repeating: 0, count: n * c)
         rmsnormBackward(dx, finalNormGradient?.pointer, dlnf, x, w.norm.pointer, buf.rstdf.pointer, n: n, c: c)
-        for l in stride(from: w.layers.count - 1, through: lowestBackwardLayer, by: -1) {
-            try model.backwardLayer(l, tape: tape, dx: dx) { normGradients[l][$0]?.pointer }
+        return loss
+    }
+
+    /// The embedding's gradient (when kept) from ∂loss/∂(layer 0's input) dx (N, C).
+    private func embeddingBackward(ids: [Int], dx: UnsafePointer<Float>) {
+        guard let de = embeddingGradient else { return }
+        let id32 = ids.map { Int32($0) }
+        id32.withUnsafeBufferPointer { GreenPrune.embeddingBackward(de, dx, ids: $0.baseAddress!, n: ids.count, c: model.hiddenSize) }
+    }
+
+    /// Gradients of several micro-batches with the loops swapped (layer-major): the forwards of
+    /// every batch first, keeping only each layer's input (checkpointing) and the gradient at
+    /// the top, then, from the top layer down, the backward of that one layer over every batch in
+    /// order, recomputing its activations from its input. A layer's parameters in `wanted` get
+    /// gradient buffers only while that layer runs: for each layer holding some,
+    /// `batchDone(l, k, buffers)` follows batch k's backward of layer l, `layerDone(l, buffers)`
+    /// the last one, and the buffers are freed after it. Each buffer ends as `accumulate` would leave it after the same batches in the same
+    /// order (bit for bit, unless `batchDone` edits it: zeroing it there gives per-batch
+    /// gradients); the memory is the weights, one layer's gradients, the layer inputs of every
+    /// batch and one batch's activations of one layer. `wanted`: layer parameters only (projections,
+    /// norms), none already kept by the engine. Returns Σ token losses (every target counted).
+    public func accumulateByLayer(batches: [[[Int]]], scale: Float, wanted: [String],
+                                  batchDone: (_ layer: Int, _ batch: Int, _ gradients: [String: GradBuffer]) throws -> Void,
+                                  layerDone: (_ layer: Int, _ gradients: [String: GradBuffer]) throws -> Void) throws -> Double {
+        let layerCount = model.weights.layers.count, c = model.hiddenSize
+        var byLayer: [Int: [String]] = [:]
+        for name in wanted {
+            guard let p = LlamaNames.parse(name), let l = p.layer, l < layerCount else {
+                throw InputError(name, "not a decoder layer's parameter (layer-major gradients)")
+            }
+            guard gradients[name] == nil else { throw InputError(name, "the engine already keeps this gradient") }
+            byLayer[l, default: []].append(name)
         }
-        if lowestBackwardLayer == 0, let de = embeddingGradient {
-            let id32 = ids.map { Int32($0) }
-            id32.withUnsafeBufferPointer { embeddingBackward(de, dx, ids: $0.baseAddress!, n: n, c: c) }
+        let low = min(lowestBackwardLayer, byLayer.keys.min() ?? layerCount)
+        let flat = try batches.map { try flatten($0) }
+        guard let t = flat.first?.t, flat.allSatisfy({ $0.t == t }) else {
+            throw InputError("calibration", "batches need sequences of one length ≥ 2")
         }
-        return (loss, rows.count)
+        releaseWorkspace()
+        // One tape per batch size, its layer inputs swapped for the batch's own.
+        var tapes: [Int: LlamaTape] = [:]
+        func tape(_ b: Int) -> LlamaTape {
+            if let tp = tapes[b] { return tp }
+            let tp = LlamaTape(model: model, batch: b, time: t, checkpointing: true, savesInputs: false)
+            tp.checkpointedForwardRecords = true
+            tapes[b] = tp
+            return tp
+        }
+        var inputs: [[GradBuffer]] = [], dxs: [GradBuffer] = []
+        var loss = 0.0
+        do {
+            var heads: [Int: Buffers] = [:]
+            for (ids, b, _) in flat {
+                let n = b * t
+                inputs.append((0 ..< layerCount).map { GradBuffer($0 >= low ? n * c : 0) })
+                let tp = tape(b)
+                tp.inputs = inputs[inputs.count - 1]
+                let buf = heads[b] ?? Buffers(n: n, c: c, v: model.vocabularySize, headRows: max(1, headRows))
+                heads[b] = buf
+                let (rows, targets) = Self.countedTargets(ids, b: b, t: t, lossMask: nil)
+                loss += try forwardAndHead(ids: ids, rows: rows, targets: targets, tape: tp, buffers: buf, scale: scale)
+                let dx = GradBuffer(n * c)
+                dx.pointer.update(from: buf.dx.pointer, count: n * c)
+                dxs.append(dx)
+            }
+        }
+        let savedLowest = lowestBackwardLayer
+        var current: [String] = []
+        defer {
+            for name in current { release(name) }
+            lowestBackwardLayer = savedLowest
+        }
+        for l in stride(from: layerCount - 1, through: low, by: -1) {
+            current = byLayer[l] ?? []
+            for name in current { try want(name) }
+            let buffers = gradients.filter { current.contains($0.key) }
+            for (k, (_, b, _)) in flat.enumerated() {
+                let tp = tape(b)
+                tp.inputs = inputs[k]
+                try model.backwardLayer(l, tape: tp, dx: dxs[k].pointer) { normGradients[l][$0]?.pointer }
+                if !current.isEmpty { try batchDone(l, k, buffers) }
+            }
+            if !current.isEmpty { try layerDone(l, buffers) }
+            for name in current { release(name) }
+            current = []
+            for k in inputs.indices { inputs[k][l] = GradBuffer(0) }
+        }
+        if low == 0 {
+            for (k, (ids, _, _)) in flat.enumerated() { embeddingBackward(ids: ids, dx: dxs[k].pointer) }
+        }
+        return loss
+    }
+
+    /// Stops keeping the gradient of a layer parameter `want` attached (its buffer is freed when
+    /// no one holds it).
+    private func release(_ name: String) {
+        guard gradients.removeValue(forKey: name) != nil, let p = LlamaNames.parse(name), let l = p.layer else { return }
+        switch p.role {
+        case .projection(let role):
+            let layer = model.weights.layers[l].linear(role)
+            layer.detachGradients()
+            attached.removeAll { $0 === layer }
+        case .norm(let n):
+            normGradients[l][n] = nil
+        default:
+            break
+        }
     }
 
     /// Forward only: the summed loss of the counted targets (as `accumulate` counts them, in

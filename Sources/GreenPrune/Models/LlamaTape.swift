@@ -39,12 +39,17 @@ public final class LlamaTape {
     public let batch: Int, time: Int
     /// Whether only layer inputs are kept (activations recomputed during the backward).
     public let checkpointing: Bool
-    /// inputs[l] (N, C): the residual stream entering layer l.
-    let inputs: [GradBuffer]
+    /// inputs[l] (N, C): the residual stream entering layer l. A caller that keeps the inputs of
+    /// several batches swaps its own in; a layer whose buffer is shorter than (N, C) is not saved.
+    var inputs: [GradBuffer]
     /// One tape per layer, or (checkpointing) one shared by every layer, sized for the widest.
     let layers: [LlamaLayerTape]
     /// Set while the backward recomputes a layer: the forward then records into `layers[0]`.
     var recomputing = false
+    /// Whether a checkpointed forward also records into the shared layer tape: it then takes the
+    /// same path as the recomputation, so a recomputed layer gives its output bit for bit and the
+    /// gradients equal those of a forward that keeps every activation.
+    var checkpointedForwardRecords = false
     /// (N, C) the residual stream a recomputed layer runs on (checkpointing only).
     let rerun: GradBuffer
     /// Rotary tables (T, D/2) for positions 0..<T.
@@ -56,11 +61,12 @@ public final class LlamaTape {
     let dk, dv: GradBuffer            // (N, G·D)
     let scratch: GradBuffer           // (T, T) attention backward
 
-    init(model: LlamaModel, batch b: Int, time t: Int, checkpointing: Bool) {
+    /// `savesInputs` false: the layer inputs are left empty for the caller to swap in.
+    init(model: LlamaModel, batch b: Int, time t: Int, checkpointing: Bool, savesInputs: Bool = true) {
         let w = model.weights.layers, c = model.hiddenSize, d = model.config.headDim, n = b * t
         batch = b; time = t
         self.checkpointing = checkpointing
-        inputs = w.map { _ in GradBuffer(n * c) }
+        inputs = w.map { _ in GradBuffer(savesInputs ? n * c : 0) }
         let maxH = w.map(\.numHeads).max() ?? 0, maxG = w.map(\.numKVHeads).max() ?? 0
         let maxF = w.map(\.intermediateSize).max() ?? 0
         if checkpointing {
@@ -83,8 +89,9 @@ public final class LlamaTape {
     /// checkpointed forward).
     func record(layer l: Int, input x: UnsafePointer<Float>, count: Int) -> LlamaLayerTape? {
         if recomputing { return layers[0] }
-        inputs[l].pointer.update(from: x, count: count)
-        return checkpointing ? nil : layers[l]
+        if inputs[l].count >= count { inputs[l].pointer.update(from: x, count: count) }
+        guard checkpointing else { return layers[l] }
+        return checkpointedForwardRecords ? layers[0] : nil
     }
 
     /// The tape of layer l after the forward (or after `recompute`).

@@ -50,9 +50,14 @@ public struct PruneOutcome {
 public enum Pruner {
     /// The per-layer plan at the final ratio, with no scores needed.
     public static func plan(_ model: LlamaModel, _ o: PruneOptions) throws -> [PlanRow] {
-        let g = PruneGeometry(model)
+        try plan(PruneGeometry(model), o)
+    }
+
+    /// The same from the model's widths alone (`PruneGeometry(config:checkpoint:)` reads them from
+    /// the headers, before any weight).
+    public static func plan(_ g: PruneGeometry, _ o: PruneOptions) throws -> [PlanRow] {
         if o.importance == .bi {
-            let n = try depthCount(model, o)
+            let n = try depthCount(g, o)
             return (0..<n).map { PlanRow(layer: -1 - $0, attentionUnits: 0, queryHeadsRemoved: 0, kvHeadsRemoved: 0, mlpChannels: 0, parameters: 0) }
         }
         let r = try o.policy.resolvedRatio(g)
@@ -68,8 +73,7 @@ public enum Pruner {
 
     /// Layers a depth pruning removes: ⌊ratio · eligible⌋, or for a parameter target the fewest
     /// layers whose parameters reach it.
-    static func depthCount(_ model: LlamaModel, _ o: PruneOptions) throws -> Int {
-        let g = PruneGeometry(model)
+    static func depthCount(_ g: PruneGeometry, _ o: PruneOptions) throws -> Int {
         let eligible = o.policy.attnLayers.layers.count
         if let r = o.policy.ratio { return Int(Double(eligible) * r) }
         let perLayer = { (d: BlockDims) in 2 * g.hidden + d.numHeads * g.paramsPerQueryHead + d.numKVHeads * g.paramsPerKVHead + d.intermediate * g.paramsPerMLPChannel }
@@ -103,28 +107,30 @@ public enum Pruner {
         for step in 1...o.policy.iterativeSteps {
             let r = o.policy.stepRatio(ratio, step: step)
             let counts = try o.policy.counts(geometry, original: original, ratio: r)
-            var gradients: [String: WeightGradients] = [:]
-            if estimator.needsGradients {
-                let t0 = Date()
-                // Every layer scored needs all seven projections' gradients (both unit kinds).
-                let weights = GradientCollector.prunableWeights(attnLayers: scored, mlpLayers: scored)
-                let bar = ProgressBar("gradients step \(step)/\(o.policy.iterativeSteps)", total: samples.count, unit: "samples")
-                let res = try GradientCollector.collect(model: current, samples: samples, weights: weights,
-                                                        fisher: estimator.needsFisher, microBatch: o.microBatch, progress: bar)
-                bar.finish()
-                gradients = res.gradients
-                outcome.losses.append(res.loss)
-                outcome.gradientSeconds += Date().timeIntervalSince(t0)
-                log(String(format: "step %d: calibration loss %.6f over %d samples", step, res.loss, samples.count))
-            }
-            let t1 = Date()
             var scores: [Int: LayerScores] = [:]
-            for l in scored {
+            func score(_ l: Int, _ gradients: [String: WeightGradients]) throws {
                 scores[l] = try scoreLayer(l, dims: geometry.layers[l], headDim: original.headDim, unit: o.policy.unit,
                                            estimator: estimator, reduction: o.reduction, llmprunerCompat: o.llmprunerCompat,
                                            weights: current.weights, gradients: gradients)
             }
-            gradients = [:]
+            let t1 = Date()
+            if estimator.needsGradients {
+                // Every layer scored needs all seven projections' gradients (both unit kinds);
+                // each layer is scored as soon as its gradients are complete, then they are freed.
+                let weights = GradientCollector.prunableWeights(attnLayers: scored, mlpLayers: scored)
+                let bar = ProgressBar("gradients step \(step)/\(o.policy.iterativeSteps)",
+                                      total: GradientCollector.layerCount(weights: weights), unit: "layers")
+                let loss = try GradientCollector.reduceByLayer(model: current, samples: samples, weights: weights,
+                                                               fisher: estimator.needsFisher, microBatch: o.microBatch,
+                                                               progress: bar, score)
+                bar.finish()
+                outcome.losses.append(loss)
+                outcome.gradientSeconds += Date().timeIntervalSince(t1)
+                log(String(format: "step %d: calibration loss %.6f over %d samples", step, loss, samples.count))
+            } else {
+                for l in scored { try score(l, [:]) }
+            }
+            let t2 = estimator.needsGradients ? Date() : t1  // scores without gradients count as surgery
             // Layers outside a range keep that kind of unit whatever their scores.
             let stepKeep = Selection.select(scores: scores, counts: counts, geometry: geometry,
                                             unit: o.policy.unit, global: o.policy.global)
@@ -133,7 +139,7 @@ public enum Pruner {
             // Only a later step needs the pruned model to run; the last one's is cut when written.
             if step < o.policy.iterativeSteps { current = try PrunedModel(source: current, keep: stepKeep).model() }
             outcome.scores.append(scores)
-            outcome.surgerySeconds += Date().timeIntervalSince(t1)
+            outcome.surgerySeconds += Date().timeIntervalSince(t2)
             log("step \(step): ratio \(r), " + describe(geometry, original))
         }
         outcome.model = PrunedModel(source: model, keep: keeps)
@@ -151,7 +157,7 @@ public enum Pruner {
     static func runDepth(_ model: LlamaModel, samples: [[Int]], _ o: PruneOptions,
                          log: (String) -> Void) throws -> PruneOutcome {
         let g = PruneGeometry(model)
-        let n = try depthCount(model, o)
+        let n = try depthCount(g, o)
         guard n < g.layers.count else { throw InputError("--ratio", "would remove every layer") }
         let t0 = Date()
         let engine = try LlamaGradient(model: model, wanted: [])
