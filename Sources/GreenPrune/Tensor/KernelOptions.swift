@@ -20,7 +20,9 @@ public struct KernelOptions: Sendable, Equatable {
     public var parallelOverHeads: Bool
     /// bf16 weights (`HalfLinear`) multiply on AVX-512 BF16 dot products (activations rounded to
     /// bf16, float32 sums) where the CPU has them (`bf16DotAvailable`), rather than expanded to
-    /// float32 tiles for sgemm (exact products of the bf16 weights).
+    /// float32 tiles for sgemm (exact products of the bf16 weights). Off by default: on the
+    /// AVX-512 BF16 Xeon it was measured on, the dot-product kernel scored slower than sgemm over
+    /// expanded tiles at 8×512 tokens (README, "Half-precision weights").
     public var bf16Dot: Bool
 
     public init(amx: Bool = KernelOptions.amxAvailable && GreenPruneEnvironment.process.amx,
