@@ -163,6 +163,14 @@ void gpk_release_free_heap(void) {
 #endif
 }
 
+GPK_CLONES void gpk_bf16_to_f32(const unsigned short *src, float *dst, long n) {
+    // bf16 is the top half of a float32: widening is a shift, exact for every value.
+    for (long i = 0; i < n; i++) {
+        uint32_t v = (uint32_t)src[i] << 16;
+        memcpy(dst + i, &v, sizeof v);
+    }
+}
+
 GPK_CLONES void gpk_f16_to_f32(const unsigned short *src, float *dst, long n) {
     for (long i = 0; i < n; i++) {
         _Float16 h;

@@ -75,7 +75,7 @@ static void pack_row_avx512(const float *r, int64_t K, uint16_t *o, int64_t Kp) 
 
 static void pack_row(const float *r, int64_t K, uint16_t *o, int64_t Kp) {
 #ifdef QK_AMX
-    if (qk_amx_bf16_available()) { pack_row_avx512(r, K, o, Kp); return; }
+    if (qk_avx512_bf16_available()) { pack_row_avx512(r, K, o, Kp); return; }
 #endif
     int64_t k = 0;
     for (; k < K; k++) o[k] = qk_bf16_round(r[k]);

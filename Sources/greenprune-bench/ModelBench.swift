@@ -39,6 +39,12 @@ struct ModelBench: ParsableCommand {
     @Flag(help: "Run attention heads one after another with multi-threaded sgemm (default: heads in parallel).")
     var serialHeads = false
 
+    @Option(help: "Storage type of the weights while scoring: auto (the checkpoint's), f32, bf16 or f16.")
+    var dtype = "f32"
+
+    @Flag(help: "bf16 weights multiply on AVX-512 BF16 dot products (default: expanded to float32 tiles for sgemm).")
+    var bf16Dot = false
+
     func validate() throws {
         guard batch >= 1, time >= 2, `repeat` >= 1 else { throw ValidationError("--batch ≥ 1, --time ≥ 2, --repeat ≥ 1") }
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
@@ -52,8 +58,10 @@ struct ModelBench: ParsableCommand {
             throw InputError(dir.path, "no model here: run scripts/fetch-models.sh (or pass --model DIR)")
         }
         let rssBefore = Harness.rss()
-        let bundle = try ModelLoader.load(dir, tokenizer: false)
+        guard let storage = WeightDType(rawValue: dtype) else { throw ValidationError("--dtype must be auto, f32, bf16 or f16") }
+        let bundle = try ModelLoader.load(dir, tokenizer: false, dtype: storage)
         let lm = try bundle.llama()
+        lm.kernelOptions.bf16Dot = bf16Dot
         let summary = ModelSummary(bundle)
         let rssLoaded = Harness.rss()
 

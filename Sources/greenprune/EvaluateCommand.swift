@@ -29,6 +29,8 @@ struct Evaluate: ParsableCommand {
 
     @OptionGroup var data: DataOptions
 
+    @OptionGroup var storage: DTypeFlags
+
     @Option(help: "Window length of wikitext2_chunked / ptb_chunked.")
     var seqLen: Int = 128
 
@@ -83,6 +85,7 @@ struct Evaluate: ParsableCommand {
         options.sequenceLength = seqLen
         options.maxLength = maxLength
         options.scorer = ScorerOptions(kvReuse: !noKvReuse, batchTokens: batchTokens)
+        options.dtype = storage.dtype
         options.baseline = baseline.map { URL(fileURLWithPath: $0) }
         options.showProgress = !quiet
         let directory = URL(fileURLWithPath: model)

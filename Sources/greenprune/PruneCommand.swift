@@ -27,6 +27,8 @@ struct Prune: ParsableCommand {
     @OptionGroup var calibrationFlags: CalibrationFlags
     @OptionGroup var data: DataOptions
 
+    @OptionGroup var storage: DTypeFlags
+
     @Flag(help: "Print the plan (units and parameters removed per layer, peak memory) and write nothing.")
     var dryRun = false
 
@@ -93,8 +95,10 @@ struct Prune: ParsableCommand {
         }
         if let planned { try memory.check(planned.memory, what: model) }
         if !quiet { FileHandle.standardError.write(Data("loading \(model)\n".utf8)) }
-        // The one load and validation every command runs; the weights stay mapped.
+        // The one load and validation every command runs; the weights stay mapped (scores and
+        // cuts read float32: half-precision weights are widened here and narrowed when written).
         let bundle = try ModelLoader.load(dir)
+        let outDType = storage.dtype.resolve(WeightDType.stored(in: bundle.checkpoint))
         let m = try bundle.llama()
         try Surgery.checkLayerDims(configJSON, PruneGeometry(m))
         try options.policy.validate(PruneGeometry(m))
@@ -121,7 +125,7 @@ struct Prune: ParsableCommand {
         let outURL = URL(fileURLWithPath: out ?? "")
         var report: [String: Any] = [:]
         let before = m.weights.parameterCount, after = try outcome.model.parameterCount()
-        try outcome.model.write(to: outURL, config: configJSON, sourceDirectory: dir,
+        try outcome.model.write(to: outURL, config: configJSON, sourceDirectory: dir, dtype: outDType,
                                 progress: quiet ? nil : ProgressBar("writing", total: try outcome.model.tensors().count, unit: "tensors")) { tmp in
             try Pruner.writeImportance(outcome, unit: settings.attentionUnit, to: tmp.appendingPathComponent("importance.h5"))
             let energy = try tracker.map { try $0.stop() }

@@ -26,6 +26,8 @@ struct Quantize: ParsableCommand {
     @OptionGroup var calibrationFlags: CalibrationFlags
     @OptionGroup var data: DataOptions
 
+    @OptionGroup var storage: DTypeFlags
+
     @Flag(help: "No progress bar.")
     var quiet = false
 
@@ -51,7 +53,8 @@ struct Quantize: ParsableCommand {
         let out = self.out ?? ""
         try OutputTarget.check(URL(fileURLWithPath: out), inputs: [URL(fileURLWithPath: model)] + (settings.calibration.map { [URL(fileURLWithPath: $0)] } ?? []),
                                force: replace.force)
-        let options = try settings.quantizeOptions(dataDirectory: Paths.dataDirectory(data.dataDir))
+        var options = try settings.quantizeOptions(dataDirectory: Paths.dataDirectory(data.dataDir))
+        options.floatDType = storage.dtype
         let r = try Quantizer.quantize(model: URL(fileURLWithPath: model), to: URL(fileURLWithPath: out), options: options, progress: !quiet)
         print(String(format: "%@: %d modules quantized (\(options.method)\(options.awq == nil ? "" : " after AWQ scaling")) (%d kept in float), %d → %d bytes (%.1f%%) in %.1f s",
                      out, r.quantized.count, r.skipped.count, r.bytesBefore, r.bytesAfter,

@@ -28,6 +28,8 @@ struct Recover: ParsableCommand {
     @OptionGroup var flags: RecoverFlags
     @OptionGroup var dataDirectory: DataOptions
 
+    @OptionGroup var storage: DTypeFlags
+
     @Flag(help: "Continue from OUT.checkpoint (same flags and data).")
     var resume = false
 
@@ -109,7 +111,7 @@ struct Recover: ParsableCommand {
         // A fresh load: the trained model's projections are wrapped by the adapters; the merge
         // reads the plain mapped weights.
         try RecoveryOutput.write(base: try ModelLoader.loadLlama(dir), directory: dir, adapters: trained.adapters,
-                                 report: trained.report, to: outURL, progress: !quiet)
+                                 report: trained.report, to: outURL, dtype: try storage.dtype.resolve(directory: dir), progress: !quiet)
         try? FileManager.default.removeItem(at: checkpointURL)
         let last = trained.validationLoss.map { String(format: ", validation loss %.4f", $0) } ?? ""
         print(String(format: "%@: %d steps, %d tokens%@, %.1f s", outURL.path, trained.steps, trained.tokens, last,
@@ -166,9 +168,10 @@ struct Recover: ParsableCommand {
 
     /// The model with LoRA adapters on its projections, as a `CausalLMGradient`: the Llama
     /// gradient engine over the loaded model (frozen weights as loaded: mapped float32 or
-    /// quantized), activations recomputed per layer unless --no-checkpointing.
+    /// half precision as --dtype keeps them, or quantized), activations recomputed per layer
+    /// unless --no-checkpointing.
     func makeGradientEngine(directory: URL, settings: RecoverSettings) throws -> (any CausalLMGradient, LoRAAdapters) {
-        let model = try ModelLoader.loadLlama(directory)
+        let model = try ModelLoader.loadLlama(directory, dtype: storage.dtype)
         let (engine, adapters) = try LlamaGradient.forLoRA(model, settings: try settings.loraSettings(), seed: settings.seed,
                                                            checkpointing: !settings.noCheckpointing)
         return (engine, adapters)

@@ -35,6 +35,9 @@ void gpk_dequant_u4_row(float *out, const unsigned int *words, const float *scal
 /// dst[i] = float(src[i]) for n IEEE float16 bit patterns (F16C where the CPU has it).
 void gpk_f16_to_f32(const unsigned short *src, float *dst, long n);
 
+/// dst[i] = float(src[i]) for n bfloat16 bit patterns (exact: each is a float32's top 16 bits).
+void gpk_bf16_to_f32(const unsigned short *src, float *dst, long n);
+
 /// One row of int8 codes to floats: out[c] = (q[c] − zero[g])·scale[g], g = c / group.
 /// n and group multiples of 8.
 void gpk_dequant_s8_row(float *out, const signed char *q, const float *scale, const float *zero,

@@ -91,6 +91,22 @@ int qk_amx_pack_q(int64_t rows, int64_t K, int bits, const void *data, int64_t r
 int qk_amx_bf16_gemm(int64_t M, int64_t N, int64_t K, int64_t n0, int64_t n1, const uint16_t *a, const uint16_t *b,
                      const float *col_scale, int accumulate, float *c, int64_t ldc);
 
+// bf16 × bf16 products on AVX-512 BF16 (bf16_dot.c): float activations (rounded to bf16 by
+// qk_amx_pack_a) × bfloat16 weights, float32 accumulation.
+
+/// Whether this CPU has AVX-512 BF16 (VDPBF16PS).
+int qk_avx512_bf16_available(void);
+
+/// Packs column blocks j0 ..< j1 (16 weight rows each) of the bf16 weight w (N, K), row stride
+/// ldw, into b (VNNI layout, see bf16_dot.c); rows past N and columns past K are zero.
+void qk_bf16_pack_b(int64_t j0, int64_t j1, int64_t N, int64_t K, const uint16_t *w, int64_t ldw, uint16_t *b);
+
+/// c[i][j] (+)= Σ_k a[i][k]·b[k][j] for rows m0 ..< m1 (m0 a multiple of 8) and all N columns:
+/// a packed by qk_amx_pack_a, b by qk_bf16_pack_b (N rounded up to 32). Returns -1 (computing
+/// nothing) without AVX-512 BF16.
+int qk_bf16_gemm(int64_t M, int64_t N, int64_t K, int64_t m0, int64_t m1, const uint16_t *a, const uint16_t *b,
+                 int accumulate, float *c, int64_t ldc);
+
 #ifdef __cplusplus
 }
 #endif

@@ -10,6 +10,8 @@ public struct EvaluationRunOptions {
     /// Rolling-window / truncation length; nil = the model's `max_position_embeddings`.
     public var maxLength: Int?
     public var scorer = ScorerOptions()
+    /// The type the model's weights are kept in (`HalfLinear` for bf16/f16; `--dtype`).
+    public var dtype = WeightDType.f32
     /// Baseline model directory (`embedding_drift` for encoders, `output_drift` for decoders).
     public var baseline: URL?
     public var showProgress = true
@@ -26,7 +28,7 @@ public struct EvaluationRunOptions {
         var c: [String: Any] = [
             "tasks": tasks, "limit": limit.map { $0 as Any } ?? NSNull(), "data_dir": dataDirectory.path,
             "seq_len": sequenceLength, "batch_size": "auto", "batch_tokens": scorer.batchTokens,
-            "kv_reuse": scorer.kvReuse, "num_fewshot": 0,
+            "kv_reuse": scorer.kvReuse, "num_fewshot": 0, "dtype": dtype.rawValue,
         ]
         c["max_length"] = maxLength.map { $0 as Any } ?? NSNull()
         c["baseline"] = baseline.map { $0.path as Any } ?? NSNull()
@@ -85,7 +87,7 @@ public enum EvaluationRun {
         }
         let registry = try TaskRegistry(specDirectory: options.taskDirectory ?? TaskRegistry.taskDirectory())
         let entries = try options.tasks.map { ($0, try registry.task($0)) }
-        let bundle = try ModelLoader.load(directory)
+        let bundle = try ModelLoader.load(directory, dtype: options.dtype)
         let counts = parameterCounts(bundle)
         var reports: [TaskReport] = []
         var tokenizerFacts: TokenizerFacts?, maxLength: Int?
@@ -111,7 +113,7 @@ public enum EvaluationRun {
                 case let .decoderDrift(task):
                     guard let b = options.baseline else { throw InputError("--baseline", "\(name) needs the baseline decoder's directory") }
                     // The windows are the baseline's tokens, so both models read the same ids.
-                    drift = (task, try ModelLoader.loadLlama(b), try TokenizerLoader.load(directory: b))
+                    drift = (task, try ModelLoader.loadLlama(b, dtype: options.dtype), try TokenizerLoader.load(directory: b))
                 case .encoder:
                     throw InputError("--tasks", "\(name) needs a sentence encoder; \(directory.path) is a decoder")
                 }

@@ -5,6 +5,16 @@ public enum DType: String, Codable, CaseIterable, Sendable {
     case f32 = "F32", f16 = "F16", bf16 = "BF16", f64 = "F64"
     case i8 = "I8", u8 = "U8", i16 = "I16", i32 = "I32", i64 = "I64", bool = "BOOL"
 
+    /// PyTorch's name for a float type (config.json's `torch_dtype`): float32, bfloat16, float16.
+    public var torchName: String {
+        switch self {
+        case .bf16: return "bfloat16"
+        case .f16: return "float16"
+        case .f64: return "float64"
+        default: return "float32"
+        }
+    }
+
     /// Bytes per element.
     public var size: Int {
         switch self {

@@ -50,6 +50,15 @@ public enum GGUFImporter {
     /// `tokenizer_config.json` for `gguf` into `out`. The directory is built under a temporary
     /// sibling name and renamed into place only when complete.
     ///
+    /// The type `convert --dtype auto` keeps a GGUF file's weights in: F16 or BF16 when every
+    /// matrix is stored so, else F32 (quantized blocks are dequantized to float32).
+    public static func storedFloatType(gguf url: URL) throws -> DType {
+        let matrices = try GGUFFile(url: url).tensors.filter { $0.shape.count >= 2 }.map(\.type)
+        if !matrices.isEmpty && matrices.allSatisfy({ $0 == .f16 }) { return .f16 }
+        if !matrices.isEmpty && matrices.allSatisfy({ $0 == .bf16 }) { return .bf16 }
+        return .f32
+    }
+
     /// - Parameter dtype: storage type of the weights: `.f32` (default), `.bf16` or `.f16`.
     public static func convert(gguf url: URL, to out: URL, dtype: DType = .f32,
                                showProgress: Bool = true) throws -> GGUFImportSummary {
@@ -88,7 +97,7 @@ public enum GGUFImporter {
             let st = tmp.appendingPathComponent("model.safetensors")
             try SafeTensorsWriter.write(entries, metadata: meta, to: st, progress: bar)
             bar.finish()
-            let torchDType = dtype == .f32 ? "float32" : dtype == .bf16 ? "bfloat16" : "float16"
+            let torchDType = dtype.torchName
             let configURL = tmp.appendingPathComponent("config.json")
             let config = try ConfigJSON(data: Data(configJSON(hp, tokenizer: tokenizer, torchDType: torchDType).rendered().utf8),
                                         path: configURL.path)

@@ -64,10 +64,8 @@ public final class DenseLinear: LinearLayer {
     public func backward(input x: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>, rows m: Int,
                          inputGradient dx: UnsafeMutablePointer<Float>?) throws {
         guard m > 0 else { return }
-        matmulLinearBackward(dx, gradients?.weight.pointer, dy, x, weight.pointer, m: m, n: outFeatures, k: inFeatures)
-        if let db = gradients?.bias?.pointer {
-            for i in 0 ..< m { let row = dy + i * outFeatures; for j in 0 ..< outFeatures { db[j] += row[j] } }
-        }
+        matmulLinearBackward(dx, nil, dy, x, weight.pointer, m: m, n: outFeatures, k: inFeatures)
+        gradients?.add(input: x, outputGradient: dy, rows: m, outFeatures: outFeatures, inFeatures: inFeatures)
     }
 
     public func attachGradients() throws -> LinearGradients {

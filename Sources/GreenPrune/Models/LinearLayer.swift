@@ -65,6 +65,17 @@ public final class LinearGradients {
         weight = GradBuffer(outFeatures * inFeatures)
         self.bias = bias ? GradBuffer(outFeatures) : nil
     }
+
+    /// dW (out, in) += dyᵀ · x and db (out) += Σ_rows dy for input x (M, in) and output gradient
+    /// dy (M, out) (the bias summed row by row in order, so the result does not depend on threads).
+    public func add(input x: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>, rows m: Int,
+                    outFeatures: Int, inFeatures: Int) {
+        sgemm(transA: true, m: outFeatures, n: inFeatures, k: m, a: dy, lda: outFeatures, b: x, ldb: inFeatures,
+              beta: 1, c: weight.pointer, ldc: inFeatures)
+        if let db = bias?.pointer {
+            for i in 0 ..< m { let row = dy + i * outFeatures; for j in 0 ..< outFeatures { db[j] += row[j] } }
+        }
+    }
 }
 
 /// The error a layer without a backward (a calibration recorder) or without parameter

@@ -147,7 +147,7 @@ public struct LlamaWeights {
             n += l.inputLayernorm.count + l.postAttentionLayernorm.count
             for (_, lin) in l.linears {
                 n += lin.inFeatures * lin.outFeatures
-                if let d = lin as? DenseLinear, let b = d.bias { n += b.count }
+                if let b = (lin as? DenseLinear)?.bias ?? (lin as? HalfLinear)?.bias { n += b.count }
             }
         }
         if !tied { n += lmHead.inFeatures * lmHead.outFeatures }

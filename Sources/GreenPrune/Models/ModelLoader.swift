@@ -73,8 +73,9 @@ public enum ModelLoader {
     nonisolated(unsafe) public static var linearLoaders: [any LinearLayerLoader] = [CompressedTensorsLinearLoader()]
 
     /// Reads `directory/config.json`, the safetensors checkpoint and (when `tokenizer` and the
-    /// file exists) tokenizer.json, and builds the model.
-    public static func load(_ directory: URL, tokenizer loadTokenizer: Bool = true) throws -> ModelBundle {
+    /// file exists) tokenizer.json, and builds the model, its projections and token table kept
+    /// as `dtype` says (`HalfLinear` for bf16/f16; float32 by default).
+    public static func load(_ directory: URL, tokenizer loadTokenizer: Bool = true, dtype: WeightDType = .f32) throws -> ModelBundle {
         let configURL = directory.appendingPathComponent("config.json")
         guard FileManager.default.fileExists(atPath: configURL.path) else {
             throw InputError(directory.path, "not a model directory: config.json is missing")
@@ -97,11 +98,11 @@ public enum ModelLoader {
         switch family {
         case .llama:
             let lc = try config.llama(path: configURL.path)
-            let w = try loadLlamaWeights(checkpoint, llama: lc)
+            let w = try loadLlamaWeights(checkpoint, llama: lc, dtype: dtype)
             model = .llama(LlamaModel(config: lc, weights: w))
         case .bert:
             let bc = try config.bert(path: configURL.path)
-            let w = try loadBertWeights(checkpoint, config: bc)
+            let w = try loadBertWeights(checkpoint, config: bc, dtype: dtype)
             let bert = BertModel(config: bc, weights: w, tokenizer: tokenizer)
             bert.maxSequenceLength = try sentenceTransformersMaxLength(directory) ?? bc.maxPositions
             model = .bert(bert)
@@ -124,8 +125,8 @@ public enum ModelLoader {
     }
 
     /// Loads a decoder directory (error if it holds an encoder).
-    public static func loadLlama(_ directory: URL) throws -> LlamaModel {
-        try load(directory, tokenizer: false).llama()
+    public static func loadLlama(_ directory: URL, dtype: WeightDType = .f32) throws -> LlamaModel {
+        try load(directory, tokenizer: false, dtype: dtype).llama()
     }
 
     /// Loads an encoder directory (error if it holds a decoder).
@@ -138,6 +139,8 @@ public enum ModelLoader {
     /// Tracks which checkpoint names were used so leftovers can be reported.
     final class NameLedger {
         let checkpoint: SafeTensorsReader
+        /// Projections and tables kept in half precision when this says so (`HalfLinearLoader`).
+        var dtype = WeightDType.f32
         var used = Set<String>()
         var missing: [String] = []
         var shapeErrors: [String] = []
@@ -158,7 +161,7 @@ public enum ModelLoader {
         }
 
         func linear(_ prefix: String) throws -> (any LinearLayer)? {
-            for loader in ModelLoader.linearLoaders + [DenseLinearLoader()] {
+            for loader in ModelLoader.linearLoaders + [HalfLinearLoader(dtype: dtype), DenseLinearLoader()] {
                 if let (layer, names) = try loader.load(prefix: prefix, checkpoint: checkpoint) {
                     used.formUnion(names)
                     return layer
@@ -173,7 +176,7 @@ public enum ModelLoader {
         }
 
         func expectBias(_ prefix: String, _ layer: any LinearLayer, required: Bool) {
-            let has = (layer as? DenseLinear).map { $0.bias != nil }
+            let has = (layer as? DenseLinear).map { $0.bias != nil } ?? (layer as? HalfLinear).map { $0.bias != nil }
             if required, has == false { missing.append(prefix + ".bias") }
         }
 
@@ -197,12 +200,16 @@ public enum ModelLoader {
     // MARK: Llama
 
     /// Llama-family weights; each layer's head counts and MLP width come from its tensors.
-    public static func loadLlamaWeights(_ checkpoint: SafeTensorsReader, llama c: LlamaConfig) throws -> LlamaWeights {
+    public static func loadLlamaWeights(_ checkpoint: SafeTensorsReader, llama c: LlamaConfig, dtype: WeightDType = .f32) throws -> LlamaWeights {
         let ledger = NameLedger(checkpoint)
+        ledger.dtype = dtype
         let C = c.hiddenSize, D = c.headDim
-        // A quantized table loads as a QuantizedLinear read row by row, never as floats.
+        // A quantized or half-precision table loads as a layer read row by row, never as floats.
         var quantizedEmbed: (any LinearLayer)? = nil
-        if checkpoint.info(LlamaNames.embeddingModule + ".weight_scale") != nil { quantizedEmbed = try ledger.linear(LlamaNames.embeddingModule) }
+        if checkpoint.info(LlamaNames.embeddingModule + ".weight_scale") != nil
+            || HalfLinearLoader(dtype: dtype).halfType(of: LlamaNames.embedding, in: checkpoint) != nil {
+            quantizedEmbed = try ledger.linear(LlamaNames.embeddingModule)
+        }
         let vocab = quantizedEmbed?.outFeatures ?? checkpoint.info(LlamaNames.embedding)?.shape.first ?? c.vocabSize
         if let q = quantizedEmbed { ledger.expectShape(LlamaNames.embedding, [q.outFeatures, q.inFeatures], [vocab, C]) }
         let embed = quantizedEmbed == nil ? try ledger.tensor(LlamaNames.embedding, [vocab, C]) : FloatStorage(zeros: 0)
@@ -278,8 +285,9 @@ public enum ModelLoader {
 
     /// BERT weights (names with or without the `bert.` prefix); pooler and the
     /// `embeddings.position_ids` buffer are ignored, as sentence-transformers does.
-    public static func loadBertWeights(_ checkpoint: SafeTensorsReader, config c: BertConfig) throws -> BertWeights {
+    public static func loadBertWeights(_ checkpoint: SafeTensorsReader, config c: BertConfig, dtype: WeightDType = .f32) throws -> BertWeights {
         let ledger = NameLedger(checkpoint)
+        ledger.dtype = dtype
         let prefix = checkpoint.info(BertNames.modelPrefix + BertNames.wordEmbeddings) != nil ? BertNames.modelPrefix : ""
         let C = c.hiddenSize, F = c.intermediateSize
         func t(_ name: String, _ shape: [Int]) throws -> FloatStorage? { try ledger.tensor(prefix + name, shape) }

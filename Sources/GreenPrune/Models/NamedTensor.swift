@@ -107,8 +107,23 @@ public struct NamedTensor {
     }
 
     /// A float32 safetensors entry whose bytes are gathered when the writer reaches it.
-    public var entry: SafeTensorsEntry {
-        SafeTensorsEntry(name: name, dtype: .f32, shape: shape) {
+    public var entry: SafeTensorsEntry { entry(as: .f32) }
+
+    /// A safetensors entry stored as `dtype` (F32, or BF16/F16 rounded to nearest even), its
+    /// bytes gathered when the writer reaches it.
+    public func entry(as dtype: DType) -> SafeTensorsEntry {
+        guard dtype == .f32 else {
+            return SafeTensorsEntry(name: name, dtype: dtype, shape: shape) {
+                let n = count
+                let floats = UnsafeMutableBufferPointer<Float>.allocate(capacity: max(n, 1))
+                defer { floats.deallocate() }
+                try write(into: floats)
+                var data = Data(count: n * 2)
+                data.withUnsafeMutableBytes { roundToHalf(floats.baseAddress!, count: n, dtype: dtype, into: $0.bindMemory(to: UInt16.self).baseAddress!) }
+                return data
+            }
+        }
+        return SafeTensorsEntry(name: name, dtype: .f32, shape: shape) {
             #if _endian(little)
             var data = Data(count: count * MemoryLayout<Float>.size)
             try data.withUnsafeMutableBytes { try write(into: $0.bindMemory(to: Float.self)) }

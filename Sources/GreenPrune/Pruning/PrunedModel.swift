@@ -50,12 +50,13 @@ public struct PrunedModel {
     /// Writes the pruned model directory at `out` (`ModelDirectoryWriter`): model.safetensors
     /// tensor by tensor, config.json with the pruned widths and both rotary layouts (transformers
     /// 4.x and 5.x each read only theirs), the tokenizer files of `sourceDirectory`, and where the
-    /// layers differ in width the modeling file transformers runs with trust_remote_code.
-    public func write(to out: URL, config: ConfigJSON, sourceDirectory: URL, progress: ProgressBar? = nil,
+    /// layers differ in width the modeling file transformers runs with trust_remote_code. The
+    /// weights are stored as `dtype` (F32, BF16 or F16).
+    public func write(to out: URL, config: ConfigJSON, sourceDirectory: URL, dtype: DType = .f32, progress: ProgressBar? = nil,
                       also: (URL) throws -> Void = { _ in }) throws {
         var (pruned, remoteCode) = try PerLayerRemoteCode.prepare(try self.config(from: config))
         try pruned.writeBothRopeLayouts()
-        try ModelDirectoryWriter.write(try tensors(), config: pruned, source: sourceDirectory, to: out, progress: progress) { tmp in
+        try ModelDirectoryWriter.write(try tensors(), config: pruned, source: sourceDirectory, to: out, dtype: dtype, progress: progress) { tmp in
             for (name, data) in remoteCode { try data.write(to: tmp.appendingPathComponent(name)) }
             try also(tmp)
         }

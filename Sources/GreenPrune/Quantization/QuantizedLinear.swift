@@ -360,25 +360,9 @@ public final class QuantizedLinear: LinearLayer {
     /// over the output rows `band` (all by default), written with row stride `ldo`.
     private func forwardDequantized(_ x: UnsafePointer<Float>, rows m: Int, outputs band: Range<Int>? = nil,
                                     into out: UnsafeMutablePointer<Float>, ldo: Int? = nil, accumulate: Bool = false) {
-        let n = inFeatures
-        let band = band ?? 0 ..< outFeatures, ldo = ldo ?? outFeatures
-        let tile = Swift.max(1, Swift.min(band.count, options.tileElements / n))
-        let scratch = QuantWorkspace.current.buffer(.weightTile, bytes: tile * n * 4).bindMemory(to: Float.self, capacity: tile * n)
-        var r0 = band.lowerBound
-        while r0 < band.upperBound {
-            let r1 = Swift.min(band.upperBound, r0 + tile), t = r1 - r0
-            let parts = Swift.min(Self.threads, Swift.max(1, t / 16))
-            if parts == 1 {
-                dequantize(rows: r0 ..< r1, into: scratch)
-            } else {
-                DispatchQueue.concurrentPerform(iterations: parts) { p in
-                    let a = r0 + t * p / parts, b = r0 + t * (p + 1) / parts
-                    self.dequantize(rows: a ..< b, into: scratch + (a - r0) * n)
-                }
-            }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(t), Int32(n),
-                        1, x, Int32(n), scratch, Int32(n), accumulate ? 1 : 0, out + (r0 - band.lowerBound), Int32(ldo))
-            r0 = r1
+        ExpandedTiles.forward(x, rows: m, width: inFeatures, outputs: band ?? 0 ..< outFeatures, into: out,
+                              ldo: ldo ?? outFeatures, accumulate: accumulate, tileElements: options.tileElements) { r, dst in
+            self.dequantize(rows: r, into: dst)
         }
     }
 
@@ -390,17 +374,8 @@ public final class QuantizedLinear: LinearLayer {
     public func backward(input x: UnsafePointer<Float>, outputGradient dy: UnsafePointer<Float>, rows m: Int,
                          inputGradient dx: UnsafeMutablePointer<Float>?) throws {
         guard let dx, m > 0 else { return }
-        let n = inFeatures
-        let tile = Swift.max(1, Swift.min(outFeatures, options.tileElements / n))
-        let scratch = QuantWorkspace.current.buffer(.weightTile, bytes: tile * n * 4).bindMemory(to: Float.self, capacity: tile * n)
-        var r0 = 0
-        while r0 < outFeatures {
-            let r1 = Swift.min(outFeatures, r0 + tile)
-            dequantize(rows: r0 ..< r1, into: scratch)
-            // dx += dy[:, r0..<r1] (M, t) · W[r0..<r1, :] (t, in)
-            sgemm(m: m, n: n, k: r1 - r0, a: dy + r0, lda: outFeatures, b: scratch, ldb: n, beta: 1, c: dx, ldc: n)
-            r0 = r1
-        }
+        ExpandedTiles.backward(dy, rows: m, outFeatures: outFeatures, width: inFeatures, into: dx,
+                               tileElements: options.tileElements) { r, dst in self.dequantize(rows: r, into: dst) }
     }
 
     /// Float activations packed once for AMX bf16 tiles: x (M, in) rounded to bf16, (Mp, Kp)

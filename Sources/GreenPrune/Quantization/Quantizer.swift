@@ -30,6 +30,8 @@ public struct QuantizeOptions: Codable, Equatable, Sendable {
     public var smoothQuant: SmoothQuantOptions?
     /// AWQ scaling before quantizing (`--awq`); nil for none.
     public var awq: AWQOptions?
+    /// The type the tensors left in float are written in (`--dtype`; `auto` keeps each one's).
+    public var floatDType = WeightDType.auto
 
     enum CodingKeys: String, CodingKey {
         case scheme, activations, skip, skipFirst = "skip_first", skipLast = "skip_last",
@@ -317,7 +319,7 @@ public enum Quantizer {
             }
             let stats = o.gptq == nil ? nil : GPTQStats()
             let entries = try tensorEntries(reader, modules: Set(modules), tied: tied, scheme: o.scheme, gptq: o.gptq, hessians: hessians,
-                                            precomputed: precomputed, stats: stats, replacing: rescaled)
+                                            precomputed: precomputed, stats: stats, replacing: rescaled, floatDType: o.floatDType)
             let bar = progress ? ProgressBar("quantize", total: entries.count, unit: "tensors") : nil
             try SafeTensorsWriter.write(entries, metadata: ["format": "pt", "quantized_by": "greenprune"],
                                         to: tmp.appendingPathComponent("model.safetensors"), progress: bar)
@@ -361,7 +363,8 @@ public enum Quantizer {
     static func tensorEntries(_ reader: SafeTensorsReader, modules: Set<String>, tied: Bool, scheme: QuantScheme,
                               gptq: GPTQOptions? = nil, hessians: [String: HessianAccumulator] = [:],
                               precomputed: [String: QuantizedTensor] = [:],
-                              stats: GPTQStats? = nil, replacing: [String: [Float]] = [:]) throws -> [SafeTensorsEntry] {
+                              stats: GPTQStats? = nil, replacing: [String: [Float]] = [:],
+                              floatDType: WeightDType = .auto) throws -> [SafeTensorsEntry] {
         final class Cache { var name = ""; var tensor: QuantizedTensor? }
         let cache = Cache()
         func quantized(_ m: String) throws -> QuantizedTensor {
@@ -396,8 +399,15 @@ public enum Quantizer {
             let module = name.hasSuffix(".weight") ? String(name.dropLast(".weight".count)) : ""
             guard modules.contains(module) else {
                 let info = reader.info(name)!, file = reader.file(of: name)!
+                let isFloat = [.f32, .f16, .bf16, .f64].contains(info.dtype), target = floatDType.resolve(info.dtype)
                 if let v = replacing[name] {
-                    entries.append(SafeTensorsEntry(name: name, dtype: .f32, shape: info.shape) { try SafeTensorsWriter.encode(v, as: .f32) })
+                    entries.append(SafeTensorsEntry(name: name, floats: v, shape: info.shape, as: target))
+                    continue
+                }
+                if isFloat && target != info.dtype {
+                    entries.append(SafeTensorsEntry(name: name, dtype: target, shape: info.shape) {
+                        try SafeTensorsWriter.encode(try reader.floats(name).array, as: target)
+                    })
                     continue
                 }
                 entries.append(SafeTensorsEntry(name: name, dtype: info.dtype, shape: info.shape) { Data(file.bytes(info)) })

@@ -15,14 +15,15 @@ public enum RecoveryOutput {
 
     /// Writes `out` from `base` (the model the adapters were trained on, as loaded from
     /// `directory`) and `adapters`, merged tensor by tensor as they are written; `report`
-    /// becomes recovery.json; `progress` shows a bar of the tensors written.
+    /// becomes recovery.json; `progress` shows a bar of the tensors written; the weights are
+    /// stored as `dtype` (F32, BF16 or F16).
     public static func write(base: LlamaModel, directory: URL, adapters: LoRAAdapters, report: [String: Any], to out: URL,
-                             progress: Bool = false) throws {
+                             dtype: DType = .f32, progress: Bool = false) throws {
         let merged = try LoRAMerge.merged(try base.weights.namedTensors(), adapters)
         let config = try ConfigJSON.load(directory.appendingPathComponent("config.json"))
         let bar = progress ? ProgressBar("writing", total: merged.count, unit: "tensors") : nil
         let json = try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys])
-        try ModelDirectoryWriter.write(merged, config: config, source: directory, to: out, progress: bar) { tmp in
+        try ModelDirectoryWriter.write(merged, config: config, source: directory, to: out, dtype: dtype, progress: bar) { tmp in
             let adapterDir = tmp.appendingPathComponent(adapterFolder)
             try FileManager.default.createDirectory(at: adapterDir, withIntermediateDirectories: false)
             try PEFTAdapter.write(adapters, baseModel: directory.path, to: adapterDir)

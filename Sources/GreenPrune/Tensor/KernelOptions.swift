@@ -18,13 +18,21 @@ public struct KernelOptions: Sendable, Equatable {
     /// Attention runs heads concurrently (single-threaded sgemm each) rather than one after
     /// another with multi-threaded sgemm.
     public var parallelOverHeads: Bool
+    /// bf16 weights (`HalfLinear`) multiply on AVX-512 BF16 dot products (activations rounded to
+    /// bf16, float32 sums) where the CPU has them (`bf16DotAvailable`), rather than expanded to
+    /// float32 tiles for sgemm (exact products of the bf16 weights). Off by default: on the
+    /// AVX-512 BF16 Xeon it was measured on, the dot-product kernel scored slower than sgemm over
+    /// expanded tiles at 8×512 tokens (README, "Half-precision weights").
+    public var bf16Dot: Bool
 
     public init(amx: Bool = KernelOptions.amxAvailable && GreenPruneEnvironment.process.amx,
-                tileElements: Int = 1 << 19, groupedHeads: Bool = true, parallelOverHeads: Bool = true) {
+                tileElements: Int = 1 << 19, groupedHeads: Bool = true, parallelOverHeads: Bool = true,
+                bf16Dot: Bool = false) {
         self.amx = amx
         self.tileElements = tileElements
         self.groupedHeads = groupedHeads
         self.parallelOverHeads = parallelOverHeads
+        self.bf16Dot = bf16Dot
     }
 
     /// The defaults: every fast path on, AMX where the CPU has it unless `GREENPRUNE_AMX=0`.
@@ -32,4 +40,7 @@ public struct KernelOptions: Sendable, Equatable {
 
     /// Whether this CPU and kernel build can multiply on AMX bf16 tiles.
     public static let amxAvailable = qk_amx_bf16_available() != 0
+
+    /// Whether this CPU has AVX-512 BF16 dot products (VDPBF16PS).
+    public static let bf16DotAvailable = qk_avx512_bf16_available() != 0
 }

@@ -1,0 +1,64 @@
+import COpenBLAS
+import Foundation
+
+/// Products with a weight W (out, in) held in a compact form (quantized codes, bf16/f16 halves)
+/// that is expanded to float32 a tile of rows at a time into this thread's `QuantWorkspace` and
+/// multiplied with `cblas_sgemm`: the float weights never exist in full. `QuantizedLinear` and
+/// `HalfLinear` share these loops and differ only in how they expand rows.
+enum ExpandedTiles {
+    /// `expand(r, dst)` writes W[r, :] as float32 into dst ((r.count, in) row-major). It is
+    /// called from several threads at once on disjoint row ranges.
+    typealias Expand = (Range<Int>, UnsafeMutablePointer<Float>) -> Void
+
+    private static let threads = max(1, ProcessInfo.processInfo.activeProcessorCount)
+
+    /// Rows of one tile for width `n` under `tileElements` weights, at least one, at most `rows`.
+    static func tileRows(_ tileElements: Int, width n: Int, rows: Int) -> Int {
+        max(1, min(rows, tileElements / max(n, 1)))
+    }
+
+    /// out[:, band − band.lowerBound] (row stride `ldo`) = x (M, n) · W[band, :]ᵀ, or += with
+    /// `accumulate`: tile by tile, each tile's rows expanded by the threads together, then one sgemm.
+    static func forward(_ x: UnsafePointer<Float>, rows m: Int, width n: Int, outputs band: Range<Int>,
+                        into out: UnsafeMutablePointer<Float>, ldo: Int, accumulate: Bool, tileElements: Int,
+                        expand: Expand) {
+        guard m > 0, !band.isEmpty else { return }
+        let tile = tileRows(tileElements, width: n, rows: band.count)
+        let scratch = QuantWorkspace.current.buffer(.weightTile, bytes: tile * n * 4).bindMemory(to: Float.self, capacity: tile * n)
+        var r0 = band.lowerBound
+        while r0 < band.upperBound {
+            let r1 = min(band.upperBound, r0 + tile)
+            expandTile(r0 ..< r1, width: n, into: scratch, expand: expand)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(r1 - r0), Int32(n),
+                        1, x, Int32(n), scratch, Int32(n), accumulate ? 1 : 0, out + (r0 - band.lowerBound), Int32(ldo))
+            r0 = r1
+        }
+    }
+
+    /// dx (M, n) += dy (M, outFeatures) · W, W expanded tile by tile as in `forward`.
+    static func backward(_ dy: UnsafePointer<Float>, rows m: Int, outFeatures: Int, width n: Int,
+                         into dx: UnsafeMutablePointer<Float>, tileElements: Int, expand: Expand) {
+        guard m > 0, outFeatures > 0 else { return }
+        let tile = tileRows(tileElements, width: n, rows: outFeatures)
+        let scratch = QuantWorkspace.current.buffer(.weightTile, bytes: tile * n * 4).bindMemory(to: Float.self, capacity: tile * n)
+        var r0 = 0
+        while r0 < outFeatures {
+            let r1 = min(outFeatures, r0 + tile)
+            expandTile(r0 ..< r1, width: n, into: scratch, expand: expand)
+            // dx += dy[:, r0..<r1] (M, t) · W[r0..<r1, :] (t, n)
+            sgemm(m: m, n: n, k: r1 - r0, a: dy + r0, lda: outFeatures, b: scratch, ldb: n, beta: 1, c: dx, ldc: n)
+            r0 = r1
+        }
+    }
+
+    /// W[r, :] into `scratch`, the rows split between threads when there are enough of them.
+    private static func expandTile(_ r: Range<Int>, width n: Int, into scratch: UnsafeMutablePointer<Float>, expand: Expand) {
+        let t = r.count
+        let parts = min(threads, max(1, t / 16))
+        if parts == 1 { expand(r, scratch); return }
+        DispatchQueue.concurrentPerform(iterations: parts) { p in
+            let a = r.lowerBound + t * p / parts, b = r.lowerBound + t * (p + 1) / parts
+            expand(a ..< b, scratch + (a - r.lowerBound) * n)
+        }
+    }
+}
