@@ -9,7 +9,7 @@ virtual environment scripts/peft-fixtures.py makes:
 
 What it writes (the ../shared/reference sentences are short: their distances reach only the
 first logarithmic buckets, so these cover the rest):
-  long_texts     STS-B sentences joined into two texts of about 150 and over 384 tokens (the
+  long_texts     STS-B sentences joined into two texts of 114 and over 384 tokens (the
                  second cut to sentence-transformers' max_seq_length 384, keeping </s>): ids,
                  the normalised mean-pooled embedding.
   stsb           100 x Spearman (average ranks for ties, as scipy) of the cosine similarities

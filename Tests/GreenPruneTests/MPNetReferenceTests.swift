@@ -96,7 +96,7 @@ enum MPNetFixtures {
         }
     }
 
-    /// Texts of about 150 and over 384 tokens (cut to 384 keeping `</s>`), where distances reach
+    /// Texts of 114 and over 384 tokens (cut to 384 keeping `</s>`), where distances reach
     /// every logarithmic bucket and the cap: ids and embeddings equal transformers'
     /// (scripts/mpnet-fixtures.py), through the tokenizer and `embed(_:)`, in one batch.
     @Test func longTextsMatchTransformers() throws {
@@ -114,6 +114,29 @@ enum MPNetFixtures {
         let (cos, diff) = MPNetFixtures.agreement(got, long.map { ModelsFixtures.floatList($0["embedding_normalized"]) })
         print("mpnet long texts: min cosine \(cos), max |Δ| \(diff)")
         #expect(cos >= 0.99999 && diff < 1e-5, "cosine \(cos), max |Δ| \(diff)")
+    }
+
+    /// `BertNames`' MPNet spellings are the checkpoint's names, the parsers read them back (with
+    /// or without the `mpnet.` prefix), and the quantizer sees 72 projections, one embedding
+    /// table and the pooler as the Linear it keeps in float.
+    @Test func namesMatchTheCheckpoint() throws {
+        let reader = try SafeTensorsReader(try MPNetFixtures.directory())
+        let names = Set(reader.names)
+        for l in 0 ..< 12 {
+            for p in BertProjection.allCases {
+                let m = BertNames.module(p, layer: l, architecture: .mpnet)
+                #expect(names.contains(m + ".weight") && names.contains(m + ".bias"), "\(m)")
+                #expect(BertNames.projection(ofModule: m)?.projection == p && BertNames.projection(ofModule: "mpnet." + m)?.layer == l)
+            }
+            for ln in [BertNames.attentionLayerNorm(layer: l, architecture: .mpnet), BertNames.outputLayerNorm(layer: l)] {
+                #expect(names.contains(ln + ".weight") && names.contains(ln + ".bias"), "\(ln)")
+            }
+        }
+        #expect(names.contains(BertNames.relativeAttentionBias) && !names.contains(BertNames.tokenTypeEmbeddings))
+        let roles = reader.names.map { Quantizer.role(of: $0, family: .bert) }
+        #expect(roles.filter { if case .linear = $0 { return true } else { return false } }.count == 72)
+        #expect(roles.filter { $0 == .embedding }.count == 1 && roles.filter { $0 == .otherLinear }.count == 1)
+        #expect(Quantizer.role(of: BertNames.relativeAttentionBias, family: .bert) == .other)
     }
 
     /// config.json errors specific to MPNet are one line naming the field.
