@@ -73,7 +73,6 @@ import GreenPrune
     /// projections and `embedding_drift` against the float model stays close (the measured
     /// cosines are printed; the bounds are floors under them).
     @Test(arguments: [
-        // Measured on the first 50 pairs: 0.99946, 0.972, 0.944 (16 calibration samples only).
         ("int8", ["--bits", "8", "--granularity", "channel"], 0.999),
         ("int4", ["--bits", "4", "--granularity", "group", "--group-size", "32"], 0.95),
         ("gptq4", ["--bits", "4", "--group-size", "128", "--method", "gptq", "--num-examples", "16", "--calibration-len", "64"], 0.9),
