@@ -8,8 +8,9 @@ import Foundation
 ///   half/2 + ⌊ln(|n| / (half/2)) / ln(maxDistance / (half/2)) · (half − half/2)⌋, at most half − 1
 ///   (logarithmic buckets up to `maxDistance`, everything farther shares the last one).
 ///
-/// `buckets` is even and ≥ 4 (`ModelConfig.bert` checks it); the logarithm runs in double
-/// precision, which agrees with transformers' float32 on every integer distance.
+/// `buckets` is even and ≥ 4 (`ModelConfig.bert` checks it). The logarithm runs in double
+/// precision so that the edges where the quotient is an integer (distance 16, 32, 64 with 32
+/// buckets) land on their exact bucket rather than one below.
 @inlinable
 public func relativePositionBucket(_ relative: Int, buckets: Int, maxDistance: Int = mpnetMaxRelativeDistance) -> Int {
     let half = buckets / 2
