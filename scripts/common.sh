@@ -57,4 +57,4 @@ build_release() {
   done
 }
 
-ensure_models() { bash "$ROOT/scripts/fetch-models.sh"; }
+ensure_models() { bash "$ROOT/scripts/fetch-models.sh" "$@"; }

@@ -5,7 +5,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 ensure_system_packages
 ensure_test_packages
 build_release
-ensure_models
+ensure_models mpnet
 export GREENPRUNE_DATA="${GREENPRUNE_DATA:-$ROOT/../shared/data}"
 export GREENPRUNE_REFERENCE="${GREENPRUNE_REFERENCE:-$ROOT/../shared/reference}"
 cd "$ROOT"

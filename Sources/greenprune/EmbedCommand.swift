@@ -3,10 +3,10 @@ import Foundation
 import GreenPrune
 
 /// `greenprune embed DIR --text T [--json]`: sentence-transformers embeddings (mean pooling
-/// over the non-padding tokens, then L2 normalisation) from a BERT encoder.
+/// over the non-padding tokens, then L2 normalisation) from a BERT or MPNet encoder.
 struct Embed: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "L2-normalised mean-pooled sentence embeddings from a BERT encoder.")
+        abstract: "L2-normalised mean-pooled sentence embeddings from a BERT or MPNet encoder.")
 
     @Argument(help: "Model directory of an encoder (config.json, model.safetensors, tokenizer.json).")
     var model: String

@@ -144,10 +144,12 @@ enum SweepFixtures {
     func shippedConfigsAreValid(name: String) throws {
         let url = SweepFixtures.packageRoot.appendingPathComponent("configs/\(name)")
         let text = String(decoding: try Data(contentsOf: url), as: UTF8.self)
-        let c = try SweepConfig.parse(text, file: name, defaults: ["smollm2": URL(fileURLWithPath: "/"), "minilm": URL(fileURLWithPath: "/")])
+        let c = try SweepConfig.parse(text, file: name, defaults: ["smollm2": URL(fileURLWithPath: "/"), "minilm": URL(fileURLWithPath: "/"),
+                                                                   "mpnet": URL(fileURLWithPath: "/")])
         let plan = SweepPlan(config: c)
         #expect(plan.runs.map(\.id).filter { $0.hasPrefix("smollm2__") }.count == (name == "default.yaml" ? 4 : 11))
         #expect(plan.runs.map(\.id).filter { $0.hasPrefix("minilm__") }.count == 3)
+        #expect(plan.runs.map(\.id).filter { $0.hasPrefix("mpnet__") }.count == (name == "default.yaml" ? 0 : 3))
         if name == "default.yaml" {
             // The main job's budget is 30 min on 2 cores with the build and model import (~6 min);
             // the estimate errs long.

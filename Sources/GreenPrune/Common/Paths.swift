@@ -12,6 +12,9 @@ public enum Paths {
     public static var defaultDecoder: URL { home.appendingPathComponent("models/smollm2-135m") }
     /// The all-MiniLM-L6-v2 directory unpacked from its PyPI package.
     public static var defaultEncoder: URL { home.appendingPathComponent("models/all-minilm-l6-v2") }
+    /// The all-mpnet-base-v2 directory joined from its five PyPI packages
+    /// (`scripts/fetch-models.sh mpnet`).
+    public static var mpnetEncoder: URL { home.appendingPathComponent("models/all-mpnet-base-v2") }
 
     /// Evaluation data: an explicit flag, else `$GREENPRUNE_DATA`, else `../shared/data`.
     public static func dataDirectory(_ flag: String? = nil) -> URL {

@@ -51,8 +51,9 @@ public enum EvaluationRun {
             // From the layers' shapes, not the checkpoint's element counts (packed int32 words
             // and scales of a quantized model are storage, not parameters). Every BERT Linear has a bias.
             let w = m.weights
-            let embedding = w.wordEmbeddings.count + w.positionEmbeddings.count + w.tokenTypeEmbeddings.count
+            let embedding = w.embeddingCount
             var total = embedding + w.embeddingsLayerNormWeight.count + w.embeddingsLayerNormBias.count
+                + (w.relativeAttentionBias?.count ?? 0)
             for l in w.layers {
                 for lin in [l.query, l.key, l.value, l.attentionOutput, l.intermediate, l.output] {
                     total += lin.inFeatures * lin.outFeatures + lin.outFeatures

@@ -1,12 +1,13 @@
 import Foundation
 
-/// One BERT encoder layer (post-LayerNorm), checkpoint names under `encoder.layer.i.`.
+/// One BERT or MPNet encoder layer (post-LayerNorm), checkpoint names under `encoder.layer.i.`
+/// (`BertNames`; MPNet's in brackets).
 public struct BertLayerWeights {
-    public var query: any LinearLayer              // (C, C) + bias   attention.self.query
-    public var key: any LinearLayer                // (C, C) + bias   attention.self.key
-    public var value: any LinearLayer              // (C, C) + bias   attention.self.value
-    public var attentionOutput: any LinearLayer    // (C, C) + bias   attention.output.dense
-    public var attentionLayerNormWeight: FloatStorage // (C)
+    public var query: any LinearLayer              // (C, C) + bias   attention.self.query  [attention.attn.q]
+    public var key: any LinearLayer                // (C, C) + bias   attention.self.key    [attention.attn.k]
+    public var value: any LinearLayer              // (C, C) + bias   attention.self.value  [attention.attn.v]
+    public var attentionOutput: any LinearLayer    // (C, C) + bias   attention.output.dense [attention.attn.o]
+    public var attentionLayerNormWeight: FloatStorage // (C)        [attention.LayerNorm]
     public var attentionLayerNormBias: FloatStorage   // (C)
     public var intermediate: any LinearLayer       // (F, C) + bias   intermediate.dense
     public var output: any LinearLayer             // (C, F) + bias   output.dense
@@ -38,22 +39,33 @@ public struct BertLayerWeights {
     }
 }
 
-/// BERT parameters: embeddings (word, absolute position, token type, LayerNorm) and layers.
+/// Encoder parameters: embeddings (word, absolute position, token type — BERT only —,
+/// LayerNorm), MPNet's relative-position bias table, and layers.
 public struct BertWeights {
     public var wordEmbeddings: FloatStorage        // (V, C)
     public var positionEmbeddings: FloatStorage    // (P, C)
-    public var tokenTypeEmbeddings: FloatStorage   // (types, C)
+    public var tokenTypeEmbeddings: FloatStorage?  // (types, C); nil for MPNet
     public var embeddingsLayerNormWeight: FloatStorage // (C)
     public var embeddingsLayerNormBias: FloatStorage   // (C)
     public var layers: [BertLayerWeights]
+    public var relativeAttentionBias: FloatStorage? = nil // (buckets, H); MPNet only
+
+    /// Values in the embedding tables (word, position, token type).
+    public var embeddingCount: Int { wordEmbeddings.count + positionEmbeddings.count + (tokenTypeEmbeddings?.count ?? 0) }
 }
 
-/// A BERT encoder with sentence-transformers pooling (all-MiniLM-L6-v2 and kin):
+/// A BERT or MPNet encoder with sentence-transformers pooling (all-MiniLM-L6-v2,
+/// all-mpnet-base-v2 and kin):
 ///
-///   x = LN(word[ids] + pos[t] + type[tt]);  per layer:
-///   a = attention(x·Wqᵀ+bq, x·Wkᵀ+bk, x·Wvᵀ+bv) over non-padding keys
+///   x = LN(word[ids] + pos[p_t] + type[tt]);  per layer:
+///   a = attention(x·Wqᵀ+bq, x·Wkᵀ+bk, x·Wvᵀ+bv; + bias) over non-padding keys
 ///   x = LN(x + a·Woᵀ + bo);  x = LN(x + gelu(x·Wiᵀ + bi)·Wo2ᵀ + bo2)
 ///   embedding = normalize(mean over non-padding tokens of x)
+///
+/// BERT: p_t = t, token types, no bias. MPNet: p_t counts the non-padding ids from
+/// `padding_idx + 1`, no token types, and the bias is the relative-position table by bucket of
+/// key − query (`relativePositionBiasForward`), one (H, T, T) block per forward shared by all
+/// layers and sequences.
 public final class BertModel: SentenceEncoder {
     public let config: BertConfig
     public var weights: BertWeights
@@ -66,13 +78,13 @@ public final class BertModel: SentenceEncoder {
     public var maxBatchTokens = defaultBatchTokens
 
     private let x = ScratchBuffer(), tmp = ScratchBuffer(), q = ScratchBuffer(), k = ScratchBuffer()
-    private let v = ScratchBuffer(), ffn = ScratchBuffer(), scores = ScratchBuffer()
+    private let v = ScratchBuffer(), ffn = ScratchBuffer(), scores = ScratchBuffer(), positionBias = ScratchBuffer()
 
     public init(config: BertConfig, weights: BertWeights, tokenizer: (any Tokenizer)? = nil) {
         self.config = config
         self.weights = weights
         self.tokenizer = tokenizer
-        maxSequenceLength = config.maxPositions
+        maxSequenceLength = config.maxTokens
     }
 
     public var dimension: Int { config.hiddenSize }
@@ -90,11 +102,22 @@ public final class BertModel: SentenceEncoder {
         // read one per token (`gatherRows`), so the table does not become resident.
         let wordIDs = ids.map { Int32(truncatingIfNeeded: $0) }
         wordIDs.withUnsafeBufferPointer { w.wordEmbeddings.gatherRows($0.baseAddress!, count: n, width: c, into: x) }
+        let positions = positionIDs(ids, batch: b, time: t, lengths: lengths)
         for r in 0..<n {
             let row = x + r * c
-            let pr = w.positionEmbeddings.pointer + (r % t) * c
-            let tr = w.tokenTypeEmbeddings.pointer + (tokenTypes?[r] ?? 0) * c
-            for j in 0..<c { row[j] = row[j] + pr[j] + tr[j] }
+            let pr = w.positionEmbeddings.pointer + positions[r] * c
+            if let types = w.tokenTypeEmbeddings {
+                let tr = types.pointer + (tokenTypes?[r] ?? 0) * c
+                for j in 0..<c { row[j] = row[j] + pr[j] + tr[j] }
+            } else {
+                for j in 0..<c { row[j] += pr[j] }
+            }
+        }
+        var bias: UnsafePointer<Float>?
+        if let table = w.relativeAttentionBias {
+            let out = positionBias.reserve(config.numHeads * t * t)
+            relativePositionBiasForward(out, table: table.pointer, t: t, heads: config.numHeads, buckets: config.relativeAttentionBuckets)
+            bias = UnsafePointer(out)
         }
         let eps = config.layerNormEps
         layernormForward(x, nil, nil, x, w.embeddingsLayerNormWeight.pointer, w.embeddingsLayerNormBias.pointer, n: n, c: c, eps: eps)
@@ -104,7 +127,8 @@ public final class BertModel: SentenceEncoder {
             layer.key.forward(x, rows: n, into: k)
             layer.value.forward(x, rows: n, into: v)
             attentionForward(att, probs: nil, q: q, k: k, v: v, lengths: lengths, b: b, t: t, past: 0, s: t,
-                             heads: heads, kvHeads: heads, d: d, qStride: c, kvStride: c, causal: false, scratch: scores)
+                             heads: heads, kvHeads: heads, d: d, qStride: c, kvStride: c, causal: false, scratch: scores,
+                             scoreBias: bias)
             layer.attentionOutput.forward(att, rows: n, into: tmp)
             residualForward(x, tmp, count: n * c)
             layernormForward(x, nil, nil, x, layer.attentionLayerNormWeight.pointer, layer.attentionLayerNormBias.pointer, n: n, c: c, eps: eps)
@@ -117,6 +141,24 @@ public final class BertModel: SentenceEncoder {
         return UnsafePointer(x)
     }
 
+    /// Position ids (B·T) of right-padded `ids`: BERT's 0..<T; MPNet's as transformers'
+    /// `create_position_ids_from_input_ids`, which counts only non-padding ids from
+    /// `padding_idx + 1` and gives a padding id the position `padding_idx` (also inside a
+    /// sequence, where the text held the pad token itself).
+    func positionIDs(_ ids: [Int], batch b: Int, time t: Int, lengths: [Int]) -> [Int] {
+        guard config.architecture == .mpnet else { return (0 ..< b * t).map { $0 % t } }
+        let pad = config.padTokenId
+        var out = [Int](repeating: pad, count: b * t)
+        for bi in 0 ..< b {
+            var count = 0
+            for ti in 0 ..< min(max(lengths[bi], 0), t) where ids[bi * t + ti] != pad {
+                count += 1
+                out[bi * t + ti] = pad + count
+            }
+        }
+        return out
+    }
+
     /// L2-normalised mean-pooled embeddings of id sequences ([CLS] … [SEP] already added),
     /// batched with right padding; longer inputs keep their first max−1 ids and the last one.
     public func embed(ids sequences: [[Int]]) throws -> [[Float]] {
@@ -127,7 +169,7 @@ public final class BertModel: SentenceEncoder {
                 throw InputError("sequence \(i)", "token id \(bad) outside the vocabulary 0..<\(config.vocabSize)")
             }
         }
-        let limit = max(2, min(maxSequenceLength, config.maxPositions))
+        let limit = max(2, min(maxSequenceLength, config.maxTokens))
         let seqs = sequences.map { $0.count <= limit ? $0 : Array($0.prefix(limit - 1)) + [$0[$0.count - 1]] }
         var out = [[Float]](repeating: [], count: seqs.count)
         let order = seqs.indices.sorted { seqs[$0].count > seqs[$1].count }
@@ -157,7 +199,7 @@ public final class BertModel: SentenceEncoder {
     }
 
     public func embed(_ texts: [String]) throws -> [[Float]] {
-        guard let tokenizer else { throw InputError("bert", "no tokenizer loaded for this model (tokenizer.json)") }
+        guard let tokenizer else { throw InputError(config.architecture.rawValue, "no tokenizer loaded for this model (tokenizer.json)") }
         return try embed(ids: texts.map { try tokenizer.encode($0, addSpecialTokens: true) })
     }
 }

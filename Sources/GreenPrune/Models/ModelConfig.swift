@@ -28,6 +28,7 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     public var ropeParameters: RopeParameters?
     public var typeVocabSize: Int?
     public var positionEmbeddingType: String?
+    public var relativeAttentionNumBuckets: Int?
     public var useSlidingWindow: Bool?
     public var bosTokenId: TokenIds?
     public var eosTokenId: TokenIds?
@@ -57,6 +58,7 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         case ropeParameters = "rope_parameters"
         case typeVocabSize = "type_vocab_size"
         case positionEmbeddingType = "position_embedding_type"
+        case relativeAttentionNumBuckets = "relative_attention_num_buckets"
         case useSlidingWindow = "use_sliding_window"
         case bosTokenId = "bos_token_id"
         case eosTokenId = "eos_token_id"
@@ -67,8 +69,8 @@ public struct ModelConfig: Codable, Sendable, Equatable {
 
     /// The decoder families that share the Llama forward pass.
     public static let llamaTypes: Set<String> = ["llama", "mistral", "qwen2", "smollm", "smollm2", "smollm3"]
-    /// Encoder families that share the BERT forward pass.
-    public static let bertTypes: Set<String> = ["bert"]
+    /// Encoder families that share the BERT forward pass (`EncoderArchitecture`).
+    public static let bertTypes: Set<String> = Set(EncoderArchitecture.allCases.map(\.rawValue))
 
     /// Reads and decodes `url` (a config.json, through `ConfigJSON`); errors are one line naming the file.
     public static func load(_ url: URL) throws -> ModelConfig {
@@ -101,7 +103,7 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         guard let t = modelType else { throw InputError(path, "missing field 'model_type'") }
         if ModelConfig.llamaTypes.contains(t) { return .llama }
         if ModelConfig.bertTypes.contains(t) { return .bert }
-        throw InputError(path, "model_type '\(t)' is not supported (llama, mistral, qwen2, smollm, bert)")
+        throw InputError(path, "model_type '\(t)' is not supported (llama, mistral, qwen2, smollm, bert, mpnet)")
     }
 
     private func require<T>(_ v: T?, _ key: CodingKeys, _ path: String) throws -> T {
@@ -159,26 +161,54 @@ public struct ModelConfig: Codable, Sendable, Equatable {
             bosTokenId: bosTokenId?.first, eosTokenIds: eosTokenId?.ids ?? [])
     }
 
-    /// The validated encoder configuration.
+    /// The validated encoder configuration (BERT, or MPNet with its relative-position buckets
+    /// and positions counted from `pad_token_id + 1`).
     public func bert(path: String) throws -> BertConfig {
-        guard try family(path: path) == .bert else { throw InputError(path, "model_type '\(modelType ?? "")' is not an encoder") }
+        guard try family(path: path) == .bert, let architecture = modelType.flatMap(EncoderArchitecture.init(rawValue:)) else {
+            throw InputError(path, "model_type '\(modelType ?? "")' is not an encoder")
+        }
         let hidden = try positive(hiddenSize, .hiddenSize, path)
         let heads = try positive(numAttentionHeads, .numAttentionHeads, path)
         guard hidden % heads == 0 else { throw InputError(path, "hidden_size \(hidden) is not a multiple of num_attention_heads \(heads)") }
-        if let act = hiddenAct, act != "gelu" { throw InputError(path, "hidden_act '\(act)' is not supported for bert (gelu)") }
-        if let p = positionEmbeddingType, p != "absolute" {
-            throw InputError(path, "position_embedding_type '\(p)' is not supported (absolute)")
+        if let act = hiddenAct, act != "gelu" { throw InputError(path, "hidden_act '\(act)' is not supported for \(architecture.rawValue) (gelu)") }
+        let vocab = try positive(vocabSize, .vocabSize, path)
+        let maxPositions = try positive(maxPositionEmbeddings, .maxPositionEmbeddings, path)
+        let pad: Int, buckets: Int, typeVocab: Int
+        switch architecture {
+        case .bert:
+            if let p = positionEmbeddingType, p != "absolute" {
+                throw InputError(path, "position_embedding_type '\(p)' is not supported (absolute)")
+            }
+            pad = padTokenId?.first ?? 0
+            buckets = 0
+            typeVocab = try positive(typeVocabSize ?? 2, .typeVocabSize, path)
+        case .mpnet:
+            // transformers' MPNetConfig defaults: pad_token_id 1, 32 buckets.
+            pad = padTokenId?.first ?? 1
+            guard pad >= 0, pad < vocab else { throw InputError(path, "pad_token_id \(pad) is outside the vocabulary 0..<\(vocab)") }
+            // Positions run from pad + 1: <s> and </s> at least must fit.
+            guard maxPositions > pad + 2 else {
+                throw InputError(path, "max_position_embeddings \(maxPositions) leaves no position after pad_token_id \(pad) + 1")
+            }
+            buckets = try positive(relativeAttentionNumBuckets ?? 32, .relativeAttentionNumBuckets, path)
+            // Half the buckets per direction, half of those exact: 4 is the fewest that works.
+            guard buckets % 2 == 0, buckets >= 4 else {
+                throw InputError(path, "field 'relative_attention_num_buckets' must be even and at least 4, got \(buckets)")
+            }
+            typeVocab = 0
         }
         return BertConfig(
+            architecture: architecture,
             hiddenSize: hidden,
             numLayers: try positive(numHiddenLayers, .numHiddenLayers, path),
             numHeads: heads,
             intermediateSize: try positive(intermediateSize, .intermediateSize, path),
-            vocabSize: try positive(vocabSize, .vocabSize, path),
-            maxPositions: try positive(maxPositionEmbeddings, .maxPositionEmbeddings, path),
-            typeVocabSize: try positive(typeVocabSize ?? 2, .typeVocabSize, path),
+            vocabSize: vocab,
+            maxPositions: maxPositions,
+            typeVocabSize: typeVocab,
             layerNormEps: try positiveEps(layerNormEps ?? 1e-12, .layerNormEps, path),
-            padTokenId: padTokenId?.first ?? 0)
+            padTokenId: pad,
+            relativeAttentionBuckets: buckets)
     }
 }
 
@@ -316,16 +346,25 @@ public struct LlamaConfig: Sendable, Equatable {
     public var eosTokenIds: [Int]
 }
 
-/// A validated BERT configuration.
+/// A validated encoder configuration (BERT or MPNet).
 public struct BertConfig: Sendable, Equatable {
+    public var architecture: EncoderArchitecture
     public var hiddenSize: Int
     public var numLayers: Int
     public var numHeads: Int
     public var intermediateSize: Int
     public var vocabSize: Int
     public var maxPositions: Int
+    /// Token types (0 for MPNet, which has none).
     public var typeVocabSize: Int
     public var layerNormEps: Float
     public var padTokenId: Int
+    /// MPNet's relative-position buckets (`relative_attention_num_buckets`); 0 for BERT.
+    public var relativeAttentionBuckets: Int
     public var headDim: Int { hiddenSize / numHeads }
+    /// The first token's position id: MPNet counts from `padding_idx + 1` (transformers'
+    /// `create_position_ids_from_input_ids`), BERT from 0.
+    public var firstPosition: Int { architecture == .mpnet ? padTokenId + 1 : 0 }
+    /// The longest input the position table holds.
+    public var maxTokens: Int { maxPositions - firstPosition }
 }

@@ -102,9 +102,10 @@ public enum ModelLoader {
             model = .llama(LlamaModel(config: lc, weights: w))
         case .bert:
             let bc = try config.bert(path: configURL.path)
+            try SentenceTransformersModules.check(directory)
             let w = try loadBertWeights(checkpoint, config: bc, dtype: dtype)
             let bert = BertModel(config: bc, weights: w, tokenizer: tokenizer)
-            bert.maxSequenceLength = try sentenceTransformersMaxLength(directory) ?? bc.maxPositions
+            bert.maxSequenceLength = try sentenceTransformersMaxLength(directory) ?? bc.maxTokens
             model = .bert(bert)
         }
         return ModelBundle(directory: directory, config: config, checkpoint: checkpoint, model: model,
@@ -283,12 +284,13 @@ public enum ModelLoader {
 
     // MARK: BERT
 
-    /// BERT weights (names with or without the `bert.` prefix); pooler and the
-    /// `embeddings.position_ids` buffer are ignored, as sentence-transformers does.
+    /// BERT or MPNet weights (names with or without the `bert.` / `mpnet.` prefix); pooler and
+    /// the `embeddings.position_ids` buffer are ignored, as sentence-transformers does.
     public static func loadBertWeights(_ checkpoint: SafeTensorsReader, config c: BertConfig, dtype: WeightDType = .f32) throws -> BertWeights {
         let ledger = NameLedger(checkpoint)
         ledger.dtype = dtype
-        let prefix = checkpoint.info(BertNames.modelPrefix + BertNames.wordEmbeddings) != nil ? BertNames.modelPrefix : ""
+        let arch = c.architecture
+        let prefix = checkpoint.info(arch.modelPrefix + BertNames.wordEmbeddings) != nil ? arch.modelPrefix : ""
         let C = c.hiddenSize, F = c.intermediateSize
         func t(_ name: String, _ shape: [Int]) throws -> FloatStorage? { try ledger.tensor(prefix + name, shape) }
         func lin(_ name: String, _ out: Int, _ inp: Int) throws -> (any LinearLayer)? {
@@ -299,18 +301,19 @@ public enum ModelLoader {
         }
         let word = try t(BertNames.wordEmbeddings, [c.vocabSize, C])
         let pos = try t(BertNames.positionEmbeddings, [c.maxPositions, C])
-        let type = try t(BertNames.tokenTypeEmbeddings, [c.typeVocabSize, C])
+        let type = arch == .bert ? try t(BertNames.tokenTypeEmbeddings, [c.typeVocabSize, C]) : nil
+        let relative = arch == .mpnet ? try t(BertNames.relativeAttentionBias, [c.relativeAttentionBuckets, c.numHeads]) : nil
         let lnw = try t(BertNames.embeddingsLayerNorm + ".weight", [C]), lnb = try t(BertNames.embeddingsLayerNorm + ".bias", [C])
         var layers: [BertLayerWeights] = []
         for i in 0..<c.numLayers {
-            let q = try lin(BertNames.module(.query, layer: i), C, C)
-            let k = try lin(BertNames.module(.key, layer: i), C, C)
-            let v = try lin(BertNames.module(.value, layer: i), C, C)
-            let o = try lin(BertNames.module(.attentionOutput, layer: i), C, C)
-            let an = BertNames.attentionLayerNorm(layer: i)
+            let q = try lin(BertNames.module(.query, layer: i, architecture: arch), C, C)
+            let k = try lin(BertNames.module(.key, layer: i, architecture: arch), C, C)
+            let v = try lin(BertNames.module(.value, layer: i, architecture: arch), C, C)
+            let o = try lin(BertNames.module(.attentionOutput, layer: i, architecture: arch), C, C)
+            let an = BertNames.attentionLayerNorm(layer: i, architecture: arch)
             let aw = try t(an + ".weight", [C]), ab = try t(an + ".bias", [C])
-            let inter = try lin(BertNames.module(.intermediate, layer: i), F, C)
-            let out = try lin(BertNames.module(.output, layer: i), C, F)
+            let inter = try lin(BertNames.module(.intermediate, layer: i, architecture: arch), F, C)
+            let out = try lin(BertNames.module(.output, layer: i, architecture: arch), C, F)
             let on = BertNames.outputLayerNorm(layer: i)
             let ow = try t(on + ".weight", [C]), ob = try t(on + ".bias", [C])
             guard let q, let k, let v, let o, let aw, let ab, let inter, let out, let ow, let ob else { continue }
@@ -322,12 +325,14 @@ public enum ModelLoader {
         try ledger.finish(ignoring: { name in
             let n = name.hasPrefix(prefix) ? String(name.dropFirst(prefix.count)) : name
             return n == BertNames.positionIDs || n.hasPrefix(BertNames.poolerPrefix)
-        }, family: "bert")
-        guard let word, let pos, let type, let lnw, let lnb, layers.count == c.numLayers else {
-            throw InputError(checkpoint.files.first?.url.path ?? "checkpoint", "incomplete bert checkpoint")
+        }, family: arch.rawValue)
+        guard let word, let pos, (type != nil) == (arch == .bert), (relative != nil) == (arch == .mpnet), let lnw, let lnb,
+              layers.count == c.numLayers else {
+            throw InputError(checkpoint.files.first?.url.path ?? "checkpoint", "incomplete \(arch.rawValue) checkpoint")
         }
         return BertWeights(wordEmbeddings: word, positionEmbeddings: pos, tokenTypeEmbeddings: type,
-                           embeddingsLayerNormWeight: lnw, embeddingsLayerNormBias: lnb, layers: layers)
+                           embeddingsLayerNormWeight: lnw, embeddingsLayerNormBias: lnb, layers: layers,
+                           relativeAttentionBias: relative)
     }
 }
 

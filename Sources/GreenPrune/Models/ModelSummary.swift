@@ -106,14 +106,16 @@ public struct ModelSummary: Codable, Sendable {
             let w = m.weights, c = m.config
             hiddenSize = c.hiddenSize; vocabSize = c.vocabSize; maxPositions = c.maxPositions; tiedEmbeddings = false
             layers = w.layers.indices.map { Layer(index: $0, heads: c.numHeads, kvHeads: c.numHeads, headDim: c.headDim, mlp: c.intermediateSize) }
-            let emb = w.wordEmbeddings.count + w.positionEmbeddings.count + w.tokenTypeEmbeddings.count
-            let attn = w.layers.reduce(0) { $0 + [$1.query, $1.key, $1.value, $1.attentionOutput].map(linearParams).reduce(0, +) }
+            let emb = w.embeddingCount
+            let attn = w.layers.reduce(w.relativeAttentionBias?.count ?? 0) { $0 + [$1.query, $1.key, $1.value, $1.attentionOutput].map(linearParams).reduce(0, +) }
             let mlp = w.layers.reduce(0) { $0 + linearParams($1.intermediate) + linearParams($1.output) }
             let norms = 2 * c.hiddenSize * (1 + 2 * w.layers.count)
             parametersByComponent = ["embeddings": emb, "attention": attn, "mlp": mlp, "norms": norms, "lm_head": 0]
             parameters = emb + attn + mlp + norms
             nonEmbeddingParameters = attn + mlp + norms
-            var inMemory = 4 * (emb + norms), mappedBytes = mapped(w.wordEmbeddings) + mapped(w.positionEmbeddings) + mapped(w.tokenTypeEmbeddings)
+            let relative = w.relativeAttentionBias?.count ?? 0
+            var inMemory = 4 * (emb + norms + relative)
+            var mappedBytes = mapped(w.wordEmbeddings) + mapped(w.positionEmbeddings) + mapped(w.tokenTypeEmbeddings) + mapped(w.relativeAttentionBias)
             for l in w.layers {
                 for lin in [l.query, l.key, l.value, l.attentionOutput, l.intermediate, l.output] {
                     inMemory += lin.residentBytes; mappedBytes += mapped(lin)

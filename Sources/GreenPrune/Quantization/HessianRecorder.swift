@@ -125,11 +125,12 @@ public enum HessianCollection {
             let cls = try tokenizer.encode("", addSpecialTokens: true)
             guard cls.count == 2 else { throw InputError(dir.appendingPathComponent("tokenizer.json").path, "expected [CLS] and [SEP] around an empty text, got \(cls.count) special tokens") }
             samples = inner.map { [cls[0]] + $0 + [cls[1]] }
-            let prefixed = bundle.checkpoint.info(BertNames.modelPrefix + BertNames.module(.query, layer: 0) + ".weight") != nil
-            let base = prefixed ? BertNames.modelPrefix : ""
+            let arch = m.config.architecture
+            let prefixed = bundle.checkpoint.info(arch.modelPrefix + BertNames.module(.query, layer: 0, architecture: arch) + ".weight") != nil
+            let base = prefixed ? arch.modelPrefix : ""
             for i in m.weights.layers.indices {
                 for group in BertProjection.inputGroups {
-                    wrap(group, { base + BertNames.module($0, layer: i) }, { m.weights.layers[i].linear($0) }) { role, l in
+                    wrap(group, { base + BertNames.module($0, layer: i, architecture: arch) }, { m.weights.layers[i].linear($0) }) { role, l in
                         m.weights.layers[i].setLinear(role, l)
                     }
                 }

@@ -157,7 +157,7 @@ public struct SweepConfig: Codable, Equatable {
                              tasks: TaskRegistry? = nil) throws -> SweepConfig {
         let registry = try tasks ?? TaskRegistry()
         let readTasks = { (node: ConfigNode) in try parseTasks(node, registry) }
-        let defaults = defaults ?? ["smollm2": Paths.defaultDecoder, "minilm": Paths.defaultEncoder]
+        let defaults = defaults ?? ["smollm2": Paths.defaultDecoder, "minilm": Paths.defaultEncoder, "mpnet": Paths.mpnetEncoder]
         let root = try ConfigNode.parse(text, file: file)
         let top = try root.mapping(allowed: ["output", "energy", "repeat", "tasks", "models"])
         guard let output = top["output"] else { throw root.error("missing key 'output' (the sweep folder)") }
@@ -204,7 +204,7 @@ public struct SweepConfig: Codable, Equatable {
             } else if let d = defaults[name] {
                 dir = d
                 guard isDirectory(dir) else {
-                    throw nameNode.error("default model '\(name)' not found at \(dir.path); run scripts/fetch-models.sh")
+                    throw nameNode.error("default model '\(name)' not found at \(dir.path); run scripts/fetch-models.sh\(name == "mpnet" ? " mpnet" : "")")
                 }
             } else {
                 throw nameNode.error("model '\(name)' needs a 'path' (only \(defaults.keys.sorted().joined(separator: "/")) have defaults)")

@@ -18,6 +18,9 @@ import Foundation
 /// prefix (shared-prefix packing): key j is visible to query t only when segments[j] is 0 (the
 /// prefix) or equals segments[t]; masked entries are exactly 0 as above.
 ///
+/// `scoreBias` (H, T, L), if given, is added to every sequence's scaled scores before the
+/// softmax (MPNet's relative-position bias: scores = scale · Q·Kᵀ + bias[h]).
+///
 /// `out` may be `q` (same stride): every (sequence, head) reads its queries before it writes
 /// its output rows, so the decoder overwrites its queries with the output in place.
 ///
@@ -31,7 +34,8 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, probs: UnsafeMu
                              lengths: [Int], b: Int, t: Int, past: Int, s: Int,
                              heads: Int, kvHeads: Int, d: Int, qStride: Int, kvStride: Int,
                              causal: Bool, scratch: UnsafeMutablePointer<Float>,
-                             segments: UnsafePointer<Int32>? = nil, options: KernelOptions = .standard) {
+                             segments: UnsafePointer<Int32>? = nil, scoreBias: UnsafePointer<Float>? = nil,
+                             options: KernelOptions = .standard) {
     precondition(segments == nil || past == 0, "attentionForward: segments need past = 0")
     let l = past + t
     guard heads > 0, kvHeads > 0, t > 0 else { return }
@@ -61,6 +65,7 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, probs: UnsafeMu
                 for r in rows {
                     let row = pb + r * l
                     let visible = causal ? min(valid, past + i0 + r + 1) : valid
+                    if let scoreBias { addScoreBias(row, scoreBias + (h * t + i0 + r) * l, visible) }
                     var masked = false
                     if let seg = segments.map({ $0 + bi * t }), seg[i0 + r] != 0 {
                         let own = seg[i0 + r]
@@ -86,7 +91,7 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, probs: UnsafeMu
     if probs == nil && t <= attentionGroupedMaxTime && options.groupedHeads {
         groupedAttentionForward(out, q: q, k: k, v: v, lengths: lengths, b: b, t: t, past: past, s: s,
                                 heads: heads, kvHeads: kvHeads, d: d, qStride: qStride, kvStride: kvStride,
-                                causal: causal, segments: segments, workers: workers)
+                                causal: causal, segments: segments, scoreBias: scoreBias, workers: workers)
         return
     }
     let tasks = b * heads
@@ -124,12 +129,12 @@ public let attentionGroupedMaxTime = 256
 /// two per query head. Softmax rows run over contiguous key ranges: [0, visible) or, with
 /// `segments` laid out as the shared-prefix packer writes them (prefix of 0s, then runs of
 /// non-decreasing non-zero ids), the prefix plus the row's own run; other layouts fall back
-/// to masking key by key. Same contract and masking as `attentionForward`.
+/// to masking key by key. Same contract, masking and `scoreBias` as `attentionForward`.
 func groupedAttentionForward(_ out: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>,
                              k: UnsafePointer<Float>, v: UnsafePointer<Float>, lengths: [Int],
                              b: Int, t: Int, past: Int, s: Int, heads: Int, kvHeads: Int, d: Int,
                              qStride: Int, kvStride: Int, causal: Bool, segments: UnsafePointer<Int32>?,
-                             workers: Int) {
+                             scoreBias: UnsafePointer<Float>? = nil, workers: Int) {
     let l = past + t
     let group = heads / kvHeads
     let rowsG = group * t
@@ -177,6 +182,7 @@ func groupedAttentionForward(_ out: UnsafeMutablePointer<Float>, q: UnsafePointe
             let ti = r % t
             let row = sc + r * l
             let visible = causal ? min(valid, past + ti + 1) : valid
+            if let scoreBias { addScoreBias(row, scoreBias + ((g * group + r / t) * t + ti) * l, visible) }
             // Key ranges [a0, a1) ∪ [b0, b1) this row sees (b empty when b0 == b1).
             var a1 = visible, b0 = visible, b1 = visible
             if let sg {
@@ -230,4 +236,10 @@ func groupedAttentionForward(_ out: UnsafeMutablePointer<Float>, q: UnsafePointe
     if !parallel {
         for i in 0 ..< tasks { task(i / kvHeads, i % kvHeads, scratch) }
     }
+}
+
+/// row (n) += bias (n): an additive bias on one row of attention scores.
+@inline(__always)
+private func addScoreBias(_ row: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, _ n: Int) {
+    for j in 0 ..< n { row[j] += bias[j] }
 }
