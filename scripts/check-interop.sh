@@ -131,7 +131,14 @@ for gguf in "$work/pruned-f32.gguf" "$work/pruned-q8_0.gguf"; do
     continue
   fi
   if "$NEW/bin/python" -c 'import llama_cpp' 2>/dev/null; then
-    row "$NEW" llama.cpp "$label" "$gguf" "$work/pruned" "$gguf.hf-eval/results.json"
+    # A quantized file's twin: the weights `convert` read back, as F32 GGUF, so llama.cpp measures
+    # its own activation rounding.
+    twin=()
+    if [[ "$gguf" != *f32* ]]; then
+      "$bin" quantize "$gguf.hf" --out "$gguf.f32-twin.gguf" --format gguf --bits 8 --skip '*' --quiet >/dev/null
+      twin=("$gguf.f32-twin.gguf")
+    fi
+    row "$NEW" llama.cpp "$label" "$gguf" "$work/pruned" "$gguf.hf-eval/results.json" "${twin[@]}"
   else
     echo "ROW|$label|llama.cpp|not checked: llama_cpp is not installed in $NEW (pip install llama-cpp-python==0.3.36 builds llama.cpp from source)" >> "$rows"
   fi

@@ -3,7 +3,7 @@ a venv that has torch, transformers (4.x or 5.x), compressed-tensors and gguf.
 
     check_interop_models.py transformers LABEL MODEL_DIR RESULTS_JSON [--trust-remote-code]
     check_interop_models.py gguf LABEL GGUF_FILE MODEL_DIR
-    check_interop_models.py llama.cpp LABEL GGUF_FILE MODEL_DIR RESULTS_JSON
+    check_interop_models.py llama.cpp LABEL GGUF_FILE MODEL_DIR RESULTS_JSON [F32_TWIN_GGUF]
 
 `transformers`: loads MODEL_DIR with AutoModelForCausalLM (compressed-tensors decompresses a
 quantized checkpoint on load), computes wikitext2_chunked perplexity over the windows GreenPrune
@@ -12,7 +12,8 @@ MODEL_DIR's tokenizer, 128-token windows, the first `sample_len` of RESULTS_JSON
 with RESULTS_JSON's (greenprune evaluate --tasks wikitext2_chunked). `gguf`: reads GGUF_FILE
 with gguf-py's GGUFReader and checks its architecture metadata against MODEL_DIR's config.json
 and tensor shapes. `llama.cpp`: llama-cpp-python's perplexity over the same windows against
-RESULTS_JSON. Prints one PASS/FAIL line and one table row (`ROW|label|client|result`);
+RESULTS_JSON (float32 K/V cache; for a quantized file, bounded by llama.cpp's own difference
+between it and F32_TWIN_GGUF, the same weights dequantized). Prints one PASS/FAIL line and one table row (`ROW|label|client|result`);
 a model that fails to load prints the library's error as the row. Exit status 1 on FAIL.
 """
 import json
@@ -126,22 +127,14 @@ def gguf_check(label, path, model_dir):
            f"the tensor shapes" if ok else "; ".join(problems[:3]))
 
 
-def llamacpp_check(label, path, model_dir, results_path):
-    """llama.cpp's perplexity over the same token windows (tokenized by MODEL_DIR's tokenizer)."""
+def llamacpp_perplexity(path, ids, windows, kv_type):
+    """llama.cpp's perplexity of GGUF file PATH over the first WINDOWS 128-token windows of IDS,
+    its K/V cache in KV_TYPE (ggml type: 0 float32, 1 float16, llama.cpp's default)."""
     import numpy as np
     import llama_cpp
-    from transformers import AutoTokenizer
 
-    client = f"llama.cpp (llama-cpp-python {llama_cpp.__version__})"
-    results = json.loads(Path(results_path).read_text())["results"]["wikitext2_chunked"]
-    theirs, windows = results["perplexity,none"], results["sample_len"]
-    try:
-        llm = llama_cpp.Llama(model_path=str(path), n_ctx=WINDOW, n_batch=WINDOW, logits_all=True, verbose=False)
-    except Exception as e:
-        report(label, client, False, f"does not load: {type(e).__name__}: {e}")
-    tok = AutoTokenizer.from_pretrained(model_dir)
-    data = Path(os.environ["GREENPRUNE_DATA"]) / "wikitext2" / "wiki.test.raw"
-    ids = tok(corpus_text(data.read_text(encoding="utf-8")), add_special_tokens=True)["input_ids"]
+    llm = llama_cpp.Llama(model_path=str(path), n_ctx=WINDOW, n_batch=WINDOW, logits_all=True, verbose=False,
+                          type_k=kv_type, type_v=kv_type)
     nll, count = 0.0, 0
     for w in range(windows):
         x = ids[w * WINDOW:(w + 1) * WINDOW]
@@ -152,13 +145,43 @@ def llamacpp_check(label, path, model_dir, results_path):
         logp = logits - np.log(np.exp(logits).sum(axis=1, keepdims=True))
         nll -= sum(logp[i, x[i + 1]] for i in range(WINDOW - 1))
         count += WINDOW - 1
-    ours = math.exp(nll / count)
+    return math.exp(nll / count)
+
+
+def llamacpp_check(label, path, model_dir, results_path, twin=None):
+    """llama.cpp's perplexity over the same token windows (tokenized by MODEL_DIR's tokenizer).
+
+    llama.cpp keeps K/V in float16 by default, a rounding of its own that a degraded model (a
+    heavily pruned one) amplifies; the check runs it with a float32 cache, so an F32 file is exact
+    arithmetic on both sides, and reports the default cache's figure beside it. A quantized file
+    also has its activations rounded to 8 bits inside each product: TWIN, an F32 GGUF of the same
+    (dequantized) weights, measures that rounding in llama.cpp itself, and the file passes when its
+    distance from GreenPrune is within it."""
+    import llama_cpp
+    from transformers import AutoTokenizer
+
+    client = f"llama.cpp (llama-cpp-python {llama_cpp.__version__})"
+    results = json.loads(Path(results_path).read_text())["results"]["wikitext2_chunked"]
+    theirs, windows = results["perplexity,none"], results["sample_len"]
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    data = Path(os.environ["GREENPRUNE_DATA"]) / "wikitext2" / "wiki.test.raw"
+    ids = tok(corpus_text(data.read_text(encoding="utf-8")), add_special_tokens=True)["input_ids"]
+    try:
+        ours = llamacpp_perplexity(path, ids, windows, kv_type=0)
+        default_cache = llamacpp_perplexity(path, ids, windows, kv_type=1)
+    except Exception as e:
+        report(label, client, False, f"does not load: {type(e).__name__}: {e}")
     rel = abs(ours - theirs) / theirs
-    # llama.cpp rounds activations to 8 bits before a Q8_0 product (and keeps K/V in float16):
-    # its own difference from exact arithmetic, not the file's.
-    bound = 1e-4 if "f32" in Path(path).name else 1e-2
-    report(label, client, rel <= bound,
-           f"loads; perplexity {ours:.5f} vs GreenPrune {theirs:.5f} ({windows} windows, rel. diff {rel:.1e}, bound {bound:.0e})")
+    text = (f"loads; perplexity {ours:.5f} vs GreenPrune {theirs:.5f} ({windows} windows, float32 K/V cache, "
+            f"rel. diff {rel:.1e}; float16 cache {default_cache:.5f}, {abs(default_cache - theirs) / theirs:.1e})")
+    if twin is None:
+        report(label, client, rel <= TOLERANCE, text + f", bound {TOLERANCE:.0e}")
+    exact = llamacpp_perplexity(twin, ids, windows, kv_type=0)
+    exact_rel = abs(exact - theirs) / theirs
+    own = abs(ours - exact) / exact
+    report(label, client, exact_rel <= TOLERANCE and rel <= own + TOLERANCE,
+           text + f"; the same weights as F32 in llama.cpp {exact:.5f} (rel. diff {exact_rel:.1e}, bound {TOLERANCE:.0e}), "
+           f"so llama.cpp's 8-bit activations account for {own:.1e} (bound: that + {TOLERANCE:.0e})")
 
 
 if __name__ == "__main__":
@@ -166,7 +189,7 @@ if __name__ == "__main__":
     if mode == "transformers":
         transformers_check(label, sys.argv[3], sys.argv[4], "--trust-remote-code" in sys.argv[5:])
     elif mode == "llama.cpp":
-        llamacpp_check(label, sys.argv[3], sys.argv[4], sys.argv[5])
+        llamacpp_check(label, sys.argv[3], sys.argv[4], sys.argv[5], sys.argv[6] if len(sys.argv) > 6 else None)
     elif mode == "gguf":
         gguf_check(label, sys.argv[3], sys.argv[4])
     else:

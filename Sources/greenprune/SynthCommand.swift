@@ -19,7 +19,7 @@ struct Synth: ParsableCommand {
     var like: String
 
     @Option(help: "Storage type of the weights: f32, bf16 or f16.")
-    var dtype: Convert.StorageType = .bf16
+    var dtype: WeightDType = .bf16
 
     @Option(help: "Output model directory (must not exist or be empty, unless --force).")
     var out: String
@@ -37,6 +37,7 @@ struct Synth: ParsableCommand {
 
     func validate() throws {
         guard !out.isEmpty else { throw ValidationError("--out must not be empty") }
+        guard dtype != .auto else { throw ValidationError("--dtype must be f32, bf16 or f16 (there is no checkpoint to keep the type of)") }
     }
 
     func run() throws {
@@ -46,8 +47,9 @@ struct Synth: ParsableCommand {
         try OutputTarget.check(outURL, inputs: [source], force: replace.force)
         let tensors = SyntheticCheckpoint.tensors(g)
         let bar = quiet ? nil : ProgressBar("synth \(g.name)", total: tensors.count, unit: "tensors")
-        try SyntheticCheckpoint.write(g, dtype: dtype.dtype, seed: seed, tokenizerSource: source, to: outURL, progress: bar)
+        let stored = dtype.resolve(.f32)
+        try SyntheticCheckpoint.write(g, dtype: stored, seed: seed, tokenizerSource: source, to: outURL, progress: bar)
         bar?.finish()
-        print("\(outURL.path): \(g.name), \(grouped(g.parameterCount)) parameters, \(humanBytes(g.parameterCount * dtype.dtype.size)) of \(dtype.dtype.rawValue) weights")
+        print("\(outURL.path): \(g.name), \(grouped(g.parameterCount)) parameters, \(humanBytes(g.parameterCount * stored.size)) of \(stored.rawValue) weights")
     }
 }
