@@ -8,9 +8,9 @@
 # BENCH_LIKE picks the geometry, BENCH_DTYPE the weights' type (bf16, f16, f32), BENCH_KEEP=DIR
 # keeps the synthesized model and outputs there; GREENPRUNE_BIN runs that greenprune instead of
 # the self-contained release build.
-# The 8B geometry: BENCH_LIKE=llama-3-8b scripts/bench-scale.sh (16 GB of bf16 on disk). Until
-# bf16 weights stay bf16 in memory, loading converts them to float32 (32 GB resident): prune
-# then refuses to start on a 24 GiB machine (its memory plan) and evaluate runs out of memory.
+# The 8B geometry: BENCH_LIKE=llama-3-8b scripts/bench-scale.sh (16 GB of bf16 on disk). evaluate
+# keeps bf16 weights mapped; prune still widens them to float32 (32 GB), so on a 24 GiB machine its
+# memory plan refuses to start and the script stops there.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 GP="${GREENPRUNE_BIN:-$GP}"
 LIKE="${BENCH_LIKE:-llama-3.2-1b}"
