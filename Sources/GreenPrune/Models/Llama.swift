@@ -74,7 +74,7 @@ public final class LlamaModel: TokenScorer {
         let v = ScratchBuffer()      // (N, G·D)
         let gate = ScratchBuffer()   // (mlpRows, F) gate, then silu(gate)·up
         let up = ScratchBuffer()     // (mlpRows, F), or (mlpRows, mlpUpBand) when the up projection goes in bands
-        let scores = ScratchBuffer() // (T, L) one head's attention probabilities
+        let scores = ScratchBuffer() // (T, L) one head's attention probabilities, on the per-head path only
         let cos = ScratchBuffer()    // (T, D/2)
         let sin = ScratchBuffer()    // (T, D/2)
         let logits = ScratchBuffer() // (chunk, V)
@@ -84,7 +84,7 @@ public final class LlamaModel: TokenScorer {
 
     /// Bytes of activation buffers one forward over B·T = `rows` tokens of length `time`
     /// allocates (x, xn: C; q (and the attention output in place): max H·D; k, v: max G·D; gate, up: max F per row; one
-    /// head's T×T scores; a logits chunk), i.e. what scoring needs beyond the weights.
+    /// head's T×T scores where the attention path needs them; a logits chunk), i.e. what scoring needs beyond the weights.
     public func activationBytes(rows n: Int, time t: Int) -> Int {
         let l = weights.layers
         let perRow = 2 * hiddenSize + (l.map { $0.qProj.outFeatures }.max() ?? 0)
@@ -92,7 +92,8 @@ public final class LlamaModel: TokenScorer {
         let maxF = l.map { $0.gateProj.outFeatures }.max() ?? 0
         let mlp = min(n, mlpChunkRows) * (maxF + upBufferWidth(l[...], maxF: maxF))
         let (pass, tile) = headPass(rows: n)
-        return 4 * (n * perRow + mlp + t * t + pass * (tile + hiddenSize) + t * config.headDim)
+        let scores = attentionScratchCount(t: t, past: 0, keepsProbabilities: false, options: kernelOptions)
+        return 4 * (n * perRow + mlp + scores + pass * (tile + hiddenSize) + t * config.headDim)
     }
 
     /// Matmul FLOPs (2 per multiply-add) of one forward over B sequences of T tokens with the
@@ -179,7 +180,8 @@ public final class LlamaModel: TokenScorer {
         let mlpRows = min(n, mlpChunkRows)
         let upWidth = upBufferWidth(layers[range], maxF: maxF)
         let gate = state.gate.reserve(mlpRows * maxF), up = state.up.reserve(mlpRows * upWidth)
-        let scores = state.scores.reserve(t * (past + t))
+        let scores = state.scores.reserve(attentionScratchCount(t: t, past: past, keepsProbabilities: tape != nil,
+                                                                options: kernelOptions))
         let cosT = state.cos.reserve(t * d / 2), sinT = state.sin.reserve(t * d / 2)
         ropeTables(cosT, sinT, invFreq: invFreq, start: past, t: t)
 

@@ -25,10 +25,11 @@ import Foundation
 /// its output rows, so the decoder overwrites its queries with the output in place.
 ///
 /// Causal attention runs in blocks of `attentionQueryBlock` queries, each multiplying only the
-/// keys its last query can see. `scratch` holds T·L floats. `probs`, if given, receives P for every (b, h) as
-/// (B, H, T, L): with q, k, v it is what the backward needs. `options` picks the grouped-query
-/// and heads-in-parallel paths (`KernelOptions.groupedHeads`, `.parallelOverHeads`); every
-/// choice gives the same numbers up to float rounding.
+/// keys its last query can see. `scratch` holds `attentionScratchCount` floats (T·L on the per-head
+/// path). `probs`, if given, receives P for every (b, h) as
+/// (B, H, T, L): with q, k, v it is what the backward needs. `options` picks the blockwise,
+/// grouped-query and heads-in-parallel paths (`KernelOptions.blockwiseFromTime`, `.groupedHeads`,
+/// `.parallelOverHeads`); every choice gives the same numbers up to float rounding.
 public func attentionForward(_ out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>?,
                              q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>,
                              lengths: [Int], b: Int, t: Int, past: Int, s: Int,
@@ -88,6 +89,12 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, probs: UnsafeMu
     }
 
     let workers = ProcessInfo.processInfo.activeProcessorCount
+    if probs == nil && t >= options.blockwiseFromTime {
+        blockwiseAttentionForward(out, q: q, k: k, v: v, lengths: lengths, b: b, t: t, past: past, s: s,
+                                  heads: heads, kvHeads: kvHeads, d: d, qStride: qStride, kvStride: kvStride,
+                                  causal: causal, segments: segments, scoreBias: scoreBias, workers: workers)
+        return
+    }
     if probs == nil && t <= attentionGroupedMaxTime && options.groupedHeads {
         groupedAttentionForward(out, q: q, k: k, v: v, lengths: lengths, b: b, t: t, past: past, s: s,
                                 heads: heads, kvHeads: kvHeads, d: d, qStride: qStride, kvStride: kvStride,
@@ -113,6 +120,16 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, probs: UnsafeMu
     if !parallel {
         for bi in 0..<b { for h in 0..<heads { head(bi, h, scratch, rowsParallel: true) } }
     }
+}
+
+/// Floats `attentionForward` reads from its `scratch` for T = `t` new tokens after `past` cached
+/// ones: T·L on the per-head path, none on the blockwise and grouped-query paths (which hold
+/// their own, a few blocks per worker), so a long window needs no T×L buffer.
+public func attentionScratchCount(t: Int, past: Int, keepsProbabilities: Bool, options: KernelOptions) -> Int {
+    if !keepsProbabilities && (t >= options.blockwiseFromTime || (t <= attentionGroupedMaxTime && options.groupedHeads)) {
+        return 0
+    }
+    return t * (past + t)
 }
 
 /// Query rows per block in causal attention (see `attentionForward`).

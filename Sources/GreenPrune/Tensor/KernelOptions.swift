@@ -24,15 +24,20 @@ public struct KernelOptions: Sendable, Equatable {
     /// AVX-512 BF16 Xeon it was measured on, the dot-product kernel scored slower than sgemm over
     /// expanded tiles at 8×512 tokens (README, "Half-precision weights").
     public var bf16Dot: Bool
+    /// Shortest window (new tokens T) whose attention takes the blockwise, online-softmax path
+    /// (`blockwiseAttentionForward`: no score row longer than a key block) when no probabilities
+    /// are kept; `Int.max` never takes it. Shorter windows keep the grouped-query or per-head path.
+    public var blockwiseFromTime: Int
 
     public init(amx: Bool = KernelOptions.amxAvailable && GreenPruneEnvironment.process.amx,
                 tileElements: Int = 1 << 19, groupedHeads: Bool = true, parallelOverHeads: Bool = true,
-                bf16Dot: Bool = false) {
+                bf16Dot: Bool = false, blockwiseFromTime: Int = attentionGroupedMaxTime + 1) {
         self.amx = amx
         self.tileElements = tileElements
         self.groupedHeads = groupedHeads
         self.parallelOverHeads = parallelOverHeads
         self.bf16Dot = bf16Dot
+        self.blockwiseFromTime = max(1, blockwiseFromTime)
     }
 
     /// The defaults: every fast path on, AMX where the CPU has it unless `GREENPRUNE_AMX=0`.
