@@ -45,6 +45,9 @@ struct ModelBench: ParsableCommand {
     @Flag(help: "bf16 weights multiply on AVX-512 BF16 dot products (default: expanded to float32 tiles for sgemm).")
     var bf16Dot = false
 
+    @Option(help: "Shortest window whose attention goes blockwise (online softmax, no T×T scores); 0: never (default: the library's).")
+    var blockwiseFrom: Int?
+
     func validate() throws {
         guard batch >= 1, time >= 2, `repeat` >= 1 else { throw ValidationError("--batch ≥ 1, --time ≥ 2, --repeat ≥ 1") }
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
@@ -62,6 +65,7 @@ struct ModelBench: ParsableCommand {
         let bundle = try ModelLoader.load(dir, tokenizer: false, dtype: storage)
         let lm = try bundle.llama()
         lm.kernelOptions.bf16Dot = bf16Dot
+        if let from = blockwiseFrom { lm.kernelOptions.blockwiseFromTime = from > 0 ? from : .max }
         let summary = ModelSummary(bundle)
         let rssLoaded = Harness.rss()
 

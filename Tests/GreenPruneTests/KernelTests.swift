@@ -159,7 +159,7 @@ import GreenPrune
           [(true, true), (false, true), (true, false), (false, false)])
     func attentionMatchesNaiveFormula(_ c: (t: Int, past: Int, length: Int), _ paths: (grouped: Bool, parallel: Bool)) {
         let (t, past, length) = c
-        let options = KernelOptions(groupedHeads: paths.grouped, parallelOverHeads: paths.parallel)
+        let options = KernelOptions(groupedHeads: paths.grouped, parallelOverHeads: paths.parallel, blockwiseFromTime: .max)
         let b = 2, h = 4, g = 2, d = 8, s = past + t + 3, l = past + t
         var seed: UInt32 = 7
         func rnd() -> Float { seed = seed &* 1664525 &+ 1013904223; return Float(Int(seed >> 9) % 2001 - 1000) / 500 }
@@ -234,10 +234,11 @@ import GreenPrune
     /// The decoder writes the attention output over its queries (out == q). Each (sequence,
     /// head) reads its queries before it writes those rows, so in place must equal a separate
     /// output buffer bit for bit: the grouped-query path (T ≤ 256) and the blocked causal path
-    /// (T = 300, three query blocks), with a cached past, GQA and padding.
+    /// (T = 300, three query blocks; blockwise off), with a cached past, GQA and padding.
     @Test(arguments: [(40, 0), (120, 25), (300, 0), (300, 7)])
     func attentionInPlaceOverQueriesEqualsSeparateOutput(_ c: (t: Int, past: Int)) {
         let (t, past) = c
+        let options = KernelOptions(blockwiseFromTime: .max)
         let b = 2, h = 6, g = 2, d = 8, s = past + t, l = past + t
         var seed: UInt32 = 5
         func rnd() -> Float { seed = seed &* 1664525 &+ 1013904223; return Float(Int(seed >> 9) % 2001 - 1000) / 500 }
@@ -248,11 +249,12 @@ import GreenPrune
         var separate = [Float](repeating: 0, count: q.count), inPlace = q
         var scratch = [Float](repeating: 0, count: t * l)
         attentionForward(&separate, probs: nil, q: q, k: k, v: v, lengths: lengths, b: b, t: t, past: past, s: s,
-                         heads: h, kvHeads: g, d: d, qStride: h * d, kvStride: g * d, causal: true, scratch: &scratch)
+                         heads: h, kvHeads: g, d: d, qStride: h * d, kvStride: g * d, causal: true, scratch: &scratch,
+                         options: options)
         inPlace.withUnsafeMutableBufferPointer { p in
             attentionForward(p.baseAddress!, probs: nil, q: p.baseAddress!, k: k, v: v, lengths: lengths, b: b, t: t,
                              past: past, s: s, heads: h, kvHeads: g, d: d, qStride: h * d, kvStride: g * d,
-                             causal: true, scratch: &scratch)
+                             causal: true, scratch: &scratch, options: options)
         }
         #expect(inPlace == separate, "t \(t) past \(past)")
         #expect(inPlace != q)
