@@ -14,6 +14,18 @@ import GreenPrune
         try #require(try SweepConfig.parse(config(block), file: "c.yaml", defaults: [:]).models.first?.variants.first)
     }
 
+    /// A sweep of one fake model (no energy, piqa) with `variants` (a YAML flow list), planned
+    /// into `dir`/out with a recording executor.
+    static func recordedSweep(in dir: URL, variants: String) throws -> (SweepPlan, SweepRunner, RecordingExecutor) {
+        let m = try SweepFixtures.fakeModel(in: dir)
+        let yaml = "output: \(dir.path)/out\nenergy: {enabled: false}\ntasks: [piqa]\nmodels:\n  - name: m\n    path: \(m.path)\n    variants: \(variants)\n"
+        let plan = SweepPlan(config: try SweepConfig.parse(yaml, file: "s.yaml", defaults: [:]))
+        let ex = RecordingExecutor()
+        let runner = SweepRunner(plan: plan, output: dir.appendingPathComponent("out"), executor: ex)
+        runner.log = { _ in }
+        return (plan, runner, ex)
+    }
+
     /// The CLI's options after its flags, as `--print-options` prints them.
     static func cliSettings<T: Decodable>(_ type: T.Type, _ args: [String]) throws -> T {
         let dir = try SweepFixtures.tempDir("opts-cli")
@@ -228,20 +240,9 @@ import GreenPrune
         #expect(try hash("prune: {ratio: 0.2}") != hash("prune: {ratio: 0.2, dtype: bf16}"))
         #expect(try hash("dtype: bf16") != hash("dtype: f32"))
 
-        let m = try SweepFixtures.fakeModel(in: dir)
-        let yaml = """
-        output: \(dir.path)/out
-        energy: {enabled: false}
-        tasks: [piqa]
-        models:
-          - name: m
-            path: \(m.path)
-            variants: [{name: b, dtype: bf16, prune: {ratio: 0.3, importance: l2, dtype: f16}, quantize: {bits: 8}}, {name: plain}]
-        """
-        let plan = SweepPlan(config: try SweepConfig.parse(yaml, file: "s.yaml", defaults: [:]))
-        let ex = RecordingExecutor()
-        let runner = SweepRunner(plan: plan, output: dir.appendingPathComponent("out"), executor: ex)
-        runner.log = { _ in }
+        let (plan, runner, ex) = try Self.recordedSweep(in: dir, variants: """
+            [{name: b, dtype: bf16, prune: {ratio: 0.3, importance: l2, dtype: f16}, quantize: {bits: 8}}, {name: plain}]
+            """)
         #expect(try runner.run() == .init(done: 2, failed: 0, skipped: 0))
         let steps = runner.runDirectory(plan.runs[0]).appendingPathComponent("steps")
         #expect(try OptionsFile.read(PruneSettings.self, from: steps.appendingPathComponent("1-prune/options.json")).dtype == .f16)
@@ -259,20 +260,9 @@ import GreenPrune
     @Test func sweepStepsReceiveAnOptionsFile() throws {
         let dir = try SweepFixtures.tempDir("opts-sweep")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let m = try SweepFixtures.fakeModel(in: dir)
-        let yaml = """
-        output: \(dir.path)/out
-        energy: {enabled: false}
-        tasks: [piqa]
-        models:
-          - name: m
-            path: \(m.path)
-            variants: [{name: pq, prune: {ratio: 0.3, importance: l2, attn_layers: "1:2"}, quantize: {bits: 4, group_size: 64}}]
-        """
-        let plan = SweepPlan(config: try SweepConfig.parse(yaml, file: "s.yaml", defaults: [:]))
-        let ex = RecordingExecutor()
-        let runner = SweepRunner(plan: plan, output: dir.appendingPathComponent("out"), executor: ex)
-        runner.log = { _ in }
+        let (plan, runner, ex) = try Self.recordedSweep(in: dir, variants: """
+            [{name: pq, prune: {ratio: 0.3, importance: l2, attn_layers: "1:2"}, quantize: {bits: 4, group_size: 64}}]
+            """)
         #expect(try runner.run() == .init(done: 1, failed: 0, skipped: 0))
         let run = try #require(plan.runs.first)
         for (k, name) in [(1, "prune"), (2, "quantize")] {

@@ -99,18 +99,10 @@ struct TFCheckpointTests {
     /// and transformers' of each framework; the directory's tokenizer gives transformers' ids.
     @Test(arguments: fixtureNames) func embeddingsMatchSafetensorsAndTransformers(_ fixture: String) throws {
         let dir = Self.fixture(fixture)
-        let fromH5 = try ModelLoader.load(dir.appendingPathComponent("h5"))
-        let fromSafetensors = try ModelLoader.load(dir.appendingPathComponent("safetensors"))
-        #expect(try fromH5.bert().config.architecture == (fixture == "tf-mpnet" ? .mpnet : .bert))
-        let sentences = try Self.sentences(dir)
+        let (sentences, a, b) = try Self.embeddings(h5: dir.appendingPathComponent("h5"), safetensors: dir.appendingPathComponent("safetensors"),
+                                                    expected: dir, architecture: fixture == "tf-mpnet" ? .mpnet : .bert)
         #expect(sentences.count == 3)
-        let tokenizer = try fromH5.requireTokenizer()
-        for s in sentences { #expect(try tokenizer.encode(s.text, addSpecialTokens: true) == s.ids, "\(s.text)") }
-        let a = try fromH5.bert().embed(ids: sentences.map(\.ids))
-        let b = try fromSafetensors.bert().embed(ids: sentences.map(\.ids))
         for (i, s) in sentences.enumerated() {
-            #expect(ModelsFixtures.cosine(a[i], b[i]) >= 0.99999, "\(s.text)")
-            #expect(ModelsFixtures.cosine(a[i], s.tensorFlow) >= 0.99999, "\(s.text)")
             #expect(ModelsFixtures.cosine(b[i], s.pyTorch) >= 0.99999, "\(s.text)")
             #expect(ModelsFixtures.maxAbsDiff(a[i], s.tensorFlow) < 1e-5, "\(s.text)")
         }
@@ -139,9 +131,20 @@ struct TFCheckpointTests {
             compared += 1
         }
         #expect(compared > 190 && compared == h5Names.count)
-        let fromH5 = try ModelLoader.load(Self.mpnetTF)
-        let fromSafetensors = try ModelLoader.load(Paths.mpnetEncoder)
-        let sentences = try Self.sentences(Self.mpnetTF)
+        let (sentences, _, _) = try Self.embeddings(h5: Self.mpnetTF, safetensors: Paths.mpnetEncoder, expected: Self.mpnetTF, architecture: .mpnet)
+        #expect(sentences.count == 3)
+    }
+
+    /// The sentences of `expected`/expected.json embedded from the `h5` and `safetensors`
+    /// directories (an encoder of `architecture`), checked against each other (cosine ≥ 0.99999)
+    /// and against transformers' TensorFlow embeddings, after the h5 directory's tokenizer gave
+    /// transformers' ids.
+    static func embeddings(h5: URL, safetensors: URL, expected: URL, architecture: EncoderArchitecture) throws
+        -> (sentences: [Sentence], fromH5: [[Float]], fromSafetensors: [[Float]]) {
+        let fromH5 = try ModelLoader.load(h5)
+        let fromSafetensors = try ModelLoader.load(safetensors)
+        #expect(try fromH5.bert().config.architecture == architecture)
+        let sentences = try Self.sentences(expected)
         let tokenizer = try fromH5.requireTokenizer()
         for s in sentences { #expect(try tokenizer.encode(s.text, addSpecialTokens: true) == s.ids, "\(s.text)") }
         let a = try fromH5.bert().embed(ids: sentences.map(\.ids))
@@ -150,5 +153,6 @@ struct TFCheckpointTests {
             #expect(ModelsFixtures.cosine(a[i], b[i]) >= 0.99999, "\(s.text)")
             #expect(ModelsFixtures.cosine(a[i], s.tensorFlow) >= 0.99999, "\(s.text)")
         }
+        return (sentences, a, b)
     }
 }
