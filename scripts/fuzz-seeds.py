@@ -93,6 +93,15 @@ if target == "safetensors":
     seed("empty.safetensors", safetensors({}, []))
     seed("dtypes.safetensors", safetensors({"__metadata__": {"format": "pt"}},
          [("a", "F16", [2, 2]), ("b", "BF16", [3]), ("c", "I8", [4]), ("d", "F32", [1, 1, 2]), ("e", "F32", [0, 5])]))
+elif target == "h5":
+    # The committed TensorFlow fixtures (tf_model.h5 of a tiny BERT and MPNet, ~150 KB each), and
+    # the first 4 KB of one (superblock and root group, the rest cut off: a truncated file).
+    for fixture in ("tf-bert", "tf-mpnet"):
+        p = os.path.join(root, "Tests", "GreenPruneTests", "Fixtures", fixture, "h5", "tf_model.h5")
+        if os.path.exists(p):
+            data = open(p, "rb").read()
+            seed(fixture + ".h5", data)
+            seed(fixture + "-head.h5", data[:4096])
 elif target == "gguf":
     llama = [("general.architecture", 8, "llama"), ("general.name", 8, "tiny"), ("general.alignment", 4, 32),
              ("llama.block_count", 4, 1), ("llama.context_length", 4, 64), ("llama.embedding_length", 4, 8),

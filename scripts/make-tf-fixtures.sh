@@ -5,22 +5,27 @@
 # that has it ($GREENPRUNE_TORCH_VENV, else ct20-venv or peft-venv under $GREENPRUNE_HOME, seen
 # through a .pth file), or is installed there from PyPI when none has.
 #
-#   scripts/make-tf-fixtures.sh [tiny|minilm|all]   (default all)
+#   scripts/make-tf-fixtures.sh [tiny|tiny-mpnet|minilm|mpnet|all]   (default all)
 #
-# tiny    Tests/GreenPruneTests/Fixtures/tf-bert/: a random two-layer BERT as h5/ (tf_model.h5)
-#         and safetensors/ (what transformers makes of that h5 in PyTorch), expected.json (both
-#         frameworks' embeddings). Committed; the TFCheckpoint tests read it.
-# minilm  $GREENPRUNE_HOME/models/all-minilm-l6-v2-tf/: all-MiniLM-L6-v2 converted to
-#         tf_model.h5 (config, tokenizer and pooling files, no PyTorch weights). Too heavy for CI
-#         (TensorFlow), so the check is here: `greenprune embed` on that directory and on the
-#         safetensors one must agree (cosine >= 0.99999 for every text), and both must agree with
-#         transformers' TensorFlow and PyTorch embeddings.
+# tiny        Tests/GreenPruneTests/Fixtures/tf-bert/: a random two-layer BERT as h5/ (tf_model.h5)
+#             and safetensors/ (what transformers makes of that h5 in PyTorch), expected.json
+#             (both frameworks' embeddings). Committed; the TFCheckpoint tests read it.
+# tiny-mpnet  Tests/GreenPruneTests/Fixtures/tf-mpnet/: the same for a random two-layer MPNet
+#             (TFMPNetModel, its relative-position bias table included). Committed.
+# minilm      $GREENPRUNE_HOME/models/all-minilm-l6-v2-tf/: all-MiniLM-L6-v2 converted to
+#             tf_model.h5 (config, tokenizer and pooling files, no PyTorch weights). Too heavy for
+#             CI (TensorFlow), so the check is here: `greenprune embed` on that directory and on
+#             the safetensors one must agree (cosine >= 0.99999 for every text), and both must
+#             agree with transformers' TensorFlow and PyTorch embeddings.
+# mpnet       $GREENPRUNE_HOME/models/all-mpnet-base-v2-tf/: all-mpnet-base-v2 the same way (and
+#             checked the same way). The TFCheckpoint tests compare it with the safetensors
+#             directory when it exists, and say they skipped it when it does not.
 # Exit status 1 when a check fails. GREENPRUNE_BIN picks the CLI (default: the debug build in
 # .build-dbg, else the scripts' release build).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 what="${1:-all}"
-case "$what" in tiny|minilm|all) ;; *) echo "usage: $0 [tiny|minilm|all]" >&2; exit 2 ;; esac
+case "$what" in tiny|tiny-mpnet|minilm|mpnet|all) ;; *) echo "usage: $0 [tiny|tiny-mpnet|minilm|mpnet|all]" >&2; exit 2 ;; esac
 
 PINS=(tensorflow-cpu==2.21.0 tf-keras==2.21.0 transformers==4.57.6)
 VENV="${GREENPRUNE_TF_VENV:-$GREENPRUNE_HOME/tf-venv}"
@@ -79,16 +84,29 @@ for s in json.load(open(sys.argv[1]))["sentences"]:
   "$PY" "$ROOT/scripts/tf_fixtures.py" compare "$work/$name-st.jsonl" "$work/$name-pt.jsonl" || status=1
 }
 
-if [ "$what" != minilm ]; then
+wants() { [ "$what" = all ] || [ "$what" = "$1" ]; }
+if wants tiny; then
   out="$ROOT/Tests/GreenPruneTests/Fixtures/tf-bert"
-  "$PY" "$ROOT/scripts/tf_fixtures.py" tiny "$out"
+  "$PY" "$ROOT/scripts/tf_fixtures.py" tiny "$out" --arch bert
   check tiny "$out/h5" "$out/safetensors" "$out/expected.json"
 fi
-if [ "$what" != tiny ]; then
+if wants tiny-mpnet; then
+  out="$ROOT/Tests/GreenPruneTests/Fixtures/tf-mpnet"
+  "$PY" "$ROOT/scripts/tf_fixtures.py" tiny "$out" --arch mpnet
+  check tiny-mpnet "$out/h5" "$out/safetensors" "$out/expected.json"
+fi
+if wants minilm; then
   src="$GREENPRUNE_HOME/models/all-minilm-l6-v2"
   [ -f "$src/model.safetensors" ] || bash "$ROOT/scripts/fetch-models.sh"
   out="$GREENPRUNE_HOME/models/all-minilm-l6-v2-tf"
   "$PY" "$ROOT/scripts/tf_fixtures.py" minilm "$src" "$out"
   check minilm "$out" "$src" "$out/expected.json"
+fi
+if wants mpnet; then
+  src="$GREENPRUNE_HOME/models/all-mpnet-base-v2"
+  [ -f "$src/model.safetensors" ] || bash "$ROOT/scripts/fetch-models.sh" mpnet
+  out="$GREENPRUNE_HOME/models/all-mpnet-base-v2-tf"
+  "$PY" "$ROOT/scripts/tf_fixtures.py" mpnet "$src" "$out"
+  check mpnet "$out" "$src" "$out/expected.json"
 fi
 exit "$status"

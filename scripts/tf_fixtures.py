@@ -5,21 +5,22 @@ Run by scripts/make-tf-fixtures.sh inside its venv (tensorflow-cpu, tf-keras, tr
 torch); not part of CI.
 
 Subcommands
-  tiny OUT
-      A randomly initialised two-layer BERT (hidden 32, 4 heads, intermediate 64, a 100-odd
-      token WordPiece vocabulary) built in TensorFlow, every weight drawn from a seeded normal
-      (LayerNorm and biases too, so a swapped gamma/beta or a missing transpose shows). Writes
-        OUT/h5/           config.json, tokenizer files, tf_model.h5 (TFBertModel.save_pretrained)
-        OUT/safetensors/  config.json, tokenizer files, model.safetensors: the PyTorch BertModel
-                          transformers loads from that tf_model.h5 (load_tf2_checkpoint_in_pytorch_model,
-                          what from_pretrained(from_tf=True) calls)
+  tiny OUT [--arch bert|mpnet]
+      A randomly initialised two-layer encoder (hidden 32, 4 heads, intermediate 64, a 100-odd
+      token WordPiece vocabulary; MPNet with its 32-bucket relative-position bias) built in
+      TensorFlow, every weight drawn from a seeded normal (LayerNorm, biases and the bias table
+      too, so a swapped gamma/beta or a missing transpose shows). Writes
+        OUT/h5/           config.json, tokenizer files, tf_model.h5 (TFBertModel / TFMPNetModel.save_pretrained)
+        OUT/safetensors/  config.json, tokenizer files, model.safetensors: the PyTorch BertModel /
+                          MPNetModel transformers loads from that tf_model.h5
+                          (load_tf2_checkpoint_in_pytorch_model, what from_pretrained(from_tf=True) calls)
         OUT/expected.json the sentences, their ids, and the L2-normalised mean-pooled embeddings
                           of both the TensorFlow and the PyTorch model
-  minilm SRC OUT
-      SRC (a sentence-transformers BERT directory with model.safetensors) as TensorFlow weights:
-      TFBertModel.from_pretrained(SRC, from_pt=True).save_pretrained(OUT), with SRC's other files
-      (tokenizer, pooling, sentence_bert_config.json) but no PyTorch weights; OUT/expected.json as
-      above (the TensorFlow model's embeddings and the PyTorch model's).
+  minilm SRC OUT   (or: mpnet SRC OUT)
+      SRC (a sentence-transformers BERT or MPNet directory with model.safetensors) as TensorFlow
+      weights: TFAutoModel.from_pretrained(SRC, from_pt=True).save_pretrained(OUT), with SRC's
+      other files (tokenizer, pooling, sentence_bert_config.json) but no PyTorch weights;
+      OUT/expected.json as above (the TensorFlow model's embeddings and the PyTorch model's).
   compare A.jsonl B.jsonl [--min-cosine 0.99999]
       Two `greenprune embed --json` outputs of the same texts: prints cosine and max |diff| per
       text; exits 1 when a cosine is below --min-cosine or the ids differ.
@@ -38,12 +39,22 @@ SENTENCES = [
     "a short one",
 ]
 
-# The tiny model's vocabulary: BERT's special tokens, single characters and their word-piece
-# continuations, and the words of SENTENCES (lower-cased), so nothing maps to [UNK] by accident.
-SPECIALS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+# The tiny model's vocabulary: the architecture's special tokens, single characters and their
+# word-piece continuations, and the words of SENTENCES (lower-cased), so nothing maps to the
+# unknown token by accident.
 CHARS = list("abcdefghijklmnopqrstuvwxyz0123456789.,!?'-")
 WORDS = ["the", "quick", "brown", "fox", "jumps", "over", "lazy", "dog", "tensor", "##flow", "check",
          "##points", "load", "in", "green", "##prune", "too", "a", "short", "one"]
+
+# Per architecture: transformers' class names, the special tokens in vocabulary order (MPNet's
+# <pad> is id 1, its config's pad_token_id, from which positions count), extra config fields.
+ARCHS = {
+    "bert": {"config": "BertConfig", "pt": "BertModel", "tf": "TFBertModel", "tokenizer": "BertTokenizerFast",
+             "specials": ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"], "extra": {"type_vocab_size": 2}},
+    "mpnet": {"config": "MPNetConfig", "pt": "MPNetModel", "tf": "TFMPNetModel", "tokenizer": "MPNetTokenizerFast",
+              "specials": ["<s>", "<pad>", "</s>", "[UNK]", "<mask>"],
+              "extra": {"relative_attention_num_buckets": 32, "pad_token_id": 1}},
+}
 
 
 def embeddings(last_hidden, mask):
@@ -59,11 +70,11 @@ def expected(tokenizer, tf_model, pt_model):
     """The SENTENCES through both models, one padded batch each."""
     import torch
     enc = tokenizer(SENTENCES, padding=True, return_tensors="np")
-    tf_out = tf_model(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"],
-                      token_type_ids=enc["token_type_ids"]).last_hidden_state.numpy()
+    # MPNet has no token types.
+    inputs = {k: enc[k] for k in ("input_ids", "attention_mask", "token_type_ids") if k in enc}
+    tf_out = tf_model(**inputs).last_hidden_state.numpy()
     with torch.no_grad():
-        pt_out = pt_model(input_ids=torch.tensor(enc["input_ids"]), attention_mask=torch.tensor(enc["attention_mask"]),
-                          token_type_ids=torch.tensor(enc["token_type_ids"])).last_hidden_state.numpy()
+        pt_out = pt_model(**{k: torch.tensor(v) for k, v in inputs.items()}).last_hidden_state.numpy()
     e_tf, e_pt = embeddings(tf_out, enc["attention_mask"]), embeddings(pt_out, enc["attention_mask"])
     rows = []
     for i, text in enumerate(SENTENCES):
@@ -97,20 +108,26 @@ def _installed(m, p):
 
 def tiny(args):
     import numpy as np
-    from transformers import BertConfig, BertModel, BertTokenizerFast, TFBertModel
+    # torch before TensorFlow: the other order aborts on LLVM options both register.
+    import torch  # noqa: F401
+    import transformers
     from transformers.modeling_tf_pytorch_utils import load_tf2_checkpoint_in_pytorch_model
+    arch = ARCHS[args.arch]
+    PTModel = getattr(transformers, arch["pt"])
+    TFModel = getattr(transformers, arch["tf"])
+    Config, Tokenizer = getattr(transformers, arch["config"]), getattr(transformers, arch["tokenizer"])
     out = Path(args.out)
     h5_dir, st_dir = out / "h5", out / "safetensors"
     for d in (h5_dir, st_dir):
         shutil.rmtree(d, ignore_errors=True)
         d.mkdir(parents=True)
-    vocab = list(dict.fromkeys(SPECIALS + CHARS + ["##" + c for c in CHARS if c.isalnum()] + WORDS))
+    vocab = list(dict.fromkeys(arch["specials"] + CHARS + ["##" + c for c in CHARS if c.isalnum()] + WORDS))
     (out / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    tokenizer = BertTokenizerFast(vocab_file=str(out / "vocab.txt"), do_lower_case=True)
+    tokenizer = Tokenizer(vocab_file=str(out / "vocab.txt"), do_lower_case=True)
     (out / "vocab.txt").unlink()
-    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                        intermediate_size=64, max_position_embeddings=64, type_vocab_size=2, hidden_act="gelu")
-    tf_model = TFBertModel(config)
+    config = Config(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                    intermediate_size=64, max_position_embeddings=64, hidden_act="gelu", **arch["extra"])
+    tf_model = TFModel(config)
     tf_model(tf_model.dummy_inputs)  # builds the weights
     rng = np.random.default_rng(23)
     for w in tf_model.weights:
@@ -128,23 +145,27 @@ def tiny(args):
     tf_model.save_pretrained(h5_dir, safe_serialization=False)
     # What `from_pretrained(from_tf=True)` does, on a model built with real tensors (with torch 2.15
     # from_pretrained builds it on the meta device and the copy from TensorFlow is lost).
-    pt_model = BertModel(config)
+    pt_model = PTModel(config)
     load_tf2_checkpoint_in_pytorch_model(pt_model, str(h5_dir / "tf_model.h5"))
     pt_model.eval()
     pt_model.save_pretrained(st_dir, safe_serialization=True)
     for d in (h5_dir, st_dir):
         tokenizer.save_pretrained(d)
     rows = expected(tokenizer, tf_model, pt_model)
-    report(rows, "tiny")
+    report(rows, "tiny " + args.arch)
     (out / "expected.json").write_text(json.dumps({"versions": versions(), "sentences": rows}, indent=1) + "\n")
 
 
-def minilm(args):
-    from transformers import AutoTokenizer, BertModel, TFBertModel
+def from_pt(args):
+    """`minilm` and `mpnet`: the model class follows SRC's config.json."""
+    import torch  # noqa: F401  (before TensorFlow, as in tiny)
+    from transformers import AutoModel, AutoTokenizer, TFAutoModel
     src, out = Path(args.src), Path(args.out)
     tmp = out.with_name(out.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)
-    tf_model = TFBertModel.from_pretrained(src, from_pt=True)
+    pt_model = AutoModel.from_pretrained(src)
+    pt_model.eval()
+    tf_model = TFAutoModel.from_pretrained(src, from_pt=True)
     tf_model.save_pretrained(tmp, safe_serialization=False)
     weights = {"model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "config.json", "tf_model.h5"}
     for item in src.iterdir():
@@ -152,10 +173,8 @@ def minilm(args):
             continue
         (shutil.copytree if item.is_dir() else shutil.copy2)(item, tmp / item.name)
     tokenizer = AutoTokenizer.from_pretrained(src)
-    pt_model = BertModel.from_pretrained(src)
-    pt_model.eval()
     rows = expected(tokenizer, tf_model, pt_model)
-    report(rows, "minilm")
+    report(rows, args.cmd)
     (tmp / "expected.json").write_text(json.dumps({"versions": versions(), "sentences": rows}, indent=1) + "\n")
     shutil.rmtree(out, ignore_errors=True)
     os.replace(tmp, out)
@@ -181,15 +200,17 @@ def main():
     sub = p.add_subparsers(dest="cmd", required=True)
     t = sub.add_parser("tiny")
     t.add_argument("out")
-    m = sub.add_parser("minilm")
-    m.add_argument("src")
-    m.add_argument("out")
+    t.add_argument("--arch", choices=sorted(ARCHS), default="bert")
+    for name in ("minilm", "mpnet"):
+        m = sub.add_parser(name)
+        m.add_argument("src")
+        m.add_argument("out")
     c = sub.add_parser("compare")
     c.add_argument("a")
     c.add_argument("b")
     c.add_argument("--min-cosine", type=float, default=0.99999)
     args = p.parse_args()
-    {"tiny": tiny, "minilm": minilm, "compare": compare}[args.cmd](args)
+    {"tiny": tiny, "minilm": from_pt, "mpnet": from_pt, "compare": compare}[args.cmd](args)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,13 @@ struct FuzzTarget {
             case .bert: _ = try config.bert(path: "config.json")
             }
         },
+        FuzzTarget(name: "h5", summary: "a tf_model.h5 (libhdf5 through HDF5Reader, TFCheckpoint's dataset checks, names and transposes)") { data, scratch in
+            // libhdf5 reads files, not memory: the input goes through the scratch file.
+            let file = try TFCheckpoint.open(try scratch.write(data, as: TFCheckpoint.fileName))
+            for info in file.tensors.values.sorted(by: { $0.name < $1.name }) where info.elementCount <= 1 << 16 {
+                _ = try file.floats(info)
+            }
+        },
         FuzzTarget(name: "trainingdata", summary: "a recover training file (JSONL of text or Alpaca records, or one JSON array)") { data, scratch in
             _ = try TrainingData.records(file: try scratch.write(data, as: "train.jsonl"))
         },

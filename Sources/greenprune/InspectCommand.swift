@@ -15,8 +15,11 @@ struct Inspect: ParsableCommand {
     @Flag(help: "Print one JSON object instead of text.")
     var json = false
 
+    /// The weights as `evaluate` holds them with the same --dtype (auto: bf16/f16 stay mapped).
+    @OptionGroup var storage: DTypeFlags
+
     func run() throws {
-        let bundle = try ModelLoader.load(URL(fileURLWithPath: model), tokenizer: false)
+        let bundle = try ModelLoader.load(URL(fileURLWithPath: model), tokenizer: false, dtype: storage.dtype)
         let s = ModelSummary(bundle)
         if json {
             let enc = JSONEncoder()

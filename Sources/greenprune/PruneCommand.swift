@@ -46,6 +46,7 @@ struct Prune: ParsableCommand {
         try flagErrors {
             try flags.apply(to: &s)
             calibrationFlags.apply(to: &s)
+            storage.apply(to: &s.dtype)
             try s.validate()
         }
         return s
@@ -98,7 +99,7 @@ struct Prune: ParsableCommand {
         // The one load and validation every command runs; the weights stay mapped (scores and
         // cuts read float32: half-precision weights are widened here and narrowed when written).
         let bundle = try ModelLoader.load(dir)
-        let outDType = storage.dtype.resolve(WeightDType.stored(in: bundle.checkpoint))
+        let outDType = (settings.dtype ?? .auto).resolve(WeightDType.stored(in: bundle.checkpoint))
         let m = try bundle.llama()
         try Surgery.checkLayerDims(configJSON, PruneGeometry(m))
         try options.policy.validate(PruneGeometry(m))

@@ -37,6 +37,7 @@ struct Quantize: ParsableCommand {
         return try flagErrors {
             var s = try flags.settings(over: base)
             calibrationFlags.apply(to: &s)
+            storage.apply(to: &s.dtype)
             try s.validate()
             return s
         }
@@ -53,8 +54,7 @@ struct Quantize: ParsableCommand {
         let out = self.out ?? ""
         try OutputTarget.check(URL(fileURLWithPath: out), inputs: [URL(fileURLWithPath: model)] + (settings.calibration.map { [URL(fileURLWithPath: $0)] } ?? []),
                                force: replace.force)
-        var options = try settings.quantizeOptions(dataDirectory: Paths.dataDirectory(data.dataDir))
-        options.floatDType = storage.dtype
+        let options = try settings.quantizeOptions(dataDirectory: Paths.dataDirectory(data.dataDir))
         let r = try Quantizer.quantize(model: URL(fileURLWithPath: model), to: URL(fileURLWithPath: out), options: options, progress: !quiet)
         print(String(format: "%@: %d modules quantized (\(options.method)\(options.awq == nil ? "" : " after AWQ scaling")) (%d kept in float), %d → %d bytes (%.1f%%) in %.1f s",
                      out, r.quantized.count, r.skipped.count, r.bytesBefore, r.bytesAfter,

@@ -49,6 +49,7 @@ struct Recover: ParsableCommand {
         var s = try optionsFile.read(RecoverSettings.self) ?? RecoverSettings()
         return try flagErrors {
             flags.apply(to: &s)
+            storage.apply(to: &s.dtype)
             try s.validate()
             return s
         }
@@ -111,7 +112,7 @@ struct Recover: ParsableCommand {
         // A fresh load: the trained model's projections are wrapped by the adapters; the merge
         // reads the plain mapped weights.
         try RecoveryOutput.write(base: try ModelLoader.loadLlama(dir), directory: dir, adapters: trained.adapters,
-                                 report: trained.report, to: outURL, dtype: try storage.dtype.resolve(directory: dir), progress: !quiet)
+                                 report: trained.report, to: outURL, dtype: try (settings.dtype ?? .auto).resolve(directory: dir), progress: !quiet)
         try? FileManager.default.removeItem(at: checkpointURL)
         let last = trained.validationLoss.map { String(format: ", validation loss %.4f", $0) } ?? ""
         print(String(format: "%@: %d steps, %d tokens%@, %.1f s", outURL.path, trained.steps, trained.tokens, last,
@@ -134,10 +135,12 @@ struct Recover: ParsableCommand {
     func train(directory dir: URL, settings: RecoverSettings, split: (train: [TrainingExample], validation: [TrainingExample]),
                checkpointURL: URL, dataURL: URL, log: (String) -> Void) throws -> Trained? {
         let (engine, adapters) = try makeGradientEngine(directory: dir, settings: settings)
+        // The type the frozen weights are held in: a checkpoint records it, a resume must match it.
+        let held = try (settings.dtype ?? .auto).resolve(directory: dir)
         let trainer = try RecoveryTrainer(model: engine, adapters: adapters, train: split.train,
                                           validation: split.validation, options: settings.trainingOptions())
         if resume {
-            try RecoveryCheckpoint.restore(trainer, from: checkpointURL)
+            try RecoveryCheckpoint.restore(trainer, weights: held, from: checkpointURL)
             log("resuming at step \(trainer.step) of \(trainer.totalSteps)")
         }
         let tracker = noEnergy ? nil : try EnergyTracker.startedForCommand("recover", quiet: quiet)
@@ -146,7 +149,7 @@ struct Recover: ParsableCommand {
         let trainStart = Date()
         var tokensHere = 0
         let train = {
-            try trainer.run(stopAfter: stopAfter, checkpoint: { try RecoveryCheckpoint.write($0, to: checkpointURL) }) { step in
+            try trainer.run(stopAfter: stopAfter, checkpoint: { try RecoveryCheckpoint.write($0, weights: held, to: checkpointURL) }) { step in
                 tokensHere += step.tokens
                 bar.detail = String(format: "loss %.4f %.0f tok/s", step.loss, Double(tokensHere) / max(Date().timeIntervalSince(trainStart), 1e-9))
                 bar.advance()
@@ -171,7 +174,7 @@ struct Recover: ParsableCommand {
     /// half precision as --dtype keeps them, or quantized), activations recomputed per layer
     /// unless --no-checkpointing.
     func makeGradientEngine(directory: URL, settings: RecoverSettings) throws -> (any CausalLMGradient, LoRAAdapters) {
-        let model = try ModelLoader.loadLlama(directory, dtype: storage.dtype)
+        let model = try ModelLoader.loadLlama(directory, dtype: settings.dtype ?? .auto)
         let (engine, adapters) = try LlamaGradient.forLoRA(model, settings: try settings.loraSettings(), seed: settings.seed,
                                                            checkpointing: !settings.noCheckpointing)
         return (engine, adapters)

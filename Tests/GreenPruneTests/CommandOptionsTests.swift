@@ -14,6 +14,18 @@ import GreenPrune
         try #require(try SweepConfig.parse(config(block), file: "c.yaml", defaults: [:]).models.first?.variants.first)
     }
 
+    /// A sweep of one fake model (no energy, piqa) with `variants` (a YAML flow list), planned
+    /// into `dir`/out with a recording executor.
+    static func recordedSweep(in dir: URL, variants: String) throws -> (SweepPlan, SweepRunner, RecordingExecutor) {
+        let m = try SweepFixtures.fakeModel(in: dir)
+        let yaml = "output: \(dir.path)/out\nenergy: {enabled: false}\ntasks: [piqa]\nmodels:\n  - name: m\n    path: \(m.path)\n    variants: \(variants)\n"
+        let plan = SweepPlan(config: try SweepConfig.parse(yaml, file: "s.yaml", defaults: [:]))
+        let ex = RecordingExecutor()
+        let runner = SweepRunner(plan: plan, output: dir.appendingPathComponent("out"), executor: ex)
+        runner.log = { _ in }
+        return (plan, runner, ex)
+    }
+
     /// The CLI's options after its flags, as `--print-options` prints them.
     static func cliSettings<T: Decodable>(_ type: T.Type, _ args: [String]) throws -> T {
         let dir = try SweepFixtures.tempDir("opts-cli")
@@ -181,24 +193,76 @@ import GreenPrune
         #expect(try hash("recover: {max_minutes: 30}") != hash("recover: {max_minutes: 30, lr: 3e-4}"))
     }
 
+    /// `dtype` (issue 24's `--dtype`) in every place an option lives: a block's key and the flag
+    /// give equal settings, the flag overrides an options file, a bad value names the choices,
+    /// auto spelled out hashes as left out, and a variant's `dtype` reaches every step of it,
+    /// `evaluate` included, unless a block sets its own.
+    @Test func dtypeInEveryPlaceAndStep() throws {
+        let prune = try Self.variant("prune: {ratio: 0.2, dtype: bf16}").prune
+        let pruneCLI = try Self.cliSettings(PruneSettings.self, ["prune", "--ratio", "0.2", "--dtype", "bf16"])
+        #expect(prune?.dtype == .bf16 && prune == pruneCLI)
+        let quantize = try Self.variant("quantize: {bits: 8, dtype: f16}").quantize
+        let quantizeCLI = try Self.cliSettings(QuantizeSettings.self, ["quantize", "--bits", "8", "--dtype", "f16"])
+        #expect(quantize?.dtype == .f16 && quantize == quantizeCLI)
+        #expect(try quantizeCLI.quantizeOptions(dataDirectory: URL(fileURLWithPath: "/")).floatDType == .f16)
+        let recover = try Self.variant("recover: {dtype: f32}").recover
+        let recoverCLI = try Self.cliSettings(RecoverSettings.self, ["recover", "--dtype", "f32"])
+        #expect(recover?.dtype == .f32 && recover == recoverCLI)
+        #expect(try Self.variant("recover: {dtype: auto}").recover == RecoverSettings())
+
+        let dir = try SweepFixtures.tempDir("opts-dtype")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let file = dir.appendingPathComponent("o.json")
+        try Data(#"{"ratio": 0.2, "dtype": "bf16"}"#.utf8).write(to: file)
+        #expect(try Self.cliSettings(PruneSettings.self, ["prune", "--options", file.path]).dtype == .bf16)
+        #expect(try Self.cliSettings(PruneSettings.self, ["prune", "--options", file.path, "--dtype", "f16"]).dtype == .f16)
+        #expect(try Self.cliSettings(PruneSettings.self, ["prune", "--options", file.path, "--dtype", "auto"]).dtype == nil)
+
+        for (block, message) in [
+            ("prune: {ratio: 0.2, dtype: bfloat16}", "c.yaml:8: models[0].variants[0].prune.dtype must be one of auto|f32|bf16|f16, got 'bfloat16'"),
+            ("dtype: fp8", "c.yaml:8: models[0].variants[0].dtype must be one of auto|f32|bf16|f16, got 'fp8'"),
+        ] {
+            #expect(throws: InputError.self, "accepted \(block)") { _ = try Self.variant(block) }
+            do { _ = try Self.variant(block) } catch let e as InputError { #expect(e.description == message) }
+        }
+        try Data(#"{"ratio": 0.2, "dtype": "half"}"#.utf8).write(to: file)
+        let (rc, _, err) = try SweepFixtures.run([try SweepFixtures.cli(), "prune", dir.path, "--out", dir.appendingPathComponent("out").path,
+                                                  "--options", file.path], cwd: dir)
+        #expect(rc != 0 && err.split(separator: "\n").first.map(String.init) == "Error: \(file.path):1: dtype must be one of auto|f32|bf16|f16, got 'half'",
+                "\(err)")
+
+        func hash(_ block: String) throws -> String {
+            let c = try SweepConfig.parse(Self.config(block), file: "c.yaml", defaults: [:])
+            return try #require(SweepPlan(config: c).runs.first?.settingsHash)
+        }
+        #expect(try hash("prune: {ratio: 0.2}") == hash("prune: {ratio: 0.2, dtype: auto}"))
+        #expect(try hash("prune: {ratio: 0.2}") == hash("dtype: auto\n        prune: {ratio: 0.2}"))
+        #expect(try hash("prune: {ratio: 0.2}") != hash("prune: {ratio: 0.2, dtype: bf16}"))
+        #expect(try hash("dtype: bf16") != hash("dtype: f32"))
+
+        let (plan, runner, ex) = try Self.recordedSweep(in: dir, variants: """
+            [{name: b, dtype: bf16, prune: {ratio: 0.3, importance: l2, dtype: f16}, quantize: {bits: 8}}, {name: plain}]
+            """)
+        #expect(try runner.run() == .init(done: 2, failed: 0, skipped: 0))
+        let steps = runner.runDirectory(plan.runs[0]).appendingPathComponent("steps")
+        #expect(try OptionsFile.read(PruneSettings.self, from: steps.appendingPathComponent("1-prune/options.json")).dtype == .f16)
+        #expect(try OptionsFile.read(QuantizeSettings.self, from: steps.appendingPathComponent("2-quantize/options.json")).dtype == .bf16)
+        let evaluations = ex.calls.map(\.arguments).filter { $0[0] == "evaluate" }
+        #expect(evaluations.count == 2)
+        // The variant's evaluation gets `--dtype bf16`, the plain one's no --dtype at all.
+        for a in evaluations {
+            let line = a.joined(separator: " "), dtype = a.firstIndex(of: "--dtype").map { a[$0 + 1] }
+            #expect(dtype == (line.contains("m__b") ? "bf16" : nil), "\(line)")
+        }
+    }
+
     /// A sweep's prune and quantize steps get `--options FILE` in their step folder, not flags.
     @Test func sweepStepsReceiveAnOptionsFile() throws {
         let dir = try SweepFixtures.tempDir("opts-sweep")
         defer { try? FileManager.default.removeItem(at: dir) }
-        let m = try SweepFixtures.fakeModel(in: dir)
-        let yaml = """
-        output: \(dir.path)/out
-        energy: {enabled: false}
-        tasks: [piqa]
-        models:
-          - name: m
-            path: \(m.path)
-            variants: [{name: pq, prune: {ratio: 0.3, importance: l2, attn_layers: "1:2"}, quantize: {bits: 4, group_size: 64}}]
-        """
-        let plan = SweepPlan(config: try SweepConfig.parse(yaml, file: "s.yaml", defaults: [:]))
-        let ex = RecordingExecutor()
-        let runner = SweepRunner(plan: plan, output: dir.appendingPathComponent("out"), executor: ex)
-        runner.log = { _ in }
+        let (plan, runner, ex) = try Self.recordedSweep(in: dir, variants: """
+            [{name: pq, prune: {ratio: 0.3, importance: l2, attn_layers: "1:2"}, quantize: {bits: 4, group_size: 64}}]
+            """)
         #expect(try runner.run() == .init(done: 1, failed: 0, skipped: 0))
         let run = try #require(plan.runs.first)
         for (k, name) in [(1, "prune"), (2, "quantize")] {

@@ -62,8 +62,49 @@ import GreenPrune
         let bytes = try Data(contentsOf: good)
         try bytes.prefix(bytes.count / 2).write(to: cut)
         try Data("not hdf5".utf8).write(to: text)
-        #expect(throws: InputError(cut.path, "damaged or truncated HDF5 file: libhdf5 cannot open it")) { _ = try HDF5Reader(url: cut) }
+        #expect(throws: InputError(cut.path, "damaged or truncated HDF5 file: the superblock puts its end at byte \(bytes.count), "
+                                   + "the file has \(bytes.count / 2) bytes")) { _ = try HDF5Reader(url: cut) }
         #expect(throws: InputError(text.path, "not an HDF5 file (no HDF5 signature)")) { _ = try HDF5Reader(url: text) }
+    }
+
+    /// The superblock is checked before libhdf5 sees the file (HDF5Superblock): an impossible
+    /// version or field size is refused in one line; a user block before the signature is not.
+    @Test func superblockIsCheckedBeforeLibhdf5() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("gp-h5-sb-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let good = dir.appendingPathComponent("good.h5")
+        let w = try HDF5Writer(url: good)
+        try w.write("x", [Float](repeating: 1, count: 16), shape: [16])
+        try w.close()
+        let bytes = try Data(contentsOf: good)
+        #expect(Array(bytes.prefix(8)) == [0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a])
+        let version = Int(bytes[8])
+        // The size of offsets: byte 13 in versions 0 and 1, byte 9 in 2 and 3 (the file format specification).
+        let sizeByte = version <= 1 ? 13 : 9
+        #expect(bytes[sizeByte] == 8)
+        func edited(_ name: String, _ edit: (inout Data) -> Void) throws -> URL {
+            var d = bytes
+            edit(&d)
+            let u = dir.appendingPathComponent(name)
+            try d.write(to: u)
+            return u
+        }
+        let badVersion = try edited("version.h5") { $0[8] = 9 }
+        #expect(throws: InputError(badVersion.path, "damaged or truncated HDF5 file: superblock version 9, expected 0 to 3")) {
+            _ = try HDF5Reader(url: badVersion)
+        }
+        let badSize = try edited("size.h5") { $0[sizeByte] = 3 }
+        #expect(throws: InputError.self) { _ = try HDF5Reader(url: badSize) }
+        do { _ = try HDF5Reader(url: badSize) } catch let e as InputError { #expect(e.problem.contains("3-byte offsets"), "\(e)") }
+        let head = try edited("head.h5") { $0 = $0.prefix(20) }
+        #expect(throws: InputError(head.path, "damaged or truncated HDF5 file: the superblock is cut off")) { _ = try HDF5Reader(url: head) }
+        // libhdf5 reads a file after a 512-byte user block (its base address then says so);
+        // the check finds the signature there too.
+        let signatureOnly = try edited("late.h5") { $0 = Data(count: 512) + $0.prefix(40) }
+        #expect(throws: InputError.self) { _ = try HDF5Reader(url: signatureOnly) }
+        do { _ = try HDF5Reader(url: signatureOnly) } catch let e as InputError { #expect(!e.problem.contains("no HDF5 signature"), "\(e)") }
+        #expect(try HDF5Reader(url: good).readDoubles("x") == [Double](repeating: 1, count: 16))
     }
 
     @Test func shapeMismatchIsAnError() throws {

@@ -267,6 +267,42 @@ import GreenPrune
         #expect(weightBytes(model) * 2 == weightBytes(f32))
     }
 
+    /// `inspect` on the bf16 directory (--dtype auto, as evaluate loads it): every matrix (the
+    /// tied table and the projections) is a view of the file, so the mapped bytes are the file's
+    /// 2-D tensors' bytes and only the norms, widened to float32, are owned; `--dtype f32`
+    /// widens every matrix into an owned float32 copy instead.
+    @Test func inspectCountsMappedBF16WeightsAsMapped() throws {
+        let dir = try Self.bf16Directory.get()
+        let reader = try SafeTensorsReader(dir)
+        var matrixBytes = 0, vectorElements = 0
+        for name in reader.names {
+            let info = try #require(reader.info(name))
+            if info.shape.count == 2 { matrixBytes += info.fileRange.count } else { vectorElements += info.elementCount }
+        }
+        func inspect(_ extra: [String]) throws -> [String: Any] {
+            let p = Process()
+            p.executableURL = try CLIBinary.url()
+            p.arguments = ["inspect", dir.path, "--json"] + extra
+            let out = Pipe()
+            p.standardOutput = out
+            p.standardError = FileHandle.nullDevice
+            try p.run()
+            let data = out.fileHandleForReading.readDataToEndOfFile()
+            p.waitUntilExit()
+            #expect(p.terminationStatus == 0)
+            return try #require(JSONSerialization.jsonObject(with: data) as? [String: Any])
+        }
+        for extra in [[], ["--dtype", "auto"], ["--dtype", "bf16"]] {
+            let s = try inspect(extra)
+            let mapped = try #require(s["mapped_weight_bytes"] as? Int), total = try #require(s["weight_bytes_in_memory"] as? Int)
+            #expect(mapped == matrixBytes, "\(extra)")
+            #expect(total - mapped == 4 * vectorElements, "\(extra)")
+        }
+        let widened = try inspect(["--dtype", "f32"])
+        #expect(widened["mapped_weight_bytes"] as? Int == 0)
+        #expect(widened["weight_bytes_in_memory"] as? Int == 2 * matrixBytes + 4 * vectorElements)
+    }
+
     /// Each sentence's log-likelihood per token within 2e-2 of transformers' float32 reference
     /// (issue 24's bf16 tolerance), and no single token's log-probability off by more than 0.1
     /// (bf16 moves each weight by up to 2⁻⁹ of itself; the worst token moves by about 0.05).

@@ -210,6 +210,31 @@ struct RecoverResumeCLITests {
         #expect(try Data(contentsOf: full.appendingPathComponent("model.safetensors")) != Data(contentsOf: s.model.appendingPathComponent("model.safetensors")))
     }
 
+    /// A run trained on bf16 weights resumed on float32 ones (or the other way) would mix two
+    /// forwards' gradients: the resume is refused in one line naming the checkpoint's state.json,
+    /// the checkpoint stays, and the same --dtype resumes it.
+    @Test func resumeWithOtherDTypeIsRefused() throws {
+        let s = try Self.setup("dtype", records: 30)
+        defer { try? FileManager.default.removeItem(at: s.root) }
+        let out = s.root.appendingPathComponent("out")
+        let argv = try Self.flags(s, out: out, steps: 6) + ["--checkpoint-every", "1"]
+        var (status, _, err) = try SweepFixtures.run(argv + ["--dtype", "bf16", "--stop-after", "2"], cwd: s.root)
+        #expect(status == 0, "stderr: \(err)")
+        let state = out.path + ".checkpoint/state.json"
+        let before = try Data(contentsOf: URL(fileURLWithPath: state))
+        for other in [[], ["--dtype", "f32"], ["--dtype", "f16"]] {
+            (status, _, err) = try SweepFixtures.run(argv + other + ["--resume"], cwd: s.root)
+            let line = LostData.oneLine(err)
+            #expect(status != 0 && line?.contains(state + ": ") == true && line?.contains("--dtype bf16") == true,
+                    "\(other): stderr: \(err)")
+            #expect(try Data(contentsOf: URL(fileURLWithPath: state)) == before, "\(other) changed the checkpoint")
+            #expect(!FileManager.default.fileExists(atPath: out.path))
+        }
+        (status, _, err) = try SweepFixtures.run(argv + ["--dtype", "bf16", "--resume"], cwd: s.root)
+        #expect(status == 0, "stderr: \(err)")
+        #expect(FileManager.default.fileExists(atPath: out.appendingPathComponent("model.safetensors").path))
+    }
+
     /// SIGKILL while checkpoints are being written every step, then --resume: the uninterrupted
     /// run's files.
     @Test func killedAndResumedEqualsUninterrupted() throws {

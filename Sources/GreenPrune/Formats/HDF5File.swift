@@ -157,33 +157,15 @@ public final class HDF5Reader {
     public init(url: URL) throws {
         // stat first: libhdf5 would block opening a FIFO.
         try RegularFile.check(url)
+        // What can be checked without libhdf5 is: a file that is not HDF5 never reaches it.
+        try HDF5Superblock.check(url)
         try HDF5Library.load(for: url)
         self.url = url
         file = gp_H5Fopen(url.path, UInt32(GP_H5F_ACC_RDONLY), h5Default)
-        if file < 0 {
-            throw InputError(url.path, HDF5Reader.hasSignature(url)
-                ? "damaged or truncated HDF5 file: libhdf5 cannot open it"
-                : "not an HDF5 file (no HDF5 signature)")
-        }
+        if file < 0 { throw InputError(url.path, "damaged or truncated HDF5 file: libhdf5 cannot open it") }
     }
 
     deinit { gp_H5Fclose(file) }
-
-    /// True when `url` carries the HDF5 format signature where the format puts it: at byte 0 or,
-    /// after a user block, at 512, 1024, 2048, … (only used to word an open failure).
-    static func hasSignature(_ url: URL) -> Bool {
-        guard let h = try? FileHandle(forReadingFrom: url) else { return false }
-        defer { try? h.close() }
-        let signature: [UInt8] = [0x89, 0x48, 0x44, 0x46, 0x0d, 0x0a, 0x1a, 0x0a]
-        let size = (try? h.seekToEnd()) ?? 0
-        var offset: UInt64 = 0
-        while offset + 8 <= size {
-            guard (try? h.seek(toOffset: offset)) != nil, let b = try? h.read(upToCount: 8) else { return false }
-            if Array(b) == signature { return true }
-            offset = offset == 0 ? 512 : offset * 2
-        }
-        return false
-    }
 
     /// The shape of the dataset at `path`.
     public func shape(_ path: String) throws -> [Int] {

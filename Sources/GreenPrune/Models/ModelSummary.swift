@@ -34,9 +34,9 @@ public struct ModelSummary: Codable, Sendable {
     public var checkpointBytes: Int
     /// Size of every file in the directory.
     public var bytesOnDisk: Int
-    /// Weights as they sit in memory while running (float32, or packed when quantized).
+    /// Weights as they sit in memory while running (float32, bf16/f16 as loaded, or packed when quantized).
     public var weightBytesInMemory: Int
-    /// Weight bytes read from the file without a copy (mmap'd float32).
+    /// Weight bytes read from the file without a copy (mmap'd float32, bf16 or f16).
     public var mappedWeightBytes: Int
     /// Tokens per forward assumed for the estimate (the scorer's batch budget).
     public var estimateTokens: Int
@@ -73,6 +73,7 @@ public struct ModelSummary: Codable, Sendable {
         }
         func mapped(_ s: FloatStorage?) -> Int { s.map { $0.isMapped ? $0.byteCount : 0 } ?? 0 }
         func mapped(_ l: any LinearLayer) -> Int {
+            if let h = l as? HalfLinear { return (h.isMapped ? 2 * h.outFeatures * h.inFeatures : 0) + mapped(h.bias) }
             guard let d = l as? DenseLinear else { return 0 }
             return mapped(d.weight) + mapped(d.bias)
         }
@@ -93,7 +94,9 @@ public struct ModelSummary: Codable, Sendable {
             let headSeparate = !w.tied || rowsLayer != nil
             let embedBytes = rowsLayer.map { $0 === w.lmHead ? 0 : $0.residentBytes } ?? w.embedTokens.byteCount
             var inMemory = embedBytes + 4 * norms + (headSeparate ? w.lmHead.residentBytes : 0)
-            var mappedBytes = (rowsLayer == nil ? mapped(w.embedTokens) : 0) + mapped(w.norm) + (headSeparate ? mapped(w.lmHead) : 0)
+            // A bf16/f16 table read row by row is a mapped `HalfLinear` (the head too, when tied).
+            let embedMapped = rowsLayer.map { $0 === w.lmHead ? 0 : mapped($0) } ?? mapped(w.embedTokens)
+            var mappedBytes = embedMapped + mapped(w.norm) + (headSeparate ? mapped(w.lmHead) : 0)
             for l in w.layers {
                 for (_, lin) in l.linears { inMemory += lin.residentBytes; mappedBytes += mapped(lin) }
                 mappedBytes += mapped(l.inputLayernorm) + mapped(l.postAttentionLayernorm)

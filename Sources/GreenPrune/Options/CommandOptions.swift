@@ -28,6 +28,7 @@ extension QuantGranularity: OptionChoice {}
 extension QuantObserver: OptionChoice {}
 extension QuantFormat: OptionChoice {}
 extension ActivationQuantization: OptionChoice {}
+extension WeightDType: OptionChoice {}
 
 /// Reading and writing options as files, and their canonical form.
 public enum OptionsFile {

@@ -38,13 +38,17 @@ public struct PruneSettings: CommandOptions, CalibrationSettings, Sendable {
     public var microBatch = 4
     /// Seed of the random estimator.
     public var seed: UInt64 = 0
+    /// `dtype`: the storage type of the float weights while the command runs and in what it writes
+    /// (`--dtype`); nil is auto, the checkpoint's own (left out of the options file, so settings
+    /// without it keep their hashes).
+    public var dtype: WeightDType?
 
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case ratio, targetParams = "target_params", targetMode = "target_mode", importance, taylor,
              groupReduction = "group_reduction", attentionUnit = "attention_unit", llmprunerCompat = "llmpruner_compat",
              attnLayers = "attn_layers", mlpLayers = "mlp_layers", skipFirst = "skip_first", skipLast = "skip_last",
              uniform, global, iterativeSteps = "iterative_steps", roundTo = "round_to", calibration,
-             numExamples = "num_examples", calibrationLen = "calibration_len", microBatch = "micro_batch", seed
+             numExamples = "num_examples", calibrationLen = "calibration_len", microBatch = "micro_batch", seed, dtype
     }
 
     /// The defaults, with the ratio and target unset (`validate` asks for one of them).
@@ -74,6 +78,7 @@ public struct PruneSettings: CommandOptions, CalibrationSettings, Sendable {
         calibrationLen = try c.value(.calibrationLen, or: d.calibrationLen)
         microBatch = try c.value(.microBatch, or: d.microBatch)
         seed = try c.value(.seed, or: d.seed)
+        dtype = try WeightDType.option(c.decodeIfPresent(WeightDType.self, forKey: .dtype))
     }
 
     public func encode(to encoder: Encoder) throws {
@@ -99,6 +104,7 @@ public struct PruneSettings: CommandOptions, CalibrationSettings, Sendable {
         try c.encode(calibrationLen, forKey: .calibrationLen)
         try c.encode(microBatch, forKey: .microBatch)
         try c.encode(seed, forKey: .seed)
+        try c.encodeIfPresent(dtype, forKey: .dtype)
     }
 
     /// A layer range written `A:B`.

@@ -55,13 +55,17 @@ public struct QuantizeSettings: CommandOptions, CalibrationSettings, Sendable {
     /// GPTQ: storage column order instead of act-order; Hessians from the float model in one pass.
     public var noActOrder = false
     public var noSequential = false
+    /// `dtype`: the storage type of the float weights while the command runs and in what it writes
+    /// (`--dtype`); nil is auto, the checkpoint's own (left out of the options file, so settings
+    /// without it keep their hashes).
+    public var dtype: WeightDType?
 
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case bits, granularity, groupSize = "group_size", scheme, observer, scaleDType = "scale_dtype", activations, skip,
              skipFirst = "skip_first", skipLast = "skip_last", includeHead = "include_head",
              includeEmbeddings = "include_embeddings", format, method, smooth, awq, awqGrid = "awq_grid",
              awqNoClip = "awq_no_clip", calibration, numExamples = "num_examples", calibrationLen = "calibration_len",
-             dampening, noActOrder = "no_act_order", noSequential = "no_sequential"
+             dampening, noActOrder = "no_act_order", noSequential = "no_sequential", dtype
     }
 
     /// The defaults for `bits`-bit weights.
@@ -95,6 +99,7 @@ public struct QuantizeSettings: CommandOptions, CalibrationSettings, Sendable {
         dampening = try c.value(.dampening, or: d.dampening)
         noActOrder = try c.value(.noActOrder, or: d.noActOrder)
         noSequential = try c.value(.noSequential, or: d.noSequential)
+        dtype = try WeightDType.option(c.decodeIfPresent(WeightDType.self, forKey: .dtype))
     }
 
     /// Channel by default; group when only `groupSize` is given.
@@ -140,8 +145,10 @@ public struct QuantizeSettings: CommandOptions, CalibrationSettings, Sendable {
         let aw = awq
             ? try AWQOptions(calibration: file, numExamples: numExamples, calibrationLength: calibrationLen, gridSize: awqGrid, clip: !awqNoClip)
             : nil
-        return QuantizeOptions(scheme: s, activations: activations, skip: skip, skipFirst: skipFirst, skipLast: skipLast,
-                               includeHead: includeHead, includeEmbeddings: includeEmbeddings, format: format, gptq: gptq,
-                               smoothQuant: sq, awq: aw)
+        var o = QuantizeOptions(scheme: s, activations: activations, skip: skip, skipFirst: skipFirst, skipLast: skipLast,
+                                includeHead: includeHead, includeEmbeddings: includeEmbeddings, format: format, gptq: gptq,
+                                smoothQuant: sq, awq: aw)
+        o.floatDType = dtype ?? .auto
+        return o
     }
 }

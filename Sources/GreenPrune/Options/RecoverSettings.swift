@@ -40,12 +40,16 @@ public struct RecoverSettings: CommandOptions, Sendable {
     public var checkpointEvery = 100
     /// Keep every layer's activations instead of recomputing them in the backward.
     public var noCheckpointing = false
+    /// `dtype`: the storage type of the float weights while the command runs and in what it writes
+    /// (`--dtype`); nil is auto, the checkpoint's own (left out of the options file, so settings
+    /// without it keep their hashes).
+    public var dtype: WeightDType?
 
     public enum CodingKeys: String, CodingKey, CaseIterable {
         case target, rank, alpha, dropout, lr, warmupSteps = "warmup_steps", schedule, weightDecay = "weight_decay",
              maxGradNorm = "max_grad_norm", batchSize = "batch_size", microBatch = "micro_batch", seqLen = "seq_len", epochs,
              maxSteps = "max_steps", maxMinutes = "max_minutes", seed, data, valSize = "val_size", evalEvery = "eval_every",
-             checkpointEvery = "checkpoint_every", noCheckpointing = "no_checkpointing"
+             checkpointEvery = "checkpoint_every", noCheckpointing = "no_checkpointing", dtype
     }
 
     /// The defaults.
@@ -80,6 +84,7 @@ public struct RecoverSettings: CommandOptions, Sendable {
         evalEvery = try c.value(.evalEvery, or: d.evalEvery)
         checkpointEvery = try c.value(.checkpointEvery, or: d.checkpointEvery)
         noCheckpointing = try c.value(.noCheckpointing, or: d.noCheckpointing)
+        dtype = try WeightDType.option(c.decodeIfPresent(WeightDType.self, forKey: .dtype))
     }
 
     /// The projections `target` names (an `OptionError` for an unknown one).

@@ -27,6 +27,9 @@ public enum WeightDType: String, Codable, CaseIterable, Sendable {
         return bytes.max { $0.value < $1.value || ($0.value == $1.value && $0.key.rawValue > $1.key.rawValue) }?.key ?? .f32
     }
 
+    /// An options block's `dtype` as the settings hold it: auto spelled out is the same as absent.
+    static func option(_ value: WeightDType?) -> WeightDType? { value == .auto ? nil : value }
+
     /// `resolve` of the checkpoint in `directory` (config.json's directory), for a writer.
     public func resolve(directory: URL) throws -> DType {
         if self != .auto { return resolve(.f32) }

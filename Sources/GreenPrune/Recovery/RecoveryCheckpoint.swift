@@ -2,8 +2,8 @@ import Foundation
 
 /// A recovery run's checkpoint: a directory holding `adapters.safetensors` (every A and B under
 /// PEFT's names, with AdamW's moments beside them as `….exp_avg` / `….exp_avg_sq`) and
-/// `state.json` (step, optimizer step, options, LoRA settings, data fingerprints, data position,
-/// history). Written under a temporary name and renamed into place, so a kill leaves the previous
+/// `state.json` (step, optimizer step, options, LoRA settings, the type the frozen weights were
+/// held in, data fingerprints, data position, history). Written under a temporary name and renamed into place, so a kill leaves the previous
 /// checkpoint or the new one, never half of one.
 ///
 /// The seed and the step number are the run's whole random state (dropout masks and data order
@@ -21,6 +21,10 @@ public enum RecoveryCheckpoint {
         var dropout: Float
         var targets: [String]
         var layers: Int
+        /// The storage type of the frozen weights while training (`--dtype` resolved against the
+        /// checkpoint: F32, BF16, F16); a bf16 forward gives other gradients than a float32 one, so a
+        /// resume must hold them alike. Absent in checkpoints written before it was recorded.
+        var weights: DType?
         var trainFingerprint: String
         var validationFingerprint: String
         /// Epoch and offset of the next step's first example (for a reader; the step implies it).
@@ -32,19 +36,20 @@ public enum RecoveryCheckpoint {
     static let tensorsFile = "adapters.safetensors"
     static let stateFile = "state.json"
 
-    private static func state(of t: RecoveryTrainer) -> State {
+    private static func state(of t: RecoveryTrainer, weights: DType) -> State {
         let s = t.adapters.settings
         let next = t.dataPosition(step: t.step)
         return State(step: t.step, optimizerStep: t.optimizer.step, options: t.options, rank: s.rank, alpha: s.alpha,
                      dropout: s.dropout, targets: s.targets.map(LoRASettings.peftModuleName),
-                     layers: (t.adapters.entries.map(\.site.layer).max() ?? -1) + 1,
+                     layers: (t.adapters.entries.map(\.site.layer).max() ?? -1) + 1, weights: weights,
                      trainFingerprint: TrainingOrder.fingerprint(t.train),
                      validationFingerprint: TrainingOrder.fingerprint(t.validation),
                      nextEpoch: next.epoch, nextOffset: next.offset, history: t.history)
     }
 
-    /// Writes `trainer`'s state to the directory `url`, replacing the previous checkpoint there.
-    public static func write(_ trainer: RecoveryTrainer, to url: URL) throws {
+    /// Writes `trainer`'s state to the directory `url`, replacing the previous checkpoint there;
+    /// `weights` is the type its model's frozen weights are held in.
+    public static func write(_ trainer: RecoveryTrainer, weights: DType = .f32, to url: URL) throws {
         let fm = FileManager.default
         let tmp = AtomicFile.temporarySibling(of: url)
         do {
@@ -64,7 +69,7 @@ public enum RecoveryCheckpoint {
             try SafeTensorsWriter.write(entries, to: tmp.appendingPathComponent(tensorsFile))
             let enc = JSONEncoder()
             enc.outputFormatting = [.prettyPrinted, .sortedKeys]
-            try enc.encode(state(of: trainer)).write(to: tmp.appendingPathComponent(stateFile))
+            try enc.encode(state(of: trainer, weights: weights)).write(to: tmp.appendingPathComponent(stateFile))
             try AtomicFile.commit(tmp, to: url)
         } catch {
             try? fm.removeItem(at: tmp)
@@ -79,8 +84,9 @@ public enum RecoveryCheckpoint {
     }
 
     /// Restores `trainer` (freshly built with the same options, settings and data) from the
-    /// checkpoint at `url`; a checkpoint of another run is refused with a one-line error.
-    public static func restore(_ trainer: RecoveryTrainer, from url: URL) throws {
+    /// checkpoint at `url`, its frozen weights held as `weights`; a checkpoint of another run is
+    /// refused with a one-line error.
+    public static func restore(_ trainer: RecoveryTrainer, weights: DType = .f32, from url: URL) throws {
         let stateURL = url.appendingPathComponent(stateFile)
         let saved: State
         do { saved = try JSONDecoder().decode(State.self, from: try RegularFile.contents(stateURL)) } catch let e as InputError {
@@ -88,7 +94,7 @@ public enum RecoveryCheckpoint {
         } catch {
             throw InputError(stateURL.path, "is not a recovery checkpoint's state: \(error.localizedDescription)")
         }
-        let mine = state(of: trainer)
+        let mine = state(of: trainer, weights: weights)
         func refuse(_ what: String) -> InputError {
             InputError(url.path, "checkpoint was made with other \(what); rerun with the same flags and data, or start afresh with --force")
         }
@@ -96,6 +102,10 @@ public enum RecoveryCheckpoint {
         guard saved.options.resumeKey == mine.options.resumeKey else { throw refuse("training options") }
         guard saved.rank == mine.rank, saved.alpha == mine.alpha, saved.dropout == mine.dropout,
               saved.targets == mine.targets, saved.layers == mine.layers else { throw refuse("LoRA settings") }
+        if let held = saved.weights, held != weights {
+            throw InputError(stateURL.path, "checkpoint was trained on \(held.rawValue) weights, this run holds them as \(weights.rawValue); "
+                             + "resume with --dtype \(held.rawValue.lowercased()), or start afresh with --force")
+        }
         guard saved.trainFingerprint == mine.trainFingerprint, saved.validationFingerprint == mine.validationFingerprint else {
             throw refuse("training data")
         }

@@ -135,6 +135,7 @@ public struct SweepPlan: Codable, Equatable {
             }
             for g in r.evaluationGroups {
                 steps.append("evaluate " + g.tasks.joined(separator: ",") + (g.limit.map { " --limit \($0)" } ?? "")
+                             + (r.variant.dtype.map { " --dtype \($0.rawValue)" } ?? "")
                              + (r.rounds > 1 && !r.timingRounds ? " ×\(r.rounds)" : ""))
             }
             if r.timingRounds {

@@ -397,7 +397,7 @@ public final class SweepRunner {
             let out = att.appendingPathComponent("steps/\(steps.count + 1)-\(name)/eval")
             var args = ["evaluate", model.path, "--tasks", g.tasks.joined(separator: ",")]
             if let l = g.limit { args += ["--limit", String(l)] }
-            args += ["--output", out.path] + run.variant.evaluateArgs
+            args += ["--output", out.path] + run.variant.evaluateArguments
             try step(name, args, run: run, in: att, measured: plan.energy.enabled, steps: &steps)
         }
     }
@@ -409,7 +409,7 @@ public final class SweepRunner {
         guard let g = run.roundGroups.first else { return }
         let out = att.appendingPathComponent("steps/\(steps.count + 1)-warmup/eval")
         let args = ["evaluate", model.path, "--tasks", g.tasks.joined(separator: ","), "--limit", "1", "--output", out.path]
-            + run.variant.evaluateArgs
+            + run.variant.evaluateArguments
         try step("warmup", args, run: run, in: att, measured: false, steps: &steps)
     }
 
@@ -420,7 +420,7 @@ public final class SweepRunner {
             let out = att.appendingPathComponent("steps/\(steps.count + 1)-compare/eval")
             var args = ["evaluate", model.path, "--tasks", t.name, "--baseline", run.modelPath]
             if let l = t.limit { args += ["--limit", String(l)] }
-            args += ["--output", out.path] + run.variant.evaluateArgs
+            args += ["--output", out.path] + run.variant.evaluateArguments
             try step("compare", args, run: run, in: att, measured: false, steps: &steps)
         }
     }

@@ -24,6 +24,9 @@ import Foundation
 ///         recover: {max_minutes: 30, lr: 1e-4}                                                   # RecoverSettings
 ///       - name: int8
 ///         quantize: {bits: 8, granularity: channel, scheme: symmetric}                           # QuantizeSettings
+///       - name: bf16-int8          # `dtype` (auto|f32|bf16|f16, `--dtype`): every step's weights, evaluate's
+///         dtype: bf16              # included; a prune/recover/quantize block's own `dtype` overrides it
+///         quantize: {bits: 8}
 /// ```
 /// Unknown keys, out-of-range values, missing model directories and unknown task names are
 /// rejected by `SweepConfig.load` with an error naming the YAML line.
@@ -123,7 +126,12 @@ public struct SweepConfig: Codable, Equatable {
         public var quantize: QuantizeSettings?
         /// Extra arguments passed to `greenprune evaluate`.
         public var evaluateArgs: [String] = []
+        /// `dtype`: the weights' storage type in every step (`--dtype`; nil: auto). The build
+        /// blocks hold it once parsed; `evaluate` is given it as a flag.
+        public var dtype: WeightDType?
         public var isBaseline: Bool { prune == nil && recover == nil && quantize == nil }
+        /// What each `greenprune evaluate` step of the variant is given: `--dtype`, then `evaluate_args`.
+        public var evaluateArguments: [String] { (dtype.map { ["--dtype", $0.rawValue] } ?? []) + evaluateArgs }
         public init(name: String, prune: PruneSettings? = nil, recover: RecoverSettings? = nil, quantize: QuantizeSettings? = nil,
                     evaluateArgs: [String] = []) {
             self.name = name
@@ -132,7 +140,7 @@ public struct SweepConfig: Codable, Equatable {
             self.quantize = quantize
             self.evaluateArgs = evaluateArgs
         }
-        enum CodingKeys: String, CodingKey { case name, prune, recover, quantize, evaluateArgs = "evaluate_args" }
+        enum CodingKeys: String, CodingKey { case name, prune, recover, quantize, evaluateArgs = "evaluate_args", dtype }
     }
 
     /// The most rounds `repeat` takes (a typo such as 300 would otherwise run for days).
@@ -296,7 +304,7 @@ public struct SweepConfig: Codable, Equatable {
     }
 
     private static func parseVariant(_ node: ConfigNode) throws -> VariantSpec {
-        let m = try node.mapping(allowed: ["name", "prune", "recover", "quantize", "evaluate_args"])
+        let m = try node.mapping(allowed: ["name", "prune", "recover", "quantize", "evaluate_args", "dtype"])
         guard let n = m["name"] else { throw node.error("a variant needs a 'name'") }
         let name = try n.string()
         try checkName(name, n)
@@ -305,6 +313,13 @@ public struct SweepConfig: Codable, Equatable {
         if let r = m["recover"] { v.recover = try OptionsFile.decode(RecoverSettings.self, from: r) }
         if let q = m["quantize"] { v.quantize = try OptionsFile.decode(QuantizeSettings.self, from: q) }
         if let e = m["evaluate_args"] { v.evaluateArgs = try e.strings() }
+        if let d = m["dtype"] {
+            v.dtype = WeightDType.option(WeightDType(rawValue: try d.choice(WeightDType.choiceNames)))
+            // A block's own `dtype` wins; the others take the variant's.
+            if v.prune?.dtype == nil { v.prune?.dtype = v.dtype }
+            if v.recover?.dtype == nil { v.recover?.dtype = v.dtype }
+            if v.quantize?.dtype == nil { v.quantize?.dtype = v.dtype }
+        }
         return v
     }
 }
