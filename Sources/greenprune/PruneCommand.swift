@@ -83,8 +83,9 @@ struct Prune: ParsableCommand {
         let planned = try? { () throws -> (geometry: PruneGeometry, memory: MemoryPlan) in
             let checkpoint = try SafeTensorsReader(dir)
             let g = try PruneGeometry(config: cfg, checkpoint: checkpoint)
-            let weights = MemoryPlan.residentWeightBytes(checkpoint, tiedEmbeddings: cfg.tieWordEmbeddings)
-            return (g, try MemoryPlan.prune(g, weightBytes: weights, settings: settings))
+            let weights = MemoryPlan.residentWeightBytes(checkpoint, tiedEmbeddings: cfg.tieWordEmbeddings, dtype: storage.dtype)
+            return (g, try MemoryPlan.prune(g, weightBytes: weights, settings: settings,
+                                            storage: storage.dtype.resolve(WeightDType.stored(in: checkpoint))))
         }()
         if dryRun, let planned {
             try Surgery.checkLayerDims(configJSON, planned.geometry)
@@ -95,9 +96,9 @@ struct Prune: ParsableCommand {
         }
         if let planned { try memory.check(planned.memory, what: model) }
         if !quiet { FileHandle.standardError.write(Data("loading \(model)\n".utf8)) }
-        // The one load and validation every command runs; the weights stay mapped (scores and
-        // cuts read float32: half-precision weights are widened here and narrowed when written).
-        let bundle = try ModelLoader.load(dir)
+        // The one load and validation every command runs; the weights stay mapped, half-precision
+        // ones as halves (`--dtype auto`): gradients, scores and cuts read them tile by tile.
+        let bundle = try ModelLoader.load(dir, dtype: storage.dtype)
         let outDType = storage.dtype.resolve(WeightDType.stored(in: bundle.checkpoint))
         let m = try bundle.llama()
         try Surgery.checkLayerDims(configJSON, PruneGeometry(m))
