@@ -136,7 +136,7 @@ struct Prune: ParsableCommand {
             let data = try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys])
             try data.write(to: tmp.appendingPathComponent("pruning.json"))
         }
-        print(String(format: "%@: %d → %d parameters (%.2f%% removed), ratio %.4f, %.1f s",
+        print(String(format: "%@: %ld → %ld parameters (%.2f%% removed), ratio %.4f, %.1f s",
                      outURL.path, before, after, 100 * Double(before - after) / Double(before), outcome.ratio,
                      Date().timeIntervalSince(start)))
     }
@@ -170,7 +170,7 @@ struct Prune: ParsableCommand {
             print(pad(r.layer, 5) + pad(r.attentionUnits, 15) + pad(r.queryHeadsRemoved, 9) + pad(r.kvHeadsRemoved, 9)
                   + pad(r.mlpChannels, 13) + pad(r.parameters, 12))
         }
-        print(String(format: "total: %d of %d parameters removed (%.2f%%), %d left", removed, total,
+        print(String(format: "total: %ld of %ld parameters removed (%.2f%%), %ld left", removed, total,
                      100 * Double(removed) / Double(total), total - removed))
     }
 
