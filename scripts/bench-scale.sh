@@ -9,8 +9,8 @@
 # keeps the synthesized model and outputs there; GREENPRUNE_BIN runs that greenprune instead of
 # the self-contained release build.
 # The 8B geometry: BENCH_LIKE=llama-3-8b scripts/bench-scale.sh (16 GB of bf16 on disk). evaluate
-# keeps bf16 weights mapped; prune still widens them to float32 (32 GB), so on a 24 GiB machine its
-# memory plan refuses to start and the script stops there.
+# and prune keep bf16 weights mapped (prune: one layer's float32 gradients besides them), so both
+# fit a 24 GiB machine; where a plan does not fit, the command refuses and the script stops there.
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"
 GP="${GREENPRUNE_BIN:-$GP}"
 LIKE="${BENCH_LIKE:-llama-3.2-1b}"

@@ -53,8 +53,10 @@ struct Inspect: ParsableCommand {
         if case .llama(let m) = bundle.model {
             // `prune`'s defaults (Taylor, param_first): what its --dry-run prints for them.
             let settings = PruneSettings()
-            let plan = try MemoryPlan.prune(PruneGeometry(m), weightBytes: MemoryPlan.residentWeightBytes(bundle.checkpoint, tiedEmbeddings: m.weights.tied),
-                                            settings: settings)
+            let kept = WeightDType.auto.resolve(WeightDType.stored(in: bundle.checkpoint))
+            let plan = try MemoryPlan.prune(PruneGeometry(m), weightBytes: MemoryPlan.residentWeightBytes(bundle.checkpoint, tiedEmbeddings: m.weights.tied,
+                                                                                                          dtype: .auto),
+                                            settings: settings, storage: kept)
             print("to prune:     \(plan.summary) with taylor \(settings.taylor.rawValue), \(settings.numExamples) × \(settings.calibrationLen) calibration tokens")
         }
     }

@@ -61,6 +61,8 @@ struct Prune: ParsableCommand {
     func run() throws {
         let settings = try settings()
         if try optionsFile.printIfAsked(settings) { return }
+        // The options file's dtype with --dtype over it; auto keeps the checkpoint's type.
+        let dtype = settings.dtype ?? .auto
         let calibration = settings.calibration
         if let out, !dryRun {
             try OutputTarget.check(URL(fileURLWithPath: out), inputs: [URL(fileURLWithPath: model)] + (calibration.map { [URL(fileURLWithPath: $0)] } ?? []),
@@ -84,8 +86,9 @@ struct Prune: ParsableCommand {
         let planned = try? { () throws -> (geometry: PruneGeometry, memory: MemoryPlan) in
             let checkpoint = try SafeTensorsReader(dir)
             let g = try PruneGeometry(config: cfg, checkpoint: checkpoint)
-            let weights = MemoryPlan.residentWeightBytes(checkpoint, tiedEmbeddings: cfg.tieWordEmbeddings)
-            return (g, try MemoryPlan.prune(g, weightBytes: weights, settings: settings))
+            let weights = MemoryPlan.residentWeightBytes(checkpoint, tiedEmbeddings: cfg.tieWordEmbeddings, dtype: dtype)
+            return (g, try MemoryPlan.prune(g, weightBytes: weights, settings: settings,
+                                            storage: dtype.resolve(WeightDType.stored(in: checkpoint))))
         }()
         if dryRun, let planned {
             try Surgery.checkLayerDims(configJSON, planned.geometry)
@@ -96,10 +99,10 @@ struct Prune: ParsableCommand {
         }
         if let planned { try memory.check(planned.memory, what: model) }
         if !quiet { FileHandle.standardError.write(Data("loading \(model)\n".utf8)) }
-        // The one load and validation every command runs; the weights stay mapped (scores and
-        // cuts read float32: half-precision weights are widened here and narrowed when written).
-        let bundle = try ModelLoader.load(dir)
-        let outDType = (settings.dtype ?? .auto).resolve(WeightDType.stored(in: bundle.checkpoint))
+        // The one load and validation every command runs; the weights stay mapped, half-precision
+        // ones as halves (`--dtype auto`): gradients, scores and cuts read them tile by tile.
+        let bundle = try ModelLoader.load(dir, dtype: dtype)
+        let outDType = dtype.resolve(WeightDType.stored(in: bundle.checkpoint))
         let m = try bundle.llama()
         try Surgery.checkLayerDims(configJSON, PruneGeometry(m))
         try options.policy.validate(PruneGeometry(m))
@@ -136,7 +139,7 @@ struct Prune: ParsableCommand {
             let data = try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys])
             try data.write(to: tmp.appendingPathComponent("pruning.json"))
         }
-        print(String(format: "%@: %d → %d parameters (%.2f%% removed), ratio %.4f, %.1f s",
+        print(String(format: "%@: %ld → %ld parameters (%.2f%% removed), ratio %.4f, %.1f s",
                      outURL.path, before, after, 100 * Double(before - after) / Double(before), outcome.ratio,
                      Date().timeIntervalSince(start)))
     }
@@ -170,7 +173,7 @@ struct Prune: ParsableCommand {
             print(pad(r.layer, 5) + pad(r.attentionUnits, 15) + pad(r.queryHeadsRemoved, 9) + pad(r.kvHeadsRemoved, 9)
                   + pad(r.mlpChannels, 13) + pad(r.parameters, 12))
         }
-        print(String(format: "total: %d of %d parameters removed (%.2f%%), %d left", removed, total,
+        print(String(format: "total: %ld of %ld parameters removed (%.2f%%), %ld left", removed, total,
                      100 * Double(removed) / Double(total), total - removed))
     }
 

@@ -83,6 +83,12 @@ public final class HalfLinear: LinearLayer {
         if dtype == .bf16 { gpk_bf16_to_f32(src, out, n) } else { gpk_f16_to_f32(src, out, n) }
     }
 
+    /// W's half bit patterns ((out, in) row-major, `dtype`), for a reader that copies or cuts
+    /// them without widening (a writer storing the same type); valid only inside `body`.
+    public func withHalves<R>(_ body: (UnsafePointer<UInt16>) throws -> R) rethrows -> R {
+        try withExtendedLifetime(self) { try body(halves) }
+    }
+
     // MARK: - Forward
 
     public func forward(_ x: UnsafePointer<Float>, rows m: Int, into out: UnsafeMutablePointer<Float>) {

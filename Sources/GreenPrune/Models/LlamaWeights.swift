@@ -104,31 +104,53 @@ public struct LlamaWeights {
     /// Vocabulary size V.
     public var vocabSize: Int { lmHead.outFeatures }
 
-    /// Every parameter as a named float32 tensor over this model's storage (nothing copied), in
+    /// Every parameter as a named tensor over this model's storage (nothing copied), in
     /// checkpoint order; the tied head is omitted. This is what a writer needs to save the model
-    /// (pruned, merged) as model.safetensors. A quantized layer or embedding table is an error
-    /// naming it: only float weights are written this way.
+    /// (pruned, merged) as model.safetensors. Float32 and half-precision (`HalfLinear`) weights
+    /// are written this way; a quantized layer or embedding table is an error naming it.
     public func namedTensors() throws -> [NamedTensor] {
-        guard embeddingRows == nil || embedTokens.count == embeddingCount else {
-            throw InputError(LlamaNames.embedding, "is quantized; only a float model can be written as float32 tensors")
-        }
         var out: [NamedTensor] = []
         let c = hiddenSize
-        out.append(NamedTensor(name: LlamaNames.embedding, shape: [embedTokens.count / max(c, 1), c], storage: embedTokens))
+        if let table = embeddingRows as? HalfLinear {
+            out.append(NamedTensor(name: LlamaNames.embedding, halves: table))
+        } else {
+            guard embeddingRows == nil || embedTokens.count == embeddingCount else {
+                throw InputError(LlamaNames.embedding, "is quantized; only a float model can be written as float32 tensors")
+            }
+            out.append(NamedTensor(name: LlamaNames.embedding, shape: [embedTokens.count / max(c, 1), c], storage: embedTokens))
+        }
+        func weight(_ name: String, _ layer: any LinearLayer) throws -> [NamedTensor] {
+            let (w, bias): (NamedTensor, FloatStorage?)
+            if let h = layer as? HalfLinear {
+                (w, bias) = (NamedTensor(name: name, halves: h), h.bias)
+            } else if let d = layer as? DenseLinear {
+                (w, bias) = (NamedTensor(name: name, shape: [d.outFeatures, d.inFeatures], storage: d.weight), d.bias)
+            } else {
+                throw InputError(name, "is quantized; only a float model can be written as float tensors")
+            }
+            return [w] + (bias.map { [NamedTensor(name: LlamaNames.bias(name), shape: [$0.count], storage: $0)] } ?? [])
+        }
         for i in layers.indices {
             for n in LlamaNorm.allCases { out.append(NamedTensor(name: LlamaNames.norm(n, layer: i), shape: [c], storage: layers[i].norm(n))) }
             for role in LlamaProjection.allCases {
-                let weight = LlamaNames.weight(role, layer: i), d = try dense(weight)
-                out.append(NamedTensor(name: weight, shape: [d.outFeatures, d.inFeatures], storage: d.weight))
-                if let b = d.bias { out.append(NamedTensor(name: LlamaNames.bias(weight), shape: [d.outFeatures], storage: b)) }
+                let name = LlamaNames.weight(role, layer: i)
+                out += try weight(name, try projection(name))
             }
         }
         out.append(NamedTensor(name: LlamaNames.finalNorm, shape: [c], storage: norm))
-        if !tied {
-            guard let h = lmHead as? DenseLinear else { throw InputError(LlamaNames.head, "is quantized; only a float model can be written as float32 tensors") }
-            out.append(NamedTensor(name: LlamaNames.head, shape: [h.outFeatures, h.inFeatures], storage: h.weight))
-        }
+        if !tied { out += try weight(LlamaNames.head, lmHead) }
         return out
+    }
+
+    /// The float32 or half-precision (`HalfLinear`) projection whose weight is named `weight`: what
+    /// pruning scores and cuts; an error naming it when the model has no such projection or
+    /// holds it quantized.
+    public func projection(_ weight: String) throws -> any LinearLayer {
+        guard let p = LlamaNames.parse(weight), case .projection(let role) = p.role, p.suffix == "weight",
+              let l = p.layer, l < layers.count else { throw InputError(weight, "no such projection in the model") }
+        let layer = layers[l].linear(role)
+        guard layer is DenseLinear || layer is HalfLinear else { throw InputError(weight, "is quantized; this needs float weights") }
+        return layer
     }
 
     /// The float projection whose weight is named `weight` (`LlamaNames.weight`); an error naming

@@ -21,8 +21,9 @@ public protocol ImportanceEstimator {
     /// Whether it needs the per-sample Fisher term A.
     var needsFisher: Bool { get }
     /// Score of each row (`axis == .row`, length out) or column (length in) of `weight`'s
-    /// matrix W (out, in).
-    func channelScores(name: String, weight: DenseLinear, gradients: WeightGradients?, axis: GroupAxis) throws -> [Double]
+    /// matrix W (out, in): float32 (`DenseLinear`) or half precision (`HalfLinear`, read through
+    /// `ProjectionRows`).
+    func channelScores(name: String, weight: any LinearLayer, gradients: WeightGradients?, axis: GroupAxis) throws -> [Double]
 }
 
 extension ImportanceEstimator {
@@ -93,7 +94,7 @@ public func scoreLayer(_ l: Int, dims: BlockDims, headDim hd: Int, unit: Attenti
     func channels(_ name: String, _ axis: GroupAxis) throws -> [Double] {
         let key = name + "#" + axis.rawValue
         if let c = cache[key] { return c }
-        let w = try weights.dense(name)
+        let w = try weights.projection(name)
         let g = gradients[name]
         if estimator.needsGradients && g == nil { throw InputError(name, "no gradient computed for this weight") }
         let c = try estimator.channelScores(name: name, weight: w, gradients: g, axis: axis)

@@ -7,14 +7,17 @@ public struct MagnitudeImportance: ImportanceEstimator {
 
     public init(p: Int) { self.p = p }
 
-    public func channelScores(name: String, weight: DenseLinear, gradients: WeightGradients?, axis: GroupAxis) throws -> [Double] {
-        let r = weight.outFeatures, c = weight.inFeatures, w = weight.weight.pointer
+    public func channelScores(name: String, weight: any LinearLayer, gradients: WeightGradients?, axis: GroupAxis) throws -> [Double] {
+        let r = weight.outFeatures, c = weight.inFeatures
         var out = [Double](repeating: 0, count: axis == .row ? r : c)
-        for i in 0..<r {
-            for j in 0..<c {
-                let x = Double(w[i * c + j])
-                let s = p == 1 ? abs(x) : x * x
-                out[axis == .row ? i : j] += s
+        try ProjectionRows.forEachBlock(weight, name: name) { rows, w in
+            for i in rows {
+                let row = w + (i - rows.lowerBound) * c
+                for j in 0..<c {
+                    let x = Double(row[j])
+                    let s = p == 1 ? abs(x) : x * x
+                    out[axis == .row ? i : j] += s
+                }
             }
         }
         return out

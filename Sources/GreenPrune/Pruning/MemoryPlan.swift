@@ -5,11 +5,13 @@ import Foundation
 /// so a run that cannot fit is refused before it starts (`check`).
 ///
 /// Terms (bytes, float32 = 4):
-/// - weights: what the loader keeps resident. An aligned F32 tensor is mapped, its pages
-///   resident once read (all of them, but for an untied embedding, of which only the rows of
-///   the tokens seen are read); an F16/BF16 tensor is converted into a float32 copy (4 bytes per
-///   element) and its mapped pages, read once by the conversion, stay cached (2 more); packed
-///   integer tensors are mapped as stored.
+/// - weights: what the loader keeps resident under `--dtype`. An aligned F32 tensor is mapped,
+///   its pages resident once read (all of them, but for an untied embedding, of which only the
+///   rows of the tokens seen are read); a matrix kept in half precision (`HalfLinear`: bf16/f16
+///   under `auto`, or any float matrix under `--dtype bf16|f16`) is 2 bytes per element, mapped
+///   or rounded into owned halves (an untied table read row by row with pread: none); any other
+///   F16/BF16 tensor is converted into a float32 copy (4 bytes per element) and its mapped pages,
+///   read once by the conversion, stay cached (2 more); packed integer tensors are mapped as stored.
 /// - activations (Taylor, `GradientCollector.reduceByLayer` → `LlamaGradient.accumulateByLayer`):
 ///   every layer input from the lowest scored layer up for all S samples of T tokens
 ///   ((L − low)·S·T·C), the gradient at the top of each batch (S·T·C), and per batch size b
@@ -19,8 +21,9 @@ import Foundation
 ///   (4·N·C + 2·256·C + 256·V: 256 rows of logits at a time).
 /// - gradients: one layer's seven projections at a time, twice (the engine's buffer and the
 ///   estimator's copy) or three times with the Fisher term (buffer, G, A).
-/// - writing: the pruned directory is written one float32 tensor at a time, gathered and encoded
-///   (2 × the largest tensor) after the gradients are gone.
+/// - writing: the pruned directory is written one tensor at a time after the gradients are gone:
+///   float32 gathered and encoded (2 × 4 bytes × the largest tensor), halves cut straight into
+///   the encoded bytes (2 bytes × the largest tensor).
 /// - runtime: the process before any model (Swift runtime, OpenBLAS threads, tokenizer,
 ///   calibration text), measured.
 public struct MemoryPlan: Sendable, Equatable {
@@ -42,12 +45,18 @@ public struct MemoryPlan: Sendable, Equatable {
             + "gradients \(humanBytes(gradientBytes)), runtime \(humanBytes(Self.runtimeBytes)))"
     }
 
-    /// Resident bytes of a checkpoint's weights as the loader holds them (see the type's notes).
-    public static func residentWeightBytes(_ checkpoint: SafeTensorsReader, tiedEmbeddings: Bool) -> Int {
+    /// Resident bytes of a checkpoint's weights as the loader holds them when it keeps them as
+    /// `dtype` says (see the type's notes).
+    public static func residentWeightBytes(_ checkpoint: SafeTensorsReader, tiedEmbeddings: Bool, dtype: WeightDType = .f32) -> Int {
         var total = 0
         for name in checkpoint.names {
             guard let info = checkpoint.info(name) else { continue }
             let n = info.elementCount
+            let isFloat = [.f32, .f16, .bf16, .f64].contains(info.dtype)
+            if isFloat, info.shape.count == 2, dtype.resolve(info.dtype) != .f32 {
+                total += name == LlamaNames.embedding && !tiedEmbeddings ? 0 : 2 * n
+                continue
+            }
             switch info.dtype {
             case .f32: total += name == LlamaNames.embedding && !tiedEmbeddings ? 0 : 4 * n
             case .f16, .bf16: total += 6 * n
@@ -59,13 +68,14 @@ public struct MemoryPlan: Sendable, Equatable {
     }
 
     /// The plan of `prune` with `settings` on a model of geometry `g` whose weights take
-    /// `weightBytes` resident.
-    public static func prune(_ g: PruneGeometry, weightBytes: Int, settings s: PruneSettings) throws -> MemoryPlan {
+    /// `weightBytes` resident and are kept (and written) as `storage` (F32, BF16 or F16).
+    public static func prune(_ g: PruneGeometry, weightBytes: Int, settings s: PruneSettings, storage: DType = .f32) throws -> MemoryPlan {
         let c = g.hidden, hd = g.headDim, t = s.calibrationLen, samples = s.numExamples
         let q = (g.layers.map(\.numHeads).max() ?? 0) * hd, kv = (g.layers.map(\.numKVHeads).max() ?? 0) * hd
         let heads = g.layers.map(\.numHeads).max() ?? 0, f = g.layers.map(\.intermediate).max() ?? 0
         let largest = max(g.vocab * c, g.layers.map { max($0.numHeads * hd, $0.intermediate) * c }.max() ?? 0)
-        var plan = MemoryPlan(weightBytes: weightBytes, activationBytes: 0, gradientBytes: 0, writeBytes: 4 * 2 * largest)
+        var plan = MemoryPlan(weightBytes: weightBytes, activationBytes: 0, gradientBytes: 0,
+                              writeBytes: storage == .f32 ? 4 * 2 * largest : 2 * largest)
         func tape(_ b: Int) -> Int {
             let n = b * t
             return n * (5 * c + 4 * q + 4 * kv + 6 * f) + b * heads * t * t + t * t

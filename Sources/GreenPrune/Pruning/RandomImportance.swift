@@ -7,7 +7,7 @@ public struct RandomImportance: ImportanceEstimator {
 
     public init(seed: UInt64) { self.seed = seed }
 
-    public func channelScores(name: String, weight: DenseLinear, gradients: WeightGradients?, axis: GroupAxis) throws -> [Double] {
+    public func channelScores(name: String, weight: any LinearLayer, gradients: WeightGradients?, axis: GroupAxis) throws -> [Double] {
         // FNV-1a of the name and axis, mixed into the seed.
         var h: UInt64 = 0xcbf2_9ce4_8422_2325
         for b in (name + "#" + axis.rawValue).utf8 { h = (h ^ UInt64(b)) &* 0x0000_0100_0000_01b3 }

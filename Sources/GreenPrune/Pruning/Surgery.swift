@@ -42,7 +42,8 @@ public enum Surgery {
     }
 
     /// The pruned weights as a model that can run (the next step of iterative pruning): cut
-    /// projections own their values, everything else shares `weights`' storage.
+    /// projections own their values (half-precision ones stay halves), everything else shares
+    /// `weights`' storage.
     public static func apply(_ weights: LlamaWeights, keep: [LayerKeep], headDim hd: Int) throws -> LlamaWeights {
         let byName = Dictionary(try tensors(weights, keep: keep, headDim: hd).map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         var out = weights
@@ -52,7 +53,7 @@ public enum Surgery {
                 let name = LlamaNames.weight(role, layer: i)
                 guard let w = byName[name] else { throw InputError(name, "weight missing from the model") }
                 let bias = try byName[LlamaNames.bias(name)]?.storage()
-                layer.setLinear(role, DenseLinear(weight: try w.storage(), bias: bias, outFeatures: w.shape[0], inFeatures: w.shape[1]))
+                layer.setLinear(role, try w.linear(bias: bias))
             }
             return layer
         }

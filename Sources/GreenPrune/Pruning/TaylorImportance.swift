@@ -23,7 +23,7 @@ public struct TaylorImportance: ImportanceEstimator {
     public var needsGradients: Bool { true }
     public var needsFisher: Bool { variant == .paramSecond || variant == .paramMix }
 
-    public func channelScores(name: String, weight: DenseLinear, gradients: WeightGradients?, axis: GroupAxis) throws -> [Double] {
+    public func channelScores(name: String, weight: any LinearLayer, gradients: WeightGradients?, axis: GroupAxis) throws -> [Double] {
         let r = weight.outFeatures, c = weight.inFeatures, count = r * c
         guard let g = gradients, g.grad.count == count else {
             throw InputError(name, "Taylor importance needs the gradient of this weight")
@@ -34,20 +34,24 @@ public struct TaylorImportance: ImportanceEstimator {
         }
         var out = [Double](repeating: 0, count: axis == .row ? r : c)
         let variant = self.variant
-        let w = weight.weight.pointer
-        g.grad.withUnsafeBufferPointer { gr in
-            fisher.withUnsafeBufferPointer { a in
-                for i in 0..<r {
-                    for j in 0..<c {
-                        let e = i * c + j
-                        let wd = Double(w[e])
-                        let s: Double
-                        switch variant {
-                        case .vectorize, .paramFirst: s = wd * Double(gr[e])
-                        case .paramSecond: s = wd * Double(a[e]) * wd
-                        case .paramMix: s = wd * Double(gr[e]) - 0.5 * wd * Double(a[e]) * wd
+        // W is read a block of rows at a time (half weights widened block by block); `e` indexes
+        // G and A over the whole matrix, `w` the block.
+        try g.grad.withUnsafeBufferPointer { gr in
+            try fisher.withUnsafeBufferPointer { a in
+                try ProjectionRows.forEachBlock(weight, name: name) { rows, w in
+                    for i in rows {
+                        let row = w + (i - rows.lowerBound) * c
+                        for j in 0..<c {
+                            let e = i * c + j
+                            let wd = Double(row[j])
+                            let s: Double
+                            switch variant {
+                            case .vectorize, .paramFirst: s = wd * Double(gr[e])
+                            case .paramSecond: s = wd * Double(a[e]) * wd
+                            case .paramMix: s = wd * Double(gr[e]) - 0.5 * wd * Double(a[e]) * wd
+                            }
+                            out[axis == .row ? i : j] += variant == .vectorize ? s : abs(s)
                         }
-                        out[axis == .row ? i : j] += variant == .vectorize ? s : abs(s)
                     }
                 }
             }
