@@ -126,11 +126,7 @@ struct BF16DotTests {
         guard Self.available else { print("AVX-512 BF16 unavailable on this CPU: skipped"); return }
         let root = temporaryDirectory("bf16dot-decoder")
         defer { try? FileManager.default.removeItem(at: root) }
-        let src = root.appendingPathComponent("f32"), out = root.appendingPathComponent("q")
-        try writeTinyLlama(src, layerDims: [(4, 96), (4, 96)])
-        let scheme = try QuantScheme(bits: bits, granularity: gran, groupSize: 32, symmetric: bits == 8)
-        _ = try Quantizer.quantize(model: src, to: out, options: QuantizeOptions(scheme: scheme, includeHead: true), progress: false)
-        let m = try ModelLoader.loadLlama(out)
+        let m = try tinyQuantizedDecoder(in: root, bits: bits, granularity: gran)
         let head = try #require(m.weights.lmHead as? QuantizedLinear)
         var g = SplitMix(state: 19)
         let tokens = (0 ..< 41).map { _ in Int(g.int8(0, 49)) }
@@ -155,4 +151,14 @@ struct BF16DotTests {
         #expect(KernelOptions.standard.bf16Dot == (Self.available && KernelOptions.bf16DotSpeedup >= 1.25))
         print("VDPBF16PS multiply-adds per second: ×\(KernelOptions.bf16DotSpeedup) of float32 FMA; bf16Dot by default: \(KernelOptions.standard.bf16Dot)")
     }
+}
+
+/// A two-layer tiny Llama written under `root`, quantized with groups of 32 (symmetric at 8 bits,
+/// asymmetric at 4) head included, and loaded: the decoder the bf16 paths are checked on.
+func tinyQuantizedDecoder(in root: URL, bits: Int, granularity: QuantGranularity) throws -> LlamaModel {
+    let src = root.appendingPathComponent("f32"), out = root.appendingPathComponent("q")
+    try writeTinyLlama(src, layerDims: [(4, 96), (4, 96)])
+    let scheme = try QuantScheme(bits: bits, granularity: granularity, groupSize: 32, symmetric: bits == 8)
+    _ = try Quantizer.quantize(model: src, to: out, options: QuantizeOptions(scheme: scheme, includeHead: true), progress: false)
+    return try ModelLoader.loadLlama(out)
 }
