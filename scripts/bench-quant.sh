@@ -3,7 +3,8 @@
 # within one run (each decoder scored in its own child process, so peak RSS is its own).
 #   all-MiniLM-L6-v2: STS-B Spearman, embedding_drift (MSE, cosine) vs F32, size on disk
 #   SmolLM2-135M:     wikitext2_chunked perplexity, tokens/s, peak RSS vs F32 (quantized models on
-#                     AMX bf16 tiles where the CPU has them, and again on sgemm), at the default
+#                     AMX bf16 tiles where the CPU has them, and again on sgemm; on the AVX-512 BF16
+#                     dot-product kernel too where the CPU has it without taking it by default), at the default
 #                     512-token batches and again at 4096
 # Usage: scripts/bench-quant.sh [WINDOWS [REPEAT]]   (wikitext2_chunked windows of 128 tokens, default 40;
 #        interleaved rounds per decoder comparison, default 3)
@@ -35,7 +36,7 @@ log "quantizing SmolLM2-135M (INT8 per channel, INT4 asymmetric group 64; the ti
 log "INT4 again after AWQ scaling and clipping (64 calibration documents of the C4 sample)"
 "$GP" quantize "$S" --out "$OUT/smol-int4-awq" --bits 4 --granularity group --group-size 64 --scheme asymmetric --include-embeddings \
   --awq --num-examples 64 --quiet
-"$GPB" quant decoder "$S" "$OUT/smol-int8" "$OUT/smol-int4" "$OUT/smol-int4-awq" --windows "$WINDOWS" --repeat "$REPEAT" --sgemm-too
+"$GPB" quant decoder "$S" "$OUT/smol-int8" "$OUT/smol-int4" "$OUT/smol-int4-awq" --windows "$WINDOWS" --repeat "$REPEAT" --sgemm-too --bf16-dot-too
 log "the same with 4096-token batches (the weights expanded once per 4096 tokens, 8x the activation memory of the default 512)"
 "$GPB" quant decoder "$S" "$OUT/smol-int8" "$OUT/smol-int4" --windows "$WINDOWS" --batch-tokens 4096 --repeat "$REPEAT"
 log "int8 activations (dynamic per token, int8 x int8 kernels); the last model is INT8 after SmoothQuant (alpha 0.85)"

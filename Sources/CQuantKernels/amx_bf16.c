@@ -166,7 +166,7 @@ static void pack_q_avx512(int64_t rows, int64_t K, int bits, const uint8_t *data
 int qk_amx_pack_q(int64_t rows, int64_t K, int bits, const void *data, int64_t row_bytes, const float *scale,
                   const float *offset, int64_t gpr, int64_t group, uint16_t *tiles) {
 #ifdef QK_AMX
-    if (!qk_amx_bf16_available() || (bits != 4 && bits != 8) || rows < 0 || rows > 16 || K <= 0 || K % 32 != 0 ||
+    if (!qk_avx512_bf16_available() || (bits != 4 && bits != 8) || rows < 0 || rows > 16 || K <= 0 || K % 32 != 0 ||
         group <= 0 || group % 16 != 0 || K % group != 0 || gpr != K / group)
         return -1;
     pack_q_avx512(rows, K, bits, (const uint8_t *)data, row_bytes, scale, offset, gpr, group, tiles);
@@ -190,7 +190,7 @@ int qk_amx_pack_b16(int64_t rows, int64_t K, const float *w, int64_t ldw, uint16
         else memset(row[r], 0, (size_t)Kp * 2);
     }
 #ifdef QK_AMX
-    if (qk_amx_bf16_available()) {
+    if (qk_avx512_bf16_available()) {
         transpose_rows(row, kb, tiles);
         free(rowbuf);
         return 0;

@@ -12,8 +12,11 @@
 //   W[16j + c][2p + e] (zero past N or K), Np = N rounded up to 32. This is the AMX B layout too.
 #include "CQuantKernels.h"
 
+#include <math.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #if defined(__x86_64__)
 #define QK_X86 1
@@ -57,10 +60,11 @@ void qk_bf16_pack_b(int64_t j0, int64_t j1, int64_t N, int64_t K, const uint16_t
 
 #ifdef QK_X86
 // Rows i..i+8 of A (all present: A is padded) times the 32 columns of blocks b0, b1; stores
-// `rows` rows and `cols` columns of C (adding to what is there with `accumulate`).
+// `rows` rows and `cols` columns of C, column j multiplied by scale[j] when scale is non-NULL
+// (adding to what is there with `accumulate`).
 __attribute__((target("avx512f,avx512bf16,avx512vl")))
 static void kernel_8x32(int64_t rows, int64_t cols, const uint16_t *a, int64_t P, const uint16_t *b0, const uint16_t *b1,
-                        float *c, int64_t ldc, int accumulate) {
+                        const float *scale, float *c, int64_t ldc, int accumulate) {
     __m512 acc[8][2];
     for (int r = 0; r < 8; r++) { acc[r][0] = _mm512_setzero_ps(); acc[r][1] = _mm512_setzero_ps(); }
     const uint32_t *a32 = (const uint32_t *)a;
@@ -75,9 +79,11 @@ static void kernel_8x32(int64_t rows, int64_t cols, const uint16_t *a, int64_t P
     }
     const __mmask16 m0 = cols >= 16 ? 0xFFFF : (__mmask16)((1u << cols) - 1);
     const __mmask16 m1 = cols >= 32 ? 0xFFFF : cols <= 16 ? 0 : (__mmask16)((1u << (cols - 16)) - 1);
+    const __m512 f0 = scale ? _mm512_maskz_loadu_ps(m0, scale) : _mm512_set1_ps(1);
+    const __m512 f1 = scale ? _mm512_maskz_loadu_ps(m1, scale + 16) : _mm512_set1_ps(1);
     for (int64_t r = 0; r < rows; r++) {
         float *o = c + r * ldc;
-        __m512 s0 = acc[r][0], s1 = acc[r][1];
+        __m512 s0 = _mm512_mul_ps(acc[r][0], f0), s1 = _mm512_mul_ps(acc[r][1], f1);
         if (accumulate) {
             s0 = _mm512_add_ps(s0, _mm512_maskz_loadu_ps(m0, o));
             s1 = _mm512_add_ps(s1, _mm512_maskz_loadu_ps(m1, o + 16));
@@ -90,8 +96,13 @@ static void kernel_8x32(int64_t rows, int64_t cols, const uint16_t *a, int64_t P
 
 int qk_bf16_gemm(int64_t M, int64_t N, int64_t K, int64_t m0, int64_t m1, const uint16_t *a, const uint16_t *b,
                  int accumulate, float *c, int64_t ldc) {
+    return qk_bf16_gemm_scaled(M, N, K, m0, m1, a, b, NULL, accumulate, c, ldc);
+}
+
+int qk_bf16_gemm_scaled(int64_t M, int64_t N, int64_t K, int64_t m0, int64_t m1, const uint16_t *a, const uint16_t *b,
+                        const float *col_scale, int accumulate, float *c, int64_t ldc) {
 #ifdef QK_X86
-    if (!qk_avx512_bf16_available()) return -1;
+    if (!qk_avx512_bf16_available() || m0 % 8 != 0 || m0 < 0 || m1 > M) return -1;
     const int64_t Kp = round_up(K, 32), P = Kp / 2;
     // A block of 128 rows (K = 576: 144 KB) stays in L2 while every column block passes by.
     for (int64_t i0 = m0; i0 < m1; i0 += 128) {
@@ -101,13 +112,67 @@ int qk_bf16_gemm(int64_t M, int64_t N, int64_t K, int64_t m0, int64_t m1, const 
             const int64_t cols = N - j < 32 ? N - j : 32;
             for (int64_t i = i0; i < i1; i += 8) {
                 const int64_t rows = i1 - i < 8 ? i1 - i : 8;
-                kernel_8x32(rows, cols, a + i * Kp, P, b0, b1, c + i * ldc + j, ldc, accumulate);
+                kernel_8x32(rows, cols, a + i * Kp, P, b0, b1, col_scale ? col_scale + j : NULL, c + i * ldc + j, ldc,
+                            accumulate);
             }
         }
     }
     return 0;
 #else
-    (void)M; (void)N; (void)K; (void)m0; (void)m1; (void)a; (void)b; (void)accumulate; (void)c; (void)ldc;
+    (void)M; (void)N; (void)K; (void)m0; (void)m1; (void)a; (void)b; (void)col_scale; (void)accumulate; (void)c; (void)ldc;
     return -1;
+#endif
+}
+
+#ifdef QK_X86
+// Twelve independent chains of one instruction (zmm1..zmm12 from zmm0), n times, in assembly so
+// the stream is the same at every optimisation level: each runs at its issue rate, not its latency.
+#define QK_TWELVE(op)                                                                              \
+    op " %%zmm0, %%zmm0, %%zmm1\n\t" op " %%zmm0, %%zmm0, %%zmm2\n\t" op " %%zmm0, %%zmm0, %%zmm3\n\t"     \
+    op " %%zmm0, %%zmm0, %%zmm4\n\t" op " %%zmm0, %%zmm0, %%zmm5\n\t" op " %%zmm0, %%zmm0, %%zmm6\n\t"     \
+    op " %%zmm0, %%zmm0, %%zmm7\n\t" op " %%zmm0, %%zmm0, %%zmm8\n\t" op " %%zmm0, %%zmm0, %%zmm9\n\t"     \
+    op " %%zmm0, %%zmm0, %%zmm10\n\t" op " %%zmm0, %%zmm0, %%zmm11\n\t" op " %%zmm0, %%zmm0, %%zmm12\n\t"
+#define QK_CHAINS(op, n)                                                                            \
+    __asm__ volatile("vpxord %%zmm0, %%zmm0, %%zmm0\n\t"                                           \
+                     "1:\n\t" QK_TWELVE(op) "dec %0\n\t"                                          \
+                     "jnz 1b\n\t"                                                                 \
+                     : "+r"(n)                                                                     \
+                     :                                                                             \
+                     : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", \
+                       "xmm10", "xmm11", "xmm12", "cc")
+
+__attribute__((target("avx512f,avx512bf16,avx512vl"), noinline))
+static void chains_dpbf16(int64_t n) { QK_CHAINS("vdpbf16ps", n); }
+
+__attribute__((target("avx512f"), noinline))
+static void chains_fma(int64_t n) { QK_CHAINS("vfmadd231ps", n); }
+
+static double seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+#endif
+
+double qk_bf16_dot_speedup(void) {
+#ifdef QK_X86
+    if (!qk_avx512_bf16_available()) return 0;
+    // The fastest of five interleaved rounds of each: another process taking the core for a
+    // moment slows a round, never speeds one up.
+    const int64_t n = 20000;
+    double best_dp = 1e30, best_fma = 1e30;
+    for (int round = 0; round < 5; round++) {
+        double t = seconds();
+        chains_dpbf16(n);
+        best_dp = fmin(best_dp, seconds() - t);
+        t = seconds();
+        chains_fma(n);
+        best_fma = fmin(best_fma, seconds() - t);
+    }
+    if (best_dp <= 0 || best_fma <= 0) return 0;
+    // VDPBF16PS does 32 multiply-adds per instruction (16 lanes × a pair), VFMADD 16.
+    return (32.0 / best_dp) / (16.0 / best_fma);
+#else
+    return 0;
 #endif
 }

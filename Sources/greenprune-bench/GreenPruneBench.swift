@@ -13,7 +13,7 @@ struct GreenPruneBench: ParsableCommand {
         commandName: "greenprune-bench",
         abstract: "Benchmarks of GreenPrune's kernels, forward pass, pruning, evaluation, quantization and energy tracker.",
         version: GreenPruneInfo.version,
-        subcommands: [SgemmBench.self, ModelBench.self, EnergyBench.self, PruneBench.self, EvalBench.self, QuantBench.self]
+        subcommands: [SgemmBench.self, KernelsBench.self, ModelBench.self, EnergyBench.self, PruneBench.self, EvalBench.self, QuantBench.self]
     )
 
     /// As `greenprune`: OpenBLAS on the kernels this CPU can run, idle threads asleep, errors

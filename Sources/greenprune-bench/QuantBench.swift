@@ -47,11 +47,23 @@ struct QuantBench: ParsableCommand {
     @Option(help: "Rounds of every decoder, interleaved; speed ratios are medians over rounds.")
     var `repeat`: Int = 1
 
-    @Flag(help: "Also score each quantized decoder with its float-activation products on sgemm, next to the AMX bf16 tiles where the CPU has them.")
+    @Flag(help: "Also score each quantized decoder with its float-activation products on sgemm, next to the bf16 path (AMX tiles or AVX-512 BF16 dot products) where the CPU takes one by default.")
     var sgemmToo = false
 
-    @Flag(help: "score: float-activation products on sgemm, never on AMX tiles.")
+    @Flag(help: "Also score each quantized decoder on the AVX-512 BF16 dot-product kernel where the CPU has it and does not take it by default (no AMX, VDPBF16PS slower than FMA).")
+    var bf16DotToo = false
+
+    @Flag(help: "score: float-activation products on sgemm, never on AMX tiles (the same as --kernel sgemm).")
     var noAmx = false
+
+    @Option(help: "score: the float-activation product path of quantized layers: auto (the default choice), sgemm, or bf16-dot (AVX-512 BF16 dot products, never AMX).")
+    var kernel: FloatKernel = .auto
+
+    /// Float-activation product paths a child can be told to take.
+    enum FloatKernel: String, ExpressibleByArgument, CaseIterable {
+        case auto, sgemm
+        case bf16Dot = "bf16-dot"
+    }
 
     func validate() throws {
         guard !directories.isEmpty else { throw ValidationError("give at least one model directory") }
@@ -115,7 +127,11 @@ struct QuantBench: ParsableCommand {
         let t0 = Date()
         let model = try ModelLoader.loadLlama(url)
         applyActivations(model.weights.layers.flatMap { $0.linears.map(\.layer) })
-        if noAmx { model.kernelOptions.amx = false }
+        switch noAmx ? .sgemm : kernel {
+        case .auto: break
+        case .sgemm: model.kernelOptions.amx = false; model.kernelOptions.bf16Dot = false
+        case .bf16Dot: model.kernelOptions.amx = false; model.kernelOptions.bf16Dot = true
+        }
         // The windows are token ids: tokenize first, then free the tokenizer's tables and word
         // cache (a few MB, in both the float and the quantized run) before scoring.
         let task = ChunkedPerplexityTask(.wikitext2)
@@ -136,7 +152,8 @@ struct QuantBench: ParsableCommand {
         let kind = model.weights.layers.first.map { String(describing: type(of: $0.qProj)) } ?? "?"
         let kernel: String
         if let q = model.weights.layers.first?.qProj as? QuantizedLinear {
-            kernel = q.activations == .int8 ? "int8 \(q.isa)" : q.usesAMX(rows: batchTokens) ? "amx-bf16" : "sgemm"
+            kernel = q.activations == .int8 ? "int8 \(q.isa)"
+                : q.usesAMX(rows: batchTokens) ? "amx-bf16" : q.usesBF16Dot(rows: batchTokens) ? "avx512-bf16-dot" : "sgemm"
         } else { kernel = "sgemm" }
         let o: [String: Any] = ["dir": url.path, "perplexity": out.values["perplexity"]!.value,
                                 "tokens_per_second": out.tokensPerSecond, "wall_seconds": out.wallSeconds,
@@ -148,13 +165,20 @@ struct QuantBench: ParsableCommand {
     }
 
     func decoder() throws {
-        // Entries: the baseline, each quantized directory, and with --sgemm-too each quantized
-        // directory again on sgemm.
-        var entries = directories.map { (dir: $0, sgemm: false) }
-        if sgemmToo && KernelOptions.standard.amx { entries += directories.dropFirst().map { (dir: $0, sgemm: true) } }
+        // Entries: the baseline, each quantized directory, and with --sgemm-too / --bf16-dot-too
+        // each quantized directory again on that path where it is not the default one.
+        let standard = KernelOptions.standard
+        var entries = directories.map { (dir: $0, kernel: FloatKernel.auto) }
+        if sgemmToo && (standard.amx || standard.bf16Dot) { entries += directories.dropFirst().map { (dir: $0, kernel: .sgemm) } }
+        if bf16DotToo && KernelOptions.bf16DotAvailable && !standard.amx && !standard.bf16Dot {
+            entries += directories.dropFirst().map { (dir: $0, kernel: .bf16Dot) }
+        }
+        print(String(format: "AVX-512 BF16 dot products: %@ (VDPBF16PS multiply-adds per second ×%.2f of float32 FMA); AMX: %@",
+                     (KernelOptions.bf16DotAvailable ? (standard.bf16Dot ? "on" : "available, off by default") : "unavailable") as NSString,
+                     KernelOptions.bf16DotSpeedup, (standard.amx ? "on" : "off") as NSString))
         // rounds[r][i]: entry i's child result in round r.
         let rounds: [[[String: Any]?]] = try Harness.interleavedRounds(`repeat`, variants: entries.count) {
-            try child(entries[$0].dir, sgemm: entries[$0].sgemm)
+            try child(entries[$0].dir, kernel: entries[$0].kernel)
         }
         func d(_ o: [String: Any]?, _ k: String) -> Double { (o?[k] as? NSNumber)?.doubleValue ?? 0 }
         let median = Harness.median
@@ -180,7 +204,7 @@ struct QuantBench: ParsableCommand {
     }
 
     /// Scores `dir` in a child process (`quant score`) and returns its JSON line.
-    private func child(_ dir: String, sgemm: Bool = false) throws -> [String: Any] {
+    private func child(_ dir: String, kernel: FloatKernel = .auto) throws -> [String: Any] {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
         if !FileManager.default.isExecutableFile(atPath: p.executableURL!.path) {
@@ -190,7 +214,7 @@ struct QuantBench: ParsableCommand {
                     "--batch-tokens", String(batchTokens)]
         if let d = dataDir { args += ["--data-dir", d] }
         if let a = activations { args += ["--activations", a.rawValue] }
-        if sgemm { args.append("--no-amx") }
+        if kernel != .auto { args += ["--kernel", kernel.rawValue] }
         p.arguments = args
         let pipe = Pipe()
         p.standardOutput = pipe

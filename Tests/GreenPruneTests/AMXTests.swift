@@ -215,11 +215,7 @@ struct AMXTests {
         guard Self.available else { print("AMX bf16 unavailable on this CPU: skipped"); return }
         let root = temporaryDirectory("amx-decoder")
         defer { try? FileManager.default.removeItem(at: root) }
-        let src = root.appendingPathComponent("f32"), out = root.appendingPathComponent("q")
-        try writeTinyLlama(src, layerDims: [(4, 96), (4, 96)])
-        let scheme = try QuantScheme(bits: bits, granularity: gran, groupSize: 32, symmetric: bits == 8)
-        _ = try Quantizer.quantize(model: src, to: out, options: QuantizeOptions(scheme: scheme, includeHead: true), progress: false)
-        let m = try ModelLoader.loadLlama(out)
+        let m = try tinyQuantizedDecoder(in: root, bits: bits, granularity: gran)
         #expect(m.weights.lmHead is QuantizedLinear)
         var g = SplitMix(state: 9)
         let tokens = (0 ..< 41).map { _ in Int(g.int8(0, 49)) }

@@ -80,7 +80,8 @@ int qk_amx_pack_b16(int64_t rows, int64_t K, const float *w, int64_t ldw, uint16
 /// with q the unsigned nibble k of the row (bits 4: eight per little-endian uint32, least
 /// significant first) or its int8 code (bits 8); rows start row_bytes apart in data. Needs
 /// AVX-512 BF16, K a multiple of 32 and group a multiple of 16 dividing K. Returns 0, or -1
-/// when those do not hold (the caller then dequantizes and uses qk_amx_pack_b16).
+/// when those do not hold (the caller then dequantizes and uses qk_amx_pack_b16). The blocks are
+/// also what qk_bf16_gemm_scaled reads, so CPUs with AVX-512 BF16 and no AMX use this too.
 int qk_amx_pack_q(int64_t rows, int64_t K, int bits, const void *data, int64_t row_bytes, const float *scale,
                   const float *offset, int64_t gpr, int64_t group, uint16_t *tiles);
 
@@ -106,6 +107,18 @@ void qk_bf16_pack_b(int64_t j0, int64_t j1, int64_t N, int64_t K, const uint16_t
 /// nothing) without AVX-512 BF16.
 int qk_bf16_gemm(int64_t M, int64_t N, int64_t K, int64_t m0, int64_t m1, const uint16_t *a, const uint16_t *b,
                  int accumulate, float *c, int64_t ldc);
+
+/// As qk_bf16_gemm, with column j of the product multiplied by col_scale[j] (NULL: 1) before it
+/// is stored or added; col_scale holds N values. Returns -1 (computing nothing) without AVX-512
+/// BF16 or when m0 is not a multiple of 8 or m1 > M.
+int qk_bf16_gemm_scaled(int64_t M, int64_t N, int64_t K, int64_t m0, int64_t m1, const uint16_t *a, const uint16_t *b,
+                        const float *col_scale, int accumulate, float *c, int64_t ldc);
+
+/// Multiply-adds per second of VDPBF16PS over those of float32 VFMADD (512-bit, independent
+/// chains, the fastest of five short timed rounds: a few milliseconds), or 0 without AVX-512 BF16.
+/// Above 1 the bf16 dot-product kernel can outrun float32 sgemm; some CPUs with AVX-512 BF16
+/// issue VDPBF16PS at a quarter of VFMADD's rate, so it cannot.
+double qk_bf16_dot_speedup(void);
 
 #ifdef __cplusplus
 }

@@ -23,7 +23,8 @@ public enum ActivationQuantization: String, Codable, CaseIterable, Sendable {
 ///   float16 values (what `quantize` writes at 4 bits by default) keep them as float16, half the bytes;
 ///   the kernels read them converted a row or a block at a time.
 /// With `.none`, `forward` dequantizes at most `options.tileElements` weights at a time into a float
-/// scratch buffer (threads split the rows) and multiplies with `cblas_sgemm`; with `.int8` it
+/// scratch buffer (threads split the rows) and multiplies with `cblas_sgemm`, or expands them to
+/// bf16 blocks for AMX tiles (`usesAMX`) or the AVX-512 BF16 dot-product kernel (`usesBF16Dot`); with `.int8` it
 /// quantizes each input row to int8 and runs `Int8Kernels.gemm` (4-bit rows unpacked 256 at
 /// a time to int8). Either way the float weights never exist in full.
 public final class QuantizedLinear: LinearLayer {
@@ -55,7 +56,7 @@ public final class QuantizedLinear: LinearLayer {
     private let zeros4: UnsafeMutableBufferPointer<UInt8>?
     private let bias: UnsafeMutableBufferPointer<Float>?
 
-    /// Which kernel paths this layer takes (AMX tiles, the dequantization tile size); a model
+    /// Which kernel paths this layer takes (AMX tiles, bf16 dot products, the dequantization tile size); a model
     /// sets it on its layers (`LlamaModel.kernelOptions`).
     public var options = KernelOptions.standard
 
@@ -73,6 +74,22 @@ public final class QuantizedLinear: LinearLayer {
     public func usesAMX(rows m: Int) -> Bool {
         options.amx && KernelOptions.amxAvailable && activations == .none && m >= Self.amxMinRows && (groupsPerRow == 1 || bits == 4)
     }
+
+    /// Fewest input rows for the AVX-512 BF16 dot-product path (one 8-row block of its kernel).
+    public static let bf16DotMinRows = 8
+
+    /// True when this layer's float-activation products for `m` input rows go through the
+    /// AVX-512 BF16 dot-product kernel (`KernelOptions.bf16Dot`, a CPU with VDPBF16PS): the
+    /// weights expanded from their codes into the same bf16 blocks as AMX's, multiplied by the
+    /// activations rounded to bf16, float32 sums. Only where AMX does not take the rows, and
+    /// under the same rule as AMX (rows with one scale, or 4-bit groups).
+    public func usesBF16Dot(rows m: Int) -> Bool {
+        options.bf16Dot && KernelOptions.bf16DotAvailable && activations == .none && m >= Self.bf16DotMinRows
+            && (groupsPerRow == 1 || bits == 4) && !usesAMX(rows: m)
+    }
+
+    /// True when `m` input rows are packed to bf16 (AMX tiles or the dot-product kernel).
+    private func packsInput(rows m: Int) -> Bool { usesAMX(rows: m) || usesBF16Dot(rows: m) }
 
     /// Builds the layer from quantized codes (any granularity), copying them into packed storage.
     public convenience init(_ t: QuantizedTensor, bias: [Float]? = nil, activations: ActivationQuantization = .none) throws {
@@ -310,8 +327,9 @@ public final class QuantizedLinear: LinearLayer {
     public func forward(_ x: UnsafePointer<Float>, rows m: Int, into out: UnsafeMutablePointer<Float>, accumulate: Bool) {
         guard m > 0 else { return }
         switch activations {
-        case .none where usesAMX(rows: m):
-            forwardAMX(x, rows: m, outputs: 0 ..< outFeatures, into: out, ldo: outFeatures, accumulate: accumulate)
+        case .none where packsInput(rows: m):
+            forwardPacked(PackedInput(x, rows: m, columns: inFeatures), outputs: 0 ..< outFeatures, into: out, ldo: outFeatures,
+                          accumulate: accumulate)
         case .none: forwardDequantized(x, rows: m, into: out, accumulate: accumulate)
         case .int8 where accumulate:
             let tmp = UnsafeMutablePointer<Float>.allocate(capacity: m * outFeatures)
@@ -349,7 +367,8 @@ public final class QuantizedLinear: LinearLayer {
         precondition(r.lowerBound >= 0 && r.upperBound <= outFeatures && ldo >= r.count, "QuantizedLinear: bad output band")
         guard m > 0, !r.isEmpty else { return }
         switch activations {
-        case .none where usesAMX(rows: m): forwardAMX(x, rows: m, outputs: r, into: out, ldo: ldo)
+        case .none where packsInput(rows: m):
+            forwardPacked(PackedInput(x, rows: m, columns: inFeatures), outputs: r, into: out, ldo: ldo, accumulate: false)
         case .none: forwardDequantized(x, rows: m, outputs: r, into: out, ldo: ldo)
         case .int8: forwardInt8(x, rows: m, outputs: r, into: out, ldo: ldo)
         }
@@ -378,7 +397,7 @@ public final class QuantizedLinear: LinearLayer {
                                tileElements: options.tileElements) { r, dst in self.dequantize(rows: r, into: dst) }
     }
 
-    /// Float activations packed once for AMX bf16 tiles: x (M, in) rounded to bf16, (Mp, Kp)
+    /// Float activations packed once for AMX bf16 tiles or the dot-product kernel: x (M, in) rounded to bf16, (Mp, Kp)
     /// with Mp, Kp rounded up to 32. Several `forward(packed:outputs:into:ldo:)` calls over
     /// different output bands share it (the streaming output layer). It lives in this thread's
     /// workspace: valid until the next quantized product on the same thread packs its input.
@@ -397,17 +416,17 @@ public final class QuantizedLinear: LinearLayer {
         }
     }
 
-    /// x (M, in) packed for this layer's AMX path (a `PackedInput`), or nil when M rows do not
-    /// run on AMX.
+    /// x (M, in) packed for this layer's bf16 path (a `PackedInput`), or nil when M rows run
+    /// neither on AMX nor on the dot-product kernel.
     public func packInput(_ x: UnsafePointer<Float>, rows m: Int) -> (any PackedLinearInput)? {
-        usesAMX(rows: m) ? PackedInput(x, rows: m, columns: inFeatures) : nil
+        packsInput(rows: m) ? PackedInput(x, rows: m, columns: inFeatures) : nil
     }
 
     /// Another quantized layer of the same input width reads this one's packed rows when both
-    /// run M rows on AMX.
+    /// run M rows on bf16 (both paths read the same layout).
     public func sharesPackedInput(with other: any LinearLayer, rows m: Int) -> Bool {
         guard let q = other as? QuantizedLinear else { return false }
-        return q.inFeatures == inFeatures && usesAMX(rows: m) && q.usesAMX(rows: m)
+        return q.inFeatures == inFeatures && packsInput(rows: m) && q.packsInput(rows: m)
     }
 
     /// out (M, r.count), stride `ldo` = x · W[r, :]ᵀ + b[r] from an input `packInput` packed.
@@ -416,24 +435,21 @@ public final class QuantizedLinear: LinearLayer {
         precondition(p.columns == inFeatures && r.lowerBound >= 0 && r.upperBound <= outFeatures && ldo >= r.count,
                      "QuantizedLinear: bad packed input or output band")
         guard p.rows > 0, !r.isEmpty else { return }
-        forwardAMX(p, outputs: r, into: out, ldo: ldo, accumulate: false)
+        forwardPacked(p, outputs: r, into: out, ldo: ldo, accumulate: false)
         addBias(out, rows: p.rows, outputs: r, ldo: ldo)
     }
 
-    /// The AMX bf16 path over the output rows `band`, written with row stride `ldo`: x packed to
-    /// bf16 once, then tile by tile (at most `options.tileElements` weights) the band's rows dequantized 16
-    /// at a time straight into VNNI tiles (threads split the blocks) and multiplied (threads split
-    /// the columns). Rows with one scale are expanded as exact codes q − z and scaled after the
-    /// product; grouped rows are expanded with their scales.
-    private func forwardAMX(_ x: UnsafePointer<Float>, rows m: Int, outputs band: Range<Int>,
-                            into out: UnsafeMutablePointer<Float>, ldo: Int, accumulate: Bool = false) {
-        forwardAMX(PackedInput(x, rows: m, columns: inFeatures), outputs: band, into: out, ldo: ldo, accumulate: accumulate)
-    }
-
-    private func forwardAMX(_ packed: PackedInput, outputs band: Range<Int>,
-                            into out: UnsafeMutablePointer<Float>, ldo: Int, accumulate: Bool) {
+    /// The bf16 paths over the output rows `band`, written with row stride `ldo`: x packed to
+    /// bf16 once, then tile by tile (at most `options.tileElements` weights) the band's rows
+    /// expanded 16 at a time straight into VNNI blocks (threads split the blocks) and multiplied
+    /// on AMX tiles (threads split the columns) or by the AVX-512 BF16 dot-product kernel
+    /// (threads split the input rows, so each reads the whole tile once from the shared cache).
+    /// Rows with one scale are expanded as exact codes q − z and scaled after the product;
+    /// grouped rows are expanded with their scales.
+    private func forwardPacked(_ packed: PackedInput, outputs band: Range<Int>,
+                               into out: UnsafeMutablePointer<Float>, ldo: Int, accumulate: Bool) {
         let n = inFeatures, m = packed.rows, kp = (n + 31) / 32 * 32, a = packed.a
-        let exact = groupsPerRow == 1
+        let exact = groupsPerRow == 1, amx = usesAMX(rows: m)
         let tile = Swift.max(32, Swift.min((band.count + 31) / 32 * 32, options.tileElements / n / 32 * 32))
         let b = QuantWorkspace.current.buffer(.weightTile, bytes: tile * kp * 2).bindMemory(to: UInt16.self, capacity: tile * kp)
         var r0 = band.lowerBound
@@ -455,10 +471,18 @@ public final class QuantizedLinear: LinearLayer {
             withUnsafeTemporaryAllocation(of: Float.self, capacity: exact ? t : 0) { tmp in
                 let colScale: UnsafePointer<Float>? = exact ? scales(from: r0, count: t, tmp: tmp.baseAddress!) : nil
                 let c = out + (r0 - band.lowerBound)
-                let parts = Swift.min(Self.threads, Swift.max(1, t / 64))
-                DispatchQueue.concurrentPerform(iterations: parts) { p in
-                    let c0 = (t * p / parts) / 32 * 32, c1 = p == parts - 1 ? t : (t * (p + 1) / parts) / 32 * 32
-                    _ = qk_amx_bf16_gemm(Int64(m), Int64(t), Int64(n), Int64(c0), Int64(c1), a, b, colScale, accumulate ? 1 : 0, c, Int64(ldo))
+                if amx {
+                    let parts = Swift.min(Self.threads, Swift.max(1, t / 64))
+                    DispatchQueue.concurrentPerform(iterations: parts) { p in
+                        let c0 = (t * p / parts) / 32 * 32, c1 = p == parts - 1 ? t : (t * (p + 1) / parts) / 32 * 32
+                        _ = qk_amx_bf16_gemm(Int64(m), Int64(t), Int64(n), Int64(c0), Int64(c1), a, b, colScale, accumulate ? 1 : 0, c, Int64(ldo))
+                    }
+                } else {
+                    let parts = Swift.min(Self.threads, Swift.max(1, m / 64))
+                    DispatchQueue.concurrentPerform(iterations: parts) { p in
+                        let a0 = (m * p / parts) / 8 * 8, a1 = p == parts - 1 ? m : (m * (p + 1) / parts) / 8 * 8
+                        _ = qk_bf16_gemm_scaled(Int64(m), Int64(t), Int64(n), Int64(a0), Int64(a1), a, b, colScale, accumulate ? 1 : 0, c, Int64(ldo))
+                    }
                 }
             }
             r0 = r1

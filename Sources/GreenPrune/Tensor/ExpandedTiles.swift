@@ -23,12 +23,32 @@ enum ExpandedTiles {
                         into out: UnsafeMutablePointer<Float>, ldo: Int, accumulate: Bool, tileElements: Int,
                         expand: Expand) {
         guard m > 0, !band.isEmpty else { return }
+        // Each thread expands its own share of the band and multiplies it on single-threaded sgemm:
+        // no hand-over between the expanding threads and OpenBLAS's workers at every tile, which
+        // on a loaded machine left one side spinning in sched_yield while the other was descheduled.
+        let parts = min(threads, band.count / 64)
+        if parts > 1, m >= 64, BLAS.whileSingleThreaded({
+            DispatchQueue.concurrentPerform(iterations: parts) { p in
+                let lo = band.lowerBound + band.count * p / parts, hi = band.lowerBound + band.count * (p + 1) / parts
+                forwardTiles(x, rows: m, width: n, outputs: lo ..< hi, into: out + (lo - band.lowerBound), ldo: ldo,
+                             accumulate: accumulate, tileElements: tileElements / parts, expand: expand, threaded: false)
+            }
+        }) { return }
+        forwardTiles(x, rows: m, width: n, outputs: band, into: out, ldo: ldo, accumulate: accumulate,
+                     tileElements: tileElements, expand: expand, threaded: true)
+    }
+
+    /// `forward` tile by tile on this thread's workspace; with `threaded`, each tile's rows are
+    /// expanded by the threads together.
+    private static func forwardTiles(_ x: UnsafePointer<Float>, rows m: Int, width n: Int, outputs band: Range<Int>,
+                                     into out: UnsafeMutablePointer<Float>, ldo: Int, accumulate: Bool, tileElements: Int,
+                                     expand: Expand, threaded: Bool) {
         let tile = tileRows(tileElements, width: n, rows: band.count)
         let scratch = QuantWorkspace.current.buffer(.weightTile, bytes: tile * n * 4).bindMemory(to: Float.self, capacity: tile * n)
         var r0 = band.lowerBound
         while r0 < band.upperBound {
             let r1 = min(band.upperBound, r0 + tile)
-            expandTile(r0 ..< r1, width: n, into: scratch, expand: expand)
+            if threaded { expandTile(r0 ..< r1, width: n, into: scratch, expand: expand) } else { expand(r0 ..< r1, scratch) }
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(r1 - r0), Int32(n),
                         1, x, Int32(n), scratch, Int32(n), accumulate ? 1 : 0, out + (r0 - band.lowerBound), Int32(ldo))
             r0 = r1

@@ -18,11 +18,13 @@ public struct KernelOptions: Sendable, Equatable {
     /// Attention runs heads concurrently (single-threaded sgemm each) rather than one after
     /// another with multi-threaded sgemm.
     public var parallelOverHeads: Bool
-    /// bf16 weights (`HalfLinear`) multiply on AVX-512 BF16 dot products (activations rounded to
-    /// bf16, float32 sums) where the CPU has them (`bf16DotAvailable`), rather than expanded to
-    /// float32 tiles for sgemm (exact products of the bf16 weights). Off by default: on the
-    /// AVX-512 BF16 Xeon it was measured on, the dot-product kernel scored slower than sgemm over
-    /// expanded tiles at 8×512 tokens (README, "Half-precision weights").
+    /// Float-activation products of bf16 weights (`HalfLinear`) and of quantized layers that do not
+    /// run on AMX tiles (`QuantizedLinear.usesBF16Dot`) multiply on AVX-512 BF16 dot products
+    /// (activations rounded to bf16 once per call, weights expanded to bf16 pairs, float32 sums)
+    /// where the CPU has them (`bf16DotAvailable`), rather than expanded to float32 tiles for
+    /// sgemm. On by default only where VDPBF16PS outruns float32 FMA on this CPU
+    /// (`bf16DotPreferred`): on a Xeon that issues it at a quarter of VFMADD's rate the kernel
+    /// peaks at half of sgemm's speed whatever its blocking.
     public var bf16Dot: Bool
     /// Shortest window (new tokens T) whose attention takes the blockwise, online-softmax path
     /// (`blockwiseAttentionForward`: no score row longer than a key block) when no probabilities
@@ -31,7 +33,7 @@ public struct KernelOptions: Sendable, Equatable {
 
     public init(amx: Bool = KernelOptions.amxAvailable && GreenPruneEnvironment.process.amx,
                 tileElements: Int = 1 << 19, groupedHeads: Bool = true, parallelOverHeads: Bool = true,
-                bf16Dot: Bool = false, blockwiseFromTime: Int = attentionGroupedMaxTime + 1) {
+                bf16Dot: Bool = KernelOptions.bf16DotPreferred, blockwiseFromTime: Int = attentionGroupedMaxTime + 1) {
         self.amx = amx
         self.tileElements = tileElements
         self.groupedHeads = groupedHeads
@@ -48,4 +50,13 @@ public struct KernelOptions: Sendable, Equatable {
 
     /// Whether this CPU has AVX-512 BF16 dot products (VDPBF16PS).
     public static let bf16DotAvailable = qk_avx512_bf16_available() != 0
+
+    /// Multiply-adds per second of VDPBF16PS over float32 FMA on this CPU, timed once on first
+    /// use (`qk_bf16_dot_speedup`, a few milliseconds); 0 without AVX-512 BF16.
+    public static let bf16DotSpeedup = qk_bf16_dot_speedup()
+
+    /// Whether `bf16Dot` is on by default: the CPU has AVX-512 BF16 and its dot products do at
+    /// least a quarter more multiply-adds per second than float32 FMA, margin enough for the
+    /// packing and the bf16 rounding of the activations to pay off.
+    public static let bf16DotPreferred = bf16DotAvailable && bf16DotSpeedup >= 1.25
 }
