@@ -70,9 +70,8 @@ def quantized_modules(encoder):
     quantized, dense = [], 0
     for name, mod in encoder.named_modules():
         kind = type(mod).__name__
-        if kind in ("Linear8bitLt", "Linear4bit") or type(mod).__module__.startswith("torch.ao.nn.quantized"):
-            if kind.endswith("Linear") or kind.startswith("Linear"):
-                quantized.append(name)
+        if kind in ("Linear8bitLt", "Linear4bit") or (kind == "Linear" and type(mod).__module__.startswith("torch.ao.nn.quantized")):
+            quantized.append(name)
         elif type(mod) is torch.nn.Linear:
             dense += 1
     return quantized, dense
@@ -178,7 +177,7 @@ def cmd_table(a):
     work = a.work
     scores = np.asarray(json.load(open(os.path.join(work, "scores.json"))))
     plan = json.load(open(os.path.join(work, "plan.json")))
-    rows = []
+    rows, loads = [], []
     for model in plan["models"]:
         runs = {}
         for method in plan["methods"]:
@@ -193,7 +192,7 @@ def cmd_table(a):
             row = {"model": model, "method": method, "framework": info["framework"], "bits": info["bits"],
                    "variant": info.get("variant"), "settings": info.get("settings")}
             seconds = []
-            if info["framework"] == "pytorch":
+            if info["framework_kind"] == "pytorch":
                 meta = json.load(open(os.path.join(first, "meta.json")))
                 if "error" in meta:
                     row["error"] = meta["error"]
@@ -224,6 +223,7 @@ def cmd_table(a):
             row["process_seconds"] = spread([m["wall_seconds"] for m in meas])
             row["energy_j"] = spread([energy_j(r) for r in runs[method]])
             rows.append(row)
+            loads += [float(open(os.path.join(r, "loadavg")).read()) for r in runs[method]]
         # Relative figures: against PyTorch float32 (the study's reference) for every row.
         f = next(r for r in rows if r["model"] == model and r["method"] == "float")
         for r in rows:
@@ -235,7 +235,8 @@ def cmd_table(a):
                     r[pct] = 100 * r[key]["median"] / f[key]["median"]
     out = {"schema": "greenprune.study/1", "pairs": int(len(scores)), "sentences": int(2 * len(scores)),
            "reference": "PyTorch float32 (transformers AutoModelForMaskedLM), mean pooling",
-           "load_average": plan.get("load_average"), "host": plan.get("host"), "rows": rows}
+           "load_average_1min": spread(loads), "rounds": max(len(os.listdir(os.path.join(work, "runs", m, k)))
+                                                              for m in plan["models"] for k in plan["methods"]), "host": plan.get("host"), "rows": rows}
     json.dump(out, open(os.path.join(work, "study.json"), "w"), indent=1)
     print(markdown(out))
 
@@ -247,7 +248,9 @@ def fmt_spread(s, scale=1.0, digits=2):
 
 
 def markdown(out):
-    lines = []
+    la = out["load_average_1min"]
+    lines = [f"{out['host']}; {out['rounds']} interleaved rounds; 1-minute load average at the start of each run: "
+             f"median {la['median']:.1f} [{la['min']:.1f}-{la['max']:.1f}]"]
     for model in dict.fromkeys(r["model"] for r in out["rows"]):
         lines.append(f"\n{model}, {out['sentences']} STS-B test sentences ({out['pairs']} pairs); "
                      "MSE and cosine against PyTorch float32; % of PyTorch float32")
