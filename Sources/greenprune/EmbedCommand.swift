@@ -58,6 +58,7 @@ struct Embed: ParsableCommand {
     /// The texts of a --text-file: every line one text; an empty line is an error rather than
     /// an embedding of nothing that would shift every later row.
     static func lines(of url: URL) throws -> [String] {
+        try RegularFile.check(url)
         let lines = try DataFiles.lines(url)
         if let i = lines.firstIndex(where: { $0.trimmingCharacters(in: .whitespaces).isEmpty }) {
             throw InputError(url.path, "line \(i + 1) is empty (one text per line)")
