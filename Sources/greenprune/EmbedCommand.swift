@@ -2,11 +2,13 @@ import ArgumentParser
 import Foundation
 import GreenPrune
 
-/// `greenprune embed DIR --text T [--json]`: sentence-transformers embeddings (mean pooling
-/// over the non-padding tokens, then L2 normalisation) from a BERT or MPNet encoder.
+/// `greenprune embed DIR --text T [--text-file F] [--json] [--no-normalize]`: sentence-transformers
+/// embeddings (mean pooling over the non-padding tokens, then L2 normalisation) from a BERT or
+/// MPNet encoder.
 struct Embed: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "L2-normalised mean-pooled sentence embeddings from a BERT or MPNet encoder.")
+        abstract: "L2-normalised mean-pooled sentence embeddings from a BERT or MPNet encoder.",
+        discussion: "Prints the embeddings on stdout and, on stderr, how many texts and tokens were embedded and the seconds tokenization and the forwards took (model loading excluded).")
 
     @Argument(help: "Model directory of an encoder (config.json, model.safetensors, tokenizer.json).")
     var model: String
@@ -14,20 +16,32 @@ struct Embed: ParsableCommand {
     @Option(help: "A text to embed (repeatable).")
     var text: [String] = []
 
+    @Option(help: "A UTF-8 file of texts to embed, one per line (after any --text).")
+    var textFile: String?
+
     @Flag(help: "Print one JSON object per text (JSON lines).")
     var json = false
 
+    @Flag(help: "Print the mean-pooled vectors before the L2 normalisation.")
+    var noNormalize = false
+
     func validate() throws {
-        if text.isEmpty { throw ValidationError("give at least one --text") }
+        if text.isEmpty && textFile == nil { throw ValidationError("give at least one --text or a --text-file") }
     }
 
     func run() throws {
+        var texts = text
+        if let textFile { texts += try Self.lines(of: URL(fileURLWithPath: textFile)) }
         let bundle = try ModelLoader.load(URL(fileURLWithPath: model))
         let enc = try bundle.bert()
         let tok = try bundle.requireTokenizer()
-        let ids = try text.map { try tok.encode($0, addSpecialTokens: true) }
-        let vectors = try enc.embed(ids: ids)
-        for (i, t) in text.enumerated() {
+        let start = DispatchTime.now().uptimeNanoseconds
+        let ids = try texts.map { try tok.encode($0, addSpecialTokens: true) }
+        let vectors = try enc.embed(ids: ids, normalize: !noNormalize)
+        let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+        FileHandle.standardError.write(Data(String(format: "embed: %d texts, %d tokens in %.4f s\n",
+                                                   texts.count, ids.reduce(0) { $0 + $1.count }, seconds).utf8))
+        for (i, t) in texts.enumerated() {
             if json {
                 let obj: [String: Any] = ["text": t, "ids": ids[i], "dimension": vectors[i].count,
                                           "embedding": vectors[i].map(Double.init)]
@@ -39,5 +53,16 @@ struct Embed: ParsableCommand {
                 print("  " + vectors[i].map { String(format: "%.6f", $0) }.joined(separator: " "))
             }
         }
+    }
+
+    /// The texts of a --text-file: every line one text; an empty line is an error rather than
+    /// an embedding of nothing that would shift every later row.
+    static func lines(of url: URL) throws -> [String] {
+        try RegularFile.check(url)
+        let lines = try DataFiles.lines(url)
+        if let i = lines.firstIndex(where: { $0.trimmingCharacters(in: .whitespaces).isEmpty }) {
+            throw InputError(url.path, "line \(i + 1) is empty (one text per line)")
+        }
+        return lines.map(String.init)
     }
 }

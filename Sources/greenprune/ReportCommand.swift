@@ -3,6 +3,7 @@ import Foundation
 import GreenPrune
 
 extension Report.Format: ExpressibleByArgument {}
+extension StudyTable.Layout: ExpressibleByArgument {}
 
 /// `greenprune report RESULTS_DIR`: tables and plots from whatever runs have finished.
 struct ReportCmd: ParsableCommand {
@@ -20,7 +21,21 @@ struct ReportCmd: ParsableCommand {
     @Option(help: "Write the report files here instead of RESULTS_DIR.")
     var out: String?
 
+    @Option(help: "Print one of the seed study's tables from a bench folder's study.json (scripts/bench-bnb.sh) instead: study-fe (per model INT8/INT4 mean MSE and size % of float) or study-st (INT8/INT4 mean MSE and energy % of float); md or csv, nothing written.")
+    var layout: StudyTable.Layout?
+
+    func validate() throws {
+        guard layout != nil else { return }
+        if out != nil { throw ValidationError("--out does not apply to --layout (it prints one table, writes nothing)") }
+        if format != .md && format != .csv { throw ValidationError("--layout prints md or csv, not \(format.rawValue)") }
+    }
+
     func run() throws {
+        if let layout {
+            let study = try StudyResults.load(URL(fileURLWithPath: resultsDir).standardizedFileURL)
+            print(try StudyTable.render(study, layout: layout, format: format), terminator: "")
+            return
+        }
         let dir = URL(fileURLWithPath: resultsDir).standardizedFileURL
         let files = try Report.write(from: dir, to: out.map { URL(fileURLWithPath: $0).standardizedFileURL })
         let data = try ReportData.load(dir)

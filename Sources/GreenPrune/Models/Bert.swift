@@ -161,7 +161,9 @@ public final class BertModel: SentenceEncoder {
 
     /// L2-normalised mean-pooled embeddings of id sequences ([CLS] … [SEP] already added),
     /// batched with right padding; longer inputs keep their first max−1 ids and the last one.
-    public func embed(ids sequences: [[Int]]) throws -> [[Float]] {
+    /// `normalize: false` returns the mean-pooled vectors before the L2 normalisation (the
+    /// scale a quantization error is also measured at).
+    public func embed(ids sequences: [[Int]], normalize: Bool = true) throws -> [[Float]] {
         let c = config.hiddenSize
         for (i, s) in sequences.enumerated() {
             guard !s.isEmpty else { throw InputError("sequence \(i)", "empty token sequence") }
@@ -186,7 +188,7 @@ public final class BertModel: SentenceEncoder {
             var pooled = [Float](repeating: 0, count: bsz * c)
             pooled.withUnsafeMutableBufferPointer { p in
                 meanPoolForward(p.baseAddress!, hidden, lengths: lengths, b: bsz, t: t, c: c)
-                l2NormalizeRows(p.baseAddress!, rows: bsz, cols: c)
+                if normalize { l2NormalizeRows(p.baseAddress!, rows: bsz, cols: c) }
             }
             for (b, si) in group.enumerated() { out[si] = Array(pooled[(b * c)..<((b + 1) * c)]) }
         }
