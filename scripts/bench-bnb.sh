@@ -42,7 +42,7 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c "import bitsandbytes, 
   if [ -n "${BNB_TORCH_SITE:-}" ]; then
     echo "$BNB_TORCH_SITE" >"$("$VENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/bnb-torch.pth"
   else
-    "$VENV/bin/pip" install -q "torch==2.13.0+cpu" "accelerate==1.15.0"
+    "$VENV/bin/pip" install -q "torch==2.15.0" "accelerate==1.16.0"
   fi
   "$VENV/bin/pip" install -q "transformers==4.57.6" "bitsandbytes==0.50.2" scipy
 fi
