@@ -39,7 +39,7 @@ struct Embed: ParsableCommand {
         let ids = try texts.map { try tok.encode($0, addSpecialTokens: true) }
         let vectors = try enc.embed(ids: ids, normalize: !noNormalize)
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        FileHandle.standardError.write(Data(String(format: "embed: %d texts, %d tokens in %.4f s\n",
+        FileHandle.standardError.write(Data(String(format: "embed: %ld texts, %ld tokens in %.4f s\n",
                                                    texts.count, ids.reduce(0) { $0 + $1.count }, seconds).utf8))
         for (i, t) in texts.enumerated() {
             if json {

@@ -36,6 +36,6 @@ struct Generate: ParsableCommand {
         let seconds = Date().timeIntervalSince(start)
         let text = tok.decode(out, skipSpecialTokens: true)
         print(continuationOnly ? text : prompt + text)
-        FileHandle.standardError.write(Data(String(format: "%d prompt tokens, %d new tokens in %.2f s\n", ids.count, out.count, seconds).utf8))
+        FileHandle.standardError.write(Data(String(format: "%ld prompt tokens, %ld new tokens in %.2f s\n", ids.count, out.count, seconds).utf8))
     }
 }

@@ -56,7 +56,7 @@ struct Quantize: ParsableCommand {
                                force: replace.force)
         let options = try settings.quantizeOptions(dataDirectory: Paths.dataDirectory(data.dataDir))
         let r = try Quantizer.quantize(model: URL(fileURLWithPath: model), to: URL(fileURLWithPath: out), options: options, progress: !quiet)
-        print(String(format: "%@: %d modules quantized (\(options.method)\(options.awq == nil ? "" : " after AWQ scaling")) (%d kept in float), %d → %d bytes (%.1f%%) in %.1f s",
+        print(String(format: "%@: %ld modules quantized (\(options.method)\(options.awq == nil ? "" : " after AWQ scaling")) (%ld kept in float), %ld → %ld bytes (%.1f%%) in %.1f s",
                      out, r.quantized.count, r.skipped.count, r.bytesBefore, r.bytesAfter,
                      100 * Double(r.bytesAfter) / Double(max(r.bytesBefore, 1)), r.wallSeconds))
     }

@@ -115,7 +115,7 @@ struct Recover: ParsableCommand {
                                  report: trained.report, to: outURL, dtype: try (settings.dtype ?? .auto).resolve(directory: dir), progress: !quiet)
         try? FileManager.default.removeItem(at: checkpointURL)
         let last = trained.validationLoss.map { String(format: ", validation loss %.4f", $0) } ?? ""
-        print(String(format: "%@: %d steps, %d tokens%@, %.1f s", outURL.path, trained.steps, trained.tokens, last,
+        print(String(format: "%@: %ld steps, %ld tokens%@, %.1f s", outURL.path, trained.steps, trained.tokens, last,
                      Date().timeIntervalSince(start)))
     }
 

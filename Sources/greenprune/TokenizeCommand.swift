@@ -44,7 +44,7 @@ struct Tokenize: ParsableCommand {
             let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             let bytes = t.utf8.count
             FileHandle.standardError.write(Data(String(
-                format: "%d bytes -> %d tokens in %.3f s (%.2f MB/s)\n", bytes, ids.count, seconds,
+                format: "%ld bytes -> %ld tokens in %.3f s (%.2f MB/s)\n", bytes, ids.count, seconds,
                 Double(bytes) / max(seconds, 1e-9) / 1e6).utf8))
             if count {
                 print(ids.count)

@@ -53,7 +53,7 @@ public final class ProgressBar {
         let filled = Int(frac * Double(width))
         let bar = String(repeating: "#", count: filled) + String(repeating: ".", count: width - filled)
         let eta = rate > 0 ? Double(total - done) / rate : 0
-        let line = String(format: "%@ [%@] %d/%d %3.0f%% %.1f %@/s ETA %@",
+        let line = String(format: "%@ [%@] %ld/%ld %3.0f%% %.1f %@/s ETA %@",
                           label, bar, done, total, frac * 100, rate, unit, ProgressBar.clock(eta)) + (detail.map { " " + $0 } ?? "")
         FileHandle.standardError.write(Data(((isTTY ? "\r\u{1B}[K" : "") + line + (isTTY ? "" : "\n")).utf8))
     }
@@ -61,7 +61,7 @@ public final class ProgressBar {
     /// Formats seconds as `m:ss` or `h:mm:ss`.
     public static func clock(_ seconds: Double) -> String {
         let s = Int(seconds.rounded())
-        return s >= 3600 ? String(format: "%d:%02d:%02d", s / 3600, (s / 60) % 60, s % 60)
-                         : String(format: "%d:%02d", s / 60, s % 60)
+        return s >= 3600 ? String(format: "%ld:%02ld:%02ld", s / 3600, (s / 60) % 60, s % 60)
+                         : String(format: "%ld:%02ld", s / 60, s % 60)
     }
 }

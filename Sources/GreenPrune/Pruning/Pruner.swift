@@ -126,7 +126,7 @@ public enum Pruner {
                 bar.finish()
                 outcome.losses.append(loss)
                 outcome.gradientSeconds += Date().timeIntervalSince(t1)
-                log(String(format: "step %d: calibration loss %.6f over %d samples", step, loss, samples.count))
+                log(String(format: "step %ld: calibration loss %.6f over %ld samples", step, loss, samples.count))
             } else {
                 for l in scored { try score(l, [:]) }
             }
@@ -194,7 +194,7 @@ public enum Pruner {
         }
         for (s, scores) in outcome.scores.enumerated() {
             for (l, sc) in scores.sorted(by: { $0.key < $1.key }) {
-                let base = String(format: "/step_%d/layer_%02d", s + 1, l)
+                let base = String(format: "/step_%ld/layer_%02ld", s + 1, l)
                 try h5.write(base + "/mlp", sc.mlp, shape: [sc.mlp.count])
                 try h5.write(base + "/attention", sc.attention, shape: [sc.attention.count])
                 try h5.setAttribute(base + "/attention", "unit", unit.rawValue)

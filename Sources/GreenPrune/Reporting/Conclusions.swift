@@ -18,7 +18,7 @@ public enum Conclusions {
                 var text: String
                 if let rv = r.roundJoulesPerToken, let rb = base.roundJoulesPerToken, min(rv.count, rb.count) > 1,
                    let q = Spread.ratios(rv, rb) {
-                    text = String(format: "energy per token %+.1f%% (median of %d paired rounds, range %+.1f%% to %+.1f%%)",
+                    text = String(format: "energy per token %+.1f%% (median of %ld paired rounds, range %+.1f%% to %+.1f%%)",
                                   (q.median - 1) * 100, q.count, (q.min - 1) * 100, (q.max - 1) * 100)
                         + (Spread.ratiosResolved(rv, rb) ? "" : " (not resolved)")
                 } else {
