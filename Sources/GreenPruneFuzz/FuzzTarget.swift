@@ -39,6 +39,7 @@ struct FuzzTarget {
                 let l = try config.llama(path: "config.json")
                 if l.headDim <= 4096 { _ = l.rope.inverseFrequencies(headDim: l.headDim) }
             case .bert: _ = try config.bert(path: "config.json")
+            case let f: _ = try DecoderFamilies.family(named: f)?.layerCount(json)
             }
         },
         FuzzTarget(name: "h5", summary: "a tf_model.h5 (libhdf5 through HDF5Reader, TFCheckpoint's dataset checks, names and transposes)") { data, scratch in

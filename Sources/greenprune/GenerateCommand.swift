@@ -25,11 +25,11 @@ struct Generate: ParsableCommand {
 
     func run() throws {
         let bundle = try ModelLoader.load(URL(fileURLWithPath: model))
-        let lm = try bundle.llama()
+        let lm = try bundle.decoder()
         let tok = try bundle.requireTokenizer()
         let ids = try tok.encode(prompt, addSpecialTokens: true)
         guard !ids.isEmpty else { throw InputError("--prompt", "tokenizes to no tokens") }
-        var stops = Set(lm.config.eosTokenIds)
+        var stops = Set(lm.eosTokenIds)
         if let e = tok.eosTokenId { stops.insert(e) }
         let start = Date()
         let out = try lm.generate(prompt: ids, maxTokens: maxTokens, stop: stops)

@@ -75,6 +75,10 @@ struct Prune: ParsableCommand {
         // Cheap checks against config.json before the weights are read.
         let cfgURL = dir.appendingPathComponent("config.json")
         let configJSON = try ConfigJSON.load(cfgURL)
+        let family = try configJSON.model.family(path: cfgURL.path)
+        guard family == .llama else {
+            throw InputError(cfgURL.path, "prune supports llama-family decoders; this is \(configJSON.model.modelType ?? family.rawValue)")
+        }
         let cfg = try configJSON.model.llama(path: cfgURL.path)
         // Scores and cuts read float weights; refuse here rather than at the first packed layer.
         if configJSON.contains("quantization_config") {
@@ -103,7 +107,7 @@ struct Prune: ParsableCommand {
         // ones as halves (`--dtype auto`): gradients, scores and cuts read them tile by tile.
         let bundle = try ModelLoader.load(dir, dtype: dtype)
         let outDType = dtype.resolve(WeightDType.stored(in: bundle.checkpoint))
-        let m = try bundle.llama()
+        let m = try bundle.llama(for: "prune")
         try Surgery.checkLayerDims(configJSON, PruneGeometry(m))
         try options.policy.validate(PruneGeometry(m))
         if dryRun {

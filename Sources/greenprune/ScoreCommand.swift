@@ -37,7 +37,7 @@ struct Score: ParsableCommand {
             texts += s.split(whereSeparator: \.isNewline).map(String.init).filter { !$0.trimmingCharacters(in: .whitespaces).isEmpty }
         }
         let bundle = try ModelLoader.load(URL(fileURLWithPath: model))
-        let lm = try bundle.llama()
+        let lm = try bundle.decoder()
         let tok = try bundle.requireTokenizer()
         var ids: [[Int]] = []
         for (i, t) in texts.enumerated() {

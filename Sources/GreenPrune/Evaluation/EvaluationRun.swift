@@ -47,6 +47,9 @@ public enum EvaluationRun {
             let total = w.parameterCount
             let head = w.tied ? 0 : w.lmHead.inFeatures * w.lmHead.outFeatures
             return (total, total - w.embeddingCount - head)
+        case let .decoder(m):
+            let f = m.facts
+            return (f.parameters, f.nonEmbeddingParameters)
         case let .bert(m):
             // From the layers' shapes, not the checkpoint's element counts (packed int32 words
             // and scales of a quantized model are storage, not parameters). Every BERT Linear has a bias.
@@ -94,7 +97,8 @@ public enum EvaluationRun {
         var tokenizerFacts: TokenizerFacts?, maxLength: Int?
 
         switch bundle.model {
-        case let .llama(model):
+        case .llama, .decoder:
+            let model = try bundle.decoder()
             let tokenizer = try TokenizerLoader.load(directory: directory)
             tokenizerFacts = TokenizerFacts(tokenizer)
             maxLength = options.maxLength ?? model.maxLength
@@ -105,7 +109,7 @@ public enum EvaluationRun {
             let setup = TaskSetup(dataDirectory: options.dataDirectory, sequenceLength: options.sequenceLength, tokenizer: tokenizer)
             // Read every task's data first: a bad file fails the run before any scoring.
             var loaded: [(EvaluationTask, [TaskDocument], Int)] = []
-            var drift: (task: OutputDriftTask, baseline: LlamaModel, tokenizer: Tokenizer)?
+            var drift: (task: OutputDriftTask, model: LlamaModel, baseline: LlamaModel, tokenizer: Tokenizer)?
             for (name, entry) in entries {
                 switch entry {
                 case let .language(task):
@@ -114,7 +118,8 @@ public enum EvaluationRun {
                 case let .decoderDrift(task):
                     guard let b = options.baseline else { throw InputError("--baseline", "\(name) needs the baseline decoder's directory") }
                     // The windows are the baseline's tokens, so both models read the same ids.
-                    drift = (task, try ModelLoader.loadLlama(b, dtype: options.dtype), try TokenizerLoader.load(directory: b))
+                    drift = (task, try bundle.llama(for: name), try ModelLoader.loadLlama(b, dtype: options.dtype),
+                             try TokenizerLoader.load(directory: b))
                 case .encoder:
                     throw InputError("--tasks", "\(name) needs a sentence encoder; \(directory.path) is a decoder")
                 }
@@ -135,7 +140,7 @@ public enum EvaluationRun {
                 }
             }
             if let d = drift {
-                reports.append(try finite(TaskReport(try d.task.run(model, baseline: d.baseline, tokenizer: d.tokenizer,
+                reports.append(try finite(TaskReport(try d.task.run(d.model, baseline: d.baseline, tokenizer: d.tokenizer,
                                                          dataDirectory: options.dataDirectory, sequenceLength: options.sequenceLength,
                                                          limit: options.limit, showProgress: options.showProgress))))
             }

@@ -43,6 +43,19 @@ public final class LlamaKVCache {
     /// Bytes held.
     public var byteCount: Int { 2 * widths.reduce(0, +) * batch * capacity * 4 }
 
+    /// Writes layer `l`'s new keys `k` and values `v` (B, T, G_l·D) at positions
+    /// length..<length+T of every sequence and returns the layer's whole keys and values (B, S,
+    /// G_l·D) for attention; `length` itself moves once every layer has run (`forward`).
+    func store(layer l: Int, keys k: UnsafePointer<Float>, values v: UnsafePointer<Float>,
+               batch b: Int, time t: Int) -> (keys: UnsafePointer<Float>, values: UnsafePointer<Float>) {
+        let kc = keys[l], vc = values[l], w = widths[l]
+        for bi in 0..<b {
+            (kc + (bi * capacity + length) * w).update(from: k + bi * t * w, count: t * w)
+            (vc + (bi * capacity + length) * w).update(from: v + bi * t * w, count: t * w)
+        }
+        return (UnsafePointer(kc), UnsafePointer(vc))
+    }
+
     /// Copies the first `length` positions of `source`'s sequence 0 into every sequence of
     /// this cache (a prefix run once, then shared by several continuations).
     public func fill(fromFirstSequenceOf source: LlamaKVCache) {

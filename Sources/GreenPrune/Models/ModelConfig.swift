@@ -98,12 +98,13 @@ public struct ModelConfig: Codable, Sendable, Equatable {
         ctx.codingPath.map(\.stringValue).joined(separator: ".")
     }
 
-    /// "llama" or "bert": which forward pass runs this config.
+    /// Which forward pass runs this config: a decoder family of `DecoderFamilies`, or "bert".
     public func family(path: String) throws -> ModelFamily {
         guard let t = modelType else { throw InputError(path, "missing field 'model_type'") }
-        if ModelConfig.llamaTypes.contains(t) { return .llama }
+        if let d = DecoderFamilies.family(modelType: t) { return d.family }
         if ModelConfig.bertTypes.contains(t) { return .bert }
-        throw InputError(path, "model_type '\(t)' is not supported (llama, mistral, qwen2, smollm, bert, mpnet)")
+        let known = DecoderFamilies.all.flatMap { $0.modelTypes.sorted() } + ModelConfig.bertTypes.sorted()
+        throw InputError(path, "model_type '\(t)' is not supported (\(known.joined(separator: ", ")))")
     }
 
     private func require<T>(_ v: T?, _ key: CodingKeys, _ path: String) throws -> T {
@@ -128,7 +129,7 @@ public struct ModelConfig: Codable, Sendable, Equatable {
 
     /// The validated decoder configuration.
     public func llama(path: String) throws -> LlamaConfig {
-        guard try family(path: path) == .llama else { throw InputError(path, "model_type '\(modelType ?? "")' is not a decoder") }
+        guard try family(path: path) == .llama else { throw InputError(path, "model_type '\(modelType ?? "")' is not a llama-family decoder") }
         let type = modelType ?? "llama"
         let hidden = try positive(hiddenSize, .hiddenSize, path)
         let heads = try positive(numAttentionHeads, .numAttentionHeads, path)
@@ -212,8 +213,14 @@ public struct ModelConfig: Codable, Sendable, Equatable {
     }
 }
 
-/// Which forward pass a config selects.
-public enum ModelFamily: String, Sendable { case llama, bert }
+/// Which forward pass a config selects: "bert", or a decoder family's name
+/// (`DecoderModel.family`; "llama" for every Llama-shaped model_type).
+public struct ModelFamily: RawRepresentable, Hashable, Sendable {
+    public var rawValue: String
+    public init(rawValue: String) { self.rawValue = rawValue }
+    public static let llama = ModelFamily(rawValue: "llama")
+    public static let bert = ModelFamily(rawValue: "bert")
+}
 
 /// A token id field that may be one integer or a list (`eos_token_id: [2, 7]`).
 public struct TokenIds: Codable, Sendable, Equatable {

@@ -32,10 +32,10 @@ public enum ModelDirectoryCheck {
         try checkFinite(checkpoint)
     }
 
-    /// The layer index in `name` (`model.layers.7.…` for a decoder, `[bert.]encoder.layer.7.…`
-    /// for an encoder), or nil for a tensor outside the layers.
+    /// The layer index in `name` (the decoder family's `layerIndex`, e.g. `model.layers.7.…`;
+    /// `[bert.]encoder.layer.7.…` for an encoder), or nil for a tensor outside the layers.
     public static func layerIndex(_ name: String, family: ModelFamily) -> Int? {
-        family == .llama ? LlamaNames.layerIndex(name) : BertNames.layerIndex(name)
+        DecoderFamilies.family(named: family).map { $0.layerIndex(name) } ?? BertNames.layerIndex(name)
     }
 
     /// Throws unless the checkpoint's layers are exactly 0..<numLayers.

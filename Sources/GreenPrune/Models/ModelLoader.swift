@@ -33,7 +33,19 @@ public struct DenseLinearLoader: LinearLayerLoader {
 /// A model loaded from a directory.
 public enum LoadedModel {
     case llama(LlamaModel)
+    /// A decoder of another family (`DecoderFamilies`): it scores and generates, but pruning,
+    /// recovery and quantization take Llama-family decoders only.
+    case decoder(any DecoderModel)
     case bert(BertModel)
+
+    /// The decoder of either case; nil for an encoder.
+    public var decoder: (any DecoderModel)? {
+        switch self {
+        case .llama(let m): return m
+        case .decoder(let m): return m
+        case .bert: return nil
+        }
+    }
 }
 
 /// A model directory (config.json + safetensors [+ tokenizer.json]) turned into a model.
@@ -47,9 +59,18 @@ public struct ModelBundle {
     /// The directory's tokenizer.json (nil when the directory has none).
     public var tokenizer: (any Tokenizer)?
 
-    /// The decoder, or an error naming the directory.
-    public func llama() throws -> LlamaModel {
-        guard case .llama(let m) = model else { throw InputError(directory.path, "not a decoder (model_type \(config.modelType ?? "?"))") }
+    /// The Llama-family decoder, or an error: naming the directory for an encoder, config.json
+    /// for another decoder family ("`command` supports llama-family decoders; this is gpt2").
+    public func llama(for command: String = "this command") throws -> LlamaModel {
+        if case .llama(let m) = model { return m }
+        guard case .decoder = model else { throw InputError(directory.path, "not a decoder (model_type \(config.modelType ?? "?"))") }
+        throw InputError(directory.appendingPathComponent("config.json").path,
+                         "\(command) supports llama-family decoders; this is \(config.modelType ?? family.rawValue)")
+    }
+
+    /// The decoder of any family, or an error naming the directory.
+    public func decoder() throws -> any DecoderModel {
+        guard let m = model.decoder else { throw InputError(directory.path, "not a decoder (model_type \(config.modelType ?? "?"))") }
         return m
     }
 
@@ -80,14 +101,12 @@ public enum ModelLoader {
         guard FileManager.default.fileExists(atPath: configURL.path) else {
             throw InputError(directory.path, "not a model directory: config.json is missing")
         }
-        let config = try ModelConfig.load(configURL)
+        let json = try ConfigJSON.load(configURL)
+        let config = json.model
         let family = try config.family(path: configURL.path)
+        let decoderFamily = DecoderFamilies.family(named: family)
         // Validate config.json before touching the weights, so its errors come first.
-        let numLayers: Int
-        switch family {
-        case .llama: numLayers = try config.llama(path: configURL.path).numLayers
-        case .bert: numLayers = try config.bert(path: configURL.path).numLayers
-        }
+        let numLayers = try decoderFamily?.layerCount(json) ?? config.bert(path: configURL.path).numLayers
         let checkpoint = try SafeTensorsReader(directory)
         try ModelDirectoryCheck.checkTensors(checkpoint, family: family, numLayers: numLayers, configPath: configURL.path)
         var tokenizer: (any Tokenizer)?
@@ -95,12 +114,10 @@ public enum ModelLoader {
             tokenizer = try TokenizerLoader.load(directory: directory)
         }
         let model: LoadedModel
-        switch family {
-        case .llama:
-            let lc = try config.llama(path: configURL.path)
-            let w = try loadLlamaWeights(checkpoint, llama: lc, dtype: dtype)
-            model = .llama(LlamaModel(config: lc, weights: w))
-        case .bert:
+        if let decoderFamily {
+            let m = try decoderFamily.load(json, checkpoint: checkpoint, dtype: dtype)
+            model = (m as? LlamaModel).map(LoadedModel.llama) ?? .decoder(m)
+        } else {
             let bc = try config.bert(path: configURL.path)
             try SentenceTransformersModules.check(directory)
             let w = try loadBertWeights(checkpoint, config: bc, dtype: dtype)

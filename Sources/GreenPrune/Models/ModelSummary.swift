@@ -105,6 +105,17 @@ public struct ModelSummary: Codable, Sendable {
             mappedWeightBytes = mappedBytes
             estimateTokens = m.maxBatchTokens
             activationBytes = m.activationBytes(rows: m.maxBatchTokens, time: min(512, m.maxBatchTokens))
+        case .decoder(let m):
+            let f = m.facts
+            hiddenSize = m.hiddenSize; vocabSize = m.vocabularySize; maxPositions = f.maxPositions; tiedEmbeddings = f.tiedEmbeddings
+            layers = f.layers.enumerated().map { Layer(index: $0, heads: $1.heads, kvHeads: $1.kvHeads, headDim: $1.headDim, mlp: $1.mlp) }
+            parametersByComponent = f.parametersByComponent
+            parameters = f.parameters
+            nonEmbeddingParameters = f.nonEmbeddingParameters
+            weightBytesInMemory = f.weightBytes
+            mappedWeightBytes = f.mappedWeightBytes
+            estimateTokens = m.maxBatchTokens
+            activationBytes = m.activationBytes(rows: m.maxBatchTokens, time: min(512, m.maxBatchTokens))
         case .bert(let m):
             let w = m.weights, c = m.config
             hiddenSize = c.hiddenSize; vocabSize = c.vocabSize; maxPositions = c.maxPositions; tiedEmbeddings = false

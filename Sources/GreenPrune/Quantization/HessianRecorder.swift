@@ -116,6 +116,8 @@ public enum HessianCollection {
                 bar?.advance(batch.count)
             }
             bar?.finish()
+        case .decoder:
+            throw InputError(dir.path, "GPTQ supports llama-family decoders and encoders; this is \(bundle.family.rawValue)")
         case .bert(let m):
             guard g.calibrationLength <= m.maxSequenceLength else {
                 throw InputError("--calibration-len", "\(g.calibrationLength) exceeds the encoder's \(m.maxSequenceLength) positions")

@@ -160,6 +160,7 @@ public enum Quantizer {
             if inner == BertNames.wordEmbeddingsModule { return .embedding }
             if inner == BertNames.poolerModule { return .otherLinear }
             if let (l, _) = BertNames.projection(ofModule: module) { return .linear(layer: l) }
+        default: break
         }
         return .other
     }
@@ -241,6 +242,9 @@ public enum Quantizer {
         let configJSON = try ConfigJSON.load(configURL)
         let config = configJSON.model
         let family = try config.family(path: configURL.path)
+        guard family == .llama || family == .bert else {
+            throw InputError(configURL.path, "quantize supports llama-family decoders and encoders; this is \(config.modelType ?? family.rawValue)")
+        }
         let reader = try SafeTensorsReader(dir)
         try refuseQuantized(dir, config: configJSON, reader: reader)
         // The CLI checks --out against --force first; whatever the caller, never the input.

@@ -122,6 +122,17 @@ public func geluForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer
     }
 }
 
+/// out (n) = gelu(inp), tanh form 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))) (GPT-2's
+/// "gelu_new", transformers' NewGELUActivation). `out` may alias `inp`.
+public func geluTanhForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, count n: Int) {
+    parallelFor(n, grain: 4096) { r in
+        for i in r {
+            let x = inp[i]
+            out[i] = 0.5 * x * (1 + tanh(0.7978845608028654 * (x + 0.044715 * x * x * x)))
+        }
+    }
+}
+
 /// x (n) += y (n): the residual connection.
 public func residualForward(_ x: UnsafeMutablePointer<Float>, _ y: UnsafePointer<Float>, count n: Int) {
     parallelFor(n, grain: 16384) { r in
