@@ -62,7 +62,7 @@ import GreenPrune
     @Test func badConfigsAreOneLineErrors() throws {
         let cases: [(String, String)] = [
             (#"{"model_type":"llama","hidden_size":"576"}"#, "field 'hidden_size'"),
-            (#"{"model_type":"gpt2"}"#, "not supported"),
+            (#"{"model_type":"falcon"}"#, "not supported"),
             (#"{"model_type":"llama","hidden_size":64,"num_hidden_layers":1,"num_attention_heads":4,"num_key_value_heads":3,"intermediate_size":8,"vocab_size":10}"#, "multiple"),
             (#"{"model_type":"llama","hidden_size":64,"num_hidden_layers":1,"num_attention_heads":4,"intermediate_size":8,"vocab_size":10,"rope_scaling":{"rope_type":"yarn","factor":4}}"#, "yarn"),
             (#"{"model_type":"llama","hidden_size":64,"num_hidden_layers":1,"num_attention_heads":4,"intermediate_size":8,"vocab_size":10,"rope_scaling":{"rope_type":"llama3","factor":8}}"#, "low_freq_factor"),
