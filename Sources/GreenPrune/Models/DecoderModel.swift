@@ -117,6 +117,32 @@ extension DecoderModel {
     /// Bytes a KV cache holds per cached position (all layers, keys and values).
     public var kvBytesPerPosition: Int { 2 * 4 * kvWidths.reduce(0, +) }
 
+    // MARK: blocks
+
+    /// Causal attention of decoder layer `li` (`attentionForward`): queries q (B·T, H·D), the
+    /// new keys and values k, v (B·T, G·D), over themselves or, with a `cache`, over every cached
+    /// position after storing the new ones there (`LlamaKVCache.store`; the cache's length moves
+    /// in `forward`). `out` may be `q`.
+    func causalAttention(_ out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>?,
+                         q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, layer li: Int,
+                         cache: LlamaKVCache?, lengths: [Int], batch b: Int, time t: Int, heads: Int, kvHeads: Int,
+                         headDim d: Int, qStride: Int, kvStride: Int, scratch: UnsafeMutablePointer<Float>,
+                         segments: [Int32]?, options: KernelOptions) {
+        var kSrc = k, vSrc = v, s = t
+        if let cache {
+            (kSrc, vSrc) = cache.store(layer: li, keys: k, values: v, batch: b, time: t)
+            s = cache.capacity
+        }
+        profile.time("attention") {
+            segments.withOptionalBuffer { seg in
+                attentionForward(out, probs: probs, q: q, k: kSrc, v: vSrc, lengths: lengths, b: b, t: t,
+                                 past: cache?.length ?? 0, s: s, heads: heads, kvHeads: kvHeads, d: d,
+                                 qStride: qStride, kvStride: kvStride, causal: true, scratch: scratch, segments: seg,
+                                 options: options)
+            }
+        }
+    }
+
     // MARK: projections
 
     /// out_i (rows, out_i) = input (rows, in) · W_iᵀ (+ b_i) for projections that read the same

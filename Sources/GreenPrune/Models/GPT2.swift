@@ -68,18 +68,9 @@ public final class GPT2Model: DecoderModel {
             profile.time("q/k/v projections") {
                 sharedInputProjections([(layer.q, q), (layer.k, k), (layer.v, v)], xn, rows: n)
             }
-            var kSrc = UnsafePointer(k), vSrc = UnsafePointer(v), s = t
-            if let cache {
-                (kSrc, vSrc) = cache.store(layer: li, keys: k, values: v, batch: b, time: t)
-                s = cache.capacity
-            }
-            profile.time("attention") {
-                segments.withOptionalBuffer { seg in
-                    attentionForward(att, probs: nil, q: q, k: kSrc, v: vSrc, lengths: lengths, b: b, t: t, past: past, s: s,
-                                     heads: heads, kvHeads: heads, d: d, qStride: c, kvStride: c, causal: true,
-                                     scratch: scores, segments: seg, options: kernelOptions)
-                }
-            }
+            causalAttention(att, probs: nil, q: q, k: k, v: v, layer: li, cache: cache, lengths: lengths, batch: b, time: t,
+                            heads: heads, kvHeads: heads, headDim: d, qStride: c, kvStride: c, scratch: scores,
+                            segments: segments, options: kernelOptions)
             profile.time("o projection") { addProjection(layer.attentionOutput, att, rows: n, into: x) }
             profile.time("layernorm") { layernormForward(xn, nil, nil, x, layer.ln2Weight.pointer, layer.ln2Bias.pointer, n: n, c: c, eps: eps) }
             profile.time("mlp") {
@@ -166,14 +157,21 @@ enum GPT2Names {
 
 /// A validated GPT-2 config.json (n_embd, n_layer, n_head, n_positions, n_inner, …).
 public struct GPT2Config: Sendable, Equatable {
+    /// C (n_embd).
     public var hiddenSize: Int
+    /// Blocks (n_layer).
     public var numLayers: Int
+    /// H (n_head); keys and values have as many.
     public var numHeads: Int
     /// MLP width F (n_inner, 4·C when null).
     public var intermediateSize: Int
+    /// V (vocab_size).
     public var vocabSize: Int
+    /// Rows of the position table (n_positions): the longest sequence.
     public var maxPositions: Int
+    /// LayerNorm's epsilon (layer_norm_epsilon).
     public var layerNormEps: Float
+    /// eos_token_id, where generation stops by default.
     public var eosTokenIds: [Int]
     public var headDim: Int { hiddenSize / numHeads }
 

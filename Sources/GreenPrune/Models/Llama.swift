@@ -190,19 +190,9 @@ public final class LlamaModel: DecoderModel {
                     ropeForward(k, cos: cosT, sin: sinT, b: b, t: t, heads: layer.numKVHeads, d: d, rowStride: kvw, positions: pos)
                 }
             }
-            var kSrc = UnsafePointer(k), vSrc = UnsafePointer(v), s = t
-            if let cache {
-                (kSrc, vSrc) = cache.store(layer: li, keys: k, values: v, batch: b, time: t)
-                s = cache.capacity
-            }
-            profile.time("attention") {
-                segments.withOptionalBuffer { seg in
-                    attentionForward(att, probs: rec?.probs.pointer, q: q, k: kSrc, v: vSrc, lengths: lengths, b: b, t: t,
-                                     past: past, s: s, heads: layer.numHeads, kvHeads: layer.numKVHeads, d: d,
-                                     qStride: qw, kvStride: kvw, causal: true, scratch: scores, segments: seg,
-                                     options: kernelOptions)
-                }
-            }
+            causalAttention(att, probs: rec?.probs.pointer, q: q, k: k, v: v, layer: li, cache: cache, lengths: lengths,
+                            batch: b, time: t, heads: layer.numHeads, kvHeads: layer.numKVHeads, headDim: d,
+                            qStride: qw, kvStride: kvw, scratch: scores, segments: segments, options: kernelOptions)
             profile.time("o projection") { addProjection(layer.oProj, att, rows: n, into: x) }
             rec?.x1.pointer.update(from: x, count: n * c)
             // MLP block (SwiGLU), in row chunks so gate/up stay (mlpRows, F).
