@@ -157,20 +157,20 @@ enum GPT2Names {
 
 /// A validated GPT-2 config.json (n_embd, n_layer, n_head, n_positions, n_inner, …).
 public struct GPT2Config: Sendable, Equatable {
-    /// C (n_embd).
-    public var hiddenSize: Int
     /// Blocks (n_layer).
     public var numLayers: Int
+    /// C (n_embd).
+    public var hiddenSize: Int
+    /// LayerNorm's epsilon (layer_norm_epsilon).
+    public var layerNormEps: Float
     /// H (n_head); keys and values have as many.
     public var numHeads: Int
+    /// Rows of the position table (n_positions): the longest sequence.
+    public var maxPositions: Int
     /// MLP width F (n_inner, 4·C when null).
     public var intermediateSize: Int
     /// V (vocab_size).
     public var vocabSize: Int
-    /// Rows of the position table (n_positions): the longest sequence.
-    public var maxPositions: Int
-    /// LayerNorm's epsilon (layer_norm_epsilon).
-    public var layerNormEps: Float
     /// eos_token_id, where generation stops by default.
     public var eosTokenIds: [Int]
     public var headDim: Int { hiddenSize / numHeads }
