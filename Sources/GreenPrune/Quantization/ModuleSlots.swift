@@ -24,11 +24,11 @@ struct ModuleSlots {
                 guard w.embeddingRows == nil else { throw InputError(LlamaNames.embedding, "is not a float table in this model") }
                 return (w.embedTokens.array, w.embedTokens.count / max(c, 1), c, nil)
             }
-            if module == LlamaNames.headModule { return try rows(of: w.lmHead) }
+            if module == LlamaNames.headModule { return try rows(of: w.lmHead, module) }
             guard let p = LlamaNames.parse(module + ".weight"), case .projection(let r) = p.role, let i = p.layer, i < w.layers.count else {
                 throw InputError(module, "is not a module of this model")
             }
-            return try rows(of: w.layers[i].linear(r))
+            return try rows(of: w.layers[i].linear(r), module)
         case .bert(let m):
             if BertNames.unprefixed(module) == BertNames.wordEmbeddingsModule {
                 let c = m.config.hiddenSize
@@ -37,11 +37,13 @@ struct ModuleSlots {
             guard let (i, r) = BertNames.projection(ofModule: module), i < m.weights.layers.count else {
                 throw InputError(module, "is not a module of this model")
             }
-            return try rows(of: m.weights.layers[i].linear(r))
+            return try rows(of: m.weights.layers[i].linear(r), module)
         }
     }
 
-    private func rows(of l: any LinearLayer) throws -> (values: [Float], rows: Int, cols: Int, bias: FloatStorage?) {
+    private func rows(of l: any LinearLayer, _ module: String) throws -> (values: [Float], rows: Int, cols: Int, bias: FloatStorage?) {
+        // A model quantized once (in memory) is not quantized again from its codes.
+        guard l.weightStorage.isFloat else { throw InputError(module, "is not float in this model; quantize the float model") }
         var v = [Float](repeating: 0, count: l.outFeatures * l.inFeatures)
         if !v.isEmpty { try v.withUnsafeMutableBufferPointer { try l.weightRows(0 ..< l.outFeatures, into: $0.baseAddress!) } }
         return (v, l.outFeatures, l.inFeatures, l.bias)
