@@ -3,8 +3,10 @@ import Foundation
 /// A loaded model after quantization: the same model object with its quantized projections held
 /// in memory as `QuantizedLinear` (so it runs — evaluate or embed it — without being written),
 /// SmoothQuant's or AWQ's rescaled float tensors in place, and what the writers and the report
-/// need besides (`Quantizer.quantize(_:options:progress:)` makes it; `CompressedTensorsWriter`
-/// writes it).
+/// need besides (`Quantizer.quantize(_:options:progress:)` makes it; `write(to:start:progress:)`
+/// writes it). It is the model its written directory loads as, but where the writer changes a
+/// float tensor's type (`--dtype`, or an edited norm of a bf16/f16 checkpoint stored rounded):
+/// the model keeps float32 there.
 public struct QuantizedModel {
     /// The source model as loaded, its projections now quantized (`bundle.model` is the one
     /// object the transform edited; `bundle.checkpoint` is still the float source).

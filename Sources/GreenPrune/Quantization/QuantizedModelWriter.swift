@@ -9,7 +9,7 @@ extension QuantizedModel {
     /// quantization.json, whose wall time runs from `start`.
     @discardableResult
     public func write(to out: URL, start: Date, progress: Bool = true) throws -> QuantizationReport {
-        let dir = bundle.directory, reader = bundle.checkpoint, family = bundle.family, o = options
+        let dir = bundle.directory, family = bundle.family, o = options
         // Whatever the caller, never the input.
         try OutputTarget.check(out, inputs: [dir], force: true)
         let configJSON = try ConfigJSON.load(dir.appendingPathComponent("config.json"))
