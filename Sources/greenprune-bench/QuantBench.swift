@@ -111,7 +111,7 @@ struct QuantBench: ParsableCommand {
         print(String(format: "%-40@ stsb %.2f  size %d", directories[0] as NSString, baseRho, baseBytes))
         for dir in directories.dropFirst() {
             let m = try loadEncoder(dir)
-            let quantized = m.weights.layers.first.map { $0.query is QuantizedLinear } ?? false
+            let quantized = m.weights.layers.first.map { if case .quantized = $0.query.weightStorage { true } else { false } } ?? false
             let rho = try STSBTask().run(m, baseline: nil, dataDirectory: data, limit: limit).values["spearman"]!.value
             let drift = try EmbeddingDriftTask().run(m, baseline: base, dataDirectory: data, limit: limit)
             let bytes = Self.weightBytes(dir)

@@ -78,14 +78,13 @@ struct AWQTests {
     /// writes a model that loads and reports the exponents.
     @Test func smolLM2FoldingKeepsTheFloatModel() throws {
         let src = try ModelsFixtures.model(Paths.defaultDecoder)
-        let reader = try SafeTensorsReader(src)
         let scheme = try QuantScheme(bits: 4, granularity: .group, groupSize: 64, symmetric: false)
         let cal = Calibration.defaultFile(dataDirectory: Paths.dataDirectory()).path
         // Scaling alone leaves the float model as it was (clipping, tested below, does not).
         let options = try AWQOptions(calibration: cal, numExamples: 8, calibrationLength: 64, gridSize: 5, clip: false)
         let modules = Set((0 ..< 2).flatMap { i in ["self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
                                                      "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"].map { "model.layers.\(i).\($0)" } })
-        let r = try AWQ.scaledTensors(model: src, reader: reader, modules: modules, scheme: scheme, options: options, progress: false)
+        let r = try AWQ.scaledTensors(try ModelLoader.load(src), modules: modules, scheme: scheme, options: options, progress: false)
         #expect(r.choices.count == 6)
         #expect(r.choices.values.allSatisfy { $0.loss <= $0.roundingLoss })
         #expect(r.choices.values.contains { $0.alpha > 0 })

@@ -177,7 +177,8 @@ struct PruningTests {
         let built = try pruned.model()
         #expect(PruneGeometry(built).layers[1] == BlockDims(numHeads: 2, numKVHeads: 1, intermediate: 2))
         #expect(try PruningFixtures.tensors(try built.weights.namedTensors()) == out)
-        #expect(try built.weights.dense(LlamaNames.q(0)).weight === m.weights.dense(LlamaNames.q(0)).weight)
+        #expect(try #require(built.weights.projection(LlamaNames.q(0)) as? DenseLinear).weight
+                === #require(m.weights.projection(LlamaNames.q(0)) as? DenseLinear).weight)
         // Cutting the cut model equals one cut at the composed indices (iterative pruning).
         let k2 = LayerKeep(layer: 1, queryHeads: [1], kvHeads: [0], mlpChannels: [1])
         let stepwise = try PrunedModel(source: built, keep: [.all(layer: 0, PruneGeometry(m).layers[0]), k2]).tensors()
@@ -349,7 +350,8 @@ struct PruningTests {
         // The kept layers, renumbered in order.
         let kept = (0..<3).filter { $0 != lowest }
         for (i, l) in kept.enumerated() {
-            #expect(try reloaded.weights.dense(LlamaNames.down(i)).weight.array == m.weights.dense(LlamaNames.down(l)).weight.array)
+            #expect(try #require(reloaded.weights.projection(LlamaNames.down(i)) as? DenseLinear).weight.array
+                    == #require(m.weights.projection(LlamaNames.down(l)) as? DenseLinear).weight.array)
         }
     }
 }

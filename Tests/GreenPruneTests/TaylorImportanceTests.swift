@@ -32,7 +32,7 @@ struct TaylorImportanceTests {
             let members = try #require(ref["mlp_members"] as? [String: Any])
             for (key, name, axis) in [("gate_proj_rows", LlamaNames.gate(5), GroupAxis.row), ("up_proj_rows", LlamaNames.up(5), .row),
                                       ("down_proj_cols", LlamaNames.down(5), .column)] {
-                let ours = try est.channelScores(name: name, weight: try model.weights.dense(name), gradients: res.gradients[name], axis: axis)
+                let ours = try est.channelScores(name: name, weight: try model.weights.projection(name), gradients: res.gradients[name], axis: axis)
                 let e = PruningFixtures.relMaxError(ours, try doubles(members[key]))
                 #expect(e < 1e-3, "\(v.rawValue) \(key): \(e)")
             }

@@ -79,4 +79,19 @@ public final class DenseLinear: LinearLayer {
 
     /// Bytes of weight and bias (mapped pages included: they are resident once touched).
     public var residentBytes: Int { weight.byteCount + (bias?.byteCount ?? 0) }
+
+    public var weightStorage: LinearWeightStorage { .float32 }
+
+    /// W[rows, :] copied from the storage.
+    public func weightRows(_ rows: Range<Int>, into out: UnsafeMutablePointer<Float>) throws {
+        precondition(rows.lowerBound >= 0 && rows.upperBound <= outFeatures, "DenseLinear: rows out of range")
+        out.update(from: weight.pointer + rows.lowerBound * inFeatures, count: rows.count * inFeatures)
+    }
+
+    public var mappedBytes: Int { (weight.isMapped ? weight.byteCount : 0) + (bias.map { $0.isMapped ? $0.byteCount : 0 } ?? 0) }
+
+    /// W (out, in) and the bias over this layer's storage, nothing copied.
+    public func namedTensors(weight name: String) -> [NamedTensor]? {
+        weightAndBias(NamedTensor(name: name, shape: [outFeatures, inFeatures], storage: weight))
+    }
 }

@@ -74,6 +74,18 @@ public final class HalfLinear: LinearLayer {
     /// Halves of W plus the float32 bias (mapped pages included: they are resident once touched).
     public var residentBytes: Int { outFeatures * inFeatures * 2 + (bias?.byteCount ?? 0) }
 
+    public var weightStorage: LinearWeightStorage { .half(dtype) }
+
+    /// W[rows, :] widened to float32 (exact).
+    public func weightRows(_ rows: Range<Int>, into out: UnsafeMutablePointer<Float>) throws { expand(rows: rows, into: out) }
+
+    public var mappedBytes: Int {
+        (isMapped ? 2 * outFeatures * inFeatures : 0) + (bias.map { $0.isMapped ? $0.byteCount : 0 } ?? 0)
+    }
+
+    /// W as its own halves (`NamedTensor(name:halves:)`) and the float32 bias.
+    public func namedTensors(weight name: String) -> [NamedTensor]? { weightAndBias(NamedTensor(name: name, halves: self)) }
+
     public func adopt(_ options: KernelOptions) { if self.options != options { self.options = options } }
 
     /// W[r, :] as float32 into `out` ((r.count, in) row-major), exact.

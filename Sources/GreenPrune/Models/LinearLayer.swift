@@ -51,6 +51,43 @@ public protocol LinearLayer: AnyObject {
     func attachGradients() throws -> LinearGradients
     /// Stops collecting parameter gradients (`backward` then computes dx only).
     func detachGradients()
+    /// b (outFeatures) as float32, or nil for a layer without one (or one that computes through
+    /// another layer and holds no parameters of its own). Nil by default.
+    var bias: FloatStorage? { get }
+    /// How W is held: float32, bf16/f16 halves, integer codes, or not at all (`.none`, the
+    /// default: a recorder or adapter wrapping another layer).
+    var weightStorage: LinearWeightStorage { get }
+    /// W[rows, :] as float32 into `out` ((rows.count, inFeatures) row-major): copied, halves
+    /// widened, codes dequantized. Throws `linearLayerLacks` for a layer holding no weights (the
+    /// default).
+    func weightRows(_ rows: Range<Int>, into out: UnsafeMutablePointer<Float>) throws
+    /// Bytes of weight and bias read from a mapped file without a copy (0 by default: owned or
+    /// quantized storage).
+    var mappedBytes: Int { get }
+    /// The weight as a tensor named `weight` (a writer saves it as float32 or in its own
+    /// half type), followed by the bias as `LlamaNames.bias(weight)` when there is one; nil for a
+    /// layer whose weights no float writer can take (quantized codes, recorders; the default).
+    func namedTensors(weight: String) -> [NamedTensor]?
+}
+
+/// How a linear layer holds its weight matrix (what `inspect` and the writers need to know).
+public enum LinearWeightStorage: Equatable, Sendable {
+    /// float32 (`DenseLinear`).
+    case float32
+    /// bfloat16 or float16 halves (`HalfLinear`), `.bf16` or `.f16`.
+    case half(DType)
+    /// Integer codes of `bits` bits with scales (`QuantizedLinear`).
+    case quantized(bits: Int)
+    /// No matrix of its own: the layer computes through another one (recorders, adapters).
+    case none
+
+    /// True for float32 and half-precision weights, the ones pruning scores and cuts.
+    public var isFloat: Bool {
+        switch self {
+        case .float32, .half: return true
+        case .quantized, .none: return false
+        }
+    }
 }
 
 /// A linear layer's parameter gradients, filled by `backward` while attached to the layer.
@@ -104,6 +141,24 @@ extension LinearLayer {
     public func attachGradients() throws -> LinearGradients { throw linearLayerLacks(self, "weight gradient") }
 
     public func detachGradients() {}
+
+    public var bias: FloatStorage? { nil }
+
+    public var weightStorage: LinearWeightStorage { .none }
+
+    public func weightRows(_ rows: Range<Int>, into out: UnsafeMutablePointer<Float>) throws {
+        throw linearLayerLacks(self, "weights of its own to read")
+    }
+
+    public var mappedBytes: Int { 0 }
+
+    public func namedTensors(weight: String) -> [NamedTensor]? { nil }
+
+    /// `weight` and the bias (if any) as tensors: what `namedTensors(weight:)` returns for layers
+    /// whose weight tensor is `w`.
+    func weightAndBias(_ w: NamedTensor) -> [NamedTensor] {
+        [w] + (bias.map { [NamedTensor(name: LlamaNames.bias(w.name), shape: [$0.count], storage: $0)] } ?? [])
+    }
 
     public func forward(_ x: UnsafePointer<Float>, rows m: Int, addingInto out: UnsafeMutablePointer<Float>) -> Bool { false }
 

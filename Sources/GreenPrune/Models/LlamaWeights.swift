@@ -111,8 +111,8 @@ public struct LlamaWeights {
     public func namedTensors() throws -> [NamedTensor] {
         var out: [NamedTensor] = []
         let c = hiddenSize
-        if let table = embeddingRows as? HalfLinear {
-            out.append(NamedTensor(name: LlamaNames.embedding, halves: table))
+        if let table = embeddingRows as? any LinearLayer, let t = table.namedTensors(weight: LlamaNames.embedding) {
+            out += t
         } else {
             guard embeddingRows == nil || embedTokens.count == embeddingCount else {
                 throw InputError(LlamaNames.embedding, "is quantized; only a float model can be written as float32 tensors")
@@ -120,15 +120,10 @@ public struct LlamaWeights {
             out.append(NamedTensor(name: LlamaNames.embedding, shape: [embedTokens.count / max(c, 1), c], storage: embedTokens))
         }
         func weight(_ name: String, _ layer: any LinearLayer) throws -> [NamedTensor] {
-            let (w, bias): (NamedTensor, FloatStorage?)
-            if let h = layer as? HalfLinear {
-                (w, bias) = (NamedTensor(name: name, halves: h), h.bias)
-            } else if let d = layer as? DenseLinear {
-                (w, bias) = (NamedTensor(name: name, shape: [d.outFeatures, d.inFeatures], storage: d.weight), d.bias)
-            } else {
+            guard let t = layer.namedTensors(weight: name) else {
                 throw InputError(name, "is quantized; only a float model can be written as float tensors")
             }
-            return [w] + (bias.map { [NamedTensor(name: LlamaNames.bias(name), shape: [$0.count], storage: $0)] } ?? [])
+            return t
         }
         for i in layers.indices {
             for n in LlamaNorm.allCases { out.append(NamedTensor(name: LlamaNames.norm(n, layer: i), shape: [c], storage: layers[i].norm(n))) }
@@ -149,17 +144,8 @@ public struct LlamaWeights {
         guard let p = LlamaNames.parse(weight), case .projection(let role) = p.role, p.suffix == "weight",
               let l = p.layer, l < layers.count else { throw InputError(weight, "no such projection in the model") }
         let layer = layers[l].linear(role)
-        guard layer is DenseLinear || layer is HalfLinear else { throw InputError(weight, "is quantized; this needs float weights") }
+        guard layer.weightStorage.isFloat else { throw InputError(weight, "is quantized; this needs float weights") }
         return layer
-    }
-
-    /// The float projection whose weight is named `weight` (`LlamaNames.weight`); an error naming
-    /// it when the model has no such projection or holds it quantized.
-    public func dense(_ weight: String) throws -> DenseLinear {
-        guard let p = LlamaNames.parse(weight), case .projection(let role) = p.role, p.suffix == "weight",
-              let l = p.layer, l < layers.count else { throw InputError(weight, "no such projection in the model") }
-        guard let d = layers[l].linear(role) as? DenseLinear else { throw InputError(weight, "is quantized; this needs float weights") }
-        return d
     }
 
     /// Parameter count (embedding and head counted once when tied).
@@ -169,7 +155,7 @@ public struct LlamaWeights {
             n += l.inputLayernorm.count + l.postAttentionLayernorm.count
             for (_, lin) in l.linears {
                 n += lin.inFeatures * lin.outFeatures
-                if let b = (lin as? DenseLinear)?.bias ?? (lin as? HalfLinear)?.bias { n += b.count }
+                if let b = lin.bias { n += b.count }
             }
         }
         if !tied { n += lmHead.inFeatures * lmHead.outFeatures }

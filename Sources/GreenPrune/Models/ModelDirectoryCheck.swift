@@ -4,8 +4,8 @@ import Foundation
 /// The one validation of a model directory, shared by every command that reads a model.
 ///
 /// `ModelLoader.load` runs `checkTensors` between reading the headers and reading any weight,
-/// and the commands that do not build a model for themselves (`quantize`, `convert`'s output)
-/// call `validate`, which is that same load (`prune` loads the model it cuts). So config.json, the tensor names, shapes
+/// and the commands that do not build a model for themselves (`convert`'s output) call
+/// `validate`, which is that same load (`prune` and `quantize` load the model they transform). So config.json, the tensor names, shapes
 /// and dtypes, finiteness and tokenizer.json are judged one way everywhere, and nothing writes a
 /// complete-looking directory from a checkpoint that `inspect` would reject.
 public enum ModelDirectoryCheck {

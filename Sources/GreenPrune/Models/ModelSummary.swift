@@ -69,14 +69,10 @@ public struct ModelSummary: Codable, Sendable {
         checkpointBytes = b.checkpoint.bytesOnDisk
         bytesOnDisk = ModelSummary.directoryBytes(b.directory)
         func linearParams(_ l: any LinearLayer) -> Int {
-            l.inFeatures * l.outFeatures + ((l as? DenseLinear)?.bias?.count ?? 0)
+            l.inFeatures * l.outFeatures + (l.bias?.count ?? 0)
         }
         func mapped(_ s: FloatStorage?) -> Int { s.map { $0.isMapped ? $0.byteCount : 0 } ?? 0 }
-        func mapped(_ l: any LinearLayer) -> Int {
-            if let h = l as? HalfLinear { return (h.isMapped ? 2 * h.outFeatures * h.inFeatures : 0) + mapped(h.bias) }
-            guard let d = l as? DenseLinear else { return 0 }
-            return mapped(d.weight) + mapped(d.bias)
-        }
+        func mapped(_ l: any LinearLayer) -> Int { l.mappedBytes }
         switch b.model {
         case .llama(let m):
             let w = m.weights, c = m.config

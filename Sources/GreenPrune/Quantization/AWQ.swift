@@ -142,19 +142,19 @@ public enum AWQ {
     /// one float layer at a time, that layer's three input Gram matrices are gathered, its groups
     /// searched, and the streams moved on through the (unscaled: the scaling changes nothing in
     /// float) layer. Holds the streams (samples × length × C floats) and one layer's Grams.
-    public static func scaledTensors(model dir: URL, reader: SafeTensorsReader, modules: Set<String>, scheme: QuantScheme,
+    /// The loaded model in `bundle` is left as it was; the caller folds the result in (`apply`).
+    public static func scaledTensors(_ bundle: ModelBundle, modules: Set<String>, scheme: QuantScheme,
                                      options o: AWQOptions, progress: Bool) throws
         -> (tensors: [String: [Float]], choices: [String: Choice]) {
-        guard let (m, samples) = try Calibration.decoderSamples(model: dir, file: o.calibration, count: o.numExamples,
+        guard let (m, samples) = try Calibration.decoderSamples(bundle, file: o.calibration, count: o.numExamples,
                                                                  length: o.calibrationLength) else {
-            throw InputError("--awq", "AWQ is implemented for Llama-family decoders; \(dir.path) is not one")
+            throw InputError("--awq", "AWQ is implemented for Llama-family decoders; \(bundle.directory.path) is not one")
         }
+        let float = m.weights
+        defer { m.weights = float }
         let streams = CalibrationStreams(model: m, samples: samples, length: o.calibrationLength)
 
-        func load(_ name: String) throws -> (values: [Float], rows: Int, cols: Int) {
-            guard let info = reader.info(name), info.shape.count <= 2 else { throw InputError(dir.path, "AWQ needs \(name)") }
-            return (try reader.floats(name).array, info.shape[0], info.shape.count == 2 ? info.shape[1] : 1)
-        }
+        func load(_ name: String) throws -> (values: [Float], rows: Int, cols: Int) { try float.floatTensor(name, for: "AWQ") }
         var out: [String: [Float]] = [:]
         var choices: [String: Choice] = [:]
         let layerCount = m.weights.layers.count
@@ -264,7 +264,7 @@ public enum AWQ {
             case .projection(let r):
                 let lin = layer.linear(r)
                 guard v.count == lin.outFeatures * lin.inFeatures else { throw InputError(name, "has \(v.count) values, expected \(lin.outFeatures)×\(lin.inFeatures)") }
-                layer.setLinear(r, DenseLinear(weight: FloatStorage(v), bias: (lin as? DenseLinear)?.bias,
+                layer.setLinear(r, DenseLinear(weight: FloatStorage(v), bias: lin.bias,
                                                outFeatures: lin.outFeatures, inFeatures: lin.inFeatures))
             default:
                 throw InputError(name, "not a layer tensor AWQ can set")

@@ -54,10 +54,9 @@ final class CalibrationStreams {
 }
 
 extension Calibration {
-    /// The Llama model in `dir` and `count` samples of `length` tokens from `file`, encoded with
-    /// the model's tokenizer; nil when the model is not a Llama-family decoder.
-    static func decoderSamples(model dir: URL, file: String, count: Int, length: Int) throws -> (model: LlamaModel, samples: [[Int]])? {
-        let bundle = try ModelLoader.load(dir)
+    /// The loaded Llama model of `bundle` and `count` samples of `length` tokens from `file`,
+    /// encoded with the model's tokenizer; nil when the model is not a Llama-family decoder.
+    static func decoderSamples(_ bundle: ModelBundle, file: String, count: Int, length: Int) throws -> (model: LlamaModel, samples: [[Int]])? {
         guard case .llama(let m) = bundle.model else { return nil }
         let samples = try samples(file: URL(fileURLWithPath: file), tokenizer: try bundle.requireTokenizer(), count: count,
                                   length: length, maxLength: m.maxLength)

@@ -65,16 +65,13 @@ public final class HessianRecorder: LinearLayer {
 /// through the already quantized layers (decoders, the default).
 public enum HessianCollection {
     /// Gram accumulators (Σ xᵀx, which GPTQ may use in place of H: its result does not depend on
-    /// H's scale) for `modules` of the model in `dir`, from `options`' calibration text (tokens
-    /// of the model's own tokenizer; BERT samples get [CLS]/[SEP] around them), with the hash of
-    /// the calibration ids. Modules reading the same input share one accumulator.
-    public static func collect(model dir: URL, modules: Set<String>, options g: GPTQOptions, replacing: [String: [Float]] = [:],
+    /// H's scale) for `modules` of the loaded model in `bundle` (as it is now: SmoothQuant's or
+    /// AWQ's edits in place), from `options`' calibration text (tokens of the model's own
+    /// tokenizer; BERT samples get [CLS]/[SEP] around them), with the hash of the calibration
+    /// ids. Modules reading the same input share one accumulator. The model is left as it was.
+    public static func collect(_ bundle: ModelBundle, modules: Set<String>, options g: GPTQOptions,
                                progress: Bool) throws -> (hessians: [String: HessianAccumulator], idsHash: String) {
-        let bundle = try ModelLoader.load(dir)
-        if !replacing.isEmpty {
-            guard case .llama(let m) = bundle.model else { throw InputError(dir.path, "rescaled tensors apply to Llama-family decoders") }
-            try AWQ.apply(replacing, to: m)
-        }
+        let dir = bundle.directory
         let tokenizer = try bundle.requireTokenizer()
         let file = URL(fileURLWithPath: g.calibration)
         var recorders: [String: HessianAccumulator] = [:]
@@ -94,6 +91,8 @@ public enum HessianCollection {
         case .llama(let m):
             samples = try Calibration.samples(file: file, tokenizer: tokenizer, count: g.numExamples, length: g.calibrationLength,
                                               maxLength: m.maxLength)
+            let unwrapped = m.weights
+            defer { m.weights = unwrapped }
             for i in m.weights.layers.indices {
                 for group in LlamaProjection.inputGroups {
                     wrap(group, { LlamaNames.module($0, layer: i) }, { m.weights.layers[i].linear($0) }) { role, l in
@@ -127,6 +126,8 @@ public enum HessianCollection {
             let cls = try tokenizer.encode("", addSpecialTokens: true)
             guard cls.count == 2 else { throw InputError(dir.appendingPathComponent("tokenizer.json").path, "expected [CLS] and [SEP] around an empty text, got \(cls.count) special tokens") }
             samples = inner.map { [cls[0]] + $0 + [cls[1]] }
+            let unwrapped = m.weights
+            defer { m.weights = unwrapped }
             let arch = m.config.architecture
             let prefixed = bundle.checkpoint.info(arch.modelPrefix + BertNames.module(.query, layer: 0, architecture: arch) + ".weight") != nil
             let base = prefixed ? arch.modelPrefix : ""
@@ -165,15 +166,15 @@ public enum HessianCollection {
     /// before it. The head's Hessian (when `lm_head` is in `modules`) comes from the final norm
     /// of the quantized stack. Returns nil for a model that is not a decoder (BERT encoders use
     /// `collect`'s one pass). Costs two layer passes over the calibration set per layer, about
-    /// two float forwards in all, plus the residual streams (samples × length × C floats).
-    public static func quantizeSequential(model dir: URL, modules: Set<String>, options g: GPTQOptions,
-                                          scheme: QuantScheme, reader: SafeTensorsReader, replacing: [String: [Float]] = [:],
-                                          progress: Bool) throws
+    /// two float forwards in all, plus the residual streams (samples × length × C floats). The
+    /// loaded model in `bundle` (SmoothQuant's or AWQ's edits in place) is left as it was.
+    public static func quantizeSequential(_ bundle: ModelBundle, modules: Set<String>, options g: GPTQOptions,
+                                          scheme: QuantScheme, progress: Bool) throws
         -> (tensors: [String: QuantizedTensor], hessians: [String: HessianAccumulator], idsHash: String)? {
-        guard let (m, samples) = try Calibration.decoderSamples(model: dir, file: g.calibration, count: g.numExamples,
+        guard let (m, samples) = try Calibration.decoderSamples(bundle, file: g.calibration, count: g.numExamples,
                                                                  length: g.calibrationLength) else { return nil }
-        // SmoothQuant's / AWQ's rescaled float tensors replace the checkpoint's (the float model is unchanged).
-        try AWQ.apply(replacing, to: m)
+        let float = m.weights
+        defer { m.weights = float }
         // Residual streams of every sample, moved through one layer at a time.
         let streams = CalibrationStreams(model: m, samples: samples, length: g.calibrationLength)
 
@@ -209,15 +210,14 @@ public enum HessianCollection {
             var quantized = original
             for role in LlamaProjection.allCases where modules.contains(LlamaNames.module(role, layer: i)) {
                 let lin = original.linear(role), module = LlamaNames.module(role, layer: i)
-                let src = Quantizer.source(of: module, reader, tied: false)  // layer modules only
-                let w = try replacing[src] ?? reader.floats(src).array
+                let w = try float.floatTensor(LlamaNames.weight(role, layer: i), for: "GPTQ").values
                 let q = try w.withUnsafeBufferPointer {
                     try GPTQ.quantize($0, rows: lin.outFeatures, cols: lin.inFeatures, hessian: hessians[module]!.sum,
                                       scheme: scheme, dampening: g.dampening, blockSize: g.blockSize,
                                       actOrder: g.actOrder, name: module)
                 }
                 tensors[module] = q
-                quantized.setLinear(role, DenseLinear(weight: FloatStorage(q.dequantize()), bias: (lin as? DenseLinear)?.bias,
+                quantized.setLinear(role, DenseLinear(weight: FloatStorage(q.dequantize()), bias: lin.bias,
                                                       outFeatures: lin.outFeatures, inFeatures: lin.inFeatures))
             }
             m.weights.layers[i] = quantized

@@ -54,7 +54,8 @@ public final class QuantizedLinear: LinearLayer {
     /// 4-bit zero points, two per byte: zero point i is the nibble i of the buffer (low nibble
     /// first) minus 8.
     private let zeros4: UnsafeMutableBufferPointer<UInt8>?
-    private let bias: UnsafeMutableBufferPointer<Float>?
+    /// b (outFeatures), owned.
+    public let bias: FloatStorage?
 
     /// Which kernel paths this layer takes (AMX tiles, bf16 dot products, the dequantization tile size); a model
     /// sets it on its layers (`LlamaModel.kernelOptions`).
@@ -172,16 +173,12 @@ public final class QuantizedLinear: LinearLayer {
             _ = b.initialize(from: z)
             zeros = b; zeros4 = nil
         } else { zeros = nil; zeros4 = nil }
-        if let bb = bias {
-            let b = UnsafeMutableBufferPointer<Float>.allocate(capacity: bb.count)
-            _ = b.initialize(from: bb)
-            self.bias = b
-        } else { self.bias = nil }
+        self.bias = bias.map { FloatStorage($0) }
     }
 
     deinit {
         if owner == nil { data.deallocate() }
-        scales32?.deallocate(); scales16?.deallocate(); zeros?.deallocate(); zeros4?.deallocate(); bias?.deallocate()
+        scales32?.deallocate(); scales16?.deallocate(); zeros?.deallocate(); zeros4?.deallocate()
     }
 
     /// True when the codes are a zero-copy view into a mapped file.
@@ -190,6 +187,11 @@ public final class QuantizedLinear: LinearLayer {
     public var residentBytes: Int {
         data.count + scaleCount * (scales16 == nil ? 4 : 2) + (zeros?.count ?? 0) + (zeros4?.count ?? 0) + (bias?.count ?? 0) * 4
     }
+
+    public var weightStorage: LinearWeightStorage { .quantized(bits: bits) }
+
+    /// W[rows, :] dequantized, (q − z)·scale.
+    public func weightRows(_ rows: Range<Int>, into out: UnsafeMutablePointer<Float>) throws { dequantize(rows: rows, into: out) }
 
     /// True when the scales are held as float16.
     public var hasFloat16Scales: Bool { scales16 != nil }
@@ -227,6 +229,21 @@ public final class QuantizedLinear: LinearLayer {
 
     /// True when the layer has a zero point per group (asymmetric scheme).
     public var isAsymmetric: Bool { zeros != nil || zeros4 != nil }
+
+    /// The codes, scales and zero points this layer was built from, in `scheme`'s layout (one
+    /// scale for a per-tensor scheme): what a writer stores. Exact: codes and zero points are
+    /// integers, and float16-held scales were float16 values to begin with. An error when the
+    /// layer does not have `scheme`'s bits, group length or symmetry.
+    public func quantizedTensor(scheme: QuantScheme) throws -> QuantizedTensor {
+        guard scheme.bits == bits, scheme.groupLength(cols: inFeatures) == groupLength, scheme.symmetric == !isAsymmetric else {
+            throw InputError("QuantizedLinear", "\(outFeatures)×\(inFeatures) \(bits)-bit layer (groups of \(groupLength)) is not stored as \(scheme.bits)-bit \(scheme.granularity.rawValue)")
+        }
+        var codes = [Int8](repeating: 0, count: outFeatures * inFeatures)
+        codes.withUnsafeMutableBufferPointer { self.codes(rows: 0 ..< outFeatures, into: $0.baseAddress!) }
+        let n = scheme.granularity == .tensor ? 1 : scaleCount
+        return QuantizedTensor(scheme: scheme, rows: outFeatures, cols: inFeatures, codes: codes,
+                               scales: (0 ..< n).map(scale), zeroPoints: isAsymmetric ? (0 ..< n).map(zero) : nil)
+    }
 
     // MARK: - Unpacking
 
@@ -351,7 +368,7 @@ public final class QuantizedLinear: LinearLayer {
 
     /// out (M, r.count), stride `ldo` += b[r] (nothing without a bias).
     private func addBias(_ out: UnsafeMutablePointer<Float>, rows m: Int, outputs r: Range<Int>, ldo: Int) {
-        guard let b = bias else { return }
+        guard let b = bias?.pointer else { return }
         for i in 0 ..< m {
             let o = out + i * ldo
             for j in 0 ..< r.count { o[j] += b[r.lowerBound + j] }

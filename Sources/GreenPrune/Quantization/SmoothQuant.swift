@@ -84,14 +84,17 @@ public enum SmoothQuant {
         }
     }
 
-    /// The smoothed float tensors of the Llama model in `dir` (name → values, same shapes), from
-    /// the activation maxima of `options`' calibration text run through the float model.
-    public static func smoothedTensors(model dir: URL, reader: SafeTensorsReader, options o: SmoothQuantOptions,
+    /// The smoothed float tensors of the loaded Llama model in `bundle` (name → values, same
+    /// shapes), from the activation maxima of `options`' calibration text run through it. The
+    /// model is left as it was: the caller folds the result in as edits (`AWQ.apply`).
+    public static func smoothedTensors(_ bundle: ModelBundle, options o: SmoothQuantOptions,
                                        progress: Bool) throws -> [String: [Float]] {
-        guard let (m, samples) = try Calibration.decoderSamples(model: dir, file: o.calibration, count: o.numExamples,
+        guard let (m, samples) = try Calibration.decoderSamples(bundle, file: o.calibration, count: o.numExamples,
                                                                  length: o.calibrationLength) else {
-            throw InputError("--smooth", "SmoothQuant is implemented for Llama-family decoders; \(dir.path) is not one")
+            throw InputError("--smooth", "SmoothQuant is implemented for Llama-family decoders; \(bundle.directory.path) is not one")
         }
+        let float = m.weights
+        defer { m.weights = float }
         // The inputs of q (shared by k, v), gate (shared by up) and down, per layer.
         var stats: [(attn: AbsMax, mlp: AbsMax, down: AbsMax)] = []
         for i in m.weights.layers.indices {
@@ -113,10 +116,7 @@ public enum SmoothQuant {
         }
         bar?.finish()
 
-        func load(_ name: String) throws -> (values: [Float], rows: Int, cols: Int) {
-            guard let info = reader.info(name), info.shape.count <= 2 else { throw InputError(dir.path, "SmoothQuant needs \(name)") }
-            return (try reader.floats(name).array, info.shape[0], info.shape.count == 2 ? info.shape[1] : 1)
-        }
+        func load(_ name: String) throws -> (values: [Float], rows: Int, cols: Int) { try float.floatTensor(name, for: "SmoothQuant") }
         var out: [String: [Float]] = [:]
         for (li, s) in stats.enumerated() {
             func weight(_ role: LlamaProjection) -> String { LlamaNames.weight(role, layer: li) }

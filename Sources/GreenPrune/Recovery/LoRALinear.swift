@@ -32,6 +32,8 @@ public final class LoRALinear: LinearLayer {
 
     public var inFeatures: Int { base.inFeatures }
     public var outFeatures: Int { base.outFeatures }
+    /// The frozen layer's bias (the adapter adds none).
+    public var bias: FloatStorage? { base.bias }
     /// s = alpha / R.
     public var scaling: Float { alpha / Float(rank) }
 

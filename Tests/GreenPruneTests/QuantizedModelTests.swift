@@ -1,0 +1,105 @@
+import Foundation
+import GreenPrune
+import Testing
+
+/// Quantization as a transform of the loaded model: the quantized model in memory is the model
+/// its written directory loads as, so evaluating it without writing gives the same numbers.
+@Suite("Quantized model in memory")
+struct QuantizedModelTests {
+    /// SmolLM2's log-likelihoods on a few windows from the model quantized in memory equal, bit
+    /// for bit, those of the directory written from it and loaded back: INT8 per channel with a
+    /// quantized copy of the tied head (the config untied), and INT4 groups of 64 with zero points
+    /// and the quantized token table (read row by row, and the tied head).
+    @Test(arguments: [(8, QuantGranularity.channel, true, false, true), (4, .group, false, true, false)])
+    func smolLM2InMemoryEqualsWritten(_ bits: Int, _ gran: QuantGranularity, _ sym: Bool, _ embeddings: Bool, _ head: Bool) throws {
+        let src = try ModelsFixtures.model(Paths.defaultDecoder)
+        let root = temporaryDirectory("inmem")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let scheme = try QuantScheme(bits: bits, granularity: gran, groupSize: 64, symmetric: sym)
+        // Three of the 30 layers quantized keep the test short; the other 27 stay float.
+        let options = QuantizeOptions(scheme: scheme, skipFirst: 1, skipLast: 26, includeHead: head, includeEmbeddings: embeddings)
+        let bundle = try ModelLoader.load(src)
+        let text = """
+        The tower is 324 metres tall, about the same height as an 81-storey building, and the tallest structure in Paris. \
+        Its base is square, measuring 125 metres on each side. During its construction, the Eiffel Tower surpassed the \
+        Washington Monument to become the tallest man-made structure in the world.
+        """
+        let ids = try bundle.requireTokenizer().encode(text, addSpecialTokens: false)
+        let windows = stride(from: 0, to: ids.count - 16, by: 16).prefix(3).map { ScoreRequest(tokens: Array(ids[$0 ..< $0 + 16]), scoreFrom: 1) }
+        #expect(windows.count == 3)
+        let float = try bundle.llama().score(windows)
+
+        let quantized = try Quantizer.quantize(bundle, options: options, progress: false)
+        let inMemory = try quantized.bundle.llama()
+        #expect(inMemory === (try bundle.llama()))
+        let expectedModules = 3 * 7 + (embeddings ? 1 : 0) + (head ? 1 : 0)
+        #expect(quantized.modules.count == expectedModules && quantized.layers.count == expectedModules)
+        #expect(inMemory.weights.layers[1].linears.allSatisfy { $0.layer.weightStorage == .quantized(bits: bits) })
+        #expect(inMemory.weights.layers[0].linears.allSatisfy { $0.layer.weightStorage == .float32 })
+        let out = root.appendingPathComponent("q")
+        try quantized.write(to: out, start: Date(), progress: false)
+        let reloaded = try ModelLoader.loadLlama(out)
+        #expect(reloaded.weights.tied == inMemory.weights.tied)
+        let (a, b) = try sameWhenUndisturbed { (try inMemory.score(windows), try reloaded.score(windows)) }
+        #expect(a.map(\.logprobs) == b.map(\.logprobs))
+        #expect(a.map(\.greedy) == b.map(\.greedy))
+        // And the quantization did something.
+        #expect(a.map(\.logprobs) != float.map(\.logprobs))
+    }
+
+    /// MiniLM quantized in memory (INT8 per channel, its token table too) embeds exactly as the
+    /// directory written from it does once loaded.
+    @Test func miniLMInMemoryEqualsWritten() throws {
+        let src = try ModelsFixtures.model(Paths.defaultEncoder)
+        let root = temporaryDirectory("inmem-enc")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let bundle = try ModelLoader.load(src)
+        let quantized = try Quantizer.quantize(bundle, options: QuantizeOptions(scheme: try QuantScheme(bits: 8, granularity: .channel), includeEmbeddings: true),
+                                               progress: false)
+        let texts = ["A man is playing a guitar.", "The weather is lovely today, said nobody in particular."]
+        let out = root.appendingPathComponent("q")
+        try quantized.write(to: out, start: Date(), progress: false)
+        let inMemory = try quantized.bundle.bert(), reloaded = try ModelLoader.loadBert(out)
+        let (a, b) = try sameWhenUndisturbed { (try inMemory.embed(texts), try reloaded.embed(texts)) }
+        #expect(a == b)
+        #expect(quantized.layers.count == 6 * 6 + 1)
+        // The model in memory is quantized now: a second pass is refused, not run on its codes.
+        #expect(throws: InputError.self) {
+            try Quantizer.quantize(quantized.bundle, options: QuantizeOptions(scheme: try QuantScheme(bits: 4, granularity: .channel)), progress: false)
+        }
+        // Quantizing changes storage, not parameters: `inspect` counts the quantized layers'
+        // biases as it counts the float ones'.
+        let before = ModelSummary(try ModelLoader.load(src)), after = ModelSummary(try ModelLoader.load(out))
+        #expect(after.parameters == before.parameters && after.parametersByComponent == before.parametersByComponent)
+        #expect(after.mappedWeightBytes < before.mappedWeightBytes)
+    }
+
+    /// Both models' results, computed back to back up to three times until they agree. Suites
+    /// running in parallel switch OpenBLAS's thread count for the whole process while they run
+    /// (`BLAS.whileSingleThreaded`), which can move a float sum by an ulp between two forwards;
+    /// a real difference between the models shows on every try.
+    func sameWhenUndisturbed<T: Equatable>(_ run: () throws -> (T, T)) rethrows -> (T, T) {
+        var r = try run()
+        for _ in 1 ..< 3 where r.0 != r.1 { r = try run() }
+        return r
+    }
+
+    /// A quantized layer gives back the codes, scales and zero points it was built from, in the
+    /// scheme's layout (one scale for a per-tensor scheme), and refuses another scheme.
+    @Test(arguments: [(8, QuantGranularity.tensor, false), (4, .group, false), (4, .channel, true), (8, .group, true)])
+    func layerGivesBackItsTensor(_ bits: Int, _ gran: QuantGranularity, _ sym: Bool) throws {
+        let rows = 6, cols = 64
+        var g = SplitMix(state: 7)
+        let w = (0 ..< rows * cols).map { _ in g.float() }
+        let scheme = try QuantScheme(bits: bits, granularity: gran, groupSize: 32, symmetric: sym)
+        let t = try w.withUnsafeBufferPointer { try scheme.quantize($0, rows: rows, cols: cols, name: "w") }
+        let layer = try QuantizedLinear(t)
+        #expect(try layer.quantizedTensor(scheme: scheme) == t)
+        let other = try QuantScheme(bits: bits == 8 ? 4 : 8, granularity: gran, groupSize: 32, symmetric: sym)
+        #expect(throws: InputError.self) { try layer.quantizedTensor(scheme: other) }
+        // weightRows is the dequantized matrix.
+        var rowsOut = [Float](repeating: 0, count: rows * cols)
+        try rowsOut.withUnsafeMutableBufferPointer { try layer.weightRows(0 ..< rows, into: $0.baseAddress!) }
+        #expect(rowsOut == t.dequantize())
+    }
+}
