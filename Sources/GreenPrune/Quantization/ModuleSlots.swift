@@ -38,6 +38,8 @@ struct ModuleSlots {
                 throw InputError(module, "is not a module of this model")
             }
             return try rows(of: m.weights.layers[i].linear(r), module)
+        case .decoder:
+            throw InputError(module, "quantize supports llama-family decoders and encoders")
         }
     }
 
@@ -81,6 +83,8 @@ struct ModuleSlots {
                 throw InputError(module, "is not a module of this model")
             }
             m.weights.layers[i].setLinear(r, layer)
+        case .decoder:
+            throw InputError(module, "quantize supports llama-family decoders and encoders")
         }
     }
 }
