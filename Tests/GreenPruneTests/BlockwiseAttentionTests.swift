@@ -6,8 +6,8 @@ import GreenPrune
 /// precision, against the per-head path that forms whole score rows, and on SmolLM2 over a long
 /// window of wikitext against the same model on the per-head path.
 @Suite struct BlockwiseAttentionTests {
-    /// Every window takes the blockwise path.
-    static let blockwise = KernelOptions(blockwiseFromTime: 1)
+    /// Every window takes the blockwise path, on sgemm calls (FusedAttentionTests covers the fused kernel).
+    static let blockwise = KernelOptions(blockwiseFromTime: 1, fusedAttention: false)
     /// No window takes it, nor the grouped-query path: whole score rows per head.
     static let perHead = KernelOptions(groupedHeads: false, blockwiseFromTime: .max)
 
