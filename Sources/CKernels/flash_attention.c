@@ -46,11 +46,35 @@ static inline long fa_round_up(long a, long m) { return (a + m - 1) / m * m; }
 
 #if defined(__x86_64__) && defined(__clang__)
 #define FA_X86 1
+#include <immintrin.h>
+
+// The same eˣ with AVX-512's own rounding (vrndscaleps) and 2ⁿ scaling (vscalefps): four
+// instructions fewer per vector. Inputs here are ≤ 0 (scores minus their running max), so only
+// the lower clamp is needed.
+#define FA_EXP512(xin) ({ \
+    __m512 x_ = _mm512_max_ps((__m512)(xin), _mm512_set1_ps(-87.3f)); \
+    __m512 n_ = _mm512_roundscale_ps(_mm512_mul_ps(x_, _mm512_set1_ps(1.44269504088896341f)), \
+                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); \
+    x_ = _mm512_fnmadd_ps(n_, _mm512_set1_ps(0.693359375f), x_); \
+    x_ = _mm512_fmadd_ps(n_, _mm512_set1_ps(2.12194440e-4f), x_); \
+    __m512 z_ = _mm512_mul_ps(x_, x_); \
+    __m512 p_ = _mm512_set1_ps(1.9875691500e-4f); \
+    p_ = _mm512_fmadd_ps(p_, x_, _mm512_set1_ps(1.3981999507e-3f)); \
+    p_ = _mm512_fmadd_ps(p_, x_, _mm512_set1_ps(8.3334519073e-3f)); \
+    p_ = _mm512_fmadd_ps(p_, x_, _mm512_set1_ps(4.1665795894e-2f)); \
+    p_ = _mm512_fmadd_ps(p_, x_, _mm512_set1_ps(1.6666665459e-1f)); \
+    p_ = _mm512_fmadd_ps(p_, x_, _mm512_set1_ps(5.0000001201e-1f)); \
+    p_ = _mm512_add_ps(_mm512_fmadd_ps(p_, z_, x_), _mm512_set1_ps(1.0f)); \
+    _mm512_scalef_ps(p_, n_); })
+
+#define FA_EXPV(x) ((fv)FA_EXP512(x))
 #define FA_FN fa_avx512
 #define FA_TARGET __attribute__((target("avx512f")))
 #define FA_W 16
 #define FA_NV 4
 #include "flash_attention_body.h"
+#undef FA_EXPV
+#define FA_EXPV(x) FA_EXP(fv, fvi, x)
 #undef FA_FN
 #undef FA_TARGET
 #undef FA_W
@@ -67,6 +91,9 @@ static inline long fa_round_up(long a, long m) { return (a + m - 1) / m * m; }
 #undef FA_NV
 #endif
 
+#ifndef FA_EXPV
+#define FA_EXPV(x) FA_EXP(fv, fvi, x)
+#endif
 #define FA_FN fa_baseline
 #define FA_TARGET
 #define FA_W 4

@@ -1,8 +1,8 @@
 // The body of gpk_flash_attention for one instruction set, included by flash_attention.c once
-// per set with FA_FN (the function's name), FA_TARGET (its target attribute), FA_W (float
-// lanes per vector) and FA_NV (vectors per row of a tile: FA_R rows × FA_NV·FA_W columns of
-// accumulators, sized to the register file: 24 of 32 zmm, 12 of 16 ymm or xmm).
-
+// per set with FA_FN (the function's name), FA_TARGET (its target attribute), FA_EXPV (eˣ on a
+// vector), FA_W (float lanes per vector) and FA_NV (vectors per row of a tile: FA_R rows ×
+// FA_NV·FA_W columns of accumulators, sized to the register file: 24 of 32 zmm, 12 of 16 ymm
+// or xmm).
 FA_TARGET static void FA_FN(float *out, const float *q, long q_stride, long group, long rq, long d,
                             const float *k, const float *v, long kv_stride, long valid, long first, int causal,
                             const int *row_seg, const int *key_seg, float scale, long key_block, float *work) {
@@ -52,10 +52,12 @@ FA_TARGET static void FA_FN(float *out, const float *q, long q_stride, long grou
                 most = fa_max(most, seen[r]);
             }
             if (most == 0) continue;
-            const long cols = fa_round_up(most, CW);
+            const long cols = fa_round_up(most, W);
 
-            // S (R × cols) = Q_tile · Kᵀ, one R × CW register tile at a time.
-            for (long c0 = 0; c0 < cols; c0 += CW) {
+            // S (R × cols) = Q_tile · Kᵀ, one R × CW register tile at a time, then R × W tiles for
+            // the last columns (a causal diagonal block's tiles end at their last visible key).
+            long c0 = 0;
+            for (; c0 + CW <= cols; c0 += CW) {
                 fv acc[R][NV];
                 FA_UNROLL for (int r = 0; r < R; r++) FA_UNROLL for (int x = 0; x < NV; x++) acc[r][x] = FA_SPLAT(fv, 0.0f);
                 const float *qt = qs + r0 * d, *kc = kt + c0;
@@ -69,6 +71,16 @@ FA_TARGET static void FA_FN(float *out, const float *q, long q_stride, long grou
                 }
                 FA_UNROLL for (int r = 0; r < R; r++) FA_UNROLL for (int x = 0; x < NV; x++)
                     FA_STORE(sc + r * kb + c0 + x * W, acc[r][x]);
+            }
+            for (; c0 < cols; c0 += W) {
+                fv acc[R];
+                FA_UNROLL for (int r = 0; r < R; r++) acc[r] = FA_SPLAT(fv, 0.0f);
+                const float *qt = qs + r0 * d, *kc = kt + c0;
+                for (long c = 0; c < d; c++) {
+                    const fv kx = FA_LOAD(fv, kc + c * npad);
+                    FA_UNROLL for (int r = 0; r < R; r++) acc[r] += FA_SPLAT(fv, qt[r * d + c]) * kx;
+                }
+                FA_UNROLL for (int r = 0; r < R; r++) FA_STORE(sc + r * kb + c0, acc[r]);
             }
 
             // Online softmax per row: P = exp(S − m_new) in place, ℓ ← ℓ·α + ΣP with
@@ -94,7 +106,7 @@ FA_TARGET static void FA_FN(float *out, const float *q, long q_stride, long grou
                 if (bm == -__builtin_inff()) { memset(srow, 0, sizeof(float) * (size_t)cols); continue; }
                 const float m_old = run_max[row], m_new = m_old > bm ? m_old : bm;
                 if (m_old != -__builtin_inff()) {
-                    fv e = FA_EXP(fv, fvi, FA_SPLAT(fv, m_old - m_new));
+                    fv e = FA_EXPV(FA_SPLAT(fv, m_old - m_new));
                     alpha[r] = e[0];
                 } else {
                     alpha[r] = 0;
@@ -104,7 +116,7 @@ FA_TARGET static void FA_FN(float *out, const float *q, long q_stride, long grou
                 for (long j = 0; j < nvec; j += W) {
                     const fv s = FA_LOAD(fv, srow + j);
                     // -inf (masked) gives exactly 0, not the clamped polynomial's 1e-38.
-                    const fv e = (fv)((fvi)FA_EXP(fv, fvi, s - sh) & (fvi)(s != neg_inf));
+                    const fv e = (fv)((fvi)FA_EXPV(s - sh) & (fvi)(s != neg_inf));
                     FA_STORE(srow + j, e);
                     acc += e;
                 }
@@ -114,8 +126,7 @@ FA_TARGET static void FA_FN(float *out, const float *q, long q_stride, long grou
             }
 
             // O_tile = α·O_tile + P · V_block, keys [0, most), NV vectors of columns at a time.
-            long c0 = 0;
-            for (; c0 + CW <= d; c0 += CW) {
+            for (c0 = 0; c0 + CW <= d; c0 += CW) {
                 fv acc[R][NV];
                 FA_UNROLL for (int r = 0; r < R; r++) {
                     const fv a = FA_SPLAT(fv, alpha[r]);

@@ -41,7 +41,7 @@ import GreenPrune
         #expect(BlockwiseAttentionTests.worst(fused, reference.map(Double.init), t: c.t, width: width, lengths: lengths) < 1e-5,
                 "\(c) D \(d)")
         // Padded query rows get finite outputs too.
-        #expect(fused.allSatisfy(\.isFinite))
+        #expect(fused.allSatisfy { $0.isFinite })
         // Different summation orders: an identical result would mean the fused kernel did not run.
         #expect(c.t * c.heads <= 4 || fused != reference, "\(c) D \(d)")
     }
