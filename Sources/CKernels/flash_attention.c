@@ -4,6 +4,7 @@
 // picked per call. A function taking or returning a vector would change ABI between the
 // versions, so every helper is a macro.
 #include "gp_attention.h"
+#include "vector_exp.h"
 #include <stdint.h>
 #include <string.h>
 
@@ -15,34 +16,16 @@ static inline long fa_round_up(long a, long m) { return (a + m - 1) / m * m; }
 
 #define FA_LOAD(T, p) ({ T v_; memcpy(&v_, (p), sizeof v_); v_; })
 #define FA_STORE(p, v) do { __typeof__(v) s_ = (v); memcpy((p), &s_, sizeof s_); } while (0)
-// x − 0 is x for every x (−0 included), so this folds to a broadcast; 0 + x would not.
-#define FA_SPLAT(T, a) ((float)(a) - (T){0})
-#define FA_VMAX(T, TI, a, b) ({ T a_ = (a), b_ = (b); TI m_ = a_ > b_; (T)((m_ & (TI)a_) | (~m_ & (TI)b_)); })
-#define FA_VMIN(T, TI, a, b) ({ T a_ = (a), b_ = (b); TI m_ = a_ < b_; (T)((m_ & (TI)a_) | (~m_ & (TI)b_)); })
+#define FA_SPLAT(T, a) GPK_SPLAT(T, a)
+#define FA_VMAX(T, TI, a, b) GPK_VMAX(T, TI, a, b)
 #if defined(__clang__)
 #define FA_UNROLL _Pragma("clang loop unroll(full)")
 #else
 #define FA_UNROLL
 #endif
 
-// eˣ, the polynomial of vector_math.c's exp8 (Cephes expf, about 1 ulp) on any vector width:
-// x = n·ln2 + r, |r| ≤ ln2/2, 2ⁿ built in the exponent bits, x clamped to [-87.3, 88.3].
-#define FA_EXP(T, TI, xin) ({ \
-    T x_ = FA_VMIN(T, TI, FA_VMAX(T, TI, (xin), FA_SPLAT(T, -87.3f)), FA_SPLAT(T, 88.3f)); \
-    T sh_ = x_ * 1.44269504088896341f + 12582912.0f; \
-    T n_ = sh_ - 12582912.0f; \
-    x_ = x_ - n_ * 0.693359375f; \
-    x_ = x_ + n_ * 2.12194440e-4f; \
-    T z_ = x_ * x_; \
-    T p_ = FA_SPLAT(T, 1.9875691500e-4f); \
-    p_ = p_ * x_ + 1.3981999507e-3f; \
-    p_ = p_ * x_ + 8.3334519073e-3f; \
-    p_ = p_ * x_ + 4.1665795894e-2f; \
-    p_ = p_ * x_ + 1.6666665459e-1f; \
-    p_ = p_ * x_ + 5.0000001201e-1f; \
-    p_ = p_ * z_ + x_ + 1.0f; \
-    TI bits_ = (((TI)sh_ - 0x4B400000) + 127) << 23; \
-    p_ * (T)bits_; })
+// eˣ, the polynomial of vector_math.c's exp8 (Cephes expf, about 1 ulp) on any vector width.
+#define FA_EXP(T, TI, xin) GPK_EXP(T, TI, xin)
 
 #if defined(__x86_64__) && defined(__clang__)
 #define FA_X86 1
