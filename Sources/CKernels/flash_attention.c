@@ -24,40 +24,40 @@ static inline long fa_round_up(long a, long m) { return (a + m - 1) / m * m; }
 #define FA_UNROLL
 #endif
 
-// eˣ, the polynomial of vector_math.c's exp8 (Cephes expf, about 1 ulp) on any vector width.
-#define FA_EXP(T, TI, xin) GPK_EXP(T, TI, xin)
+// 2ˣ for x ≤ 0 on any vector width: x = n + f, n an integer (the 1.5·2²³ rounding trick), |f| ≤
+// 1/2; 2^f = 1 + f·P(f), the Cephes exp2f polynomial (within 1.7 ulp of exp2 in double over
+// [-126, 0], the AVX-512 form within 1.4); 2ⁿ built in the exponent bits. x is clamped at -126 so
+// 2ⁿ stays a normal float (products with subnormals are slow). Scores in base 2 (queries scaled by
+// log₂e) save the multiplication by log₂e and the two-part ln2 reduction of eˣ.
+#define FA_EXP2_POLY(f_) \
+    ((((((1.535336188319500e-4f * (f_) + 1.339887440266574e-3f) * (f_) + 9.618437357674640e-3f) * (f_) \
+         + 5.550332471162809e-2f) * (f_) + 2.402264791363012e-1f) * (f_) + 6.931472028550421e-1f) * (f_) + 1.0f)
+#define FA_EXP2(T, TI, xin) ({ \
+    T x_ = GPK_VMAX(T, TI, (xin), GPK_SPLAT(T, -126.0f)); \
+    T sh_ = x_ + 12582912.0f; \
+    T f_ = x_ - (sh_ - 12582912.0f); \
+    TI bits_ = (((TI)sh_ - 0x4B400000) + 127) << 23; \
+    FA_EXP2_POLY(f_) * (T)bits_; })
 
 #if defined(__x86_64__) && defined(__clang__)
 #define FA_X86 1
 #include <immintrin.h>
 
-// The same eˣ with AVX-512's own rounding (vrndscaleps) and 2ⁿ scaling (vscalefps): four
-// instructions fewer per vector. Inputs here are ≤ 0 (scores minus their running max), so only
-// the lower clamp is needed.
-#define FA_EXP512(xin) ({ \
-    __m512 x_ = _mm512_max_ps((__m512)(xin), _mm512_set1_ps(-87.3f)); \
-    __m512 n_ = _mm512_roundscale_ps(_mm512_mul_ps(x_, _mm512_set1_ps(1.44269504088896341f)), \
-                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); \
-    x_ = _mm512_fnmadd_ps(n_, _mm512_set1_ps(0.693359375f), x_); \
-    x_ = _mm512_fmadd_ps(n_, _mm512_set1_ps(2.12194440e-4f), x_); \
-    __m512 z_ = _mm512_mul_ps(x_, x_); \
-    __m512 p_ = _mm512_set1_ps(1.9875691500e-4f); \
-    p_ = _mm512_fmadd_ps(p_, x_, _mm512_set1_ps(1.3981999507e-3f)); \
-    p_ = _mm512_fmadd_ps(p_, x_, _mm512_set1_ps(8.3334519073e-3f)); \
-    p_ = _mm512_fmadd_ps(p_, x_, _mm512_set1_ps(4.1665795894e-2f)); \
-    p_ = _mm512_fmadd_ps(p_, x_, _mm512_set1_ps(1.6666665459e-1f)); \
-    p_ = _mm512_fmadd_ps(p_, x_, _mm512_set1_ps(5.0000001201e-1f)); \
-    p_ = _mm512_add_ps(_mm512_fmadd_ps(p_, z_, x_), _mm512_set1_ps(1.0f)); \
-    _mm512_scalef_ps(p_, n_); })
+// The same 2ˣ with AVX-512's own rounding (vrndscaleps) and 2ⁿ scaling (vscalefps).
+#define FA_EXP2_512(xin) ({ \
+    __m512 x_ = _mm512_max_ps((__m512)(xin), _mm512_set1_ps(-126.0f)); \
+    __m512 n_ = _mm512_roundscale_ps(x_, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); \
+    __m512 f_ = _mm512_sub_ps(x_, n_); \
+    _mm512_scalef_ps(FA_EXP2_POLY(f_), n_); })
 
-#define FA_EXPV(x) ((fv)FA_EXP512(x))
+#define FA_EXP2V(x) ((fv)FA_EXP2_512(x))
 #define FA_FN fa_avx512
 #define FA_TARGET __attribute__((target("avx512f")))
 #define FA_W 16
 #define FA_NV 4
 #include "flash_attention_body.h"
-#undef FA_EXPV
-#define FA_EXPV(x) FA_EXP(fv, fvi, x)
+#undef FA_EXP2V
+#define FA_EXP2V(x) FA_EXP2(fv, fvi, x)
 #undef FA_FN
 #undef FA_TARGET
 #undef FA_W
@@ -74,8 +74,8 @@ static inline long fa_round_up(long a, long m) { return (a + m - 1) / m * m; }
 #undef FA_NV
 #endif
 
-#ifndef FA_EXPV
-#define FA_EXPV(x) FA_EXP(fv, fvi, x)
+#ifndef FA_EXP2V
+#define FA_EXP2V(x) FA_EXP2(fv, fvi, x)
 #endif
 #define FA_FN fa_baseline
 #define FA_TARGET

@@ -1,6 +1,6 @@
 // The body of gpk_flash_attention for one instruction set, included by flash_attention.c once
-// per set with FA_FN (the function's name), FA_TARGET (its target attribute), FA_EXPV (eˣ on a
-// vector), FA_W (float lanes per vector) and FA_NV (vectors per row of a tile: FA_R rows ×
+// per set with FA_FN (the function's name), FA_TARGET (its target attribute), FA_EXP2V (2ˣ on a
+// vector, x ≤ 0), FA_W (float lanes per vector) and FA_NV (vectors per row of a tile: FA_R rows ×
 // FA_NV·FA_W columns of accumulators, sized to the register file: 24 of 32 zmm, 12 of 16 ymm
 // or xmm).
 FA_TARGET static void FA_FN(float *out, const float *q, long q_stride, long group, long rq, long d,
@@ -15,13 +15,15 @@ FA_TARGET static void FA_FN(float *out, const float *q, long q_stride, long grou
     // block adds its exponentials without a horizontal reduction.
     float *run_max = sc + R * kb, *run_sum = run_max + rows_pad;
     const fv neg_inf = FA_SPLAT(fv, -__builtin_inff());
+    const float scale2 = scale * 1.44269504088896341f;
 
-    // Stack the group's queries (row hh·rq + i), scaled; pad to whole tiles with zeros.
+    // Stack the group's queries (row hh·rq + i), scaled by scale·log₂e so that the scores are in
+    // base 2 (exp(s) = 2^(s·log₂e)); pad to whole tiles with zeros.
     for (long hh = 0; hh < group; hh++)
         for (long i = 0; i < rq; i++) {
             const float *src = q + i * q_stride + hh * d;
             float *dst = qs + (hh * rq + i) * d;
-            for (long c = 0; c < d; c++) dst[c] = src[c] * scale;
+            for (long c = 0; c < d; c++) dst[c] = src[c] * scale2;
         }
     memset(qs + rows * d, 0, sizeof(float) * (size_t)((rows_pad - rows) * d));
     memset(o, 0, sizeof(float) * (size_t)(rows_pad * d));
@@ -83,8 +85,8 @@ FA_TARGET static void FA_FN(float *out, const float *q, long q_stride, long grou
                 FA_UNROLL for (int r = 0; r < R; r++) FA_STORE(sc + r * kb + c0, acc[r]);
             }
 
-            // Online softmax per row: P = exp(S − m_new) in place, ℓ ← ℓ·α + ΣP with
-            // α = exp(m_old − m_new); masked and unseen columns become exactly 0.
+            // Online softmax per row (base 2): P = 2^(S − m_new) in place, ℓ ← ℓ·α + ΣP with
+            // α = 2^(m_old − m_new); masked and unseen columns become exactly 0.
             float alpha[R];
             for (int r = 0; r < R; r++) {
                 float *srow = sc + r * kb;
@@ -92,11 +94,12 @@ FA_TARGET static void FA_FN(float *out, const float *q, long q_stride, long grou
                 alpha[r] = 1;
                 if (ns == 0) { memset(srow, 0, sizeof(float) * (size_t)cols); continue; }
                 const long nvec = fa_round_up(ns, W);
+                int masked = nvec > ns;
                 if (key_seg && row_seg[row % rq] != 0) {
                     const int own = row_seg[row % rq];
                     for (long j = 0; j < ns; j++) {
                         const int sg = key_seg[j0 + j];
-                        if (sg != 0 && sg != own) srow[j] = -__builtin_inff();
+                        if (sg != 0 && sg != own) { srow[j] = -__builtin_inff(); masked = 1; }
                     }
                 }
                 for (long j = ns; j < nvec; j++) srow[j] = -__builtin_inff();
@@ -106,19 +109,27 @@ FA_TARGET static void FA_FN(float *out, const float *q, long q_stride, long grou
                 if (bm == -__builtin_inff()) { memset(srow, 0, sizeof(float) * (size_t)cols); continue; }
                 const float m_old = run_max[row], m_new = m_old > bm ? m_old : bm;
                 if (m_old != -__builtin_inff()) {
-                    fv e = FA_EXPV(FA_SPLAT(fv, m_old - m_new));
+                    fv e = FA_EXP2V(FA_SPLAT(fv, m_old - m_new));
                     alpha[r] = e[0];
                 } else {
                     alpha[r] = 0;
                 }
                 const fv sh = FA_SPLAT(fv, m_new);
                 fv acc = FA_SPLAT(fv, 0.0f);
-                for (long j = 0; j < nvec; j += W) {
-                    const fv s = FA_LOAD(fv, srow + j);
-                    // -inf (masked) gives exactly 0, not the clamped polynomial's 1e-38.
-                    const fv e = (fv)((fvi)FA_EXPV(s - sh) & (fvi)(s != neg_inf));
-                    FA_STORE(srow + j, e);
-                    acc += e;
+                if (masked) {
+                    for (long j = 0; j < nvec; j += W) {
+                        const fv s = FA_LOAD(fv, srow + j);
+                        // -inf (masked) gives exactly 0, not the clamped polynomial's 2^-126.
+                        const fv e = (fv)((fvi)FA_EXP2V(s - sh) & (fvi)(s != neg_inf));
+                        FA_STORE(srow + j, e);
+                        acc += e;
+                    }
+                } else {
+                    for (long j = 0; j < nvec; j += W) {
+                        const fv e = FA_EXP2V(FA_LOAD(fv, srow + j) - sh);
+                        FA_STORE(srow + j, e);
+                        acc += e;
+                    }
                 }
                 if (cols > nvec) memset(srow + nvec, 0, sizeof(float) * (size_t)(cols - nvec));
                 FA_STORE(run_sum + row * W, FA_LOAD(fv, run_sum + row * W) * alpha[r] + acc);
