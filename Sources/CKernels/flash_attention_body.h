@@ -87,26 +87,31 @@ FA_TARGET static void FA_FN(float *out, const float *q, long q_stride, long grou
 
             // Online softmax per row (base 2): P = 2^(S − m_new) in place, ℓ ← ℓ·α + ΣP with
             // α = 2^(m_old − m_new); masked and unseen columns become exactly 0.
-            float alpha[R];
+            // Two passes over the tile's rows, so that the rows' max reductions overlap: block
+            // maxima and new running maxima first, then the exponentials.
+            float alpha[R], shift[R];
+            long nvec[R];
+            int masked[R];
             for (int r = 0; r < R; r++) {
                 float *srow = sc + r * kb;
                 const long ns = seen[r], row = r0 + r;
                 alpha[r] = 1;
-                if (ns == 0) { memset(srow, 0, sizeof(float) * (size_t)cols); continue; }
-                const long nvec = fa_round_up(ns, W);
-                int masked = nvec > ns;
+                nvec[r] = 0;
+                if (ns == 0) continue;
+                const long nv = fa_round_up(ns, W);
+                masked[r] = nv > ns;
                 if (key_seg && row_seg[row % rq] != 0) {
                     const int own = row_seg[row % rq];
                     for (long j = 0; j < ns; j++) {
                         const int sg = key_seg[j0 + j];
-                        if (sg != 0 && sg != own) { srow[j] = -__builtin_inff(); masked = 1; }
+                        if (sg != 0 && sg != own) { srow[j] = -__builtin_inff(); masked[r] = 1; }
                     }
                 }
-                for (long j = ns; j < nvec; j++) srow[j] = -__builtin_inff();
+                for (long j = ns; j < nv; j++) srow[j] = -__builtin_inff();
                 fv mv = neg_inf;
-                for (long j = 0; j < nvec; j += W) mv = FA_VMAX(fv, fvi, mv, FA_LOAD(fv, srow + j));
+                for (long j = 0; j < nv; j += W) mv = FA_VMAX(fv, fvi, mv, FA_LOAD(fv, srow + j));
                 const float bm = __builtin_reduce_max(mv);
-                if (bm == -__builtin_inff()) { memset(srow, 0, sizeof(float) * (size_t)cols); continue; }
+                if (bm == -__builtin_inff()) continue;
                 const float m_old = run_max[row], m_new = m_old > bm ? m_old : bm;
                 if (m_old != -__builtin_inff()) {
                     fv e = FA_EXP2V(FA_SPLAT(fv, m_old - m_new));
@@ -114,10 +119,18 @@ FA_TARGET static void FA_FN(float *out, const float *q, long q_stride, long grou
                 } else {
                     alpha[r] = 0;
                 }
-                const fv sh = FA_SPLAT(fv, m_new);
+                shift[r] = m_new;
+                run_max[row] = m_new;
+                nvec[r] = nv;
+            }
+            for (int r = 0; r < R; r++) {
+                float *srow = sc + r * kb;
+                const long nv = nvec[r];
+                if (nv == 0) { memset(srow, 0, sizeof(float) * (size_t)cols); continue; }
+                const fv sh = FA_SPLAT(fv, shift[r]);
                 fv acc = FA_SPLAT(fv, 0.0f);
-                if (masked) {
-                    for (long j = 0; j < nvec; j += W) {
+                if (masked[r]) {
+                    for (long j = 0; j < nv; j += W) {
                         const fv s = FA_LOAD(fv, srow + j);
                         // -inf (masked) gives exactly 0, not the clamped polynomial's 2^-126.
                         const fv e = (fv)((fvi)FA_EXP2V(s - sh) & (fvi)(s != neg_inf));
@@ -125,15 +138,14 @@ FA_TARGET static void FA_FN(float *out, const float *q, long q_stride, long grou
                         acc += e;
                     }
                 } else {
-                    for (long j = 0; j < nvec; j += W) {
+                    for (long j = 0; j < nv; j += W) {
                         const fv e = FA_EXP2V(FA_LOAD(fv, srow + j) - sh);
                         FA_STORE(srow + j, e);
                         acc += e;
                     }
                 }
-                if (cols > nvec) memset(srow + nvec, 0, sizeof(float) * (size_t)(cols - nvec));
-                FA_STORE(run_sum + row * W, FA_LOAD(fv, run_sum + row * W) * alpha[r] + acc);
-                run_max[row] = m_new;
+                if (cols > nv) memset(srow + nv, 0, sizeof(float) * (size_t)(cols - nv));
+                FA_STORE(run_sum + (r0 + r) * W, FA_LOAD(fv, run_sum + (r0 + r) * W) * alpha[r] + acc);
             }
 
             // O_tile = α·O_tile + P · V_block, keys [0, most), NV vectors of columns at a time.
