@@ -1,6 +1,7 @@
 // Vectorised row kernels (see CKernels.h). Written with clang/gcc vector extensions so one
 // source compiles to SSE2, AVX2 or AVX-512 code; target_clones picks the version at load time.
 #include "CKernels.h"
+#include "vector_exp.h"
 #include <stdint.h>
 #include <string.h>
 #if defined(__GLIBC__)
@@ -22,28 +23,11 @@ typedef int32_t v8i __attribute__((vector_size(32)));
 #define load8(p) ({ v8 v_; memcpy(&v_, (p), sizeof v_); v_; })
 #define store8(p, v) do { v8 s_ = (v); memcpy((p), &s_, sizeof s_); } while (0)
 #define splat(a) ((v8){(a), (a), (a), (a), (a), (a), (a), (a)})
-#define vmax8(a, b) ({ v8 a_ = (a), b_ = (b); v8i m_ = a_ > b_; (v8)((m_ & (v8i)a_) | (~m_ & (v8i)b_)); })
-#define vmin8(a, b) ({ v8 a_ = (a), b_ = (b); v8i m_ = a_ < b_; (v8)((m_ & (v8i)a_) | (~m_ & (v8i)b_)); })
+#define vmax8(a, b) GPK_VMAX(v8, v8i, a, b)
+#define vmin8(a, b) GPK_VMIN(v8, v8i, a, b)
 
-// e^x on 8 lanes: x = n·ln2 + r, |r| <= ln2/2; e^r by the Cephes expf polynomial (~1 ulp);
-// 2^n built in the exponent bits. n is rounded with the 1.5·2^23 trick: after adding it the
-// integer sits in the low mantissa bits. x is clamped to [-87.3, 88.3] so 2^n stays normal.
-#define exp8(xin) ({ \
-    v8 x_ = vmin8(vmax8((xin), splat(-87.3f)), splat(88.3f)); \
-    v8 sh_ = x_ * 1.44269504088896341f + 12582912.0f; \
-    v8 n_ = sh_ - 12582912.0f; \
-    x_ = x_ - n_ * 0.693359375f; \
-    x_ = x_ + n_ * 2.12194440e-4f; \
-    v8 z_ = x_ * x_; \
-    v8 p_ = splat(1.9875691500e-4f); \
-    p_ = p_ * x_ + 1.3981999507e-3f; \
-    p_ = p_ * x_ + 8.3334519073e-3f; \
-    p_ = p_ * x_ + 4.1665795894e-2f; \
-    p_ = p_ * x_ + 1.6666665459e-1f; \
-    p_ = p_ * x_ + 5.0000001201e-1f; \
-    p_ = p_ * z_ + x_ + 1.0f; \
-    v8i bits_ = (((v8i)sh_ - 0x4B400000) + 127) << 23; \
-    p_ * (v8)bits_; })
+// e^x on 8 lanes (vector_exp.h).
+#define exp8(xin) GPK_EXP(v8, v8i, xin)
 
 #define hsum(v) ({ v8 h_ = (v); ((h_[0] + h_[4]) + (h_[1] + h_[5])) + ((h_[2] + h_[6]) + (h_[3] + h_[7])); })
 

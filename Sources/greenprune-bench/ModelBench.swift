@@ -48,6 +48,9 @@ struct ModelBench: ParsableCommand {
     @Option(help: "Shortest window whose attention goes blockwise (online softmax, no T×T scores); 0: never (default: the library's).")
     var blockwiseFrom: Int?
 
+    @Flag(inversion: .prefixedNo, help: "Blockwise attention runs as one fused kernel per query block, or (--no-fused-attention) as sgemm calls per key block.")
+    var fusedAttention = true
+
     func validate() throws {
         guard batch >= 1, time >= 2, `repeat` >= 1 else { throw ValidationError("--batch ≥ 1, --time ≥ 2, --repeat ≥ 1") }
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
@@ -66,6 +69,7 @@ struct ModelBench: ParsableCommand {
         let lm = try bundle.llama()
         lm.kernelOptions.bf16Dot = bf16Dot
         if let from = blockwiseFrom { lm.kernelOptions.blockwiseFromTime = from > 0 ? from : .max }
+        lm.kernelOptions.fusedAttention = fusedAttention
         let summary = ModelSummary(bundle)
         let rssLoaded = Harness.rss()
 

@@ -6,8 +6,8 @@ import GreenPrune
 /// precision, against the per-head path that forms whole score rows, and on SmolLM2 over a long
 /// window of wikitext against the same model on the per-head path.
 @Suite struct BlockwiseAttentionTests {
-    /// Every window takes the blockwise path.
-    static let blockwise = KernelOptions(blockwiseFromTime: 1)
+    /// Every window takes the blockwise path, on sgemm calls (FusedAttentionTests covers the fused kernel).
+    static let blockwise = KernelOptions(blockwiseFromTime: 1, fusedAttention: false)
     /// No window takes it, nor the grouped-query path: whole score rows per head.
     static let perHead = KernelOptions(groupedHeads: false, blockwiseFromTime: .max)
 
@@ -19,6 +19,11 @@ import GreenPrune
     static func random(_ n: Int, seed: UInt32) -> [Float] {
         var s = seed
         return (0 ..< n).map { _ in s = s &* 1664525 &+ 1013904223; return Float(Int(s >> 9) % 2001 - 1000) / 400 }
+    }
+
+    /// Random queries (`queries` floats) and keys and values (`keys` floats each).
+    static func inputs(queries: Int, keys: Int, seeds: (UInt32, UInt32, UInt32)) -> ([Float], [Float], [Float]) {
+        (random(queries, seed: seeds.0), random(keys, seed: seeds.1), random(keys, seed: seeds.2))
     }
 
     /// softmax(q·kᵀ/√d + bias) v over the visible keys, in double precision.
@@ -91,45 +96,58 @@ import GreenPrune
         Case(t: 300, past: 0, length: 170, heads: 4, kvHeads: 4, causal: false),
     ])
     func matchesNaiveAndPerHead(_ c: Case) {
-        let b = 2, d = 16, s = c.past + c.t + 2
-        let q = Self.random(b * c.t * c.heads * d, seed: 3)
-        let k = Self.random(b * s * c.kvHeads * d, seed: 5)
-        let v = Self.random(b * s * c.kvHeads * d, seed: 7)
-        let lengths = [c.t, c.length]
-        let expected = Self.naive(q, k, v, c, b: b, s: s, d: d, lengths: lengths)
-        let block = Self.run(Self.blockwise, q, k, v, c, b: b, s: s, d: d, lengths: lengths)
-        let rows = Self.run(Self.perHead, q, k, v, c, b: b, s: s, d: d, lengths: lengths)
-        let width = c.heads * d
-        #expect(Self.worst(block, expected, t: c.t, width: width, lengths: lengths) < 1e-5, "\(c)")
-        #expect(Self.worst(block, rows.map(Double.init), t: c.t, width: width, lengths: lengths) < 1e-5, "\(c)")
+        let r = Self.compare(c, d: 16, Self.blockwise, Self.perHead)
+        #expect(r.fromNaive < 1e-5, "\(c)")
+        #expect(r.fromOther < 1e-5, "\(c)")
         // The two paths take different routes: an identical result would mean one was not run.
-        #expect(c.t * c.heads <= 4 || block != rows)
+        #expect(c.t * c.heads <= 4 || r.out != r.other)
+    }
+
+    /// Case `c` over two sequences (lengths T and c.length, head size `d`, random inputs) under
+    /// `options` and under `other`: the first's largest error against the formula and largest
+    /// difference from the second over the real rows, and both outputs.
+    static func compare(_ c: Case, d: Int, _ options: KernelOptions, _ other: KernelOptions)
+        -> (fromNaive: Double, fromOther: Double, out: [Float], other: [Float]) {
+        let b = 2, s = c.past + c.t + 2
+        let (q, k, v) = inputs(queries: b * c.t * c.heads * d, keys: b * s * c.kvHeads * d, seeds: (3, 5, 7))
+        let lengths = [c.t, c.length]
+        let expected = naive(q, k, v, c, b: b, s: s, d: d, lengths: lengths)
+        let out = run(options, q, k, v, c, b: b, s: s, d: d, lengths: lengths)
+        let second = run(other, q, k, v, c, b: b, s: s, d: d, lengths: lengths)
+        let width = c.heads * d
+        return (worst(out, expected, t: c.t, width: width, lengths: lengths),
+                worst(out, second.map(Double.init), t: c.t, width: width, lengths: lengths), out, second)
     }
 
     /// Shared-prefix segments (a packed row: prefix, choice runs, padding; and a row whose
     /// segments interleave) over several query and key blocks equal the per-head path.
     @Test func segmentsMatchPerHead() {
-        let b = 2, t = 560, d = 16, c = Case(t: t, past: 0, length: t, heads: 9, kvHeads: 3)
-        let q = Self.random(b * t * c.heads * d, seed: 13)
-        let k = Self.random(b * t * c.kvHeads * d, seed: 17)
-        let v = Self.random(b * t * c.kvHeads * d, seed: 19)
+        #expect(Self.packedRows(d: 16, Self.blockwise, Self.perHead).difference < 1e-5)
+    }
+
+    /// Two packed rows of 560 tokens, 9 query heads over 3 key/value heads of size `d`: row 0 a
+    /// prefix, choice runs 1, 2, 3 and padding; row 1 segments that interleave (1, 2, 3, 1, …,
+    /// masked key by key). Returns the largest difference between `options` and `other` over the
+    /// real rows, and both outputs.
+    static func packedRows(d: Int, _ options: KernelOptions, _ other: KernelOptions)
+        -> (difference: Double, out: [Float], other: [Float]) {
+        let b = 2, t = 560, c = Case(t: t, past: 0, length: t, heads: 9, kvHeads: 3)
+        let (q, k, v) = inputs(queries: b * t * c.heads * d, keys: b * t * c.kvHeads * d, seeds: (13, 17, 19))
         var segs = [Int32](repeating: 0, count: b * t)
         for j in 300 ..< 330 { segs[j] = 1 }
         for j in 330 ..< 480 { segs[j] = 2 }
         for j in 480 ..< 540 { segs[j] = 3 }
         for j in 20 ..< 550 { segs[t + j] = Int32(1 + (j / 7) % 3) }
         let lengths = [540, 550]
-        let block = Self.run(Self.blockwise, q, k, v, c, b: b, s: t, d: d, lengths: lengths, segments: segs)
-        let rows = Self.run(Self.perHead, q, k, v, c, b: b, s: t, d: d, lengths: lengths, segments: segs)
-        #expect(Self.worst(block, rows.map(Double.init), t: t, width: c.heads * d, lengths: lengths) < 1e-5)
+        let out = run(options, q, k, v, c, b: b, s: t, d: d, lengths: lengths, segments: segs)
+        let second = run(other, q, k, v, c, b: b, s: t, d: d, lengths: lengths, segments: segs)
+        return (worst(out, second.map(Double.init), t: t, width: c.heads * d, lengths: lengths), out, second)
     }
 
     /// An additive score bias (MPNet's relative positions), bidirectional, equals the formula.
     @Test func scoreBiasMatchesNaive() {
         let b = 1, t = 290, d = 8, c = Case(t: t, past: 0, length: t, heads: 2, kvHeads: 2, causal: false)
-        let q = Self.random(b * t * c.heads * d, seed: 23)
-        let k = Self.random(b * t * c.kvHeads * d, seed: 29)
-        let v = Self.random(b * t * c.kvHeads * d, seed: 31)
+        let (q, k, v) = Self.inputs(queries: b * t * c.heads * d, keys: b * t * c.kvHeads * d, seeds: (23, 29, 31))
         let bias = Self.random(c.heads * t * t, seed: 37)
         let expected = Self.naive(q, k, v, c, b: b, s: t, d: d, lengths: [t], bias: bias)
         let block = Self.run(Self.blockwise, q, k, v, c, b: b, s: t, d: d, lengths: [t], bias: bias)
@@ -140,9 +158,7 @@ import GreenPrune
     @Test func inPlaceOverQueriesEqualsSeparateOutput() {
         let b = 2, t = 333, d = 16, c = Case(t: t, past: 5, length: 300, heads: 9, kvHeads: 3)
         let s = c.past + t
-        let q = Self.random(b * t * c.heads * d, seed: 41)
-        let k = Self.random(b * s * c.kvHeads * d, seed: 43)
-        let v = Self.random(b * s * c.kvHeads * d, seed: 47)
+        let (q, k, v) = Self.inputs(queries: b * t * c.heads * d, keys: b * s * c.kvHeads * d, seeds: (41, 43, 47))
         let lengths = [t, c.length]
         let separate = Self.run(Self.blockwise, q, k, v, c, b: b, s: s, d: d, lengths: lengths)
         var inPlace = q
@@ -167,6 +183,16 @@ import GreenPrune
     /// the blockwise path's log-likelihood equals the per-head path's within 1e-4 relative, and
     /// each token's log-probability within 2e-3.
     @Test func smolLM2LongWindowMatchesPerHeadPath() throws {
+        let (block, rows) = try Self.smolLM2Window(Self.blockwise, Self.perHead)
+        let a = block.reduce(0.0) { $0 + Double($1) }, b = rows.reduce(0.0) { $0 + Double($1) }
+        #expect(abs(a - b) <= 1e-4 * abs(b), "log-likelihood \(a) vs \(b)")
+        #expect(ModelsFixtures.maxAbsDiff(block, rows) < 2e-3)
+        #expect(block != rows)
+    }
+
+    /// SmolLM2's log-probabilities of the first 2048 wikitext test tokens (one window, every token
+    /// scored) under `first` and then `second`.
+    static func smolLM2Window(_ first: KernelOptions, _ second: KernelOptions) throws -> ([Float], [Float]) {
         let dir = try ModelsFixtures.model(ModelsFixtures.smollm2)
         let model = try ModelLoader.loadLlama(dir)
         let tokenizer = try TokenizerLoader.load(directory: dir)
@@ -175,13 +201,9 @@ import GreenPrune
         try #require(ids.count == 2049)
         let request = ScoreRequest(tokens: ids, scoreFrom: 1)
         model.maxBatchTokens = 2048
-        model.kernelOptions = Self.blockwise
-        let block = try model.score([request])[0].logprobs
-        model.kernelOptions = Self.perHead
-        let rows = try model.score([request])[0].logprobs
-        let a = block.reduce(0.0) { $0 + Double($1) }, b = rows.reduce(0.0) { $0 + Double($1) }
-        #expect(abs(a - b) <= 1e-4 * abs(b), "log-likelihood \(a) vs \(b)")
-        #expect(ModelsFixtures.maxAbsDiff(block, rows) < 2e-3)
-        #expect(block != rows)
+        model.kernelOptions = first
+        let a = try model.score([request])[0].logprobs
+        model.kernelOptions = second
+        return (a, try model.score([request])[0].logprobs)
     }
 }

@@ -63,6 +63,7 @@ int gpk_blas_set_thread_timeout(int log2_cycles);
 #include "gp_hdf5.h"
 #include "gp_spawn.h"
 #include "gp_finite.h"
+#include "gp_attention.h"
 
 #ifdef __cplusplus
 }

@@ -92,7 +92,8 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, probs: UnsafeMu
     if probs == nil && t >= options.blockwiseFromTime {
         blockwiseAttentionForward(out, q: q, k: k, v: v, lengths: lengths, b: b, t: t, past: past, s: s,
                                   heads: heads, kvHeads: kvHeads, d: d, qStride: qStride, kvStride: kvStride,
-                                  causal: causal, segments: segments, scoreBias: scoreBias, workers: workers)
+                                  causal: causal, segments: segments, scoreBias: scoreBias, workers: workers,
+                                  fused: options.fusedAttention)
         return
     }
     if probs == nil && t <= attentionGroupedMaxTime && options.groupedHeads {

@@ -1,3 +1,4 @@
+import CKernels
 import Foundation
 
 /// Query rows (per query head) of one block of `blockwiseAttentionForward`.
@@ -7,6 +8,10 @@ public let blockwiseQueryBlock = 128
 /// head a block's scores are 384 × 256 floats, which stay in a core's L2 cache between the two
 /// products that use them.
 public let blockwiseKeyBlock = 256
+
+/// Keys of one block of the fused kernel (`KernelOptions.fusedAttention`): Kᵀ and V of a block
+/// take 2·128·D floats, 64 KB at D = 64, read from L1/L2 by each tile of six query rows.
+public let fusedAttentionKeyBlock = 128
 
 /// The inference path of `attentionForward` for long windows (T ≥ `KernelOptions.blockwiseFromTime`,
 /// no kept probabilities), flash-attention style: no score row is ever longer than a key block.
@@ -19,13 +24,17 @@ public let blockwiseKeyBlock = 256
 /// beta = 1). At the end O /= ℓ. Causal key blocks past a query block's last visible key are not
 /// computed. Scratch per worker: Q, O (H/G·Bq, D), S (H/G·Bq, Bk), m and ℓ.
 ///
+/// With `fused` (and no `scoreBias`, D a multiple of 16) each task is one call of the C kernel
+/// `gpk_flash_attention` instead: the same online softmax over blocks of `fusedAttentionKeyBlock`
+/// keys, with the products in registers rather than sgemm calls on these small shapes.
+///
 /// Same contract, masking (padding, cached past, segments key by key, `scoreBias`) and in-place
 /// `out == q` as `attentionForward`; the outputs agree with it up to float rounding.
 func blockwiseAttentionForward(_ out: UnsafeMutablePointer<Float>, q: UnsafePointer<Float>,
                                k: UnsafePointer<Float>, v: UnsafePointer<Float>, lengths: [Int],
                                b: Int, t: Int, past: Int, s: Int, heads: Int, kvHeads: Int, d: Int,
                                qStride: Int, kvStride: Int, causal: Bool, segments: UnsafePointer<Int32>?,
-                               scoreBias: UnsafePointer<Float>?, workers: Int) {
+                               scoreBias: UnsafePointer<Float>?, workers: Int, fused: Bool = false) {
     let l = past + t
     let group = heads / kvHeads
     let bq = min(t, blockwiseQueryBlock), bk = blockwiseKeyBlock
@@ -40,13 +49,23 @@ func blockwiseAttentionForward(_ out: UnsafeMutablePointer<Float>, q: UnsafePoin
         let rest = i % (b * kvHeads)
         return (rest / kvHeads, rest % kvHeads, qb)
     }
-    let perSlot = 2 * rowsMax * d + rowsMax * bk + 2 * rowsMax
+    let fused = fused && scoreBias == nil && d > 0 && d % 16 == 0
+    let perSlot = fused ? gpk_flash_attention_work(group, bq, d, fusedAttentionKeyBlock)
+                        : 2 * rowsMax * d + rowsMax * bk + 2 * rowsMax
     let slots = workers > 1 && tasks > 1 ? min(workers, tasks) : 1
     let scratch = UnsafeMutablePointer<Float>.allocate(capacity: slots * perSlot)
     defer { scratch.deallocate() }
 
     func task(_ bi: Int, _ g: Int, _ qb: Int, _ area: UnsafeMutablePointer<Float>) {
         let i0 = qb * bq, i1 = min(t, i0 + bq), rq = i1 - i0, rows = group * rq
+        if fused {
+            let at = (bi * t + i0) * qStride + g * group * d
+            let sg = segments.map { UnsafePointer<CInt>(OpaquePointer($0 + bi * t)) }
+            gpk_flash_attention(out + at, q + at, qStride, group, rq, d, k + bi * s * kvStride + g * d,
+                                v + bi * s * kvStride + g * d, kvStride, past + min(max(lengths[bi], 1), t), past + i0,
+                                causal ? 1 : 0, sg.map { $0 + i0 }, sg, scale, fusedAttentionKeyBlock, area, 0)
+            return
+        }
         let qs = area, o = area + rowsMax * d, sc = area + 2 * rowsMax * d
         let runMax = sc + rowsMax * bk, runSum = runMax + rowsMax
         let length = min(max(lengths[bi], 1), t)

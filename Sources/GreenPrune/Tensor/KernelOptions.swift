@@ -30,16 +30,22 @@ public struct KernelOptions: Sendable, Equatable {
     /// (`blockwiseAttentionForward`: no score row longer than a key block) when no probabilities
     /// are kept; `Int.max` never takes it. Shorter windows keep the grouped-query or per-head path.
     public var blockwiseFromTime: Int
+    /// The blockwise path runs each (sequence, key/value head, query block) as one fused C kernel
+    /// (`gpk_flash_attention`: score tiles, online softmax and P·V in registers) rather than as
+    /// sgemm calls on 64-wide products; `false` keeps the sgemm path, the reference it is tested against.
+    public var fusedAttention: Bool
 
     public init(amx: Bool = KernelOptions.amxAvailable && GreenPruneEnvironment.process.amx,
                 tileElements: Int = 1 << 19, groupedHeads: Bool = true, parallelOverHeads: Bool = true,
-                bf16Dot: Bool = KernelOptions.bf16DotPreferred, blockwiseFromTime: Int = attentionGroupedMaxTime + 1) {
+                bf16Dot: Bool = KernelOptions.bf16DotPreferred, blockwiseFromTime: Int = attentionGroupedMaxTime + 1,
+                fusedAttention: Bool = true) {
         self.amx = amx
         self.tileElements = tileElements
         self.groupedHeads = groupedHeads
         self.parallelOverHeads = parallelOverHeads
         self.bf16Dot = bf16Dot
         self.blockwiseFromTime = max(1, blockwiseFromTime)
+        self.fusedAttention = fusedAttention
     }
 
     /// The defaults: every fast path on, AMX where the CPU has it unless `GREENPRUNE_AMX=0`.

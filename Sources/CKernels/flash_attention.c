@@ -1,0 +1,116 @@
+// Fused blockwise attention (see gp_attention.h). One source, written with clang/gcc vector
+// extensions, is compiled three times (flash_attention_body.h): AVX-512 (16 lanes, 6 × 64
+// tiles), AVX2+FMA and the baseline (6 × 16 and 6 × 8 tiles), and the best the CPU has is
+// picked per call. A function taking or returning a vector would change ABI between the
+// versions, so every helper is a macro.
+#include "gp_attention.h"
+#include "vector_exp.h"
+#include <stdint.h>
+#include <string.h>
+
+enum { FA_R = 6, FA_COLS = 64 };
+
+static inline long fa_min(long a, long b) { return a < b ? a : b; }
+static inline long fa_max(long a, long b) { return a > b ? a : b; }
+static inline long fa_round_up(long a, long m) { return (a + m - 1) / m * m; }
+
+#define FA_LOAD(T, p) ({ T v_; memcpy(&v_, (p), sizeof v_); v_; })
+#define FA_STORE(p, v) do { __typeof__(v) s_ = (v); memcpy((p), &s_, sizeof s_); } while (0)
+#define FA_SPLAT(T, a) GPK_SPLAT(T, a)
+#define FA_VMAX(T, TI, a, b) GPK_VMAX(T, TI, a, b)
+#if defined(__clang__)
+#define FA_UNROLL _Pragma("clang loop unroll(full)")
+#else
+#define FA_UNROLL
+#endif
+
+// 2ˣ for x ≤ 0 on any vector width: x = n + f, n an integer (the 1.5·2²³ rounding trick), |f| ≤
+// 1/2; 2^f = 1 + f·P(f), the Cephes exp2f polynomial (within 1.7 ulp of exp2 in double over
+// [-126, 0], the AVX-512 form within 1.4); 2ⁿ built in the exponent bits. x is clamped at -126 so
+// 2ⁿ stays a normal float (products with subnormals are slow). Scores in base 2 (queries scaled by
+// log₂e) save the multiplication by log₂e and the two-part ln2 reduction of eˣ.
+#define FA_EXP2_POLY(f_) \
+    ((((((1.535336188319500e-4f * (f_) + 1.339887440266574e-3f) * (f_) + 9.618437357674640e-3f) * (f_) \
+         + 5.550332471162809e-2f) * (f_) + 2.402264791363012e-1f) * (f_) + 6.931472028550421e-1f) * (f_) + 1.0f)
+#define FA_EXP2(T, TI, xin) ({ \
+    T x_ = GPK_VMAX(T, TI, (xin), GPK_SPLAT(T, -126.0f)); \
+    T sh_ = x_ + 12582912.0f; \
+    T f_ = x_ - (sh_ - 12582912.0f); \
+    TI bits_ = (((TI)sh_ - 0x4B400000) + 127) << 23; \
+    FA_EXP2_POLY(f_) * (T)bits_; })
+
+#if defined(__x86_64__) && defined(__clang__)
+#define FA_X86 1
+#include <immintrin.h>
+
+// The same 2ˣ with AVX-512's own rounding (vrndscaleps) and 2ⁿ scaling (vscalefps).
+#define FA_EXP2_512(xin) ({ \
+    __m512 x_ = _mm512_max_ps((__m512)(xin), _mm512_set1_ps(-126.0f)); \
+    __m512 n_ = _mm512_roundscale_ps(x_, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); \
+    __m512 f_ = _mm512_sub_ps(x_, n_); \
+    _mm512_scalef_ps(FA_EXP2_POLY(f_), n_); })
+
+#define FA_EXP2V(x) ((fv)FA_EXP2_512(x))
+#define FA_FN fa_avx512
+#define FA_TARGET __attribute__((target("avx512f")))
+#define FA_W 16
+#define FA_NV 4
+#include "flash_attention_body.h"
+#undef FA_EXP2V
+#define FA_EXP2V(x) FA_EXP2(fv, fvi, x)
+#undef FA_FN
+#undef FA_TARGET
+#undef FA_W
+#undef FA_NV
+
+#define FA_FN fa_avx2
+#define FA_TARGET __attribute__((target("avx2,fma")))
+#define FA_W 8
+#define FA_NV 2
+#include "flash_attention_body.h"
+#undef FA_FN
+#undef FA_TARGET
+#undef FA_W
+#undef FA_NV
+#endif
+
+#ifndef FA_EXP2V
+#define FA_EXP2V(x) FA_EXP2(fv, fvi, x)
+#endif
+#define FA_FN fa_baseline
+#define FA_TARGET
+#define FA_W 4
+#define FA_NV 2
+#include "flash_attention_body.h"
+#undef FA_FN
+#undef FA_TARGET
+#undef FA_W
+#undef FA_NV
+
+long gpk_flash_attention_work(long group, long rq, long d, long key_block) {
+    const long rows_pad = fa_round_up(group * rq, FA_R), kb = fa_round_up(key_block, FA_COLS);
+    return 2 * rows_pad * d + d * kb + FA_R * kb + rows_pad + 16 * rows_pad;
+}
+
+int gpk_flash_attention(float *out, const float *q, long q_stride, long group, long rq, long d,
+                        const float *k, const float *v, long kv_stride, long valid, long first, int causal,
+                        const int *row_seg, const int *key_seg, float scale, long key_block,
+                        float *work, int isa) {
+#ifdef FA_X86
+    if (isa == GPK_ATTN_BEST) isa = GPK_ATTN_AVX512;
+    if (isa >= GPK_ATTN_AVX512 && __builtin_cpu_supports("avx512f")) {
+        fa_avx512(out, q, q_stride, group, rq, d, k, v, kv_stride, valid, first, causal, row_seg, key_seg,
+                  scale, key_block, work);
+        return GPK_ATTN_AVX512;
+    }
+    if (isa >= GPK_ATTN_AVX2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        fa_avx2(out, q, q_stride, group, rq, d, k, v, kv_stride, valid, first, causal, row_seg, key_seg,
+                scale, key_block, work);
+        return GPK_ATTN_AVX2;
+    }
+#endif
+    (void)isa;
+    fa_baseline(out, q, q_stride, group, rq, d, k, v, kv_stride, valid, first, causal, row_seg, key_seg,
+                scale, key_block, work);
+    return GPK_ATTN_BASELINE;
+}

@@ -1,0 +1,94 @@
+import CKernels
+import Foundation
+import Testing
+import GreenPrune
+
+/// The fused blockwise attention kernel (`KernelOptions.fusedAttention`, `gpk_flash_attention`)
+/// against the textbook formula in double precision and against the blockwise sgemm path it
+/// replaces; each instruction-set version on its own; SmolLM2 over a long wikitext window.
+@Suite struct FusedAttentionTests {
+    typealias Case = BlockwiseAttentionTests.Case
+    /// Every window blockwise, fused.
+    static let fused = KernelOptions(blockwiseFromTime: 1, fusedAttention: true)
+    /// Every window blockwise, on sgemm calls (the reference path).
+    static let sgemm = KernelOptions(blockwiseFromTime: 1, fusedAttention: false)
+
+    /// T not a multiple of the query block (300, 700) nor of the key block, exactly one query
+    /// block (128), T = 1 after a cached past and without one, a short window behind several key
+    /// blocks (past 600), GQA 3:1 (SmolLM2) and 1:1, right padding, bidirectional; head sizes 64
+    /// (SmolLM2), 32 and 16.
+    @Test(arguments: [
+        (Case(t: 300, past: 0, length: 211, heads: 9, kvHeads: 3), 64),
+        (Case(t: 700, past: 0, length: 650, heads: 3, kvHeads: 1), 32),
+        (Case(t: 128, past: 0, length: 128, heads: 2, kvHeads: 2), 64),
+        (Case(t: 1, past: 90, length: 1, heads: 9, kvHeads: 3), 64),
+        (Case(t: 1, past: 0, length: 1, heads: 4, kvHeads: 4), 16),
+        (Case(t: 37, past: 600, length: 20, heads: 9, kvHeads: 3), 64),
+        (Case(t: 300, past: 0, length: 170, heads: 4, kvHeads: 4, causal: false), 16),
+        (Case(t: 515, past: 3, length: 515, heads: 6, kvHeads: 2, causal: false), 48),
+    ])
+    func matchesNaiveAndSgemmPath(_ c: Case, _ d: Int) {
+        let r = BlockwiseAttentionTests.compare(c, d: d, Self.fused, Self.sgemm)
+        #expect(r.fromNaive < 1e-5, "\(c) D \(d)")
+        #expect(r.fromOther < 1e-5, "\(c) D \(d)")
+        // Padded query rows get finite outputs too.
+        #expect(r.out.allSatisfy { $0.isFinite })
+        // Different summation orders: an identical result would mean the fused kernel did not run.
+        #expect(c.t * c.heads <= 4 || r.out != r.other, "\(c) D \(d)")
+    }
+
+    /// Shared-prefix segments (a packed row: prefix, choice runs, padding; and a row whose segments
+    /// interleave) over several query and key blocks equal the sgemm path.
+    @Test func segmentsMatchSgemmPath() {
+        let r = BlockwiseAttentionTests.packedRows(d: 64, Self.fused, Self.sgemm)
+        #expect(r.difference < 1e-5)
+        #expect(r.out != r.other)
+    }
+
+    /// Head sizes that are not a multiple of 16 and a score bias take the sgemm path: the option
+    /// changes nothing there, bit for bit.
+    @Test func uncoveredShapesFallBackToSgemmPath() {
+        let c = Case(t: 290, past: 0, length: 290, heads: 2, kvHeads: 2, causal: false)
+        for (d, withBias) in [(8, false), (24, false), (16, true)] {
+            let (q, k, v) = BlockwiseAttentionTests.inputs(queries: c.t * c.heads * d, keys: c.t * c.kvHeads * d, seeds: (23, 29, 31))
+            let bias = withBias ? BlockwiseAttentionTests.random(c.heads * c.t * c.t, seed: 37) : nil
+            let fused = BlockwiseAttentionTests.run(Self.fused, q, k, v, c, b: 1, s: c.t, d: d, lengths: [c.t], bias: bias)
+            let reference = BlockwiseAttentionTests.run(Self.sgemm, q, k, v, c, b: 1, s: c.t, d: d, lengths: [c.t], bias: bias)
+            #expect(fused == reference, "D \(d) bias \(withBias)")
+        }
+    }
+
+    /// Each instruction-set version of the kernel (AVX-512, AVX2, baseline: the ones this CPU
+    /// runs) on one task against the formula: 3 heads over one KV head, 200 queries after 70
+    /// cached keys, 150 of them real, D = 64, key blocks of 64 and 128.
+    @Test(arguments: [Int(GPK_ATTN_BASELINE.rawValue), Int(GPK_ATTN_AVX2.rawValue), Int(GPK_ATTN_AVX512.rawValue)])
+    func everyInstructionSetMatchesNaive(_ isa: Int) {
+        let c = Case(t: 200, past: 70, length: 150, heads: 3, kvHeads: 1)
+        let d = 64, s = c.past + c.t
+        let (q, k, v) = BlockwiseAttentionTests.inputs(queries: c.t * c.heads * d, keys: s * d, seeds: (53, 59, 61))
+        let expected = BlockwiseAttentionTests.naive(q, k, v, c, b: 1, s: s, d: d, lengths: [c.length])
+        var results: [[Float]] = []
+        for keyBlock in [64, 128] {
+            var out = [Float](repeating: .nan, count: q.count)
+            var work = [Float](repeating: .nan, count: gpk_flash_attention_work(3, c.t, d, keyBlock))
+            let used = gpk_flash_attention(&out, q, c.heads * d, 3, c.t, d, k, v, d, c.past + c.length, c.past, 1,
+                                           nil, nil, 1 / Float(d).squareRoot(), keyBlock, &work, Int32(isa))
+            #expect(used <= Int32(isa) && used >= Int32(GPK_ATTN_BASELINE.rawValue))
+            #expect(BlockwiseAttentionTests.worst(out, expected, t: c.t, width: c.heads * d, lengths: [c.length]) < 1e-5,
+                    "isa \(used) key block \(keyBlock)")
+            results.append(out)
+        }
+        #expect(results[0] != results[1])
+    }
+
+    /// SmolLM2 over a 2048-token window of wikitext (one rolling window, every token scored): the
+    /// fused kernel's log-likelihood equals the sgemm path's within 1e-4 relative, and each token's
+    /// log-probability within 2e-3.
+    @Test func smolLM2LongWindowMatchesSgemmPath() throws {
+        let (fused, reference) = try BlockwiseAttentionTests.smolLM2Window(Self.fused, Self.sgemm)
+        let a = fused.reduce(0.0) { $0 + Double($1) }, b = reference.reduce(0.0) { $0 + Double($1) }
+        #expect(abs(a - b) <= 1e-4 * abs(b), "log-likelihood \(a) vs \(b)")
+        #expect(ModelsFixtures.maxAbsDiff(fused, reference) < 2e-3)
+        #expect(fused != reference)
+    }
+}
