@@ -25,8 +25,12 @@ struct Embed: ParsableCommand {
     @Flag(help: "Print the mean-pooled vectors before the L2 normalisation.")
     var noNormalize = false
 
+    @Option(help: "Token budget of one forward (sequences × longest sequence); the default suits the model.")
+    var batchTokens: Int?
+
     func validate() throws {
         if text.isEmpty && textFile == nil { throw ValidationError("give at least one --text or a --text-file") }
+        if let b = batchTokens, b < 1 { throw ValidationError("--batch-tokens must be at least 1, got \(b)") }
     }
 
     func run() throws {
@@ -34,6 +38,7 @@ struct Embed: ParsableCommand {
         if let textFile { texts += try Self.lines(of: URL(fileURLWithPath: textFile)) }
         let bundle = try ModelLoader.load(URL(fileURLWithPath: model))
         let enc = try bundle.bert()
+        if let batchTokens { enc.maxBatchTokens = batchTokens }
         let tok = try bundle.requireTokenizer()
         let start = DispatchTime.now().uptimeNanoseconds
         let ids = try texts.map { try tok.encode($0, addSpecialTokens: true) }

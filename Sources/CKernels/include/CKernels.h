@@ -73,6 +73,7 @@ void gpk_release_free_heap(void);
 int gpk_blas_set_thread_timeout(int log2_cycles);
 
 #include "gp_hdf5.h"
+#include "gp_attention.h"
 #include "gp_spawn.h"
 #include "gp_finite.h"
 
