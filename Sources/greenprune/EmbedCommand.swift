@@ -64,7 +64,7 @@ struct Embed: ParsableCommand {
     /// User + system CPU seconds of this process so far (every thread).
     static func cpuSeconds() -> Double {
         var u = rusage()
-        guard getrusage(RUSAGE_SELF, &u) == 0 else { return 0 }
+        guard getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &u) == 0 else { return 0 }
         return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6
     }
 
