@@ -64,7 +64,7 @@ import GreenPrune
             }
             if let bias { bias.withUnsafeBufferPointer { run($0.baseAddress) } } else { run(nil) }
             let err = Self.worst(out, want, t: t, width: heads * d, lengths: lengths)
-            #expect(err < 2e-6, "\(c) workers \(workers): largest error \(err)")
+            #expect(err < 1e-5, "\(c) workers \(workers): largest error \(err)")
             // Padding query rows attend to the valid keys too: finite, never left unwritten.
             #expect(out.allSatisfy { $0.isFinite })
         }
@@ -72,15 +72,16 @@ import GreenPrune
         var inPlace = q
         var scratch = [Float](repeating: 0, count: t * t)
         inPlace.withUnsafeMutableBufferPointer { p in
+            let base = p.baseAddress!
             let call = { (sb: UnsafePointer<Float>?) in
-                attentionForward(p.baseAddress!, probs: nil, q: p.baseAddress!, k: k, v: v, lengths: lengths, b: b, t: t,
+                attentionForward(base, probs: nil, q: base, k: k, v: v, lengths: lengths, b: b, t: t,
                                  past: 0, s: t, heads: heads, kvHeads: kvHeads, d: d, qStride: heads * d,
                                  kvStride: kvHeads * d, causal: false, scratch: &scratch, scoreBias: sb)
             }
             if let bias { bias.withUnsafeBufferPointer { call($0.baseAddress) } } else { call(nil) }
         }
         let err = Self.worst(inPlace, want, t: t, width: heads * d, lengths: lengths)
-        #expect(err < 2e-6, "\(c) in place: largest error \(err)")
+        #expect(err < 1e-5, "\(c) in place: largest error \(err)")
     }
 
     @Test func refusesWhatItDoesNotTake() {
