@@ -179,6 +179,7 @@ public final class BertModel: SentenceEncoder {
                 throw InputError("sequence \(i)", "token id \(bad) outside the vocabulary 0..<\(config.vocabSize)")
             }
         }
+        adoptWholeBandTiles()
         let limit = max(2, min(maxSequenceLength, config.maxTokens))
         let seqs = sequences.map { $0.count <= limit ? $0 : Array($0.prefix(limit - 1)) + [$0[$0.count - 1]] }
         var out = [[Float]](repeating: [], count: seqs.count)
@@ -201,6 +202,16 @@ public final class BertModel: SentenceEncoder {
             for (b, si) in group.enumerated() { out[si] = Array(pooled[(b * c)..<((b + 1) * c)]) }
         }
         return out
+    }
+
+    /// Quantized (or half) projections expand each thread's whole share of their rows at once
+    /// rather than tiles of 2¹⁹ weights: every tile's sgemm packs the (rows, in) input again, five
+    /// times per thread on MPNet's MLP. The scratch is then the widest projection in float32
+    /// (MPNet 9.4 MB, MiniLM 2.4 MB), split between the threads.
+    func adoptWholeBandTiles() {
+        let widest = weights.layers.map { l in BertProjection.allCases.map { l.linear($0).outFeatures * l.linear($0).inFeatures }.max() ?? 0 }.max() ?? 0
+        let options = KernelOptions(tileElements: max(KernelOptions.standard.tileElements, widest))
+        for l in weights.layers { for role in BertProjection.allCases { l.linear(role).adopt(options) } }
     }
 
     public func tokenCount(_ texts: [String]) -> Int {
