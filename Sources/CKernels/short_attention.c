@@ -2,21 +2,9 @@
 // length (an encoder's): the scores of a query row fit in a few vector registers, so the
 // products run as direct loops instead of two tiny sgemm calls per head (see gp_attention.h).
 #include "CKernels.h"
+#include "vector8.h"
 #include <stdint.h>
 #include <string.h>
-
-typedef float v8 __attribute__((vector_size(32)));
-typedef int32_t v8i __attribute__((vector_size(32)));
-
-#if defined(__x86_64__) && defined(__clang__)
-#define GPK_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define GPK_CLONES
-#endif
-
-#define load8(p) ({ v8 v_; memcpy(&v_, (p), sizeof v_); v_; })
-#define store8(p, v) do { v8 s_ = (v); memcpy((p), &s_, sizeof s_); } while (0)
-#define splat(a) ((v8){(a), (a), (a), (a), (a), (a), (a), (a)})
 
 GPK_CLONES int gpk_short_attention(float *out, long ldo, const float *q, long ldq, const float *k, const float *v,
                                    long ldkv, const float *bias, long ldb, long t, long valid, long d, float scale,

@@ -1,27 +1,13 @@
 // Vectorised row kernels (see CKernels.h). Written with clang/gcc vector extensions so one
 // source compiles to SSE2, AVX2 or AVX-512 code; target_clones picks the version at load time.
 #include "CKernels.h"
+#include "vector8.h"
 #include <stdint.h>
 #include <string.h>
 #if defined(__GLIBC__)
 #include <malloc.h>
 #endif
 
-typedef float v8 __attribute__((vector_size(32)));
-typedef int32_t v8i __attribute__((vector_size(32)));
-
-#if defined(__x86_64__) && defined(__clang__)
-#define GPK_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define GPK_CLONES
-#endif
-
-// Helpers are macros (GNU statement expressions), not functions: a function taking or
-// returning a 32-byte vector has a different ABI with and without AVX, which clang rejects
-// inside the baseline clone.
-#define load8(p) ({ v8 v_; memcpy(&v_, (p), sizeof v_); v_; })
-#define store8(p, v) do { v8 s_ = (v); memcpy((p), &s_, sizeof s_); } while (0)
-#define splat(a) ((v8){(a), (a), (a), (a), (a), (a), (a), (a)})
 #define vmax8(a, b) ({ v8 a_ = (a), b_ = (b); v8i m_ = a_ > b_; (v8)((m_ & (v8i)a_) | (~m_ & (v8i)b_)); })
 #define vmin8(a, b) ({ v8 a_ = (a), b_ = (b); v8i m_ = a_ < b_; (v8)((m_ & (v8i)a_) | (~m_ & (v8i)b_)); })
 
