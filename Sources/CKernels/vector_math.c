@@ -1,6 +1,7 @@
 // Vectorised row kernels (see CKernels.h). Written with clang/gcc vector extensions so one
 // source compiles to SSE2, AVX2 or AVX-512 code; target_clones picks the version at load time.
 #include "CKernels.h"
+#include "vector8.h"
 #include "vector_exp.h"
 #include <stdint.h>
 #include <string.h>
@@ -8,21 +9,6 @@
 #include <malloc.h>
 #endif
 
-typedef float v8 __attribute__((vector_size(32)));
-typedef int32_t v8i __attribute__((vector_size(32)));
-
-#if defined(__x86_64__) && defined(__clang__)
-#define GPK_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define GPK_CLONES
-#endif
-
-// Helpers are macros (GNU statement expressions), not functions: a function taking or
-// returning a 32-byte vector has a different ABI with and without AVX, which clang rejects
-// inside the baseline clone.
-#define load8(p) ({ v8 v_; memcpy(&v_, (p), sizeof v_); v_; })
-#define store8(p, v) do { v8 s_ = (v); memcpy((p), &s_, sizeof s_); } while (0)
-#define splat(a) ((v8){(a), (a), (a), (a), (a), (a), (a), (a)})
 #define vmax8(a, b) GPK_VMAX(v8, v8i, a, b)
 #define vmin8(a, b) GPK_VMIN(v8, v8i, a, b)
 
@@ -87,6 +73,54 @@ GPK_CLONES void gpk_silu_mul(float *out, const float *gate, const float *up, lon
     for (; i < n; i++) { float g = gate[i]; v8 e = exp8(splat(-g)); out[i] = g / (1.0f + e[0]) * up[i]; }
 }
 
+// erf on 8 lanes, for a = |z|: a·P(a²) below 1, 1 − e^(−a²)·R(1/a) from 1 to 4, and 1 beyond
+// (erfc(4) is under half a float ulp of 1); the sign of z restored last. P fits erf(a)/a on
+// [0, 1] and R fits erfc(a)·e^(a²) on [1, 4], both by least squares in relative error on
+// Chebyshev nodes (degrees 5 and 7); evaluated in float32 they stay within about 1e-7 of erf.
+#define erf8(zin) ({ \
+    v8 ez_ = (zin); \
+    v8i esign_ = (v8i)ez_ & (int32_t)0x80000000; \
+    v8 ea_ = (v8)((v8i)ez_ & 0x7fffffff); \
+    v8 es_ = ea_ * ea_; \
+    v8 ep_ = splat(-5.667995428666472e-4f); \
+    ep_ = ep_ * es_ + 4.927420057356358e-3f; \
+    ep_ = ep_ * es_ - 2.6720894500613213e-2f; \
+    ep_ = ep_ * es_ + 1.128057911992073e-1f; \
+    ep_ = ep_ * es_ - 3.7612390518188477e-1f; \
+    ep_ = ep_ * es_ + 1.1283791065216064f; \
+    v8 enear_ = ea_ * ep_; \
+    v8 eb_ = vmin8(ea_, splat(4.0f)); \
+    v8 eu_ = 1.0f / vmax8(eb_, splat(1.0f)); \
+    v8 er_ = splat(-1.694679632782936e-2f); \
+    er_ = er_ * eu_ + 1.1689748615026474e-1f; \
+    er_ = er_ * eu_ - 3.475888967514038e-1f; \
+    er_ = er_ * eu_ + 5.694930553436279e-1f; \
+    er_ = er_ * eu_ - 5.024152994155884e-1f; \
+    er_ = er_ * eu_ + 4.987014830112457e-2f; \
+    er_ = er_ * eu_ + 5.579383373260498e-1f; \
+    er_ = er_ * eu_ + 3.356043016538024e-4f; \
+    v8 efar_ = 1.0f - exp8(-(eb_ * eb_)) * er_; \
+    v8i esmall_ = ea_ < 1.0f; \
+    v8 ee_ = (v8)((esmall_ & (v8i)enear_) | (~esmall_ & (v8i)efar_)); \
+    (v8)((v8i)ee_ | esign_); })
+
+GPK_CLONES void gpk_gelu(float *out, const float *x, long n) {
+    long i = 0;
+    for (; i + 8 <= n; i += 8) {
+        v8 v = load8(x + i);
+        store8(out + i, 0.5f * v * (1.0f + erf8(v * 0.70710678118654752f)));
+    }
+    if (i < n) {
+        float tail[8] = {0};
+        memcpy(tail, x + i, (size_t)(n - i) * sizeof(float));
+        v8 v = load8(tail);
+        store8(tail, 0.5f * v * (1.0f + erf8(v * 0.70710678118654752f)));
+        memcpy(out + i, tail, (size_t)(n - i) * sizeof(float));
+    }
+}
+
+GPK_CLONES float gpk_erf(float z) { v8 e = erf8(splat(z)); return e[0]; }
+
 GPK_CLONES long gpk_argmax(const float *x, long n) {
     // The maximum first (vectorised), then its first index.
     float m = gpk_max(x, n);
@@ -139,6 +173,34 @@ GPK_CLONES float gpk_rmsnorm_row(float *y, const float *x, const float *w, long 
     for (i = 0; i + 8 <= n; i += 8) store8(y + i, load8(x + i) * rv * load8(w + i));
     for (; i < n; i++) y[i] = x[i] * r * w[i];
     return r;
+}
+
+GPK_CLONES void gpk_add_layernorm_row(float *y, float *x, const float *r, const float *w, const float *b,
+                                      long n, float eps) {
+    long i = 0;
+    if (r) {
+        for (; i + 8 <= n; i += 8) store8(x + i, load8(x + i) + load8(r + i));
+        for (; i < n; i++) x[i] += r[i];
+    }
+    v8 a0 = splat(0), a1 = splat(0);
+    for (i = 0; i + 16 <= n; i += 16) { a0 += load8(x + i); a1 += load8(x + i + 8); }
+    for (; i + 8 <= n; i += 8) a0 += load8(x + i);
+    float sum = hsum(a0 + a1);
+    for (; i < n; i++) sum += x[i];
+    const float m = sum / (float)n;
+    v8 mv = splat(m);
+    a0 = splat(0); a1 = splat(0);
+    for (i = 0; i + 16 <= n; i += 16) {
+        v8 d0 = load8(x + i) - mv, d1 = load8(x + i + 8) - mv;
+        a0 += d0 * d0; a1 += d1 * d1;
+    }
+    for (; i + 8 <= n; i += 8) { v8 d = load8(x + i) - mv; a0 += d * d; }
+    float ss = hsum(a0 + a1);
+    for (; i < n; i++) { float d = x[i] - m; ss += d * d; }
+    const float rs = 1.0f / __builtin_sqrtf(ss / (float)n + eps);
+    v8 rv = splat(rs);
+    for (i = 0; i + 8 <= n; i += 8) store8(y + i, (load8(x + i) - mv) * rv * load8(w + i) + load8(b + i));
+    for (; i < n; i++) y[i] = (x[i] - m) * rs * w[i] + b[i];
 }
 
 void gpk_release_free_heap(void) {

@@ -8,7 +8,7 @@ import GreenPrune
 struct Embed: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "L2-normalised mean-pooled sentence embeddings from a BERT or MPNet encoder.",
-        discussion: "Prints the embeddings on stdout and, on stderr, how many texts and tokens were embedded and the seconds tokenization and the forwards took (model loading excluded).")
+        discussion: "Prints the embeddings on stdout and, on stderr, how many texts and tokens were embedded and the seconds tokenization and the forwards took, wall and CPU (model loading excluded).")
 
     @Argument(help: "Model directory of an encoder (config.json, model.safetensors, tokenizer.json).")
     var model: String
@@ -25,8 +25,12 @@ struct Embed: ParsableCommand {
     @Flag(help: "Print the mean-pooled vectors before the L2 normalisation.")
     var noNormalize = false
 
+    @Option(help: "Token budget of one forward (sequences × longest sequence); the default suits the model.")
+    var batchTokens: Int?
+
     func validate() throws {
         if text.isEmpty && textFile == nil { throw ValidationError("give at least one --text or a --text-file") }
+        if let b = batchTokens, b < 1 { throw ValidationError("--batch-tokens must be at least 1, got \(b)") }
     }
 
     func run() throws {
@@ -34,13 +38,15 @@ struct Embed: ParsableCommand {
         if let textFile { texts += try Self.lines(of: URL(fileURLWithPath: textFile)) }
         let bundle = try ModelLoader.load(URL(fileURLWithPath: model))
         let enc = try bundle.bert()
+        if let batchTokens { enc.maxBatchTokens = batchTokens }
         let tok = try bundle.requireTokenizer()
-        let start = DispatchTime.now().uptimeNanoseconds
+        let start = DispatchTime.now().uptimeNanoseconds, cpuStart = Self.cpuSeconds()
         let ids = try texts.map { try tok.encode($0, addSpecialTokens: true) }
         let vectors = try enc.embed(ids: ids, normalize: !noNormalize)
         let seconds = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
-        FileHandle.standardError.write(Data(String(format: "embed: %ld texts, %ld tokens in %.4f s\n",
-                                                   texts.count, ids.reduce(0) { $0 + $1.count }, seconds).utf8))
+        FileHandle.standardError.write(Data(String(format: "embed: %ld texts, %ld tokens in %.4f s (CPU %.4f s)\n",
+                                                   texts.count, ids.reduce(0) { $0 + $1.count }, seconds,
+                                                   Self.cpuSeconds() - cpuStart).utf8))
         for (i, t) in texts.enumerated() {
             if json {
                 let obj: [String: Any] = ["text": t, "ids": ids[i], "dimension": vectors[i].count,
@@ -53,6 +59,13 @@ struct Embed: ParsableCommand {
                 print("  " + vectors[i].map { String(format: "%.6f", $0) }.joined(separator: " "))
             }
         }
+    }
+
+    /// User + system CPU seconds of this process so far (every thread).
+    static func cpuSeconds() -> Double {
+        var u = rusage()
+        guard getrusage(__rusage_who_t(RUSAGE_SELF.rawValue), &u) == 0 else { return 0 }
+        return Double(u.ru_utime.tv_sec + u.ru_stime.tv_sec) + Double(u.ru_utime.tv_usec + u.ru_stime.tv_usec) / 1e6
     }
 
     /// The texts of a --text-file: every line one text; an empty line is an error rather than

@@ -111,6 +111,21 @@ import GreenPrune
         #expect(Self.close(y, [0.8413447460685429, -0.15865525393145707, 0]))
     }
 
+    /// The vectorised GELU against libm's double-precision erf over every regime of its fit
+    /// (the polynomial below |x/√2| = 1, the exp form up to 4, the constant beyond), on an odd
+    /// count so the tail path runs too.
+    @Test func geluMatchesDoubleErfOnAGrid() {
+        let xs: [Float] = (0 ..< 40_001).map { Float(-10 + 20 * Double($0) / 40_000) }
+        var y = [Float](repeating: .nan, count: xs.count)
+        geluForward(&y, xs, count: xs.count)
+        var worst = 0.0
+        for (x, g) in zip(xs, y) {
+            let d = Double(x), want = 0.5 * d * (1 + Foundation.erf(d / 2.0.squareRoot()))
+            worst = max(worst, abs(Double(g) - want) / max(1, abs(d)))
+        }
+        #expect(worst < 3e-7, "largest error \(worst) relative to max(1, |x|)")
+    }
+
     @Test func embeddingMeanPoolNormalize() {
         let table: [Float] = [0, 0, 1, 1, 2, 4]   // (V=3, C=2)
         var out = [Float](repeating: 0, count: 6)

@@ -311,6 +311,19 @@ struct QuantizerTests {
             let cos = zip(x, y).reduce(0.0) { $0 + Double($1.0) * Double($1.1) }
             #expect(cos > 0.999, "cosine \(cos)")
         }
+        // The quantized token table stays codes, read a row per token; the same model over the
+        // table dequantized in full gives the same embeddings (to float rounding: OpenBLAS may run
+        // a product on other threads when another test holds it single-threaded).
+        let rows = try #require(q.weights.wordEmbeddingRows as? QuantizedLinear)
+        #expect(q.weights.wordEmbeddings.count == 0 && rows.rowCount == 30522 && rows.rowWidth == 384)
+        let full = try #require(try CompressedTensorsLinearLoader.dequantizedTensor(BertNames.wordEmbeddings, SafeTensorsReader(out)))
+        var expanded = q.weights
+        expanded.wordEmbeddings = full.0
+        expanded.wordEmbeddingRows = nil
+        let e = BertModel(config: q.config, weights: expanded, tokenizer: q.tokenizer)
+        let c = try e.embed(texts)
+        let gap = zip(b, c).map { zip($0, $1).map { abs($0 - $1) }.max() ?? .infinity }.max() ?? .infinity
+        #expect(c.count == b.count && gap <= 1e-6, "largest difference \(gap)")
     }
 }
 

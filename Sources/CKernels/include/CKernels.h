@@ -24,6 +24,13 @@ void gpk_scale(float *x, long n, float a);
 /// out[i] = silu(gate[i]) * up[i], silu(g) = g / (1 + exp(-g)). out may equal gate.
 void gpk_silu_mul(float *out, const float *gate, const float *up, long n);
 
+/// out[i] = gelu(x[i]) = 0.5·x·(1 + erf(x/√2)) (the erf form, as BERT's "gelu"), erf from a
+/// polynomial fit within about 1e-7 of it. out may equal x.
+void gpk_gelu(float *out, const float *x, long n);
+
+/// erf(z) with the polynomials of `gpk_gelu` (for scalar callers and tests).
+float gpk_erf(float z);
+
 /// Index of the first maximum of x[0..<n] (n >= 1), as torch.argmax.
 long gpk_argmax(const float *x, long n);
 
@@ -46,6 +53,11 @@ void gpk_dequant_s8_row(float *out, const signed char *q, const float *scale, co
 /// One RMSNorm row: y[i] = x[i] · r · w[i], r = 1/sqrt(mean(x²) + eps); returns r. y may equal x.
 float gpk_rmsnorm_row(float *y, const float *x, const float *w, long n, float eps);
 
+/// One LayerNorm row after an optional residual add: x[i] += r[i] (when r is not NULL), then
+/// y[i] = (x[i] − mean)·rstd·w[i] + b[i], rstd = 1/sqrt(var + eps), mean and var over the n
+/// values of x (two passes). y may equal x.
+void gpk_add_layernorm_row(float *y, float *x, const float *r, const float *w, const float *b, long n, float eps);
+
 /// exp(x) with the same polynomial as the vector paths (for scalar callers).
 float gpk_exp(float x);
 
@@ -61,9 +73,9 @@ void gpk_release_free_heap(void);
 int gpk_blas_set_thread_timeout(int log2_cycles);
 
 #include "gp_hdf5.h"
+#include "gp_attention.h"
 #include "gp_spawn.h"
 #include "gp_finite.h"
-#include "gp_attention.h"
 
 #ifdef __cplusplus
 }

@@ -49,9 +49,15 @@ public struct BertWeights {
     public var embeddingsLayerNormBias: FloatStorage   // (C)
     public var layers: [BertLayerWeights]
     public var relativeAttentionBias: FloatStorage? = nil // (buckets, H); MPNet only
+    /// The token table when the checkpoint keeps it quantized or in half precision: read one
+    /// row per token, never expanded to float32 in full (`wordEmbeddings` is then empty).
+    public var wordEmbeddingRows: (any EmbeddingRows)? = nil
 
     /// Values in the embedding tables (word, position, token type).
-    public var embeddingCount: Int { wordEmbeddings.count + positionEmbeddings.count + (tokenTypeEmbeddings?.count ?? 0) }
+    public var embeddingCount: Int {
+        (wordEmbeddingRows.map { $0.rowCount * $0.rowWidth } ?? wordEmbeddings.count) + positionEmbeddings.count
+            + (tokenTypeEmbeddings?.count ?? 0)
+    }
 }
 
 /// A BERT or MPNet encoder with sentence-transformers pooling (all-MiniLM-L6-v2,
@@ -99,9 +105,13 @@ public final class BertModel: SentenceEncoder {
         // The attention output overwrites q (see attentionForward).
         let att = q, ffn = self.ffn.reserve(n * f), scores = self.scores.reserve(t * t)
         // Embeddings: word + absolute position + token type, then LayerNorm. The word rows are
-        // read one per token (`gatherRows`), so the table does not become resident.
+        // read one per token (`gatherRows`, or expanded from a quantized or half table), so the
+        // table does not become resident.
         let wordIDs = ids.map { Int32(truncatingIfNeeded: $0) }
-        wordIDs.withUnsafeBufferPointer { w.wordEmbeddings.gatherRows($0.baseAddress!, count: n, width: c, into: x) }
+        wordIDs.withUnsafeBufferPointer {
+            if let rows = w.wordEmbeddingRows { rows.gather($0.baseAddress!, count: n, into: x) }
+            else { w.wordEmbeddings.gatherRows($0.baseAddress!, count: n, width: c, into: x) }
+        }
         let positions = positionIDs(ids, batch: b, time: t, lengths: lengths)
         for r in 0..<n {
             let row = x + r * c
@@ -120,7 +130,7 @@ public final class BertModel: SentenceEncoder {
             bias = UnsafePointer(out)
         }
         let eps = config.layerNormEps
-        layernormForward(x, nil, nil, x, w.embeddingsLayerNormWeight.pointer, w.embeddingsLayerNormBias.pointer, n: n, c: c, eps: eps)
+        addLayernormForward(x, residual: nil, w.embeddingsLayerNormWeight.pointer, w.embeddingsLayerNormBias.pointer, n: n, c: c, eps: eps)
         let heads = config.numHeads, d = config.headDim
         for layer in w.layers {
             layer.query.forward(x, rows: n, into: q)
@@ -130,13 +140,11 @@ public final class BertModel: SentenceEncoder {
                              heads: heads, kvHeads: heads, d: d, qStride: c, kvStride: c, causal: false, scratch: scores,
                              scoreBias: bias)
             layer.attentionOutput.forward(att, rows: n, into: tmp)
-            residualForward(x, tmp, count: n * c)
-            layernormForward(x, nil, nil, x, layer.attentionLayerNormWeight.pointer, layer.attentionLayerNormBias.pointer, n: n, c: c, eps: eps)
+            addLayernormForward(x, residual: tmp, layer.attentionLayerNormWeight.pointer, layer.attentionLayerNormBias.pointer, n: n, c: c, eps: eps)
             layer.intermediate.forward(x, rows: n, into: ffn)
             geluForward(ffn, ffn, count: n * f)
             layer.output.forward(ffn, rows: n, into: tmp)
-            residualForward(x, tmp, count: n * c)
-            layernormForward(x, nil, nil, x, layer.outputLayerNormWeight.pointer, layer.outputLayerNormBias.pointer, n: n, c: c, eps: eps)
+            addLayernormForward(x, residual: tmp, layer.outputLayerNormWeight.pointer, layer.outputLayerNormBias.pointer, n: n, c: c, eps: eps)
         }
         return UnsafePointer(x)
     }
@@ -171,6 +179,7 @@ public final class BertModel: SentenceEncoder {
                 throw InputError("sequence \(i)", "token id \(bad) outside the vocabulary 0..<\(config.vocabSize)")
             }
         }
+        adoptWholeBandTiles()
         let limit = max(2, min(maxSequenceLength, config.maxTokens))
         let seqs = sequences.map { $0.count <= limit ? $0 : Array($0.prefix(limit - 1)) + [$0[$0.count - 1]] }
         var out = [[Float]](repeating: [], count: seqs.count)
@@ -193,6 +202,16 @@ public final class BertModel: SentenceEncoder {
             for (b, si) in group.enumerated() { out[si] = Array(pooled[(b * c)..<((b + 1) * c)]) }
         }
         return out
+    }
+
+    /// Quantized (or half) projections expand each thread's whole share of their rows at once
+    /// rather than tiles of 2¹⁹ weights: every tile's sgemm packs the (rows, in) input again, five
+    /// times per thread on MPNet's MLP. The scratch is then the widest projection in float32
+    /// (MPNet 9.4 MB, MiniLM 2.4 MB), split between the threads.
+    func adoptWholeBandTiles() {
+        let widest = weights.layers.map { l in BertProjection.allCases.map { l.linear($0).outFeatures * l.linear($0).inFeatures }.max() ?? 0 }.max() ?? 0
+        let options = KernelOptions(tileElements: max(KernelOptions.standard.tileElements, widest))
+        for l in weights.layers { for role in BertProjection.allCases { l.linear(role).adopt(options) } }
     }
 
     public func tokenCount(_ texts: [String]) -> Int {

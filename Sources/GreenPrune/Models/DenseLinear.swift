@@ -32,8 +32,14 @@ public final class DenseLinear: LinearLayer {
     }
 
     public func forward(_ x: UnsafePointer<Float>, rows m: Int, into out: UnsafeMutablePointer<Float>) {
-        matmulLinear(out, x, weight.pointer, m: m, n: outFeatures, k: inFeatures)
-        if let bias { addBias(out, bias.pointer, n: m, c: outFeatures) }
+        guard let bias else {
+            matmulLinear(out, x, weight.pointer, m: m, n: outFeatures, k: inFeatures)
+            return
+        }
+        // The bias written first and the product added to it (beta = 1): OpenBLAS otherwise
+        // clears `out` for beta = 0 and the bias is one more pass over it.
+        fillRows(out, with: bias.pointer, n: m, c: outFeatures)
+        matmulLinear(out, x, weight.pointer, m: m, n: outFeatures, k: inFeatures, accumulate: true)
     }
 
     /// out (M, r.count), stride `ldo` = x · W[r, :]ᵀ + b[r]: one sgemm on the band's rows of W.

@@ -316,7 +316,18 @@ public enum ModelLoader {
             ledger.expectBias(prefix + name, l, required: true)
             return l
         }
-        let word = try t(BertNames.wordEmbeddings, [c.vocabSize, C])
+        // A quantized or half-precision token table loads as rows read per token, as a decoder's
+        // does: expanded in full, it alone would outweigh the quantized model.
+        var wordRows: (any EmbeddingRows)? = nil
+        let wordModule = prefix + BertNames.wordEmbeddingsModule
+        if checkpoint.info(wordModule + ".weight_scale") != nil
+            || HalfLinearLoader(dtype: dtype).halfType(of: wordModule + ".weight", in: checkpoint) != nil {
+            if let l = try ledger.linear(wordModule) {
+                ledger.expectShape(wordModule + ".weight", [l.outFeatures, l.inFeatures], [c.vocabSize, C])
+                wordRows = l as? any EmbeddingRows
+            }
+        }
+        let word = wordRows == nil ? try t(BertNames.wordEmbeddings, [c.vocabSize, C]) : FloatStorage(zeros: 0)
         let pos = try t(BertNames.positionEmbeddings, [c.maxPositions, C])
         let type = arch == .bert ? try t(BertNames.tokenTypeEmbeddings, [c.typeVocabSize, C]) : nil
         let relative = arch == .mpnet ? try t(BertNames.relativeAttentionBias, [c.relativeAttentionBuckets, c.numHeads]) : nil
@@ -349,7 +360,7 @@ public enum ModelLoader {
         }
         return BertWeights(wordEmbeddings: word, positionEmbeddings: pos, tokenTypeEmbeddings: type,
                            embeddingsLayerNormWeight: lnw, embeddingsLayerNormBias: lnb, layers: layers,
-                           relativeAttentionBias: relative)
+                           relativeAttentionBias: relative, wordEmbeddingRows: wordRows)
     }
 }
 

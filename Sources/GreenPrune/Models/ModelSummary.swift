@@ -124,8 +124,11 @@ public struct ModelSummary: Codable, Sendable {
             parameters = emb + attn + mlp + norms
             nonEmbeddingParameters = attn + mlp + norms
             let relative = w.relativeAttentionBias?.count ?? 0
-            var inMemory = 4 * (emb + norms + relative)
-            var mappedBytes = mapped(w.wordEmbeddings) + mapped(w.positionEmbeddings) + mapped(w.tokenTypeEmbeddings) + mapped(w.relativeAttentionBias)
+            // A quantized or half token table is a layer read row by row, counted as stored.
+            let wordRows = w.wordEmbeddingRows as? any LinearLayer
+            var inMemory = 4 * (emb + norms + relative) + (wordRows.map { $0.residentBytes - 4 * $0.outFeatures * $0.inFeatures } ?? 0)
+            var mappedBytes = (wordRows.map(mapped) ?? mapped(w.wordEmbeddings)) + mapped(w.positionEmbeddings)
+                + mapped(w.tokenTypeEmbeddings) + mapped(w.relativeAttentionBias)
             for l in w.layers {
                 for lin in [l.query, l.key, l.value, l.attentionOutput, l.intermediate, l.output] {
                     inMemory += lin.residentBytes; mappedBytes += mapped(lin)

@@ -343,11 +343,15 @@ public final class QuantizedLinear: LinearLayer {
     /// sgemm's beta = 1; int8 activations go through one).
     public func forward(_ x: UnsafePointer<Float>, rows m: Int, into out: UnsafeMutablePointer<Float>, accumulate: Bool) {
         guard m > 0 else { return }
+        // Float activations start from the bias and add the product to it (sgemm's beta = 1, the
+        // AMX epilogue's add): one pass less over `out` than adding the bias afterwards.
+        let biasFirst = activations == .none && !accumulate && bias != nil
+        if biasFirst, let b = bias { fillRows(out, with: b.baseAddress!, n: m, c: outFeatures) }
         switch activations {
         case .none where packsInput(rows: m):
             forwardPacked(PackedInput(x, rows: m, columns: inFeatures), outputs: 0 ..< outFeatures, into: out, ldo: outFeatures,
-                          accumulate: accumulate)
-        case .none: forwardDequantized(x, rows: m, into: out, accumulate: accumulate)
+                          accumulate: accumulate || biasFirst)
+        case .none: forwardDequantized(x, rows: m, into: out, accumulate: accumulate || biasFirst)
         case .int8 where accumulate:
             let tmp = UnsafeMutablePointer<Float>.allocate(capacity: m * outFeatures)
             defer { tmp.deallocate() }
@@ -355,7 +359,7 @@ public final class QuantizedLinear: LinearLayer {
             for i in 0 ..< m * outFeatures { out[i] += tmp[i] }
         case .int8: forwardInt8(x, rows: m, into: out)
         }
-        addBias(out, rows: m, outputs: 0 ..< outFeatures, ldo: outFeatures)
+        if !biasFirst { addBias(out, rows: m, outputs: 0 ..< outFeatures, ldo: outFeatures) }
     }
 
     /// Adds in place on every path (float activations: AMX's epilogue or sgemm's beta = 1).

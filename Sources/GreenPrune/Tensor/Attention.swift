@@ -96,6 +96,11 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, probs: UnsafeMu
                                   fused: options.fusedAttention)
         return
     }
+    if probs == nil && !causal && past == 0 && s == t && segments == nil && shortAttentionTakes(t: t, d: d) {
+        shortAttentionForward(out, q: q, k: k, v: v, lengths: lengths, b: b, t: t, heads: heads, kvHeads: kvHeads, d: d,
+                              qStride: qStride, kvStride: kvStride, scoreBias: scoreBias, workers: workers)
+        return
+    }
     if probs == nil && t <= attentionGroupedMaxTime && options.groupedHeads {
         groupedAttentionForward(out, q: q, k: k, v: v, lengths: lengths, b: b, t: t, past: past, s: s,
                                 heads: heads, kvHeads: kvHeads, d: d, qStride: qStride, kvStride: kvStride,

@@ -50,6 +50,18 @@ public func layernormForward(_ out: UnsafeMutablePointer<Float>, _ mean: UnsafeM
     }
 }
 
+/// x (n, c) ← LayerNorm(x + residual) in place (`residual` nil: LayerNorm(x)), the post-norm
+/// block's residual add and norm in one pass per row (`gpk_add_layernorm_row`, vectorised).
+public func addLayernormForward(_ x: UnsafeMutablePointer<Float>, residual: UnsafePointer<Float>?,
+                                _ weight: UnsafePointer<Float>, _ bias: UnsafePointer<Float>,
+                                n: Int, c: Int, eps: Float) {
+    parallelFor(n, grain: 16) { rows in
+        for i in rows {
+            gpk_add_layernorm_row(x + i * c, x + i * c, residual.map { $0 + i * c }, weight, bias, c, eps)
+        }
+    }
+}
+
 /// Fills the rotary tables for absolute positions `start ..< start + T`:
 /// cos, sin (T, D/2) with angle[t][i] = (start + t) · invFreq[i].
 ///
@@ -112,13 +124,11 @@ public func siluMulBand(_ gate: UnsafeMutablePointer<Float>, ldg: Int, _ up: Uns
 }
 
 /// out (n) = gelu(inp), exact form 0.5·x·(1 + erf(x/√2)) (BERT's "gelu"). `out` may alias `inp`.
-/// The backward needs `inp`.
+/// The backward needs `inp`. erf is `gpk_gelu`'s vectorised fit (within about 1e-7 of erf):
+/// libm's scalar `erff` took a quarter of an encoder's forward.
 public func geluForward(_ out: UnsafeMutablePointer<Float>, _ inp: UnsafePointer<Float>, count n: Int) {
-    parallelFor(n, grain: 4096) { r in
-        for i in r {
-            let x = inp[i]
-            out[i] = 0.5 * x * (1 + erf(x * 0.70710678118654752))
-        }
+    parallelFor(n, grain: 16384) { r in
+        gpk_gelu(out + r.lowerBound, inp + r.lowerBound, r.count)
     }
 }
 
@@ -147,6 +157,13 @@ public func addBias(_ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Fl
             let y = out + i * c
             for j in 0..<c { y[j] += bias[j] }
         }
+    }
+}
+
+/// out (N, C) = row (C) in every row: a bias as the starting value of a product added to it.
+public func fillRows(_ out: UnsafeMutablePointer<Float>, with row: UnsafePointer<Float>, n: Int, c: Int) {
+    parallelFor(n, grain: 64) { rows in
+        for i in rows { (out + i * c).update(from: row, count: c) }
     }
 }
 
