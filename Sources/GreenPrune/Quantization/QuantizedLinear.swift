@@ -346,7 +346,7 @@ public final class QuantizedLinear: LinearLayer {
         // Float activations start from the bias and add the product to it (sgemm's beta = 1, the
         // AMX epilogue's add): one pass less over `out` than adding the bias afterwards.
         let biasFirst = activations == .none && !accumulate && bias != nil
-        if biasFirst, let b = bias { fillRows(out, with: b.baseAddress!, n: m, c: outFeatures) }
+        if biasFirst, let b = bias { fillRows(out, with: b.pointer, n: m, c: outFeatures) }
         switch activations {
         case .none where packsInput(rows: m):
             forwardPacked(PackedInput(x, rows: m, columns: inFeatures), outputs: 0 ..< outFeatures, into: out, ldo: outFeatures,
