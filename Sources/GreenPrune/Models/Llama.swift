@@ -262,7 +262,7 @@ public final class LlamaModel: DecoderModel {
     public var facts: DecoderFacts {
         let w = weights
         func params(_ l: any LinearLayer) -> Int {
-            l.inFeatures * l.outFeatures + (((l as? DenseLinear)?.bias ?? (l as? HalfLinear)?.bias)?.count ?? 0)
+            l.inFeatures * l.outFeatures + (l.bias?.count ?? 0)
         }
         func mapped(_ s: FloatStorage) -> Int { s.isMapped ? s.byteCount : 0 }
         let attn = w.layers.reduce(0) { $0 + [$1.qProj, $1.kProj, $1.vProj, $1.oProj].map(params).reduce(0, +) }
@@ -278,7 +278,7 @@ public final class LlamaModel: DecoderModel {
             weightBytes: table + 4 * norms + linears.reduce(0) { $0 + $1.residentBytes },
             mappedWeightBytes: mapped(w.embedTokens) + mapped(w.norm)
                 + w.layers.reduce(0) { $0 + mapped($1.inputLayernorm) + mapped($1.postAttentionLayernorm) }
-                + linears.reduce(0) { $0 + (($1 as? DenseLinear).map { mapped($0.weight) } ?? 0) })
+                + linears.reduce(0) { $0 + $1.mappedBytes })
     }
 }
 
