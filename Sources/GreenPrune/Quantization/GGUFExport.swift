@@ -37,12 +37,19 @@ public enum GGUFExport {
         return d
     }
 
-    static func write(model dir: URL, reader: SafeTensorsReader, config: ModelConfig, family: ModelFamily,
-                      modules: [String], skipped: [String: String], to out: URL, options o: QuantizeOptions,
-                      start: Date, progress: Bool = true) throws -> QuantizationReport {
+    /// Writes the loaded Llama-family model as one GGUF file of ggml blocks: its tensors as the
+    /// model holds them (`LlamaWeights.namedTensors()`, float32 views of the mapped checkpoint), its
+    /// metadata and vocabulary from the directory's config.json and tokenizer.json.
+    static func write(_ bundle: ModelBundle, modules: [String], skipped: [String: String], to out: URL,
+                      options o: QuantizeOptions, start: Date, progress: Bool = true) throws -> QuantizationReport {
+        let dir = bundle.directory, family = bundle.family
         let cpath = dir.appendingPathComponent("config.json").path
-        guard family == .llama else { throw InputError("--format", "gguf export supports Llama-family decoders (this is a \(family.rawValue) model)") }
-        let lc = try config.llama(path: cpath)
+        guard family == .llama, case .llama(let model) = bundle.model else {
+            throw InputError("--format", "gguf export supports Llama-family decoders (this is a \(family.rawValue) model)")
+        }
+        let lc = try bundle.config.llama(path: cpath)
+        // Every tensor by its checkpoint name (the tied head is not one of them).
+        let tensors = Dictionary(try model.weights.namedTensors().map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a })
         let type = blockType(o.scheme)
         let quantized = Set(modules)
         let d = lc.headDim
@@ -50,7 +57,7 @@ public enum GGUFExport {
         // Per-layer dims from the tensors (pruned models differ per layer).
         var heads: [Int] = [], kvHeads: [Int] = [], ffn: [Int] = []
         for i in 0 ..< lc.numLayers {
-            guard let q = reader.info(LlamaNames.q(i)), let k = reader.info(LlamaNames.k(i)), let g = reader.info(LlamaNames.gate(i)) else {
+            guard let q = tensors[LlamaNames.q(i)], let k = tensors[LlamaNames.k(i)], let g = tensors[LlamaNames.gate(i)] else {
                 throw InputError(dir.path, "layer \(i) lacks one of \(LlamaNames.q(i)), \(LlamaNames.k(i)), \(LlamaNames.gate(i))")
             }
             heads.append(q.shape[0] / d); kvHeads.append(k.shape[0] / d); ffn.append(g.shape[0])
@@ -66,7 +73,7 @@ public enum GGUFExport {
         struct Planned { var name: String; var hf: String; var shape: [Int]; var type: GGMLType; var heads: Int? }
         var plan: [Planned] = []
         func add(_ hf: String, heads h: Int? = nil) throws {
-            guard let info = reader.info(hf) else { return }
+            guard let info = tensors[hf] else { return }
             guard let n = GGUFImporter.ggufName(hf) else { return }
             let module = String(hf.dropLast(".weight".count))
             let t: GGMLType
@@ -96,7 +103,8 @@ public enum GGUFExport {
         for p in plan {
             let rows = p.shape.count == 2 ? p.shape[0] : 1, cols = p.shape.last ?? 0
             try writer.addTensor(name: p.name, shape: p.shape, type: p.type) {
-                var w = try reader.floats(p.hf).array
+                guard let tensor = tensors[p.hf] else { throw InputError(p.hf, "is not a tensor of the loaded model") }
+                var w = try tensor.values()
                 // q/k rows (and their biases, one value per row) into llama.cpp's rotary order.
                 if let h = p.heads {
                     w = p.shape.count == 2 ? GGUFImporter.permuteRotaryRows(w, rows: rows, columns: cols, heads: h)

@@ -246,8 +246,7 @@ public enum Quantizer {
         try OutputTarget.check(out, inputs: [dir], force: true)
         if o.format == .gguf {
             let (modules, skipped) = try checkedPlan(bundle, options: o)
-            return try GGUFExport.write(model: dir, reader: bundle.checkpoint, config: bundle.config, family: bundle.family,
-                                        modules: modules, skipped: skipped, to: out, options: o, start: start, progress: progress)
+            return try GGUFExport.write(bundle, modules: modules, skipped: skipped, to: out, options: o, start: start, progress: progress)
         }
         return try quantize(bundle, options: o, progress: progress).write(to: out, start: start, progress: progress)
     }
