@@ -1,14 +1,16 @@
 // Fused blockwise attention (see gp_attention.h). One source, written with clang/gcc vector
-// extensions, is compiled three times (flash_attention_body.h): AVX-512 (16 lanes, 6 × 64
-// tiles), AVX2+FMA and the baseline (6 × 16 and 6 × 8 tiles), and the best the CPU has is
-// picked per call. A function taking or returning a vector would change ABI between the
+// extensions, is compiled three times (flash_attention_body.h): AVX-512 (16 lanes, chunks of 48
+// queries, 8 × 48 tiles), AVX2+FMA and the baseline (chunks of 24 and 12 queries, 4-row tiles),
+// and the best the CPU has is picked per call. A function taking or returning a vector would change ABI between the
 // versions, so every helper is a macro.
 #include "gp_attention.h"
 #include "vector_exp.h"
+#include <limits.h>
 #include <stdint.h>
 #include <string.h>
 
-enum { FA_R = 6, FA_COLS = 64 };
+// Most queries per chunk (FA_W · FA_QV) and rows per tile over the three versions: the work size.
+enum { FA_QW_MAX = 48, FA_KR_MAX = 8 };
 
 static inline long fa_min(long a, long b) { return a < b ? a : b; }
 static inline long fa_max(long a, long b) { return a > b ? a : b; }
@@ -54,24 +56,28 @@ static inline long fa_round_up(long a, long m) { return (a + m - 1) / m * m; }
 #define FA_FN fa_avx512
 #define FA_TARGET __attribute__((target("avx512f")))
 #define FA_W 16
-#define FA_NV 4
+#define FA_QV 3
+#define FA_KR 8
 #include "flash_attention_body.h"
 #undef FA_EXP2V
 #define FA_EXP2V(x) FA_EXP2(fv, fvi, x)
 #undef FA_FN
 #undef FA_TARGET
 #undef FA_W
-#undef FA_NV
+#undef FA_QV
+#undef FA_KR
 
 #define FA_FN fa_avx2
 #define FA_TARGET __attribute__((target("avx2,fma")))
 #define FA_W 8
-#define FA_NV 2
+#define FA_QV 3
+#define FA_KR 4
 #include "flash_attention_body.h"
 #undef FA_FN
 #undef FA_TARGET
 #undef FA_W
-#undef FA_NV
+#undef FA_QV
+#undef FA_KR
 #endif
 
 #ifndef FA_EXP2V
@@ -80,16 +86,19 @@ static inline long fa_round_up(long a, long m) { return (a + m - 1) / m * m; }
 #define FA_FN fa_baseline
 #define FA_TARGET
 #define FA_W 4
-#define FA_NV 2
+#define FA_QV 3
+#define FA_KR 4
 #include "flash_attention_body.h"
 #undef FA_FN
 #undef FA_TARGET
 #undef FA_W
-#undef FA_NV
+#undef FA_QV
+#undef FA_KR
 
 long gpk_flash_attention_work(long group, long rq, long d, long key_block) {
-    const long rows_pad = fa_round_up(group * rq, FA_R), kb = fa_round_up(key_block, FA_COLS);
-    return 2 * rows_pad * d + d * kb + FA_R * kb + rows_pad + 16 * rows_pad;
+    (void)group, (void)rq;
+    // Qᵀ and Oᵀ of one chunk, its Sᵀ for a key block, and two int lanes per query.
+    return 2 * d * FA_QW_MAX + fa_round_up(key_block, FA_KR_MAX) * FA_QW_MAX + 2 * FA_QW_MAX;
 }
 
 int gpk_flash_attention(float *out, const float *q, long q_stride, long group, long rq, long d,

@@ -1,193 +1,166 @@
 // The body of gpk_flash_attention for one instruction set, included by flash_attention.c once
 // per set with FA_FN (the function's name), FA_TARGET (its target attribute), FA_EXP2V (2ˣ on a
-// vector, x ≤ 0), FA_W (float lanes per vector) and FA_NV (vectors per row of a tile: FA_R rows ×
-// FA_NV·FA_W columns of accumulators, sized to the register file: 24 of 32 zmm, 12 of 16 ymm
-// or xmm).
+// vector, x ≤ 0), FA_W (float lanes per vector), FA_QV (vectors of queries per chunk) and FA_KR
+// (rows of a register tile: keys in S, head channels in O). A tile is FA_KR × FA_QV vectors of
+// accumulators, sized to the register file: 24 of 32 zmm, 12 of 16 ymm or xmm.
+//
+// Everything runs transposed, queries along the vector lanes: Sᵀ (keys × queries) = K · Qᵀ and
+// Oᵀ (channels × queries) += Vᵀ · Pᵀ. So K and V are read in their own row-major layout (one
+// broadcast per element, no transposed copy of each key block), and the softmax over keys is
+// lane-wise across rows of Sᵀ: the running max, sum and rescale factor of FA_W queries are one
+// vector each, with no horizontal reductions and no per-row scalar work.
 FA_TARGET static void FA_FN(float *out, const float *q, long q_stride, long group, long rq, long d,
                             const float *k, const float *v, long kv_stride, long valid, long first, int causal,
                             const int *row_seg, const int *key_seg, float scale, long key_block, float *work) {
     typedef float fv __attribute__((vector_size(FA_W * 4)));
     typedef int32_t fvi __attribute__((vector_size(FA_W * 4)));
-    enum { W = FA_W, NV = FA_NV, CW = FA_W * FA_NV, R = FA_R };
-    const long rows = group * rq, rows_pad = fa_round_up(rows, R), kb = fa_round_up(key_block, FA_COLS);
-    float *qs = work, *o = qs + rows_pad * d, *kt = o + rows_pad * d, *sc = kt + d * kb;
-    // Running sums stay one vector (W lanes, at most 16) per row, summed once at the end, so a
-    // block adds its exponentials without a horizontal reduction.
-    float *run_max = sc + R * kb, *run_sum = run_max + rows_pad;
+    enum { W = FA_W, QV = FA_QV, QW = FA_W * FA_QV, KR = FA_KR };
+    const long rows = group * rq, kb = fa_round_up(key_block, KR);
+    // Per chunk of QW stacked query rows: Qᵀ (d × QW, scaled), Oᵀ (d × QW), Sᵀ then Pᵀ (kb × QW),
+    // and per lane the keys it may see (lim) and its own segment (own).
+    float *qt = work, *ot = qt + d * QW, *st = ot + d * QW;
+    int32_t *lim_a = (int32_t *)(st + kb * QW), *own_a = lim_a + QW;
     const fv neg_inf = FA_SPLAT(fv, -__builtin_inff());
     const float scale2 = scale * 1.44269504088896341f;
 
-    // Stack the group's queries (row hh·rq + i), scaled by scale·log₂e so that the scores are in
-    // base 2 (exp(s) = 2^(s·log₂e)); pad to whole tiles with zeros.
-    for (long hh = 0; hh < group; hh++)
-        for (long i = 0; i < rq; i++) {
-            const float *src = q + i * q_stride + hh * d;
-            float *dst = qs + (hh * rq + i) * d;
-            for (long c = 0; c < d; c++) dst[c] = src[c] * scale2;
+    // Row l of the stack is query token l / group of head l % group, so that a chunk holds
+    // QW / group consecutive tokens and a causal chunk's last visible key is close to its first's.
+    for (long r0 = 0; r0 < rows; r0 += QW) {
+        const long nr = fa_min(QW, rows - r0);
+        long most = 0, least = LONG_MAX;
+        int segs = 0;
+        for (long l = 0; l < QW; l++) {
+            if (l < nr) {
+                const long i = (r0 + l) / group, hh = (r0 + l) % group;
+                const float *src = q + i * q_stride + hh * d;
+                // Qᵀ scaled by scale·log₂e: scores in base 2, exp(s) = 2^(s·log₂e).
+                for (long c = 0; c < d; c++) qt[c * QW + l] = src[c] * scale2;
+                const long lim = causal ? fa_min(valid, first + i + 1) : valid;
+                lim_a[l] = (int32_t)fa_max(lim, 0);
+                own_a[l] = row_seg ? row_seg[i] : 0;
+                segs |= own_a[l] != 0;
+                most = fa_max(most, lim_a[l]);
+                least = fa_min(least, lim_a[l]);
+            } else {
+                // Padding lanes: zero queries that see every key, never the reason to mask.
+                for (long c = 0; c < d; c++) qt[c * QW + l] = 0;
+                lim_a[l] = INT32_MAX;
+                own_a[l] = 0;
+            }
         }
-    memset(qs + rows * d, 0, sizeof(float) * (size_t)((rows_pad - rows) * d));
-    memset(o, 0, sizeof(float) * (size_t)(rows_pad * d));
-    for (long r = 0; r < rows_pad; r++) run_max[r] = -__builtin_inff();
-    memset(run_sum, 0, sizeof(float) * (size_t)(rows_pad * W));
-
-    const long keys_end = causal ? fa_min(valid, first + rq) : valid;
-    for (long j0 = 0; j0 < keys_end; j0 += kb) {
-        const long n = fa_min(kb, keys_end - j0), npad = fa_round_up(n, CW);
-        // Kᵀ of the block (d × npad), zero past its last key, so a score tile loads whole vectors.
-        for (long j = 0; j < n; j++) {
-            const float *kr = k + (j0 + j) * kv_stride;
-            for (long c = 0; c < d; c++) kt[c * npad + j] = kr[c];
+        if (!key_seg) segs = 0;
+        memset(ot, 0, sizeof(float) * (size_t)(d * QW));
+        fv run_max[QV], run_sum[QV];
+        fvi lim[QV], own[QV];
+        FA_UNROLL for (int x = 0; x < QV; x++) {
+            run_max[x] = neg_inf;
+            run_sum[x] = FA_SPLAT(fv, 0.0f);
+            lim[x] = FA_LOAD(fvi, lim_a + x * W);
+            own[x] = FA_LOAD(fvi, own_a + x * W);
         }
-        for (long c = 0; c < d; c++)
-            for (long j = n; j < npad; j++) kt[c * npad + j] = 0;
 
-        for (long r0 = 0; r0 < rows_pad; r0 += R) {
-            // Keys of this block each row sees, and the most any row of the tile sees.
-            long seen[R], most = 0;
-            for (int r = 0; r < R; r++) {
-                long row = r0 + r, lim = 0;
-                if (row < rows) {
-                    long i = row % rq;
-                    lim = causal ? fa_min(valid, first + i + 1) : valid;
-                }
-                seen[r] = fa_max(0, fa_min(lim - j0, n));
-                most = fa_max(most, seen[r]);
-            }
-            if (most == 0) continue;
-            const long cols = fa_round_up(most, W);
+        for (long j0 = 0; j0 < most; j0 += kb) {
+            const long n = fa_min(kb, most - j0);
+            // Some lane of the chunk misses some key of this block: the causal diagonal, the
+            // padding past `valid`, or segments.
+            const int masked = least < j0 + n || segs;
 
-            // S (R × cols) = Q_tile · Kᵀ, one R × CW register tile at a time, then R × W tiles for
-            // the last columns (a causal diagonal block's tiles end at their last visible key).
-            long c0 = 0;
-            for (; c0 + CW <= cols; c0 += CW) {
-                fv acc[R][NV];
-                FA_UNROLL for (int r = 0; r < R; r++) FA_UNROLL for (int x = 0; x < NV; x++) acc[r][x] = FA_SPLAT(fv, 0.0f);
-                const float *qt = qs + r0 * d, *kc = kt + c0;
+            // Sᵀ (n × QW) = K_block · Qᵀ, KR keys × QW queries at a time. The last tile's rows
+            // past the block repeat its last key (no read past `valid`) and are never used.
+            fv blk_max[QV];
+            FA_UNROLL for (int x = 0; x < QV; x++) blk_max[x] = neg_inf;
+            for (long jt = 0; jt < n; jt += KR) {
+                const float *kr[KR];
+                FA_UNROLL for (int r = 0; r < KR; r++) kr[r] = k + (j0 + fa_min(jt + r, n - 1)) * kv_stride;
+                fv acc[KR][QV];
+                FA_UNROLL for (int r = 0; r < KR; r++) FA_UNROLL for (int x = 0; x < QV; x++) acc[r][x] = FA_SPLAT(fv, 0.0f);
                 for (long c = 0; c < d; c++) {
-                    fv kx[NV];
-                    FA_UNROLL for (int x = 0; x < NV; x++) kx[x] = FA_LOAD(fv, kc + c * npad + x * W);
-                    FA_UNROLL for (int r = 0; r < R; r++) {
-                        const fv qb = FA_SPLAT(fv, qt[r * d + c]);
-                        FA_UNROLL for (int x = 0; x < NV; x++) acc[r][x] += qb * kx[x];
+                    fv qx[QV];
+                    FA_UNROLL for (int x = 0; x < QV; x++) qx[x] = FA_LOAD(fv, qt + c * QW + x * W);
+                    FA_UNROLL for (int r = 0; r < KR; r++) {
+                        const fv kb_ = FA_SPLAT(fv, kr[r][c]);
+                        FA_UNROLL for (int x = 0; x < QV; x++) acc[r][x] += kb_ * qx[x];
                     }
                 }
-                FA_UNROLL for (int r = 0; r < R; r++) FA_UNROLL for (int x = 0; x < NV; x++)
-                    FA_STORE(sc + r * kb + c0 + x * W, acc[r][x]);
-            }
-            for (; c0 < cols; c0 += W) {
-                fv acc[R];
-                FA_UNROLL for (int r = 0; r < R; r++) acc[r] = FA_SPLAT(fv, 0.0f);
-                const float *qt = qs + r0 * d, *kc = kt + c0;
-                for (long c = 0; c < d; c++) {
-                    const fv kx = FA_LOAD(fv, kc + c * npad);
-                    FA_UNROLL for (int r = 0; r < R; r++) acc[r] += FA_SPLAT(fv, qt[r * d + c]) * kx;
+                FA_UNROLL for (int r = 0; r < KR; r++) FA_UNROLL for (int x = 0; x < QV; x++) {
+                    FA_STORE(st + (jt + r) * QW + x * W, acc[r][x]);
+                    if (!masked) blk_max[x] = FA_VMAX(fv, fvi, blk_max[x], acc[r][x]);
                 }
-                FA_UNROLL for (int r = 0; r < R; r++) FA_STORE(sc + r * kb + c0, acc[r]);
+            }
+            if (masked) {
+                // Hidden keys become -inf (exactly 0 after the exponential below).
+                for (long j = 0; j < n; j++) {
+                    const fvi key = (fvi){0} + (int32_t)(j0 + j);
+                    const fvi ks = (fvi){0} + (int32_t)(segs ? key_seg[j0 + j] : 0);
+                    FA_UNROLL for (int x = 0; x < QV; x++) {
+                        fvi hide = key >= lim[x];
+                        if (segs) hide |= (own[x] != 0) & (ks != 0) & (ks != own[x]);
+                        const fv s = FA_LOAD(fv, st + j * QW + x * W);
+                        const fv sm = (fv)((hide & (fvi)neg_inf) | (~hide & (fvi)s));
+                        FA_STORE(st + j * QW + x * W, sm);
+                        blk_max[x] = FA_VMAX(fv, fvi, blk_max[x], sm);
+                    }
+                }
             }
 
-            // Online softmax per row (base 2): P = 2^(S − m_new) in place, ℓ ← ℓ·α + ΣP with
-            // α = 2^(m_old − m_new); masked and unseen columns become exactly 0.
-            // Two passes over the tile's rows, so that the rows' max reductions overlap: block
-            // maxima and new running maxima first, then the exponentials.
-            float alpha[R], shift[R];
-            long nvec[R];
-            int masked[R];
-            for (int r = 0; r < R; r++) {
-                float *srow = sc + r * kb;
-                const long ns = seen[r], row = r0 + r;
-                alpha[r] = 1;
-                nvec[r] = 0;
-                if (ns == 0) continue;
-                const long nv = fa_round_up(ns, W);
-                masked[r] = nv > ns;
-                if (key_seg && row_seg[row % rq] != 0) {
-                    const int own = row_seg[row % rq];
-                    for (long j = 0; j < ns; j++) {
-                        const int sg = key_seg[j0 + j];
-                        if (sg != 0 && sg != own) { srow[j] = -__builtin_inff(); masked[r] = 1; }
-                    }
-                }
-                for (long j = ns; j < nv; j++) srow[j] = -__builtin_inff();
-                fv mv = neg_inf;
-                for (long j = 0; j < nv; j += W) mv = FA_VMAX(fv, fvi, mv, FA_LOAD(fv, srow + j));
-                const float bm = __builtin_reduce_max(mv);
-                if (bm == -__builtin_inff()) continue;
-                const float m_old = run_max[row], m_new = m_old > bm ? m_old : bm;
-                if (m_old != -__builtin_inff()) {
-                    fv e = FA_EXP2V(FA_SPLAT(fv, m_old - m_new));
-                    alpha[r] = e[0];
-                } else {
-                    alpha[r] = 0;
-                }
-                shift[r] = m_new;
-                run_max[row] = m_new;
-                nvec[r] = nv;
+            // Online softmax, lane by lane: m_new = max(m, block max); α = 2^(m − m_new) rescales
+            // the sum and O (0 while a lane has seen nothing, whose O and sum are 0); a lane that
+            // sees nothing in this block either keeps shift 0 so that −inf − shift stays −inf.
+            fv alpha[QV], shift[QV];
+            FA_UNROLL for (int x = 0; x < QV; x++) {
+                const fv m_new = FA_VMAX(fv, fvi, run_max[x], blk_max[x]);
+                const fvi none = m_new == neg_inf, fresh = run_max[x] == neg_inf;
+                shift[x] = (fv)(~none & (fvi)m_new);
+                alpha[x] = (fv)(~fresh & (fvi)FA_EXP2V(run_max[x] - shift[x]));
+                run_max[x] = m_new;
             }
-            for (int r = 0; r < R; r++) {
-                float *srow = sc + r * kb;
-                const long nv = nvec[r];
-                if (nv == 0) { memset(srow, 0, sizeof(float) * (size_t)cols); continue; }
-                const fv sh = FA_SPLAT(fv, shift[r]);
-                fv acc = FA_SPLAT(fv, 0.0f);
-                if (masked[r]) {
-                    for (long j = 0; j < nv; j += W) {
-                        const fv s = FA_LOAD(fv, srow + j);
-                        // -inf (masked) gives exactly 0, not the clamped polynomial's 2^-126.
-                        const fv e = (fv)((fvi)FA_EXP2V(s - sh) & (fvi)(s != neg_inf));
-                        FA_STORE(srow + j, e);
-                        acc += e;
-                    }
-                } else {
-                    for (long j = 0; j < nv; j += W) {
-                        const fv e = FA_EXP2V(FA_LOAD(fv, srow + j) - sh);
-                        FA_STORE(srow + j, e);
-                        acc += e;
-                    }
+            // Pᵀ = 2^(Sᵀ − shift) in place, summed per lane.
+            fv sum[QV];
+            FA_UNROLL for (int x = 0; x < QV; x++) sum[x] = FA_SPLAT(fv, 0.0f);
+            if (masked) {
+                for (long j = 0; j < n; j++) FA_UNROLL for (int x = 0; x < QV; x++) {
+                    const fv s = FA_LOAD(fv, st + j * QW + x * W);
+                    // -inf (hidden) gives exactly 0, not the clamped polynomial's 2^-126.
+                    const fv e = (fv)((fvi)FA_EXP2V(s - shift[x]) & (fvi)(s != neg_inf));
+                    FA_STORE(st + j * QW + x * W, e);
+                    sum[x] += e;
                 }
-                if (cols > nv) memset(srow + nv, 0, sizeof(float) * (size_t)(cols - nv));
-                FA_STORE(run_sum + (r0 + r) * W, FA_LOAD(fv, run_sum + (r0 + r) * W) * alpha[r] + acc);
+            } else {
+                for (long j = 0; j < n; j++) FA_UNROLL for (int x = 0; x < QV; x++) {
+                    const fv e = FA_EXP2V(FA_LOAD(fv, st + j * QW + x * W) - shift[x]);
+                    FA_STORE(st + j * QW + x * W, e);
+                    sum[x] += e;
+                }
             }
+            FA_UNROLL for (int x = 0; x < QV; x++) run_sum[x] = run_sum[x] * alpha[x] + sum[x];
 
-            // O_tile = α·O_tile + P · V_block, keys [0, most), NV vectors of columns at a time.
-            for (c0 = 0; c0 + CW <= d; c0 += CW) {
-                fv acc[R][NV];
-                FA_UNROLL for (int r = 0; r < R; r++) {
-                    const fv a = FA_SPLAT(fv, alpha[r]);
-                    FA_UNROLL for (int x = 0; x < NV; x++) acc[r][x] = FA_LOAD(fv, o + (r0 + r) * d + c0 + x * W) * a;
-                }
-                for (long j = 0; j < most; j++) {
-                    const float *vr = v + (j0 + j) * kv_stride + c0;
-                    fv vx[NV];
-                    FA_UNROLL for (int x = 0; x < NV; x++) vx[x] = FA_LOAD(fv, vr + x * W);
-                    FA_UNROLL for (int r = 0; r < R; r++) {
-                        const fv p = FA_SPLAT(fv, sc[r * kb + j]);
-                        FA_UNROLL for (int x = 0; x < NV; x++) acc[r][x] += p * vx[x];
+            // Oᵀ = α·Oᵀ + V_blockᵀ · Pᵀ, KR channels × QW queries at a time (d is a multiple of 16).
+            for (long c0 = 0; c0 < d; c0 += KR) {
+                fv acc[KR][QV];
+                FA_UNROLL for (int r = 0; r < KR; r++) FA_UNROLL for (int x = 0; x < QV; x++)
+                    acc[r][x] = FA_LOAD(fv, ot + (c0 + r) * QW + x * W) * alpha[x];
+                const float *vr = v + j0 * kv_stride + c0;
+                for (long j = 0; j < n; j++, vr += kv_stride) {
+                    fv px[QV];
+                    FA_UNROLL for (int x = 0; x < QV; x++) px[x] = FA_LOAD(fv, st + j * QW + x * W);
+                    FA_UNROLL for (int r = 0; r < KR; r++) {
+                        const fv vb = FA_SPLAT(fv, vr[r]);
+                        FA_UNROLL for (int x = 0; x < QV; x++) acc[r][x] += vb * px[x];
                     }
                 }
-                FA_UNROLL for (int r = 0; r < R; r++) FA_UNROLL for (int x = 0; x < NV; x++)
-                    FA_STORE(o + (r0 + r) * d + c0 + x * W, acc[r][x]);
+                FA_UNROLL for (int r = 0; r < KR; r++) FA_UNROLL for (int x = 0; x < QV; x++)
+                    FA_STORE(ot + (c0 + r) * QW + x * W, acc[r][x]);
             }
-            for (; c0 < d; c0 += W) {
-                fv acc[R];
-                FA_UNROLL for (int r = 0; r < R; r++) acc[r] = FA_LOAD(fv, o + (r0 + r) * d + c0) * FA_SPLAT(fv, alpha[r]);
-                for (long j = 0; j < most; j++) {
-                    const fv vx = FA_LOAD(fv, v + (j0 + j) * kv_stride + c0);
-                    FA_UNROLL for (int r = 0; r < R; r++) acc[r] += FA_SPLAT(fv, sc[r * kb + j]) * vx;
-                }
-                FA_UNROLL for (int r = 0; r < R; r++) FA_STORE(o + (r0 + r) * d + c0, acc[r]);
-            }
+        }
+
+        // out = O / ℓ (rows that saw nothing: 0).
+        float z[QW];
+        FA_UNROLL for (int x = 0; x < QV; x++) FA_STORE(z + x * W, run_sum[x]);
+        for (long l = 0; l < nr; l++) {
+            const long i = (r0 + l) / group, hh = (r0 + l) % group;
+            const float inv = z[l] > 0 ? 1 / z[l] : 0;
+            float *dst = out + i * q_stride + hh * d;
+            for (long c = 0; c < d; c++) dst[c] = ot[c * QW + l] * inv;
         }
     }
-
-    // out = O / ℓ (rows that saw nothing: 0).
-    for (long hh = 0; hh < group; hh++)
-        for (long i = 0; i < rq; i++) {
-            const long row = hh * rq + i;
-            float z = 0;
-            for (int l = 0; l < W; l++) z += run_sum[row * W + l];
-            const float inv = z > 0 ? 1 / z : 0;
-            float *dst = out + i * q_stride + hh * d;
-            const float *src = o + row * d;
-            for (long c = 0; c < d; c++) dst[c] = src[c] * inv;
-        }
 }
