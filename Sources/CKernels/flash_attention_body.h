@@ -1,8 +1,8 @@
 // The body of gpk_flash_attention for one instruction set, included by flash_attention.c once
 // per set with FA_FN (the function's name), FA_TARGET (its target attribute), FA_EXP2V (2ˣ on a
-// vector, x ≤ 0), FA_W (float lanes per vector), FA_QV (vectors of queries per chunk) and FA_KR
-// (rows of a register tile: keys in S, head channels in O). A tile is FA_KR × FA_QV vectors of
-// accumulators, sized to the register file: 24 of 32 zmm, 12 of 16 ymm or xmm.
+// vector, x ≤ 0), FA_W (float lanes per vector), FA_QV (vectors of queries per chunk), FA_KR
+// (keys per register tile of S) and FA_CR (head channels per register tile of O, a divisor of
+// 16). A tile is FA_KR or FA_CR rows × FA_QV vectors of accumulators, sized to the register file.
 //
 // Everything runs transposed, queries along the vector lanes: Sᵀ (keys × queries) = K · Qᵀ and
 // Oᵀ (channels × queries) += Vᵀ · Pᵀ. So K and V are read in their own row-major layout (one
@@ -14,7 +14,7 @@ FA_TARGET static void FA_FN(float *out, const float *q, long q_stride, long grou
                             const int *row_seg, const int *key_seg, float scale, long key_block, float *work) {
     typedef float fv __attribute__((vector_size(FA_W * 4)));
     typedef int32_t fvi __attribute__((vector_size(FA_W * 4)));
-    enum { W = FA_W, QV = FA_QV, QW = FA_W * FA_QV, KR = FA_KR };
+    enum { W = FA_W, QV = FA_QV, QW = FA_W * FA_QV, KR = FA_KR, CR = FA_CR };
     const long rows = group * rq, kb = fa_round_up(key_block, KR);
     // Per chunk of QW stacked query rows: Qᵀ (d × QW, scaled), Oᵀ (d × QW), Sᵀ then Pᵀ (kb × QW),
     // and per lane the keys it may see (lim) and its own segment (own).
@@ -29,12 +29,11 @@ FA_TARGET static void FA_FN(float *out, const float *q, long q_stride, long grou
         const long nr = fa_min(QW, rows - r0);
         long most = 0, least = LONG_MAX;
         int segs = 0;
+        const float *src[QW];
         for (long l = 0; l < QW; l++) {
             if (l < nr) {
                 const long i = (r0 + l) / group, hh = (r0 + l) % group;
-                const float *src = q + i * q_stride + hh * d;
-                // Qᵀ scaled by scale·log₂e: scores in base 2, exp(s) = 2^(s·log₂e).
-                for (long c = 0; c < d; c++) qt[c * QW + l] = src[c] * scale2;
+                src[l] = q + i * q_stride + hh * d;
                 const long lim = causal ? fa_min(valid, first + i + 1) : valid;
                 lim_a[l] = (int32_t)fa_max(lim, 0);
                 own_a[l] = row_seg ? row_seg[i] : 0;
@@ -43,11 +42,15 @@ FA_TARGET static void FA_FN(float *out, const float *q, long q_stride, long grou
                 least = fa_min(least, lim_a[l]);
             } else {
                 // Padding lanes: zero queries that see every key, never the reason to mask.
-                for (long c = 0; c < d; c++) qt[c * QW + l] = 0;
+                src[l] = NULL;
                 lim_a[l] = INT32_MAX;
                 own_a[l] = 0;
             }
         }
+        // Qᵀ scaled by scale·log₂e: scores in base 2, exp(s) = 2^(s·log₂e). Written row by row
+        // (stores in sequence, the strided accesses are loads).
+        for (long c = 0; c < d; c++)
+            for (long l = 0; l < QW; l++) qt[c * QW + l] = l < nr ? src[l][c] * scale2 : 0;
         if (!key_seg) segs = 0;
         memset(ot, 0, sizeof(float) * (size_t)(d * QW));
         fv run_max[QV], run_sum[QV];
@@ -134,21 +137,21 @@ FA_TARGET static void FA_FN(float *out, const float *q, long q_stride, long grou
             }
             FA_UNROLL for (int x = 0; x < QV; x++) run_sum[x] = run_sum[x] * alpha[x] + sum[x];
 
-            // Oᵀ = α·Oᵀ + V_blockᵀ · Pᵀ, KR channels × QW queries at a time (d is a multiple of 16).
-            for (long c0 = 0; c0 < d; c0 += KR) {
-                fv acc[KR][QV];
-                FA_UNROLL for (int r = 0; r < KR; r++) FA_UNROLL for (int x = 0; x < QV; x++)
+            // Oᵀ = α·Oᵀ + V_blockᵀ · Pᵀ, CR channels × QW queries at a time (d is a multiple of 16).
+            for (long c0 = 0; c0 < d; c0 += CR) {
+                fv acc[CR][QV];
+                FA_UNROLL for (int r = 0; r < CR; r++) FA_UNROLL for (int x = 0; x < QV; x++)
                     acc[r][x] = FA_LOAD(fv, ot + (c0 + r) * QW + x * W) * alpha[x];
                 const float *vr = v + j0 * kv_stride + c0;
                 for (long j = 0; j < n; j++, vr += kv_stride) {
                     fv px[QV];
                     FA_UNROLL for (int x = 0; x < QV; x++) px[x] = FA_LOAD(fv, st + j * QW + x * W);
-                    FA_UNROLL for (int r = 0; r < KR; r++) {
+                    FA_UNROLL for (int r = 0; r < CR; r++) {
                         const fv vb = FA_SPLAT(fv, vr[r]);
                         FA_UNROLL for (int x = 0; x < QV; x++) acc[r][x] += vb * px[x];
                     }
                 }
-                FA_UNROLL for (int r = 0; r < KR; r++) FA_UNROLL for (int x = 0; x < QV; x++)
+                FA_UNROLL for (int r = 0; r < CR; r++) FA_UNROLL for (int x = 0; x < QV; x++)
                     FA_STORE(ot + (c0 + r) * QW + x * W, acc[r][x]);
             }
         }
