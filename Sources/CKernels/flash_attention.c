@@ -1,7 +1,7 @@
 // Fused blockwise attention (see gp_attention.h). One source, written with clang/gcc vector
 // extensions, is compiled three times (flash_attention_body.h): AVX-512 (16 lanes, chunks of 48
-// queries, 8 × 48 tiles), AVX2+FMA and the baseline (chunks of 24 and 12 queries, 4-row tiles),
-// and the best the CPU has is picked per call. A function taking or returning a vector would change ABI between the
+// queries, tiles of 8 rows × 48), AVX2+FMA and the baseline (chunks of 16 and 8 queries, tiles of
+// 6 keys or 4 channels × the chunk), and the best the CPU has is picked per call. A function taking or returning a vector would change ABI between the
 // versions, so every helper is a macro.
 #include "gp_attention.h"
 #include "vector_exp.h"

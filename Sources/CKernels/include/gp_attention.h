@@ -11,21 +11,25 @@ extern "C" {
 enum gpk_attention_isa { GPK_ATTN_BEST = 0, GPK_ATTN_BASELINE = 1, GPK_ATTN_AVX2 = 2, GPK_ATTN_AVX512 = 3 };
 
 /// Causal or full attention of `group` query heads that share one key/value head over `rq`
-/// query tokens, the whole key range in blocks of `key_block` keys, in one pass: per 6 stacked
-/// query rows, scores S = scale·Q·Kᵀ for a key block in registers, an online softmax (running
-/// max and sum, exp by the Cephes expf polynomial that gpk_exp uses), O += P·V in registers,
-/// and O / sum at the end. No score row longer than a key block is held.
+/// query tokens, the whole key range in blocks of `key_block` keys, in one pass. The group's
+/// query rows are stacked (token-major) and taken in chunks of a few vectors' width, queries
+/// along the vector lanes; per chunk and key block: scores Sᵀ = K·(scale·Q)ᵀ in register tiles,
+/// an online softmax per lane (running max and sum, 2ˣ by a degree-5 polynomial within 1.8e-7
+/// relative), Oᵀ += Vᵀ·Pᵀ in register tiles, and O / sum at the end. No score row longer than a
+/// key block is held.
 ///
 /// Layout: the query of head hh < group at token i < rq is q[i·q_stride + hh·d .. + d); the
-/// output goes to the same place in `out`, which may equal q (every query is read first).
+/// output goes to the same place in `out`, which may equal q (a chunk reads its queries before it
+/// writes their outputs, and only those).
 /// Keys and values: row j of k and v at j·kv_stride (d floats each). Query i sits at absolute
 /// position first + i and sees key j when j < valid and, if causal, j ≤ first + i. With
 /// `row_seg` and `key_seg` (shared-prefix packing), a row whose own segment row_seg[i] is not 0
 /// also skips every key whose key_seg[j] is neither 0 nor its own. A row that sees no key
 /// gets zeros. d must be a positive multiple of 16.
 ///
-/// `work` holds gpk_flash_attention_work(group, rq, d, key_block) floats. `isa` picks the
-/// instruction set (one the CPU lacks falls back to the next lower). Returns the one used.
+/// `work` holds gpk_flash_attention_work(group, rq, d, key_block) floats (one chunk's worth, the
+/// same for every rq). `isa` picks the instruction set (one the CPU lacks falls back to the next
+/// lower). Returns the one used.
 int gpk_flash_attention(float *out, const float *q, long q_stride, long group, long rq, long d,
                         const float *k, const float *v, long kv_stride, long valid, long first, int causal,
                         const int *row_seg, const int *key_seg, float scale, long key_block,
