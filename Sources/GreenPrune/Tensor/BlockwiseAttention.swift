@@ -9,8 +9,9 @@ public let blockwiseQueryBlock = 128
 /// products that use them.
 public let blockwiseKeyBlock = 256
 
-/// Keys of one block of the fused kernel (`KernelOptions.fusedAttention`): Kᵀ and V of a block
-/// take 2·128·D floats, 64 KB at D = 64, read from L1/L2 by each tile of six query rows.
+/// Keys of one block of the fused kernel (`KernelOptions.fusedAttention`): a chunk of 48 query
+/// rows keeps its scores for one block, 128 × 48 floats (24 KB), in L1 beside its Qᵀ and Oᵀ
+/// (12 KB each at D = 64) between the two products; K and V are read in place.
 public let fusedAttentionKeyBlock = 128
 
 /// The inference path of `attentionForward` for long windows (T ≥ `KernelOptions.blockwiseFromTime`,
