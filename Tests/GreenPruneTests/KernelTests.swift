@@ -68,6 +68,7 @@ import GreenPrune
         #expect(Self.close(Array(x[4..<8]), expected))
         // A rotation keeps the norm of each pair.
         #expect(abs(x[4] * x[4] + x[6] * x[6] - 1) < 1e-6)
+    }
 
     /// The vectorised rotation (`gpk_rope_row` under `ropeForward`) equals the plain float32
     /// formula bit for bit: head sizes whose halves are a multiple of 8, and 20 and 6 (a scalar
@@ -110,7 +111,6 @@ import GreenPrune
                 #expect(got.map(\.bitPattern) == expected.map(\.bitPattern), "d \(d) positions \(pos != nil)")
             }
         }
-    }
     }
 
     @Test func vectorExpAccuracy() {
