@@ -159,8 +159,10 @@ import GreenPrune
     /// The layers in row bands (`KernelOptions.rowBands`, one thread and single-threaded sgemm per
     /// band) against one multi-threaded call per product: plain batches long enough for a band
     /// per core (4 × 199 rows), a prefix with continuations over the KV cache, and shared-prefix
-    /// packs, within 1e-5 per log-probability (the products' sums may be split differently
-    /// between threads) and with the same greedy flags.
+    /// packs, within 5e-5 per log-probability and with the same greedy flags. OpenBLAS blocks a
+    /// product's sums differently at a band's rows than at all rows on two threads, so the
+    /// hidden states differ in the last float32 bits and log-probabilities near −10 by some
+    /// float32 steps (1.5e-5 seen), as with other tile layouts.
     @Test func rowBandsEqualWholeProducts() throws {
         let model = try Self.shared.get()
         let saved = model.kernelOptions
@@ -185,7 +187,7 @@ import GreenPrune
         for (i, (a, b)) in zip(banded, whole).enumerated() {
             #expect(a.logprobs.count == b.logprobs.count)
             let d = ModelsFixtures.maxAbsDiff(a.logprobs, b.logprobs)
-            #expect(d < 1e-5, "result \(i): max |Δ logprob| = \(d)")
+            #expect(d < 5e-5, "result \(i): max |Δ logprob| = \(d)")
             #expect(a.greedy == b.greedy, "result \(i)")
         }
     }

@@ -38,7 +38,8 @@ public struct KernelOptions: Sendable, Equatable {
     /// attention (norms, projections, RoPE, SwiGLU, residual adds) as bands of rows, each band on
     /// one thread with single-threaded sgemm, one parallel section per layer
     /// (`LlamaModel.runLayersInRowBands`), rather than one multi-threaded call per product and
-    /// one parallel pass per elementwise step. Both compute the same sums in the same order.
+    /// one parallel pass per elementwise step. They agree to float32 rounding (OpenBLAS blocks a
+    /// band's products differently).
     public var rowBands: Bool
 
     public init(amx: Bool = KernelOptions.amxAvailable && GreenPruneEnvironment.process.amx,
