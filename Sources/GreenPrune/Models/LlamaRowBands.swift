@@ -105,27 +105,13 @@ extension LlamaModel {
     /// (worker 0) when OpenBLAS is set to one thread.
     private func inRowBands(_ n: Int, band: Int, workers: Int, _ body: (Range<Int>, Int) -> Void) {
         let bands = (n + band - 1) / band
-        let next = BandCounter()
+        let next = TaskCounter()
         func work(_ w: Int) {
-            while let i = next.claim(below: bands) { body(i * band ..< min(n, (i + 1) * band), w) }
+            while let i = next.take(below: bands) { body(i * band ..< min(n, (i + 1) * band), w) }
         }
         let parallel = BLAS.whileSingleThreaded {
             DispatchQueue.concurrentPerform(iterations: workers) { work($0) }
         }
         if !parallel { work(0) }
-    }
-}
-
-/// The next unclaimed band index, shared by a section's workers.
-private final class BandCounter: @unchecked Sendable {
-    private let lock = NSLock()
-    private var next = 0
-    /// Claims the next index below `count`, or nil when all are taken.
-    func claim(below count: Int) -> Int? {
-        lock.lock()
-        defer { lock.unlock() }
-        guard next < count else { return nil }
-        next += 1
-        return next - 1
     }
 }
