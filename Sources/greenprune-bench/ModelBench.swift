@@ -51,6 +51,9 @@ struct ModelBench: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Blockwise attention runs as one fused kernel per query block, or (--no-fused-attention) as sgemm calls per key block.")
     var fusedAttention = true
 
+    @Flag(inversion: .prefixedNo, help: "Float32 layers run in bands of rows, one thread and single-threaded sgemm per band, or (--no-row-bands) as multi-threaded sgemm calls and parallel elementwise passes.")
+    var rowBands = true
+
     func validate() throws {
         guard batch >= 1, time >= 2, `repeat` >= 1 else { throw ValidationError("--batch ≥ 1, --time ≥ 2, --repeat ≥ 1") }
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
@@ -70,6 +73,7 @@ struct ModelBench: ParsableCommand {
         lm.kernelOptions.bf16Dot = bf16Dot
         if let from = blockwiseFrom { lm.kernelOptions.blockwiseFromTime = from > 0 ? from : .max }
         lm.kernelOptions.fusedAttention = fusedAttention
+        lm.kernelOptions.rowBands = rowBands
         let summary = ModelSummary(bundle)
         let rssLoaded = Harness.rss()
 
@@ -146,7 +150,7 @@ struct ModelBench: ParsableCommand {
                 "rss_anon_bytes": status["RssAnon"] ?? 0, "rss_file_bytes": status["RssFile"] ?? 0,
                 "mapped_weight_bytes": summary.mappedWeightBytes, "weights_mmapped": allMapped,
                 "phase_seconds": Dictionary(uniqueKeysWithValues: phases.map { ($0.0, $0.1) }),
-                "attention_heads_parallel": !serialHeads,
+                "attention_heads_parallel": !serialHeads, "row_bands": rowBands,
             ]
             let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .withoutEscapingSlashes])
             print(String(decoding: data, as: UTF8.self))

@@ -70,6 +70,49 @@ import GreenPrune
         #expect(abs(x[4] * x[4] + x[6] * x[6] - 1) < 1e-6)
     }
 
+    /// The vectorised rotation (`gpk_rope_row` under `ropeForward`) equals the plain float32
+    /// formula bit for bit: head sizes whose halves are a multiple of 8, and 20 and 6 (a scalar
+    /// tail), over rows with a stride wider than the heads and with explicit positions.
+    @Test func ropeMatchesPlainLoopBitForBit() {
+        var seed: UInt64 = 12345
+        func next() -> Float {
+            seed = seed &* 6364136223846793005 &+ 1442695040888963407
+            return Float(Int64(bitPattern: seed) >> 40) / Float(1 << 23)
+        }
+        for (d, heads, t) in [(64, 3, 5), (20, 2, 4), (6, 1, 3), (128, 1, 2)] {
+            let half = d / 2, stride = heads * d + 3, b = 2
+            let inv = (0..<half).map { Float(pow(10000.0, -2.0 * Double($0) / Double(d))) }
+            var cos = [Float](repeating: 0, count: (t + 7) * half), sin = cos
+            ropeTables(&cos, &sin, invFreq: inv, start: 0, t: t + 7)
+            let x = (0..<(b * t * stride)).map { _ in next() }
+            let positions = (0..<(b * t)).map { Int32(($0 * 5) % (t + 7)) }
+            for pos in [nil, positions] {
+                var expected = x
+                for r in 0..<(b * t) {
+                    let p = pos.map { Int($0[r]) } ?? r % t
+                    for h in 0..<heads {
+                        let o = r * stride + h * d
+                        for i in 0..<half {
+                            let x1 = x[o + i], x2 = x[o + i + half], c = cos[p * half + i], s = sin[p * half + i]
+                            let p1 = x1 * c, p2 = x2 * s, p3 = x2 * c, p4 = x1 * s
+                            expected[o + i] = p1 - p2
+                            expected[o + i + half] = p3 + p4
+                        }
+                    }
+                }
+                var got = x
+                if let pos {
+                    pos.withUnsafeBufferPointer { pp in
+                        ropeForward(&got, cos: cos, sin: sin, b: b, t: t, heads: heads, d: d, rowStride: stride, positions: pp.baseAddress)
+                    }
+                } else {
+                    ropeForward(&got, cos: cos, sin: sin, b: b, t: t, heads: heads, d: d, rowStride: stride)
+                }
+                #expect(got.map(\.bitPattern) == expected.map(\.bitPattern), "d \(d) positions \(pos != nil)")
+            }
+        }
+    }
+
     @Test func vectorExpAccuracy() {
         var worst: Double = 0
         for i in 0..<20000 {

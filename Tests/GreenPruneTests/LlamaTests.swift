@@ -141,10 +141,10 @@ import GreenPrune
         let (ids, _, _) = try Self.reference()
         let requests = ids.prefix(3).map { ScoreRequest(tokens: $0, scoreFrom: 1) }
         let expected = try model.score(requests)
-        let saved = (model.logitChunkRows, model.logitTileColumns, model.logitPassRows)
-        defer { (model.logitChunkRows, model.logitTileColumns, model.logitPassRows) = saved }
+        let saved = (model.logitChunkRows, model.logitTileColumns, model.floatHeadPassRows)
+        defer { (model.logitChunkRows, model.logitTileColumns, model.floatHeadPassRows) = saved }
         for (chunk, tile, pass) in [(2, 1000, 8), (3, 777, 5), (1, model.vocabularySize, 1)] {
-            (model.logitChunkRows, model.logitTileColumns, model.logitPassRows) = (chunk, tile, pass)
+            (model.logitChunkRows, model.logitTileColumns, model.floatHeadPassRows) = (chunk, tile, pass)
             let layout = model.headPass(rows: 100)
             #expect(layout.rows == max(chunk, pass) && layout.tile == min(tile, chunk * min(tile, model.vocabularySize) / layout.rows))
             let got = try model.score(requests)
@@ -153,6 +153,42 @@ import GreenPrune
                 for (a, b) in zip(g.logprobs, e.logprobs) { #expect(abs(a - b) < 3e-5, "chunk \(chunk) tile \(tile) pass \(pass)") }
                 #expect(g.greedy == e.greedy, "chunk \(chunk) tile \(tile) pass \(pass)")
             }
+        }
+    }
+
+    /// The layers in row bands (`KernelOptions.rowBands`, one thread and single-threaded sgemm per
+    /// band) against one multi-threaded call per product: plain batches long enough for a band
+    /// per core (4 × 199 rows), a prefix with continuations over the KV cache, and shared-prefix
+    /// packs, within 5e-5 per log-probability and with the same greedy flags. OpenBLAS blocks a
+    /// product's sums differently at a band's rows than at all rows on two threads, so the
+    /// hidden states differ in the last float32 bits and log-probabilities near −10 by some
+    /// float32 steps (1.5e-5 seen), as with other tile layouts.
+    @Test func rowBandsEqualWholeProducts() throws {
+        let model = try Self.shared.get()
+        let saved = model.kernelOptions
+        defer { model.kernelOptions = saved }
+        var seed: UInt64 = 7
+        func ids(_ n: Int) -> [Int] {
+            (0 ..< n).map { _ in
+                seed = seed &* 6364136223846793005 &+ 1442695040888963407
+                return Int((seed >> 33) % UInt64(model.vocabularySize))
+            }
+        }
+        let requests = (0 ..< 4).map { _ in ScoreRequest(tokens: ids(200), scoreFrom: 1) }
+        let prefix = ids(150), continuations = (0 ..< 3).map { ids(40 + 10 * $0) }
+        let groups = (0 ..< 2).map { _ in PrefixGroup(prefix: ids(120), continuations: [ids(30), ids(50)]) }
+        func run(_ bands: Bool) throws -> [ScoreResult] {
+            model.kernelOptions.rowBands = bands
+            return try model.score(requests) + model.score(prefix: prefix, continuations: continuations)
+                + model.score(prefixGroups: groups).flatMap { $0 }
+        }
+        let banded = try run(true), whole = try run(false)
+        #expect(banded.count == whole.count)
+        for (i, (a, b)) in zip(banded, whole).enumerated() {
+            #expect(a.logprobs.count == b.logprobs.count)
+            let d = ModelsFixtures.maxAbsDiff(a.logprobs, b.logprobs)
+            #expect(d < 5e-5, "result \(i): max |Δ logprob| = \(d)")
+            #expect(a.greedy == b.greedy, "result \(i)")
         }
     }
 

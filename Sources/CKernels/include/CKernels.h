@@ -58,6 +58,12 @@ float gpk_rmsnorm_row(float *y, const float *x, const float *w, long n, float ep
 /// values of x (two passes). y may equal x.
 void gpk_add_layernorm_row(float *y, float *x, const float *r, const float *w, const float *b, long n, float eps);
 
+/// One token's rotary embedding in place, HF `rotate_half` convention: x holds `heads` heads of
+/// d floats (d even), and for each head and i < d/2, with c = cos[i], s = sin[i] (the position's
+/// rows of the tables, d/2 each): x[i] ← x[i]·c − x[i+d/2]·s, x[i+d/2] ← x[i+d/2]·c + x[i]·s.
+/// Products are not fused, so the result equals that formula in float32 exactly.
+void gpk_rope_row(float *x, const float *cos, const float *sin, long heads, long d);
+
 /// exp(x) with the same polynomial as the vector paths (for scalar callers).
 float gpk_exp(float x);
 

@@ -71,6 +71,10 @@ public final class DecoderRunState {
     /// a quantized head expands band by band): above `logitChunkRows` rows the tiles narrow so
     /// the logits buffer keeps its size. The rows are gathered into a (pass, C) buffer.
     public var logitPassRows = 2048
+    /// `logitPassRows` for a float32 output layer, which has nothing to expand: each tile's sgemm
+    /// packs all of the pass's rows again, so shorter passes with wider tiles pack less, at the
+    /// cost of reading the head's weights once per pass.
+    public var floatHeadPassRows = 512
     let tmp = ScratchBuffer()    // (N, C) projection output before the residual add (non-dense layers only)
     let logits = ScratchBuffer() // (chunk, V)
     let rows = ScratchBuffer()   // (chunk, C) gathered hidden rows
@@ -114,6 +118,8 @@ extension DecoderModel {
     public var logitTileColumns: Int { get { shared.logitTileColumns } set { shared.logitTileColumns = newValue } }
     /// See `DecoderRunState.logitPassRows`.
     public var logitPassRows: Int { get { shared.logitPassRows } set { shared.logitPassRows = newValue } }
+    /// See `DecoderRunState.floatHeadPassRows`.
+    public var floatHeadPassRows: Int { get { shared.floatHeadPassRows } set { shared.floatHeadPassRows = newValue } }
     /// Bytes a KV cache holds per cached position (all layers, keys and values).
     public var kvBytesPerPosition: Int { 2 * 4 * kvWidths.reduce(0, +) }
 
@@ -175,9 +181,11 @@ extension DecoderModel {
 
     /// Rows per pass of the output layer and vocabulary entries per tile for `rows` scored rows:
     /// the logits buffer (pass × tile) stays within logitChunkRows × logitTileColumns floats.
+    /// Passes take up to `logitPassRows` rows, `floatHeadPassRows` for a float32 head.
     public func headPass(rows: Int) -> (rows: Int, tile: Int) {
         let budget = max(1, logitChunkRows) * max(1, min(logitTileColumns, vocabularySize))
-        let pass = max(1, min(rows, max(logitChunkRows, logitPassRows)))
+        let most = outputHead.weightStorage == .float32 ? shared.floatHeadPassRows : logitPassRows
+        let pass = max(1, min(rows, max(logitChunkRows, most)))
         return (pass, max(1, min(logitTileColumns, vocabularySize, budget / pass)))
     }
 

@@ -38,7 +38,7 @@ public final class LlamaModel: DecoderModel {
 
     /// Rotary inverse frequencies (D/2).
     let invFreq: [Float]
-    private let state = RunState()
+    let state = RunState()
 
     /// A model over `weights` (see `ModelLoader` to build one from a directory). `invFreq` (D/2)
     /// replaces the rotary frequencies `config.rope` gives (a test's tiny model).
@@ -172,6 +172,13 @@ public final class LlamaModel: DecoderModel {
                                                                 options: kernelOptions))
         let cosT = state.cos.reserve(t * d / 2), sinT = state.sin.reserve(t * d / 2)
         ropeTables(cosT, sinT, invFreq: invFreq, start: past, t: t)
+        let workers = rowBandWorkers
+        if tape == nil, rowBandsApply(range, rows: n, workers: workers) {
+            runLayersInRowBands(x, xn: xn, q: q, k: k, v: v, cos: cosT, sin: sinT, scores: scores, layers: range,
+                                batch: b, time: t, lengths: lengths, workers: workers, cache: cache,
+                                positions: positions, segments: segments)
+            return
+        }
 
         for li in range {
             let layer = layers[li]

@@ -159,7 +159,7 @@ func blockwiseAttentionForward(_ out: UnsafeMutablePointer<Float>, q: UnsafePoin
 }
 
 /// A shared counter handing out task indices 0, 1, 2, … to concurrent workers.
-private final class TaskCounter: @unchecked Sendable {
+final class TaskCounter: @unchecked Sendable {
     private let lock = NSLock()
     private var value = 0
 

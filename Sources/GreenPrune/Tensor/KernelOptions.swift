@@ -34,11 +34,18 @@ public struct KernelOptions: Sendable, Equatable {
     /// (`gpk_flash_attention`: score tiles, online softmax and P·V in registers) rather than as
     /// sgemm calls on 64-wide products; `false` keeps the sgemm path, the reference it is tested against.
     public var fusedAttention: Bool
+    /// A decoder whose projections are bias-free float32 sgemm runs each layer's work outside
+    /// attention (norms, projections, RoPE, SwiGLU, residual adds) as bands of rows, each band on
+    /// one thread with single-threaded sgemm, one parallel section per layer
+    /// (`LlamaModel.runLayersInRowBands`), rather than one multi-threaded call per product and
+    /// one parallel pass per elementwise step. They agree to float32 rounding (OpenBLAS blocks a
+    /// band's products differently).
+    public var rowBands: Bool
 
     public init(amx: Bool = KernelOptions.amxAvailable && GreenPruneEnvironment.process.amx,
                 tileElements: Int = 1 << 19, groupedHeads: Bool = true, parallelOverHeads: Bool = true,
                 bf16Dot: Bool = KernelOptions.bf16DotPreferred, blockwiseFromTime: Int = attentionGroupedMaxTime + 1,
-                fusedAttention: Bool = true) {
+                fusedAttention: Bool = true, rowBands: Bool = true) {
         self.amx = amx
         self.tileElements = tileElements
         self.groupedHeads = groupedHeads
@@ -46,6 +53,7 @@ public struct KernelOptions: Sendable, Equatable {
         self.bf16Dot = bf16Dot
         self.blockwiseFromTime = max(1, blockwiseFromTime)
         self.fusedAttention = fusedAttention
+        self.rowBands = rowBands
     }
 
     /// The defaults: every fast path on, AMX where the CPU has it unless `GREENPRUNE_AMX=0`.

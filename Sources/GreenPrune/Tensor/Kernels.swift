@@ -89,20 +89,19 @@ public func ropeTables(_ cos: UnsafeMutablePointer<Float>, _ sin: UnsafeMutableP
 /// `positions` (B·T, each < the tables' rows) is given. The backward is the same rotation with −sin.
 public func ropeForward(_ x: UnsafeMutablePointer<Float>, cos: UnsafePointer<Float>, sin: UnsafePointer<Float>,
                         b: Int, t: Int, heads: Int, d: Int, rowStride: Int, positions: UnsafePointer<Int32>? = nil) {
-    let half = d / 2
     parallelFor(b * t, grain: 8) { rows in
-        for r in rows {
-            let p = positions.map { Int($0[r]) } ?? r % t
-            let cr = cos + p * half, sr = sin + p * half
-            for h in 0..<heads {
-                let v = x + r * rowStride + h * d
-                for i in 0..<half {
-                    let x1 = v[i], x2 = v[i + half]
-                    v[i] = x1 * cr[i] - x2 * sr[i]
-                    v[i + half] = x2 * cr[i] + x1 * sr[i]
-                }
-            }
-        }
+        ropeRows(x, rows: rows, cos: cos, sin: sin, t: t, heads: heads, d: d, rowStride: rowStride, positions: positions)
+    }
+}
+
+/// `ropeForward` on tokens `rows` only, on the calling thread (`gpk_rope_row`, vectorised).
+@inline(__always)
+public func ropeRows(_ x: UnsafeMutablePointer<Float>, rows: Range<Int>, cos: UnsafePointer<Float>, sin: UnsafePointer<Float>,
+                     t: Int, heads: Int, d: Int, rowStride: Int, positions: UnsafePointer<Int32>?) {
+    let half = d / 2
+    for r in rows {
+        let p = positions.map { Int($0[r]) } ?? r % t
+        gpk_rope_row(x + r * rowStride, cos + p * half, sin + p * half, heads, d)
     }
 }
 

@@ -1,0 +1,117 @@
+import CKernels
+import Foundation
+
+/// The decoder layers as bands of rows (`KernelOptions.rowBands`): everything a layer does
+/// outside attention is row-local — RMSNorm, the q/k/v, o and MLP products, RoPE, SwiGLU, the
+/// residual adds — so each band of rows goes through all of it on one thread, with
+/// single-threaded sgemm, while the band's activations stay in that core's cache. Per layer that
+/// is one parallel section (the previous layer's o projection and MLP, then this layer's norm,
+/// q/k/v and RoPE, band by band) plus attention, instead of a multi-threaded sgemm call and a
+/// parallel elementwise pass per step, each a hand-off between threads.
+///
+/// Bands are claimed in order by `workers` threads (so a core slowed by another process takes
+/// fewer); each worker has its own (band, F) gate and (band, mlpUpBand) up buffers, the same
+/// floats the chunked path's (mlpChunkRows, F + band) take when bands × workers = mlpChunkRows.
+extension LlamaModel {
+    /// Whether `runLayers` over `range` for N = `rows` tokens goes in row bands: the option is
+    /// on, there is more than one thread, enough rows for a band per thread, and every
+    /// projection is a bias-free float32 `DenseLinear`, whose products are a single sgemm call
+    /// each (other layers may run parallel passes of their own).
+    func rowBandsApply(_ range: Range<Int>, rows n: Int, workers: Int) -> Bool {
+        guard kernelOptions.rowBands, workers > 1, n >= 64 * workers else { return false }
+        return weights.layers[range].allSatisfy { l in
+            l.linears.allSatisfy { ($0.layer as? DenseLinear).map { $0.bias == nil } ?? false }
+        }
+    }
+
+    /// Threads a row-band section runs on: the cores, at most OpenBLAS's thread setting (one
+    /// thread there means one here).
+    var rowBandWorkers: Int { min(ProcessInfo.processInfo.activeProcessorCount, BLAS.threads) }
+
+    /// `runLayers` without a tape, in row bands (the caller checked `rowBandsApply`). Buffers as
+    /// `runLayers` reserved them: x (N, C), xn (N, C), q/att (N, maxQ), k, v (N, maxKV), the rotary
+    /// tables cos, sin (T, D/2) and the attention scratch.
+    func runLayersInRowBands(_ x: UnsafeMutablePointer<Float>, xn: UnsafeMutablePointer<Float>,
+                             q: UnsafeMutablePointer<Float>, k: UnsafeMutablePointer<Float>, v: UnsafeMutablePointer<Float>,
+                             cos cosT: UnsafePointer<Float>, sin sinT: UnsafePointer<Float>, scores: UnsafeMutablePointer<Float>,
+                             layers range: Range<Int>, batch b: Int, time t: Int, lengths: [Int], workers: Int,
+                             cache: LlamaKVCache?, positions: [Int32]?, segments: [Int32]?) {
+        let c = hiddenSize, d = config.headDim, n = b * t, eps = config.rmsNormEps
+        let layers = weights.layers
+        // Band height: the MLP chunk shared among the workers, and at least one band per worker.
+        let band = max(1, min(mlpChunkRows / workers, (n + workers - 1) / workers))
+        let maxF = layers[range].map { $0.gateProj.outFeatures }.max() ?? 0
+        let upWidth = min(maxF, mlpUpBand)
+        let gateAll = state.gate.reserve(workers * band * maxF), upAll = state.up.reserve(workers * band * upWidth)
+        let att = q
+
+        /// Norm, q/k/v and RoPE of layer `li` on rows `r` (the input of its attention).
+        func attentionInput(_ li: Int, _ r: Range<Int>, _ pos: UnsafePointer<Int32>?) {
+            let l = layers[li], m = r.count, qw = l.qProj.outFeatures, kvw = l.kProj.outFeatures
+            for i in r { _ = gpk_rmsnorm_row(xn + i * c, x + i * c, l.inputLayernorm.pointer, c, eps) }
+            let xr = UnsafePointer(xn + r.lowerBound * c)
+            l.qProj.forward(xr, rows: m, into: q + r.lowerBound * qw)
+            l.kProj.forward(xr, rows: m, into: k + r.lowerBound * kvw)
+            l.vProj.forward(xr, rows: m, into: v + r.lowerBound * kvw)
+            ropeRows(q, rows: r, cos: cosT, sin: sinT, t: t, heads: l.numHeads, d: d, rowStride: qw, positions: pos)
+            ropeRows(k, rows: r, cos: cosT, sin: sinT, t: t, heads: l.numKVHeads, d: d, rowStride: kvw, positions: pos)
+        }
+
+        /// Layer `li` after attention on rows `r`: x += att·Woᵀ, then x += (silu(xn·Wgᵀ) ⊙ xn·Wuᵀ)·Wdᵀ
+        /// with xn = rmsnorm(x), the up product `upWidth` columns at a time into worker `w`'s buffers.
+        func attentionOutputAndMLP(_ li: Int, _ r: Range<Int>, _ w: Int) {
+            let l = layers[li], m = r.count, qw = l.qProj.outFeatures, f = l.gateProj.outFeatures
+            let xr = x + r.lowerBound * c, xnr = xn + r.lowerBound * c
+            _ = l.oProj.forward(att + r.lowerBound * qw, rows: m, addingInto: xr)
+            for i in 0 ..< m { _ = gpk_rmsnorm_row(xnr + i * c, xr + i * c, l.postAttentionLayernorm.pointer, c, eps) }
+            let gate = gateAll + w * band * maxF, up = upAll + w * band * upWidth
+            l.gateProj.forward(xnr, rows: m, into: gate)
+            var f0 = 0
+            while f0 < f {
+                let f1 = min(f, f0 + upWidth), width = f1 - f0
+                l.upProj.forward(xnr, rows: m, outputs: f0 ..< f1, into: up, ldo: width)
+                for i in 0 ..< m { gpk_silu_mul(gate + i * f + f0, gate + i * f + f0, up + i * width, width) }
+                f0 = f1
+            }
+            _ = l.downProj.forward(gate, rows: m, addingInto: xr)
+        }
+
+        profile.time("row bands") {
+            positions.withOptionalBuffer { pos in
+                inRowBands(n, band: band, workers: workers) { r, _ in attentionInput(range.lowerBound, r, pos) }
+            }
+        }
+        for li in range {
+            let l = layers[li]
+            causalAttention(att, probs: nil, q: q, k: k, v: v, layer: li, cache: cache, lengths: lengths,
+                            batch: b, time: t, heads: l.numHeads, kvHeads: l.numKVHeads, headDim: d,
+                            qStride: l.qProj.outFeatures, kvStride: l.kProj.outFeatures, scratch: scores,
+                            segments: segments, options: kernelOptions)
+            // A band's o projection reads its attention rows before the next layer's q/k/v
+            // overwrite them; other bands' rows are untouched.
+            profile.time("row bands") {
+                positions.withOptionalBuffer { pos in
+                    inRowBands(n, band: band, workers: workers) { r, w in
+                        attentionOutputAndMLP(li, r, w)
+                        if li + 1 < range.upperBound { attentionInput(li + 1, r, pos) }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Runs `body(rows, worker)` over 0..<n in bands of `band` rows on `workers` threads, each
+    /// claiming the next band until none is left, with OpenBLAS on one thread per call; inline
+    /// (worker 0) when OpenBLAS is set to one thread.
+    private func inRowBands(_ n: Int, band: Int, workers: Int, _ body: (Range<Int>, Int) -> Void) {
+        let bands = (n + band - 1) / band
+        let next = TaskCounter()
+        func work(_ w: Int) {
+            while let i = next.take(below: bands) { body(i * band ..< min(n, (i + 1) * band), w) }
+        }
+        let parallel = BLAS.whileSingleThreaded {
+            DispatchQueue.concurrentPerform(iterations: workers) { work($0) }
+        }
+        if !parallel { work(0) }
+    }
+}
