@@ -167,7 +167,7 @@ public final class HalfLinear: LinearLayer {
     }
 
     public func forward(packed: any PackedLinearInput, outputs r: Range<Int>, into out: UnsafeMutablePointer<Float>, ldo: Int) {
-        guard let p = packed as? QuantizedLinear.PackedInput, p.columns == inFeatures else {
+        guard let p = packed as? QuantizedLinear.PackedInput, p.format == .bf16, p.columns == inFeatures else {
             preconditionFailure("HalfLinear: input packed by another kind of layer")
         }
         precondition(r.lowerBound >= 0 && r.upperBound <= outFeatures && ldo >= r.count, "HalfLinear: bad output band")
