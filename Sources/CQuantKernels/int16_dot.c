@@ -211,23 +211,29 @@ static inline __m512i dpwssd(__m512i acc, __m512i a, __m512i b) {
 }
 
 // Rows i..i+8 of A (present: A is padded to 8 rows) times the 32 columns of the block pair at
-// b0 (scales at s0); stores `rows` rows and `cols` columns of C (adding to C with `accumulate`).
-// Each flush segment sums into 16 int32 accumulators, then one FMA per accumulator moves it into
-// the float sums, which the compiler keeps outside the segment's loop.
+// b0 (scales at s0), over the whole flush segments in [k0, k1). The float sums start from `f`
+// (8×32 floats; zero when `first`) and go back there, or, when `last`, are multiplied by the
+// row scales and stored in `rows` rows and `cols` columns of C (added to C with `accumulate`).
+// Each segment sums into 16 int32 accumulators, then one FMA per accumulator moves it into the
+// float sums, which the compiler keeps outside the segment's loop.
 __attribute__((target("avx512f,avx512bw,avx512vnni")))
-static void kernel_8x32(int64_t rows, int64_t cols, const int16_t *a, int64_t Kp, const int16_t *b0, const float *s0,
-                        int64_t gpr, int64_t group, int64_t L, const float *rs, int accumulate, float *c, int64_t ldc) {
+static void kernel_8x32(int64_t rows, int64_t cols, const int16_t *a, int64_t Kp, int64_t k0, int64_t k1,
+                        const int16_t *b0, const float *s0, int64_t gpr, int64_t group, int64_t L, float *state,
+                        int first, int last, const float *rs, int accumulate, float *c, int64_t ldc) {
     const int64_t P = Kp / 2;
     const int16_t *b1 = b0 + 16 * Kp;
     const float *s1 = s0 + 16 * gpr;
     const int32_t *a32 = (const int32_t *)a;
     __m512 f[8][2];
-    for (int r = 0; r < 8; r++) { f[r][0] = _mm512_setzero_ps(); f[r][1] = _mm512_setzero_ps(); }
-    for (int64_t k0 = 0; k0 < Kp;) {
-        const int64_t g = segment_group(k0, gpr, group), k1 = segment_end(k0, Kp, gpr, group, L);
+    for (int r = 0; r < 8; r++) {
+        f[r][0] = first ? _mm512_setzero_ps() : _mm512_load_ps(state + 32 * r);
+        f[r][1] = first ? _mm512_setzero_ps() : _mm512_load_ps(state + 32 * r + 16);
+    }
+    for (int64_t e0 = k0; e0 < k1;) {
+        const int64_t g = segment_group(e0, gpr, group), e1 = segment_end(e0, Kp, gpr, group, L);
         __m512i acc[8][2];
         for (int r = 0; r < 8; r++) { acc[r][0] = _mm512_setzero_si512(); acc[r][1] = _mm512_setzero_si512(); }
-        for (int64_t p = k0 / 2; p < k1 / 2; p++) {
+        for (int64_t p = e0 / 2; p < e1 / 2; p++) {
             const __m512i v0 = _mm512_loadu_si512((const void *)(b0 + 32 * p));
             const __m512i v1 = _mm512_loadu_si512((const void *)(b1 + 32 * p));
             for (int r = 0; r < 8; r++) {
@@ -241,7 +247,11 @@ static void kernel_8x32(int64_t rows, int64_t cols, const int16_t *a, int64_t Kp
             f[r][0] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][0]), sv0, f[r][0]);
             f[r][1] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc[r][1]), sv1, f[r][1]);
         }
-        k0 = k1;
+        e0 = e1;
+    }
+    if (!last) {
+        for (int r = 0; r < 8; r++) { _mm512_store_ps(state + 32 * r, f[r][0]); _mm512_store_ps(state + 32 * r + 16, f[r][1]); }
+        return;
     }
     const __mmask16 m0 = cols >= 16 ? 0xFFFF : (__mmask16)((1u << cols) - 1);
     const __mmask16 m1 = cols >= 32 ? 0xFFFF : cols <= 16 ? 0 : (__mmask16)((1u << (cols - 16)) - 1);
@@ -259,22 +269,34 @@ static void kernel_8x32(int64_t rows, int64_t cols, const int16_t *a, int64_t Kp
 }
 #endif
 
+// Rows handled per pass over a chunk of k: their float sums wait in a stack buffer between chunks.
+#define QK_INT16_ROW_BLOCK 256
+// Values of k per chunk (at least; a chunk ends on a flush segment's end): 32 columns of B over
+// a chunk (16 KB) stay in L1 while every 8-row block of the pass reads them.
+#define QK_INT16_K_CHUNK 256
+
 int qk_int16_gemm(int64_t M, int64_t N, int64_t K, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int bits,
                   const int16_t *a, const float *row_scale, const int16_t *b, const float *s, int64_t gpr, int64_t group,
                   int accumulate, float *c, int64_t ldc) {
 #ifdef QK_X86
     if (!qk_int16_dot_available() || !valid_gemm(M, N, K, m0, m1, n0, n1, bits, gpr, group)) return -1;
     const int64_t Kp = round_up(K, 32), L = flush_length(bits);
-    // A block of 128 rows (K = 576: 144 KB) stays in L2 while every column block passes by.
-    for (int64_t i0 = m0; i0 < m1; i0 += 128) {
-        const int64_t i1 = min64(i0 + 128, m1);
+    float state[QK_INT16_ROW_BLOCK / 8][8 * 32] __attribute__((aligned(64)));
+    for (int64_t i0 = m0; i0 < m1; i0 += QK_INT16_ROW_BLOCK) {
+        const int64_t i1 = min64(i0 + QK_INT16_ROW_BLOCK, m1);
         for (int64_t j = n0; j < n1; j += 32) {
             const int16_t *bj = b + (j / 16) * 16 * Kp;
             const float *sj = s + (j / 16) * gpr * 16;
             const int64_t cols = min64(n1 - j, 32);
-            for (int64_t i = i0; i < i1; i += 8)
-                kernel_8x32(min64(i1 - i, 8), cols, a + i * Kp, Kp, bj, sj, gpr, group, L, row_scale + i,
-                            accumulate, c + i * ldc + j, ldc);
+            for (int64_t k0 = 0; k0 < Kp;) {
+                // The chunk: whole segments from k0 until at least QK_INT16_K_CHUNK values.
+                int64_t k1 = k0;
+                while (k1 < Kp && k1 - k0 < QK_INT16_K_CHUNK) k1 = segment_end(k1, Kp, gpr, group, L);
+                for (int64_t i = i0; i < i1; i += 8)
+                    kernel_8x32(min64(i1 - i, 8), cols, a + i * Kp, Kp, k0, k1, bj, sj, gpr, group, L, state[(i - i0) / 8],
+                                k0 == 0, k1 == Kp, row_scale + i, accumulate, c + i * ldc + j, ldc);
+                k0 = k1;
+            }
         }
     }
     return 0;

@@ -119,13 +119,14 @@ struct Int16DotTests {
         #expect(rs[5 ..< 8].allSatisfy { $0 == 0 } && a[5 * kp ..< 8 * kp].allSatisfy { $0 == 0 })
     }
 
-    /// The VNNI kernel equals the portable loop bit for bit (rows M = 1..40, widths off the 32
+    /// The VNNI kernel equals the portable loop bit for bit (rows M = 1..40 and 300, past one
+    /// 256-row pass; k in several chunks; widths off the 32
     /// blocks, N off the 16/32 column blocks, groups, zero points, added onto C with a row stride
     /// past N whose extra columns stay untouched) and the float64 value of the same integers
     /// within the float32 flushes' rounding; also split into row and column ranges.
     @Test(arguments: [(1, 1, 8, 64, 64, false), (7, 33, 8, 576, 576, false), (13, 45, 4, 192, 32, true),
                       (40, 96, 4, 384, 128, false), (9, 50, 4, 90, 10, true), (16, 70, 8, 600, 600, true),
-                      (24, 130, 8, 256, 64, true), (3, 17, 4, 91, 91, true)])
+                      (24, 130, 8, 256, 64, true), (3, 17, 4, 91, 91, true), (300, 40, 8, 96, 32, true)])
     func kernelEqualsPortable(_ m: Int, _ n: Int, _ bits: Int, _ k: Int, _ group: Int, _ asym: Bool) {
         guard Self.available else { print("AVX-512 VNNI unavailable on this CPU: skipped"); return }
         let w = Weights(bits: bits, n: n, k: k, group: group, asymmetric: asym, seed: UInt64(m * 100 + n))
