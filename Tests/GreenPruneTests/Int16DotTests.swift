@@ -117,6 +117,19 @@ struct Int16DotTests {
         #expect(rs[2] == 0 && (0 ..< kp).allSatisfy { a[2 * kp + $0] == 0 })
         #expect(rs[3].isNaN && rs[4].isNaN)
         #expect(rs[5 ..< 8].allSatisfy { $0 == 0 } && a[5 * kp ..< 8 * kp].allSatisfy { $0 == 0 })
+        // The AVX-512 pass (qk_int16_pack_a where the CPU has it) gives the portable loop's values,
+        // ties included (x = (n + ½)·scale rounds to even both ways).
+        var y = randomMatrix(11, 77, seed: 62)
+        for c in 0 ..< 77 { y[5 * 77 + c] = Float(c % 9) - 4 }
+        y[5 * 77] = 32767 / 4
+        y[7 * 77 + 5] = -.infinity
+        var pa = [Int16](repeating: 0x5555, count: 16 * 96), pr = [Float](repeating: 7, count: 16)
+        y.withUnsafeBufferPointer { yp in pa.withUnsafeMutableBufferPointer { ap in pr.withUnsafeMutableBufferPointer { rp in
+            qk_int16_pack_a_portable(0, 16, 11, 77, yp.baseAddress!, 77, ap.baseAddress!, rp.baseAddress!)
+        } } }
+        let (va, vr) = Self.packA(y, m: 11, k: 77)
+        #expect(va == pa)
+        #expect(zip(vr, pr).allSatisfy { $0.bitPattern == $1.bitPattern || ($0.isNaN && $1.isNaN) })
     }
 
     /// The VNNI kernel equals the portable loop bit for bit (rows M = 1..40 and 300, past one

@@ -126,7 +126,7 @@ double qk_bf16_dot_speedup(void);
 // block scales, as described in int16_dot.c (Mp = M rounded up to 8, Kp = K rounded up to 32,
 // Np = N rounded up to 32).
 
-/// Whether this CPU has AVX-512 VNNI (with AVX-512 BW for the packing).
+/// Whether this CPU has AVX-512 VNNI (with AVX-512 BW and VL for the packing).
 int qk_int16_dot_available(void);
 
 /// Rows [m0, m1) of A from x (M, K), row stride ldx: row m < M is round(x[m, k] · 32767 / max_k
@@ -135,6 +135,10 @@ int qk_int16_dot_available(void);
 /// columns past K are zero. a holds Mp·Kp values, row_scale Mp.
 void qk_int16_pack_a(int64_t m0, int64_t m1, int64_t M, int64_t K, const float *x, int64_t ldx, int16_t *a,
                      float *row_scale);
+
+/// The same in plain C (AVX-512 above where the CPU has it), the same values: for tests.
+void qk_int16_pack_a_portable(int64_t m0, int64_t m1, int64_t M, int64_t K, const float *x, int64_t ldx, int16_t *a,
+                              float *row_scale);
 
 /// One block of 16 weight rows (rows ≤ 16; missing rows are zero) from their codes: b (Kp·16
 /// values) gets q − z of each value (bits 4: the nibble u of eight per little-endian uint32,
