@@ -3,9 +3,10 @@
 # within one run (each decoder scored in its own child process, so peak RSS is its own).
 #   all-MiniLM-L6-v2: STS-B Spearman, embedding_drift (MSE, cosine) vs F32, size on disk
 #   SmolLM2-135M:     wikitext2_chunked perplexity, tokens/s, peak RSS vs F32 (quantized models on
-#                     AMX bf16 tiles where the CPU has them, and again on sgemm; on the AVX-512 BF16
-#                     dot-product kernel too where the CPU has it without taking it by default), at the default
-#                     512-token batches and again at 4096
+#                     this CPU's default path — AMX bf16 tiles, or the AVX-512 VNNI int16 kernel
+#                     without AMX — and again on sgemm; on the AVX-512 BF16 dot-product kernel too
+#                     where the CPU has it without taking it by default), at the default 512-token
+#                     batches and again at 4096
 # Usage: scripts/bench-quant.sh [WINDOWS [REPEAT]]   (wikitext2_chunked windows of 128 tokens, default 40;
 #        interleaved rounds per decoder comparison, default 3)
 source "$(dirname "${BASH_SOURCE[0]}")/common.sh"

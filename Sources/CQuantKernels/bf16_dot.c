@@ -21,6 +21,8 @@
 #if defined(__x86_64__)
 #define QK_X86 1
 #include <immintrin.h>
+
+#include "issue_rate.h"
 #endif
 
 static inline int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
@@ -125,53 +127,15 @@ int qk_bf16_gemm_scaled(int64_t M, int64_t N, int64_t K, int64_t m0, int64_t m1,
 }
 
 #ifdef QK_X86
-// Twelve independent chains of one instruction (zmm1..zmm12 from zmm0), n times, in assembly so
-// the stream is the same at every optimisation level: each runs at its issue rate, not its latency.
-#define QK_TWELVE(op)                                                                              \
-    op " %%zmm0, %%zmm0, %%zmm1\n\t" op " %%zmm0, %%zmm0, %%zmm2\n\t" op " %%zmm0, %%zmm0, %%zmm3\n\t"     \
-    op " %%zmm0, %%zmm0, %%zmm4\n\t" op " %%zmm0, %%zmm0, %%zmm5\n\t" op " %%zmm0, %%zmm0, %%zmm6\n\t"     \
-    op " %%zmm0, %%zmm0, %%zmm7\n\t" op " %%zmm0, %%zmm0, %%zmm8\n\t" op " %%zmm0, %%zmm0, %%zmm9\n\t"     \
-    op " %%zmm0, %%zmm0, %%zmm10\n\t" op " %%zmm0, %%zmm0, %%zmm11\n\t" op " %%zmm0, %%zmm0, %%zmm12\n\t"
-#define QK_CHAINS(op, n)                                                                            \
-    __asm__ volatile("vpxord %%zmm0, %%zmm0, %%zmm0\n\t"                                           \
-                     "1:\n\t" QK_TWELVE(op) "dec %0\n\t"                                          \
-                     "jnz 1b\n\t"                                                                 \
-                     : "+r"(n)                                                                     \
-                     :                                                                             \
-                     : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", \
-                       "xmm10", "xmm11", "xmm12", "cc")
-
 __attribute__((target("avx512f,avx512bf16,avx512vl"), noinline))
 static void chains_dpbf16(int64_t n) { QK_CHAINS("vdpbf16ps", n); }
-
-__attribute__((target("avx512f"), noinline))
-static void chains_fma(int64_t n) { QK_CHAINS("vfmadd231ps", n); }
-
-static double seconds(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
 #endif
 
 double qk_bf16_dot_speedup(void) {
 #ifdef QK_X86
     if (!qk_avx512_bf16_available()) return 0;
-    // The fastest of five interleaved rounds of each: another process taking the core for a
-    // moment slows a round, never speeds one up.
-    const int64_t n = 20000;
-    double best_dp = 1e30, best_fma = 1e30;
-    for (int round = 0; round < 5; round++) {
-        double t = seconds();
-        chains_dpbf16(n);
-        best_dp = fmin(best_dp, seconds() - t);
-        t = seconds();
-        chains_fma(n);
-        best_fma = fmin(best_fma, seconds() - t);
-    }
-    if (best_dp <= 0 || best_fma <= 0) return 0;
     // VDPBF16PS does 32 multiply-adds per instruction (16 lanes × a pair), VFMADD 16.
-    return (32.0 / best_dp) / (16.0 / best_fma);
+    return qk_speedup_over_fma(chains_dpbf16, 32);
 #else
     return 0;
 #endif

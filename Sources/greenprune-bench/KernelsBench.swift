@@ -5,7 +5,7 @@ import GreenPrune
 /// `greenprune-bench kernels [--shape MxNxK …]`: the float-activation product paths of one
 /// projection, as the model calls them (`LinearLayer.forward`, all cores), in GFLOP/s side by
 /// side: float32 sgemm; INT8 per channel, INT4 groups of 64 and bf16 weights expanded to float32
-/// tiles for sgemm; the same on the AVX-512 BF16 dot-product kernel, and on AMX tiles, where the
+/// tiles for sgemm; the same on the AVX-512 BF16 and (quantized) VNNI int16 dot-product kernels, and on AMX tiles, where the
 /// CPU has them. The defaults are SmolLM2-135M's and all-MiniLM-L6-v2's projections at 512 tokens.
 struct KernelsBench: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -35,6 +35,9 @@ struct KernelsBench: ParsableCommand {
                      (KernelOptions.bf16DotAvailable ? "yes" : "no") as NSString, KernelOptions.bf16DotSpeedup,
                      (KernelOptions.standard.bf16Dot ? "yes" : "no") as NSString,
                      (KernelOptions.amxAvailable ? "yes" : "no") as NSString))
+        print(String(format: "AVX-512 VNNI int16: %@ (VPDPWSSD multiply-adds per second ×%.2f of float32 FMA; on by default: %@)",
+                     (KernelOptions.int16DotAvailable ? "yes" : "no") as NSString, KernelOptions.int16DotSpeedup,
+                     (KernelOptions.standard.int16Dot ? "yes" : "no") as NSString))
         for s in shape.isEmpty ? Self.defaultShapes : shape {
             guard let (m, n, k) = SgemmBench.parse(s) else { continue }
             var g = SystemRandomNumberGenerator()
@@ -63,20 +66,25 @@ struct KernelsBench: ParsableCommand {
     }
 
     /// `make()`'s layer on each path this CPU has: sgemm over expanded tiles, bf16 dot products,
-    /// AMX tiles (quantized layers only).
+    /// int16 dot products and AMX tiles (quantized layers only).
     static func variants(_ name: String, make: () throws -> LinearLayer) rethrows -> [Path] {
         var out: [Path] = []
         let sgemm = try make()
-        sgemm.adopt(KernelOptions(amx: false, bf16Dot: false))
+        sgemm.adopt(KernelOptions(amx: false, bf16Dot: false, int16Dot: false))
         out.append(("\(name) sgemm", sgemm))
         if KernelOptions.bf16DotAvailable {
             let dot = try make()
-            dot.adopt(KernelOptions(amx: false, bf16Dot: true))
+            dot.adopt(KernelOptions(amx: false, bf16Dot: true, int16Dot: false))
             out.append(("\(name) avx512-bf16-dot", dot))
+        }
+        if KernelOptions.int16DotAvailable, name != "bf16" {
+            let dot = try make()
+            dot.adopt(KernelOptions(amx: false, bf16Dot: false, int16Dot: true))
+            out.append(("\(name) avx512-int16-dot", dot))
         }
         if KernelOptions.amxAvailable, name != "bf16" {
             let amx = try make()
-            amx.adopt(KernelOptions(amx: true, bf16Dot: false))
+            amx.adopt(KernelOptions(amx: true, bf16Dot: false, int16Dot: false))
             out.append(("\(name) amx-bf16", amx))
         }
         return out

@@ -47,7 +47,7 @@ struct QuantBench: ParsableCommand {
     @Option(help: "Rounds of every decoder, interleaved; speed ratios are medians over rounds.")
     var `repeat`: Int = 1
 
-    @Flag(help: "Also score each quantized decoder with its float-activation products on sgemm, next to the bf16 path (AMX tiles or AVX-512 BF16 dot products) where the CPU takes one by default.")
+    @Flag(help: "Also score each quantized decoder with its float-activation products on sgemm, next to the default path where that is another (AMX tiles, AVX-512 BF16 or VNNI int16 dot products).")
     var sgemmToo = false
 
     @Flag(help: "Also score each quantized decoder on the AVX-512 BF16 dot-product kernel where the CPU has it and does not take it by default (no AMX, VDPBF16PS slower than FMA).")
@@ -56,13 +56,14 @@ struct QuantBench: ParsableCommand {
     @Flag(help: "score: float-activation products on sgemm, never on AMX tiles (the same as --kernel sgemm).")
     var noAmx = false
 
-    @Option(help: "score: the float-activation product path of quantized layers: auto (the default choice), sgemm, or bf16-dot (AVX-512 BF16 dot products, never AMX).")
+    @Option(help: "score: the float-activation product path of quantized layers: auto (the default choice), sgemm, bf16-dot (AVX-512 BF16 dot products, never AMX) or int16-dot (AVX-512 VNNI int16 dot products, never AMX or bf16).")
     var kernel: FloatKernel = .auto
 
     /// Float-activation product paths a child can be told to take.
     enum FloatKernel: String, ExpressibleByArgument, CaseIterable {
         case auto, sgemm
         case bf16Dot = "bf16-dot"
+        case int16Dot = "int16-dot"
     }
 
     func validate() throws {
@@ -129,8 +130,9 @@ struct QuantBench: ParsableCommand {
         applyActivations(model.weights.layers.flatMap { $0.linears.map(\.layer) })
         switch noAmx ? .sgemm : kernel {
         case .auto: break
-        case .sgemm: model.kernelOptions.amx = false; model.kernelOptions.bf16Dot = false
+        case .sgemm: model.kernelOptions.amx = false; model.kernelOptions.bf16Dot = false; model.kernelOptions.int16Dot = false
         case .bf16Dot: model.kernelOptions.amx = false; model.kernelOptions.bf16Dot = true
+        case .int16Dot: model.kernelOptions.amx = false; model.kernelOptions.bf16Dot = false; model.kernelOptions.int16Dot = true
         }
         // The windows are token ids: tokenize first, then free the tokenizer's tables and word
         // cache (a few MB, in both the float and the quantized run) before scoring.
@@ -152,8 +154,7 @@ struct QuantBench: ParsableCommand {
         let kind = model.weights.layers.first.map { String(describing: type(of: $0.qProj)) } ?? "?"
         let kernel: String
         if let q = model.weights.layers.first?.qProj as? QuantizedLinear {
-            kernel = q.activations == .int8 ? "int8 \(q.isa)"
-                : q.usesAMX(rows: batchTokens) ? "amx-bf16" : q.usesBF16Dot(rows: batchTokens) ? "avx512-bf16-dot" : "sgemm"
+            kernel = q.activations == .int8 ? "int8 \(q.isa)" : q.floatKernelName(rows: batchTokens)
         } else { kernel = "sgemm" }
         let o: [String: Any] = ["dir": url.path, "perplexity": out.values["perplexity"]!.value,
                                 "tokens_per_second": out.tokensPerSecond, "wall_seconds": out.wallSeconds,
@@ -169,13 +170,16 @@ struct QuantBench: ParsableCommand {
         // each quantized directory again on that path where it is not the default one.
         let standard = KernelOptions.standard
         var entries = directories.map { (dir: $0, kernel: FloatKernel.auto) }
-        if sgemmToo && (standard.amx || standard.bf16Dot) { entries += directories.dropFirst().map { (dir: $0, kernel: .sgemm) } }
+        if sgemmToo && (standard.amx || standard.bf16Dot || standard.int16Dot) { entries += directories.dropFirst().map { (dir: $0, kernel: .sgemm) } }
         if bf16DotToo && KernelOptions.bf16DotAvailable && !standard.amx && !standard.bf16Dot {
             entries += directories.dropFirst().map { (dir: $0, kernel: .bf16Dot) }
         }
         print(String(format: "AVX-512 BF16 dot products: %@ (VDPBF16PS multiply-adds per second ×%.2f of float32 FMA); AMX: %@",
                      (KernelOptions.bf16DotAvailable ? (standard.bf16Dot ? "on" : "available, off by default") : "unavailable") as NSString,
                      KernelOptions.bf16DotSpeedup, (standard.amx ? "on" : "off") as NSString))
+        print(String(format: "AVX-512 VNNI int16 dot products: %@ (VPDPWSSD multiply-adds per second ×%.2f of float32 FMA)",
+                     (KernelOptions.int16DotAvailable ? (standard.int16Dot ? "on" : "available, off by default") : "unavailable") as NSString,
+                     KernelOptions.int16DotSpeedup))
         // rounds[r][i]: entry i's child result in round r.
         let rounds: [[[String: Any]?]] = try Harness.interleavedRounds(`repeat`, variants: entries.count) {
             try child(entries[$0].dir, kernel: entries[$0].kernel)

@@ -54,7 +54,8 @@ import GreenPrune
     }
 
     /// A quantized layer adds in place (out₀ + its own product, bias included) and shares packed
-    /// inputs only with quantized layers of its width that run the rows on AMX.
+    /// inputs only with quantized layers of its width that pack the rows the same way (AMX, or the
+    /// bf16 or int16 dot-product kernels).
     @Test func quantizedAddsInPlaceAndSharesOnlyWithItsKind() throws {
         let k = 64, n = 48, m = 40
         let scheme = try QuantScheme(bits: 8, granularity: .channel, groupSize: 64, symmetric: true, scaleType: .float32)
@@ -78,10 +79,12 @@ import GreenPrune
         let narrower = try QuantizedLinear(try w.withUnsafeBufferPointer { try scheme.quantize($0, rows: 2 * n, cols: k / 2, name: "w2") }, bias: nil)
         #expect(!layer.sharesPackedInput(with: narrower, rows: m))
         let sibling = try QuantizedLinear(t, bias: nil)
-        #expect(layer.sharesPackedInput(with: sibling, rows: m) == (q.usesAMX(rows: m) && sibling.usesAMX(rows: m)))
-        // Packs exactly when the rows run on AMX; the packed product equals the plain one.
+        let packs = q.usesAMX(rows: m) || q.usesBF16Dot(rows: m) || q.usesInt16Dot(rows: m)
+        #expect(layer.sharesPackedInput(with: sibling, rows: m) == packs)
+        // Packs exactly when the rows run on AMX or a dot-product kernel; the packed product
+        // equals the plain one.
         let packed = x.withUnsafeBufferPointer { layer.packInput($0.baseAddress!, rows: m) }
-        #expect((packed != nil) == q.usesAMX(rows: m))
+        #expect((packed != nil) == packs)
         if let packed {
             var viaPacked = [Float](repeating: 0, count: m * n)
             viaPacked.withUnsafeMutableBufferPointer { layer.forward(packed: packed, outputs: 0 ..< n, into: $0.baseAddress!, ldo: n) }

@@ -22,6 +22,9 @@ public struct GreenPruneEnvironment: Sendable, Equatable {
     public var slurmBinary: String?
     /// False when `GREENPRUNE_AMX=0`: float products stay on sgemm even where AMX tiles exist.
     public var amx: Bool
+    /// False when `GREENPRUNE_INT16_DOT=0`: quantized products with float activations stay on
+    /// sgemm even where the AVX-512 VNNI int16 kernel is the default (`KernelOptions.int16Dot`).
+    public var int16Dot: Bool
     /// `GREENPRUNE_PROFILE=1`: `evaluate` prints seconds per forward phase after each task.
     public var profile: Bool
     /// `GREENPRUNE_NO_PROGRESS` set: no progress lines, whatever a command asks for.
@@ -41,6 +44,7 @@ public struct GreenPruneEnvironment: Sendable, Equatable {
         sweepBinary = path("GREENPRUNE_SWEEP_BINARY")
         slurmBinary = variables["GREENPRUNE_SLURM_BINARY"]
         amx = variables["GREENPRUNE_AMX"] != "0"
+        int16Dot = variables["GREENPRUNE_INT16_DOT"] != "0"
         profile = variables["GREENPRUNE_PROFILE"] == "1"
         noProgress = variables["GREENPRUNE_NO_PROGRESS"] != nil
         noReexec = variables["GREENPRUNE_NO_REEXEC"] != nil

@@ -167,7 +167,7 @@ public final class HalfLinear: LinearLayer {
     }
 
     public func forward(packed: any PackedLinearInput, outputs r: Range<Int>, into out: UnsafeMutablePointer<Float>, ldo: Int) {
-        guard let p = packed as? QuantizedLinear.PackedInput, p.columns == inFeatures else {
+        guard let p = packed as? QuantizedLinear.PackedInput, p.format == .bf16, p.columns == inFeatures else {
             preconditionFailure("HalfLinear: input packed by another kind of layer")
         }
         precondition(r.lowerBound >= 0 && r.upperBound <= outFeatures && ldo >= r.count, "HalfLinear: bad output band")
@@ -197,7 +197,7 @@ public final class HalfLinear: LinearLayer {
             let parts = Swift.min(Self.threads, Swift.max(1, m / 64))
             DispatchQueue.concurrentPerform(iterations: parts) { q in
                 let a0 = (m * q / parts) / 8 * 8, a1 = q == parts - 1 ? m : (m * (q + 1) / parts) / 8 * 8
-                _ = qk_bf16_gemm(Int64(m), Int64(t), Int64(n), Int64(a0), Int64(a1), p.a, b, accumulate ? 1 : 0, c, Int64(ldo))
+                _ = qk_bf16_gemm(Int64(m), Int64(t), Int64(n), Int64(a0), Int64(a1), p.bf16, b, accumulate ? 1 : 0, c, Int64(ldo))
             }
             r0 = r1
         }

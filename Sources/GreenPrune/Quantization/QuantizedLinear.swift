@@ -24,7 +24,8 @@ public enum ActivationQuantization: String, Codable, CaseIterable, Sendable {
 ///   the kernels read them converted a row or a block at a time.
 /// With `.none`, `forward` dequantizes at most `options.tileElements` weights at a time into a float
 /// scratch buffer (threads split the rows) and multiplies with `cblas_sgemm`, or expands them to
-/// bf16 blocks for AMX tiles (`usesAMX`) or the AVX-512 BF16 dot-product kernel (`usesBF16Dot`); with `.int8` it
+/// bf16 blocks for AMX tiles (`usesAMX`) or the AVX-512 BF16 dot-product kernel (`usesBF16Dot`), or
+/// multiplies int16 activations by int16 codes on AVX-512 VNNI (`usesInt16Dot`); with `.int8` it
 /// quantizes each input row to int8 and runs `Int8Kernels.gemm` (4-bit rows unpacked 256 at
 /// a time to int8). Either way the float weights never exist in full.
 public final class QuantizedLinear: LinearLayer {
@@ -89,8 +90,30 @@ public final class QuantizedLinear: LinearLayer {
             && (groupsPerRow == 1 || bits == 4) && !usesAMX(rows: m)
     }
 
-    /// True when `m` input rows are packed to bf16 (AMX tiles or the dot-product kernel).
-    private func packsInput(rows m: Int) -> Bool { usesAMX(rows: m) || usesBF16Dot(rows: m) }
+    /// Fewest input rows for the int16 dot-product path (one 8-row block of its kernel).
+    public static let int16DotMinRows = 8
+
+    /// True when this layer's float-activation products for `m` input rows go through the
+    /// AVX-512 VNNI int16 kernel (`KernelOptions.int16Dot`): each input row quantized to int16
+    /// with its own scale, the weights expanded from their codes to the exact integers q − z,
+    /// int32 sums flushed to float32 with the group scales (`qk_int16_gemm`). Any group length
+    /// (even, or one group per row) takes it: the codes stay exact, so 8-bit groups do too. Only
+    /// where AMX and the bf16 dot-product kernel do not take the rows.
+    public func usesInt16Dot(rows m: Int) -> Bool {
+        options.int16Dot && KernelOptions.int16DotAvailable && activations == .none && m >= Self.int16DotMinRows
+            && (groupsPerRow == 1 || groupLength % 2 == 0) && !usesAMX(rows: m) && !usesBF16Dot(rows: m)
+    }
+
+    /// The name of the kernel that multiplies `m` float input rows (for benchmarks' output).
+    public func floatKernelName(rows m: Int) -> String {
+        usesAMX(rows: m) ? "amx-bf16" : usesBF16Dot(rows: m) ? "bf16-dot" : usesInt16Dot(rows: m) ? "int16-dot" : "sgemm"
+    }
+
+    /// How `m` input rows are packed: bf16 (AMX tiles or the bf16 dot-product kernel), int16 (the
+    /// int16 kernel), or nil (sgemm reads them as they are).
+    private func packFormat(rows m: Int) -> PackedInput.Format? {
+        usesAMX(rows: m) || usesBF16Dot(rows: m) ? .bf16 : usesInt16Dot(rows: m) ? .int16 : nil
+    }
 
     /// Builds the layer from quantized codes (any granularity), copying them into packed storage.
     public convenience init(_ t: QuantizedTensor, bias: [Float]? = nil, activations: ActivationQuantization = .none) throws {
@@ -348,9 +371,9 @@ public final class QuantizedLinear: LinearLayer {
         let biasFirst = activations == .none && !accumulate && bias != nil
         if biasFirst, let b = bias { fillRows(out, with: b.pointer, n: m, c: outFeatures) }
         switch activations {
-        case .none where packsInput(rows: m):
-            forwardPacked(PackedInput(x, rows: m, columns: inFeatures), outputs: 0 ..< outFeatures, into: out, ldo: outFeatures,
-                          accumulate: accumulate || biasFirst)
+        case .none where packFormat(rows: m) != nil:
+            forwardPacked(PackedInput(x, rows: m, columns: inFeatures, format: packFormat(rows: m)!), outputs: 0 ..< outFeatures,
+                          into: out, ldo: outFeatures, accumulate: accumulate || biasFirst)
         case .none: forwardDequantized(x, rows: m, into: out, accumulate: accumulate || biasFirst)
         case .int8 where accumulate:
             let tmp = UnsafeMutablePointer<Float>.allocate(capacity: m * outFeatures)
@@ -388,8 +411,9 @@ public final class QuantizedLinear: LinearLayer {
         precondition(r.lowerBound >= 0 && r.upperBound <= outFeatures && ldo >= r.count, "QuantizedLinear: bad output band")
         guard m > 0, !r.isEmpty else { return }
         switch activations {
-        case .none where packsInput(rows: m):
-            forwardPacked(PackedInput(x, rows: m, columns: inFeatures), outputs: r, into: out, ldo: ldo, accumulate: false)
+        case .none where packFormat(rows: m) != nil:
+            forwardPacked(PackedInput(x, rows: m, columns: inFeatures, format: packFormat(rows: m)!), outputs: r, into: out, ldo: ldo,
+                          accumulate: false)
         case .none: forwardDequantized(x, rows: m, outputs: r, into: out, ldo: ldo)
         case .int8: forwardInt8(x, rows: m, outputs: r, into: out, ldo: ldo)
         }
@@ -418,36 +442,59 @@ public final class QuantizedLinear: LinearLayer {
                                tileElements: options.tileElements) { r, dst in self.dequantize(rows: r, into: dst) }
     }
 
-    /// Float activations packed once for AMX bf16 tiles or the dot-product kernel: x (M, in) rounded to bf16, (Mp, Kp)
-    /// with Mp, Kp rounded up to 32. Several `forward(packed:outputs:into:ldo:)` calls over
-    /// different output bands share it (the streaming output layer). It lives in this thread's
-    /// workspace: valid until the next quantized product on the same thread packs its input.
+    /// Float activations packed once for AMX bf16 tiles or the bf16 dot-product kernel (x (M, in)
+    /// rounded to bf16, (Mp, Kp) with Mp, Kp rounded up to 32), or for the int16 kernel (each row
+    /// quantized to int16 with its scale, `qk_int16_pack_a`: Mp rounded up to 8). Several
+    /// `forward(packed:outputs:into:ldo:)` calls over different output bands share it (the
+    /// streaming output layer). It lives in this thread's workspace: valid until the next
+    /// quantized product on the same thread packs its input.
     public struct PackedInput: PackedLinearInput {
+        /// The element type of the packed rows.
+        enum Format { case bf16, int16 }
         public let rows: Int
         let columns: Int
-        let a: UnsafeMutablePointer<UInt16>
-        init(_ x: UnsafePointer<Float>, rows m: Int, columns n: Int) {
-            rows = m; columns = n
-            let kp = (n + 31) / 32 * 32, mp = (m + 31) / 32 * 32
-            let a = QuantWorkspace.current.buffer(.packedInput, bytes: mp * kp * 2).bindMemory(to: UInt16.self, capacity: mp * kp)
-            self.a = a
-            parallelFor(mp / 32, grain: 4) { blocks in
-                qk_amx_pack_a(Int64(blocks.lowerBound * 32), Int64(blocks.upperBound * 32), Int64(m), Int64(n), x, Int64(n), a)
+        let format: Format
+        /// (Mp, Kp) bf16 (UInt16) or int16 values.
+        let a: UnsafeMutableRawPointer
+        /// int16: the scale of each packed row (Mp values); nil for bf16.
+        let rowScale: UnsafeMutablePointer<Float>?
+        /// The bf16 values (format bf16).
+        var bf16: UnsafeMutablePointer<UInt16> { a.assumingMemoryBound(to: UInt16.self) }
+        init(_ x: UnsafePointer<Float>, rows m: Int, columns n: Int, format: Format = .bf16) {
+            rows = m; columns = n; self.format = format
+            let kp = (n + 31) / 32 * 32
+            switch format {
+            case .bf16:
+                let mp = (m + 31) / 32 * 32
+                let a = QuantWorkspace.current.buffer(.packedInput, bytes: mp * kp * 2).bindMemory(to: UInt16.self, capacity: mp * kp)
+                self.a = UnsafeMutableRawPointer(a); rowScale = nil
+                parallelFor(mp / 32, grain: 4) { blocks in
+                    qk_amx_pack_a(Int64(blocks.lowerBound * 32), Int64(blocks.upperBound * 32), Int64(m), Int64(n), x, Int64(n), a)
+                }
+            case .int16:
+                let mp = (m + 7) / 8 * 8
+                let raw = QuantWorkspace.current.buffer(.packedInput, bytes: mp * kp * 2 + mp * 4)
+                let a = raw.bindMemory(to: Int16.self, capacity: mp * kp)
+                let rs = (raw + mp * kp * 2).bindMemory(to: Float.self, capacity: mp)
+                self.a = raw; rowScale = rs
+                parallelFor(mp / 8, grain: 8) { blocks in
+                    qk_int16_pack_a(Int64(blocks.lowerBound * 8), Int64(blocks.upperBound * 8), Int64(m), Int64(n), x, Int64(n), a, rs)
+                }
             }
         }
     }
 
-    /// x (M, in) packed for this layer's bf16 path (a `PackedInput`), or nil when M rows run
-    /// neither on AMX nor on the dot-product kernel.
+    /// x (M, in) packed for this layer's bf16 or int16 path (a `PackedInput`), or nil when M rows
+    /// run on sgemm.
     public func packInput(_ x: UnsafePointer<Float>, rows m: Int) -> (any PackedLinearInput)? {
-        packsInput(rows: m) ? PackedInput(x, rows: m, columns: inFeatures) : nil
+        packFormat(rows: m).map { PackedInput(x, rows: m, columns: inFeatures, format: $0) }
     }
 
     /// Another quantized layer of the same input width reads this one's packed rows when both
-    /// run M rows on bf16 (both paths read the same layout).
+    /// pack M rows the same way (bf16 for AMX and the bf16 dot products alike, or int16).
     public func sharesPackedInput(with other: any LinearLayer, rows m: Int) -> Bool {
-        guard let q = other as? QuantizedLinear else { return false }
-        return q.inFeatures == inFeatures && packsInput(rows: m) && q.packsInput(rows: m)
+        guard let q = other as? QuantizedLinear, let f = packFormat(rows: m) else { return false }
+        return q.inFeatures == inFeatures && q.packFormat(rows: m) == f
     }
 
     /// out (M, r.count), stride `ldo` = x · W[r, :]ᵀ + b[r] from an input `packInput` packed.
@@ -469,7 +516,8 @@ public final class QuantizedLinear: LinearLayer {
     /// grouped rows are expanded with their scales.
     private func forwardPacked(_ packed: PackedInput, outputs band: Range<Int>,
                                into out: UnsafeMutablePointer<Float>, ldo: Int, accumulate: Bool) {
-        let n = inFeatures, m = packed.rows, kp = (n + 31) / 32 * 32, a = packed.a
+        if packed.format == .int16 { forwardInt16(packed, outputs: band, into: out, ldo: ldo, accumulate: accumulate); return }
+        let n = inFeatures, m = packed.rows, kp = (n + 31) / 32 * 32, a = packed.bf16
         let exact = groupsPerRow == 1, amx = usesAMX(rows: m)
         let tile = Swift.max(32, Swift.min((band.count + 31) / 32 * 32, options.tileElements / n / 32 * 32))
         let b = QuantWorkspace.current.buffer(.weightTile, bytes: tile * kp * 2).bindMemory(to: UInt16.self, capacity: tile * kp)
@@ -524,6 +572,63 @@ public final class QuantizedLinear: LinearLayer {
             let sc: UnsafePointer<Float>? = unitScale || r.isEmpty ? nil : scales(from: r.lowerBound * gpr, count: r.count * gpr, tmp: tmp)
             return qk_amx_pack_q(Int64(r.count), Int64(n), Int32(bits), data.baseAddress! + r.lowerBound * rowBytes, Int64(rowBytes),
                                  sc, off, Int64(gpr), Int64(groupLength), tiles) == 0
+        }
+    }
+
+    /// The int16 path over the output rows `band`, written with row stride `ldo`: x packed to int16
+    /// rows once, then tile by tile (at most `options.tileElements` weights) the band's rows
+    /// expanded 16 at a time from their codes to int16 VNNI blocks with their scales (threads
+    /// split the blocks), multiplied by `qk_int16_gemm`: threads split the input rows as the bf16
+    /// kernel does when there are enough of them, else the tile's columns.
+    private func forwardInt16(_ packed: PackedInput, outputs band: Range<Int>,
+                              into out: UnsafeMutablePointer<Float>, ldo: Int, accumulate: Bool) {
+        let n = inFeatures, m = packed.rows, kp = (n + 31) / 32 * 32, gpr = groupsPerRow
+        let a = UnsafePointer(packed.a.assumingMemoryBound(to: Int16.self)), rs = UnsafePointer(packed.rowScale!)
+        let tile = Swift.max(32, Swift.min((band.count + 31) / 32 * 32, options.tileElements / n / 32 * 32))
+        // The expanded codes, then their scales (tile / 16 blocks of (gpr, 16) floats).
+        let codeBytes = tile * kp * 2
+        let buf = QuantWorkspace.current.buffer(.weightTile, bytes: codeBytes + tile * gpr * 4)
+        let b = buf.bindMemory(to: Int16.self, capacity: tile * kp)
+        let s = (buf + codeBytes).bindMemory(to: Float.self, capacity: tile * gpr)
+        let byRows = m >= 64 * Self.threads
+        var r0 = band.lowerBound
+        while r0 < band.upperBound {
+            let r1 = Swift.min(band.upperBound, r0 + tile), t = r1 - r0
+            parallelFor((t + 31) / 32 * 2, grain: 4) { range in
+                for j in range {
+                    let lo = r0 + 16 * j, hi = Swift.max(lo, Swift.min(r1, lo + 16))
+                    self.packInt16(rows: lo ..< hi, into: b + j * 16 * kp, scales: s + j * 16 * gpr)
+                }
+            }
+            let c = out + (r0 - band.lowerBound)
+            let parts = byRows ? Self.threads : Swift.min(Self.threads, Swift.max(1, t / 64))
+            DispatchQueue.concurrentPerform(iterations: parts) { p in
+                var a0 = 0, a1 = m, c0 = 0, c1 = t
+                if byRows {
+                    a0 = (m * p / parts) / 8 * 8; a1 = p == parts - 1 ? m : (m * (p + 1) / parts) / 8 * 8
+                } else {
+                    c0 = (t * p / parts) / 32 * 32; c1 = p == parts - 1 ? t : (t * (p + 1) / parts) / 32 * 32
+                }
+                let rc = qk_int16_gemm(Int64(m), Int64(t), Int64(n), Int64(a0), Int64(a1), Int64(c0), Int64(c1), Int32(bits), a, rs,
+                                       b, s, Int64(gpr), Int64(groupLength), accumulate ? 1 : 0, c, Int64(ldo))
+                precondition(rc == 0, "QuantizedLinear: the int16 kernel refused a layout usesInt16Dot accepted")
+            }
+            r0 = r1
+        }
+    }
+
+    /// Weight rows `r` (at most 16; fewer leave zero rows) from their codes to one int16 VNNI
+    /// block and its (groupsPerRow, 16) scales (`qk_int16_pack_q`).
+    private func packInt16(rows r: Range<Int>, into block: UnsafeMutablePointer<Int16>, scales s: UnsafeMutablePointer<Float>) {
+        let gpr = groupsPerRow
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 16 * gpr) { sbuf in
+            withUnsafeTemporaryAllocation(of: Int8.self, capacity: 16 * gpr) { zbuf in
+                let sc = scales(from: r.lowerBound * gpr, count: r.count * gpr, tmp: sbuf.baseAddress!)
+                let z = zeroPoints(from: r.lowerBound * gpr, count: r.count * gpr, tmp: zbuf.baseAddress!)
+                let rc = qk_int16_pack_q(Int64(r.count), Int64(inFeatures), Int32(bits), data.baseAddress! + r.lowerBound * rowBytes,
+                                         Int64(rowBytes), sc, z, Int64(gpr), Int64(groupLength), block, s)
+                precondition(rc == 0, "QuantizedLinear: the int16 packing refused a layout usesInt16Dot accepted")
+            }
         }
     }
 

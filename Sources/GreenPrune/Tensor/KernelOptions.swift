@@ -26,6 +26,13 @@ public struct KernelOptions: Sendable, Equatable {
     /// (`bf16DotPreferred`): on a Xeon that issues it at a quarter of VFMADD's rate the kernel
     /// peaks at half of sgemm's speed whatever its blocking.
     public var bf16Dot: Bool
+    /// Float-activation products of quantized layers that take neither AMX tiles nor the bf16
+    /// dot-product kernel (`QuantizedLinear.usesInt16Dot`) multiply on AVX-512 VNNI int16 dot
+    /// products (activations quantized per row to int16, weight codes expanded to int16, exact
+    /// int32 sums flushed to float32 per group) where the CPU has them (`int16DotAvailable`),
+    /// rather than expanded to float32 tiles for sgemm. On by default where VPDPWSSD outruns
+    /// float32 FMA on this CPU (`int16DotPreferred`).
+    public var int16Dot: Bool
     /// Shortest window (new tokens T) whose attention takes the blockwise, online-softmax path
     /// (`blockwiseAttentionForward`: no score row longer than a key block) when no probabilities
     /// are kept; `Int.max` never takes it. Shorter windows keep the grouped-query or per-head path.
@@ -44,19 +51,22 @@ public struct KernelOptions: Sendable, Equatable {
 
     public init(amx: Bool = KernelOptions.amxAvailable && GreenPruneEnvironment.process.amx,
                 tileElements: Int = 1 << 19, groupedHeads: Bool = true, parallelOverHeads: Bool = true,
-                bf16Dot: Bool = KernelOptions.bf16DotPreferred, blockwiseFromTime: Int = attentionGroupedMaxTime + 1,
+                bf16Dot: Bool = KernelOptions.bf16DotPreferred, int16Dot: Bool = KernelOptions.int16DotPreferred && GreenPruneEnvironment.process.int16Dot,
+                blockwiseFromTime: Int = attentionGroupedMaxTime + 1,
                 fusedAttention: Bool = true, rowBands: Bool = true) {
         self.amx = amx
         self.tileElements = tileElements
         self.groupedHeads = groupedHeads
         self.parallelOverHeads = parallelOverHeads
         self.bf16Dot = bf16Dot
+        self.int16Dot = int16Dot
         self.blockwiseFromTime = max(1, blockwiseFromTime)
         self.fusedAttention = fusedAttention
         self.rowBands = rowBands
     }
 
-    /// The defaults: every fast path on, AMX where the CPU has it unless `GREENPRUNE_AMX=0`.
+    /// The defaults: every fast path on, AMX where the CPU has it unless `GREENPRUNE_AMX=0`, the
+    /// int16 dot-product kernel where it is preferred unless `GREENPRUNE_INT16_DOT=0`.
     public static let standard = KernelOptions()
 
     /// Whether this CPU and kernel build can multiply on AMX bf16 tiles.
@@ -73,4 +83,16 @@ public struct KernelOptions: Sendable, Equatable {
     /// least a quarter more multiply-adds per second than float32 FMA, margin enough for the
     /// packing and the bf16 rounding of the activations to pay off.
     public static let bf16DotPreferred = bf16DotAvailable && bf16DotSpeedup >= 1.25
+
+    /// Whether this CPU has AVX-512 VNNI int16 dot products (VPDPWSSD).
+    public static let int16DotAvailable = qk_int16_dot_available() != 0
+
+    /// Multiply-adds per second of VPDPWSSD over float32 FMA on this CPU, timed once on first use
+    /// (`qk_int16_dot_speedup`, a few milliseconds); 0 without AVX-512 VNNI.
+    public static let int16DotSpeedup = qk_int16_dot_speedup()
+
+    /// Whether `int16Dot` is on by default: the CPU has AVX-512 VNNI and VPDPWSSD does at least a
+    /// quarter more multiply-adds per second than float32 FMA, margin enough for quantizing the
+    /// activations, expanding the codes and flushing the int32 sums to pay off.
+    public static let int16DotPreferred = int16DotAvailable && int16DotSpeedup >= 1.25
 }

@@ -1,0 +1,53 @@
+// Issue-rate probes: how many multiply-adds per second an instruction does next to float32 FMA
+// on this CPU, timed once in a few milliseconds (bf16_dot.c, int16_dot.c).
+#ifndef GREENPRUNE_ISSUE_RATE_H
+#define GREENPRUNE_ISSUE_RATE_H
+
+#include <math.h>
+#include <stdint.h>
+#include <time.h>
+
+// Twelve independent chains of one instruction (zmm1..zmm12 from zmm0), n times, in assembly so
+// the stream is the same at every optimisation level: each runs at its issue rate, not its latency.
+#define QK_TWELVE(op)                                                                              \
+    op " %%zmm0, %%zmm0, %%zmm1\n\t" op " %%zmm0, %%zmm0, %%zmm2\n\t" op " %%zmm0, %%zmm0, %%zmm3\n\t"     \
+    op " %%zmm0, %%zmm0, %%zmm4\n\t" op " %%zmm0, %%zmm0, %%zmm5\n\t" op " %%zmm0, %%zmm0, %%zmm6\n\t"     \
+    op " %%zmm0, %%zmm0, %%zmm7\n\t" op " %%zmm0, %%zmm0, %%zmm8\n\t" op " %%zmm0, %%zmm0, %%zmm9\n\t"     \
+    op " %%zmm0, %%zmm0, %%zmm10\n\t" op " %%zmm0, %%zmm0, %%zmm11\n\t" op " %%zmm0, %%zmm0, %%zmm12\n\t"
+#define QK_CHAINS(op, n)                                                                            \
+    __asm__ volatile("vpxord %%zmm0, %%zmm0, %%zmm0\n\t"                                           \
+                     "1:\n\t" QK_TWELVE(op) "dec %0\n\t"                                          \
+                     "jnz 1b\n\t"                                                                 \
+                     : "+r"(n)                                                                     \
+                     :                                                                             \
+                     : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", \
+                       "xmm10", "xmm11", "xmm12", "cc")
+
+__attribute__((target("avx512f"), noinline))
+static void chains_fma(int64_t n) { QK_CHAINS("vfmadd231ps", n); }
+
+static double seconds(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+// (macs / t) / (16 / t_fma) for `chains` (12 chains of one instruction doing `macs` multiply-adds,
+// n times) against VFMADD231PS zmm: the fastest of five interleaved rounds of each, since another
+// process taking the core for a moment slows a round, never speeds one up. 0 when a clock fails.
+static inline double qk_speedup_over_fma(void (*chains)(int64_t), double macs) {
+    const int64_t n = 20000;
+    double best = 1e30, best_fma = 1e30;
+    for (int round = 0; round < 5; round++) {
+        double t = seconds();
+        chains(n);
+        best = fmin(best, seconds() - t);
+        t = seconds();
+        chains_fma(n);
+        best_fma = fmin(best_fma, seconds() - t);
+    }
+    if (best <= 0 || best_fma <= 0) return 0;
+    return (macs / best) / (16.0 / best_fma);
+}
+
+#endif
