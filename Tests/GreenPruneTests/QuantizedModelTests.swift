@@ -40,9 +40,20 @@ struct QuantizedModelTests {
         try quantized.write(to: out, start: Date(), progress: false)
         let reloaded = try ModelLoader.loadLlama(out)
         #expect(reloaded.weights.tied == inMemory.weights.tied)
+        // Exact equality on the float-activation kernels. The int16 kernel rounds each activation
+        // row to int16, which turns the ulp-level noise of other suites' BLAS thread switches into
+        // visible changes (1e-4), so on it the two models agree within that rounding only.
+        let int16 = inMemory.kernelOptions.int16Dot
+        for m in [inMemory, reloaded] { m.kernelOptions.int16Dot = false }
         let (a, b) = try sameWhenUndisturbed { (try inMemory.score(windows), try reloaded.score(windows)) }
         #expect(a.map(\.logprobs) == b.map(\.logprobs))
         #expect(a.map(\.greedy) == b.map(\.greedy))
+        if int16 {
+            for m in [inMemory, reloaded] { m.kernelOptions.int16Dot = true }
+            let (c, d) = (try inMemory.score(windows), try reloaded.score(windows))
+            let gap = zip(c.flatMap(\.logprobs), d.flatMap(\.logprobs)).map { abs($0 - $1) }.max() ?? .infinity
+            #expect(gap < 2e-3, "int16 kernel: in-memory and written models differ by \(gap)")
+        }
         // And the quantization did something.
         #expect(a.map(\.logprobs) != float.map(\.logprobs))
     }
