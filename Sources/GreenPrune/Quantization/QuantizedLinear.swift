@@ -371,10 +371,13 @@ public final class QuantizedLinear: LinearLayer {
         let biasFirst = activations == .none && !accumulate && bias != nil
         if biasFirst, let b = bias { fillRows(out, with: b.pointer, n: m, c: outFeatures) }
         switch activations {
-        case .none where packFormat(rows: m) != nil:
-            forwardPacked(PackedInput(x, rows: m, columns: inFeatures, format: packFormat(rows: m)!), outputs: 0 ..< outFeatures,
-                          into: out, ldo: outFeatures, accumulate: accumulate || biasFirst)
-        case .none: forwardDequantized(x, rows: m, into: out, accumulate: accumulate || biasFirst)
+        case .none:
+            if let format = packFormat(rows: m) {
+                forwardPacked(PackedInput(x, rows: m, columns: inFeatures, format: format), outputs: 0 ..< outFeatures,
+                              into: out, ldo: outFeatures, accumulate: accumulate || biasFirst)
+            } else {
+                forwardDequantized(x, rows: m, into: out, accumulate: accumulate || biasFirst)
+            }
         case .int8 where accumulate:
             let tmp = UnsafeMutablePointer<Float>.allocate(capacity: m * outFeatures)
             defer { tmp.deallocate() }
@@ -411,10 +414,12 @@ public final class QuantizedLinear: LinearLayer {
         precondition(r.lowerBound >= 0 && r.upperBound <= outFeatures && ldo >= r.count, "QuantizedLinear: bad output band")
         guard m > 0, !r.isEmpty else { return }
         switch activations {
-        case .none where packFormat(rows: m) != nil:
-            forwardPacked(PackedInput(x, rows: m, columns: inFeatures, format: packFormat(rows: m)!), outputs: r, into: out, ldo: ldo,
-                          accumulate: false)
-        case .none: forwardDequantized(x, rows: m, outputs: r, into: out, ldo: ldo)
+        case .none:
+            if let format = packFormat(rows: m) {
+                forwardPacked(PackedInput(x, rows: m, columns: inFeatures, format: format), outputs: r, into: out, ldo: ldo, accumulate: false)
+            } else {
+                forwardDequantized(x, rows: m, outputs: r, into: out, ldo: ldo)
+            }
         case .int8: forwardInt8(x, rows: m, outputs: r, into: out, ldo: ldo)
         }
         addBias(out, rows: m, outputs: r, ldo: ldo)
