@@ -135,7 +135,7 @@ double qk_bf16_dot_speedup(void) {
 #ifdef QK_X86
     if (!qk_avx512_bf16_available()) return 0;
     // VDPBF16PS does 32 multiply-adds per instruction (16 lanes × a pair), VFMADD 16.
-    return qk_speedup_over_fma(chains_dpbf16, 32);
+    return qk_speedup_over_fma(chains_dpbf16, 32, 16, chains_fma);
 #else
     return 0;
 #endif

@@ -26,16 +26,34 @@
 __attribute__((target("avx512f"), noinline))
 static void chains_fma(int64_t n) { QK_CHAINS("vfmadd231ps", n); }
 
+// The same twelve chains in ymm registers, for AVX2 kernels.
+#define QK_TWELVE_YMM(op)                                                                          \
+    op " %%ymm0, %%ymm0, %%ymm1\n\t" op " %%ymm0, %%ymm0, %%ymm2\n\t" op " %%ymm0, %%ymm0, %%ymm3\n\t"     \
+    op " %%ymm0, %%ymm0, %%ymm4\n\t" op " %%ymm0, %%ymm0, %%ymm5\n\t" op " %%ymm0, %%ymm0, %%ymm6\n\t"     \
+    op " %%ymm0, %%ymm0, %%ymm7\n\t" op " %%ymm0, %%ymm0, %%ymm8\n\t" op " %%ymm0, %%ymm0, %%ymm9\n\t"     \
+    op " %%ymm0, %%ymm0, %%ymm10\n\t" op " %%ymm0, %%ymm0, %%ymm11\n\t" op " %%ymm0, %%ymm0, %%ymm12\n\t"
+__attribute__((target("avx2,fma"), noinline, unused))
+static void chains_fma_ymm(int64_t n) {
+    __asm__ volatile("vpxor %%ymm0, %%ymm0, %%ymm0\n\t"
+                     "1:\n\t" QK_TWELVE_YMM("vfmadd231ps") "dec %0\n\t"
+                     "jnz 1b\n\t"
+                     : "+r"(n)
+                     :
+                     : "xmm0", "xmm1", "xmm2", "xmm3", "xmm4", "xmm5", "xmm6", "xmm7", "xmm8", "xmm9", "xmm10", "xmm11",
+                       "xmm12", "cc");
+}
+
 static double seconds(void) {
     struct timespec t;
     clock_gettime(CLOCK_MONOTONIC, &t);
     return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
-// (macs / t) / (16 / t_fma) for `chains` (12 chains of one instruction doing `macs` multiply-adds,
-// n times) against VFMADD231PS zmm: the fastest of five interleaved rounds of each, since another
-// process taking the core for a moment slows a round, never speeds one up. 0 when a clock fails.
-static inline double qk_speedup_over_fma(void (*chains)(int64_t), double macs) {
+// (macs / t) / (fma_macs / t_fma) for `chains` (12 chains of one step doing `macs` multiply-adds,
+// n times) against `fma` (12 chains of VFMADD231PS doing `fma_macs`: 16 on zmm, 8 on ymm): the
+// fastest of five interleaved rounds of each, since another process taking the core for a moment slows a round, never speeds one up. 0 when a clock fails.
+static inline double qk_speedup_over_fma(void (*chains)(int64_t), double macs, double fma_macs,
+                                         void (*fma)(int64_t)) {
     const int64_t n = 20000;
     double best = 1e30, best_fma = 1e30;
     for (int round = 0; round < 5; round++) {
@@ -43,11 +61,11 @@ static inline double qk_speedup_over_fma(void (*chains)(int64_t), double macs) {
         chains(n);
         best = fmin(best, seconds() - t);
         t = seconds();
-        chains_fma(n);
+        fma(n);
         best_fma = fmin(best_fma, seconds() - t);
     }
     if (best <= 0 || best_fma <= 0) return 0;
-    return (macs / best) / (16.0 / best_fma);
+    return (macs / best) / (fma_macs / best_fma);
 }
 
 #endif

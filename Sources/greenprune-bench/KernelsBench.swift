@@ -35,8 +35,9 @@ struct KernelsBench: ParsableCommand {
                      (KernelOptions.bf16DotAvailable ? "yes" : "no") as NSString, KernelOptions.bf16DotSpeedup,
                      (KernelOptions.standard.bf16Dot ? "yes" : "no") as NSString,
                      (KernelOptions.amxAvailable ? "yes" : "no") as NSString))
-        print(String(format: "AVX-512 VNNI int16: %@ (VPDPWSSD multiply-adds per second ×%.2f of float32 FMA; on by default: %@)",
-                     (KernelOptions.int16DotAvailable ? "yes" : "no") as NSString, KernelOptions.int16DotSpeedup,
+        print(String(format: "int16 dot products: %@ on %@ (multiply-adds per second ×%.2f of float32 FMA; on by default: %@)",
+                     (KernelOptions.int16DotAvailable ? "yes" : "no") as NSString, KernelOptions.int16DotISA.description as NSString,
+                     KernelOptions.int16DotSpeedup,
                      (KernelOptions.standard.int16Dot ? "yes" : "no") as NSString))
         for s in shape.isEmpty ? Self.defaultShapes : shape {
             guard let (m, n, k) = SgemmBench.parse(s) else { continue }

@@ -47,7 +47,7 @@ struct QuantBench: ParsableCommand {
     @Option(help: "Rounds of every decoder, interleaved; speed ratios are medians over rounds.")
     var `repeat`: Int = 1
 
-    @Flag(help: "Also score each quantized decoder with its float-activation products on sgemm, next to the default path where that is another (AMX tiles, AVX-512 BF16 or VNNI int16 dot products).")
+    @Flag(help: "Also score each quantized decoder with its float-activation products on sgemm, next to the default path where that is another (AMX tiles, AVX-512 BF16 dot products, int16 dot products).")
     var sgemmToo = false
 
     @Flag(help: "Also score each quantized decoder on the AVX-512 BF16 dot-product kernel where the CPU has it and does not take it by default (no AMX, VDPBF16PS slower than FMA).")
@@ -56,7 +56,7 @@ struct QuantBench: ParsableCommand {
     @Flag(help: "score: float-activation products on sgemm, never on AMX tiles (the same as --kernel sgemm).")
     var noAmx = false
 
-    @Option(help: "score: the float-activation product path of quantized layers: auto (the default choice), sgemm, bf16-dot (AVX-512 BF16 dot products, never AMX) or int16-dot (AVX-512 VNNI int16 dot products, never AMX or bf16).")
+    @Option(help: "score: the float-activation product path of quantized layers: auto (the default choice), sgemm, bf16-dot (AVX-512 BF16 dot products, never AMX) or int16-dot (int16 dot products on AVX-512 VNNI or AVX2, never AMX or bf16).")
     var kernel: FloatKernel = .auto
 
     /// Float-activation product paths a child can be told to take.
@@ -177,9 +177,9 @@ struct QuantBench: ParsableCommand {
         print(String(format: "AVX-512 BF16 dot products: %@ (VDPBF16PS multiply-adds per second ×%.2f of float32 FMA); AMX: %@",
                      (KernelOptions.bf16DotAvailable ? (standard.bf16Dot ? "on" : "available, off by default") : "unavailable") as NSString,
                      KernelOptions.bf16DotSpeedup, (standard.amx ? "on" : "off") as NSString))
-        print(String(format: "AVX-512 VNNI int16 dot products: %@ (VPDPWSSD multiply-adds per second ×%.2f of float32 FMA)",
+        print(String(format: "int16 dot products: %@ on %@ (multiply-adds per second ×%.2f of float32 FMA)",
                      (KernelOptions.int16DotAvailable ? (standard.int16Dot ? "on" : "available, off by default") : "unavailable") as NSString,
-                     KernelOptions.int16DotSpeedup))
+                     KernelOptions.int16DotISA.description as NSString, KernelOptions.int16DotSpeedup))
         // rounds[r][i]: entry i's child result in round r.
         let rounds: [[[String: Any]?]] = try Harness.interleavedRounds(`repeat`, variants: entries.count) {
             try child(entries[$0].dir, kernel: entries[$0].kernel)

@@ -3,12 +3,12 @@ import Foundation
 import GreenPrune
 import Testing
 
-/// The AVX-512 VNNI int16 path (CQuantKernels/int16_dot.c): the packing against the codes it
-/// expands, the kernel bit for bit against its portable C twin (int32 sums are exact and the
-/// float flush order is fixed) and against float64 products of the same integers, and
-/// `QuantizedLinear` on it against the float32 dequantized path within int16 rounding. Tests
-/// that need VPDPWSSD are skipped (and say so) on CPUs without AVX-512 VNNI.
-@Suite("AVX-512 VNNI int16 dot products", .serialized)
+/// The int16 path (CQuantKernels/int16_dot.c, AVX-512 VNNI or AVX2): the packing against the
+/// codes it expands, each instruction set's kernel bit for bit against the portable C twin (int32
+/// sums are exact and the float flush order is fixed) and against float64 products of the same
+/// integers, and `QuantizedLinear` on it against the float32 dequantized path within int16
+/// rounding. Tests that need a vector kernel are skipped (and say so) on CPUs with neither.
+@Suite("int16 dot products (AVX-512 VNNI, AVX2)", .serialized)
 struct Int16DotTests {
     static var available: Bool { KernelOptions.int16DotAvailable }
 
@@ -132,7 +132,67 @@ struct Int16DotTests {
         #expect(zip(vr, pr).allSatisfy { $0.bitPattern == $1.bitPattern || ($0.isNaN && $1.isNaN) })
     }
 
-    /// The VNNI kernel equals the portable loop bit for bit (rows M = 1..40 and 300, past one
+    /// The vector instruction sets this CPU runs (AVX-512 CPUs run the AVX2 kernel too).
+    static var isas: [Int8Kernels.ISA] { [.avx2, .avx512vnni].filter { $0.rawValue <= qk_int16_dot_isa() } }
+
+    /// Each instruction set's packing and kernel against the portable ones, bit for bit, on the
+    /// same inputs: activation rows (ties, inf, zero rows, widths off 8/16), codes (8- and 4-bit,
+    /// groups of 16·i: vectors; others: the scalar pass) and products (rows off the 4- and 8-row
+    /// blocks, columns off 16/32, small and per-row groups, zero points, accumulate).
+    @Test(arguments: [(1, 1, 8, 64, 64, false), (13, 45, 4, 192, 32, true), (9, 50, 4, 90, 10, true),
+                      (16, 70, 8, 600, 600, true), (37, 130, 8, 256, 64, true), (300, 40, 4, 96, 16, true),
+                      (70, 64, 4, 1536, 128, true)])
+    func everyInstructionSetEqualsPortable(_ m: Int, _ n: Int, _ bits: Int, _ k: Int, _ group: Int, _ asym: Bool) throws {
+        guard !Self.isas.isEmpty else { print("no int16 kernel (AVX-512 VNNI or AVX2) on this CPU: skipped"); return }
+        let w = Weights(bits: bits, n: n, k: k, group: group, asymmetric: asym, seed: UInt64(3 * m + n))
+        let np = (n + 31) / 32 * 32, kp = (k + 31) / 32 * 32, mp = (m + 7) / 8 * 8, gpr = k / group
+        func packQ(_ isa: Int8Kernels.ISA) -> (b: [Int16], s: [Float]) {
+            var b = [Int16](repeating: 0x5555, count: np * kp), s = [Float](repeating: .nan, count: np * gpr)
+            for j in 0 ..< np / 16 {
+                let lo = min(n, 16 * j), rows = max(0, min(n, lo + 16) - lo)
+                let z = w.zeros.map { Array($0[min($0.count, lo * gpr)...]) }
+                let rc = w.data.withUnsafeBytes { d in w.scales.withUnsafeBufferPointer { sc in z.withUnsafeBufferPointerOrNil { zp in
+                    b.withUnsafeMutableBufferPointer { bp in s.withUnsafeMutableBufferPointer { sp in
+                        qk_int16_pack_q_isa(isa.rawValue, Int64(rows), Int64(k), Int32(bits), d.baseAddress! + lo * w.rowBytes,
+                                            Int64(w.rowBytes), sc.baseAddress! + lo * gpr, zp, Int64(gpr), Int64(group),
+                                            bp.baseAddress! + j * 16 * kp, sp.baseAddress! + j * 16 * gpr)
+                    } }
+                } } }
+                #expect(rc == 0)
+            }
+            return (b, s)
+        }
+        var x = randomMatrix(m, k, seed: UInt64(5 + m))
+        for c in 0 ..< k { x[c] = Float(c % 9) - 4 }          // ties at ±½ step
+        if m > 4 { x[3 * k + k / 2] = .nan; for c in 0 ..< k { x[2 * k + c] = 0 } }
+        func packA(_ isa: Int8Kernels.ISA) -> (a: [Int16], rs: [Float]) {
+            var a = [Int16](repeating: 0x5555, count: mp * kp), rs = [Float](repeating: 7, count: mp)
+            #expect(qk_int16_pack_a_isa(isa.rawValue, 0, Int64(mp), Int64(m), Int64(k), x, Int64(k), &a, &rs) == 0)
+            return (a, rs)
+        }
+        let (b0, s0) = packQ(.portable), (a0, r0) = packA(.portable)
+        let ldc = n + 3, c0 = (0 ..< m * ldc).map { Float($0 % 7) - 3 }
+        func gemm(_ isa: Int8Kernels.ISA) -> [Float] {
+            var c = c0
+            let rc = qk_int16_gemm_isa(isa.rawValue, Int64(m), Int64(n), Int64(k), 0, Int64(m), 0, Int64(n), Int32(bits), a0, r0, b0, s0,
+                                       Int64(gpr), Int64(group), 1, &c, Int64(ldc))
+            #expect(rc == 0)
+            return c
+        }
+        let want = gemm(.portable)
+        #expect(want.contains { !$0.isNaN && $0 != 0 })
+        for isa in Self.isas {
+            let (b, s) = packQ(isa), (a, rs) = packA(isa)
+            #expect(b == b0 && s == s0, "\(isa): packed codes differ from the portable pass")
+            #expect(a == a0 && zip(rs, r0).allSatisfy { $0.bitPattern == $1.bitPattern || ($0.isNaN && $1.isNaN) },
+                    "\(isa): packed activations differ from the portable pass")
+            let got = gemm(isa)
+            let bad = (0 ..< got.count).filter { got[$0].bitPattern != want[$0].bitPattern && !(got[$0].isNaN && want[$0].isNaN) }
+            #expect(bad.isEmpty, "\(isa): \(bad.count) products differ, first at \(bad.first.map { "c[\($0 / ldc), \($0 % ldc)]" } ?? "")")
+        }
+    }
+
+    /// The best kernel here equals the portable loop bit for bit (rows M = 1..40 and 300, past one
     /// 256-row pass; k in several chunks; widths off the 32
     /// blocks, N off the 16/32 column blocks, groups, zero points, added onto C with a row stride
     /// past N whose extra columns stay untouched) and the float64 value of the same integers
@@ -141,7 +201,7 @@ struct Int16DotTests {
                       (40, 96, 4, 384, 128, false), (9, 50, 4, 90, 10, true), (16, 70, 8, 600, 600, true),
                       (24, 130, 8, 256, 64, true), (3, 17, 4, 91, 91, true), (300, 40, 8, 96, 32, true)])
     func kernelEqualsPortable(_ m: Int, _ n: Int, _ bits: Int, _ k: Int, _ group: Int, _ asym: Bool) {
-        guard Self.available else { print("AVX-512 VNNI unavailable on this CPU: skipped"); return }
+        guard Self.available else { print("no int16 kernel (AVX-512 VNNI or AVX2) on this CPU: skipped"); return }
         let w = Weights(bits: bits, n: n, k: k, group: group, asymmetric: asym, seed: UInt64(m * 100 + n))
         let (b, s) = w.pack()
         let x = randomMatrix(m, k, seed: UInt64(7 + m)), (a, rs) = Self.packA(x, m: m, k: k)
@@ -200,7 +260,7 @@ struct Int16DotTests {
     /// product to float rounding (a wrapped lane would be off by 2³² · scale).
     @Test(arguments: [8, 4])
     func extremeValuesDoNotOverflow(_ bits: Int) {
-        guard Self.available else { print("AVX-512 VNNI unavailable on this CPU: skipped"); return }
+        guard Self.available else { print("no int16 kernel (AVX-512 VNNI or AVX2) on this CPU: skipped"); return }
         let m = 8, n = 32, k = 1024
         let w = Weights(bits: bits, n: n, k: k, group: k, asymmetric: true, extreme: true, seed: 71)
         #expect(abs(w.value(0, 0)) == (bits == 8 ? 255 : 15))
@@ -227,7 +287,7 @@ struct Int16DotTests {
     @Test(arguments: [(8, QuantGranularity.channel, true, 192, 0), (8, .channel, false, 91, 0), (8, .group, true, 192, 32),
                       (4, .group, false, 192, 32), (4, .group, true, 192, 64), (4, .group, false, 384, 128), (4, .channel, false, 90, 0)])
     func quantizedLinearMatchesSgemm(_ bits: Int, _ gran: QuantGranularity, _ sym: Bool, _ k: Int, _ groupSize: Int) throws {
-        guard Self.available else { print("AVX-512 VNNI unavailable on this CPU: skipped"); return }
+        guard Self.available else { print("no int16 kernel (AVX-512 VNNI or AVX2) on this CPU: skipped"); return }
         let n = 130
         let scheme = try QuantScheme(bits: bits, granularity: gran, groupSize: groupSize == 0 ? nil : groupSize, symmetric: sym)
         let w = randomMatrix(n, k, seed: 81)
@@ -283,7 +343,7 @@ struct Int16DotTests {
     /// on this tiny model, and by something (the kernel really ran).
     @Test(arguments: [(8, QuantGranularity.channel), (4, .group), (8, .group)])
     func decoderOnInt16DotEqualsSgemm(_ bits: Int, _ gran: QuantGranularity) throws {
-        guard Self.available else { print("AVX-512 VNNI unavailable on this CPU: skipped"); return }
+        guard Self.available else { print("no int16 kernel (AVX-512 VNNI or AVX2) on this CPU: skipped"); return }
         let root = temporaryDirectory("int16dot-decoder")
         defer { try? FileManager.default.removeItem(at: root) }
         let m = try tinyQuantizedDecoder(in: root, bits: bits, granularity: gran)
@@ -305,14 +365,16 @@ struct Int16DotTests {
         #expect(diff.max()! > 0, "int16 rounding left no trace: the int16 path did not run")
     }
 
-    /// The run-time choice: a CPU with AVX-512 VNNI reports a positive VPDPWSSD/FMA rate ratio,
-    /// one without reports 0, and the default follows the ratio (and `GREENPRUNE_INT16_DOT`).
+    /// The run-time choice: a CPU with AVX-512 VNNI or AVX2 reports a positive integer-step/FMA
+    /// rate ratio, one without reports 0, and the default follows the ratio (and
+    /// `GREENPRUNE_INT16_DOT`).
     @Test func defaultFollowsMeasuredSpeedup() {
         #expect((KernelOptions.int16DotSpeedup > 0) == Self.available)
         #expect(KernelOptions.standard.int16Dot
                 == (Self.available && KernelOptions.int16DotSpeedup >= 1.25 && GreenPruneEnvironment.process.int16Dot))
         #expect(!GreenPruneEnvironment(["GREENPRUNE_INT16_DOT": "0"]).int16Dot && GreenPruneEnvironment([:]).int16Dot)
-        print("VPDPWSSD multiply-adds per second: ×\(KernelOptions.int16DotSpeedup) of float32 FMA; int16Dot by default: \(KernelOptions.standard.int16Dot)")
+        #expect(Self.available == (KernelOptions.int16DotISA != .portable))
+        print("int16 kernel on \(KernelOptions.int16DotISA): multiply-adds per second ×\(KernelOptions.int16DotSpeedup) of float32 FMA; int16Dot by default: \(KernelOptions.standard.int16Dot)")
     }
 }
 

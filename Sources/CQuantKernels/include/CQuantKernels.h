@@ -120,25 +120,34 @@ int qk_bf16_gemm_scaled(int64_t M, int64_t N, int64_t K, int64_t m0, int64_t m1,
 /// issue VDPBF16PS at a quarter of VFMADD's rate, so it cannot.
 double qk_bf16_dot_speedup(void);
 
-// Float activations quantized per row to int16 × weight codes expanded to int16, on AVX-512 VNNI
-// (int16_dot.c, VPDPWSSD): exact int32 sums flushed to float32 with the weight scales. Layouts
-// A (Mp, Kp) int16 with a row scale each, B the VNNI blocks of qk_bf16_pack_b in int16, S the
-// block scales, as described in int16_dot.c (Mp = M rounded up to 8, Kp = K rounded up to 32,
-// Np = N rounded up to 32).
+// Float activations quantized per row to int16 × weight codes expanded to int16 (int16_dot.c):
+// exact int32 sums flushed to float32 with the weight scales, on AVX-512 VNNI (VPDPWSSD) or AVX2
+// (VPMADDWD + VPADDD), both bit-identical to the portable loop. Layouts A (Mp, Kp) int16 with a
+// row scale each, B the VNNI blocks of qk_bf16_pack_b in int16, S the block scales, as described
+// in int16_dot.c (Mp = M rounded up to 8, Kp = K rounded up to 32, Np = N rounded up to 32).
 
-/// Whether this CPU has AVX-512 VNNI (with AVX-512 BW and VL for the packing).
+/// The best int16 kernel this CPU runs (the `isa` arguments below): QK_ISA_AVX512VNNI (AVX-512
+/// F/BW/VL/VNNI), QK_ISA_AVX2 (AVX2 and FMA), or QK_ISA_PORTABLE (neither: only the plain loop).
+int qk_int16_dot_isa(void);
+
+/// Whether qk_int16_dot_isa() is nonzero.
 int qk_int16_dot_available(void);
 
 /// Rows [m0, m1) of A from x (M, K), row stride ldx: row m < M is round(x[m, k] · 32767 / max_k
 /// |x[m, k]|) (to nearest, ties to even) with row_scale[m] = max / 32767; a zero (or subnormal)
 /// row is zero with scale 0, a row holding inf or NaN is zero with scale NaN; rows past M and
-/// columns past K are zero. a holds Mp·Kp values, row_scale Mp.
+/// columns past K are zero. a holds Mp·Kp values, row_scale Mp. On qk_int16_dot_isa().
 void qk_int16_pack_a(int64_t m0, int64_t m1, int64_t M, int64_t K, const float *x, int64_t ldx, int16_t *a,
                      float *row_scale);
 
-/// The same in plain C (AVX-512 above where the CPU has it), the same values: for tests.
+/// The same in plain C, the same values: for tests.
 void qk_int16_pack_a_portable(int64_t m0, int64_t m1, int64_t M, int64_t K, const float *x, int64_t ldx, int16_t *a,
                               float *row_scale);
+
+/// qk_int16_pack_a on the given instruction set (the same values on each); -1 when this CPU
+/// cannot run it.
+int qk_int16_pack_a_isa(int isa, int64_t m0, int64_t m1, int64_t M, int64_t K, const float *x, int64_t ldx,
+                        int16_t *a, float *row_scale);
 
 /// One block of 16 weight rows (rows ≤ 16; missing rows are zero) from their codes: b (Kp·16
 /// values) gets q − z of each value (bits 4: the nibble u of eight per little-endian uint32,
@@ -149,25 +158,37 @@ void qk_int16_pack_a_portable(int64_t m0, int64_t m1, int64_t M, int64_t K, cons
 int qk_int16_pack_q(int64_t rows, int64_t K, int bits, const void *data, int64_t row_bytes, const float *scale,
                     const int8_t *zero, int64_t gpr, int64_t group, int16_t *b, float *s);
 
+/// qk_int16_pack_q on the given instruction set (the same values on each); -1 also when this CPU
+/// cannot run it.
+int qk_int16_pack_q_isa(int isa, int64_t rows, int64_t K, int bits, const void *data, int64_t row_bytes,
+                        const float *scale, const int8_t *zero, int64_t gpr, int64_t group, int16_t *b, float *s);
+
 /// C[m, n] = row_scale[m] · Σ_segments scale[n, g] · Σ_{k ∈ segment} A[m, k]·B[n, k] (plus C's old
 /// value when accumulate is nonzero) for rows [m0, m1) (m0 a multiple of 8) and columns [n0, n1)
 /// (n0 a multiple of 32), with a and row_scale from qk_int16_pack_a, b and s from qk_int16_pack_q
 /// (blocks of N rounded up to 32); C has row stride ldc. The segments split k at every group
 /// boundary and at least every 256 (bits 8) or 4096 (bits 4) values, so the int32 sums are exact;
-/// each is added to the float sum with one fused multiply-add. Returns -1 (computing nothing)
-/// without AVX-512 VNNI or when the ranges or groups are invalid.
+/// each is added to the float sum with one fused multiply-add. On qk_int16_dot_isa(); returns -1
+/// (computing nothing) when that is 0 or the ranges or groups are invalid.
 int qk_int16_gemm(int64_t M, int64_t N, int64_t K, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int bits,
                   const int16_t *a, const float *row_scale, const int16_t *b, const float *s, int64_t gpr, int64_t group,
                   int accumulate, float *c, int64_t ldc);
 
 /// The same arithmetic in plain C, in the same order (bit-identical results): the reference the
-/// tests hold the VNNI kernel to. Returns -1 when the ranges or groups are invalid.
+/// tests hold the vector kernels to. Returns -1 when the ranges or groups are invalid.
 int qk_int16_gemm_portable(int64_t M, int64_t N, int64_t K, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int bits,
                            const int16_t *a, const float *row_scale, const int16_t *b, const float *s, int64_t gpr,
                            int64_t group, int accumulate, float *c, int64_t ldc);
 
-/// Multiply-adds per second of VPDPWSSD over those of float32 VFMADD (512-bit, independent
-/// chains, as qk_bf16_dot_speedup), or 0 without AVX-512 VNNI.
+/// qk_int16_gemm on the given instruction set (bit-identical results on each); -1 also when this
+/// CPU cannot run it.
+int qk_int16_gemm_isa(int isa, int64_t M, int64_t N, int64_t K, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
+                      int bits, const int16_t *a, const float *row_scale, const int16_t *b, const float *s, int64_t gpr,
+                      int64_t group, int accumulate, float *c, int64_t ldc);
+
+/// Multiply-adds per second of qk_int16_dot_isa()'s integer step over those of float32 VFMADD at
+/// the same width (VPDPWSSD against zmm FMA; VPMADDWD + VPADDD against ymm FMA; independent
+/// chains, as qk_bf16_dot_speedup), or 0 when that is 0.
 double qk_int16_dot_speedup(void);
 
 #ifdef __cplusplus

@@ -94,7 +94,7 @@ public final class QuantizedLinear: LinearLayer {
     public static let int16DotMinRows = 8
 
     /// True when this layer's float-activation products for `m` input rows go through the
-    /// AVX-512 VNNI int16 kernel (`KernelOptions.int16Dot`): each input row quantized to int16
+    /// int16 kernel (`KernelOptions.int16Dot`: AVX-512 VNNI or AVX2): each input row quantized to int16
     /// with its own scale, the weights expanded from their codes to the exact integers q − z,
     /// int32 sums flushed to float32 with the group scales (`qk_int16_gemm`). Any group length
     /// (even, or one group per row) takes it: the codes stay exact, so 8-bit groups do too. Only

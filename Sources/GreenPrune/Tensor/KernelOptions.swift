@@ -27,11 +27,11 @@ public struct KernelOptions: Sendable, Equatable {
     /// peaks at half of sgemm's speed whatever its blocking.
     public var bf16Dot: Bool
     /// Float-activation products of quantized layers that take neither AMX tiles nor the bf16
-    /// dot-product kernel (`QuantizedLinear.usesInt16Dot`) multiply on AVX-512 VNNI int16 dot
-    /// products (activations quantized per row to int16, weight codes expanded to int16, exact
-    /// int32 sums flushed to float32 per group) where the CPU has them (`int16DotAvailable`),
-    /// rather than expanded to float32 tiles for sgemm. On by default where VPDPWSSD outruns
-    /// float32 FMA on this CPU (`int16DotPreferred`).
+    /// dot-product kernel (`QuantizedLinear.usesInt16Dot`) multiply on int16 dot products
+    /// (activations quantized per row to int16, weight codes expanded to int16, exact int32 sums
+    /// flushed to float32 per group): AVX-512 VNNI, or AVX2 where the CPU has no VNNI
+    /// (`int16DotISA`), rather than expanded to float32 tiles for sgemm. On by default
+    /// where those integer steps outrun float32 FMA on this CPU (`int16DotPreferred`).
     public var int16Dot: Bool
     /// Shortest window (new tokens T) whose attention takes the blockwise, online-softmax path
     /// (`blockwiseAttentionForward`: no score row longer than a key block) when no probabilities
@@ -84,15 +84,20 @@ public struct KernelOptions: Sendable, Equatable {
     /// packing and the bf16 rounding of the activations to pay off.
     public static let bf16DotPreferred = bf16DotAvailable && bf16DotSpeedup >= 1.25
 
-    /// Whether this CPU has AVX-512 VNNI int16 dot products (VPDPWSSD).
+    /// Whether this CPU can run the int16 kernel: AVX-512 VNNI (VPDPWSSD) or AVX2 with FMA
+    /// (VPMADDWD + VPADDD).
     public static let int16DotAvailable = qk_int16_dot_available() != 0
 
-    /// Multiply-adds per second of VPDPWSSD over float32 FMA on this CPU, timed once on first use
-    /// (`qk_int16_dot_speedup`, a few milliseconds); 0 without AVX-512 VNNI.
+    /// The instruction set the int16 kernel runs on here (`.portable`: none).
+    public static let int16DotISA = Int8Kernels.ISA(rawValue: qk_int16_dot_isa()) ?? .portable
+
+    /// Multiply-adds per second of the int16 kernel's integer step over float32 FMA of the same
+    /// width on this CPU, timed once on first use (`qk_int16_dot_speedup`, a few milliseconds); 0
+    /// without the kernel.
     public static let int16DotSpeedup = qk_int16_dot_speedup()
 
-    /// Whether `int16Dot` is on by default: the CPU has AVX-512 VNNI and VPDPWSSD does at least a
-    /// quarter more multiply-adds per second than float32 FMA, margin enough for quantizing the
-    /// activations, expanding the codes and flushing the int32 sums to pay off.
+    /// Whether `int16Dot` is on by default: the CPU runs the int16 kernel and its integer step does
+    /// at least a quarter more multiply-adds per second than float32 FMA, margin enough for
+    /// quantizing the activations, expanding the codes and flushing the int32 sums to pay off.
     public static let int16DotPreferred = int16DotAvailable && int16DotSpeedup >= 1.25
 }
