@@ -501,37 +501,40 @@ static void gemm_avx512(int64_t K, int64_t m0, int64_t m1, int64_t n0, int64_t n
     }
 }
 
-// Rows i..i+4 of A (present: A is padded to 8 rows) times the 16 columns of the block at b0
-// (scales at s0), over the whole flush segments in [k0, k1), on AVX2: VPMADDWD forms each pair's
-// two products and their sum (exact: at most 2·32767·255 in magnitude), VPADDD adds it to one of
-// 8 int32 accumulators. The float sums (4×16) live in `state` (zeroed when `first`), one FMA per
-// accumulator and segment, since the accumulators, the block's two vectors and the broadcast fill
-// the 16 ymm registers; when `last` they are multiplied by the row scales and stored in `rows`
-// rows and `cols` columns of C (added to C with `accumulate`).
-__attribute__((target("avx2,fma")))
-static void kernel_4x16(int64_t rows, int64_t cols, const int16_t *a, int64_t Kp, int64_t k0, int nseg,
-                        const int64_t *seg_end, const int64_t *seg_group, const int16_t *b0, const float *s0,
-                        float *state, int first, int last, const float *rs, int accumulate, float *c, int64_t ldc) {
-    const int64_t P = Kp / 2;
-    const int32_t *a32 = (const int32_t *)a;
+// Rows of the AVX2 kernel's register block: 6 rows × 16 columns take 12 int32 accumulators, the
+// block's two vectors and the broadcast activation pair, and leave one register for the products.
+#define QK_AVX2_ROWS 6
+
+// R rows of A (row r's pairs at ap[r]; rows past `rows` repeat a present row, computed and not
+// stored) times the 16 columns of the block at b0 (scales at s0), over the chunk's flush segments
+// (`nseg` of them from k0: ends and groups listed), on AVX2: VPMADDWD forms each pair's two
+// products and their sum (exact: at most 2·32767·255 in magnitude), VPADDD adds it to one of 2R
+// int32 accumulators. The float sums (R×16) live in `state` (zeroed when `first`), one FMA per
+// accumulator and segment, since the accumulators fill the registers; when `last` they are
+// multiplied by the row scales and stored in `rows` rows and `cols` columns of C (added to C with
+// `accumulate`).
+__attribute__((target("avx2,fma"), always_inline))
+static inline void kernel_avx2(const int R, int64_t rows, int64_t cols, const int32_t *const *ap, int64_t k0, int nseg,
+                               const int64_t *seg_end, const int64_t *seg_group, const int16_t *b0, const float *s0,
+                               float *state, int first, int last, const float *rs, int accumulate, float *c, int64_t ldc) {
     if (first)
-        for (int i = 0; i < 64; i += 8) _mm256_store_ps(state + i, _mm256_setzero_ps());
+        for (int i = 0; i < 16 * R; i += 8) _mm256_store_ps(state + i, _mm256_setzero_ps());
     int64_t e0 = k0;
     for (int q = 0; q < nseg; q++) {
         const int64_t g = seg_group[q], e1 = seg_end[q];
-        __m256i acc[4][2];
-        for (int r = 0; r < 4; r++) { acc[r][0] = _mm256_setzero_si256(); acc[r][1] = _mm256_setzero_si256(); }
+        __m256i acc[QK_AVX2_ROWS][2];
+        for (int r = 0; r < R; r++) { acc[r][0] = _mm256_setzero_si256(); acc[r][1] = _mm256_setzero_si256(); }
         for (int64_t p = e0 / 2; p < e1 / 2; p++) {
             const __m256i v0 = _mm256_loadu_si256((const __m256i *)(b0 + 32 * p));
             const __m256i v1 = _mm256_loadu_si256((const __m256i *)(b0 + 32 * p + 16));
-            for (int r = 0; r < 4; r++) {
-                const __m256i x = _mm256_set1_epi32(a32[r * P + p]);
+            for (int r = 0; r < R; r++) {
+                const __m256i x = _mm256_set1_epi32(ap[r][p]);
                 acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(x, v0));
                 acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(x, v1));
             }
         }
         const __m256 sv0 = _mm256_loadu_ps(s0 + 16 * g), sv1 = _mm256_loadu_ps(s0 + 16 * g + 8);
-        for (int r = 0; r < 4; r++) {
+        for (int r = 0; r < R; r++) {
             float *f = state + 16 * r;
             _mm256_store_ps(f, _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[r][0]), sv0, _mm256_load_ps(f)));
             _mm256_store_ps(f + 8, _mm256_fmadd_ps(_mm256_cvtepi32_ps(acc[r][1]), sv1, _mm256_load_ps(f + 8)));
@@ -556,13 +559,20 @@ static void kernel_4x16(int64_t rows, int64_t cols, const int16_t *a, int64_t Kp
     }
 }
 
-// 4-row blocks of 16 columns on AVX2, in the passes of gemm_avx512.
+__attribute__((target("avx2,fma"), noinline))
+static void kernel_avx2_block(int64_t rows, int64_t cols, const int32_t *const *ap, int64_t k0, int nseg,
+                              const int64_t *seg_end, const int64_t *seg_group, const int16_t *b0, const float *s0,
+                              float *state, int first, int last, const float *rs, int accumulate, float *c, int64_t ldc) {
+    kernel_avx2(QK_AVX2_ROWS, rows, cols, ap, k0, nseg, seg_end, seg_group, b0, s0, state, first, last, rs, accumulate, c, ldc);
+}
+
+// Blocks of QK_AVX2_ROWS rows and 16 columns on AVX2, in the passes of gemm_avx512.
 __attribute__((target("avx2,fma")))
 static void gemm_avx2(int64_t K, int64_t m0, int64_t m1, int64_t n0, int64_t n1, int bits, const int16_t *a,
                       const float *row_scale, const int16_t *b, const float *s, int64_t gpr, int64_t group,
                       int accumulate, float *c, int64_t ldc) {
-    const int64_t Kp = round_up(K, 32), L = flush_length(bits);
-    float state[QK_INT16_ROW_BLOCK / 4][4 * 16] __attribute__((aligned(32)));
+    const int64_t Kp = round_up(K, 32), L = flush_length(bits), R = QK_AVX2_ROWS;
+    float state[(QK_INT16_ROW_BLOCK + QK_AVX2_ROWS - 1) / QK_AVX2_ROWS][QK_AVX2_ROWS * 16] __attribute__((aligned(32)));
     for (int64_t i0 = m0; i0 < m1; i0 += QK_INT16_ROW_BLOCK) {
         const int64_t i1 = min64(i0 + QK_INT16_ROW_BLOCK, m1);
         for (int64_t j = n0; j < n1; j += 16) {
@@ -578,9 +588,13 @@ static void gemm_avx2(int64_t K, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
                     seg_group[nseg] = segment_group(k1, gpr, group);
                     k1 = seg_end[nseg++] = segment_end(k1, Kp, gpr, group, L);
                 }
-                for (int64_t i = i0; i < i1; i += 4)
-                    kernel_4x16(min64(i1 - i, 4), cols, a + i * Kp, Kp, k0, nseg, seg_end, seg_group, bj, sj,
-                                state[(i - i0) / 4], k0 == 0, k1 == Kp, row_scale + i, accumulate, c + i * ldc + j, ldc);
+                for (int64_t i = i0; i < i1; i += R) {
+                    const int64_t rows = min64(i1 - i, R);
+                    const int32_t *ap[QK_AVX2_ROWS];
+                    for (int64_t r = 0; r < R; r++) ap[r] = (const int32_t *)(a + (i + min64(r, rows - 1)) * Kp);
+                    kernel_avx2_block(rows, cols, ap, k0, nseg, seg_end, seg_group, bj, sj, state[(i - i0) / R], k0 == 0,
+                                      k1 == Kp, row_scale + i, accumulate, c + i * ldc + j, ldc);
+                }
                 k0 = k1;
             }
         }

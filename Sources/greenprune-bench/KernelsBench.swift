@@ -81,7 +81,7 @@ struct KernelsBench: ParsableCommand {
         if KernelOptions.int16DotAvailable, name != "bf16" {
             let dot = try make()
             dot.adopt(KernelOptions(amx: false, bf16Dot: false, int16Dot: true))
-            out.append(("\(name) avx512-int16-dot", dot))
+            out.append(("\(name) int16-dot", dot))
         }
         if KernelOptions.amxAvailable, name != "bf16" {
             let amx = try make()
