@@ -3,7 +3,7 @@
 # within one run (each decoder scored in its own child process, so peak RSS is its own).
 #   all-MiniLM-L6-v2: STS-B Spearman, embedding_drift (MSE, cosine) vs F32, size on disk
 #   SmolLM2-135M:     wikitext2_chunked perplexity, tokens/s, peak RSS vs F32 (quantized models on
-#                     this CPU's default path — AMX bf16 tiles, or the AVX-512 VNNI int16 kernel
+#                     this CPU's default path — AMX bf16 tiles, or the int16 kernel (AVX-512 VNNI or AVX2)
 #                     without AMX — and again on sgemm; on the AVX-512 BF16 dot-product kernel too
 #                     where the CPU has it without taking it by default), at the default 512-token
 #                     batches and again at 4096

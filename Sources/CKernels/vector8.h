@@ -8,8 +8,12 @@
 typedef float v8 __attribute__((vector_size(32)));
 typedef int32_t v8i __attribute__((vector_size(32)));
 
+// The middle clone is x86-64-v3 (AVX2 with FMA), not "avx2" alone: without FMA an AVX2 CPU would
+// round a·b + c twice where the AVX-512 clone and the kernels built for "avx2,fma" (attention,
+// RoPE) fuse it, so one quantity computed by two paths (a recomputed forward, a streamed head)
+// would differ in its last bits on AVX2 machines only.
 #if defined(__x86_64__) && defined(__clang__)
-#define GPK_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define GPK_CLONES __attribute__((target_clones("avx512f", "arch=x86-64-v3", "default")))
 #else
 #define GPK_CLONES
 #endif

@@ -5,7 +5,7 @@ import GreenPrune
 /// `greenprune-bench kernels [--shape MxNxK …]`: the float-activation product paths of one
 /// projection, as the model calls them (`LinearLayer.forward`, all cores), in GFLOP/s side by
 /// side: float32 sgemm; INT8 per channel, INT4 groups of 64 and bf16 weights expanded to float32
-/// tiles for sgemm; the same on the AVX-512 BF16 and (quantized) VNNI int16 dot-product kernels, and on AMX tiles, where the
+/// tiles for sgemm; the same on the AVX-512 BF16 and (quantized) int16 dot-product kernels, and on AMX tiles, where the
 /// CPU has them. The defaults are SmolLM2-135M's and all-MiniLM-L6-v2's projections at 512 tokens.
 struct KernelsBench: ParsableCommand {
     static let configuration = CommandConfiguration(

@@ -107,8 +107,11 @@ import GreenPrune
     }
 
     /// The streaming output layer (vocabulary tiles, online log-sum-exp) against a float64
-    /// log-softmax of the full last-position logits: within 2e-5 for one tile, 4096-wide tiles
-    /// and 1000-wide tiles (the last one ragged), and the argmax flag agrees.
+    /// log-softmax of the full last-position logits: within 4e-5 for one tile, 4096-wide tiles
+    /// and 1000-wide tiles (the last one ragged), and the argmax flag agrees. The logits come
+    /// from a second forward: suites running beside this one switch OpenBLAS's thread count for
+    /// the whole process (`BLAS.whileSingleThreaded`), and on AVX2 CPUs its kernels then round
+    /// some hidden-state sums differently (2.4e-5 seen), so the bound covers two forwards.
     @Test func streamingHeadMatchesDoubleLogSoftmax() throws {
         let model = try Self.shared.get()
         let (ids, _, _) = try Self.reference()
@@ -124,7 +127,7 @@ import GreenPrune
                 for tile in [model.vocabularySize, 4096, 1000] {
                     model.logitTileColumns = tile
                     let r = try model.score([ScoreRequest(tokens: prefix + [target], scoreFrom: prefix.count)])[0]
-                    #expect(abs(Double(r.logprobs[0]) - (logits[target] - lse)) < 2e-5, "tile \(tile) target \(target)")
+                    #expect(abs(Double(r.logprobs[0]) - (logits[target] - lse)) < 4e-5, "tile \(tile) target \(target)")
                     #expect(r.greedy[0] == (target == best), "tile \(tile) target \(target)")
                 }
             }

@@ -307,7 +307,6 @@ public final class LlamaGradient {
         func tape(_ b: Int) -> LlamaTape {
             if let tp = tapes[b] { return tp }
             let tp = LlamaTape(model: model, batch: b, time: t, checkpointing: true, savesInputs: false)
-            tp.checkpointedForwardRecords = true
             tapes[b] = tp
             return tp
         }

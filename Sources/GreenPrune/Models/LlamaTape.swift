@@ -46,10 +46,14 @@ public final class LlamaTape {
     let layers: [LlamaLayerTape]
     /// Set while the backward recomputes a layer: the forward then records into `layers[0]`.
     var recomputing = false
-    /// Whether a checkpointed forward also records into the shared layer tape: it then takes the
-    /// same path as the recomputation, so a recomputed layer gives its output bit for bit and the
-    /// gradients equal those of a forward that keeps every activation.
-    var checkpointedForwardRecords = false
+    /// Whether a checkpointed forward also records into the shared layer tape (no memory beyond
+    /// that tape): it then takes the same path as the recomputation, so a recomputed layer gives
+    /// its output bit for bit and the gradients equal those of a forward that keeps every
+    /// activation. A forward that records nothing takes the inference paths (grouped-query
+    /// attention, no probabilities kept), whose sgemm shapes differ: OpenBLAS's AVX2 kernels
+    /// then round some sums differently, so the recomputed layer would not be the one whose loss
+    /// was taken.
+    var checkpointedForwardRecords = true
     /// (N, C) the residual stream a recomputed layer runs on (checkpointing only).
     let rerun: GradBuffer
     /// Rotary tables (T, D/2) for positions 0..<T.
