@@ -273,28 +273,6 @@ static void pack_q_avx512(int64_t rows, int64_t K, int bits, const uint8_t *data
 #endif
 
 #ifdef QK_X86
-// dst[16·p + c] = lane p of r[c] for p, c < 8: the 8×8 transpose of 32-bit values (int16 pairs)
-// in three steps, 32-bit and 64-bit interleaves inside 128-bit lanes, then 128-bit lane swaps.
-__attribute__((target("avx2")))
-static inline void transpose8_store(const __m256i r[8], uint32_t *dst) {
-    __m256i t[8], u[8];
-    for (int k = 0; k < 4; k++) {
-        t[2 * k] = _mm256_unpacklo_epi32(r[2 * k], r[2 * k + 1]);
-        t[2 * k + 1] = _mm256_unpackhi_epi32(r[2 * k], r[2 * k + 1]);
-    }
-    for (int h = 0; h < 2; h++) {
-        // u[4h + c], lane L: rows 4h..4h+3 of column 4L + c.
-        u[4 * h] = _mm256_unpacklo_epi64(t[4 * h], t[4 * h + 2]);
-        u[4 * h + 1] = _mm256_unpackhi_epi64(t[4 * h], t[4 * h + 2]);
-        u[4 * h + 2] = _mm256_unpacklo_epi64(t[4 * h + 1], t[4 * h + 3]);
-        u[4 * h + 3] = _mm256_unpackhi_epi64(t[4 * h + 1], t[4 * h + 3]);
-    }
-    for (int c = 0; c < 4; c++) {
-        _mm256_storeu_si256((__m256i *)(dst + 16 * c), _mm256_permute2x128_si256(u[c], u[4 + c], 0x20));
-        _mm256_storeu_si256((__m256i *)(dst + 16 * (c + 4)), _mm256_permute2x128_si256(u[c], u[4 + c], 0x31));
-    }
-}
-
 // pack_q_avx512 on AVX2: each row's 32 values as two ymm of 8 pairs, then four 8×8 transposes
 // (rows 0–7 and 8–15, pairs 0–7 and 8–15) into the block.
 __attribute__((target("avx2")))
