@@ -212,7 +212,7 @@ import GreenPrune
 
     /// A model whose layers have different head counts and MLP widths (what pruning makes)
     /// loads from the tensors' shapes and runs; its scores equal a dense model in which the
-    /// removed heads/channels are zeroed (their contribution is exactly zero).
+    /// removed heads/channels are zeroed (their contribution is exactly zero), to float32 rounding.
     @Test func perLayerDimsFromShapes() throws {
         let model = try Self.shared.get()
         let (ids, _, _) = try Self.reference()
@@ -254,7 +254,10 @@ import GreenPrune
         #expect(c == 576)
         let a = try LlamaModel(config: model.config, weights: pruned).score([ScoreRequest(tokens: ids[2], scoreFrom: 1)])[0]
         let b = try LlamaModel(config: model.config, weights: zeroed).score([ScoreRequest(tokens: ids[2], scoreFrom: 1)])[0]
-        #expect(ModelsFixtures.maxAbsDiff(a.logprobs, b.logprobs) < 1e-4)
+        // The same function through other product shapes (6 heads and 1000 channels against 9 and
+        // 1536 with zeros): float32 rounding only, which on AVX2 OpenBLAS kernels, with other
+        // suites switching its thread count, reached 1.07e-4 over SmolLM2's 30 layers.
+        #expect(ModelsFixtures.maxAbsDiff(a.logprobs, b.logprobs) < 3e-4)
         // And pruning changed something (the test would be vacuous otherwise).
         let full = try model.score([ScoreRequest(tokens: ids[2], scoreFrom: 1)])[0]
         #expect(ModelsFixtures.maxAbsDiff(a.logprobs, full.logprobs) > 1e-3)
