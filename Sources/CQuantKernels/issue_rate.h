@@ -51,12 +51,16 @@ static double seconds(void) {
 
 // (macs / t) / (fma_macs / t_fma) for `chains` (12 chains of one step doing `macs` multiply-adds,
 // n times) against `fma` (12 chains of VFMADD231PS doing `fma_macs`: 16 on zmm, 8 on ymm): the
-// fastest of five interleaved rounds of each, since another process taking the core for a moment slows a round, never speeds one up. 0 when a clock fails.
+// fastest of 40 interleaved rounds of each (a few milliseconds in all), since another process
+// taking the core, or a busy sibling hyperthread on the host, slows a round and never speeds one
+// up. The window has to be long: with five rounds, a job running beside the probe made some
+// processes read a ratio near the callers' threshold, so the kernel changed from run to run.
+// 0 when a clock fails.
 static inline double qk_speedup_over_fma(void (*chains)(int64_t), double macs, double fma_macs,
                                          void (*fma)(int64_t)) {
     const int64_t n = 20000;
     double best = 1e30, best_fma = 1e30;
-    for (int round = 0; round < 5; round++) {
+    for (int round = 0; round < 40; round++) {
         double t = seconds();
         chains(n);
         best = fmin(best, seconds() - t);

@@ -115,7 +115,7 @@ int qk_bf16_gemm_scaled(int64_t M, int64_t N, int64_t K, int64_t m0, int64_t m1,
                         const float *col_scale, int accumulate, float *c, int64_t ldc);
 
 /// Multiply-adds per second of VDPBF16PS over those of float32 VFMADD (512-bit, independent
-/// chains, the fastest of five short timed rounds: a few milliseconds), or 0 without AVX-512 BF16.
+/// chains, the fastest of 40 short timed rounds: a few milliseconds), or 0 without AVX-512 BF16.
 /// Above 1 the bf16 dot-product kernel can outrun float32 sgemm; some CPUs with AVX-512 BF16
 /// issue VDPBF16PS at a quarter of VFMADD's rate, so it cannot.
 double qk_bf16_dot_speedup(void);
