@@ -47,6 +47,19 @@
 static inline int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
 static inline int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
 
+#ifdef QK_X86
+// Asks for the `rows` rows of `bytes` bytes at c (row stride ldc floats) a chunk before the
+// kernel adds its results to them: with `accumulate`, C (the residual stream) is long out of
+// cache, and loading it only at the store stalled the end of every block.
+static inline void prefetch_rows(const float *c, int64_t ldc, int64_t rows, int64_t bytes) {
+    for (int64_t r = 0; r < rows; r++) {
+        const char *row = (const char *)(c + r * ldc);
+        for (int64_t o = 0; o < bytes; o += 64) _mm_prefetch(row + o, _MM_HINT_T0);
+        _mm_prefetch(row + bytes - 1, _MM_HINT_T0); // the row may straddle one more line
+    }
+}
+#endif
+
 static int has_vnni(void) {
 #ifdef QK_X86
     static int state = -1;
@@ -401,6 +414,7 @@ static void kernel_8x32(int64_t rows, int64_t cols, const int16_t *a, int64_t Kp
     const int16_t *b1 = b0 + 16 * Kp;
     const float *s1 = s0 + 16 * gpr;
     const int32_t *a32 = (const int32_t *)a;
+    if (last && accumulate) prefetch_rows(c, ldc, rows, 128);
     __m512 f[8][2];
     for (int r = 0; r < 8; r++) {
         f[r][0] = first ? _mm512_setzero_ps() : _mm512_load_ps(state + 32 * r);
@@ -497,6 +511,7 @@ static inline void kernel_avx2(const int R, int64_t rows, int64_t cols, const in
                                float *state, int first, int last, const float *rs, int accumulate, float *c, int64_t ldc) {
     if (first)
         for (int i = 0; i < 16 * R; i += 8) _mm256_store_ps(state + i, _mm256_setzero_ps());
+    if (last && accumulate) prefetch_rows(c, ldc, rows, 64);
     int64_t e0 = k0;
     for (int q = 0; q < nseg; q++) {
         const int64_t g = seg_group[q], e1 = seg_end[q];
