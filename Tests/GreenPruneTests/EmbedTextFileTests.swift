@@ -27,6 +27,29 @@ extension HostileModelInputTests {
         }
     }
 
+    /// Each `--json` line is valid JSON holding the text as given (quotes, backslashes, slashes,
+    /// tabs, non-ASCII), the tokenizer's ids, and the embedding the library computes, every
+    /// float exactly.
+    @Test func embedJSONLinesHoldTheTextIdsAndExactVectors() throws {
+        let model = TFCheckpointTests.safetensorsDirectory
+        let texts = ["She said \"hi\" \\ left/right", "tab\there, naïve café 東京 🙂", "plain"]
+        let r = try cli(["embed", model.path, "--json"] + texts.flatMap { ["--text", $0] })
+        #expect(r.status == 0, "\(r.stderr)")
+        let bundle = try ModelLoader.load(model)
+        let ids = try texts.map { try bundle.requireTokenizer().encode($0, addSpecialTokens: true) }
+        let vectors = try bundle.bert().embed(ids: ids, normalize: true)
+        let lines = r.stdout.split(separator: "\n")
+        #expect(lines.count == texts.count)
+        for (i, line) in lines.enumerated() where i < texts.count {
+            let obj = try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+            #expect(Set(obj.keys) == ["dimension", "embedding", "ids", "text"])
+            #expect(obj["text"] as? String == texts[i])
+            #expect((obj["ids"] as? [Any])?.compactMap { ($0 as? NSNumber)?.intValue } == ids[i])
+            #expect((obj["dimension"] as? NSNumber)?.intValue == vectors[i].count)
+            #expect(ModelsFixtures.floatList(obj["embedding"]) == vectors[i])
+        }
+    }
+
     @Test func embedTextFileWithAnEmptyLineFails() throws {
         let file = root.appendingPathComponent("gap.txt")
         try Data("first\n\nthird\n".utf8).write(to: file)
