@@ -47,9 +47,11 @@ struct Embed: ParsableCommand {
         FileHandle.standardError.write(Data(String(format: "embed: %ld texts, %ld tokens in %.4f s (CPU %.4f s)\n",
                                                    texts.count, ids.reduce(0) { $0 + $1.count }, seconds,
                                                    Self.cpuSeconds() - cpuStart).utf8))
+        let quoter = JSONEncoder()
+        quoter.outputFormatting = [.withoutEscapingSlashes]
         for (i, t) in texts.enumerated() {
             if json {
-                print(try Self.jsonLine(text: t, ids: ids[i], embedding: vectors[i]))
+                print(try Self.jsonLine(text: t, ids: ids[i], embedding: vectors[i], quoter: quoter, model: model))
             } else {
                 print("text \(i + 1): \(t)")
                 print("  \(ids[i].count) tokens, \(vectors[i].count) dimensions:")
@@ -59,14 +61,12 @@ struct Embed: ParsableCommand {
     }
 
     /// One `--json` line: {"dimension", "embedding", "ids", "text"} in that (sorted) order, each
-    /// value as the double nearest the float (the shortest digits that read back as it). Written
-    /// directly: JSONSerialization's boxing and casts of 384–768 numbers per text took longer
-    /// than the quantized encoders' products on short sentences.
-    static func jsonLine(text: String, ids: [Int], embedding: [Float]) throws -> String {
-        guard embedding.allSatisfy(\.isFinite) else { throw ValidationError("the embedding of '\(text.prefix(40))' is not finite") }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.withoutEscapingSlashes]
-        let quoted = try encoder.encode(text)
+    /// value as the double nearest the float (the shortest digits that read back as it), the
+    /// text quoted by `quoter`. Written directly: JSONSerialization's boxing and casts of 384–768
+    /// numbers per text took longer than the quantized encoders' products on short sentences.
+    static func jsonLine(text: String, ids: [Int], embedding: [Float], quoter: JSONEncoder, model: String) throws -> String {
+        guard embedding.allSatisfy(\.isFinite) else { throw InputError(model, "the embedding of '\(text.prefix(40))' is not finite") }
+        let quoted = try quoter.encode(text)
         var line = "{\"dimension\":\(embedding.count),\"embedding\":["
         line.reserveCapacity(embedding.count * 22 + ids.count * 6 + quoted.count + 48)
         for (j, v) in embedding.enumerated() {
@@ -96,4 +96,3 @@ struct Embed: ParsableCommand {
         return lines.map(String.init)
     }
 }
-

@@ -6,10 +6,10 @@ import Testing
 /// its written directory loads as, so evaluating it without writing gives the same numbers.
 @Suite("Quantized model in memory")
 struct QuantizedModelTests {
-    /// SmolLM2's log-likelihoods on a few windows from the model quantized in memory equal, bit
-    /// for bit, those of the directory written from it and loaded back: INT8 per channel with a
-    /// quantized copy of the tied head (the config untied), and INT4 groups of 64 with zero points
-    /// and the quantized token table (read row by row, and the tied head).
+    /// SmolLM2 quantized in memory holds, bit for bit, the weights of the directory written from
+    /// it and loaded back, and scores a few windows as it does (within float32 rounding): INT8
+    /// per channel with a quantized copy of the tied head (the config untied), and INT4 groups of
+    /// 64 with zero points and the quantized token table (read row by row, and the tied head).
     @Test(arguments: [(8, QuantGranularity.channel, true, false, true), (4, .group, false, true, false)])
     func smolLM2InMemoryEqualsWritten(_ bits: Int, _ gran: QuantGranularity, _ sym: Bool, _ embeddings: Bool, _ head: Bool) throws {
         let src = try ModelsFixtures.model(Paths.defaultDecoder)
@@ -116,7 +116,7 @@ struct QuantizedModelTests {
         func bits(_ s: FloatStorage) -> [UInt32] { UnsafeBufferPointer(start: s.pointer, count: s.count).map(\.bitPattern) }
         func tokenRows(_ w: LlamaWeights) -> [UInt32] {
             let v = w.lmHead.outFeatures, c = w.lmHead.inFeatures
-            let ids = (0 ..< Int32(v)).map { $0 }
+            let ids = Array(0 ..< Int32(v))
             var out = [Float](repeating: 0, count: v * c)
             if let e = w.embeddingRows {
                 ids.withUnsafeBufferPointer { i in out.withUnsafeMutableBufferPointer { e.gather(i.baseAddress!, count: v, into: $0.baseAddress!) } }
