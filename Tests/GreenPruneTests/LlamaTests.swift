@@ -135,9 +135,11 @@ import GreenPrune
     }
 
     /// Many scored rows in one pass with narrowed tiles (the logits budget spread over more
-    /// rows) give the log-probabilities of the default layout within 3e-5 (other tile widths
+    /// rows) give the log-probabilities of the default layout within 6e-5 (other tile widths
     /// round the float32 logits and the running exp-sums differently: a few tens of float32
-    /// steps at log-probabilities near −10), and the same greedy flags: every position of three
+    /// steps at log-probabilities near −10; the two are separate forwards, which other suites'
+    /// OpenBLAS thread switches move by an ulp on AVX2: 3.05e-5 seen under the parallel run),
+    /// and the same greedy flags: every position of three
     /// reference sentences, with passes of 8 rows (tiles of 250) and passes that end mid-sequence.
     @Test func headPassesOfManyRowsMatchDefaultLayout() throws {
         let model = try Self.shared.get()
@@ -153,7 +155,7 @@ import GreenPrune
             let got = try model.score(requests)
             for (g, e) in zip(got, expected) {
                 #expect(g.logprobs.count == e.logprobs.count)
-                for (a, b) in zip(g.logprobs, e.logprobs) { #expect(abs(a - b) < 3e-5, "chunk \(chunk) tile \(tile) pass \(pass)") }
+                for (a, b) in zip(g.logprobs, e.logprobs) { #expect(abs(a - b) < 6e-5, "chunk \(chunk) tile \(tile) pass \(pass)") }
                 #expect(g.greedy == e.greedy, "chunk \(chunk) tile \(tile) pass \(pass)")
             }
         }
