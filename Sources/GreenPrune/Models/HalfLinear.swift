@@ -176,7 +176,7 @@ public final class HalfLinear: LinearLayer {
         addBias(out, rows: p.rows, outputs: r, ldo: ldo)
     }
 
-    private static let threads = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    private static var threads: Int { activeCores }
 
     /// Tile by tile over the band (at most `options.tileElements` weights, whole 32-row blocks):
     /// the tile's bf16 rows packed into VNNI blocks (threads split the blocks), then multiplied

@@ -26,7 +26,7 @@ extension LlamaModel {
 
     /// Threads a row-band section runs on: the cores, at most OpenBLAS's thread setting (one
     /// thread there means one here).
-    var rowBandWorkers: Int { min(ProcessInfo.processInfo.activeProcessorCount, BLAS.threads) }
+    var rowBandWorkers: Int { min(activeCores, BLAS.threads) }
 
     /// `runLayers` without a tape, in row bands (the caller checked `rowBandsApply`). Buffers as
     /// `runLayers` reserved them: x (N, C), xn (N, C), q/att (N, maxQ), k, v (N, maxKV), the rotary

@@ -405,7 +405,7 @@ public final class QuantizedLinear: LinearLayer {
         }
     }
 
-    private static let threads = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    private static var threads: Int { activeCores }
 
     /// out (M, r.count), stride `ldo` = x · W[r, :]ᵀ + b[r]: only the band's weight rows are
     /// dequantized (float activations) or multiplied (int8 activations).
@@ -581,10 +581,13 @@ public final class QuantizedLinear: LinearLayer {
     }
 
     /// The int16 path over the output rows `band`, written with row stride `ldo`: x packed to int16
-    /// rows once, then tile by tile (at most `options.tileElements` weights) the band's rows
-    /// expanded 16 at a time from their codes to int16 VNNI blocks with their scales (threads
-    /// split the blocks), multiplied by `qk_int16_gemm`: threads split the input rows as the bf16
-    /// kernel does when there are enough of them, else the tile's columns.
+    /// rows once, then tile by tile (at most `options.tileElements` weights) the threads split the
+    /// tile's columns in groups of 32; each expands its own columns' rows from their codes to
+    /// int16 VNNI blocks with their scales (16 rows at a time) and multiplies them by every input
+    /// row with `qk_int16_gemm`. One parallel section per tile, no hand-over between expanding and
+    /// multiplying, and each thread's expanded blocks are still in its own cache when it reads
+    /// them. The sums do not depend on the split (each output is one thread's), so every split
+    /// gives the same bits.
     private func forwardInt16(_ packed: PackedInput, outputs band: Range<Int>,
                               into out: UnsafeMutablePointer<Float>, ldo: Int, accumulate: Bool) {
         let n = inFeatures, m = packed.rows, kp = (n + 31) / 32 * 32, gpr = groupsPerRow
@@ -595,27 +598,24 @@ public final class QuantizedLinear: LinearLayer {
         let buf = QuantWorkspace.current.buffer(.weightTile, bytes: codeBytes + tile * gpr * 4)
         let b = buf.bindMemory(to: Int16.self, capacity: tile * kp)
         let s = (buf + codeBytes).bindMemory(to: Float.self, capacity: tile * gpr)
-        let byRows = m >= 64 * Self.threads
         var r0 = band.lowerBound
         while r0 < band.upperBound {
             let r1 = Swift.min(band.upperBound, r0 + tile), t = r1 - r0
-            parallelFor((t + 31) / 32 * 2, grain: 4) { range in
-                for j in range {
+            let groups = (t + 31) / 32
+            // Every thread when there are rows enough (64 each); with few rows (decoding) the work is
+            // mostly expanding codes, worth a thread per 64 columns.
+            let parts = Swift.min(Self.threads, groups, m >= 64 * Self.threads ? groups : Swift.max(1, t / 64))
+            let c = out + (r0 - band.lowerBound)
+            DispatchQueue.concurrentPerform(iterations: parts) { p in
+                // Column groups g0 ..< g1: blocks 2·g0 ..< 2·g1 (a block past the tile's last row is
+                // zero, as the kernel reads whole pairs of blocks).
+                let g0 = groups * p / parts, g1 = groups * (p + 1) / parts
+                for j in (2 * g0) ..< (2 * g1) {
                     let lo = r0 + 16 * j, hi = Swift.max(lo, Swift.min(r1, lo + 16))
                     self.packInt16(rows: lo ..< hi, into: b + j * 16 * kp, scales: s + j * 16 * gpr)
                 }
-            }
-            let c = out + (r0 - band.lowerBound)
-            let parts = byRows ? Self.threads : Swift.min(Self.threads, Swift.max(1, t / 64))
-            DispatchQueue.concurrentPerform(iterations: parts) { p in
-                var a0 = 0, a1 = m, c0 = 0, c1 = t
-                if byRows {
-                    a0 = (m * p / parts) / 8 * 8; a1 = p == parts - 1 ? m : (m * (p + 1) / parts) / 8 * 8
-                } else {
-                    c0 = (t * p / parts) / 32 * 32; c1 = p == parts - 1 ? t : (t * (p + 1) / parts) / 32 * 32
-                }
-                let rc = qk_int16_gemm(Int64(m), Int64(t), Int64(n), Int64(a0), Int64(a1), Int64(c0), Int64(c1), Int32(bits), a, rs,
-                                       b, s, Int64(gpr), Int64(groupLength), accumulate ? 1 : 0, c, Int64(ldo))
+                let rc = qk_int16_gemm(Int64(m), Int64(t), Int64(n), 0, Int64(m), Int64(32 * g0), Int64(Swift.min(t, 32 * g1)),
+                                       Int32(bits), a, rs, b, s, Int64(gpr), Int64(groupLength), accumulate ? 1 : 0, c, Int64(ldo))
                 precondition(rc == 0, "QuantizedLinear: the int16 kernel refused a layout usesInt16Dot accepted")
             }
             r0 = r1

@@ -88,7 +88,7 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, probs: UnsafeMu
         }
     }
 
-    let workers = ProcessInfo.processInfo.activeProcessorCount
+    let workers = activeCores
     if probs == nil && t >= options.blockwiseFromTime {
         blockwiseAttentionForward(out, q: q, k: k, v: v, lengths: lengths, b: b, t: t, past: past, s: s,
                                   heads: heads, kvHeads: kvHeads, d: d, qStride: qStride, kvStride: kvStride,

@@ -10,7 +10,7 @@ enum ExpandedTiles {
     /// called from several threads at once on disjoint row ranges.
     typealias Expand = (Range<Int>, UnsafeMutablePointer<Float>) -> Void
 
-    private static let threads = max(1, ProcessInfo.processInfo.activeProcessorCount)
+    private static var threads: Int { activeCores }
 
     /// Rows of one tile for width `n` under `tileElements` weights, at least one, at most `rows`.
     static func tileRows(_ tileElements: Int, width n: Int, rows: Int) -> Int {
