@@ -369,13 +369,13 @@ public final class QuantizedLinear: LinearLayer {
         // Float activations start from the bias and add the product to it (sgemm's beta = 1, the
         // AMX epilogue's add): one pass less over `out` than adding the bias afterwards.
         let biasFirst = activations == .none && !accumulate && bias != nil
-        if biasFirst, let b = bias { fillRows(out, with: b.pointer, n: m, c: outFeatures) }
         switch activations {
         case .none:
             if let format = packFormat(rows: m) {
                 forwardPacked(PackedInput(x, rows: m, columns: inFeatures, format: format), outputs: 0 ..< outFeatures,
-                              into: out, ldo: outFeatures, accumulate: accumulate || biasFirst)
+                              into: out, ldo: outFeatures, accumulate: accumulate, bias: biasFirst ? bias?.pointer : nil)
             } else {
+                if biasFirst, let b = bias { fillRows(out, with: b.pointer, n: m, c: outFeatures) }
                 forwardDequantized(x, rows: m, into: out, accumulate: accumulate || biasFirst)
             }
         case .int8 where accumulate:
@@ -416,10 +416,11 @@ public final class QuantizedLinear: LinearLayer {
         switch activations {
         case .none:
             if let format = packFormat(rows: m) {
-                forwardPacked(PackedInput(x, rows: m, columns: inFeatures, format: format), outputs: r, into: out, ldo: ldo, accumulate: false)
-            } else {
-                forwardDequantized(x, rows: m, outputs: r, into: out, ldo: ldo)
+                forwardPacked(PackedInput(x, rows: m, columns: inFeatures, format: format), outputs: r, into: out, ldo: ldo,
+                              accumulate: false, bias: bias?.pointer)
+                return
             }
+            forwardDequantized(x, rows: m, outputs: r, into: out, ldo: ldo)
         case .int8: forwardInt8(x, rows: m, outputs: r, into: out, ldo: ldo)
         }
         addBias(out, rows: m, outputs: r, ldo: ldo)
@@ -508,8 +509,7 @@ public final class QuantizedLinear: LinearLayer {
         precondition(p.columns == inFeatures && r.lowerBound >= 0 && r.upperBound <= outFeatures && ldo >= r.count,
                      "QuantizedLinear: bad packed input or output band")
         guard p.rows > 0, !r.isEmpty else { return }
-        forwardPacked(p, outputs: r, into: out, ldo: ldo, accumulate: false)
-        addBias(out, rows: p.rows, outputs: r, ldo: ldo)
+        forwardPacked(p, outputs: r, into: out, ldo: ldo, accumulate: false, bias: bias?.pointer)
     }
 
     /// The bf16 paths over the output rows `band`, written with row stride `ldo`: x packed to
@@ -518,10 +518,20 @@ public final class QuantizedLinear: LinearLayer {
     /// on AMX tiles (threads split the columns) or by the AVX-512 BF16 dot-product kernel
     /// (threads split the input rows, so each reads the whole tile once from the shared cache).
     /// Rows with one scale are expanded as exact codes q − z and scaled after the product;
-    /// grouped rows are expanded with their scales.
+    /// grouped rows are expanded with their scales. With `bias` (the layer's, indexed by output
+    /// row; not with `accumulate`) each output starts from its bias and the product is added to it.
     private func forwardPacked(_ packed: PackedInput, outputs band: Range<Int>,
-                               into out: UnsafeMutablePointer<Float>, ldo: Int, accumulate: Bool) {
-        if packed.format == .int16 { forwardInt16(packed, outputs: band, into: out, ldo: ldo, accumulate: accumulate); return }
+                               into out: UnsafeMutablePointer<Float>, ldo: Int, accumulate: Bool, bias: UnsafePointer<Float>? = nil) {
+        precondition(bias == nil || !accumulate, "QuantizedLinear: a bias start and an accumulating product")
+        if packed.format == .int16 { forwardInt16(packed, outputs: band, into: out, ldo: ldo, accumulate: accumulate, bias: bias); return }
+        var accumulate = accumulate
+        if let bias {
+            let m = packed.rows
+            parallelFor(m, grain: 64) { rows in
+                for i in rows { (out + i * ldo).update(from: bias + band.lowerBound, count: band.count) }
+            }
+            accumulate = true
+        }
         let n = inFeatures, m = packed.rows, kp = (n + 31) / 32 * 32, a = packed.bf16
         let exact = groupsPerRow == 1, amx = usesAMX(rows: m)
         let tile = Swift.max(32, Swift.min((band.count + 31) / 32 * 32, options.tileElements / n / 32 * 32))
@@ -587,9 +597,10 @@ public final class QuantizedLinear: LinearLayer {
     /// row with `qk_int16_gemm`. One parallel section per tile, no hand-over between expanding and
     /// multiplying, and each thread's expanded blocks are still in its own cache when it reads
     /// them. The sums do not depend on the split (each output is one thread's), so every split
-    /// gives the same bits.
+    /// gives the same bits. With `bias`, each thread first fills its own columns with their
+    /// biases and adds the product to them.
     private func forwardInt16(_ packed: PackedInput, outputs band: Range<Int>,
-                              into out: UnsafeMutablePointer<Float>, ldo: Int, accumulate: Bool) {
+                              into out: UnsafeMutablePointer<Float>, ldo: Int, accumulate: Bool, bias: UnsafePointer<Float>?) {
         let n = inFeatures, m = packed.rows, kp = (n + 31) / 32 * 32, gpr = groupsPerRow
         let a = UnsafePointer(packed.a.assumingMemoryBound(to: Int16.self)), rs = UnsafePointer(packed.rowScale!)
         let tile = Swift.max(32, Swift.min((band.count + 31) / 32 * 32, options.tileElements / n / 32 * 32))
@@ -614,8 +625,12 @@ public final class QuantizedLinear: LinearLayer {
                     let lo = r0 + 16 * j, hi = Swift.max(lo, Swift.min(r1, lo + 16))
                     self.packInt16(rows: lo ..< hi, into: b + j * 16 * kp, scales: s + j * 16 * gpr)
                 }
-                let rc = qk_int16_gemm(Int64(m), Int64(t), Int64(n), 0, Int64(m), Int64(32 * g0), Int64(Swift.min(t, 32 * g1)),
-                                       Int32(bits), a, rs, b, s, Int64(gpr), Int64(groupLength), accumulate ? 1 : 0, c, Int64(ldo))
+                let c0 = 32 * g0, c1 = Swift.min(t, 32 * g1)
+                if let bias {
+                    for i in 0 ..< m { (c + i * ldo + c0).update(from: bias + r0 + c0, count: c1 - c0) }
+                }
+                let rc = qk_int16_gemm(Int64(m), Int64(t), Int64(n), 0, Int64(m), Int64(c0), Int64(c1), Int32(bits), a, rs, b, s,
+                                       Int64(gpr), Int64(groupLength), accumulate || bias != nil ? 1 : 0, c, Int64(ldo))
                 precondition(rc == 0, "QuantizedLinear: the int16 kernel refused a layout usesInt16Dot accepted")
             }
             r0 = r1
