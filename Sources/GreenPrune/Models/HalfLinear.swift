@@ -176,8 +176,6 @@ public final class HalfLinear: LinearLayer {
         addBias(out, rows: p.rows, outputs: r, ldo: ldo)
     }
 
-    private static var threads: Int { activeCores }
-
     /// Tile by tile over the band (at most `options.tileElements` weights, whole 32-row blocks):
     /// the tile's bf16 rows packed into VNNI blocks (threads split the blocks), then multiplied
     /// with the packed input (threads split the rows of the input).
@@ -194,7 +192,7 @@ public final class HalfLinear: LinearLayer {
                 qk_bf16_pack_b(Int64(js.lowerBound), Int64(js.upperBound), Int64(t), Int64(n), self.halves + r0 * n, Int64(n), b)
             }
             let c = out + (r0 - band.lowerBound)
-            let parts = Swift.min(Self.threads, Swift.max(1, m / 64))
+            let parts = Swift.min(activeCores, Swift.max(1, m / 64))
             DispatchQueue.concurrentPerform(iterations: parts) { q in
                 let a0 = (m * q / parts) / 8 * 8, a1 = q == parts - 1 ? m : (m * (q + 1) / parts) / 8 * 8
                 _ = qk_bf16_gemm(Int64(m), Int64(t), Int64(n), Int64(a0), Int64(a1), p.bf16, b, accumulate ? 1 : 0, c, Int64(ldo))

@@ -405,8 +405,6 @@ public final class QuantizedLinear: LinearLayer {
         }
     }
 
-    private static var threads: Int { activeCores }
-
     /// out (M, r.count), stride `ldo` = x · W[r, :]ᵀ + b[r]: only the band's weight rows are
     /// dequantized (float activations) or multiplied (int8 activations).
     public func forward(_ x: UnsafePointer<Float>, rows m: Int, outputs r: Range<Int>,
@@ -526,10 +524,7 @@ public final class QuantizedLinear: LinearLayer {
         if packed.format == .int16 { forwardInt16(packed, outputs: band, into: out, ldo: ldo, accumulate: accumulate, bias: bias); return }
         var accumulate = accumulate
         if let bias {
-            let m = packed.rows
-            parallelFor(m, grain: 64) { rows in
-                for i in rows { (out + i * ldo).update(from: bias + band.lowerBound, count: band.count) }
-            }
+            fillRows(out, with: bias + band.lowerBound, n: packed.rows, c: band.count, ld: ldo)
             accumulate = true
         }
         let n = inFeatures, m = packed.rows, kp = (n + 31) / 32 * 32, a = packed.bf16
@@ -556,13 +551,13 @@ public final class QuantizedLinear: LinearLayer {
                 let colScale: UnsafePointer<Float>? = exact ? scales(from: r0, count: t, tmp: tmp.baseAddress!) : nil
                 let c = out + (r0 - band.lowerBound)
                 if amx {
-                    let parts = Swift.min(Self.threads, Swift.max(1, t / 64))
+                    let parts = Swift.min(activeCores, Swift.max(1, t / 64))
                     DispatchQueue.concurrentPerform(iterations: parts) { p in
                         let c0 = (t * p / parts) / 32 * 32, c1 = p == parts - 1 ? t : (t * (p + 1) / parts) / 32 * 32
                         _ = qk_amx_bf16_gemm(Int64(m), Int64(t), Int64(n), Int64(c0), Int64(c1), a, b, colScale, accumulate ? 1 : 0, c, Int64(ldo))
                     }
                 } else {
-                    let parts = Swift.min(Self.threads, Swift.max(1, m / 64))
+                    let parts = Swift.min(activeCores, Swift.max(1, m / 64))
                     DispatchQueue.concurrentPerform(iterations: parts) { p in
                         let a0 = (m * p / parts) / 8 * 8, a1 = p == parts - 1 ? m : (m * (p + 1) / parts) / 8 * 8
                         _ = qk_bf16_gemm_scaled(Int64(m), Int64(t), Int64(n), Int64(a0), Int64(a1), a, b, colScale, accumulate ? 1 : 0, c, Int64(ldo))
@@ -615,7 +610,7 @@ public final class QuantizedLinear: LinearLayer {
             let groups = (t + 31) / 32
             // Every thread when there are rows enough (64 each); with few rows (decoding) the work is
             // mostly expanding codes, worth a thread per 64 columns.
-            let parts = Swift.min(Self.threads, groups, m >= 64 * Self.threads ? groups : Swift.max(1, t / 64))
+            let parts = Swift.min(activeCores, groups, m >= 64 * activeCores ? groups : Swift.max(1, t / 64))
             let c = out + (r0 - band.lowerBound)
             DispatchQueue.concurrentPerform(iterations: parts) { p in
                 // Column groups g0 ..< g1: blocks 2·g0 ..< 2·g1 (a block past the tile's last row is
@@ -668,7 +663,7 @@ public final class QuantizedLinear: LinearLayer {
         defer { au.deallocate(); asum.deallocate() }
         Int8Kernels.prepare(qa, rows: m, cols: n, group: groupLength, unsigned: au, sums: asum)
         let prepared = (UnsafePointer(au), UnsafePointer(asum))
-        let parts = Swift.min(Self.threads, Swift.max(1, band.count / 64))
+        let parts = Swift.min(activeCores, Swift.max(1, band.count / 64))
         let zp = zeros.map { UnsafePointer($0.baseAddress!) }
         let isa = self.isa, gpr = groupsPerRow
         DispatchQueue.concurrentPerform(iterations: parts) { p in

@@ -10,8 +10,6 @@ enum ExpandedTiles {
     /// called from several threads at once on disjoint row ranges.
     typealias Expand = (Range<Int>, UnsafeMutablePointer<Float>) -> Void
 
-    private static var threads: Int { activeCores }
-
     /// Rows of one tile for width `n` under `tileElements` weights, at least one, at most `rows`.
     static func tileRows(_ tileElements: Int, width n: Int, rows: Int) -> Int {
         max(1, min(rows, tileElements / max(n, 1)))
@@ -26,7 +24,7 @@ enum ExpandedTiles {
         // Each thread expands its own share of the band and multiplies it on single-threaded sgemm:
         // no hand-over between the expanding threads and OpenBLAS's workers at every tile, which
         // on a loaded machine left one side spinning in sched_yield while the other was descheduled.
-        let parts = min(threads, band.count / 64)
+        let parts = min(activeCores, band.count / 64)
         if parts > 1, m >= 64, BLAS.whileSingleThreaded({
             DispatchQueue.concurrentPerform(iterations: parts) { p in
                 let lo = band.lowerBound + band.count * p / parts, hi = band.lowerBound + band.count * (p + 1) / parts
@@ -74,7 +72,7 @@ enum ExpandedTiles {
     /// W[r, :] into `scratch`, the rows split between threads when there are enough of them.
     private static func expandTile(_ r: Range<Int>, width n: Int, into scratch: UnsafeMutablePointer<Float>, expand: Expand) {
         let t = r.count
-        let parts = min(threads, max(1, t / 16))
+        let parts = min(activeCores, max(1, t / 16))
         if parts == 1 { expand(r, scratch); return }
         DispatchQueue.concurrentPerform(iterations: parts) { p in
             let a = r.lowerBound + t * p / parts, b = r.lowerBound + t * (p + 1) / parts

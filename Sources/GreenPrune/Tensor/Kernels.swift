@@ -159,10 +159,12 @@ public func addBias(_ out: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Fl
     }
 }
 
-/// out (N, C) = row (C) in every row: a bias as the starting value of a product added to it.
-public func fillRows(_ out: UnsafeMutablePointer<Float>, with row: UnsafePointer<Float>, n: Int, c: Int) {
+/// out (N, C), row stride `ld` (default C) = row (C) in every row: a bias as the starting value
+/// of a product added to it.
+public func fillRows(_ out: UnsafeMutablePointer<Float>, with row: UnsafePointer<Float>, n: Int, c: Int, ld: Int? = nil) {
+    let ld = ld ?? c
     parallelFor(n, grain: 64) { rows in
-        for i in rows { (out + i * c).update(from: row, count: c) }
+        for i in rows { (out + i * ld).update(from: row, count: c) }
     }
 }
 
