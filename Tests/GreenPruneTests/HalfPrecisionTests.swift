@@ -122,6 +122,23 @@ import GreenPrune
         #expect(added)
         close(sum, zip(start, run({ dense.forward($0, rows: m, into: $1) }, count: m * n)).map { $0 + $1 }, "residual add")
 
+        // On the calling thread (the row-band decoder's workers): whole, a band at a stride,
+        // added in place, each with the bias, against the dense layer's multi-threaded products.
+        var calling = half.options
+        calling.bf16Dot = false
+        half.adopt(calling)
+        #expect(half.computesOnCallingThread && dense.computesOnCallingThread)
+        close(run({ half.forward(onCallingThread: $0, rows: m, into: $1) }, count: m * n),
+              run({ dense.forward($0, rows: m, into: $1) }, count: m * n), "forward on the calling thread")
+        close(run({ half.forward(onCallingThread: $0, rows: m, outputs: band, into: $1, ldo: band.count + 3, accumulate: false) },
+                  count: m * (band.count + 3)),
+              run({ dense.forward($0, rows: m, outputs: band, into: $1, ldo: band.count + 3) }, count: m * (band.count + 3)),
+              "band on the calling thread")
+        close(run({ half.forward(onCallingThread: $0, rows: m, into: $1, accumulate: true) }, count: m * n, start: start),
+              zip(start, run({ dense.forward($0, rows: m, into: $1) }, count: m * n)).map { $0 + $1 }, "residual add on the calling thread")
+        close(run({ dense.forward(onCallingThread: $0, rows: m, into: $1, accumulate: true) }, count: m * n, start: start),
+              zip(start, run({ dense.forward($0, rows: m, into: $1) }, count: m * n)).map { $0 + $1 }, "dense residual add on the calling thread")
+
         // Backward: dx += dy·W, dW += dyᵀ·x, db += Σ dy, against the dense layer's.
         let dy = Self.random(m * n, seed: 5), dx0 = Self.random(m * k, seed: 6)
         let gh = try half.attachGradients(), gd = try dense.attachGradients()
@@ -320,6 +337,43 @@ import GreenPrune
         #expect(worstMean <= 2e-2, "max |Δ mean log-likelihood per token| = \(worstMean)")
         #expect(worstToken <= 0.1, "max |Δ token logprob| = \(worstToken)")
         #expect(worstToken > 0)   // the bf16 path really ran
+    }
+
+    /// The bf16 model's layers go in row bands when its products expand tiles for sgemm (bf16 dot
+    /// products off): the profile shows the row-band phase, and the scores agree with one
+    /// multi-threaded product per projection (`rowBands` off) within float32 rounding — the same
+    /// bound and batches as `LlamaTests.rowBandsEqualWholeProducts` for float32 weights.
+    @Test func bf16RowBandsEqualWholeProducts() throws {
+        let model = try ModelLoader.loadLlama(try Self.bf16Directory.get(), dtype: .auto)
+        var seed: UInt64 = 11
+        func ids(_ n: Int) -> [Int] {
+            (0 ..< n).map { _ in
+                seed = seed &* 6364136223846793005 &+ 1442695040888963407
+                return Int((seed >> 33) % UInt64(model.vocabularySize))
+            }
+        }
+        let requests = (0 ..< 4).map { _ in ScoreRequest(tokens: ids(200), scoreFrom: 1) }
+        let groups = (0 ..< 2).map { _ in PrefixGroup(prefix: ids(120), continuations: [ids(30), ids(50)]) }
+        func run(_ bands: Bool) throws -> (results: [ScoreResult], phases: [String]) {
+            var options = model.kernelOptions
+            options.bf16Dot = false
+            options.rowBands = bands
+            model.kernelOptions = options
+            let profile = ForwardProfile()
+            model.profile = profile
+            defer { model.profile = nil }
+            return (try model.score(requests) + model.score(prefixGroups: groups).flatMap { $0 }, profile.order)
+        }
+        let banded = try run(true), whole = try run(false)
+        if activeCores > 1 { #expect(banded.phases.contains("row bands"), "\(banded.phases)") }
+        #expect(!whole.phases.contains("row bands"))
+        #expect(banded.results.count == whole.results.count)
+        for (i, (a, b)) in zip(banded.results, whole.results).enumerated() {
+            #expect(a.logprobs.count == b.logprobs.count)
+            let d = ModelsFixtures.maxAbsDiff(a.logprobs, b.logprobs)
+            #expect(d < 5e-5, "result \(i): max |Δ logprob| = \(d)")
+            #expect(a.greedy == b.greedy, "result \(i)")
+        }
     }
 
     /// wikitext2_chunked perplexity of the bf16 model within 0.5% of the float32 model's.

@@ -57,6 +57,19 @@ public final class DenseLinear: LinearLayer {
 
     public var computesOutputBands: Bool { true }
 
+    public var computesOnCallingThread: Bool { true }
+
+    /// One sgemm on the band's rows of W, the bias (if any) written or added first on this thread.
+    public func forward(onCallingThread x: UnsafePointer<Float>, rows m: Int, outputs r: Range<Int>,
+                        into out: UnsafeMutablePointer<Float>, ldo: Int, accumulate: Bool) {
+        precondition(r.lowerBound >= 0 && r.upperBound <= outFeatures && ldo >= r.count, "DenseLinear: bad output band")
+        guard m > 0, !r.isEmpty else { return }
+        let biased = startRowsFromBias(out, rows: m, outputs: r, ldo: ldo, accumulate: accumulate)
+        sgemm(transB: true, m: m, n: r.count, k: inFeatures, a: x, lda: inFeatures,
+              b: weight.pointer + r.lowerBound * inFeatures, ldb: inFeatures, beta: accumulate || biased ? 1 : 0,
+              c: out, ldc: ldo)
+    }
+
     /// out += x · Wᵀ straight from sgemm (beta = 1) when there is no bias; a biased layer adds
     /// through the caller's buffer.
     public func forward(_ x: UnsafePointer<Float>, rows m: Int, addingInto out: UnsafeMutablePointer<Float>) -> Bool {

@@ -116,6 +116,23 @@ public final class HalfLinear: LinearLayer {
 
     public var computesOutputBands: Bool { true }
 
+    /// True unless the products take the bf16 dot-product kernel, whose threads split each tile.
+    public var computesOnCallingThread: Bool { !takesBF16Dot }
+
+    /// The band's rows expanded one tile after another into this thread's workspace, each tile
+    /// multiplied by one sgemm, the bias (if any) written or added first: the float32 product of
+    /// the halves, as `forward` computes it on sgemm.
+    public func forward(onCallingThread x: UnsafePointer<Float>, rows m: Int, outputs r: Range<Int>,
+                        into out: UnsafeMutablePointer<Float>, ldo: Int, accumulate: Bool) {
+        precondition(r.lowerBound >= 0 && r.upperBound <= outFeatures && ldo >= r.count, "HalfLinear: bad output band")
+        guard m > 0, !r.isEmpty else { return }
+        let biased = startRowsFromBias(out, rows: m, outputs: r, ldo: ldo, accumulate: accumulate)
+        ExpandedTiles.forwardOnCallingThread(x, rows: m, width: inFeatures, outputs: r, into: out, ldo: ldo,
+                                             accumulate: accumulate || biased, tileElements: options.tileElements) { rows, dst in
+            self.expand(rows: rows, into: dst)
+        }
+    }
+
     /// out += x · Wᵀ + b in place (sgemm's beta = 1, then the bias).
     public func forward(_ x: UnsafePointer<Float>, rows m: Int, addingInto out: UnsafeMutablePointer<Float>) -> Bool {
         forward(x, rows: m, outputs: 0 ..< outFeatures, into: out, ldo: outFeatures, accumulate: true)
@@ -150,8 +167,12 @@ public final class HalfLinear: LinearLayer {
     /// the CPU able. The activations are then rounded to bf16 (a tolerance path: products of
     /// rounded inputs, float32 sums), not exact as the sgemm path is.
     public func usesBF16Dot(rows m: Int) -> Bool {
-        dtype == .bf16 && options.bf16Dot && KernelOptions.bf16DotAvailable && m >= Self.bf16DotMinRows
+        takesBF16Dot && m >= Self.bf16DotMinRows
     }
+
+    /// bf16 weights, the option on, the CPU able: products of `bf16DotMinRows` rows or more run
+    /// on the dot-product kernel.
+    private var takesBF16Dot: Bool { dtype == .bf16 && options.bf16Dot && KernelOptions.bf16DotAvailable }
 
     /// x (M, in) rounded to bf16 once (`QuantizedLinear.PackedInput`, the AMX layout) for several
     /// products on the dot-product path, or nil when M rows do not take it.

@@ -37,6 +37,16 @@ public protocol LinearLayer: AnyObject {
     /// out (M, r.count), stride `ldo` = x · W[r, :]ᵀ + b[r] from an input packed by this layer or
     /// by one that `sharesPackedInput(with:)` this one.
     func forward(packed: any PackedLinearInput, outputs r: Range<Int>, into out: UnsafeMutablePointer<Float>, ldo: Int)
+    /// Whether `forward(onCallingThread:rows:outputs:into:ldo:accumulate:)` is available: the
+    /// layer can compute its product without a parallel section of its own (float32 weights on
+    /// one sgemm, half-precision weights expanded tile by tile). False by default.
+    var computesOnCallingThread: Bool { get }
+    /// out (M, r.count), row stride `ldo`, = x (M, inFeatures) · W[r, :]ᵀ + b[r], or += with
+    /// `accumulate`, with no work handed to other threads but OpenBLAS's own (which the caller
+    /// has set to one thread): the row-band decoder's workers call it, each on its own rows.
+    /// Only called when `computesOnCallingThread`.
+    func forward(onCallingThread x: UnsafePointer<Float>, rows m: Int, outputs r: Range<Int>,
+                 into out: UnsafeMutablePointer<Float>, ldo: Int, accumulate: Bool)
     /// Takes the kernel paths of the model that holds it (a layer with no choice of kernels
     /// ignores them).
     func adopt(_ options: KernelOptions)
@@ -168,6 +178,34 @@ extension LinearLayer {
 
     public func forward(packed: any PackedLinearInput, outputs r: Range<Int>, into out: UnsafeMutablePointer<Float>, ldo: Int) {
         preconditionFailure("\(Self.self) packs no inputs: forward(packed:) needs an input from packInput")
+    }
+
+    public var computesOnCallingThread: Bool { false }
+
+    public func forward(onCallingThread x: UnsafePointer<Float>, rows m: Int, outputs r: Range<Int>,
+                        into out: UnsafeMutablePointer<Float>, ldo: Int, accumulate: Bool) {
+        preconditionFailure("\(Self.self) has no product on the calling thread (computesOnCallingThread is false)")
+    }
+
+    /// The whole product on the calling thread: out (M, outFeatures) = x · Wᵀ + b, or += with
+    /// `accumulate` (see `forward(onCallingThread:rows:outputs:into:ldo:accumulate:)`).
+    public func forward(onCallingThread x: UnsafePointer<Float>, rows m: Int, into out: UnsafeMutablePointer<Float>,
+                 accumulate: Bool = false) {
+        forward(onCallingThread: x, rows: m, outputs: 0 ..< outFeatures, into: out, ldo: outFeatures, accumulate: accumulate)
+    }
+
+    /// Before a product added into `out` (sgemm's beta = 1) on the calling thread: b[r] copied
+    /// into each of the M rows (`accumulate` false) or added to them. Returns whether the layer
+    /// has a bias (without one, `out` is untouched and the product decides beta).
+    func startRowsFromBias(_ out: UnsafeMutablePointer<Float>, rows m: Int, outputs r: Range<Int>, ldo: Int,
+                           accumulate: Bool) -> Bool {
+        guard let bias else { return false }
+        let b = bias.pointer + r.lowerBound
+        for i in 0 ..< m {
+            let o = out + i * ldo
+            if accumulate { for j in 0 ..< r.count { o[j] += b[j] } } else { o.update(from: b, count: r.count) }
+        }
+        return true
     }
 
     public func forward(_ x: UnsafePointer<Float>, rows m: Int, outputs r: Range<Int>,

@@ -7,7 +7,10 @@ import Foundation
 /// single-threaded sgemm, while the band's activations stay in that core's cache. Per layer that
 /// is one parallel section (the previous layer's o projection and MLP, then this layer's norm,
 /// q/k/v and RoPE, band by band) plus attention, instead of a multi-threaded sgemm call and a
-/// parallel elementwise pass per step, each a hand-off between threads.
+/// parallel elementwise pass per step, each a hand-off between threads. Half-precision weights
+/// take it too (where they do not run on the bf16 dot-product kernel): each band's worker expands
+/// the weights tile by tile into its own workspace, so the expansion is repeated per band, a few
+/// percent of the band's arithmetic, in exchange for the same hand-off-free layer.
 ///
 /// Bands are claimed in order by `workers` threads (so a core slowed by another process takes
 /// fewer); each worker has its own (band, F) gate and (band, mlpUpBand) up buffers, the same
@@ -15,13 +18,11 @@ import Foundation
 extension LlamaModel {
     /// Whether `runLayers` over `range` for N = `rows` tokens goes in row bands: the option is
     /// on, there is more than one thread, enough rows for a band per thread, and every
-    /// projection is a bias-free float32 `DenseLinear`, whose products are a single sgemm call
-    /// each (other layers may run parallel passes of their own).
+    /// projection `computesOnCallingThread` (float32 weights on one sgemm call, half-precision
+    /// weights expanded tile by tile; other layers run parallel sections of their own).
     func rowBandsApply(_ range: Range<Int>, rows n: Int, workers: Int) -> Bool {
         guard kernelOptions.rowBands, workers > 1, n >= 64 * workers else { return false }
-        return weights.layers[range].allSatisfy { l in
-            l.linears.allSatisfy { ($0.layer as? DenseLinear).map { $0.bias == nil } ?? false }
-        }
+        return weights.layers[range].allSatisfy { l in l.linears.allSatisfy { $0.layer.computesOnCallingThread } }
     }
 
     /// Threads a row-band section runs on: the cores, at most OpenBLAS's thread setting (one
@@ -50,9 +51,9 @@ extension LlamaModel {
             let l = layers[li], m = r.count, qw = l.qProj.outFeatures, kvw = l.kProj.outFeatures
             for i in r { _ = gpk_rmsnorm_row(xn + i * c, x + i * c, l.inputLayernorm.pointer, c, eps) }
             let xr = UnsafePointer(xn + r.lowerBound * c)
-            l.qProj.forward(xr, rows: m, into: q + r.lowerBound * qw)
-            l.kProj.forward(xr, rows: m, into: k + r.lowerBound * kvw)
-            l.vProj.forward(xr, rows: m, into: v + r.lowerBound * kvw)
+            l.qProj.forward(onCallingThread: xr, rows: m, into: q + r.lowerBound * qw)
+            l.kProj.forward(onCallingThread: xr, rows: m, into: k + r.lowerBound * kvw)
+            l.vProj.forward(onCallingThread: xr, rows: m, into: v + r.lowerBound * kvw)
             ropeRows(q, rows: r, cos: cosT, sin: sinT, t: t, heads: l.numHeads, d: d, rowStride: qw, positions: pos)
             ropeRows(k, rows: r, cos: cosT, sin: sinT, t: t, heads: l.numKVHeads, d: d, rowStride: kvw, positions: pos)
         }
@@ -62,18 +63,18 @@ extension LlamaModel {
         func attentionOutputAndMLP(_ li: Int, _ r: Range<Int>, _ w: Int) {
             let l = layers[li], m = r.count, qw = l.qProj.outFeatures, f = l.gateProj.outFeatures
             let xr = x + r.lowerBound * c, xnr = xn + r.lowerBound * c
-            _ = l.oProj.forward(att + r.lowerBound * qw, rows: m, addingInto: xr)
+            l.oProj.forward(onCallingThread: att + r.lowerBound * qw, rows: m, into: xr, accumulate: true)
             for i in 0 ..< m { _ = gpk_rmsnorm_row(xnr + i * c, xr + i * c, l.postAttentionLayernorm.pointer, c, eps) }
             let gate = gateAll + w * band * maxF, up = upAll + w * band * upWidth
-            l.gateProj.forward(xnr, rows: m, into: gate)
+            l.gateProj.forward(onCallingThread: xnr, rows: m, into: gate)
             var f0 = 0
             while f0 < f {
                 let f1 = min(f, f0 + upWidth), width = f1 - f0
-                l.upProj.forward(xnr, rows: m, outputs: f0 ..< f1, into: up, ldo: width)
+                l.upProj.forward(onCallingThread: xnr, rows: m, outputs: f0 ..< f1, into: up, ldo: width, accumulate: false)
                 for i in 0 ..< m { gpk_silu_mul(gate + i * f + f0, gate + i * f + f0, up + i * width, width) }
                 f0 = f1
             }
-            _ = l.downProj.forward(gate, rows: m, addingInto: xr)
+            l.downProj.forward(onCallingThread: gate, rows: m, into: xr, accumulate: true)
         }
 
         profile.time("row bands") {

@@ -36,6 +36,16 @@ enum ExpandedTiles {
                      tileElements: tileElements, expand: expand, threaded: true)
     }
 
+    /// `forward` with every tile expanded and multiplied on the calling thread, one after another
+    /// (OpenBLAS's thread count is the caller's to set): the row-band decoder's workers.
+    static func forwardOnCallingThread(_ x: UnsafePointer<Float>, rows m: Int, width n: Int, outputs band: Range<Int>,
+                                       into out: UnsafeMutablePointer<Float>, ldo: Int, accumulate: Bool,
+                                       tileElements: Int, expand: Expand) {
+        guard m > 0, !band.isEmpty else { return }
+        forwardTiles(x, rows: m, width: n, outputs: band, into: out, ldo: ldo, accumulate: accumulate,
+                     tileElements: tileElements, expand: expand, threaded: false)
+    }
+
     /// `forward` tile by tile on this thread's workspace; with `threaded`, each tile's rows are
     /// expanded by the threads together.
     private static func forwardTiles(_ x: UnsafePointer<Float>, rows m: Int, width n: Int, outputs band: Range<Int>,

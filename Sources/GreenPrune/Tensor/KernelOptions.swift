@@ -41,12 +41,13 @@ public struct KernelOptions: Sendable, Equatable {
     /// (`gpk_flash_attention`: score tiles, online softmax and P·V in registers) rather than as
     /// sgemm calls on 64-wide products; `false` keeps the sgemm path, the reference it is tested against.
     public var fusedAttention: Bool
-    /// A decoder whose projections are bias-free float32 sgemm runs each layer's work outside
-    /// attention (norms, projections, RoPE, SwiGLU, residual adds) as bands of rows, each band on
-    /// one thread with single-threaded sgemm, one parallel section per layer
-    /// (`LlamaModel.runLayersInRowBands`), rather than one multi-threaded call per product and
-    /// one parallel pass per elementwise step. They agree to float32 rounding (OpenBLAS blocks a
-    /// band's products differently).
+    /// A decoder whose projections all compute on the calling thread (float32 weights, and
+    /// bf16/f16 weights expanded to float32 tiles: `LinearLayer.computesOnCallingThread`) runs
+    /// each layer's work outside attention (norms, projections, RoPE, SwiGLU, residual adds) as
+    /// bands of rows, each band on one thread with single-threaded sgemm, one parallel section
+    /// per layer (`LlamaModel.runLayersInRowBands`), rather than one multi-threaded call per
+    /// product and one parallel pass per elementwise step. They agree to float32 rounding
+    /// (OpenBLAS blocks a band's products differently).
     public var rowBands: Bool
 
     public init(amx: Bool = KernelOptions.amxAvailable && GreenPruneEnvironment.process.amx,
