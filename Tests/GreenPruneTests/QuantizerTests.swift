@@ -111,7 +111,7 @@ struct QuantizerTests {
         let deq = root.appendingPathComponent("deq")
         try writeTinyLlama(deq, layerDims: Self.pruned) { name, v, shape in
             guard name.hasSuffix("_proj.weight") else { return v }
-            return (try? scheme.quantize(UnsafeBufferPointer(start: v, count: v.count), rows: shape[0], cols: shape[1], name: name).dequantize()) ?? v
+            return (try? v.withUnsafeBufferPointer { try scheme.quantize($0, rows: shape[0], cols: shape[1], name: name).dequantize() }) ?? v
         }
         let reference = try ModelLoader.loadLlama(deq)
         let tokens = [1, 7, 3, 22, 49, 0, 5, 13, 8, 31]
