@@ -376,6 +376,42 @@ import GreenPrune
         }
     }
 
+    /// A model with a bias on every projection, float32 and converted to bf16, in row bands
+    /// against whole products: each band's worker writes the bias before q/k/v, gate and up and
+    /// adds it with the o and down products into the residual stream.
+    @Test(arguments: [WeightDType.f32, .bf16]) func biasedRowBandsEqualWholeProducts(_ dtype: WeightDType) throws {
+        let root = temporaryDirectory("gp-biased-bands")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let f32 = root.appendingPathComponent("f32"), bf16 = root.appendingPathComponent("bf16")
+        try writeTinyLlama(f32, layerDims: [(4, 96), (4, 96), (2, 64)], seed: 5, biases: true)
+        try ModelDirectoryWriter.convert(f32, to: bf16, dtype: .bf16)
+        let model = try ModelLoader.loadLlama(dtype == .bf16 ? bf16 : f32, dtype: .auto)
+        #expect(model.weights.layers.allSatisfy { $0.linears.allSatisfy { $0.layer.bias != nil } })
+        #expect(model.weights.layers.allSatisfy {
+            $0.linears.allSatisfy { $0.layer.weightStorage == (dtype == .bf16 ? .half(.bf16) : .float32) }
+        })
+        var g = SplitMix(state: 3)
+        let requests = (0 ..< 4).map { _ in ScoreRequest(tokens: (0 ..< 60).map { _ in Int(g.next() % 50) }, scoreFrom: 1) }
+        func run(_ bands: Bool) throws -> (results: [ScoreResult], phases: [String]) {
+            var options = model.kernelOptions
+            options.bf16Dot = false
+            options.rowBands = bands
+            model.kernelOptions = options
+            let profile = ForwardProfile()
+            model.profile = profile
+            defer { model.profile = nil }
+            return (try model.score(requests), profile.order)
+        }
+        let banded = try run(true), whole = try run(false)
+        if activeCores > 1 { #expect(banded.phases.contains("row bands"), "\(banded.phases)") }
+        #expect(!whole.phases.contains("row bands"))
+        for (i, (a, b)) in zip(banded.results, whole.results).enumerated() {
+            #expect(a.logprobs.count == 59 && b.logprobs.count == 59)
+            let d = ModelsFixtures.maxAbsDiff(a.logprobs, b.logprobs)
+            #expect(d < 1e-5, "\(dtype) request \(i): max |Δ logprob| = \(d)")
+        }
+    }
+
     /// wikitext2_chunked perplexity of the bf16 model within 0.5% of the float32 model's.
     @Test func bf16PerplexityWithinHalfAPercent() throws {
         guard let data = sharedData() else { throw ModelsFixtures.Missing(description: "evaluation data missing: set GREENPRUNE_DATA") }

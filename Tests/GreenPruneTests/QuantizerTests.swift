@@ -4,7 +4,11 @@ import Testing
 
 /// A tiny Llama directory with random weights; `layerDims` gives (query heads, MLP width) per
 /// layer so a pruned model (layers of different shapes) is one call away.
-func writeTinyLlama(_ dir: URL, layerDims: [(heads: Int, ffn: Int)], seed: UInt64 = 1, transform: ((String, [Float], [Int]) -> [Float])? = nil) throws {
+/// A random tiny Llama (C 64, D 16, two key/value heads, vocabulary 50) with the given per-layer
+/// widths; with `biases`, every projection also has a bias (Qwen2's q/k/v and Llama's
+/// attention_bias/mlp_bias layouts together).
+func writeTinyLlama(_ dir: URL, layerDims: [(heads: Int, ffn: Int)], seed: UInt64 = 1, biases: Bool = false,
+                    transform: ((String, [Float], [Int]) -> [Float])? = nil) throws {
     try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
     let c = 64, d = 16, kv = 2, vocab = 50
     let config = """
@@ -33,6 +37,12 @@ func writeTinyLlama(_ dir: URL, layerDims: [(heads: Int, ffn: Int)], seed: UInt6
         add(p + "mlp.gate_proj.weight", [l.ffn, c])
         add(p + "mlp.up_proj.weight", [l.ffn, c])
         add(p + "mlp.down_proj.weight", [c, l.ffn])
+        if biases {
+            for (name, width) in [("self_attn.q_proj", l.heads * d), ("self_attn.k_proj", kv * d), ("self_attn.v_proj", kv * d),
+                                  ("self_attn.o_proj", c), ("mlp.gate_proj", l.ffn), ("mlp.up_proj", l.ffn), ("mlp.down_proj", c)] {
+                add(p + name + ".bias", [width])
+            }
+        }
     }
     try SafeTensorsWriter.write(entries, to: dir.appendingPathComponent("model.safetensors"))
 }
