@@ -18,7 +18,7 @@ struct SynthTests {
     }
 
     /// Parameter counts of the published checkpoints (their model cards / `num_parameters()`).
-    @Test(arguments: [("llama-3-8b", 8_030_261_248), ("llama-3.2-1b", 1_235_814_400), ("qwen2.5-7b", 7_615_616_512),
+    @Test(arguments: [("llama-3-8b", 8_030_261_248), ("llama-3.2-1b", 1_235_814_400), ("qwen2.5-7b", 7_615_616_512), ("qwen2.5-0.5b", 494_032_768),
                       ("mistral-7b", 7_248_023_552), ("smollm2-135m", 134_515_008)])
     func geometriesHaveThePublishedParameterCounts(name: String, count: Int) throws {
         let g = try KnownGeometries.named(name)

@@ -73,6 +73,10 @@ public enum KnownGeometries {
         ModelGeometry(name: "qwen2.5-7b", modelType: "qwen2", architecture: "Qwen2ForCausalLM", hidden: 3584, intermediate: 18944,
                       heads: 28, kvHeads: 4, layers: 28, vocab: 152_064, headDim: 128, ropeTheta: 1_000_000, ropeScaling: nil,
                       maxPositions: 131_072, rmsNormEps: 1e-6, tiedEmbeddings: false, qkvBias: true),
+        // Qwen/Qwen2.5-0.5B
+        ModelGeometry(name: "qwen2.5-0.5b", modelType: "qwen2", architecture: "Qwen2ForCausalLM", hidden: 896, intermediate: 4864,
+                      heads: 14, kvHeads: 2, layers: 24, vocab: 151_936, headDim: 64, ropeTheta: 1_000_000, ropeScaling: nil,
+                      maxPositions: 32_768, rmsNormEps: 1e-6, tiedEmbeddings: true, qkvBias: true),
         // mistralai/Mistral-7B-v0.3
         ModelGeometry(name: "mistral-7b", modelType: "mistral", architecture: "MistralForCausalLM", hidden: 4096, intermediate: 14336,
                       heads: 32, kvHeads: 8, layers: 32, vocab: 32_768, headDim: 128, ropeTheta: 1_000_000, ropeScaling: nil,
