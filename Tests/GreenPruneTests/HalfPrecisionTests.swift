@@ -339,6 +339,30 @@ import GreenPrune
         #expect(worstToken > 0)   // the bf16 path really ran
     }
 
+    /// `score()`'s results with the layers in row bands and with one multi-threaded product per
+    /// projection (`rowBands` off), bf16 dot products off either way so that half-precision
+    /// products expand tiles for sgemm on every CPU; each run's profile must show the row-band
+    /// phase exactly when bands were asked for (and the machine has cores for them).
+    static func inAndOutOfRowBands(_ model: LlamaModel, _ score: () throws -> [ScoreResult]) throws
+        -> (banded: [ScoreResult], whole: [ScoreResult]) {
+        let saved = model.kernelOptions
+        defer { model.kernelOptions = saved; model.profile = nil }
+        func run(_ bands: Bool) throws -> (results: [ScoreResult], phases: [String]) {
+            var options = saved
+            options.bf16Dot = false
+            options.rowBands = bands
+            model.kernelOptions = options
+            let profile = ForwardProfile()
+            model.profile = profile
+            return (try score(), profile.order)
+        }
+        let banded = try run(true), whole = try run(false)
+        if activeCores > 1 { #expect(banded.phases.contains("row bands"), "\(banded.phases)") }
+        #expect(!whole.phases.contains("row bands"), "\(whole.phases)")
+        #expect(banded.results.count == whole.results.count)
+        return (banded.results, whole.results)
+    }
+
     /// The bf16 model's layers go in row bands when its products expand tiles for sgemm (bf16 dot
     /// products off): the profile shows the row-band phase, and the scores agree with one
     /// multi-threaded product per projection (`rowBands` off) within float32 rounding — the same
@@ -354,21 +378,10 @@ import GreenPrune
         }
         let requests = (0 ..< 4).map { _ in ScoreRequest(tokens: ids(200), scoreFrom: 1) }
         let groups = (0 ..< 2).map { _ in PrefixGroup(prefix: ids(120), continuations: [ids(30), ids(50)]) }
-        func run(_ bands: Bool) throws -> (results: [ScoreResult], phases: [String]) {
-            var options = model.kernelOptions
-            options.bf16Dot = false
-            options.rowBands = bands
-            model.kernelOptions = options
-            let profile = ForwardProfile()
-            model.profile = profile
-            defer { model.profile = nil }
-            return (try model.score(requests) + model.score(prefixGroups: groups).flatMap { $0 }, profile.order)
+        let (banded, whole) = try Self.inAndOutOfRowBands(model) {
+            try model.score(requests) + model.score(prefixGroups: groups).flatMap { $0 }
         }
-        let banded = try run(true), whole = try run(false)
-        if activeCores > 1 { #expect(banded.phases.contains("row bands"), "\(banded.phases)") }
-        #expect(!whole.phases.contains("row bands"))
-        #expect(banded.results.count == whole.results.count)
-        for (i, (a, b)) in zip(banded.results, whole.results).enumerated() {
+        for (i, (a, b)) in zip(banded, whole).enumerated() {
             #expect(a.logprobs.count == b.logprobs.count)
             let d = ModelsFixtures.maxAbsDiff(a.logprobs, b.logprobs)
             #expect(d < 5e-5, "result \(i): max |Δ logprob| = \(d)")
@@ -392,20 +405,8 @@ import GreenPrune
         })
         var g = SplitMix(state: 3)
         let requests = (0 ..< 4).map { _ in ScoreRequest(tokens: (0 ..< 60).map { _ in Int(g.next() % 50) }, scoreFrom: 1) }
-        func run(_ bands: Bool) throws -> (results: [ScoreResult], phases: [String]) {
-            var options = model.kernelOptions
-            options.bf16Dot = false
-            options.rowBands = bands
-            model.kernelOptions = options
-            let profile = ForwardProfile()
-            model.profile = profile
-            defer { model.profile = nil }
-            return (try model.score(requests), profile.order)
-        }
-        let banded = try run(true), whole = try run(false)
-        if activeCores > 1 { #expect(banded.phases.contains("row bands"), "\(banded.phases)") }
-        #expect(!whole.phases.contains("row bands"))
-        for (i, (a, b)) in zip(banded.results, whole.results).enumerated() {
+        let (banded, whole) = try Self.inAndOutOfRowBands(model) { try model.score(requests) }
+        for (i, (a, b)) in zip(banded, whole).enumerated() {
             #expect(a.logprobs.count == 59 && b.logprobs.count == 59)
             let d = ModelsFixtures.maxAbsDiff(a.logprobs, b.logprobs)
             #expect(d < 1e-5, "\(dtype) request \(i): max |Δ logprob| = \(d)")
