@@ -342,7 +342,10 @@ import GreenPrune
     /// `score()`'s results with the layers in row bands and with one multi-threaded product per
     /// projection (`rowBands` off), bf16 dot products off either way so that half-precision
     /// products expand tiles for sgemm on every CPU; each run's profile must show the row-band
-    /// phase exactly when bands were asked for (and the machine has cores for them).
+    /// phase exactly when bands were asked for (and the machine has cores for them). Another
+    /// suite's `BLAS.whileSingleThreaded` section sets OpenBLAS to one thread for the whole
+    /// process, and a forward that starts meanwhile stands the bands aside, so the banded run is
+    /// repeated (at most 8 times) until its profile shows them.
     static func inAndOutOfRowBands(_ model: LlamaModel, _ score: () throws -> [ScoreResult]) throws
         -> (banded: [ScoreResult], whole: [ScoreResult]) {
         let saved = model.kernelOptions
@@ -356,8 +359,10 @@ import GreenPrune
             model.profile = profile
             return (try score(), profile.order)
         }
-        let banded = try run(true), whole = try run(false)
-        if activeCores > 1 { #expect(banded.phases.contains("row bands"), "\(banded.phases)") }
+        var banded = try run(true), tries = 1
+        while activeCores > 1 && !banded.phases.contains("row bands") && tries < 8 { banded = try run(true); tries += 1 }
+        let whole = try run(false)
+        if activeCores > 1 { #expect(banded.phases.contains("row bands"), "\(banded.phases) in \(tries) tries") }
         #expect(!whole.phases.contains("row bands"), "\(whole.phases)")
         #expect(banded.results.count == whole.results.count)
         return (banded.results, whole.results)
