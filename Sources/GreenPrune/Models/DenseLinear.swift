@@ -49,10 +49,7 @@ public final class DenseLinear: LinearLayer {
         guard m > 0, !r.isEmpty else { return }
         sgemm(transB: true, m: m, n: r.count, k: inFeatures, a: x, lda: inFeatures,
               b: weight.pointer + r.lowerBound * inFeatures, ldb: inFeatures, beta: 0, c: out, ldc: ldo)
-        if let bias {
-            let b = bias.pointer + r.lowerBound
-            for i in 0 ..< m { let o = out + i * ldo; for j in 0 ..< r.count { o[j] += b[j] } }
-        }
+        applyBias(out, rows: m, outputs: r, ldo: ldo, adding: true)
     }
 
     public var computesOutputBands: Bool { true }
@@ -64,7 +61,7 @@ public final class DenseLinear: LinearLayer {
                         into out: UnsafeMutablePointer<Float>, ldo: Int, accumulate: Bool) {
         precondition(r.lowerBound >= 0 && r.upperBound <= outFeatures && ldo >= r.count, "DenseLinear: bad output band")
         guard m > 0, !r.isEmpty else { return }
-        let biased = startRowsFromBias(out, rows: m, outputs: r, ldo: ldo, accumulate: accumulate)
+        let biased = applyBias(out, rows: m, outputs: r, ldo: ldo, adding: accumulate)
         sgemm(transB: true, m: m, n: r.count, k: inFeatures, a: x, lda: inFeatures,
               b: weight.pointer + r.lowerBound * inFeatures, ldb: inFeatures, beta: accumulate || biased ? 1 : 0,
               c: out, ldc: ldo)

@@ -126,7 +126,7 @@ public final class HalfLinear: LinearLayer {
                         into out: UnsafeMutablePointer<Float>, ldo: Int, accumulate: Bool) {
         precondition(r.lowerBound >= 0 && r.upperBound <= outFeatures && ldo >= r.count, "HalfLinear: bad output band")
         guard m > 0, !r.isEmpty else { return }
-        let biased = startRowsFromBias(out, rows: m, outputs: r, ldo: ldo, accumulate: accumulate)
+        let biased = applyBias(out, rows: m, outputs: r, ldo: ldo, adding: accumulate)
         ExpandedTiles.forwardOnCallingThread(x, rows: m, width: inFeatures, outputs: r, into: out, ldo: ldo,
                                              accumulate: accumulate || biased, tileElements: options.tileElements) { rows, dst in
             self.expand(rows: rows, into: dst)
@@ -148,14 +148,7 @@ public final class HalfLinear: LinearLayer {
             ExpandedTiles.forward(x, rows: m, width: inFeatures, outputs: r, into: out, ldo: ldo, accumulate: accumulate,
                                   tileElements: options.tileElements) { rows, dst in self.expand(rows: rows, into: dst) }
         }
-        addBias(out, rows: m, outputs: r, ldo: ldo)
-    }
-
-    private func addBias(_ out: UnsafeMutablePointer<Float>, rows m: Int, outputs r: Range<Int>, ldo: Int) {
-        if let bias {
-            let b = bias.pointer + r.lowerBound
-            for i in 0 ..< m { let o = out + i * ldo; for j in 0 ..< r.count { o[j] += b[j] } }
-        }
+        applyBias(out, rows: m, outputs: r, ldo: ldo, adding: true)
     }
 
     // MARK: - bf16 dot products
@@ -194,7 +187,7 @@ public final class HalfLinear: LinearLayer {
         precondition(r.lowerBound >= 0 && r.upperBound <= outFeatures && ldo >= r.count, "HalfLinear: bad output band")
         guard p.rows > 0, !r.isEmpty else { return }
         forwardBF16Dot(p, outputs: r, into: out, ldo: ldo, accumulate: false)
-        addBias(out, rows: p.rows, outputs: r, ldo: ldo)
+        applyBias(out, rows: p.rows, outputs: r, ldo: ldo, adding: true)
     }
 
     /// Tile by tile over the band (at most `options.tileElements` weights, whole 32-row blocks):

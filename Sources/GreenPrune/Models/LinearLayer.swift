@@ -194,16 +194,17 @@ extension LinearLayer {
         forward(onCallingThread: x, rows: m, outputs: 0 ..< outFeatures, into: out, ldo: outFeatures, accumulate: accumulate)
     }
 
-    /// Before a product added into `out` (sgemm's beta = 1) on the calling thread: b[r] copied
-    /// into each of the M rows (`accumulate` false) or added to them. Returns whether the layer
-    /// has a bias (without one, `out` is untouched and the product decides beta).
-    func startRowsFromBias(_ out: UnsafeMutablePointer<Float>, rows m: Int, outputs r: Range<Int>, ldo: Int,
-                           accumulate: Bool) -> Bool {
+    /// b[r] written into (`adding` false) or added to each of the M rows of out (M, r.count),
+    /// row stride `ldo`, on the calling thread: the bias after a product, or before one that adds
+    /// into `out` (sgemm's beta = 1). Returns whether the layer has a bias (without one, `out` is
+    /// untouched).
+    @discardableResult
+    func applyBias(_ out: UnsafeMutablePointer<Float>, rows m: Int, outputs r: Range<Int>, ldo: Int, adding: Bool) -> Bool {
         guard let bias else { return false }
         let b = bias.pointer + r.lowerBound
         for i in 0 ..< m {
             let o = out + i * ldo
-            if accumulate { for j in 0 ..< r.count { o[j] += b[j] } } else { o.update(from: b, count: r.count) }
+            if adding { for j in 0 ..< r.count { o[j] += b[j] } } else { o.update(from: b, count: r.count) }
         }
         return true
     }

@@ -385,7 +385,7 @@ public final class QuantizedLinear: LinearLayer {
             for i in 0 ..< m * outFeatures { out[i] += tmp[i] }
         case .int8: forwardInt8(x, rows: m, into: out)
         }
-        if !biasFirst { addBias(out, rows: m, outputs: 0 ..< outFeatures, ldo: outFeatures) }
+        if !biasFirst { applyBias(out, rows: m, outputs: 0 ..< outFeatures, ldo: outFeatures, adding: true) }
     }
 
     /// Adds in place on every path (float activations: AMX's epilogue or sgemm's beta = 1).
@@ -395,15 +395,6 @@ public final class QuantizedLinear: LinearLayer {
     }
 
     public var computesOutputBands: Bool { true }
-
-    /// out (M, r.count), stride `ldo` += b[r] (nothing without a bias).
-    private func addBias(_ out: UnsafeMutablePointer<Float>, rows m: Int, outputs r: Range<Int>, ldo: Int) {
-        guard let b = bias?.pointer else { return }
-        for i in 0 ..< m {
-            let o = out + i * ldo
-            for j in 0 ..< r.count { o[j] += b[r.lowerBound + j] }
-        }
-    }
 
     /// out (M, r.count), stride `ldo` = x · W[r, :]ᵀ + b[r]: only the band's weight rows are
     /// dequantized (float activations) or multiplied (int8 activations).
@@ -421,7 +412,7 @@ public final class QuantizedLinear: LinearLayer {
             forwardDequantized(x, rows: m, outputs: r, into: out, ldo: ldo)
         case .int8: forwardInt8(x, rows: m, outputs: r, into: out, ldo: ldo)
         }
-        addBias(out, rows: m, outputs: r, ldo: ldo)
+        applyBias(out, rows: m, outputs: r, ldo: ldo, adding: true)
     }
 
     /// Tile by tile: W tile (T, in) dequantized (threads split its rows), out[:, tile] = x · tileᵀ,
