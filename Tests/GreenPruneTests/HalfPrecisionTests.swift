@@ -339,35 +339,6 @@ import GreenPrune
         #expect(worstToken > 0)   // the bf16 path really ran
     }
 
-    /// `score()`'s results with the layers in row bands and with one multi-threaded product per
-    /// projection (`rowBands` off), bf16 dot products off either way so that half-precision
-    /// products expand tiles for sgemm on every CPU; each run's profile must show the row-band
-    /// phase exactly when bands were asked for (and the machine has cores for them). Another
-    /// suite's `BLAS.whileSingleThreaded` section sets OpenBLAS to one thread for the whole
-    /// process, and a forward that starts meanwhile stands the bands aside, so the banded run is
-    /// repeated (at most 8 times) until its profile shows them.
-    static func inAndOutOfRowBands(_ model: LlamaModel, _ score: () throws -> [ScoreResult]) throws
-        -> (banded: [ScoreResult], whole: [ScoreResult]) {
-        let saved = model.kernelOptions
-        defer { model.kernelOptions = saved; model.profile = nil }
-        func run(_ bands: Bool) throws -> (results: [ScoreResult], phases: [String]) {
-            var options = saved
-            options.bf16Dot = false
-            options.rowBands = bands
-            model.kernelOptions = options
-            let profile = ForwardProfile()
-            model.profile = profile
-            return (try score(), profile.order)
-        }
-        var banded = try run(true), tries = 1
-        while activeCores > 1 && !banded.phases.contains("row bands") && tries < 8 { banded = try run(true); tries += 1 }
-        let whole = try run(false)
-        if activeCores > 1 { #expect(banded.phases.contains("row bands"), "\(banded.phases) in \(tries) tries") }
-        #expect(!whole.phases.contains("row bands"), "\(whole.phases)")
-        #expect(banded.results.count == whole.results.count)
-        return (banded.results, whole.results)
-    }
-
     /// The bf16 model's layers go in row bands when its products expand tiles for sgemm (bf16 dot
     /// products off): the profile shows the row-band phase, and the scores agree with one
     /// multi-threaded product per projection (`rowBands` off) within float32 rounding — the same
@@ -383,7 +354,7 @@ import GreenPrune
         }
         let requests = (0 ..< 4).map { _ in ScoreRequest(tokens: ids(200), scoreFrom: 1) }
         let groups = (0 ..< 2).map { _ in PrefixGroup(prefix: ids(120), continuations: [ids(30), ids(50)]) }
-        let (banded, whole) = try Self.inAndOutOfRowBands(model) {
+        let (banded, whole) = try ModelsFixtures.inAndOutOfRowBands(model) {
             try model.score(requests) + model.score(prefixGroups: groups).flatMap { $0 }
         }
         for (i, (a, b)) in zip(banded, whole).enumerated() {
@@ -410,7 +381,7 @@ import GreenPrune
         })
         var g = SplitMix(state: 3)
         let requests = (0 ..< 4).map { _ in ScoreRequest(tokens: (0 ..< 60).map { _ in Int(g.next() % 50) }, scoreFrom: 1) }
-        let (banded, whole) = try Self.inAndOutOfRowBands(model) { try model.score(requests) }
+        let (banded, whole) = try ModelsFixtures.inAndOutOfRowBands(model) { try model.score(requests) }
         for (i, (a, b)) in zip(banded, whole).enumerated() {
             #expect(a.logprobs.count == 59 && b.logprobs.count == 59)
             let d = ModelsFixtures.maxAbsDiff(a.logprobs, b.logprobs)

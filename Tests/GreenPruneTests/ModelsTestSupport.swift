@@ -1,4 +1,5 @@
 import Foundation
+import Testing
 import GreenPrune
 
 /// Reference files and model directories for the forward-pass tests.
@@ -36,6 +37,35 @@ enum ModelsFixtures {
     static func sentences(_ obj: [String: Any]) -> [[String: Any]] { obj["sentences"] as? [[String: Any]] ?? [] }
     static func ints(_ v: Any?) -> [Int] { (v as? [Any])?.compactMap { ($0 as? NSNumber)?.intValue } ?? [] }
     static func floatList(_ v: Any?) -> [Float] { (v as? [Any])?.compactMap { ($0 as? NSNumber)?.floatValue } ?? [] }
+
+    /// `score()`'s results with the layers in row bands and with one multi-threaded product per
+    /// projection (`rowBands` off), bf16 dot products off either way so that half-precision
+    /// products expand tiles for sgemm on every CPU; each run's profile must show the row-band
+    /// phase exactly when bands were asked for (and the machine has cores for them). Another
+    /// suite's `BLAS.whileSingleThreaded` section sets OpenBLAS to one thread for the whole
+    /// process, and a forward that starts meanwhile stands the bands aside, so the banded run is
+    /// repeated (at most 8 times) until its profile shows them.
+    static func inAndOutOfRowBands(_ model: LlamaModel, _ score: () throws -> [ScoreResult]) throws
+        -> (banded: [ScoreResult], whole: [ScoreResult]) {
+        let saved = model.kernelOptions
+        defer { model.kernelOptions = saved; model.profile = nil }
+        func run(_ bands: Bool) throws -> (results: [ScoreResult], phases: [String]) {
+            var options = saved
+            options.bf16Dot = false
+            options.rowBands = bands
+            model.kernelOptions = options
+            let profile = ForwardProfile()
+            model.profile = profile
+            return (try score(), profile.order)
+        }
+        var banded = try run(true), tries = 1
+        while activeCores > 1 && !banded.phases.contains("row bands") && tries < 8 { banded = try run(true); tries += 1 }
+        let whole = try run(false)
+        if activeCores > 1 { #expect(banded.phases.contains("row bands"), "\(banded.phases) in \(tries) tries") }
+        #expect(!whole.phases.contains("row bands"), "\(whole.phases)")
+        #expect(banded.results.count == whole.results.count)
+        return (banded.results, whole.results)
+    }
 
     static func maxAbsDiff(_ a: [Float], _ b: [Float]) -> Float {
         precondition(a.count == b.count)
