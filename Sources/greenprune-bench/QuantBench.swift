@@ -53,6 +53,12 @@ struct QuantBench: ParsableCommand {
     @Flag(help: "Also score each quantized decoder on the AVX-512 BF16 dot-product kernel where the CPU has it and does not take it by default (no AMX, VDPBF16PS slower than FMA).")
     var bf16DotToo = false
 
+    @Flag(help: "Also score each quantized decoder with its layers out of row bands (one threaded product per projection), next to the default where its products run in row bands.")
+    var noRowBandsToo = false
+
+    @Flag(inversion: .prefixedNo, help: "score: layers in row bands where every projection can compute on the calling thread (the default), or (--no-row-bands) one threaded product per projection.")
+    var rowBands = true
+
     @Flag(help: "score: float-activation products on sgemm, never on AMX tiles (the same as --kernel sgemm).")
     var noAmx = false
 
@@ -134,6 +140,7 @@ struct QuantBench: ParsableCommand {
         case .bf16Dot: model.kernelOptions.amx = false; model.kernelOptions.bf16Dot = true
         case .int16Dot: model.kernelOptions.amx = false; model.kernelOptions.bf16Dot = false; model.kernelOptions.int16Dot = true
         }
+        model.kernelOptions.rowBands = rowBands
         // The windows are token ids: tokenize first, then free the tokenizer's tables and word
         // cache (a few MB, in both the float and the quantized run) before scoring.
         let task = ChunkedPerplexityTask(.wikitext2)
@@ -152,10 +159,12 @@ struct QuantBench: ParsableCommand {
         let cpuSeconds = Harness.processCPUSeconds() - cpu0
         let resident = model.weights.layers.reduce(0) { $0 + $1.linears.reduce(0) { $0 + $1.layer.residentBytes } }
         let kind = model.weights.layers.first.map { String(describing: type(of: $0.qProj)) } ?? "?"
-        let kernel: String
+        var kernel: String
         if let q = model.weights.layers.first?.qProj as? QuantizedLinear {
             kernel = q.activations == .int8 ? "int8 \(q.isa)" : q.floatKernelName(rows: batchTokens)
         } else { kernel = "sgemm" }
+        let banded = rowBands && model.weights.layers.allSatisfy { $0.linears.allSatisfy { $0.layer.computesOnCallingThread } }
+        kernel += banded ? " in row bands" : ", one threaded product per projection"
         let o: [String: Any] = ["dir": url.path, "perplexity": out.values["perplexity"]!.value,
                                 "tokens_per_second": out.tokensPerSecond, "wall_seconds": out.wallSeconds,
                                 "tokens_per_cpu_second": cpuSeconds > 0 ? Double(out.requestTokens) / cpuSeconds : 0,
@@ -169,11 +178,14 @@ struct QuantBench: ParsableCommand {
         // Entries: the baseline, each quantized directory, and with --sgemm-too / --bf16-dot-too
         // each quantized directory again on that path where it is not the default one.
         let standard = KernelOptions.standard
-        var entries = directories.map { (dir: $0, kernel: FloatKernel.auto) }
-        if sgemmToo && (standard.amx || standard.bf16Dot || standard.int16Dot) { entries += directories.dropFirst().map { (dir: $0, kernel: .sgemm) } }
-        if bf16DotToo && KernelOptions.bf16DotAvailable && !standard.amx && !standard.bf16Dot {
-            entries += directories.dropFirst().map { (dir: $0, kernel: .bf16Dot) }
+        var entries = directories.map { (dir: $0, kernel: FloatKernel.auto, rowBands: true) }
+        if sgemmToo && (standard.amx || standard.bf16Dot || standard.int16Dot) {
+            entries += directories.dropFirst().map { (dir: $0, kernel: .sgemm, rowBands: true) }
         }
+        if bf16DotToo && KernelOptions.bf16DotAvailable && !standard.amx && !standard.bf16Dot {
+            entries += directories.dropFirst().map { (dir: $0, kernel: .bf16Dot, rowBands: true) }
+        }
+        if noRowBandsToo { entries += directories.dropFirst().map { (dir: $0, kernel: .auto, rowBands: false) } }
         print(String(format: "AVX-512 BF16 dot products: %@ (VDPBF16PS multiply-adds per second ×%.2f of float32 FMA); AMX: %@",
                      (KernelOptions.bf16DotAvailable ? (standard.bf16Dot ? "on" : "available, off by default") : "unavailable") as NSString,
                      KernelOptions.bf16DotSpeedup, (standard.amx ? "on" : "off") as NSString))
@@ -182,7 +194,7 @@ struct QuantBench: ParsableCommand {
                      KernelOptions.int16DotISA.description as NSString, KernelOptions.int16DotSpeedup))
         // rounds[r][i]: entry i's child result in round r.
         let rounds: [[[String: Any]?]] = try Harness.interleavedRounds(`repeat`, variants: entries.count) {
-            try child(entries[$0].dir, kernel: entries[$0].kernel)
+            try child(entries[$0].dir, kernel: entries[$0].kernel, rowBands: entries[$0].rowBands)
         }
         func d(_ o: [String: Any]?, _ k: String) -> Double { (o?[k] as? NSNumber)?.doubleValue ?? 0 }
         let median = Harness.median
@@ -208,7 +220,7 @@ struct QuantBench: ParsableCommand {
     }
 
     /// Scores `dir` in a child process (`quant score`) and returns its JSON line.
-    private func child(_ dir: String, kernel: FloatKernel = .auto) throws -> [String: Any] {
+    private func child(_ dir: String, kernel: FloatKernel = .auto, rowBands: Bool = true) throws -> [String: Any] {
         let p = Process()
         p.executableURL = URL(fileURLWithPath: CommandLine.arguments[0]).standardizedFileURL
         if !FileManager.default.isExecutableFile(atPath: p.executableURL!.path) {
@@ -219,6 +231,7 @@ struct QuantBench: ParsableCommand {
         if let d = dataDir { args += ["--data-dir", d] }
         if let a = activations { args += ["--activations", a.rawValue] }
         if kernel != .auto { args += ["--kernel", kernel.rawValue] }
+        if !rowBands { args.append("--no-row-bands") }
         p.arguments = args
         let pipe = Pipe()
         p.standardOutput = pipe

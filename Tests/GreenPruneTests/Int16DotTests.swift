@@ -317,6 +317,32 @@ struct Int16DotTests {
                 }
             }
             #expect(zip(out, ref).contains { $0 != $1 }, "no int16 rounding: the int16 path did not run")
+            // On the calling thread (a row band's product): a band of 3 rows (under the threaded
+            // path's 8) and the rest give the whole product's bits, as each row's int16 scale and
+            // sums are its own; so does an output band. On sgemm, the same product within rounding.
+            #expect(layer.computesOnCallingThread && sgemm.computesOnCallingThread)
+            let first = min(3, m)
+            var split = [Float](repeating: .nan, count: m * n), cols = [Float](repeating: .nan, count: m * 80), serial = split
+            x.withUnsafeBufferPointer { xp in
+                split.withUnsafeMutableBufferPointer { o in
+                    layer.forward(onCallingThread: xp.baseAddress!, rows: first, into: o.baseAddress!)
+                    layer.forward(onCallingThread: xp.baseAddress! + first * k, rows: m - first, into: o.baseAddress! + first * n)
+                }
+                cols.withUnsafeMutableBufferPointer {
+                    layer.forward(onCallingThread: xp.baseAddress!, rows: m, outputs: 40 ..< 100, into: $0.baseAddress!, ldo: 80, accumulate: false)
+                }
+                serial.withUnsafeMutableBufferPointer { sgemm.forward(onCallingThread: xp.baseAddress!, rows: m, into: $0.baseAddress!) }
+            }
+            #expect(split == out, "m \(m): int16 on the calling thread")
+            for i in 0 ..< m { for j in 0 ..< 80 {
+                if j < 60 { #expect(cols[i * 80 + j] == out[i * n + 40 + j], "m \(m): band[\(i), \(j)]") } else { #expect(cols[i * 80 + j].isNaN) }
+            } }
+            for i in 0 ..< m { for j in 0 ..< n {
+                // Two float32 sums of the same k products in different orders: k ulps of Σ|x·w|.
+                let mag = (0 ..< k).reduce(0.0) { $0 + Double(abs(x[i * k + $1]) * absW[j * k + $1]) }
+                #expect(abs(Double(serial[i * n + j]) - Double(ref[i * n + j])) <= Double(k) * 0x1p-24 * mag + 1e-6,
+                        "m \(m): sgemm on the calling thread, y[\(i), \(j)]")
+            } }
             // Band 40..<100 (row stride 80) from an input packed once by `layer`, read by `other`.
             let packed = try #require(x.withUnsafeBufferPointer { layer.packInput($0.baseAddress!, rows: m) })
             #expect(layer.sharesPackedInput(with: other, rows: m) && !layer.sharesPackedInput(with: sgemm, rows: m))
@@ -335,6 +361,9 @@ struct Int16DotTests {
             var acc = y0
             _ = x.withUnsafeBufferPointer { xp in acc.withUnsafeMutableBufferPointer { layer.forward(xp.baseAddress!, rows: m, addingInto: $0.baseAddress!) } }
             for i in 0 ..< m * n { #expect(abs(acc[i] - (y0[i] + out[i])) <= 2e-6 * (abs(y0[i]) + abs(out[i]) + 1) + 1e-6, "accumulated out[\(i)]") }
+            var serialAcc = y0
+            x.withUnsafeBufferPointer { xp in serialAcc.withUnsafeMutableBufferPointer { layer.forward(onCallingThread: xp.baseAddress!, rows: m, into: $0.baseAddress!, accumulate: true) } }
+            #expect(serialAcc == acc, "m \(m): added in place on the calling thread")
         }
     }
 
@@ -364,6 +393,37 @@ struct Int16DotTests {
         let diff = zip(dot, sgemm).map { abs($0 - $1) }
         #expect(diff.max()! < 0.002, "largest log-probability change \(diff.max()!)")
         #expect(diff.max()! > 0, "int16 rounding left no trace: the int16 path did not run")
+    }
+
+    /// A quantized decoder (every projection and the head) in row bands, each band's products on
+    /// the int16 kernel on its own thread, against one threaded product per projection: the
+    /// log-probabilities are the same bits, biases or not (every row's int16 scale and sums are
+    /// its own, each bias is added in the same order, and nothing else in a layer depends on how
+    /// rows are split).
+    @Test(arguments: [(8, QuantGranularity.channel, false), (4, .group, false), (8, .group, true)])
+    func decoderRowBandsEqualWholeProducts(_ bits: Int, _ gran: QuantGranularity, _ biases: Bool) throws {
+        guard Self.available else { print("no int16 kernel (AVX-512 VNNI or AVX2) on this CPU: skipped"); return }
+        let root = temporaryDirectory("int16dot-bands")
+        defer { try? FileManager.default.removeItem(at: root) }
+        let src = root.appendingPathComponent("f32"), out = root.appendingPathComponent("q")
+        try writeTinyLlama(src, layerDims: [(4, 96), (4, 96), (2, 64)], seed: 9, biases: biases)
+        let scheme = try QuantScheme(bits: bits, granularity: gran, groupSize: 32, symmetric: bits == 8)
+        _ = try Quantizer.quantize(model: src, to: out, options: QuantizeOptions(scheme: scheme, includeHead: true), progress: false)
+        let m = try ModelLoader.loadLlama(out)
+        m.kernelOptions.int16Dot = true
+        #expect(m.weights.layers.allSatisfy { $0.linears.allSatisfy { $0.layer.weightStorage == .quantized(bits: bits) } })
+        #expect(m.weights.layers.allSatisfy { $0.linears.allSatisfy { ($0.layer.bias != nil) == biases } })
+        var g = SplitMix(state: 29)
+        let requests = (0 ..< 4).map { _ in ScoreRequest(tokens: (0 ..< 60).map { _ in Int(g.next() % 50) }, scoreFrom: 1) }
+        let (banded, whole) = try ModelsFixtures.inAndOutOfRowBands(m) { try m.score(requests) }
+        for (i, (a, b)) in zip(banded, whole).enumerated() {
+            #expect(a.logprobs.count == 59 && b.logprobs.count == 59)
+            let d = ModelsFixtures.maxAbsDiff(a.logprobs, b.logprobs)
+            #expect(a.logprobs == b.logprobs, "request \(i): max |Δ logprob| = \(d)")
+        }
+        // Int8 activations keep their own threaded path.
+        for l in m.weights.layers { for p in l.linears { (p.layer as? QuantizedLinear)?.activations = .int8 } }
+        #expect(!m.weights.layers[0].qProj.computesOnCallingThread)
     }
 
     /// The run-time choice: a CPU with AVX-512 VNNI or AVX2 reports a positive integer-step/FMA

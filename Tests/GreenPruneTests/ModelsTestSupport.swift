@@ -39,8 +39,8 @@ enum ModelsFixtures {
     static func floatList(_ v: Any?) -> [Float] { (v as? [Any])?.compactMap { ($0 as? NSNumber)?.floatValue } ?? [] }
 
     /// `score()`'s results with the layers in row bands and with one multi-threaded product per
-    /// projection (`rowBands` off), bf16 dot products off either way so that half-precision
-    /// products expand tiles for sgemm on every CPU; each run's profile must show the row-band
+    /// projection (`rowBands` off), AMX and bf16 dot products off either way so that
+    /// half-precision and quantized products run on the calling thread on every CPU; each run's profile must show the row-band
     /// phase exactly when bands were asked for (and the machine has cores for them). Another
     /// suite's `BLAS.whileSingleThreaded` section sets OpenBLAS to one thread for the whole
     /// process, and a forward that starts meanwhile stands the bands aside, so the banded run is
@@ -51,6 +51,7 @@ enum ModelsFixtures {
         defer { model.kernelOptions = saved; model.profile = nil }
         func run(_ bands: Bool) throws -> (results: [ScoreResult], phases: [String]) {
             var options = saved
+            options.amx = false
             options.bf16Dot = false
             options.rowBands = bands
             model.kernelOptions = options

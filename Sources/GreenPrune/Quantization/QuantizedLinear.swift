@@ -396,6 +396,35 @@ public final class QuantizedLinear: LinearLayer {
 
     public var computesOutputBands: Bool { true }
 
+    /// True for float activations on the int16 kernel or on sgemm; false where AMX tiles or the
+    /// bf16 dot-product kernel take large products (their threads split each tile) and for int8
+    /// activations.
+    public var computesOnCallingThread: Bool { activations == .none && !usesAMX(rows: .max) && !usesBF16Dot(rows: .max) }
+
+    /// The band's product with no parallel section: on the int16 kernel (wherever it takes large
+    /// products, at any row count, so that a short last band of rows computes what the whole
+    /// product computes for its rows: each row's int16 scale and sums are its own), the input
+    /// packed and each tile's codes expanded on this thread; otherwise tiles dequantized one after
+    /// another for sgemm. The bias in the same order as `forward`'s: written first and the
+    /// product added to it, or (with `accumulate`) added after the product.
+    public func forward(onCallingThread x: UnsafePointer<Float>, rows m: Int, outputs r: Range<Int>,
+                        into out: UnsafeMutablePointer<Float>, ldo: Int, accumulate: Bool) {
+        precondition(r.lowerBound >= 0 && r.upperBound <= outFeatures && ldo >= r.count, "QuantizedLinear: bad output band")
+        precondition(computesOnCallingThread, "QuantizedLinear: no product on the calling thread for this layer's kernels")
+        guard m > 0, !r.isEmpty else { return }
+        let biasFirst = !accumulate && applyBias(out, rows: m, outputs: r, ldo: ldo, adding: false)
+        if usesInt16Dot(rows: .max) {
+            forwardInt16(PackedInput(x, rows: m, columns: inFeatures, format: .int16, threaded: false), outputs: r, into: out,
+                         ldo: ldo, accumulate: accumulate || biasFirst, bias: nil, threaded: false)
+        } else {
+            ExpandedTiles.forwardOnCallingThread(x, rows: m, width: inFeatures, outputs: r, into: out, ldo: ldo,
+                                                 accumulate: accumulate || biasFirst, tileElements: options.tileElements) { rows, dst in
+                self.dequantize(rows: rows, into: dst)
+            }
+        }
+        if accumulate { applyBias(out, rows: m, outputs: r, ldo: ldo, adding: true) }
+    }
+
     /// out (M, r.count), stride `ldo` = x · W[r, :]ᵀ + b[r]: only the band's weight rows are
     /// dequantized (float activations) or multiplied (int8 activations).
     public func forward(_ x: UnsafePointer<Float>, rows m: Int, outputs r: Range<Int>,
@@ -455,7 +484,8 @@ public final class QuantizedLinear: LinearLayer {
         let rowScale: UnsafeMutablePointer<Float>?
         /// The bf16 values (format bf16).
         var bf16: UnsafeMutablePointer<UInt16> { a.assumingMemoryBound(to: UInt16.self) }
-        init(_ x: UnsafePointer<Float>, rows m: Int, columns n: Int, format: Format = .bf16) {
+        /// Packs on the threads together, or without `threaded` on the calling thread alone.
+        init(_ x: UnsafePointer<Float>, rows m: Int, columns n: Int, format: Format = .bf16, threaded: Bool = true) {
             rows = m; columns = n; self.format = format
             let kp = (n + 31) / 32 * 32
             switch format {
@@ -472,8 +502,12 @@ public final class QuantizedLinear: LinearLayer {
                 let a = raw.bindMemory(to: Int16.self, capacity: mp * kp)
                 let rs = (raw + mp * kp * 2).bindMemory(to: Float.self, capacity: mp)
                 self.a = raw; rowScale = rs
-                parallelFor(mp / 8, grain: 8) { blocks in
-                    qk_int16_pack_a(Int64(blocks.lowerBound * 8), Int64(blocks.upperBound * 8), Int64(m), Int64(n), x, Int64(n), a, rs)
+                if threaded {
+                    parallelFor(mp / 8, grain: 8) { blocks in
+                        qk_int16_pack_a(Int64(blocks.lowerBound * 8), Int64(blocks.upperBound * 8), Int64(m), Int64(n), x, Int64(n), a, rs)
+                    }
+                } else {
+                    qk_int16_pack_a(0, Int64(mp), Int64(m), Int64(n), x, Int64(n), a, rs)
                 }
             }
         }
@@ -584,9 +618,9 @@ public final class QuantizedLinear: LinearLayer {
     /// multiplying, and each thread's expanded blocks are still in its own cache when it reads
     /// them. The sums do not depend on the split (each output is one thread's), so every split
     /// gives the same bits. With `bias`, each thread first fills its own columns with their
-    /// biases and adds the product to them.
-    private func forwardInt16(_ packed: PackedInput, outputs band: Range<Int>,
-                              into out: UnsafeMutablePointer<Float>, ldo: Int, accumulate: Bool, bias: UnsafePointer<Float>?) {
+    /// biases and adds the product to them. Without `threaded`, the calling thread does all of it.
+    private func forwardInt16(_ packed: PackedInput, outputs band: Range<Int>, into out: UnsafeMutablePointer<Float>, ldo: Int,
+                              accumulate: Bool, bias: UnsafePointer<Float>?, threaded: Bool = true) {
         let n = inFeatures, m = packed.rows, kp = (n + 31) / 32 * 32, gpr = groupsPerRow
         let a = UnsafePointer(packed.a.assumingMemoryBound(to: Int16.self)), rs = UnsafePointer(packed.rowScale!)
         let tile = Swift.max(32, Swift.min((band.count + 31) / 32 * 32, options.tileElements / n / 32 * 32))
@@ -601,9 +635,9 @@ public final class QuantizedLinear: LinearLayer {
             let groups = (t + 31) / 32
             // Every thread when there are rows enough (64 each); with few rows (decoding) the work is
             // mostly expanding codes, worth a thread per 64 columns.
-            let parts = Swift.min(activeCores, groups, m >= 64 * activeCores ? groups : Swift.max(1, t / 64))
+            let parts = threaded ? Swift.min(activeCores, groups, m >= 64 * activeCores ? groups : Swift.max(1, t / 64)) : 1
             let c = out + (r0 - band.lowerBound)
-            DispatchQueue.concurrentPerform(iterations: parts) { p in
+            func columns(_ p: Int) {
                 // Column groups g0 ..< g1: blocks 2·g0 ..< 2·g1 (a block past the tile's last row is
                 // zero, as the kernel reads whole pairs of blocks).
                 let g0 = groups * p / parts, g1 = groups * (p + 1) / parts
@@ -619,6 +653,7 @@ public final class QuantizedLinear: LinearLayer {
                                        Int64(gpr), Int64(groupLength), accumulate || bias != nil ? 1 : 0, c, Int64(ldo))
                 precondition(rc == 0, "QuantizedLinear: the int16 kernel refused a layout usesInt16Dot accepted")
             }
+            if parts == 1 { columns(0) } else { DispatchQueue.concurrentPerform(iterations: parts, execute: columns) }
             r0 = r1
         }
     }
