@@ -39,7 +39,7 @@ public protocol LinearLayer: AnyObject {
     func forward(packed: any PackedLinearInput, outputs r: Range<Int>, into out: UnsafeMutablePointer<Float>, ldo: Int)
     /// Whether `forward(onCallingThread:rows:outputs:into:ldo:accumulate:)` is available: the
     /// layer can compute its product without a parallel section of its own (float32 weights on
-    /// one sgemm, half-precision weights expanded tile by tile). False by default.
+    /// one sgemm, half-precision or quantized weights expanded tile by tile). False by default.
     var computesOnCallingThread: Bool { get }
     /// out (M, r.count), row stride `ldo`, = x (M, inFeatures) · W[r, :]ᵀ + b[r], or += with
     /// `accumulate`, with no work handed to other threads but OpenBLAS's own (which the caller

@@ -10,7 +10,10 @@ import Foundation
 /// parallel elementwise pass per step, each a hand-off between threads. Half-precision weights
 /// take it too (where they do not run on the bf16 dot-product kernel): each band's worker expands
 /// the weights tile by tile into its own workspace, so the expansion is repeated per band, a few
-/// percent of the band's arithmetic, in exchange for the same hand-off-free layer.
+/// percent of the band's arithmetic, in exchange for the same hand-off-free layer. So do
+/// quantized weights on the int16 kernel (each worker packs its rows to int16 and expands the
+/// codes tile by tile) or on dequantized sgemm tiles, where AMX and the bf16 dot-product kernel
+/// do not take them.
 ///
 /// Bands are claimed in order by `workers` threads (so a core slowed by another process takes
 /// fewer); each worker has its own (band, F) gate and (band, mlpUpBand) up buffers, the same
@@ -19,7 +22,8 @@ extension LlamaModel {
     /// Whether `runLayers` over `range` for N = `rows` tokens goes in row bands: the option is
     /// on, there is more than one thread, enough rows for a band per thread, and every
     /// projection `computesOnCallingThread` (float32 weights on one sgemm call, half-precision
-    /// weights expanded tile by tile; other layers run parallel sections of their own).
+    /// and quantized weights expanded tile by tile; other layers, and quantized ones on AMX, the
+    /// bf16 dot-product kernel or int8 activations, run parallel sections of their own).
     func rowBandsApply(_ range: Range<Int>, rows n: Int, workers: Int) -> Bool {
         guard kernelOptions.rowBands, workers > 1, n >= 64 * workers else { return false }
         return weights.layers[range].allSatisfy { l in l.linears.allSatisfy { $0.layer.computesOnCallingThread } }

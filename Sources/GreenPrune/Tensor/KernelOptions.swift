@@ -41,13 +41,14 @@ public struct KernelOptions: Sendable, Equatable {
     /// (`gpk_flash_attention`: score tiles, online softmax and P·V in registers) rather than as
     /// sgemm calls on 64-wide products; `false` keeps the sgemm path, the reference it is tested against.
     public var fusedAttention: Bool
-    /// A decoder whose projections all compute on the calling thread (float32 weights, and
-    /// bf16/f16 weights expanded to float32 tiles: `LinearLayer.computesOnCallingThread`) runs
+    /// A decoder whose projections all compute on the calling thread (float32 weights, bf16/f16
+    /// weights expanded to float32 tiles, quantized weights on the int16 kernel or sgemm tiles:
+    /// `LinearLayer.computesOnCallingThread`) runs
     /// each layer's work outside attention (norms, projections, RoPE, SwiGLU, residual adds) as
     /// bands of rows, each band on one thread with single-threaded sgemm, one parallel section
     /// per layer (`LlamaModel.runLayersInRowBands`), rather than one multi-threaded call per
     /// product and one parallel pass per elementwise step. They agree to float32 rounding
-    /// (OpenBLAS blocks a band's products differently).
+    /// (OpenBLAS blocks a band's products differently); on the int16 kernel, bit for bit.
     public var rowBands: Bool
 
     public init(amx: Bool = KernelOptions.amxAvailable && GreenPruneEnvironment.process.amx,
