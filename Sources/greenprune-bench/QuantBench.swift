@@ -189,9 +189,10 @@ struct QuantBench: ParsableCommand {
         print(String(format: "AVX-512 BF16 dot products: %@ (VDPBF16PS multiply-adds per second ×%.2f of float32 FMA); AMX: %@",
                      (KernelOptions.bf16DotAvailable ? (standard.bf16Dot ? "on" : "available, off by default") : "unavailable") as NSString,
                      KernelOptions.bf16DotSpeedup, (standard.amx ? "on" : "off") as NSString))
-        print(String(format: "int16 dot products: %@ on %@ (multiply-adds per second ×%.2f of float32 FMA)",
+        print(String(format: "int16 dot products (%@): %@ (multiply-adds per second ×%.2f of float32 FMA)",
+                     KernelOptions.int16DotISA.description as NSString,
                      (KernelOptions.int16DotAvailable ? (standard.int16Dot ? "on" : "available, off by default") : "unavailable") as NSString,
-                     KernelOptions.int16DotISA.description as NSString, KernelOptions.int16DotSpeedup))
+                     KernelOptions.int16DotSpeedup))
         // rounds[r][i]: entry i's child result in round r.
         let rounds: [[[String: Any]?]] = try Harness.interleavedRounds(`repeat`, variants: entries.count) {
             try child(entries[$0].dir, kernel: entries[$0].kernel, rowBands: entries[$0].rowBands)
