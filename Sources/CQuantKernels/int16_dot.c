@@ -86,6 +86,15 @@ int qk_int16_dot_isa(void) { return has_vnni() ? QK_ISA_AVX512VNNI : has_avx2() 
 
 int qk_int16_dot_available(void) { return qk_int16_dot_isa() != 0; }
 
+int qk_int16_dot_known_fast(void) {
+#ifdef QK_X86
+    if (has_vnni()) return 1;
+    return has_avx2() && (__builtin_cpu_is("amdfam17h") || __builtin_cpu_is("amdfam19h") || __builtin_cpu_is("amdfam1ah"));
+#else
+    return 0;
+#endif
+}
+
 // Whether `isa` (QK_ISA_PORTABLE, QK_ISA_AVX2 or QK_ISA_AVX512VNNI) can run here.
 static int isa_runs(int isa) {
     return isa == QK_ISA_PORTABLE || (isa == QK_ISA_AVX2 && has_avx2()) || (isa == QK_ISA_AVX512VNNI && has_vnni());

@@ -427,12 +427,27 @@ struct Int16DotTests {
     }
 
     /// The run-time choice: a CPU with AVX-512 VNNI or AVX2 reports a positive integer-step/FMA
-    /// rate ratio, one without reports 0, and the default follows the ratio (and
-    /// `GREENPRUNE_INT16_DOT`).
-    @Test func defaultFollowsMeasuredSpeedup() {
+    /// rate ratio, one without reports 0. The default is on without timing where /proc/cpuinfo
+    /// names a CPU known to run the kernel fast (AVX-512 VNNI; AVX2 on AMD Zen, families 23, 25
+    /// and 26), otherwise it follows the ratio; `GREENPRUNE_INT16_DOT=0` turns it off.
+    @Test func defaultFollowsMeasuredSpeedup() throws {
         #expect((KernelOptions.int16DotSpeedup > 0) == Self.available)
         #expect(KernelOptions.standard.int16Dot
-                == (Self.available && KernelOptions.int16DotSpeedup >= 1.25 && GreenPruneEnvironment.process.int16Dot))
+                == (Self.available && (KernelOptions.int16DotKnownFast || KernelOptions.int16DotSpeedup >= 1.25)
+                    && GreenPruneEnvironment.process.int16Dot))
+        #if arch(x86_64)
+        let cpuinfo = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
+        let first = cpuinfo.components(separatedBy: "\n\n")[0].split(separator: "\n")
+        func field(_ name: String) -> String {
+            first.first { $0.split(separator: ":")[0].trimmingCharacters(in: .whitespaces) == name }
+                .map { $0.split(separator: ":", maxSplits: 1).last!.trimmingCharacters(in: .whitespaces) } ?? ""
+        }
+        let flags = Set(field("flags").split(separator: " ").map(String.init))
+        let vnni = flags.isSuperset(of: ["avx512f", "avx512bw", "avx512vl", "avx512_vnni"])
+        let zen = field("vendor_id") == "AuthenticAMD" && [23, 25, 26].contains(Int(field("cpu family")) ?? 0)
+        #expect(KernelOptions.int16DotKnownFast == (vnni || (zen && flags.isSuperset(of: ["avx2", "fma"]))),
+                "vendor \(field("vendor_id")), family \(field("cpu family"))")
+        #endif
         #expect(!GreenPruneEnvironment(["GREENPRUNE_INT16_DOT": "0"]).int16Dot && GreenPruneEnvironment([:]).int16Dot)
         #expect(Self.available == (KernelOptions.int16DotISA != .portable))
         print("int16 kernel on \(KernelOptions.int16DotISA): multiply-adds per second ×\(KernelOptions.int16DotSpeedup) of float32 FMA; int16Dot by default: \(KernelOptions.standard.int16Dot)")

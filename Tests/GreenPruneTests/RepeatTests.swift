@@ -416,6 +416,12 @@ final class RoundExecutor: StepExecutor {
         let peaks = rounds.compactMap { $0.peakRSSBytes }
         #expect(peaks.count == 2 && peaks.allSatisfy { $0 > 0 })
         #expect(g.peakRSSBytes == peaks.max())
+        // The kernel choices are recorded; the int16 kernel's is the test process's wherever the
+        // CPU decides it without timing.
+        let kernels = try #require(g.kernels)
+        #expect(Set(kernels.keys) == ["amx", "bf16_dot", "int16_dot", "row_bands"] && kernels["row_bands"] == true)
+        #expect(kernels["amx"] == KernelOptions.standard.amx)
+        if KernelOptions.int16DotKnownFast || !KernelOptions.int16DotAvailable { #expect(kernels["int16_dot"] == KernelOptions.standard.int16Dot) }
         let bad = try SweepFixtures.run([try SweepFixtures.cli(), "evaluate", model.path, "--tasks", "piqa", "--repeat", "0",
                                          "--output", out.path], cwd: dir)
         #expect(bad.0 != 0 && bad.2.contains("--repeat"))

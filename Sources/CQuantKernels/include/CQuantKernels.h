@@ -186,6 +186,13 @@ int qk_int16_gemm_isa(int isa, int64_t M, int64_t N, int64_t K, int64_t m0, int6
                       int bits, const int16_t *a, const float *row_scale, const int16_t *b, const float *s, int64_t gpr,
                       int64_t group, int accumulate, float *c, int64_t ldc);
 
+/// 1 when qk_int16_dot_isa()'s integer step is known from the CPU's identity to do more
+/// multiply-adds per second than float32 FMA, without timing it: AVX-512 VNNI (VPDPWSSD issues at
+/// FMA's rate with twice its multiply-adds), or AVX2 on AMD Zen (families 17h, 19h, 1Ah: two
+/// VPMADDWD per cycle next to two FMAs); 0 elsewhere (other AVX2 CPUs, whose VPMADDWD rates
+/// differ by generation).
+int qk_int16_dot_known_fast(void);
+
 /// Multiply-adds per second of qk_int16_dot_isa()'s integer step over those of float32 VFMADD at
 /// the same width (VPDPWSSD against zmm FMA; VPMADDWD + VPADDD against ymm FMA; independent
 /// chains, as qk_bf16_dot_speedup), or 0 when that is 0.

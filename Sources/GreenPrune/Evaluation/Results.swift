@@ -219,6 +219,7 @@ public struct EvaluationResults {
         g.bytesOnDisk = model.bytesOnDisk
         g.peakRSSBytes = peakResidentBytes
         g.blasCore = openBLASCoreName()
+        g.kernels = KernelOptions.standard.recorded
         if let rs = rounds, rs.count > 1 { g.setRounds(rs, identical: roundsIdentical ?? true, peakIsCumulative: true) }
         f.greenprune = g
         return f

@@ -282,6 +282,9 @@ public struct GreenPruneFigures: Codable, Equatable {
     public var peakRSSBytes: Int?
     /// OpenBLAS's kernel set (`Prescott` flags a slow fallback).
     public var blasCore: String?
+    /// The kernel choices the evaluation ran with (`KernelOptions.recorded`): two runs that differ
+    /// here round their products differently.
+    public var kernels: [String: Bool]?
     /// The measured evaluation repeated (`evaluate --repeat`, a sweep's `repeat:`): each round's
     /// figures in order; nil for a single evaluation. `tokensPerSecond` and `wallSeconds` are then
     /// their medians.
@@ -303,6 +306,7 @@ public struct GreenPruneFigures: Codable, Equatable {
         case bytesOnDisk = "bytes_on_disk"
         case peakRSSBytes = "peak_rss_bytes"
         case blasCore = "blas_core"
+        case kernels
         case rounds
         case roundsSpread = "rounds_spread"
         case roundsIdentical = "rounds_identical"
@@ -324,6 +328,7 @@ public struct GreenPruneFigures: Codable, Equatable {
         bytesOnDisk = try int(.bytesOnDisk)
         peakRSSBytes = try int(.peakRSSBytes)
         blasCore = try c.decodeIfPresent(String.self, forKey: .blasCore)
+        kernels = try c.decodeIfPresent([String: Bool].self, forKey: .kernels)
         rounds = try c.decodeIfPresent([RoundFigures].self, forKey: .rounds)
         roundsSpread = try c.decodeIfPresent(RoundSpreads.self, forKey: .roundsSpread)
         roundsIdentical = try c.decodeIfPresent(Bool.self, forKey: .roundsIdentical)

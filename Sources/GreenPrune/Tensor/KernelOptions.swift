@@ -71,6 +71,10 @@ public struct KernelOptions: Sendable, Equatable {
     /// int16 dot-product kernel where it is preferred unless `GREENPRUNE_INT16_DOT=0`.
     public static let standard = KernelOptions()
 
+    /// The choices that change a product's rounding or its kernel, as results.json records them
+    /// (`greenprune.kernels`): AMX tiles, bf16 dot products, the int16 kernel, row bands.
+    public var recorded: [String: Bool] { ["amx": amx, "bf16_dot": bf16Dot, "int16_dot": int16Dot, "row_bands": rowBands] }
+
     /// Whether this CPU and kernel build can multiply on AMX bf16 tiles.
     public static let amxAvailable = qk_amx_bf16_available() != 0
 
@@ -98,8 +102,17 @@ public struct KernelOptions: Sendable, Equatable {
     /// without the kernel.
     public static let int16DotSpeedup = qk_int16_dot_speedup()
 
+    /// Whether the int16 kernel's integer step is known from the CPU's identity to outrun float32
+    /// FMA (AVX-512 VNNI, or AVX2 on AMD Zen: `qk_int16_dot_known_fast`), so that the default
+    /// needs no timing.
+    public static let int16DotKnownFast = qk_int16_dot_known_fast() != 0
+
     /// Whether `int16Dot` is on by default: the CPU runs the int16 kernel and its integer step does
     /// at least a quarter more multiply-adds per second than float32 FMA, margin enough for
     /// quantizing the activations, expanding the codes and flushing the int32 sums to pay off.
-    public static let int16DotPreferred = int16DotAvailable && int16DotSpeedup >= 1.25
+    /// Known from the CPU where it can be (`int16DotKnownFast`), timed only elsewhere: the kernel
+    /// changes every quantized product's rounding, and a timed ratio read under load once dropped
+    /// below the threshold in one process in six (Zen 3 under a sweep's energy tracker), so
+    /// rounds of the same evaluation scored different numbers.
+    public static let int16DotPreferred = int16DotAvailable && (int16DotKnownFast || int16DotSpeedup >= 1.25)
 }
