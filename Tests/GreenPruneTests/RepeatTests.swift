@@ -51,7 +51,8 @@ final class RoundExecutor: StepExecutor {
             }.joined(separator: ",")
             try Data("""
                 {"results": {\(body)}, "greenprune": {"tokens_per_second": \(tps), "wall_seconds": \(1000 / tps), \
-                "peak_rss_bytes": \(peak), "tasks": {\(perTask)}}}
+                "peak_rss_bytes": \(peak), "tasks": {\(perTask)}, \
+                "kernels": {"amx": false, "int16_dot": \(step.projectName == divergentStep ? "false" : "true")}}}
                 """.utf8).write(to: out.appendingPathComponent("results.json"))
             if let e = step.energyDirectory {
                 let k = kwh[id]?[round - 1] ?? 0.001
@@ -200,6 +201,13 @@ final class RoundExecutor: StepExecutor {
         #expect(try ResultsFile.read(runner.runDirectory(plan.runs[2]).appendingPathComponent("results.json")).value(task: "piqa", metric: "acc") == 0.5)
         let t = try #require(Tables.build(try ReportData.load(runner.output)).first)
         #expect(t.notes.contains { $0.hasPrefix("WARNING: q's task results differ between its rounds") })
+        // The divergent round's process recorded other kernel choices, and the warning names them.
+        #expect(t.notes.contains { $0.hasPrefix("WARNING: q's") && $0.hasSuffix(" The rounds ran different kernels (int16_dot on in rounds 1, 3 and off in round 2).") },
+                "\(t.notes)")
+        #expect(try g(2)?.rounds?.map { $0.kernels?["int16_dot"] } == [true, false, true])
+        #expect(RoundFigures.kernelDifferences([RoundFigures(round: 1, kernels: ["amx": true]), RoundFigures(round: 2, kernels: ["amx": true])]) == nil)
+        #expect(RoundFigures.kernelDifferences([RoundFigures(round: 1, kernels: ["a": true, "b": false]), RoundFigures(round: 2, kernels: ["a": false, "b": false]),
+                                                RoundFigures(round: 3)]) == "a on in round 1 and off in round 2")
         #expect(!t.notes.contains { $0.hasPrefix("WARNING: p") })
     }
 

@@ -398,15 +398,36 @@ public struct RoundFigures: Codable, Equatable {
     public var energyJoules: Double?
     /// Tokens the round scored (timing rounds score fewer than the whole evaluation).
     public var tokens: Double?
+    /// The kernel choices the round's process ran with (`GreenPruneFigures.kernels`).
+    public var kernels: [String: Bool]?
 
     public init(round: Int, tokensPerSecond: Double? = nil, wallSeconds: Double? = nil, peakRSSBytes: Int? = nil,
-                energyJoules: Double? = nil, tokens: Double? = nil) {
+                energyJoules: Double? = nil, tokens: Double? = nil, kernels: [String: Bool]? = nil) {
         self.round = round
         self.tokensPerSecond = tokensPerSecond
         self.wallSeconds = wallSeconds
         self.peakRSSBytes = peakRSSBytes
         self.energyJoules = energyJoules
         self.tokens = tokens
+        self.kernels = kernels
+    }
+
+    /// Where rounds ran different kernel choices, one clause per choice that differs, e.g.
+    /// "int16_dot on in rounds 1, 3 and off in round 2"; nil when every round recorded the same.
+    public static func kernelDifferences(_ rounds: [RoundFigures]) -> String? {
+        let recorded = rounds.filter { $0.kernels != nil }
+        let keys = Set(recorded.flatMap { $0.kernels!.keys }).sorted()
+        let clauses: [String] = keys.compactMap { key in
+            func list(_ value: Bool?) -> String? {
+                let rs = recorded.filter { $0.kernels![key] == value }.map(\.round)
+                guard !rs.isEmpty else { return nil }
+                return (value.map { $0 ? "on" : "off" } ?? "unrecorded") + (rs.count == 1 ? " in round " : " in rounds ")
+                    + rs.map(String.init).joined(separator: ", ")
+            }
+            let parts = [true, false, nil].compactMap(list)
+            return parts.count > 1 ? "\(key) " + parts.joined(separator: " and ") : nil
+        }
+        return clauses.isEmpty ? nil : clauses.joined(separator: "; ")
     }
 
     enum CodingKeys: String, CodingKey {
@@ -415,7 +436,7 @@ public struct RoundFigures: Codable, Equatable {
         case wallSeconds = "wall_seconds"
         case peakRSSBytes = "peak_rss_bytes"
         case energyJoules = "energy_joules"
-        case tokens
+        case tokens, kernels
     }
 }
 

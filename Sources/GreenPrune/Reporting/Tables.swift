@@ -175,9 +175,11 @@ public enum Tables {
         let counts = Set(runs.filter { $0.record.status == .done && $0.roundCount > 1 }.map(\.roundCount)).sorted()
         if !counts.isEmpty { notes.append(roundsRule(counts, timing: runs.contains { $0.record.status == .done && $0.hasTimingRounds })) }
         for r in runs where r.record.status == .done && r.results.greenprune?.roundsIdentical == false {
+            let kernels = (r.results.greenprune?.rounds).flatMap(RoundFigures.kernelDifferences)
             notes.append("WARNING: \(r.variant)'s task results differ between its rounds. Scoring is deterministic, so the "
                          + "rounds did not evaluate the same thing; its task cells show "
-                         + (r.hasTimingRounds ? "the evaluation of all documents'." : "round 1's."))
+                         + (r.hasTimingRounds ? "the evaluation of all documents'." : "round 1's.")
+                         + (kernels.map { " The rounds ran different kernels (\($0))." } ?? ""))
         }
         var how: [String] = []
         for r in runs { for n in r.energyNotes where !how.contains(n) { how.append(n) } }

@@ -468,15 +468,16 @@ public final class SweepRunner {
             let docs = try roundNumbers.map { DocumentScores.merged(try documents(byRound[$0]!)) }
             let identical = rounds.allSatisfy { $0.results == rounds[0].results } && docs.allSatisfy { $0 == docs[0] }
                 && (fullDocs.map { docs[0].isPrefix(of: $0) } ?? true)
-            if !identical {
-                log("[\(run.index)] \(run.id): WARNING: task results differ between rounds (scoring should be deterministic); "
-                    + "results.json keeps " + (full == nil ? "round \(roundNumbers[0])'s" : "the whole evaluation's")
-                    + " and records rounds_identical: false")
-            }
             let figures = zip(roundNumbers, rounds).map { r, f in
                 RoundFigures(round: r, tokensPerSecond: f.greenprune?.tokensPerSecond, wallSeconds: f.greenprune?.wallSeconds,
                              peakRSSBytes: f.greenprune?.peakRSSBytes, energyJoules: roundEnergy(byRound[r]!),
-                             tokens: f.greenprune?.tokens)
+                             tokens: f.greenprune?.tokens, kernels: f.greenprune?.kernels)
+            }
+            if !identical {
+                log("[\(run.index)] \(run.id): WARNING: task results differ between rounds (scoring should be deterministic); "
+                    + "results.json keeps " + (full == nil ? "round \(roundNumbers[0])'s" : "the whole evaluation's")
+                    + " and records rounds_identical: false"
+                    + (RoundFigures.kernelDifferences(figures).map { "; the rounds ran different kernels: \($0)" } ?? ""))
             }
             g.setRounds(figures, identical: identical, peakIsCumulative: false)
             results[0].greenprune = g
