@@ -78,6 +78,25 @@ void gpk_release_free_heap(void);
 /// Call before any other thread uses BLAS.
 int gpk_blas_set_thread_timeout(int log2_cycles);
 
+/// The gate between OpenBLAS products and the sections that set OpenBLAS to one thread
+/// (blas_gate.c). `call_begin` before a product outside a section waits for any section to end
+/// and returns whether it took the shared lock (0 on a thread working for a section), to be
+/// handed to `call_end`. `section_begin` takes the lock exclusively and marks the calling thread
+/// (0, taking nothing, when that thread already works for a section); `section_end` releases it.
+/// `worker_begin` marks a thread running part of a section and returns its previous mark for
+/// `worker_end`. `in_section`: whether the calling thread is marked.
+int gpk_blas_call_begin(void);
+void gpk_blas_call_end(int locked);
+int gpk_blas_section_begin(void);
+void gpk_blas_section_end(void);
+int gpk_blas_worker_begin(void);
+void gpk_blas_worker_end(int was);
+int gpk_blas_in_section(void);
+/// The thread count products outside sections run with, as last set through `BLAS.threads`
+/// (0 until then: OpenBLAS's own setting at start-up).
+int gpk_blas_configured_threads(void);
+void gpk_blas_set_configured_threads(int n);
+
 #include "gp_hdf5.h"
 #include "gp_attention.h"
 #include "gp_spawn.h"

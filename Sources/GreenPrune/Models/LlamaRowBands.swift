@@ -114,9 +114,6 @@ extension LlamaModel {
         func work(_ w: Int) {
             while let i = next.take(below: bands) { body(i * band ..< min(n, (i + 1) * band), w) }
         }
-        let parallel = BLAS.whileSingleThreaded {
-            DispatchQueue.concurrentPerform(iterations: workers) { work($0) }
-        }
-        if !parallel { work(0) }
+        if !BLAS.whileSingleThreaded(workers: workers, work) { work(0) }
     }
 }

@@ -110,11 +110,11 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, probs: UnsafeMu
     let tasks = b * heads
     // Heads in parallel, each on one thread with single-threaded sgemm (many small products
     // parallelise better across heads than inside each one), when BLAS has threads to give up.
-    let parallel = options.parallelOverHeads && workers > 1 && tasks > 1 && BLAS.whileSingleThreaded {
-        let slots = min(workers, tasks)
+    let slots = min(workers, tasks)
+    let parallel = options.parallelOverHeads && slots > 1 && BLAS.threads > 1 && {
         let extra = probs == nil ? UnsafeMutablePointer<Float>.allocate(capacity: (slots - 1) * t * l + 1) : nil
         defer { extra?.deallocate() }
-        DispatchQueue.concurrentPerform(iterations: slots) { w in
+        return BLAS.whileSingleThreaded(workers: slots) { w in
             let mine = w == 0 ? scratch : extra.map { $0 + (w - 1) * t * l } ?? scratch
             var task = w
             while task < tasks {
@@ -122,7 +122,7 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, probs: UnsafeMu
                 task += slots
             }
         }
-    }
+    }()
     if !parallel {
         for bi in 0..<b { for h in 0..<heads { head(bi, h, scratch, rowsParallel: true) } }
     }
@@ -250,11 +250,9 @@ func groupedAttentionForward(_ out: UnsafeMutablePointer<Float>, q: UnsafePointe
     }
 
     let tasks = b * kvHeads
-    let parallel = slots > 1 && BLAS.whileSingleThreaded {
-        DispatchQueue.concurrentPerform(iterations: slots) { w in
-            var i = w
-            while i < tasks { task(i / kvHeads, i % kvHeads, scratch + w * perTask); i += slots }
-        }
+    let parallel = BLAS.whileSingleThreaded(workers: slots) { w in
+        var i = w
+        while i < tasks { task(i / kvHeads, i % kvHeads, scratch + w * perTask); i += slots }
     }
     if !parallel {
         for i in 0 ..< tasks { task(i / kvHeads, i % kvHeads, scratch) }

@@ -4,30 +4,57 @@ import Foundation
 
 /// Thin wrappers over OpenBLAS: every matmul in GreenPrune goes through `cblas_sgemm`.
 public enum BLAS {
-    /// Threads OpenBLAS uses for one call.
+    /// Threads OpenBLAS uses for a product outside a single-threaded section: OpenBLAS's own
+    /// setting at start-up (OPENBLAS_NUM_THREADS, or the cores) until set here. A section's
+    /// temporary one is not seen here, and setting it waits for running products and sections.
     public static var threads: Int {
-        get { Int(openblas_get_num_threads()) }
-        set { openblas_set_num_threads(Int32(max(1, newValue))) }
+        get {
+            let c = gpk_blas_configured_threads()
+            return c > 0 ? Int(c) : startupThreads
+        }
+        set {
+            let n = max(1, newValue)
+            // Inside a section the new count takes effect when the section ends.
+            let exclusive = gpk_blas_section_begin() != 0
+            gpk_blas_set_configured_threads(Int32(n))
+            if exclusive {
+                openblas_set_num_threads(Int32(n))
+                gpk_blas_section_end()
+            }
+        }
     }
 
-    /// When OpenBLAS runs on more than one thread, runs `body` with it on one thread per call
-    /// (for callers that spread many small products over their own threads instead) and returns
-    /// true; otherwise returns false without running `body`. The thread count is one setting for
-    /// the whole process, so these sections run one at a time: concurrent callers (tests run in
-    /// parallel) never read each other's temporary 1, take a different path for it, or restore it
-    /// in the wrong order.
-    public static func whileSingleThreaded(_ body: () -> Void) -> Bool {
-        singleThreadedSection.lock()
-        defer { singleThreadedSection.unlock() }
-        let configured = threads
-        guard configured > 1 else { return false }
-        threads = 1
-        body()
-        threads = configured
+    /// OpenBLAS's thread count before any section or setter changed it (read on first use;
+    /// every section reads `threads` before it sets one thread).
+    private static let startupThreads = Int(openblas_get_num_threads())
+
+    /// When OpenBLAS runs on more than one thread, runs `body(worker)` for workers
+    /// 0..<`workers` on threads of their own (`DispatchQueue.concurrentPerform`), with OpenBLAS
+    /// on one thread per call, and returns true: for callers that spread many small products
+    /// over their own threads. Otherwise (one thread configured, one worker asked for, or called
+    /// from a worker of another section) returns false without running `body`, and the caller
+    /// takes its serial path.
+    ///
+    /// The thread count is one setting for the whole process, and on AVX2 OpenBLAS rounds a
+    /// product differently on one thread than on several. So a section excludes every product
+    /// outside it (`sgemm` waits for the section to end, and the section for running products
+    /// to finish) and sections run one at a time: a product computes the same bits whatever
+    /// other threads of the process (tests running in parallel) are doing. Only the workers
+    /// started here may call `sgemm` inside the section: a thread `body` starts itself would wait
+    /// for the section, which waits for it.
+    public static func whileSingleThreaded(workers: Int, _ body: (Int) -> Void) -> Bool {
+        guard workers > 1, threads > 1, gpk_blas_section_begin() != 0 else { return false }
+        defer { gpk_blas_section_end() }
+        guard threads > 1 else { return false }
+        openblas_set_num_threads(1)
+        DispatchQueue.concurrentPerform(iterations: workers) { w in
+            let was = gpk_blas_worker_begin()
+            defer { gpk_blas_worker_end(was) }
+            body(w)
+        }
+        openblas_set_num_threads(Int32(threads))
         return true
     }
-
-    private static let singleThreadedSection = NSLock()
 
     /// Makes OpenBLAS's idle worker threads sleep almost at once instead of spinning for about
     /// 2^28 cycles after each product (OPENBLAS_THREAD_TIMEOUT=4, unless the environment sets
@@ -59,6 +86,9 @@ public func sgemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k:
         }
         return
     }
+    // Outside a section this waits for one to end (see `BLAS.whileSingleThreaded`).
+    let locked = gpk_blas_call_begin()
+    defer { gpk_blas_call_end(locked) }
     cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                 Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
 }

@@ -140,14 +140,12 @@ func blockwiseAttentionForward(_ out: UnsafeMutablePointer<Float>, q: UnsafePoin
         }
     }
 
-    let parallel = slots > 1 && BLAS.whileSingleThreaded {
-        // Tasks differ in cost (causal blocks), so workers take the next one as they finish.
-        let next = TaskCounter()
-        DispatchQueue.concurrentPerform(iterations: slots) { w in
-            while let i = next.take(below: tasks) {
-                let (bi, g, qb) = taskAt(i)
-                task(bi, g, qb, scratch + w * perSlot)
-            }
+    // Tasks differ in cost (causal blocks), so workers take the next one as they finish.
+    let next = TaskCounter()
+    let parallel = BLAS.whileSingleThreaded(workers: slots) { w in
+        while let i = next.take(below: tasks) {
+            let (bi, g, qb) = taskAt(i)
+            task(bi, g, qb, scratch + w * perSlot)
         }
     }
     if !parallel {

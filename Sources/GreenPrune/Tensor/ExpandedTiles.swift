@@ -25,12 +25,10 @@ enum ExpandedTiles {
         // no hand-over between the expanding threads and OpenBLAS's workers at every tile, which
         // on a loaded machine left one side spinning in sched_yield while the other was descheduled.
         let parts = min(activeCores, band.count / 64)
-        if parts > 1, m >= 64, BLAS.whileSingleThreaded({
-            DispatchQueue.concurrentPerform(iterations: parts) { p in
-                let lo = band.lowerBound + band.count * p / parts, hi = band.lowerBound + band.count * (p + 1) / parts
-                forwardTiles(x, rows: m, width: n, outputs: lo ..< hi, into: out + (lo - band.lowerBound), ldo: ldo,
-                             accumulate: accumulate, tileElements: tileElements / parts, expand: expand, threaded: false)
-            }
+        if m >= 64, BLAS.whileSingleThreaded(workers: parts, { p in
+            let lo = band.lowerBound + band.count * p / parts, hi = band.lowerBound + band.count * (p + 1) / parts
+            forwardTiles(x, rows: m, width: n, outputs: lo ..< hi, into: out + (lo - band.lowerBound), ldo: ldo,
+                         accumulate: accumulate, tileElements: tileElements / parts, expand: expand, threaded: false)
         }) { return }
         forwardTiles(x, rows: m, width: n, outputs: band, into: out, ldo: ldo, accumulate: accumulate,
                      tileElements: tileElements, expand: expand, threaded: true)
@@ -57,8 +55,8 @@ enum ExpandedTiles {
         while r0 < band.upperBound {
             let r1 = min(band.upperBound, r0 + tile)
             if threaded { expandTile(r0 ..< r1, width: n, into: scratch, expand: expand) } else { expand(r0 ..< r1, scratch) }
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(r1 - r0), Int32(n),
-                        1, x, Int32(n), scratch, Int32(n), accumulate ? 1 : 0, out + (r0 - band.lowerBound), Int32(ldo))
+            sgemm(transB: true, m: m, n: r1 - r0, k: n, a: x, lda: n, b: scratch, ldb: n,
+                  beta: accumulate ? 1 : 0, c: out + (r0 - band.lowerBound), ldc: ldo)
             r0 = r1
         }
     }
