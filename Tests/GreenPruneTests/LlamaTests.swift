@@ -108,10 +108,8 @@ import GreenPrune
 
     /// The streaming output layer (vocabulary tiles, online log-sum-exp) against a float64
     /// log-softmax of the full last-position logits: within 4e-5 for one tile, 4096-wide tiles
-    /// and 1000-wide tiles (the last one ragged), and the argmax flag agrees. The logits come
-    /// from a second forward: suites running beside this one switch OpenBLAS's thread count for
-    /// the whole process (`BLAS.whileSingleThreaded`), and on AVX2 CPUs its kernels then round
-    /// some hidden-state sums differently (2.4e-5 seen), so the bound covers two forwards.
+    /// and 1000-wide tiles (the last one ragged), and the argmax flag agrees. The float32 logits
+    /// and the tiles' running exp-sums round differently from the float64 sum (1.1e-5 seen).
     @Test func streamingHeadMatchesDoubleLogSoftmax() throws {
         let model = try Self.shared.get()
         let (ids, _, _) = try Self.reference()
@@ -137,9 +135,8 @@ import GreenPrune
     /// Many scored rows in one pass with narrowed tiles (the logits budget spread over more
     /// rows) give the log-probabilities of the default layout within 6e-5 (other tile widths
     /// round the float32 logits and the running exp-sums differently: a few tens of float32
-    /// steps at log-probabilities near −10; the two are separate forwards, which other suites'
-    /// OpenBLAS thread switches move by an ulp on AVX2: 3.05e-5 seen under the parallel run),
-    /// and the same greedy flags: every position of three
+    /// steps at log-probabilities near −10: 1.3e-5 seen), and the same greedy flags: every
+    /// position of three
     /// reference sentences, with passes of 8 rows (tiles of 250) and passes that end mid-sequence.
     @Test func headPassesOfManyRowsMatchDefaultLayout() throws {
         let model = try Self.shared.get()
@@ -254,8 +251,8 @@ import GreenPrune
         let a = try LlamaModel(config: model.config, weights: pruned).score([ScoreRequest(tokens: ids[2], scoreFrom: 1)])[0]
         let b = try LlamaModel(config: model.config, weights: zeroed).score([ScoreRequest(tokens: ids[2], scoreFrom: 1)])[0]
         // The same function through other product shapes (6 heads and 1000 channels against 9 and
-        // 1536 with zeros): float32 rounding only, which on AVX2 OpenBLAS kernels, with other
-        // suites switching its thread count, reached 1.07e-4 over SmolLM2's 30 layers.
+        // 1536 with zeros): float32 rounding only, which on AVX2 OpenBLAS kernels reached 1.07e-4
+        // over SmolLM2's 30 layers.
         #expect(ModelsFixtures.maxAbsDiff(a.logprobs, b.logprobs) < 3e-4)
         // And pruning changed something (the test would be vacuous otherwise).
         let full = try model.score([ScoreRequest(tokens: ids[2], scoreFrom: 1)])[0]

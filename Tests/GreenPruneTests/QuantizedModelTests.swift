@@ -44,25 +44,18 @@ struct QuantizedModelTests {
         // layer's and the token rows read back bit for bit.
         #expect(try sameWeights(inMemory.weights, reloaded.weights))
         #expect(try !sameWeights(inMemory.weights, ModelLoader.loadLlama(src).weights))
-        // And the loader reads it the same way. The two forwards are compared within float32
-        // rounding, not exactly: tests running beside this one switch OpenBLAS's thread count for
-        // the whole process (`BLAS.whileSingleThreaded`), and on AVX2 its kernels then round the
-        // same product differently (an ulp of a logit, about 1e-6 in a log-probability). A loader
-        // that misread a scale, zero point or group moves them by 1e-3 or more. The int16 kernel
-        // rounds each activation row to int16, which magnifies that ulp into whole int16 steps.
+        // And the loader reads it the same way: the same log-probabilities bit for bit, on the
+        // int16 kernel (where the CPU has it) and on float32 products. Tests running beside this
+        // one cannot move them: a product never runs during another suite's single-threaded
+        // section (`BLAS.whileSingleThreaded`), where OpenBLAS would round it differently.
         let int16 = inMemory.kernelOptions.int16Dot
         for m in [inMemory, reloaded] { m.kernelOptions.int16Dot = false }
         let (a, b) = (try inMemory.score(windows), try reloaded.score(windows))
-        #expect(maxGap(a, b) < 2e-5, "in-memory and written models differ by \(maxGap(a, b))")
+        #expect(maxGap(a, b) == 0, "in-memory and written models differ by \(maxGap(a, b))")
         if int16 {
             for m in [inMemory, reloaded] { m.kernelOptions.int16Dot = true }
-            // The int16 rounding of activations turns the thread switches' ulp into whole int16
-            // steps (2.6e-3 seen under the parallel run on AVX2), so the smallest gap of four
-            // tries is held to 1e-2: still ten times below what a misread scale or zero point
-            // does to these log-probabilities (the quantization itself moves them by more).
-            var gap = Double.infinity
-            for _ in 0 ..< 4 where gap > 0 { gap = min(gap, maxGap(try inMemory.score(windows), try reloaded.score(windows))) }
-            #expect(gap < 1e-2, "int16 kernel: in-memory and written models differ by \(gap)")
+            let gap = maxGap(try inMemory.score(windows), try reloaded.score(windows))
+            #expect(gap == 0, "int16 kernel: in-memory and written models differ by \(gap)")
         }
         // And the quantization did something, by more than the bound above.
         #expect(maxGap(a, float) > 1e-2, "quantizing moved the log-probabilities by \(maxGap(a, float)) only")
@@ -81,8 +74,7 @@ struct QuantizedModelTests {
         let out = root.appendingPathComponent("q")
         try quantized.write(to: out, start: Date(), progress: false)
         let inMemory = try quantized.bundle.bert(), reloaded = try ModelLoader.loadBert(out)
-        let (a, b) = try sameWhenUndisturbed { (try inMemory.embed(texts), try reloaded.embed(texts)) }
-        #expect(a == b)
+        #expect(try inMemory.embed(texts) == reloaded.embed(texts))
         #expect(quantized.layers.count == 6 * 6 + 1)
         // The model in memory is quantized now: a second pass is refused, not run on its codes.
         #expect(throws: InputError.self) {
@@ -132,16 +124,6 @@ struct QuantizedModelTests {
             for (p, q) in zip(l.linears, m.linears) where !(try same(p.layer, q.layer)) { return false }
         }
         return true
-    }
-
-    /// Both models' results, computed back to back up to six times until they agree. Suites
-    /// running in parallel switch OpenBLAS's thread count for the whole process while they run
-    /// (`BLAS.whileSingleThreaded`), which can move a float sum by an ulp between two forwards;
-    /// a real difference between the models shows on every try.
-    func sameWhenUndisturbed<T: Equatable>(_ run: () throws -> (T, T)) rethrows -> (T, T) {
-        var r = try run()
-        for _ in 1 ..< 6 where r.0 != r.1 { r = try run() }
-        return r
     }
 
     /// A quantized layer gives back the codes, scales and zero points it was built from, in the
