@@ -430,6 +430,13 @@ final class RoundExecutor: StepExecutor {
         #expect(Set(kernels.keys) == ["amx", "bf16_dot", "int16_dot", "row_bands"] && kernels["row_bands"] == true)
         #expect(kernels["amx"] == KernelOptions.standard.amx)
         if KernelOptions.int16DotKnownFast || !KernelOptions.int16DotAvailable { #expect(kernels["int16_dot"] == KernelOptions.standard.int16Dot) }
+        // So is OpenBLAS's thread count: the test process's default, and what OPENBLAS_NUM_THREADS says.
+        #expect(g.blasThreads == BLAS.threads)
+        let one = dir.appendingPathComponent("one-thread")
+        let single = try SweepFixtures.run([try SweepFixtures.cli(), "evaluate", model.path, "--tasks", "piqa", "--limit", "2",
+                                            "--output", one.path, "--quiet"], cwd: dir, env: ["OPENBLAS_NUM_THREADS": "1"])
+        #expect(single.0 == 0, "\(single.2)")
+        #expect(try ResultsFile.read(one.appendingPathComponent("results.json")).greenprune?.blasThreads == 1)
         let bad = try SweepFixtures.run([try SweepFixtures.cli(), "evaluate", model.path, "--tasks", "piqa", "--repeat", "0",
                                          "--output", out.path], cwd: dir)
         #expect(bad.0 != 0 && bad.2.contains("--repeat"))

@@ -22,6 +22,7 @@ import GreenPrune
         "greenprune": ["version": "0.1", "tokens_per_second": 312.25, "wall_seconds": 12.5, "parameters": 134515008,
                        "non_embedding_parameters": 106000000, "bytes_on_disk": 538090000, "peak_rss_bytes": 1386135552,
                        "blas_core": "Haswell", "kernels": ["amx": false, "bf16_dot": false, "int16_dot": true, "row_bands": true],
+                       "blas_threads": 2,
                        "wall_seconds_by_task": ["piqa": 4.5],
                        "tasks": ["piqa": ["wall_seconds": 4.5, "documents": 10, "documents_per_second": 2.2222222222222223,
                                           "tokens": 900, "tokens_read": 410, "tokens_per_second": 200, "model_calls": 3]]] as [String: Any],

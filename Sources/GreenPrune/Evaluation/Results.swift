@@ -220,6 +220,7 @@ public struct EvaluationResults {
         g.peakRSSBytes = peakResidentBytes
         g.blasCore = openBLASCoreName()
         g.kernels = KernelOptions.standard.recorded
+        g.blasThreads = BLAS.threads
         if let rs = rounds, rs.count > 1 { g.setRounds(rs, identical: roundsIdentical ?? true, peakIsCumulative: true) }
         f.greenprune = g
         return f

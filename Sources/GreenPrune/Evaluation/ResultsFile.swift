@@ -285,6 +285,10 @@ public struct GreenPruneFigures: Codable, Equatable {
     /// The kernel choices the evaluation ran with (`KernelOptions.recorded`): two runs that differ
     /// here round their products differently.
     public var kernels: [String: Bool]?
+    /// OpenBLAS's thread count for products (`BLAS.threads`: OPENBLAS_NUM_THREADS, or the cores).
+    /// On AVX2 OpenBLAS rounds a product differently on one thread than on several, and the row
+    /// bands need more than one, so two runs that differ here differ in the last bits.
+    public var blasThreads: Int?
     /// The measured evaluation repeated (`evaluate --repeat`, a sweep's `repeat:`): each round's
     /// figures in order; nil for a single evaluation. `tokensPerSecond` and `wallSeconds` are then
     /// their medians.
@@ -307,6 +311,7 @@ public struct GreenPruneFigures: Codable, Equatable {
         case peakRSSBytes = "peak_rss_bytes"
         case blasCore = "blas_core"
         case kernels
+        case blasThreads = "blas_threads"
         case rounds
         case roundsSpread = "rounds_spread"
         case roundsIdentical = "rounds_identical"
@@ -329,6 +334,7 @@ public struct GreenPruneFigures: Codable, Equatable {
         peakRSSBytes = try int(.peakRSSBytes)
         blasCore = try c.decodeIfPresent(String.self, forKey: .blasCore)
         kernels = try c.decodeIfPresent([String: Bool].self, forKey: .kernels)
+        blasThreads = try int(.blasThreads)
         rounds = try c.decodeIfPresent([RoundFigures].self, forKey: .rounds)
         roundsSpread = try c.decodeIfPresent(RoundSpreads.self, forKey: .roundsSpread)
         roundsIdentical = try c.decodeIfPresent(Bool.self, forKey: .roundsIdentical)
