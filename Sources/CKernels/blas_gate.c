@@ -47,8 +47,6 @@ int gpk_blas_worker_begin(void) {
 
 void gpk_blas_worker_end(int was) { inside = was; }
 
-int gpk_blas_in_section(void) { return inside; }
-
 int gpk_blas_configured_threads(void) { return atomic_load(&configured_threads); }
 
 void gpk_blas_set_configured_threads(int n) { atomic_store(&configured_threads, n); }

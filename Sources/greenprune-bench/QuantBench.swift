@@ -163,9 +163,7 @@ struct QuantBench: ParsableCommand {
         if let q = model.weights.layers.first?.qProj as? QuantizedLinear {
             kernel = q.activations == .int8 ? "int8 \(q.isa)" : q.floatKernelName(rows: batchTokens)
         } else { kernel = "sgemm" }
-        // Row bands need more than one thread (and OpenBLAS's) besides layers that can take them.
-        let banded = rowBands && min(activeCores, BLAS.threads) > 1
-            && model.weights.layers.allSatisfy { $0.linears.allSatisfy { $0.layer.computesOnCallingThread } }
+        let banded = model.runsInRowBands(rows: batchTokens)
         kernel += banded ? " in row bands" : ", one threaded product per projection"
         let o: [String: Any] = ["dir": url.path, "perplexity": out.values["perplexity"]!.value,
                                 "tokens_per_second": out.tokensPerSecond, "wall_seconds": out.wallSeconds,

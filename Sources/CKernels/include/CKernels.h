@@ -84,14 +84,13 @@ int gpk_blas_set_thread_timeout(int log2_cycles);
 /// handed to `call_end`. `section_begin` takes the lock exclusively and marks the calling thread
 /// (0, taking nothing, when that thread already works for a section); `section_end` releases it.
 /// `worker_begin` marks a thread running part of a section and returns its previous mark for
-/// `worker_end`. `in_section`: whether the calling thread is marked.
+/// `worker_end`.
 int gpk_blas_call_begin(void);
 void gpk_blas_call_end(int locked);
 int gpk_blas_section_begin(void);
 void gpk_blas_section_end(void);
 int gpk_blas_worker_begin(void);
 void gpk_blas_worker_end(int was);
-int gpk_blas_in_section(void);
 /// The thread count products outside sections run with, as last set through `BLAS.threads`
 /// (0 until then: OpenBLAS's own setting at start-up).
 int gpk_blas_configured_threads(void);

@@ -29,6 +29,12 @@ extension LlamaModel {
         return weights.layers[range].allSatisfy { l in l.linears.allSatisfy { $0.layer.computesOnCallingThread } }
     }
 
+    /// Whether a forward of N = `rows` tokens through every layer goes in row bands, with the
+    /// threads it would have (`rowBandsApply` over all layers with `rowBandWorkers`).
+    public func runsInRowBands(rows n: Int) -> Bool {
+        rowBandsApply(weights.layers.indices, rows: n, workers: rowBandWorkers)
+    }
+
     /// Threads a row-band section runs on: the cores, at most OpenBLAS's thread setting (one
     /// thread there means one here).
     var rowBandWorkers: Int { min(activeCores, BLAS.threads) }
