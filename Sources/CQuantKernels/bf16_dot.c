@@ -131,6 +131,14 @@ __attribute__((target("avx512f,avx512bf16,avx512vl"), noinline))
 static void chains_dpbf16(int64_t n) { QK_CHAINS("vdpbf16ps", n); }
 #endif
 
+int qk_bf16_dot_known_fast(void) {
+#ifdef QK_X86
+    return qk_avx512_bf16_available() && (__builtin_cpu_is("amdfam19h") || __builtin_cpu_is("amdfam1ah"));
+#else
+    return 0;
+#endif
+}
+
 double qk_bf16_dot_speedup(void) {
 #ifdef QK_X86
     if (!qk_avx512_bf16_available()) return 0;

@@ -42,7 +42,7 @@ struct ModelBench: ParsableCommand {
     @Option(help: "Storage type of the weights while scoring: auto (the checkpoint's), f32, bf16 or f16.")
     var dtype = "f32"
 
-    @Flag(inversion: .prefixedNo, help: "bf16 and quantized weights multiply on AVX-512 BF16 dot products, or (--no-bf16-dot) on float32 tiles for sgemm (default: this CPU's choice, KernelOptions.bf16DotPreferred).")
+    @Flag(inversion: .prefixedNo, help: "bf16 weights (and quantized ones the int16 kernel does not take) multiply on AVX-512 BF16 dot products, or (--no-bf16-dot) on float32 tiles for sgemm (default: this CPU's choice, KernelOptions.bf16DotPreferred).")
     var bf16Dot: Bool = KernelOptions.bf16DotPreferred
 
     @Option(help: "Shortest window whose attention goes blockwise (online softmax, no T×T scores); 0: never (default: the library's).")

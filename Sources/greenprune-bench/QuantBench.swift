@@ -137,7 +137,7 @@ struct QuantBench: ParsableCommand {
         switch noAmx ? .sgemm : kernel {
         case .auto: break
         case .sgemm: model.kernelOptions.amx = false; model.kernelOptions.bf16Dot = false; model.kernelOptions.int16Dot = false
-        case .bf16Dot: model.kernelOptions.amx = false; model.kernelOptions.bf16Dot = true
+        case .bf16Dot: model.kernelOptions.amx = false; model.kernelOptions.bf16Dot = true; model.kernelOptions.int16Dot = false
         case .int16Dot: model.kernelOptions.amx = false; model.kernelOptions.bf16Dot = false; model.kernelOptions.int16Dot = true
         }
         model.kernelOptions.rowBands = rowBands
@@ -182,12 +182,14 @@ struct QuantBench: ParsableCommand {
         if sgemmToo && (standard.amx || standard.bf16Dot || standard.int16Dot) {
             entries += directories.dropFirst().map { (dir: $0, kernel: .sgemm, rowBands: true) }
         }
-        if bf16DotToo && KernelOptions.bf16DotAvailable && !standard.amx && !standard.bf16Dot {
+        // Quantized layers take the int16 kernel before the bf16 one (QuantizedLinear.usesInt16Dot).
+        let bf16DotByDefault = standard.bf16Dot && !(standard.int16Dot && KernelOptions.int16DotAvailable)
+        if bf16DotToo && KernelOptions.bf16DotAvailable && !standard.amx && !bf16DotByDefault {
             entries += directories.dropFirst().map { (dir: $0, kernel: .bf16Dot, rowBands: true) }
         }
         if noRowBandsToo { entries += directories.dropFirst().map { (dir: $0, kernel: .auto, rowBands: false) } }
         print(String(format: "AVX-512 BF16 dot products: %@ (VDPBF16PS multiply-adds per second ×%.2f of float32 FMA); AMX: %@",
-                     (KernelOptions.bf16DotAvailable ? (standard.bf16Dot ? "on" : "available, off by default") : "unavailable") as NSString,
+                     (KernelOptions.bf16DotAvailable ? (bf16DotByDefault ? "on" : standard.bf16Dot ? "on for bf16 weights; quantized layers take the int16 kernel" : "available, off by default") : "unavailable") as NSString,
                      KernelOptions.bf16DotSpeedup, (standard.amx ? "on" : "off") as NSString))
         print(String(format: "int16 dot products (%@): %@ (multiply-adds per second ×%.2f of float32 FMA)",
                      KernelOptions.int16DotISA.description as NSString,

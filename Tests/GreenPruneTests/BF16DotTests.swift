@@ -71,7 +71,8 @@ struct BF16DotTests {
         let w = randomMatrix(n, k, seed: 41)
         let t = try w.withUnsafeBufferPointer { try scheme.quantize($0, rows: n, cols: k, name: "w") }
         let layer = try QuantizedLinear(t, bias: nil), other = try QuantizedLinear(t, bias: nil)
-        for l in [layer, other] { l.options.amx = false; l.options.bf16Dot = true; l.options.tileElements = 64 * k }
+        // The int16 kernel goes first where it is on (VNNI CPUs): off here, so the bf16 kernel takes the rows.
+        for l in [layer, other] { l.options.amx = false; l.options.int16Dot = false; l.options.bf16Dot = true; l.options.tileElements = 64 * k }
         #expect(!layer.usesBF16Dot(rows: 7) && !layer.usesAMX(rows: 77))
         let dq = t.dequantize()
         let expanded = layer.groupsPerRow == 1 ? dq : dq.map(Self.bf16)
@@ -113,8 +114,24 @@ struct BF16DotTests {
         let w = randomMatrix(64, 64, seed: 51)
         let layer = try QuantizedLinear(try w.withUnsafeBufferPointer { try scheme.quantize($0, rows: 64, cols: 64, name: "w") }, bias: nil)
         layer.options.amx = false
+        layer.options.int16Dot = false
         layer.options.bf16Dot = true
         #expect(!layer.usesBF16Dot(rows: 64))
+    }
+
+    /// Where the int16 kernel and the bf16 dot-product kernel are both on (AVX-512 VNNI and BF16,
+    /// as Zen 4), a quantized layer takes the int16 one: 16 bits of each activation, not 8.
+    @Test func int16KernelGoesFirst() throws {
+        let scheme = try QuantScheme(bits: 8, granularity: .channel, groupSize: 32, symmetric: true)
+        let w = randomMatrix(64, 64, seed: 52)
+        let layer = try QuantizedLinear(try w.withUnsafeBufferPointer { try scheme.quantize($0, rows: 64, cols: 64, name: "w") }, bias: nil)
+        layer.options.amx = false
+        layer.options.int16Dot = true
+        layer.options.bf16Dot = true
+        #expect(layer.usesInt16Dot(rows: 64) == KernelOptions.int16DotAvailable)
+        #expect(layer.usesBF16Dot(rows: 64) == (Self.available && !KernelOptions.int16DotAvailable))
+        #expect(layer.floatKernelName(rows: 64)
+                == (KernelOptions.int16DotAvailable ? "int16-dot" : Self.available ? "bf16-dot" : "sgemm"))
     }
 
     /// A quantized decoder scored on the dot-product kernel (q/k/v and gate/up sharing one packed
@@ -132,6 +149,7 @@ struct BF16DotTests {
         let tokens = (0 ..< 41).map { _ in Int(g.int8(0, 49)) }
         let request = ScoreRequest(tokens: tokens, scoreFrom: 1)
         m.kernelOptions.amx = false
+        m.kernelOptions.int16Dot = false
         m.kernelOptions.bf16Dot = true
         let dot = try m.score([request])[0].logprobs
         #expect(head.usesBF16Dot(rows: 40))
@@ -145,11 +163,25 @@ struct BF16DotTests {
     }
 
     /// The run-time choice: a CPU with AVX-512 BF16 reports a positive VDPBF16PS/FMA rate ratio,
-    /// one without reports 0, and the default follows the ratio.
-    @Test func defaultFollowsMeasuredSpeedup() {
+    /// one without reports 0. The default is on without timing where /proc/cpuinfo names an AMD
+    /// CPU with AVX-512 BF16 (families 25 and 26: Zen 4 and later), otherwise it follows the ratio.
+    @Test func defaultFollowsMeasuredSpeedup() throws {
         #expect((KernelOptions.bf16DotSpeedup > 0) == Self.available)
-        #expect(KernelOptions.standard.bf16Dot == (Self.available && KernelOptions.bf16DotSpeedup >= 1.25))
-        print("VDPBF16PS multiply-adds per second: ×\(KernelOptions.bf16DotSpeedup) of float32 FMA; bf16Dot by default: \(KernelOptions.standard.bf16Dot)")
+        #expect(KernelOptions.standard.bf16Dot
+                == (Self.available && (KernelOptions.bf16DotKnownFast || KernelOptions.bf16DotSpeedup >= 1.25)))
+        #if arch(x86_64)
+        let cpuinfo = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
+        let first = cpuinfo.components(separatedBy: "\n\n")[0].split(separator: "\n")
+        func field(_ name: String) -> String {
+            first.first { $0.split(separator: ":")[0].trimmingCharacters(in: .whitespaces) == name }
+                .map { $0.split(separator: ":", maxSplits: 1).last!.trimmingCharacters(in: .whitespaces) } ?? ""
+        }
+        let flags = Set(field("flags").split(separator: " ").map(String.init))
+        let amd = field("vendor_id") == "AuthenticAMD" && [25, 26].contains(Int(field("cpu family")) ?? 0)
+        #expect(KernelOptions.bf16DotKnownFast == (amd && flags.isSuperset(of: ["avx512f", "avx512_bf16"])),
+                "vendor \(field("vendor_id")), family \(field("cpu family"))")
+        #endif
+        print("VDPBF16PS multiply-adds per second: ×\(KernelOptions.bf16DotSpeedup) of float32 FMA; known fast: \(KernelOptions.bf16DotKnownFast); bf16Dot by default: \(KernelOptions.standard.bf16Dot)")
     }
 }
 

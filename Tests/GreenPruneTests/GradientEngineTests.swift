@@ -165,16 +165,23 @@ struct GradientEngineTests {
         let ld = try dense.accumulate(batch: batch, scale: 1 / 10)
         // On float activations (sgemm over the dequantized tiles) the quantized layer is the dense
         // one up to summation order. The int16 kernel, where the CPU takes it, rounds each
-        // activation row to 2⁻¹⁵ of its largest value, which moves the gradients below by a few 1e-5.
-        for int16 in KernelOptions.int16DotAvailable ? [false, true] : [false] {
-            base.model.kernelOptions.int16Dot = int16
-            let bound = int16 ? 5e-4 : 1e-5
+        // activation row to 2⁻¹⁵ of its largest value, which moves the gradients below by a few
+        // 1e-5; the AVX-512 BF16 kernel rounds each activation to 8 bits (2⁻⁹ of itself), a few 1e-3.
+        var kernels: [(name: String, int16: Bool, bf16: Bool, bound: Double)] = [("sgemm", false, false, 1e-5)]
+        if KernelOptions.int16DotAvailable { kernels.append(("int16-dot", true, false, 5e-4)) }
+        if KernelOptions.bf16DotAvailable { kernels.append(("bf16-dot", false, true, 1e-2)) }
+        base.model.kernelOptions.amx = false
+        for k in kernels {
+            base.model.kernelOptions.int16Dot = k.int16
+            base.model.kernelOptions.bf16Dot = k.bf16
+            let q = try #require(base.model.weights.layers[1].linears.first?.layer as? QuantizedLinear)
+            #expect(q.floatKernelName(rows: 12) == k.name)
             let quantized = try LlamaGradient(model: base.model, wanted: wanted)
             let lq = try quantized.accumulate(batch: batch, scale: 1 / 10)
-            #expect(abs(lq - ld) < bound * ld, "int16 \(int16)")
+            #expect(abs(lq - ld) < k.bound * ld, "\(k.name)")
             for name in wanted {
                 let e = PruningFixtures.relMaxError(try #require(quantized.gradients[name]).array, try #require(dense.gradients[name]).array)
-                #expect(e < bound, "\(name) (int16 \(int16)): \(e)")
+                #expect(e < k.bound, "\(name) (\(k.name)): \(e)")
             }
         }
         let error = try #require(throws: InputError.self) { try LlamaGradient(model: base.model, wanted: [LlamaNames.q(1)]) }

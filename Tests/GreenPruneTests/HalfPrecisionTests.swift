@@ -100,6 +100,9 @@ import GreenPrune
             try HalfLinear(dtype: dtype, rounding: $0.baseAddress!, bias: FloatStorage(bias), outFeatures: n, inFeatures: k)
         }
         half.options.tileElements = 16 * k   // 13 tiles of 16 rows
+        // Widened to float32 tiles: the AVX-512 BF16 kernel (on by default where it is fast) also
+        // rounds the activations, and bf16DotEqualsFloat32OfRoundedOperands checks it.
+        half.options.bf16Dot = false
         let dense = DenseLinear(weight: rounded, bias: bias, outFeatures: n, inFeatures: k)
         #expect(half.residentBytes == 2 * n * k + 4 * n)
 
@@ -124,9 +127,6 @@ import GreenPrune
 
         // On the calling thread (the row-band decoder's workers): whole, a band at a stride,
         // added in place, each with the bias, against the dense layer's multi-threaded products.
-        var calling = half.options
-        calling.bf16Dot = false
-        half.adopt(calling)
         #expect(half.computesOnCallingThread && dense.computesOnCallingThread)
         close(run({ half.forward(onCallingThread: $0, rows: m, into: $1) }, count: m * n),
               run({ dense.forward($0, rows: m, into: $1) }, count: m * n), "forward on the calling thread")

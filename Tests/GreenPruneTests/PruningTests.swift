@@ -173,8 +173,12 @@ struct PruningTests {
         let downKept: [Float] = (0..<8).flatMap { r -> [Float] in [down.values[r * 6], down.values[r * 6 + 5]] }
         #expect(out[LlamaNames.down(1)]?.values == downKept)
         #expect(out[LlamaNames.q(0)] == source[LlamaNames.q(0)])
-        // The model built from the cut shares the uncut storage and has the new widths.
+        // The model built from the cut shares the uncut storage, has the new widths and computes
+        // on its source's kernel paths.
+        m.kernelOptions.rowBands = false
+        m.kernelOptions.bf16Dot.toggle()
         let built = try pruned.model()
+        #expect(built.kernelOptions == m.kernelOptions && built.kernelOptions != KernelOptions.standard)
         #expect(PruneGeometry(built).layers[1] == BlockDims(numHeads: 2, numKVHeads: 1, intermediate: 2))
         #expect(try PruningFixtures.tensors(try built.weights.namedTensors()) == out)
         #expect(try #require(built.weights.projection(LlamaNames.q(0)) as? DenseLinear).weight

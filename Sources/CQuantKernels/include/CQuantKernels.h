@@ -120,6 +120,12 @@ int qk_bf16_gemm_scaled(int64_t M, int64_t N, int64_t K, int64_t m0, int64_t m1,
 /// issue VDPBF16PS at a quarter of VFMADD's rate, so it cannot.
 double qk_bf16_dot_speedup(void);
 
+/// 1 when VDPBF16PS is known from the CPU's identity to do more multiply-adds per second than
+/// float32 FMA, without timing it: AVX-512 BF16 on AMD (Zen 4 and later, families 19h and 1Ah,
+/// which issue it at FMA's rate with twice its multiply-adds); 0 elsewhere, where
+/// qk_bf16_dot_speedup decides.
+int qk_bf16_dot_known_fast(void);
+
 // Float activations quantized per row to int16 × weight codes expanded to int16 (int16_dot.c):
 // exact int32 sums flushed to float32 with the weight scales, on AVX-512 VNNI (VPDPWSSD) or AVX2
 // (VPMADDWD + VPADDD), both bit-identical to the portable loop. Layouts A (Mp, Kp) int16 with a

@@ -37,9 +37,12 @@ public struct PrunedModel {
     /// Every parameter (a tied head counted once), biases included.
     public func parameterCount() throws -> Int { try tensors().reduce(0) { $0 + $1.count } }
 
-    /// The pruned model as a model: cut projections own their values, the rest shares the source.
+    /// The pruned model as a model: cut projections own their values, the rest shares the source;
+    /// it takes the source's kernel paths (an iterative run's later steps compute as its first).
     public func model() throws -> LlamaModel {
-        LlamaModel(config: source.config, weights: try Surgery.apply(source.weights, keep: keep, headDim: source.config.headDim))
+        let m = LlamaModel(config: source.config, weights: try Surgery.apply(source.weights, keep: keep, headDim: source.config.headDim))
+        m.kernelOptions = source.kernelOptions
+        return m
     }
 
     /// `config` (the source's config.json) with the pruned widths (`Surgery.updatedConfig`).

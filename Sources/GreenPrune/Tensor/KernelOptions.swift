@@ -18,16 +18,16 @@ public struct KernelOptions: Sendable, Equatable {
     /// Attention runs heads concurrently (single-threaded sgemm each) rather than one after
     /// another with multi-threaded sgemm.
     public var parallelOverHeads: Bool
-    /// Float-activation products of bf16 weights (`HalfLinear`) and of quantized layers that do not
-    /// run on AMX tiles (`QuantizedLinear.usesBF16Dot`) multiply on AVX-512 BF16 dot products
+    /// Float-activation products of bf16 weights (`HalfLinear`) and of quantized layers that take
+    /// neither AMX tiles nor the int16 kernel (`QuantizedLinear.usesBF16Dot`) multiply on AVX-512 BF16 dot products
     /// (activations rounded to bf16 once per call, weights expanded to bf16 pairs, float32 sums)
     /// where the CPU has them (`bf16DotAvailable`), rather than expanded to float32 tiles for
     /// sgemm. On by default only where VDPBF16PS outruns float32 FMA on this CPU
     /// (`bf16DotPreferred`): on a Xeon that issues it at a quarter of VFMADD's rate the kernel
     /// peaks at half of sgemm's speed whatever its blocking.
     public var bf16Dot: Bool
-    /// Float-activation products of quantized layers that take neither AMX tiles nor the bf16
-    /// dot-product kernel (`QuantizedLinear.usesInt16Dot`) multiply on int16 dot products
+    /// Float-activation products of quantized layers that do not take AMX tiles
+    /// (`QuantizedLinear.usesInt16Dot`; it goes before the bf16 dot-product kernel) multiply on int16 dot products
     /// (activations quantized per row to int16, weight codes expanded to int16, exact int32 sums
     /// flushed to float32 per group): AVX-512 VNNI, or AVX2 where the CPU has no VNNI
     /// (`int16DotISA`), rather than expanded to float32 tiles for sgemm. On by default
@@ -85,10 +85,17 @@ public struct KernelOptions: Sendable, Equatable {
     /// use (`qk_bf16_dot_speedup`, a few milliseconds); 0 without AVX-512 BF16.
     public static let bf16DotSpeedup = qk_bf16_dot_speedup()
 
+    /// Whether VDPBF16PS is known from the CPU's identity to outrun float32 FMA (AVX-512 BF16 on
+    /// AMD Zen 4 and later: `qk_bf16_dot_known_fast`), so that the default needs no timing.
+    public static let bf16DotKnownFast = qk_bf16_dot_known_fast() != 0
+
     /// Whether `bf16Dot` is on by default: the CPU has AVX-512 BF16 and its dot products do at
     /// least a quarter more multiply-adds per second than float32 FMA, margin enough for the
-    /// packing and the bf16 rounding of the activations to pay off.
-    public static let bf16DotPreferred = bf16DotAvailable && bf16DotSpeedup >= 1.25
+    /// packing and the bf16 rounding of the activations to pay off. Known from the CPU where it
+    /// can be (`bf16DotKnownFast`), timed only elsewhere, for the reason `int16DotPreferred` gives:
+    /// a default read from a timing under load can differ between processes, and with it the
+    /// rounding of every bf16 product.
+    public static let bf16DotPreferred = bf16DotAvailable && (bf16DotKnownFast || bf16DotSpeedup >= 1.25)
 
     /// Whether this CPU can run the int16 kernel: AVX-512 VNNI (VPDPWSSD) or AVX2 with FMA
     /// (VPMADDWD + VPADDD).
