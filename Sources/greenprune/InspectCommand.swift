@@ -56,7 +56,8 @@ struct Inspect: ParsableCommand {
             let kept = WeightDType.auto.resolve(WeightDType.stored(in: bundle.checkpoint))
             let plan = try MemoryPlan.prune(PruneGeometry(m), weightBytes: MemoryPlan.residentWeightBytes(bundle.checkpoint, tiedEmbeddings: m.weights.tied,
                                                                                                           dtype: .auto),
-                                            settings: settings, storage: kept)
+                                            settings: settings, storage: kept,
+                                            writeReadBytes: MemoryPlan.writeReadBytes(bundle.checkpoint, tiedEmbeddings: m.weights.tied, dtype: .auto))
             print("to prune:     \(plan.summary) with taylor \(settings.taylor.rawValue), \(settings.numExamples) × \(settings.calibrationLen) calibration tokens")
         }
     }

@@ -92,7 +92,8 @@ struct Prune: ParsableCommand {
             let g = try PruneGeometry(config: cfg, checkpoint: checkpoint)
             let weights = MemoryPlan.residentWeightBytes(checkpoint, tiedEmbeddings: cfg.tieWordEmbeddings, dtype: dtype)
             return (g, try MemoryPlan.prune(g, weightBytes: weights, settings: settings,
-                                            storage: dtype.resolve(WeightDType.stored(in: checkpoint))))
+                                            storage: dtype.resolve(WeightDType.stored(in: checkpoint)),
+                                            writeReadBytes: MemoryPlan.writeReadBytes(checkpoint, tiedEmbeddings: cfg.tieWordEmbeddings, dtype: dtype)))
         }()
         if dryRun, let planned {
             try Surgery.checkLayerDims(configJSON, planned.geometry)

@@ -97,6 +97,41 @@ struct SynthTests {
         return (1024 * (Int(line.dropFirst(7)) ?? 0), rc, err)
     }
 
+    /// An untied embedding table is left out of the scoring's resident weights (read row by row)
+    /// and counted in the write phase, which copies it through the mapping, at its stored size
+    /// where it is kept as stored; `--dtype f32` converts it on load (counted in the weights), and a
+    /// tied table is a weight already. On the 8B geometry the table's gigabyte is what took the
+    /// measured write-phase peak past a plan without it.
+    @Test func untiedTableCountsInTheWritePhase() throws {
+        let dir = tempDir("untied")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var g = try KnownGeometries.named("tiny")
+        g.tiedEmbeddings = false
+        let model = dir.appendingPathComponent("tiny-untied")
+        try SyntheticCheckpoint.write(g, dtype: .bf16, seed: 3, tokenizerSource: Paths.defaultDecoder, to: model)
+        let reader = try SafeTensorsReader(model)
+        let table = g.vocab * g.hidden
+        #expect(reader.info(LlamaNames.embedding)?.dtype == .bf16)
+        #expect(MemoryPlan.writeReadBytes(reader, tiedEmbeddings: false, dtype: .auto) == 2 * table)
+        #expect(MemoryPlan.writeReadBytes(reader, tiedEmbeddings: false, dtype: .f32) == 0)
+        #expect(MemoryPlan.writeReadBytes(reader, tiedEmbeddings: true, dtype: .auto) == 0)
+        let weights = MemoryPlan.residentWeightBytes(reader, tiedEmbeddings: false, dtype: .auto)
+        #expect(weights == MemoryPlan.residentWeightBytes(reader, tiedEmbeddings: true, dtype: .auto) - 2 * table)
+        let m = try ModelLoader.loadLlama(model, dtype: .auto)
+        var settings = PruneSettings()
+        settings.skipFirst = 0
+        settings.skipLast = 0
+        settings.importance = .l1   // no gradients: the write phase is the peak
+        let without = try MemoryPlan.prune(PruneGeometry(m), weightBytes: weights, settings: settings, storage: .bf16)
+        let with = try MemoryPlan.prune(PruneGeometry(m), weightBytes: weights, settings: settings, storage: .bf16, writeReadBytes: 2 * table)
+        #expect(with.writeBytes == without.writeBytes + 2 * table && with.peakBytes == without.peakBytes + 2 * table)
+        // The CLI's plan includes it: --dry-run prints the larger peak.
+        let (rc, out, err) = try SweepFixtures.run([try CLIBinary.url().path, "prune", model.path, "--dry-run", "--ratio", "0.2",
+                                                    "--importance", "l1", "--skip-first", "0", "--skip-last", "0"], cwd: dir)
+        #expect(rc == 0, "\(err)")
+        #expect(out.contains("memory: " + with.summary), "\(out)")
+    }
+
     /// SmolLM2's geometry synthesized in bf16: `prune --dry-run` prints the planned peak, the
     /// run's measured peak RSS lies within 25% of it, a limit below the plan stops the run in one
     /// line before it loads anything, and --skip-memory-check overrides it.

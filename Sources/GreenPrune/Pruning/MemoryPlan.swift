@@ -23,7 +23,9 @@ import Foundation
 ///   estimator's copy) or three times with the Fisher term (buffer, G, A).
 /// - writing: the pruned directory is written one tensor at a time after the gradients are gone:
 ///   float32 gathered and encoded (2 × 4 bytes × the largest tensor), halves cut straight into
-///   the encoded bytes (2 bytes × the largest tensor).
+///   the encoded bytes (2 bytes × the largest tensor); and the pages of the tensors the scoring
+///   never maps (an untied embedding table, read row by row), which the writer reads whole
+///   through the mapping (`writeReadBytes`).
 /// - runtime: the process before any model (Swift runtime, OpenBLAS threads, tokenizer,
 ///   calibration text), measured.
 public struct MemoryPlan: Sendable, Equatable {
@@ -67,15 +69,27 @@ public struct MemoryPlan: Sendable, Equatable {
         return total
     }
 
+    /// Bytes of the checkpoint's tensors that `residentWeightBytes` leaves out because the
+    /// scoring reads them row by row (an untied embedding table under a dtype that keeps it as
+    /// stored): writing the pruned directory copies them through the mapping, so their pages are
+    /// resident then.
+    public static func writeReadBytes(_ checkpoint: SafeTensorsReader, tiedEmbeddings: Bool, dtype: WeightDType = .f32) -> Int {
+        guard !tiedEmbeddings, let info = checkpoint.info(LlamaNames.embedding), info.shape.count == 2 else { return 0 }
+        let kept = [.f32, .f16, .bf16].contains(info.dtype) && (info.dtype == .f32 || dtype.resolve(info.dtype) != .f32)
+        return kept ? info.elementCount * info.dtype.size : 0
+    }
+
     /// The plan of `prune` with `settings` on a model of geometry `g` whose weights take
-    /// `weightBytes` resident and are kept (and written) as `storage` (F32, BF16 or F16).
-    public static func prune(_ g: PruneGeometry, weightBytes: Int, settings s: PruneSettings, storage: DType = .f32) throws -> MemoryPlan {
+    /// `weightBytes` resident and are kept (and written) as `storage` (F32, BF16 or F16);
+    /// `writeReadBytes` more become resident while the output is written (`writeReadBytes(_:tiedEmbeddings:dtype:)`).
+    public static func prune(_ g: PruneGeometry, weightBytes: Int, settings s: PruneSettings, storage: DType = .f32,
+                             writeReadBytes: Int = 0) throws -> MemoryPlan {
         let c = g.hidden, hd = g.headDim, t = s.calibrationLen, samples = s.numExamples
         let q = (g.layers.map(\.numHeads).max() ?? 0) * hd, kv = (g.layers.map(\.numKVHeads).max() ?? 0) * hd
         let heads = g.layers.map(\.numHeads).max() ?? 0, f = g.layers.map(\.intermediate).max() ?? 0
         let largest = max(g.vocab * c, g.layers.map { max($0.numHeads * hd, $0.intermediate) * c }.max() ?? 0)
         var plan = MemoryPlan(weightBytes: weightBytes, activationBytes: 0, gradientBytes: 0,
-                              writeBytes: storage == .f32 ? 4 * 2 * largest : 2 * largest)
+                              writeBytes: (storage == .f32 ? 4 * 2 * largest : 2 * largest) + writeReadBytes)
         func tape(_ b: Int) -> Int {
             let n = b * t
             return n * (5 * c + 4 * q + 4 * kv + 6 * f) + b * heads * t * t + t * t
