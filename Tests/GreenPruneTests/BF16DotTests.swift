@@ -108,26 +108,26 @@ struct BF16DotTests {
         }
     }
 
-    /// 8-bit groups stay on sgemm on this path too: a bf16 weight would move by up to a quarter step.
-    @Test func int8GroupsStayOnSgemm() throws {
-        let scheme = try QuantScheme(bits: 8, granularity: .group, groupSize: 32, symmetric: true)
-        let w = randomMatrix(64, 64, seed: 51)
+    /// A 64×64 symmetric 8-bit layer off AMX, with the int16 kernel on or off and the bf16 one on.
+    private func eightBitLayer(_ gran: QuantGranularity, seed: UInt64, int16Dot: Bool) throws -> QuantizedLinear {
+        let scheme = try QuantScheme(bits: 8, granularity: gran, groupSize: 32, symmetric: true)
+        let w = randomMatrix(64, 64, seed: seed)
         let layer = try QuantizedLinear(try w.withUnsafeBufferPointer { try scheme.quantize($0, rows: 64, cols: 64, name: "w") }, bias: nil)
         layer.options.amx = false
-        layer.options.int16Dot = false
+        layer.options.int16Dot = int16Dot
         layer.options.bf16Dot = true
-        #expect(!layer.usesBF16Dot(rows: 64))
+        return layer
+    }
+
+    /// 8-bit groups stay on sgemm on this path too: a bf16 weight would move by up to a quarter step.
+    @Test func int8GroupsStayOnSgemm() throws {
+        #expect(!(try eightBitLayer(.group, seed: 51, int16Dot: false)).usesBF16Dot(rows: 64))
     }
 
     /// Where the int16 kernel and the bf16 dot-product kernel are both on (AVX-512 VNNI and BF16,
     /// as Zen 4), a quantized layer takes the int16 one: 16 bits of each activation, not 8.
     @Test func int16KernelGoesFirst() throws {
-        let scheme = try QuantScheme(bits: 8, granularity: .channel, groupSize: 32, symmetric: true)
-        let w = randomMatrix(64, 64, seed: 52)
-        let layer = try QuantizedLinear(try w.withUnsafeBufferPointer { try scheme.quantize($0, rows: 64, cols: 64, name: "w") }, bias: nil)
-        layer.options.amx = false
-        layer.options.int16Dot = true
-        layer.options.bf16Dot = true
+        let layer = try eightBitLayer(.channel, seed: 52, int16Dot: true)
         #expect(layer.usesInt16Dot(rows: 64) == KernelOptions.int16DotAvailable)
         #expect(layer.usesBF16Dot(rows: 64) == (Self.available && !KernelOptions.int16DotAvailable))
         #expect(layer.floatKernelName(rows: 64)
@@ -170,16 +170,9 @@ struct BF16DotTests {
         #expect(KernelOptions.standard.bf16Dot
                 == (Self.available && (KernelOptions.bf16DotKnownFast || KernelOptions.bf16DotSpeedup >= 1.25)))
         #if arch(x86_64)
-        let cpuinfo = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
-        let first = cpuinfo.components(separatedBy: "\n\n")[0].split(separator: "\n")
-        func field(_ name: String) -> String {
-            first.first { $0.split(separator: ":")[0].trimmingCharacters(in: .whitespaces) == name }
-                .map { $0.split(separator: ":", maxSplits: 1).last!.trimmingCharacters(in: .whitespaces) } ?? ""
-        }
-        let flags = Set(field("flags").split(separator: " ").map(String.init))
-        let amd = field("vendor_id") == "AuthenticAMD" && [25, 26].contains(Int(field("cpu family")) ?? 0)
-        #expect(KernelOptions.bf16DotKnownFast == (amd && flags.isSuperset(of: ["avx512f", "avx512_bf16"])),
-                "vendor \(field("vendor_id")), family \(field("cpu family"))")
+        let cpu = try #require(CPUInfo.first)
+        #expect(KernelOptions.bf16DotKnownFast == (cpu.isAMD([25, 26]) && cpu.flags.isSuperset(of: ["avx512f", "avx512_bf16"])),
+                "vendor \(cpu.vendor), family \(cpu.family)")
         #endif
         print("VDPBF16PS multiply-adds per second: ×\(KernelOptions.bf16DotSpeedup) of float32 FMA; known fast: \(KernelOptions.bf16DotKnownFast); bf16Dot by default: \(KernelOptions.standard.bf16Dot)")
     }

@@ -436,17 +436,10 @@ struct Int16DotTests {
                 == (Self.available && (KernelOptions.int16DotKnownFast || KernelOptions.int16DotSpeedup >= 1.25)
                     && GreenPruneEnvironment.process.int16Dot))
         #if arch(x86_64)
-        let cpuinfo = try String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8)
-        let first = cpuinfo.components(separatedBy: "\n\n")[0].split(separator: "\n")
-        func field(_ name: String) -> String {
-            first.first { $0.split(separator: ":")[0].trimmingCharacters(in: .whitespaces) == name }
-                .map { $0.split(separator: ":", maxSplits: 1).last!.trimmingCharacters(in: .whitespaces) } ?? ""
-        }
-        let flags = Set(field("flags").split(separator: " ").map(String.init))
-        let vnni = flags.isSuperset(of: ["avx512f", "avx512bw", "avx512vl", "avx512_vnni"])
-        let zen = field("vendor_id") == "AuthenticAMD" && [23, 25, 26].contains(Int(field("cpu family")) ?? 0)
-        #expect(KernelOptions.int16DotKnownFast == (vnni || (zen && flags.isSuperset(of: ["avx2", "fma"]))),
-                "vendor \(field("vendor_id")), family \(field("cpu family"))")
+        let cpu = try #require(CPUInfo.first)
+        let vnni = cpu.flags.isSuperset(of: ["avx512f", "avx512bw", "avx512vl", "avx512_vnni"])
+        #expect(KernelOptions.int16DotKnownFast == (vnni || (cpu.isAMD([23, 25, 26]) && cpu.flags.isSuperset(of: ["avx2", "fma"]))),
+                "vendor \(cpu.vendor), family \(cpu.family)")
         #endif
         #expect(!GreenPruneEnvironment(["GREENPRUNE_INT16_DOT": "0"]).int16Dot && GreenPruneEnvironment([:]).int16Dot)
         #expect(Self.available == (KernelOptions.int16DotISA != .portable))
