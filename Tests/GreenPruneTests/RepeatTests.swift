@@ -52,7 +52,8 @@ final class RoundExecutor: StepExecutor {
             try Data("""
                 {"results": {\(body)}, "greenprune": {"tokens_per_second": \(tps), "wall_seconds": \(1000 / tps), \
                 "peak_rss_bytes": \(peak), "tasks": {\(perTask)}, \
-                "kernels": {"amx": false, "int16_dot": \(step.projectName == divergentStep ? "false" : "true")}}}
+                "kernels": {"amx": false, "int16_dot": \(step.projectName == divergentStep ? "false" : "true")},
+                "blas_threads": \(step.projectName == divergentStep ? 1 : 2)}}
                 """.utf8).write(to: out.appendingPathComponent("results.json"))
             if let e = step.energyDirectory {
                 let k = kwh[id]?[round - 1] ?? 0.001
@@ -202,12 +203,14 @@ final class RoundExecutor: StepExecutor {
         let t = try #require(Tables.build(try ReportData.load(runner.output)).first)
         #expect(t.notes.contains { $0.hasPrefix("WARNING: q's task results differ between its rounds") })
         // The divergent round's process recorded other kernel choices, and the warning names them.
-        #expect(t.notes.contains { $0.hasPrefix("WARNING: q's") && $0.hasSuffix(" The rounds ran different kernels (int16_dot on in rounds 1, 3 and off in round 2).") },
+        #expect(t.notes.contains { $0.hasPrefix("WARNING: q's") && $0.hasSuffix(" The rounds ran different kernels (int16_dot on in rounds 1, 3 and off in round 2; blas_threads 2 in rounds 1, 3 and 1 in round 2).") },
                 "\(t.notes)")
         #expect(try g(2)?.rounds?.map { $0.kernels?["int16_dot"] } == [true, false, true])
+        #expect(try g(2)?.rounds?.map(\.blasThreads) == [2, 1, 2] && g(0)?.rounds?.map(\.blasThreads) == [2, 2, 2])
         #expect(RoundFigures.kernelDifferences([RoundFigures(round: 1, kernels: ["amx": true]), RoundFigures(round: 2, kernels: ["amx": true])]) == nil)
         #expect(RoundFigures.kernelDifferences([RoundFigures(round: 1, kernels: ["a": true, "b": false]), RoundFigures(round: 2, kernels: ["a": false, "b": false]),
                                                 RoundFigures(round: 3)]) == "a on in round 1 and off in round 2")
+        #expect(RoundFigures.kernelDifferences([RoundFigures(round: 1, blasThreads: 2), RoundFigures(round: 2, blasThreads: 2), RoundFigures(round: 3)]) == nil)
         #expect(!t.notes.contains { $0.hasPrefix("WARNING: p") })
     }
 

@@ -406,9 +406,11 @@ public struct RoundFigures: Codable, Equatable {
     public var tokens: Double?
     /// The kernel choices the round's process ran with (`GreenPruneFigures.kernels`).
     public var kernels: [String: Bool]?
+    /// OpenBLAS's thread count in the round's process (`GreenPruneFigures.blasThreads`).
+    public var blasThreads: Int?
 
     public init(round: Int, tokensPerSecond: Double? = nil, wallSeconds: Double? = nil, peakRSSBytes: Int? = nil,
-                energyJoules: Double? = nil, tokens: Double? = nil, kernels: [String: Bool]? = nil) {
+                energyJoules: Double? = nil, tokens: Double? = nil, kernels: [String: Bool]? = nil, blasThreads: Int? = nil) {
         self.round = round
         self.tokensPerSecond = tokensPerSecond
         self.wallSeconds = wallSeconds
@@ -416,10 +418,13 @@ public struct RoundFigures: Codable, Equatable {
         self.energyJoules = energyJoules
         self.tokens = tokens
         self.kernels = kernels
+        self.blasThreads = blasThreads
     }
 
-    /// Where rounds ran different kernel choices, one clause per choice that differs, e.g.
-    /// "int16_dot on in rounds 1, 3 and off in round 2"; nil when every round recorded the same.
+    /// Where rounds ran different kernel choices or OpenBLAS thread counts (which change a
+    /// product's last bits), one clause per choice that differs, e.g. "int16_dot on in rounds 1, 3
+    /// and off in round 2" or "blas_threads 2 in round 1 and 1 in round 2"; nil when every round
+    /// recorded the same.
     public static func kernelDifferences(_ rounds: [RoundFigures]) -> String? {
         let recorded = rounds.filter { $0.kernels != nil }
         let keys = Set(recorded.flatMap { $0.kernels!.keys }).sorted()
@@ -433,7 +438,14 @@ public struct RoundFigures: Codable, Equatable {
             let parts = [true, false, nil].compactMap(list)
             return parts.count > 1 ? "\(key) " + parts.joined(separator: " and ") : nil
         }
-        return clauses.isEmpty ? nil : clauses.joined(separator: "; ")
+        let counted = rounds.filter { $0.blasThreads != nil }
+        var threads: [String] = []
+        for n in Set(counted.map(\.blasThreads!)).sorted(by: >) {
+            let rs = counted.filter { $0.blasThreads == n }.map(\.round)
+            threads.append("\(n)" + (rs.count == 1 ? " in round " : " in rounds ") + rs.map(String.init).joined(separator: ", "))
+        }
+        let all = clauses + (threads.count > 1 ? ["blas_threads " + threads.joined(separator: " and ")] : [])
+        return all.isEmpty ? nil : all.joined(separator: "; ")
     }
 
     enum CodingKeys: String, CodingKey {
@@ -443,6 +455,7 @@ public struct RoundFigures: Codable, Equatable {
         case peakRSSBytes = "peak_rss_bytes"
         case energyJoules = "energy_joules"
         case tokens, kernels
+        case blasThreads = "blas_threads"
     }
 }
 

@@ -471,7 +471,7 @@ public final class SweepRunner {
             let figures = zip(roundNumbers, rounds).map { r, f in
                 RoundFigures(round: r, tokensPerSecond: f.greenprune?.tokensPerSecond, wallSeconds: f.greenprune?.wallSeconds,
                              peakRSSBytes: f.greenprune?.peakRSSBytes, energyJoules: roundEnergy(byRound[r]!),
-                             tokens: f.greenprune?.tokens, kernels: f.greenprune?.kernels)
+                             tokens: f.greenprune?.tokens, kernels: f.greenprune?.kernels, blasThreads: f.greenprune?.blasThreads)
             }
             if !identical {
                 log("[\(run.index)] \(run.id): WARNING: task results differ between rounds (scoring should be deterministic); "
