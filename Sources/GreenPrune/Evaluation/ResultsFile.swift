@@ -426,26 +426,25 @@ public struct RoundFigures: Codable, Equatable {
     /// and off in round 2" or "blas_threads 2 in round 1 and 1 in round 2"; nil when every round
     /// recorded the same.
     public static func kernelDifferences(_ rounds: [RoundFigures]) -> String? {
-        let recorded = rounds.filter { $0.kernels != nil }
-        let keys = Set(recorded.flatMap { $0.kernels!.keys }).sorted()
-        let clauses: [String] = keys.compactMap { key in
-            func list(_ value: Bool?) -> String? {
-                let rs = recorded.filter { $0.kernels![key] == value }.map(\.round)
-                guard !rs.isEmpty else { return nil }
-                return (value.map { $0 ? "on" : "off" } ?? "unrecorded") + (rs.count == 1 ? " in round " : " in rounds ")
-                    + rs.map(String.init).joined(separator: ", ")
+        // "<key> <value> in round(s) a, b and <value> in round(s) c" when `among` recorded several values.
+        func clause<V: Equatable>(_ key: String, _ among: [RoundFigures], _ values: [V], _ of: (RoundFigures) -> V,
+                                  _ label: (V) -> String) -> String? {
+            let parts: [String] = values.compactMap { v in
+                let rs = among.filter { of($0) == v }.map(\.round)
+                return rs.isEmpty ? nil : label(v) + (rs.count == 1 ? " in round " : " in rounds ") + rs.map(String.init).joined(separator: ", ")
             }
-            let parts = [true, false, nil].compactMap(list)
             return parts.count > 1 ? "\(key) " + parts.joined(separator: " and ") : nil
         }
-        let counted = rounds.filter { $0.blasThreads != nil }
-        var threads: [String] = []
-        for n in Set(counted.map(\.blasThreads!)).sorted(by: >) {
-            let rs = counted.filter { $0.blasThreads == n }.map(\.round)
-            threads.append("\(n)" + (rs.count == 1 ? " in round " : " in rounds ") + rs.map(String.init).joined(separator: ", "))
+        let recorded = rounds.filter { $0.kernels != nil }
+        let keys = Set(recorded.flatMap { $0.kernels!.keys }).sorted()
+        var clauses: [String] = keys.compactMap { key in
+            clause(key, recorded, [true, false, nil], { $0.kernels![key] }, { $0.map { $0 ? "on" : "off" } ?? "unrecorded" })
         }
-        let all = clauses + (threads.count > 1 ? ["blas_threads " + threads.joined(separator: " and ")] : [])
-        return all.isEmpty ? nil : all.joined(separator: "; ")
+        let counted = rounds.filter { $0.blasThreads != nil }
+        if let c = clause("blas_threads", counted, Set(counted.map(\.blasThreads!)).sorted(by: >), { $0.blasThreads! }, String.init) {
+            clauses.append(c)
+        }
+        return clauses.isEmpty ? nil : clauses.joined(separator: "; ")
     }
 
     enum CodingKeys: String, CodingKey {

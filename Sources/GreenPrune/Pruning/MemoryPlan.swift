@@ -53,14 +53,14 @@ public struct MemoryPlan: Sendable, Equatable {
         var total = 0
         for name in checkpoint.names {
             guard let info = checkpoint.info(name) else { continue }
+            if readByRow(name, info, tiedEmbeddings: tiedEmbeddings, dtype: dtype) { continue }
             let n = info.elementCount
-            let isFloat = [.f32, .f16, .bf16, .f64].contains(info.dtype)
-            if isFloat, info.shape.count == 2, dtype.resolve(info.dtype) != .f32 {
-                total += name == LlamaNames.embedding && !tiedEmbeddings ? 0 : 2 * n
+            if keptHalf(info, dtype: dtype) {
+                total += 2 * n
                 continue
             }
             switch info.dtype {
-            case .f32: total += name == LlamaNames.embedding && !tiedEmbeddings ? 0 : 4 * n
+            case .f32: total += 4 * n
             case .f16, .bf16: total += 6 * n
             case .f64: total += 12 * n
             default: total += n * info.dtype.size
@@ -74,9 +74,21 @@ public struct MemoryPlan: Sendable, Equatable {
     /// stored): writing the pruned directory copies them through the mapping, so their pages are
     /// resident then.
     public static func writeReadBytes(_ checkpoint: SafeTensorsReader, tiedEmbeddings: Bool, dtype: WeightDType = .f32) -> Int {
-        guard !tiedEmbeddings, let info = checkpoint.info(LlamaNames.embedding), info.shape.count == 2 else { return 0 }
-        let kept = [.f32, .f16, .bf16].contains(info.dtype) && (info.dtype == .f32 || dtype.resolve(info.dtype) != .f32)
-        return kept ? info.elementCount * info.dtype.size : 0
+        checkpoint.names.reduce(0) { total, name in
+            guard let info = checkpoint.info(name), readByRow(name, info, tiedEmbeddings: tiedEmbeddings, dtype: dtype) else { return total }
+            return total + info.elementCount * info.dtype.size
+        }
+    }
+
+    /// A float matrix the loader keeps in half precision under `dtype` (`HalfLinear`).
+    private static func keptHalf(_ info: SafeTensorInfo, dtype: WeightDType) -> Bool {
+        [.f32, .f16, .bf16, .f64].contains(info.dtype) && info.shape.count == 2 && dtype.resolve(info.dtype) != .f32
+    }
+
+    /// An untied embedding table that stays in its file (F32 mapped, or kept in half precision)
+    /// and is read a row per token, never held whole; converted to a float32 copy otherwise.
+    private static func readByRow(_ name: String, _ info: SafeTensorInfo, tiedEmbeddings: Bool, dtype: WeightDType) -> Bool {
+        name == LlamaNames.embedding && !tiedEmbeddings && (info.dtype == .f32 || keptHalf(info, dtype: dtype))
     }
 
     /// The plan of `prune` with `settings` on a model of geometry `g` whose weights take
