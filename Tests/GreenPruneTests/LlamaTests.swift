@@ -191,6 +191,32 @@ import GreenPrune
         }
     }
 
+    /// Row bands give every worker the same number of bands, each within `most` rows, and no
+    /// more bands than that needs; together they cover the rows once, in order, with heights
+    /// one row apart at most. 1,407 rows at most 512 per band on two workers: 4 bands of 351 or
+    /// 352 rows, not 512, 512 and 383.
+    @Test func rowBandsShareEvenly() {
+        #expect(rowBandCount(rows: 1407, most: 512, workers: 2) == 4)
+        #expect((0 ..< 4).map { rowBand($0, of: 4, rows: 1407).count } == [351, 352, 352, 352])
+        #expect(rowBandCount(rows: 4096, most: 512, workers: 2) == 8)
+        for workers in 1 ... 8 {
+            for most in [64, 100, 256, 512] {
+                for n in stride(from: 64 * workers, through: 20_000, by: 37) {
+                    let count = rowBandCount(rows: n, most: most, workers: workers)
+                    let fewest = (n + most - 1) / most
+                    let bands = (0 ..< count).map { rowBand($0, of: count, rows: n) }
+                    let heights = bands.map(\.count)
+                    let ok = count % workers == 0 && count >= fewest && count < fewest + workers
+                        && bands.first?.lowerBound == 0 && bands.last?.upperBound == n
+                        && zip(bands, bands.dropFirst()).allSatisfy { $0.upperBound == $1.lowerBound }
+                        && heights.max()! <= most && heights.max()! - heights.min()! <= 1
+                    #expect(ok, "n \(n) most \(most) workers \(workers): \(heights)")
+                    if !ok { return }
+                }
+            }
+        }
+    }
+
     /// Greedy generation with the cache equals re-running the whole sequence each step.
     @Test func generateWithCacheEqualsRecomputation() throws {
         let model = try Self.shared.get()

@@ -49,8 +49,8 @@ extension LlamaModel {
                              cache: LlamaKVCache?, positions: [Int32]?, segments: [Int32]?) {
         let c = hiddenSize, d = config.headDim, n = b * t, eps = config.rmsNormEps
         let layers = weights.layers
-        // Band height: the MLP chunk shared among the workers, and at least one band per worker.
-        let band = max(1, min(mlpChunkRows / workers, (n + workers - 1) / workers))
+        let bands = rowBandCount(rows: n, most: max(1, mlpChunkRows / workers), workers: workers)
+        let band = (n + bands - 1) / bands  // the tallest (per-worker buffers)
         let maxF = layers[range].map { $0.gateProj.outFeatures }.max() ?? 0
         let upWidth = min(maxF, mlpUpBand)
         let gateAll = state.gate.reserve(workers * band * maxF), upAll = state.up.reserve(workers * band * upWidth)
@@ -89,7 +89,7 @@ extension LlamaModel {
 
         profile.time("row bands") {
             positions.withOptionalBuffer { pos in
-                inRowBands(n, band: band, workers: workers) { r, _ in attentionInput(range.lowerBound, r, pos) }
+                inRowBands(n, bands: bands, workers: workers) { r, _ in attentionInput(range.lowerBound, r, pos) }
             }
         }
         for li in range {
@@ -102,7 +102,7 @@ extension LlamaModel {
             // overwrite them; other bands' rows are untouched.
             profile.time("row bands") {
                 positions.withOptionalBuffer { pos in
-                    inRowBands(n, band: band, workers: workers) { r, w in
+                    inRowBands(n, bands: bands, workers: workers) { r, w in
                         attentionOutputAndMLP(li, r, w)
                         if li + 1 < range.upperBound { attentionInput(li + 1, r, pos) }
                     }
@@ -111,15 +111,30 @@ extension LlamaModel {
         }
     }
 
-    /// Runs `body(rows, worker)` over 0..<n in bands of `band` rows on `workers` threads, each
+    /// Runs `body(rows, worker)` over 0..<n in `bands` bands (`rowBand`) on `workers` threads, each
     /// claiming the next band until none is left, with OpenBLAS on one thread per call; inline
     /// (worker 0) when OpenBLAS is set to one thread.
-    private func inRowBands(_ n: Int, band: Int, workers: Int, _ body: (Range<Int>, Int) -> Void) {
-        let bands = (n + band - 1) / band
+    private func inRowBands(_ n: Int, bands: Int, workers: Int, _ body: (Range<Int>, Int) -> Void) {
         let next = TaskCounter()
         func work(_ w: Int) {
-            while let i = next.take(below: bands) { body(i * band ..< min(n, (i + 1) * band), w) }
+            while let i = next.take(below: bands) { body(rowBand(i, of: bands, rows: n), w) }
         }
         if !BLAS.whileSingleThreaded(workers: workers, work) { work(0) }
     }
+}
+
+/// Bands for N = `rows` rows in bands of at most `most` rows on `workers` threads that claim
+/// them in turn (`runLayersInRowBands`): the fewest within `most`, rounded up to a multiple of
+/// `workers`. A section ends when its last band does, so unequal shares idle a core each layer:
+/// 1,407 rows in bands of 512 (512, 512, 383) leave one worker 895 rows and the other 512,
+/// where four bands (`rowBand`: 351 or 352 rows) give each 703 or 704.
+public func rowBandCount(rows n: Int, most: Int, workers: Int) -> Int {
+    let w = max(1, workers), most = max(1, most)
+    return ((max(n, 1) + most - 1) / most + w - 1) / w * w
+}
+
+/// Rows of band i of `bands` over N = `rows` rows: ⌊i·N/bands⌋ ..< ⌊(i+1)·N/bands⌋, so heights
+/// differ by at most one row and none exceeds ⌈N/bands⌉.
+public func rowBand(_ i: Int, of bands: Int, rows n: Int) -> Range<Int> {
+    i * n / bands ..< (i + 1) * n / bands
 }
