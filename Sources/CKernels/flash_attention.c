@@ -16,6 +16,14 @@ static inline long fa_min(long a, long b) { return a < b ? a : b; }
 static inline long fa_max(long a, long b) { return a > b ? a : b; }
 static inline long fa_round_up(long a, long m) { return (a + m - 1) / m * m; }
 
+/// x rounded to bfloat16, nearest even (what VCVTNEPS2BF16 does); NaN stays a quiet NaN.
+static inline uint16_t fa_bf16(float x) {
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((u >> 16) | 0x40);
+    return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1)) >> 16);
+}
+
 #define FA_LOAD(T, p) ({ T v_; memcpy(&v_, (p), sizeof v_); v_; })
 #define FA_STORE(p, v) do { __typeof__(v) s_ = (v); memcpy((p), &s_, sizeof s_); } while (0)
 #define FA_SPLAT(T, a) GPK_SPLAT(T, a)
@@ -55,6 +63,7 @@ static inline long fa_round_up(long a, long m) { return (a + m - 1) / m * m; }
     _mm512_scalef_ps(FA_EXP2_POLY(f_), n_); })
 
 #define FA_EXP2V(x) ((fv)FA_EXP2_512(x))
+#define FA_KV_T float
 #define FA_FN fa_avx512
 #define FA_TARGET __attribute__((target("avx512f")))
 #define FA_W 16
@@ -62,6 +71,18 @@ static inline long fa_round_up(long a, long m) { return (a + m - 1) / m * m; }
 #define FA_KR 8
 #define FA_CR 8
 #include "flash_attention_body.h"
+#undef FA_FN
+#undef FA_TARGET
+#undef FA_KV_T
+
+#define FA_BF16 1
+#define FA_KV_T uint16_t
+#define FA_FN fa_avx512_bf16
+#define FA_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+#include "flash_attention_body.h"
+#undef FA_BF16
+#undef FA_KV_T
+#define FA_KV_T float
 #undef FA_EXP2V
 #define FA_EXP2V(x) FA_EXP2(fv, fvi, x)
 #undef FA_FN
@@ -88,6 +109,7 @@ static inline long fa_round_up(long a, long m) { return (a + m - 1) / m * m; }
 
 #ifndef FA_EXP2V
 #define FA_EXP2V(x) FA_EXP2(fv, fvi, x)
+#define FA_KV_T float
 #endif
 #define FA_FN fa_baseline
 #define FA_TARGET
@@ -105,8 +127,51 @@ static inline long fa_round_up(long a, long m) { return (a + m - 1) / m * m; }
 
 long gpk_flash_attention_work(long group, long rq, long d, long key_block) {
     (void)group, (void)rq;
-    // Qᵀ and Oᵀ of one chunk, its Sᵀ for a key block, and two int lanes per query.
-    return 2 * d * FA_QW_MAX + fa_round_up(key_block, FA_KR_MAX) * FA_QW_MAX + 2 * FA_QW_MAX;
+    // Qᵀ and Oᵀ of one chunk, its Sᵀ for a key block, two int lanes per query, and the bf16
+    // kernel's Pᵀ pairs.
+    const long kb = fa_round_up(key_block, FA_KR_MAX);
+    return 2 * d * FA_QW_MAX + kb * FA_QW_MAX + 2 * FA_QW_MAX + (kb / 2 + 1) * FA_QW_MAX;
+}
+
+int gpk_flash_attention_bf16_available(void) {
+#ifdef FA_X86
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bf16");
+#else
+    return 0;
+#endif
+}
+
+void gpk_pack_bf16_kv(uint16_t *k16, uint16_t *vpairs, const float *k, const float *v, long rows, long width,
+                      long stride) {
+    for (long j = 0; j < rows; j++) {
+        const float *kr = k + j * stride, *vr = v + j * stride;
+        uint16_t *kd = k16 + j * width, *vd = vpairs + j / 2 * 2 * width + (j & 1);
+        for (long c = 0; c < width; c++) {
+            kd[c] = fa_bf16(kr[c]);
+            vd[2 * c] = fa_bf16(vr[c]);
+        }
+    }
+    if (rows & 1) {
+        uint16_t *vd = vpairs + rows / 2 * 2 * width + 1;
+        for (long c = 0; c < width; c++) vd[2 * c] = 0;
+    }
+}
+
+int gpk_flash_attention_bf16(float *out, const float *q, long q_stride, long group, long rq, long d,
+                             const uint16_t *k16, const uint16_t *vpairs, long kv_stride, long valid, long first,
+                             int causal, const int *row_seg, const int *key_seg, float scale, long key_block,
+                             float *work) {
+#ifdef FA_X86
+    if (d > 0 && d % 16 == 0 && gpk_flash_attention_bf16_available()) {
+        fa_avx512_bf16(out, q, q_stride, group, rq, d, k16, vpairs, kv_stride, valid, first, causal, row_seg, key_seg,
+                       scale, key_block, work);
+        return 0;
+    }
+#endif
+    (void)out, (void)q, (void)q_stride, (void)group, (void)rq, (void)d, (void)k16, (void)vpairs, (void)kv_stride;
+    (void)valid, (void)first, (void)causal, (void)row_seg, (void)key_seg, (void)scale, (void)key_block, (void)work;
+    return -1;
 }
 
 int gpk_flash_attention(float *out, const float *q, long q_stride, long group, long rq, long d,

@@ -3,6 +3,10 @@
 // vector, x ≤ 0), FA_W (float lanes per vector), FA_QV (vectors of queries per chunk), FA_KR
 // (keys per register tile of S) and FA_CR (head channels per register tile of O, a divisor of
 // 16). A tile is FA_KR or FA_CR rows × FA_QV vectors of accumulators, sized to the register file.
+// With FA_BF16 (AVX-512 BF16 only) both products multiply bf16 pairs on VDPBF16PS with float32
+// sums: k holds bf16 key rows, v bf16 value pairs (pair row p = keys 2p and 2p+1 interleaved per
+// channel, 2·kv_stride halves apart: `gpk_pack_bf16_kv`), Qᵀ and Pᵀ are rounded to bf16 pairs
+// along their sums' axes (channels, keys), and the softmax stays float32.
 //
 // Everything runs transposed, queries along the vector lanes: Sᵀ (keys × queries) = K · Qᵀ and
 // Oᵀ (channels × queries) += Vᵀ · Pᵀ. So K and V are read in their own row-major layout (one
@@ -10,7 +14,7 @@
 // lane-wise across rows of Sᵀ: the running max, sum and rescale factor of FA_W queries are one
 // vector each, with no horizontal reductions and no per-row scalar work.
 FA_TARGET static void FA_FN(float *out, const float *q, long q_stride, long group, long rq, long d,
-                            const float *k, const float *v, long kv_stride, long valid, long first, int causal,
+                            const FA_KV_T *k, const FA_KV_T *v, long kv_stride, long valid, long first, int causal,
                             const int *row_seg, const int *key_seg, float scale, long key_block, float *work) {
     typedef float fv __attribute__((vector_size(FA_W * 4)));
     typedef int32_t fvi __attribute__((vector_size(FA_W * 4)));
@@ -20,6 +24,10 @@ FA_TARGET static void FA_FN(float *out, const float *q, long q_stride, long grou
     // and per lane the keys it may see (lim) and its own segment (own).
     float *qt = work, *ot = qt + d * QW, *st = ot + d * QW;
     int32_t *lim_a = (int32_t *)(st + kb * QW), *own_a = lim_a + QW;
+#ifdef FA_BF16
+    // Qᵀ as bf16 pairs of channels (d/2 × QW, in qt's place) and Pᵀ as pairs of keys (kb/2 × QW).
+    uint32_t *qt2 = (uint32_t *)qt, *pt2 = (uint32_t *)(own_a + QW);
+#endif
     const fv neg_inf = FA_SPLAT(fv, -__builtin_inff());
     const float scale2 = scale * 1.44269504088896341f;
 
@@ -49,8 +57,14 @@ FA_TARGET static void FA_FN(float *out, const float *q, long q_stride, long grou
         }
         // Qᵀ scaled by scale·log₂e: scores in base 2, exp(s) = 2^(s·log₂e). Written row by row
         // (stores in sequence, the strided accesses are loads).
+#ifdef FA_BF16
+        for (long c = 0; c < d; c += 2)
+            for (long l = 0; l < QW; l++)
+                qt2[c / 2 * QW + l] = l < nr ? fa_bf16(src[l][c] * scale2) | (uint32_t)fa_bf16(src[l][c + 1] * scale2) << 16 : 0;
+#else
         for (long c = 0; c < d; c++)
             for (long l = 0; l < QW; l++) qt[c * QW + l] = l < nr ? src[l][c] * scale2 : 0;
+#endif
         if (!key_seg) segs = 0;
         memset(ot, 0, sizeof(float) * (size_t)(d * QW));
         fv run_max[QV], run_sum[QV];
@@ -73,10 +87,20 @@ FA_TARGET static void FA_FN(float *out, const float *q, long q_stride, long grou
             fv blk_max[QV];
             FA_UNROLL for (int x = 0; x < QV; x++) blk_max[x] = neg_inf;
             for (long jt = 0; jt < n; jt += KR) {
-                const float *kr[KR];
+                const FA_KV_T *kr[KR];
                 FA_UNROLL for (int r = 0; r < KR; r++) kr[r] = k + (j0 + fa_min(jt + r, n - 1)) * kv_stride;
                 fv acc[KR][QV];
                 FA_UNROLL for (int r = 0; r < KR; r++) FA_UNROLL for (int x = 0; x < QV; x++) acc[r][x] = FA_SPLAT(fv, 0.0f);
+#ifdef FA_BF16
+                for (long c = 0; c < d; c += 2) {
+                    __m512bh qx[QV];
+                    FA_UNROLL for (int x = 0; x < QV; x++) qx[x] = (__m512bh)_mm512_loadu_si512(qt2 + c / 2 * QW + x * W);
+                    FA_UNROLL for (int r = 0; r < KR; r++) {
+                        const __m512bh kb_ = (__m512bh)_mm512_set1_epi32((int)FA_LOAD(uint32_t, kr[r] + c));
+                        FA_UNROLL for (int x = 0; x < QV; x++) acc[r][x] = (fv)_mm512_dpbf16_ps((__m512)acc[r][x], qx[x], kb_);
+                    }
+                }
+#else
                 for (long c = 0; c < d; c++) {
                     fv qx[QV];
                     FA_UNROLL for (int x = 0; x < QV; x++) qx[x] = FA_LOAD(fv, qt + c * QW + x * W);
@@ -85,6 +109,7 @@ FA_TARGET static void FA_FN(float *out, const float *q, long q_stride, long grou
                         FA_UNROLL for (int x = 0; x < QV; x++) acc[r][x] += kb_ * qx[x];
                     }
                 }
+#endif
                 FA_UNROLL for (int r = 0; r < KR; r++) FA_UNROLL for (int x = 0; x < QV; x++) {
                     FA_STORE(st + (jt + r) * QW + x * W, acc[r][x]);
                     if (!masked) blk_max[x] = FA_VMAX(fv, fvi, blk_max[x], acc[r][x]);
@@ -137,6 +162,36 @@ FA_TARGET static void FA_FN(float *out, const float *q, long q_stride, long grou
             }
             FA_UNROLL for (int x = 0; x < QV; x++) run_sum[x] = run_sum[x] * alpha[x] + sum[x];
 
+#ifdef FA_BF16
+            // Pᵀ as bf16 pairs of keys j, j+1 per lane (an odd block's last pair gets a 0 key).
+            const long np = (n + 1) / 2;
+            const __m512i pair_idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
+                                                      23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+            for (long jp = 0; jp < np; jp++) FA_UNROLL for (int x = 0; x < QV; x++) {
+                const __m512 p0 = _mm512_loadu_ps(st + 2 * jp * QW + x * W);
+                const __m512 p1 = 2 * jp + 1 < n ? _mm512_loadu_ps(st + (2 * jp + 1) * QW + x * W) : _mm512_setzero_ps();
+                const __m512i lo_hi = (__m512i)_mm512_cvtne2ps_pbh(p1, p0);
+                _mm512_storeu_si512(pt2 + jp * QW + x * W, _mm512_permutexvar_epi16(pair_idx, lo_hi));
+            }
+            // Oᵀ = α·Oᵀ + V_blockᵀ · Pᵀ over pairs of keys (j0 is even: kb is).
+            for (long c0 = 0; c0 < d; c0 += CR) {
+                fv acc[CR][QV];
+                FA_UNROLL for (int r = 0; r < CR; r++) FA_UNROLL for (int x = 0; x < QV; x++)
+                    acc[r][x] = FA_LOAD(fv, ot + (c0 + r) * QW + x * W) * alpha[x];
+                const FA_KV_T *vr = v + j0 / 2 * 2 * kv_stride + 2 * c0;
+                for (long jp = 0; jp < np; jp++, vr += 2 * kv_stride) {
+                    __m512bh px[QV];
+                    FA_UNROLL for (int x = 0; x < QV; x++) px[x] = (__m512bh)_mm512_loadu_si512(pt2 + jp * QW + x * W);
+                    FA_UNROLL for (int r = 0; r < CR; r++) {
+                        const __m512bh vb = (__m512bh)_mm512_set1_epi32((int)FA_LOAD(uint32_t, vr + 2 * r));
+                        FA_UNROLL for (int x = 0; x < QV; x++) acc[r][x] = (fv)_mm512_dpbf16_ps((__m512)acc[r][x], px[x], vb);
+                    }
+                }
+                FA_UNROLL for (int r = 0; r < CR; r++) FA_UNROLL for (int x = 0; x < QV; x++)
+                    FA_STORE(ot + (c0 + r) * QW + x * W, acc[r][x]);
+            }
+#else
+
             // Oᵀ = α·Oᵀ + V_blockᵀ · Pᵀ, CR channels × QW queries at a time (d is a multiple of 16).
             for (long c0 = 0; c0 < d; c0 += CR) {
                 fv acc[CR][QV];
@@ -154,6 +209,7 @@ FA_TARGET static void FA_FN(float *out, const float *q, long q_stride, long grou
                 FA_UNROLL for (int r = 0; r < CR; r++) FA_UNROLL for (int x = 0; x < QV; x++)
                     FA_STORE(ot + (c0 + r) * QW + x * W, acc[r][x]);
             }
+#endif
         }
 
         // out = O / ℓ (rows that saw nothing: 0).

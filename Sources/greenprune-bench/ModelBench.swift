@@ -54,6 +54,9 @@ struct ModelBench: ParsableCommand {
     @Flag(inversion: .prefixedNo, help: "Float32 layers run in bands of rows, one thread and single-threaded sgemm per band, or (--no-row-bands) as multi-threaded sgemm calls and parallel elementwise passes.")
     var rowBands = true
 
+    @Flag(inversion: .prefixedNo, help: "Long-window attention of bf16 weights on bf16 dot products multiplies on them too, or (--no-bf16-attention) stays float32 (default: GREENPRUNE_BF16_ATTENTION, on).")
+    var bf16Attention = GreenPruneEnvironment.process.bf16Attention
+
     func validate() throws {
         guard batch >= 1, time >= 2, `repeat` >= 1 else { throw ValidationError("--batch ≥ 1, --time ≥ 2, --repeat ≥ 1") }
         if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
@@ -74,6 +77,7 @@ struct ModelBench: ParsableCommand {
         if let from = blockwiseFrom { lm.kernelOptions.blockwiseFromTime = from > 0 ? from : .max }
         lm.kernelOptions.fusedAttention = fusedAttention
         lm.kernelOptions.rowBands = rowBands
+        lm.kernelOptions.bf16Attention = bf16Attention
         let summary = ModelSummary(bundle)
         let rssLoaded = Harness.rss()
 
@@ -151,6 +155,7 @@ struct ModelBench: ParsableCommand {
                 "mapped_weight_bytes": summary.mappedWeightBytes, "weights_mmapped": allMapped,
                 "phase_seconds": Dictionary(uniqueKeysWithValues: phases.map { ($0.0, $0.1) }),
                 "attention_heads_parallel": !serialHeads, "row_bands": rowBands,
+                "bf16_attention": lm.attentionInBF16,
             ]
             let data = try JSONSerialization.data(withJSONObject: obj, options: [.sortedKeys, .withoutEscapingSlashes])
             print(String(decoding: data, as: UTF8.self))
@@ -160,7 +165,9 @@ struct ModelBench: ParsableCommand {
         print("sgemm (OpenBLAS cblas_sgemm, float32):")
         for (name, r) in rates { print("  " + name.padding(toLength: 34, withPad: " ", startingAt: 0) + String(format: " %7.1f GFLOP/s", r)) }
         print("  " + "all shapes together".padding(toLength: 34, withPad: " ", startingAt: 0) + String(format: " %7.1f GFLOP/s (peak %.1f)", sgemmRate, peakSgemm))
-        print("forward:   \(dir.lastPathComponent), \(batch) × \(time) tokens, float32, every position scored")
+        let weights = (lm.weights.layers.first?.qProj as? HalfLinear).map { "\($0.dtype.rawValue) weights" } ?? "float32"
+        let attention = lm.attentionInBF16 ? ", attention on bf16 dot products" : ""
+        print("forward:   \(dir.lastPathComponent), \(batch) × \(time) tokens, \(weights)\(attention), every position scored")
         print(String(format: "  %.2f s → %.1f tokens/s; %.1f GFLOP of matmuls → %.1f GFLOP/s", best, tokens / best, flops / 1e9, modelRate))
         print(String(format: "  %.1f%% of the sgemm rate (%.1f%% of peak); target ≥ 80%%, PyTorch ≈ 70%% (~490 tokens/s on 2 threads)",
                      100 * modelRate / sgemmRate, 100 * modelRate / peakSgemm))

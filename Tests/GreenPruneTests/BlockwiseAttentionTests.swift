@@ -58,13 +58,13 @@ import GreenPrune
     }
 
     static func run(_ options: KernelOptions, _ q: [Float], _ k: [Float], _ v: [Float], _ c: Case, b: Int, s: Int,
-                    d: Int, lengths: [Int], segments: [Int32]? = nil, bias: [Float]? = nil) -> [Float] {
+                    d: Int, lengths: [Int], segments: [Int32]? = nil, bias: [Float]? = nil, bf16: Bool = false) -> [Float] {
         var out = [Float](repeating: .nan, count: q.count)
         var scratch = [Float](repeating: 0, count: c.t * (c.past + c.t))
         let run = { (seg: UnsafePointer<Int32>?, sb: UnsafePointer<Float>?) in
             attentionForward(&out, probs: nil, q: q, k: k, v: v, lengths: lengths, b: b, t: c.t, past: c.past, s: s,
                              heads: c.heads, kvHeads: c.kvHeads, d: d, qStride: c.heads * d, kvStride: c.kvHeads * d,
-                             causal: c.causal, scratch: &scratch, segments: seg, scoreBias: sb, options: options)
+                             causal: c.causal, scratch: &scratch, segments: seg, scoreBias: sb, options: options, bf16: bf16)
         }
         let withBias = { (seg: UnsafePointer<Int32>?) in
             if let bias { bias.withUnsafeBufferPointer { run(seg, $0.baseAddress) } } else { run(seg, nil) }
@@ -106,13 +106,13 @@ import GreenPrune
     /// Case `c` over two sequences (lengths T and c.length, head size `d`, random inputs) under
     /// `options` and under `other`: the first's largest error against the formula and largest
     /// difference from the second over the real rows, and both outputs.
-    static func compare(_ c: Case, d: Int, _ options: KernelOptions, _ other: KernelOptions)
+    static func compare(_ c: Case, d: Int, _ options: KernelOptions, _ other: KernelOptions, bf16: Bool = false)
         -> (fromNaive: Double, fromOther: Double, out: [Float], other: [Float]) {
         let b = 2, s = c.past + c.t + 2
         let (q, k, v) = inputs(queries: b * c.t * c.heads * d, keys: b * s * c.kvHeads * d, seeds: (3, 5, 7))
         let lengths = [c.t, c.length]
         let expected = naive(q, k, v, c, b: b, s: s, d: d, lengths: lengths)
-        let out = run(options, q, k, v, c, b: b, s: s, d: d, lengths: lengths)
+        let out = run(options, q, k, v, c, b: b, s: s, d: d, lengths: lengths, bf16: bf16)
         let second = run(other, q, k, v, c, b: b, s: s, d: d, lengths: lengths)
         let width = c.heads * d
         return (worst(out, expected, t: c.t, width: width, lengths: lengths),
@@ -129,7 +129,7 @@ import GreenPrune
     /// prefix, choice runs 1, 2, 3 and padding; row 1 segments that interleave (1, 2, 3, 1, …,
     /// masked key by key). Returns the largest difference between `options` and `other` over the
     /// real rows, and both outputs.
-    static func packedRows(d: Int, _ options: KernelOptions, _ other: KernelOptions)
+    static func packedRows(d: Int, _ options: KernelOptions, _ other: KernelOptions, bf16: Bool = false)
         -> (difference: Double, out: [Float], other: [Float]) {
         let b = 2, t = 560, c = Case(t: t, past: 0, length: t, heads: 9, kvHeads: 3)
         let (q, k, v) = inputs(queries: b * t * c.heads * d, keys: b * t * c.kvHeads * d, seeds: (13, 17, 19))
@@ -139,7 +139,7 @@ import GreenPrune
         for j in 480 ..< 540 { segs[j] = 3 }
         for j in 20 ..< 550 { segs[t + j] = Int32(1 + (j / 7) % 3) }
         let lengths = [540, 550]
-        let out = run(options, q, k, v, c, b: b, s: t, d: d, lengths: lengths, segments: segs)
+        let out = run(options, q, k, v, c, b: b, s: t, d: d, lengths: lengths, segments: segs, bf16: bf16)
         let second = run(other, q, k, v, c, b: b, s: t, d: d, lengths: lengths, segments: segs)
         return (worst(out, second.map(Double.init), t: t, width: c.heads * d, lengths: lengths), out, second)
     }
@@ -191,10 +191,12 @@ import GreenPrune
     }
 
     /// SmolLM2's log-probabilities of the first 2048 wikitext test tokens (one window, every token
-    /// scored) under `first` and then `second`.
-    static func smolLM2Window(_ first: KernelOptions, _ second: KernelOptions) throws -> ([Float], [Float]) {
+    /// scored) under `first` and then `second`, on the float32 model or on `model`; `once`: under
+    /// `first` only (the second result empty).
+    static func smolLM2Window(_ first: KernelOptions, _ second: KernelOptions, model given: LlamaModel? = nil,
+                              once: Bool = false) throws -> ([Float], [Float]) {
         let dir = try ModelsFixtures.model(ModelsFixtures.smollm2)
-        let model = try ModelLoader.loadLlama(dir)
+        let model = try given ?? ModelLoader.loadLlama(dir)
         let tokenizer = try TokenizerLoader.load(directory: dir)
         let raw = try DataFiles.text(Paths.dataDirectory(nil).appendingPathComponent("wikitext2/wiki.test.raw"))
         let ids = Array(try tokenizer.encode(String(raw.prefix(40_000)), addSpecialTokens: false).prefix(2049))
@@ -203,6 +205,7 @@ import GreenPrune
         model.maxBatchTokens = 2048
         model.kernelOptions = first
         let a = try model.score([request])[0].logprobs
+        if once { return (a, []) }
         model.kernelOptions = second
         return (a, try model.score([request])[0].logprobs)
     }

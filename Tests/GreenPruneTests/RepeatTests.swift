@@ -430,7 +430,7 @@ final class RoundExecutor: StepExecutor {
         // The kernel choices are recorded; the int16 kernel's is the test process's wherever the
         // CPU decides it without timing.
         let kernels = try #require(g.kernels)
-        #expect(Set(kernels.keys) == ["amx", "bf16_dot", "int16_dot", "row_bands"] && kernels["row_bands"] == true)
+        #expect(Set(kernels.keys) == ["amx", "bf16_dot", "int16_dot", "row_bands", "bf16_attention"] && kernels["row_bands"] == true)
         #expect(kernels["amx"] == KernelOptions.standard.amx)
         if KernelOptions.int16DotKnownFast || !KernelOptions.int16DotAvailable { #expect(kernels["int16_dot"] == KernelOptions.standard.int16Dot) }
         // So is OpenBLAS's thread count: the test process's default, and what OPENBLAS_NUM_THREADS says.

@@ -3,6 +3,8 @@
 #ifndef GREENPRUNE_GP_ATTENTION_H
 #define GREENPRUNE_GP_ATTENTION_H
 
+#include <stdint.h>
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -35,8 +37,29 @@ int gpk_flash_attention(float *out, const float *q, long q_stride, long group, l
                         const int *row_seg, const int *key_seg, float scale, long key_block,
                         float *work, int isa);
 
-/// Floats of `work` that gpk_flash_attention needs.
+/// Floats of `work` that gpk_flash_attention and gpk_flash_attention_bf16 need.
 long gpk_flash_attention_work(long group, long rq, long d, long key_block);
+
+/// gpk_flash_attention with both products on AVX-512 BF16 dot products (VDPBF16PS), float32
+/// sums and a float32 softmax: the scaled queries, the keys, the values and the probabilities
+/// are rounded to bf16 (nearest even). Keys and values come packed by `gpk_pack_bf16_kv`: key
+/// row j at k16 + j·kv_stride, value pair row p (keys 2p, 2p+1) at vpairs + 2p·kv_stride, each
+/// offset to the head's channels as k and v are (pairs: 2× the offset). Keys up to `valid`
+/// rounded up to even must be packed. Returns 0, or −1 (nothing written) where the CPU lacks
+/// AVX-512 BF16 (`gpk_flash_attention_bf16_available`) or d is not a positive multiple of 16.
+int gpk_flash_attention_bf16(float *out, const float *q, long q_stride, long group, long rq, long d,
+                             const uint16_t *k16, const uint16_t *vpairs, long kv_stride, long valid, long first,
+                             int causal, const int *row_seg, const int *key_seg, float scale, long key_block,
+                             float *work);
+
+/// Whether this CPU runs gpk_flash_attention_bf16 (AVX-512 F, BW, VL and BF16).
+int gpk_flash_attention_bf16_available(void);
+
+/// Rounds `rows` rows of keys and values (`width` floats each, `stride` apart) to bf16 for
+/// gpk_flash_attention_bf16: k16 (rows, width) row-major; vpairs (⌈rows/2⌉, width, 2) with
+/// element (p, c, i) = v[2p + i][c], and a 0 for the missing key of an odd count.
+void gpk_pack_bf16_kv(uint16_t *k16, uint16_t *vpairs, const float *k, const float *v, long rows, long width,
+                      long stride);
 
 /// Most keys `gpk_short_attention` takes (its scores of one query row stay in registers).
 #define GPK_SHORT_ATTENTION_MAX_KEYS 64

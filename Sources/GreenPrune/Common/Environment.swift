@@ -25,6 +25,9 @@ public struct GreenPruneEnvironment: Sendable, Equatable {
     /// False when `GREENPRUNE_INT16_DOT=0`: quantized products with float activations stay on
     /// sgemm even where the AVX-512 VNNI int16 kernel is the default (`KernelOptions.int16Dot`).
     public var int16Dot: Bool
+    /// False when `GREENPRUNE_BF16_ATTENTION=0`: a model with bf16 weights on bf16 dot products
+    /// keeps its attention in float32 (`KernelOptions.bf16Attention`).
+    public var bf16Attention: Bool
     /// `GREENPRUNE_PROFILE=1`: `evaluate` prints seconds per forward phase after each task.
     public var profile: Bool
     /// `GREENPRUNE_NO_PROGRESS` set: no progress lines, whatever a command asks for.
@@ -45,6 +48,7 @@ public struct GreenPruneEnvironment: Sendable, Equatable {
         slurmBinary = variables["GREENPRUNE_SLURM_BINARY"]
         amx = variables["GREENPRUNE_AMX"] != "0"
         int16Dot = variables["GREENPRUNE_INT16_DOT"] != "0"
+        bf16Attention = variables["GREENPRUNE_BF16_ATTENTION"] != "0"
         profile = variables["GREENPRUNE_PROFILE"] == "1"
         noProgress = variables["GREENPRUNE_NO_PROGRESS"] != nil
         noReexec = variables["GREENPRUNE_NO_REEXEC"] != nil

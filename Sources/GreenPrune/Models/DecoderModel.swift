@@ -128,12 +128,13 @@ extension DecoderModel {
     /// Causal attention of decoder layer `li` (`attentionForward`): queries q (B·T, H·D), the
     /// new keys and values k, v (B·T, G·D), over themselves or, with a `cache`, over every cached
     /// position after storing the new ones there (`LlamaKVCache.store`; the cache's length moves
-    /// in `forward`). `out` may be `q`.
+    /// in `forward`). `out` may be `q`. `bf16`: long windows multiply on bf16 dot products
+    /// (`KernelOptions.bf16Attention`, as the model resolved it).
     func causalAttention(_ out: UnsafeMutablePointer<Float>, probs: UnsafeMutablePointer<Float>?,
                          q: UnsafePointer<Float>, k: UnsafePointer<Float>, v: UnsafePointer<Float>, layer li: Int,
                          cache: LlamaKVCache?, lengths: [Int], batch b: Int, time t: Int, heads: Int, kvHeads: Int,
                          headDim d: Int, qStride: Int, kvStride: Int, scratch: UnsafeMutablePointer<Float>,
-                         segments: [Int32]?, options: KernelOptions) {
+                         segments: [Int32]?, options: KernelOptions, bf16: Bool = false) {
         var kSrc = k, vSrc = v, s = t
         if let cache {
             (kSrc, vSrc) = cache.store(layer: li, keys: k, values: v, batch: b, time: t)
@@ -144,7 +145,7 @@ extension DecoderModel {
                 attentionForward(out, probs: probs, q: q, k: kSrc, v: vSrc, lengths: lengths, b: b, t: t,
                                  past: cache?.length ?? 0, s: s, heads: heads, kvHeads: kvHeads, d: d,
                                  qStride: qStride, kvStride: kvStride, causal: true, scratch: scratch, segments: seg,
-                                 options: options)
+                                 options: options, bf16: bf16)
             }
         }
     }

@@ -36,6 +36,15 @@ public final class LlamaModel: DecoderModel {
         for l in all { l.adopt(kernelOptions) }
     }
 
+    /// Whether long-window attention multiplies on bf16 dot products (`KernelOptions.bf16Attention`):
+    /// the option on and every layer's query, key and value projections on the bf16 dot-product
+    /// kernel, so that attention rounds no input the projections kept in float32.
+    public var attentionInBF16: Bool {
+        kernelOptions.bf16Attention && weights.layers.allSatisfy { l in
+            [l.qProj, l.kProj, l.vProj].allSatisfy { ($0 as? HalfLinear)?.takesBF16Dot ?? false }
+        }
+    }
+
     /// Rotary inverse frequencies (D/2).
     let invFreq: [Float]
     let state = RunState()
@@ -84,7 +93,9 @@ public final class LlamaModel: DecoderModel {
         let mlp = min(n, mlpChunkRows) * (maxF + upBufferWidth(l[...], maxF: maxF))
         let (pass, tile) = headPass(rows: n)
         let scores = attentionScratchCount(t: t, past: 0, keepsProbabilities: false, options: kernelOptions)
-        return 4 * (n * perRow + mlp + scores + pass * (tile + hiddenSize) + t * config.headDim)
+        // bf16 attention's copies of k and v: two bytes per element each, one float's worth.
+        let halves = attentionInBF16 && t >= kernelOptions.blockwiseFromTime ? n * (l.map { $0.kProj.outFeatures }.max() ?? 0) : 0
+        return 4 * (n * perRow + mlp + scores + pass * (tile + hiddenSize) + t * config.headDim + halves)
     }
 
     /// Matmul FLOPs (2 per multiply-add) of one forward over B sequences of T tokens with the
@@ -199,7 +210,8 @@ public final class LlamaModel: DecoderModel {
             }
             causalAttention(att, probs: rec?.probs.pointer, q: q, k: k, v: v, layer: li, cache: cache, lengths: lengths,
                             batch: b, time: t, heads: layer.numHeads, kvHeads: layer.numKVHeads, headDim: d,
-                            qStride: qw, kvStride: kvw, scratch: scores, segments: segments, options: kernelOptions)
+                            qStride: qw, kvStride: kvw, scratch: scores, segments: segments, options: kernelOptions,
+                            bf16: attentionInBF16)
             profile.time("o projection") { addProjection(layer.oProj, att, rows: n, into: x) }
             rec?.x1.pointer.update(from: x, count: n * c)
             // MLP block (SwiGLU), in row chunks so gate/up stay (mlpRows, F).

@@ -97,7 +97,7 @@ extension LlamaModel {
             causalAttention(att, probs: nil, q: q, k: k, v: v, layer: li, cache: cache, lengths: lengths,
                             batch: b, time: t, heads: l.numHeads, kvHeads: l.numKVHeads, headDim: d,
                             qStride: l.qProj.outFeatures, kvStride: l.kProj.outFeatures, scratch: scores,
-                            segments: segments, options: kernelOptions)
+                            segments: segments, options: kernelOptions, bf16: attentionInBF16)
             // A band's o projection reads its attention rows before the next layer's q/k/v
             // overwrite them; other bands' rows are untouched.
             profile.time("row bands") {

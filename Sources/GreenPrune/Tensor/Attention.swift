@@ -36,7 +36,7 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, probs: UnsafeMu
                              heads: Int, kvHeads: Int, d: Int, qStride: Int, kvStride: Int,
                              causal: Bool, scratch: UnsafeMutablePointer<Float>,
                              segments: UnsafePointer<Int32>? = nil, scoreBias: UnsafePointer<Float>? = nil,
-                             options: KernelOptions = .standard) {
+                             options: KernelOptions = .standard, bf16: Bool = false) {
     precondition(segments == nil || past == 0, "attentionForward: segments need past = 0")
     let l = past + t
     guard heads > 0, kvHeads > 0, t > 0 else { return }
@@ -93,7 +93,7 @@ public func attentionForward(_ out: UnsafeMutablePointer<Float>, probs: UnsafeMu
         blockwiseAttentionForward(out, q: q, k: k, v: v, lengths: lengths, b: b, t: t, past: past, s: s,
                                   heads: heads, kvHeads: kvHeads, d: d, qStride: qStride, kvStride: kvStride,
                                   causal: causal, segments: segments, scoreBias: scoreBias, workers: workers,
-                                  fused: options.fusedAttention)
+                                  fused: options.fusedAttention, bf16: bf16)
         return
     }
     if probs == nil && !causal && past == 0 && s == t && segments == nil && shortAttentionTakes(t: t, d: d) {

@@ -27,7 +27,9 @@ public let fusedAttentionKeyBlock = 128
 ///
 /// With `fused` (and no `scoreBias`, D a multiple of 16) each task is one call of the C kernel
 /// `gpk_flash_attention` instead: the same online softmax over blocks of `fusedAttentionKeyBlock`
-/// keys, with the products in registers rather than sgemm calls on these small shapes.
+/// keys, with the products in registers rather than sgemm calls on these small shapes. With
+/// `bf16` too (and a CPU with AVX-512 BF16), the keys and values are first rounded to bf16 once
+/// per call (`gpk_pack_bf16_kv`) and each task runs `gpk_flash_attention_bf16`.
 ///
 /// Same contract, masking (padding, cached past, segments key by key, `scoreBias`) and in-place
 /// `out == q` as `attentionForward`; the outputs agree with it up to float rounding.
@@ -35,7 +37,7 @@ func blockwiseAttentionForward(_ out: UnsafeMutablePointer<Float>, q: UnsafePoin
                                k: UnsafePointer<Float>, v: UnsafePointer<Float>, lengths: [Int],
                                b: Int, t: Int, past: Int, s: Int, heads: Int, kvHeads: Int, d: Int,
                                qStride: Int, kvStride: Int, causal: Bool, segments: UnsafePointer<Int32>?,
-                               scoreBias: UnsafePointer<Float>?, workers: Int, fused: Bool = false) {
+                               scoreBias: UnsafePointer<Float>?, workers: Int, fused: Bool = false, bf16: Bool = false) {
     let l = past + t
     let group = heads / kvHeads
     let bq = min(t, blockwiseQueryBlock), bk = blockwiseKeyBlock
@@ -51,6 +53,18 @@ func blockwiseAttentionForward(_ out: UnsafeMutablePointer<Float>, q: UnsafePoin
         return (rest / kvHeads, rest % kvHeads, qb)
     }
     let fused = fused && scoreBias == nil && d > 0 && d % 16 == 0
+    let halves = fused && bf16 && gpk_flash_attention_bf16_available() != 0
+    // bf16 keys (l, kvStride) and value pairs (⌈l/2⌉, kvStride, 2) per sequence.
+    let pairRows = (l + 1) / 2
+    let k16 = UnsafeMutablePointer<UInt16>.allocate(capacity: halves ? b * l * kvStride : 0)
+    let v16 = UnsafeMutablePointer<UInt16>.allocate(capacity: halves ? b * pairRows * 2 * kvStride : 0)
+    defer { k16.deallocate(); v16.deallocate() }
+    if halves {
+        for bi in 0 ..< b {
+            gpk_pack_bf16_kv(k16 + bi * l * kvStride, v16 + bi * pairRows * 2 * kvStride, k + bi * s * kvStride,
+                             v + bi * s * kvStride, l, kvStride, kvStride)
+        }
+    }
     let perSlot = fused ? gpk_flash_attention_work(group, bq, d, fusedAttentionKeyBlock)
                         : 2 * rowsMax * d + rowsMax * bk + 2 * rowsMax
     let slots = workers > 1 && tasks > 1 ? min(workers, tasks) : 1
@@ -62,6 +76,14 @@ func blockwiseAttentionForward(_ out: UnsafeMutablePointer<Float>, q: UnsafePoin
         if fused {
             let at = (bi * t + i0) * qStride + g * group * d
             let sg = segments.map { UnsafePointer<CInt>(OpaquePointer($0 + bi * t)) }
+            if halves {
+                let done = gpk_flash_attention_bf16(out + at, q + at, qStride, group, rq, d, k16 + bi * l * kvStride + g * d,
+                                                    v16 + bi * pairRows * 2 * kvStride + 2 * g * d, kvStride,
+                                                    past + min(max(lengths[bi], 1), t), past + i0, causal ? 1 : 0,
+                                                    sg.map { $0 + i0 }, sg, scale, fusedAttentionKeyBlock, area)
+                precondition(done == 0, "gpk_flash_attention_bf16 refused a shape it was checked for")
+                return
+            }
             gpk_flash_attention(out + at, q + at, qStride, group, rq, d, k + bi * s * kvStride + g * d,
                                 v + bi * s * kvStride + g * d, kvStride, past + min(max(lengths[bi], 1), t), past + i0,
                                 causal ? 1 : 0, sg.map { $0 + i0 }, sg, scale, fusedAttentionKeyBlock, area, 0)

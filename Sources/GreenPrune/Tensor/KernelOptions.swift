@@ -50,12 +50,21 @@ public struct KernelOptions: Sendable, Equatable {
     /// product and one parallel pass per elementwise step. They agree to float32 rounding
     /// (OpenBLAS blocks a band's products differently); on the int16 kernel, bit for bit.
     public var rowBands: Bool
+    /// Long-window attention (the fused kernel, `blockwiseFromTime` and up) of a model whose
+    /// query, key and value projections multiply on bf16 dot products (bf16 weights on `bf16Dot`:
+    /// their inputs are already rounded to bf16) multiplies on them too
+    /// (`gpk_flash_attention_bf16`: queries, keys, values and probabilities rounded to bf16,
+    /// float32 sums and softmax), rather than in float32. The model decides from its weights
+    /// (`LlamaModel.attentionInBF16`); a float32 model's attention never takes it. With bf16
+    /// weights on a CPU whose dot products outrun FMA, attention is what keeps long windows slow.
+    public var bf16Attention: Bool
 
     public init(amx: Bool = KernelOptions.amxAvailable && GreenPruneEnvironment.process.amx,
                 tileElements: Int = 1 << 19, groupedHeads: Bool = true, parallelOverHeads: Bool = true,
                 bf16Dot: Bool = KernelOptions.bf16DotPreferred, int16Dot: Bool = KernelOptions.int16DotPreferred && GreenPruneEnvironment.process.int16Dot,
                 blockwiseFromTime: Int = attentionGroupedMaxTime + 1,
-                fusedAttention: Bool = true, rowBands: Bool = true) {
+                fusedAttention: Bool = true, rowBands: Bool = true,
+                bf16Attention: Bool = GreenPruneEnvironment.process.bf16Attention) {
         self.amx = amx
         self.tileElements = tileElements
         self.groupedHeads = groupedHeads
@@ -65,15 +74,20 @@ public struct KernelOptions: Sendable, Equatable {
         self.blockwiseFromTime = max(1, blockwiseFromTime)
         self.fusedAttention = fusedAttention
         self.rowBands = rowBands
+        self.bf16Attention = bf16Attention
     }
 
     /// The defaults: every fast path on, AMX where the CPU has it unless `GREENPRUNE_AMX=0`, the
-    /// int16 dot-product kernel where it is preferred unless `GREENPRUNE_INT16_DOT=0`.
+    /// int16 dot-product kernel where it is preferred unless `GREENPRUNE_INT16_DOT=0`, bf16
+    /// attention for models on bf16 dot products unless `GREENPRUNE_BF16_ATTENTION=0`.
     public static let standard = KernelOptions()
 
     /// The choices that change a product's rounding or its kernel, as results.json records them
-    /// (`greenprune.kernels`): AMX tiles, bf16 dot products, the int16 kernel, row bands.
-    public var recorded: [String: Bool] { ["amx": amx, "bf16_dot": bf16Dot, "int16_dot": int16Dot, "row_bands": rowBands] }
+    /// (`greenprune.kernels`): AMX tiles, bf16 dot products, the int16 kernel, row bands, bf16
+    /// attention (where the weights let it apply).
+    public var recorded: [String: Bool] {
+        ["amx": amx, "bf16_dot": bf16Dot, "int16_dot": int16Dot, "row_bands": rowBands, "bf16_attention": bf16Attention]
+    }
 
     /// Whether this CPU and kernel build can multiply on AMX bf16 tiles.
     public static let amxAvailable = qk_amx_bf16_available() != 0
