@@ -142,8 +142,35 @@ int gpk_flash_attention_bf16_available(void) {
 #endif
 }
 
+#ifdef FA_X86
+// gpk_pack_bf16_kv for widths that are a multiple of 16: a row of keys per conversion, and two
+// rows of values interleaved per pair row (the permutation that pairs Pᵀ in the bf16 kernel).
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+static void fa_pack_avx512_bf16(uint16_t *k16, uint16_t *vpairs, const float *k, const float *v, long rows, long width,
+                                long stride) {
+    const __m512i pair_idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
+                                              23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    for (long j = 0; j < rows; j++)
+        for (long c = 0; c < width; c += 16)
+            _mm256_storeu_si256((__m256i *)(k16 + j * width + c), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(k + j * stride + c)));
+    for (long j = 0; j < rows; j += 2)
+        for (long c = 0; c < width; c += 16) {
+            const __m512 v0 = _mm512_loadu_ps(v + j * stride + c);
+            const __m512 v1 = j + 1 < rows ? _mm512_loadu_ps(v + (j + 1) * stride + c) : _mm512_setzero_ps();
+            _mm512_storeu_si512(vpairs + j * width + 2 * c,
+                                _mm512_permutexvar_epi16(pair_idx, (__m512i)_mm512_cvtne2ps_pbh(v1, v0)));
+        }
+}
+#endif
+
 void gpk_pack_bf16_kv(uint16_t *k16, uint16_t *vpairs, const float *k, const float *v, long rows, long width,
                       long stride) {
+#ifdef FA_X86
+    if (width % 16 == 0 && gpk_flash_attention_bf16_available()) {
+        fa_pack_avx512_bf16(k16, vpairs, k, v, rows, width, stride);
+        return;
+    }
+#endif
     for (long j = 0; j < rows; j++) {
         const float *kr = k + j * stride, *vr = v + j * stride;
         uint16_t *kd = k16 + j * width, *vd = vpairs + j / 2 * 2 * width + (j & 1);
