@@ -139,6 +139,7 @@ struct Prune: ParsableCommand {
             try Pruner.writeImportance(outcome, unit: settings.attentionUnit, to: tmp.appendingPathComponent("importance.h5"))
             let energy = try tracker.map { try $0.stop() }
             report = pruningReport(source: dir, parameters: (before, after), outcome, settings, options, samples: samples,
+                                   kernels: m.kernelOptions,
                                    plannedPeak: planned?.memory.peakBytes,
                                    seconds: Date().timeIntervalSince(start), saveSeconds: Date().timeIntervalSince(saveStart), energy: energy)
             let data = try JSONSerialization.data(withJSONObject: report, options: [.prettyPrinted, .sortedKeys])
@@ -183,7 +184,8 @@ struct Prune: ParsableCommand {
     }
 
     func pruningReport(source: URL, parameters: (before: Int, after: Int), _ o: PruneOutcome, _ s: PruneSettings,
-                       _ options: PruneOptions, samples: [[Int]], plannedPeak: Int?, seconds: Double, saveSeconds: Double,
+                       _ options: PruneOptions, samples: [[Int]], kernels: KernelOptions, plannedPeak: Int?,
+                       seconds: Double, saveSeconds: Double,
                        energy: EnergyReport?) -> [String: Any] {
         var settings: [String: Any] = [
             "importance": s.importance.rawValue, "taylor": s.taylor.rawValue, "group_reduction": s.groupReduction.rawValue,
@@ -212,6 +214,9 @@ struct Prune: ParsableCommand {
             "planned_peak_bytes": plannedPeak ?? NSNull(),
             "cpu_seconds": cpuSeconds(),
             "phase_seconds": ["gradients": o.gradientSeconds, "surgery": o.surgerySeconds, "save": saveSeconds],
+            // What the scores' products ran on, as results.json records it: bf16 dot products round
+            // the calibration activations, so two runs on different CPUs can rank units differently.
+            "kernels": kernels.recorded, "blas_threads": BLAS.threads,
         ]
         r["layers"] = o.keeps.map { k -> [String: Any] in
             ["layer": k.layer, "num_attention_heads": k.queryHeads.count, "num_key_value_heads": k.kvHeads.count,

@@ -133,8 +133,9 @@ struct SynthTests {
     }
 
     /// SmolLM2's geometry synthesized in bf16: `prune --dry-run` prints the planned peak, the
-    /// run's measured peak RSS lies within 25% of it, a limit below the plan stops the run in one
-    /// line before it loads anything, and --skip-memory-check overrides it.
+    /// run's measured peak RSS lies within 25% of it (pruning.json also names its kernels and
+    /// threads), a limit below the plan stops the run in one line before it loads anything, and
+    /// --skip-memory-check overrides it.
     @Test func plannedPeakMatchesTheMeasuredOne() throws {
         let dir = tempDir("plan")
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -152,6 +153,9 @@ struct SynthTests {
         #expect(rc == 0, "\(err)")
         let report = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: pruned.appendingPathComponent("pruning.json"))) as? [String: Any])
         let planned = try #require(report["planned_peak_bytes"] as? Int)
+        // The kernel choices and thread count the scores ran with, as results.json records them.
+        let kernels = try #require(report["kernels"] as? [String: Bool])
+        #expect(Set(kernels.keys) == Set(KernelOptions.standard.recorded.keys) && (report["blas_threads"] as? Int ?? 0) >= 1)
         #expect(memoryLine.contains(humanBytes(planned)), "\(memoryLine) vs \(planned)")
         let ratio = Double(peak) / Double(planned)
         #expect(ratio > 0.75 && ratio < 1.25, "measured \(peak) vs planned \(planned) (\(ratio))")
