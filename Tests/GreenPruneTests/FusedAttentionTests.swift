@@ -13,13 +13,8 @@ import GreenPrune
     /// Every window blockwise, on sgemm calls (the reference path).
     static let sgemm = KernelOptions(blockwiseFromTime: 1, fusedAttention: false)
 
-    /// T not a multiple of the query block (300, 700) nor of the key block, exactly one query
-    /// block (128), T = 1 after a cached past and without one, a short window behind several key
-    /// blocks (past 600), GQA 3:1 (SmolLM2) and 1:1, right padding, bidirectional; head sizes 64
-    /// (SmolLM2), 32 and 16. Five query heads per key/value head over 777 tokens: the kernel's
-    /// chunks of stacked query rows (48, 16 or 8) then end inside a token's heads, and its last
-    /// key tiles inside a block.
-    @Test(arguments: [
+    /// The shapes both kernels are tested on (see `matchesNaiveAndSgemmPath`): (case, D).
+    static let shapes: [(Case, Int)] = [
         (Case(t: 300, past: 0, length: 211, heads: 9, kvHeads: 3), 64),
         (Case(t: 700, past: 0, length: 650, heads: 3, kvHeads: 1), 32),
         (Case(t: 128, past: 0, length: 128, heads: 2, kvHeads: 2), 64),
@@ -29,7 +24,15 @@ import GreenPrune
         (Case(t: 300, past: 0, length: 170, heads: 4, kvHeads: 4, causal: false), 16),
         (Case(t: 515, past: 3, length: 515, heads: 6, kvHeads: 2, causal: false), 48),
         (Case(t: 777, past: 0, length: 770, heads: 5, kvHeads: 1), 64),
-    ])
+    ]
+
+    /// T not a multiple of the query block (300, 700) nor of the key block, exactly one query
+    /// block (128), T = 1 after a cached past and without one, a short window behind several key
+    /// blocks (past 600), GQA 3:1 (SmolLM2) and 1:1, right padding, bidirectional; head sizes 64
+    /// (SmolLM2), 32 and 16. Five query heads per key/value head over 777 tokens: the kernel's
+    /// chunks of stacked query rows (48, 16 or 8) then end inside a token's heads, and its last
+    /// key tiles inside a block.
+    @Test(arguments: shapes)
     func matchesNaiveAndSgemmPath(_ c: Case, _ d: Int) {
         let r = BlockwiseAttentionTests.compare(c, d: d, Self.fused, Self.sgemm)
         #expect(r.fromNaive < 1e-5, "\(c) D \(d)")
@@ -101,21 +104,13 @@ import GreenPrune
     /// Whether this CPU runs the bf16 kernel; where it cannot, `bf16: true` must change nothing.
     static let bf16Runs = gpk_flash_attention_bf16_available() != 0
 
-    /// The bf16 kernel against the formula in double precision, on the shapes above with D a
-    /// multiple of 16 (padding, a cached past, GQA, bidirectional, an odd number of keys, chunks
-    /// ending inside a token's heads). Inputs are uniform in ±2.5, so scores reach ±10 or so: a
+    /// The bf16 kernel against the formula in double precision, on the float32 kernel's shapes
+    /// (padding, a cached past, GQA, bidirectional, odd numbers of keys, chunks ending inside a
+    /// token's heads). Inputs are uniform in ±2.5, so scores reach ±10 or so: a
     /// bf16 rounding of q and k (2⁻⁹ relative) moves a score by up to about 2⁻⁹·|q|·|k|/√D
     /// summed, and the outputs (|v| ≤ 2.5) by a few 1e-2 at worst. A wrong pairing of channels,
     /// keys or values misses by order 1. Without AVX-512 BF16 the float32 kernel runs, bit for bit.
-    @Test(arguments: [
-        (Case(t: 300, past: 0, length: 211, heads: 9, kvHeads: 3), 64),
-        (Case(t: 700, past: 0, length: 650, heads: 3, kvHeads: 1), 32),
-        (Case(t: 1, past: 91, length: 1, heads: 9, kvHeads: 3), 64),
-        (Case(t: 37, past: 600, length: 20, heads: 9, kvHeads: 3), 64),
-        (Case(t: 300, past: 0, length: 171, heads: 4, kvHeads: 4, causal: false), 16),
-        (Case(t: 515, past: 3, length: 515, heads: 6, kvHeads: 2, causal: false), 48),
-        (Case(t: 777, past: 0, length: 770, heads: 5, kvHeads: 1), 64),
-    ])
+    @Test(arguments: shapes)
     func bf16KernelMatchesNaiveWithinBF16Rounding(_ c: Case, _ d: Int) {
         let r = BlockwiseAttentionTests.compare(c, d: d, Self.fused, Self.fused, bf16: true)
         guard Self.bf16Runs else {
