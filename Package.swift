@@ -23,7 +23,8 @@ let package = Package(
         .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5",
                        providers: [.apt(["libhdf5-dev"])]),
         // Vectorised row kernels (exp, softmax sums, SwiGLU, argmax) for the forward pass.
-        .target(name: "CKernels", path: "Sources/CKernels", cSettings: [.unsafeFlags(["-O2"])]),
+        // The bf16 attention kernel rounds as the quantized kernels do (qk_bf16_round).
+        .target(name: "CKernels", dependencies: ["CQuantKernels"], path: "Sources/CKernels", cSettings: [.unsafeFlags(["-O2"])]),
         // Int8 GEMM kernels (portable, AVX2, AVX-512 VNNI chosen at run time) for quantized models.
         .target(name: "CQuantKernels", path: "Sources/CQuantKernels"),
         // Checked optimisation (-O), not -Ounchecked: that would also drop the bounds checks and

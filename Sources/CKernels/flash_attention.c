@@ -4,6 +4,7 @@
 // 6 keys or 4 channels × the chunk), and the best the CPU has is picked per call. A function taking or returning a vector would change ABI between the
 // versions, so every helper is a macro.
 #include "gp_attention.h"
+#include "CQuantKernels.h"
 #include "vector_exp.h"
 #include <limits.h>
 #include <stdint.h>
@@ -15,14 +16,6 @@ enum { FA_QW_MAX = 48, FA_KR_MAX = 8 };
 static inline long fa_min(long a, long b) { return a < b ? a : b; }
 static inline long fa_max(long a, long b) { return a > b ? a : b; }
 static inline long fa_round_up(long a, long m) { return (a + m - 1) / m * m; }
-
-/// x rounded to bfloat16, nearest even (what VCVTNEPS2BF16 does); NaN stays a quiet NaN.
-static inline uint16_t fa_bf16(float x) {
-    uint32_t u;
-    memcpy(&u, &x, 4);
-    if ((u & 0x7FFFFFFFu) > 0x7F800000u) return (uint16_t)((u >> 16) | 0x40);
-    return (uint16_t)((u + 0x7FFFu + ((u >> 16) & 1)) >> 16);
-}
 
 #define FA_LOAD(T, p) ({ T v_; memcpy(&v_, (p), sizeof v_); v_; })
 #define FA_STORE(p, v) do { __typeof__(v) s_ = (v); memcpy((p), &s_, sizeof s_); } while (0)
@@ -61,6 +54,15 @@ static inline uint16_t fa_bf16(float x) {
     __m512 n_ = _mm512_roundscale_ps(x_, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); \
     __m512 f_ = _mm512_sub_ps(x_, n_); \
     _mm512_scalef_ps(FA_EXP2_POLY(f_), n_); })
+
+// Two rows of 16 floats as 16 bf16 pairs (a[i], b[i]), low half first: VDPBF16PS's operand
+// along its sum's axis (keys for Pᵀ and V).
+__attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
+static inline __m512i fa_bf16_pairs(__m512 a, __m512 b) {
+    const __m512i idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
+                                         23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
+    return _mm512_permutexvar_epi16(idx, (__m512i)_mm512_cvtne2ps_pbh(b, a));
+}
 
 #define FA_EXP2V(x) ((fv)FA_EXP2_512(x))
 #define FA_KV_T float
@@ -148,8 +150,6 @@ int gpk_flash_attention_bf16_available(void) {
 __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 static void fa_pack_avx512_bf16(uint16_t *k16, uint16_t *vpairs, const float *k, const float *v, long rows, long width,
                                 long stride) {
-    const __m512i pair_idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
-                                              23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
     for (long j = 0; j < rows; j++)
         for (long c = 0; c < width; c += 16)
             _mm256_storeu_si256((__m256i *)(k16 + j * width + c), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(k + j * stride + c)));
@@ -157,8 +157,7 @@ static void fa_pack_avx512_bf16(uint16_t *k16, uint16_t *vpairs, const float *k,
         for (long c = 0; c < width; c += 16) {
             const __m512 v0 = _mm512_loadu_ps(v + j * stride + c);
             const __m512 v1 = j + 1 < rows ? _mm512_loadu_ps(v + (j + 1) * stride + c) : _mm512_setzero_ps();
-            _mm512_storeu_si512(vpairs + j * width + 2 * c,
-                                _mm512_permutexvar_epi16(pair_idx, (__m512i)_mm512_cvtne2ps_pbh(v1, v0)));
+            _mm512_storeu_si512(vpairs + j * width + 2 * c, fa_bf16_pairs(v0, v1));
         }
 }
 #endif
@@ -175,8 +174,8 @@ void gpk_pack_bf16_kv(uint16_t *k16, uint16_t *vpairs, const float *k, const flo
         const float *kr = k + j * stride, *vr = v + j * stride;
         uint16_t *kd = k16 + j * width, *vd = vpairs + j / 2 * 2 * width + (j & 1);
         for (long c = 0; c < width; c++) {
-            kd[c] = fa_bf16(kr[c]);
-            vd[2 * c] = fa_bf16(vr[c]);
+            kd[c] = qk_bf16_round(kr[c]);
+            vd[2 * c] = qk_bf16_round(vr[c]);
         }
     }
     if (rows & 1) {

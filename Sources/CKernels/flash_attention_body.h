@@ -60,7 +60,7 @@ FA_TARGET static void FA_FN(float *out, const float *q, long q_stride, long grou
 #ifdef FA_BF16
         for (long c = 0; c < d; c += 2)
             for (long l = 0; l < QW; l++)
-                qt2[c / 2 * QW + l] = l < nr ? fa_bf16(src[l][c] * scale2) | (uint32_t)fa_bf16(src[l][c + 1] * scale2) << 16 : 0;
+                qt2[c / 2 * QW + l] = l < nr ? qk_bf16_round(src[l][c] * scale2) | (uint32_t)qk_bf16_round(src[l][c + 1] * scale2) << 16 : 0;
 #else
         for (long c = 0; c < d; c++)
             for (long l = 0; l < QW; l++) qt[c * QW + l] = l < nr ? src[l][c] * scale2 : 0;
@@ -165,13 +165,10 @@ FA_TARGET static void FA_FN(float *out, const float *q, long q_stride, long grou
 #ifdef FA_BF16
             // Pᵀ as bf16 pairs of keys j, j+1 per lane (an odd block's last pair gets a 0 key).
             const long np = (n + 1) / 2;
-            const __m512i pair_idx = _mm512_set_epi16(31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8,
-                                                      23, 7, 22, 6, 21, 5, 20, 4, 19, 3, 18, 2, 17, 1, 16, 0);
             for (long jp = 0; jp < np; jp++) FA_UNROLL for (int x = 0; x < QV; x++) {
                 const __m512 p0 = _mm512_loadu_ps(st + 2 * jp * QW + x * W);
                 const __m512 p1 = 2 * jp + 1 < n ? _mm512_loadu_ps(st + (2 * jp + 1) * QW + x * W) : _mm512_setzero_ps();
-                const __m512i lo_hi = (__m512i)_mm512_cvtne2ps_pbh(p1, p0);
-                _mm512_storeu_si512(pt2 + jp * QW + x * W, _mm512_permutexvar_epi16(pair_idx, lo_hi));
+                _mm512_storeu_si512(pt2 + jp * QW + x * W, fa_bf16_pairs(p0, p1));
             }
             // Oᵀ = α·Oᵀ + V_blockᵀ · Pᵀ over pairs of keys (j0 is even: kb is).
             for (long c0 = 0; c0 < d; c0 += CR) {

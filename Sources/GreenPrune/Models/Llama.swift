@@ -191,6 +191,7 @@ public final class LlamaModel: DecoderModel {
             return
         }
 
+        let bf16Attention = attentionInBF16
         for li in range {
             let layer = layers[li]
             let qw = layer.qProj.outFeatures, kvw = layer.kProj.outFeatures
@@ -211,7 +212,7 @@ public final class LlamaModel: DecoderModel {
             causalAttention(att, probs: rec?.probs.pointer, q: q, k: k, v: v, layer: li, cache: cache, lengths: lengths,
                             batch: b, time: t, heads: layer.numHeads, kvHeads: layer.numKVHeads, headDim: d,
                             qStride: qw, kvStride: kvw, scratch: scores, segments: segments, options: kernelOptions,
-                            bf16: attentionInBF16)
+                            bf16: bf16Attention)
             profile.time("o projection") { addProjection(layer.oProj, att, rows: n, into: x) }
             rec?.x1.pointer.update(from: x, count: n * c)
             // MLP block (SwiGLU), in row chunks so gate/up stay (mlpRows, F).

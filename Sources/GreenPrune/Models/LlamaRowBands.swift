@@ -51,6 +51,7 @@ extension LlamaModel {
         let layers = weights.layers
         let bands = rowBandCount(rows: n, most: max(1, mlpChunkRows / workers), workers: workers)
         let band = (n + bands - 1) / bands  // the tallest (per-worker buffers)
+        let bf16Attention = attentionInBF16
         let maxF = layers[range].map { $0.gateProj.outFeatures }.max() ?? 0
         let upWidth = min(maxF, mlpUpBand)
         let gateAll = state.gate.reserve(workers * band * maxF), upAll = state.up.reserve(workers * band * upWidth)
@@ -97,7 +98,7 @@ extension LlamaModel {
             causalAttention(att, probs: nil, q: q, k: k, v: v, layer: li, cache: cache, lengths: lengths,
                             batch: b, time: t, heads: l.numHeads, kvHeads: l.numKVHeads, headDim: d,
                             qStride: l.qProj.outFeatures, kvStride: l.kProj.outFeatures, scratch: scores,
-                            segments: segments, options: kernelOptions, bf16: attentionInBF16)
+                            segments: segments, options: kernelOptions, bf16: bf16Attention)
             // A band's o projection reads its attention rows before the next layer's q/k/v
             // overwrite them; other bands' rows are untouched.
             profile.time("row bands") {
