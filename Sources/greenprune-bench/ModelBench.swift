@@ -165,7 +165,8 @@ struct ModelBench: ParsableCommand {
         print("sgemm (OpenBLAS cblas_sgemm, float32):")
         for (name, r) in rates { print("  " + name.padding(toLength: 34, withPad: " ", startingAt: 0) + String(format: " %7.1f GFLOP/s", r)) }
         print("  " + "all shapes together".padding(toLength: 34, withPad: " ", startingAt: 0) + String(format: " %7.1f GFLOP/s (peak %.1f)", sgemmRate, peakSgemm))
-        let weights = (lm.weights.layers.first?.qProj as? HalfLinear).map { "\($0.dtype.rawValue) weights" } ?? "float32"
+        var weights = "float32"
+        if case .half(let dtype)? = lm.weights.layers.first?.qProj.weightStorage { weights = "\(dtype.rawValue) weights" }
         let attention = lm.attentionInBF16 ? ", attention on bf16 dot products" : ""
         print("forward:   \(dir.lastPathComponent), \(batch) × \(time) tokens, \(weights)\(attention), every position scored")
         print(String(format: "  %.2f s → %.1f tokens/s; %.1f GFLOP of matmuls → %.1f GFLOP/s", best, tokens / best, flops / 1e9, modelRate))

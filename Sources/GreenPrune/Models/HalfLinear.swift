@@ -165,7 +165,9 @@ public final class HalfLinear: LinearLayer {
 
     /// bf16 weights, the option on, the CPU able: products of `bf16DotMinRows` rows or more run
     /// on the dot-product kernel.
-    public var takesBF16Dot: Bool { dtype == .bf16 && options.bf16Dot && KernelOptions.bf16DotAvailable }
+    private var takesBF16Dot: Bool { dtype == .bf16 && options.bf16Dot && KernelOptions.bf16DotAvailable }
+
+    public var multipliesInBF16: Bool { takesBF16Dot }
 
     /// x (M, in) rounded to bf16 once (`QuantizedLinear.PackedInput`, the AMX layout) for several
     /// products on the dot-product path, or nil when M rows do not take it.

@@ -41,6 +41,10 @@ public protocol LinearLayer: AnyObject {
     /// layer can compute its product without a parallel section of its own (float32 weights on
     /// one sgemm, half-precision or quantized weights expanded tile by tile). False by default.
     var computesOnCallingThread: Bool { get }
+    /// Whether the layer's products take bf16 dot products over activations rounded to bf16
+    /// (bf16 weights on `KernelOptions.bf16Dot`), so what reads its outputs may round as well
+    /// (`LlamaModel.attentionInBF16`). False by default.
+    var multipliesInBF16: Bool { get }
     /// out (M, r.count), row stride `ldo`, = x (M, inFeatures) · W[r, :]ᵀ + b[r], or += with
     /// `accumulate`, with no work handed to other threads but OpenBLAS's own (which the caller
     /// has set to one thread): the row-band decoder's workers call it, each on its own rows.
@@ -181,6 +185,8 @@ extension LinearLayer {
     }
 
     public var computesOnCallingThread: Bool { false }
+
+    public var multipliesInBF16: Bool { false }
 
     public func forward(onCallingThread x: UnsafePointer<Float>, rows m: Int, outputs r: Range<Int>,
                         into out: UnsafeMutablePointer<Float>, ldo: Int, accumulate: Bool) {

@@ -41,7 +41,7 @@ public final class LlamaModel: DecoderModel {
     /// kernel, so that attention rounds no input the projections kept in float32.
     public var attentionInBF16: Bool {
         kernelOptions.bf16Attention && weights.layers.allSatisfy { l in
-            [l.qProj, l.kProj, l.vProj].allSatisfy { ($0 as? HalfLinear)?.takesBF16Dot ?? false }
+            [l.qProj, l.kProj, l.vProj].allSatisfy(\.multipliesInBF16)
         }
     }
 
